@@ -1,0 +1,1 @@
+"""Backend-independent network builders (functions of ``sim``) and pure maths."""

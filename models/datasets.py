@@ -1,0 +1,180 @@
+"""Small offline data sets shared by the microcircuit, Lagrangian and CD-training tasks.
+
+Everything here is generated procedurally or ships with a package (scikit-learn's 8x8 digits);
+nothing is downloaded. Every generator takes an explicit ``seed`` and returns plain numpy arrays.
+
+A data set is a :class:`Dataset`: ``x`` (n_samples, n_inputs) floats, ``y`` (n_samples,) integer
+class labels (or ``None`` for regression), ``targets`` (n_samples, n_outputs) the network's target
+outputs (one-hot for classification).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["Dataset", "yinyang", "bars", "digits", "train_test_split", "one_hot"]
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Inputs, labels and targets of one data set split.
+
+    Attributes
+    ----------
+    x : ndarray, shape (n_samples, n_inputs)
+        Network inputs.
+    y : ndarray of int, shape (n_samples,), or None
+        Class labels; ``None`` for regression tasks.
+    targets : ndarray, shape (n_samples, n_outputs)
+        Target outputs (one-hot for classification).
+    name : str
+        Short name of the data set.
+    """
+
+    x: np.ndarray
+    y: np.ndarray | None
+    targets: np.ndarray
+    name: str
+
+    def __len__(self) -> int:
+        return self.x.shape[0]
+
+
+def one_hot(labels: np.ndarray, n_classes: int, on: float = 1.0, off: float = 0.0) -> np.ndarray:
+    """Return one-hot rows for integer ``labels`` (values ``on``/``off``)."""
+    labels = np.asarray(labels, dtype=int)
+    if labels.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {labels.shape}")
+    if labels.size and (labels.min() < 0 or labels.max() >= n_classes):
+        raise ValueError(f"labels must lie in [0, {n_classes - 1}], got [{labels.min()}, {labels.max()}]")
+    out = np.full((labels.size, n_classes), off, dtype=float)
+    out[np.arange(labels.size), labels] = on
+    return out
+
+
+def _yinyang_class(x: np.ndarray, y: np.ndarray, r_small: float, r_big: float) -> np.ndarray:
+    """Class of points (x, y) in the Yin-Yang image: 0 yin, 1 yang, 2 dots."""
+    def dist(cx, cy):
+        return np.sqrt((x - cx) ** 2 + (y - cy) ** 2)
+
+    d_right = dist(r_big + r_big / 2, r_big)
+    d_left = dist(r_big / 2, r_big)
+    is_circles = (d_right < r_small) | (d_left < r_small)
+    is_yin = (d_right <= r_small) | ((d_left > r_small) & (d_left <= 0.5 * r_big))
+    is_yin |= (y > r_big) & (d_right > 0.5 * r_big)
+    labels = np.where(is_yin, 0, 1)
+    labels = np.where(is_circles, 2, labels)
+    return labels
+
+
+def yinyang(n_samples: int, seed: int, r_small: float = 0.1, r_big: float = 0.5) -> Dataset:
+    """The Yin-Yang classification data set (Kriener et al. 2021), generated procedurally.
+
+    Points are drawn uniformly inside the big circle of radius ``r_big`` centred at
+    (r_big, r_big); classes are yin (0), yang (1) and the two small dots (2) of radius
+    ``r_small``, drawn in equal numbers. Inputs are (x, y, 1 - x, 1 - y) so every input row
+    carries the same total activity.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of points (divisible by 3 gives exactly balanced classes).
+    seed : int
+        Seed of the generator.
+    r_small, r_big : float
+        Radii of the dots and of the whole image (dimensionless).
+    """
+    if n_samples <= 0:
+        raise ValueError(f"n_samples must be > 0, got {n_samples}")
+    rng = np.random.default_rng(seed)
+    per_class = [n_samples // 3 + (1 if k < n_samples % 3 else 0) for k in range(3)]
+    xs, ys = [], []
+    for label, count in enumerate(per_class):
+        got = np.empty((0, 2))
+        while got.shape[0] < count:
+            cand = rng.uniform(0.0, 2 * r_big, size=(4 * count + 16, 2))
+            inside = np.hypot(cand[:, 0] - r_big, cand[:, 1] - r_big) <= r_big
+            cand = cand[inside]
+            cand = cand[_yinyang_class(cand[:, 0], cand[:, 1], r_small, r_big) == label]
+            got = np.vstack([got, cand])
+        xs.append(got[:count])
+        ys.append(np.full(count, label))
+    points = np.vstack(xs)
+    labels = np.concatenate(ys)
+    order = rng.permutation(points.shape[0])
+    points, labels = points[order], labels[order]
+    inputs = np.column_stack([points, 1.0 - points])
+    return Dataset(inputs, labels, one_hot(labels, 3), "yinyang")
+
+
+_BAR_PATTERNS = {
+    0: [[(r, c) for c in range(3)] for r in range(3)],          # horizontal bars
+    1: [[(r, c) for r in range(3)] for c in range(3)],          # vertical bars
+    2: [[(k, k) for k in range(3)], [(k, 2 - k) for k in range(3)]],  # diagonals
+}
+
+
+def bars(n_samples: int, seed: int, noise: float = 0.0) -> Dataset:
+    """The Bars task: 3x3 images of a horizontal (0), vertical (1) or diagonal (2) bar.
+
+    Pixels on the bar are 1, others 0, plus optional Gaussian pixel noise of standard deviation
+    ``noise``. Classes are balanced; images are flattened row-major to 9 inputs.
+
+    Parameters
+    ----------
+    n_samples : int
+        Number of images.
+    seed : int
+        Seed of the generator.
+    noise : float
+        Standard deviation of additive pixel noise (>= 0).
+    """
+    if n_samples <= 0:
+        raise ValueError(f"n_samples must be > 0, got {n_samples}")
+    if noise < 0:
+        raise ValueError(f"noise must be >= 0, got {noise}")
+    rng = np.random.default_rng(seed)
+    labels = np.arange(n_samples) % 3
+    rng.shuffle(labels)
+    images = np.zeros((n_samples, 3, 3))
+    for i, label in enumerate(labels):
+        pattern = _BAR_PATTERNS[label][rng.integers(len(_BAR_PATTERNS[label]))]
+        for r, c in pattern:
+            images[i, r, c] = 1.0
+    x = images.reshape(n_samples, 9)
+    if noise > 0:
+        x = x + rng.normal(0.0, noise, size=x.shape)
+    return Dataset(x, labels, one_hot(labels, 3), "bars")
+
+
+def digits(binarize: bool = False, threshold: float = 0.5) -> Dataset:
+    """scikit-learn's 8x8 handwritten digits (1797 images, ships with scikit-learn).
+
+    Pixel values are scaled to [0, 1]; with ``binarize`` they become 0/1 at ``threshold``.
+    """
+    from sklearn.datasets import load_digits
+
+    data = load_digits()
+    x = data.data / 16.0
+    if binarize:
+        x = (x >= threshold).astype(float)
+    y = data.target.astype(int)
+    return Dataset(x, y, one_hot(y, 10), "digits")
+
+
+def train_test_split(data: Dataset, test_fraction: float, seed: int) -> tuple[Dataset, Dataset]:
+    """Shuffle ``data`` with ``seed`` and split off a test set of ``test_fraction`` (0 < f < 1)."""
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must lie in (0, 1), got {test_fraction}")
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(data))
+    n_test = max(1, int(round(test_fraction * len(data))))
+    test_idx, train_idx = order[:n_test], order[n_test:]
+
+    def take(idx):
+        y = None if data.y is None else data.y[idx]
+        return Dataset(data.x[idx], y, data.targets[idx], data.name)
+
+    return take(train_idx), take(test_idx)

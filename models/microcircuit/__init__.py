@@ -1,0 +1,1 @@
+"""Dendritic cortical microcircuits (Sacramento et al. 2018): Brian2 equations and numpy twin."""

@@ -1,0 +1,1 @@
+"""Experiments: calibration, sampling, CD training, microcircuit learning, validation."""
