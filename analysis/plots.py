@@ -1,0 +1,184 @@
+"""Figures saved as PNG files: distributions, D_KL over time, rasters, activation functions, learning curves.
+
+Every function takes the output ``path``, creates missing parent folders, saves a PNG and returns
+the path. Figures are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``),
+so no pyplot state is created and the user's interactive backend is left alone.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+from cortexsim.analysis.states import spike_times_ms
+
+__all__ = [
+    "plot_distributions",
+    "plot_dkl_over_time",
+    "plot_raster",
+    "plot_activation_function",
+    "plot_learning_curve",
+]
+
+MAX_LABELLED_STATES = 64
+"""Above this many states the x axis shows state indices instead of binary strings."""
+
+
+def _new_figure(width: float = 7.0, height: float = 4.0):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(width, height), layout="constrained")
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _save(fig, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, format="png", dpi=120)
+    return path
+
+
+def plot_distributions(target, sampled, path: str | Path, title: str | None = None,
+                       labels: Sequence[str] | None = None) -> Path:
+    """Bars of the target and one or more sampled distributions side by side, per state.
+
+    Parameters
+    ----------
+    target : array (2**n,)
+    sampled : array (2**n,), or a sequence of such arrays (several runs)
+    labels : names of target and of each sampled distribution (default "target", "sampled", ...)
+    """
+    target = np.asarray(target, dtype=float)
+    sampled_arr = np.asarray(sampled, dtype=float)
+    series = [target] + ([sampled_arr] if sampled_arr.ndim == 1 else list(sampled_arr))
+    n_states = target.size
+    if target.ndim != 1 or n_states < 2 or n_states & (n_states - 1):
+        raise ValueError(f"target must be a 1-D distribution over 2**n states, got shape {target.shape}")
+    for k, s in enumerate(series[1:]):
+        if s.shape != target.shape:
+            raise ValueError(f"sampled distribution {k} has shape {s.shape}, target has {target.shape}")
+    if labels is None:
+        labels = ["target"] + (["sampled"] if len(series) == 2 else [f"sampled {k}" for k in range(len(series) - 1)])
+    if len(labels) != len(series):
+        raise ValueError(f"labels must name {len(series)} distributions (target first), got {len(labels)}")
+    n = int(np.log2(n_states))
+    x = np.arange(n_states)
+    width = 0.8 / len(series)
+    fig = _new_figure(max(7.0, min(0.25 * n_states * len(series), 20.0)), 4.0)
+    ax = fig.add_subplot()
+    for k, (values, label) in enumerate(zip(series, labels)):
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width=width, label=label)
+    if n_states <= MAX_LABELLED_STATES:
+        ax.set_xticks(x)
+        ax.set_xticklabels([format(i, f"0{n}b") for i in x], rotation=90, fontsize=7, family="monospace")
+        ax.set_xlabel("state z_0 ... z_{n-1}")
+    else:
+        ax.set_xlabel("state index")
+    ax.set_ylabel("probability")
+    ax.set_xlim(-0.6, n_states - 0.4)
+    ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_dkl_over_time(times_ms, dkl_curves: Mapping[str, np.ndarray], path: str | Path,
+                       title: str | None = None) -> Path:
+    """D_KL curves against time on log-log axes (non-positive or infinite values are not drawn)."""
+    times_ms = np.asarray(times_ms, dtype=float)
+    if times_ms.ndim != 1:
+        raise ValueError(f"times_ms must be 1-D, got shape {times_ms.shape}")
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    for label, values in dkl_curves.items():
+        values = np.asarray(values, dtype=float)
+        if values.shape != times_ms.shape:
+            raise ValueError(f"curve {label!r} has shape {values.shape}, times_ms has {times_ms.shape}")
+        ok = np.isfinite(values) & (values > 0) & (times_ms > 0)
+        ax.plot(times_ms[ok], values[ok], marker="o", markersize=3, label=str(label))
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("D_KL (nats)")
+    ax.grid(True, which="both", alpha=0.3)
+    if dkl_curves:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_raster(spiketrains, path: str | Path, t_start: float | None = None, t_stop: float | None = None,
+                title: str | None = None) -> Path:
+    """Spike raster (neuron index against time in ms) of neo spike trains or arrays of times in ms."""
+    times = spike_times_ms(spiketrains)
+    fig = _new_figure(7.0, max(2.0, min(0.3 * len(times) + 1.0, 8.0)))
+    ax = fig.add_subplot()
+    lo = -np.inf if t_start is None else t_start
+    hi = np.inf if t_stop is None else t_stop
+    for k, s in enumerate(times):
+        s = s[(s >= lo) & (s <= hi)]
+        ax.plot(s, np.full(s.size, k), "|", color="k", markersize=8)
+    if t_start is not None or t_stop is not None:
+        ax.set_xlim(t_start, t_stop)
+    ax.set_ylim(-0.5, max(len(times), 1) - 0.5)
+    ax.set_xlabel("time (ms)")
+    ax.set_ylabel("neuron")
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_activation_function(e_l, p_on, fit, path: str | Path, p_min: float = 0.05, p_max: float = 0.95,
+                             title: str | None = None) -> Path:
+    """Measured p_on against the leak potential (mV) with the fitted logistic ``fit`` (an ActivationFit).
+
+    Points inside ``(p_min, p_max)`` (those used in the fit) are filled, the others hollow.
+    """
+    e_l = np.asarray(e_l, dtype=float)
+    p_on = np.asarray(p_on, dtype=float)
+    if e_l.shape != p_on.shape or e_l.ndim != 1:
+        raise ValueError(f"e_l and p_on must be 1-D arrays of equal length, got {e_l.shape} and {p_on.shape}")
+    fig = _new_figure(6.0, 4.0)
+    ax = fig.add_subplot()
+    used = (p_on > p_min) & (p_on < p_max)
+    ax.plot(e_l[used], p_on[used], "o", color="C0", markersize=4, label="measured (fitted)")
+    ax.plot(e_l[~used], p_on[~used], "o", mfc="none", color="C0", markersize=4, label="measured (not fitted)")
+    grid = np.linspace(e_l.min(), e_l.max(), 400) if e_l.size else np.linspace(fit.v_p05 - 5, fit.v_p05 + 5, 400)
+    ax.plot(grid, fit.p_on(grid), "-", color="C1",
+            label=f"logistic: v_p05 = {fit.v_p05:.2f} mV, alpha = {fit.alpha:.3f} mV")
+    ax.axvline(fit.v_p05, color="0.6", linestyle=":")
+    ax.set_xlabel("leak potential E_l (mV)")
+    ax.set_ylabel("p_on")
+    ax.set_ylim(-0.02, 1.02)
+    ax.legend(fontsize=8)
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str | Path, ylabel: str,
+                        logy: bool = False, title: str | None = None) -> Path:
+    """One line per entry of ``values`` (label -> array, same length as ``iterations``)."""
+    iterations = np.asarray(iterations, dtype=float)
+    fig = _new_figure()
+    ax = fig.add_subplot()
+    for label, curve in values.items():
+        curve = np.asarray(curve, dtype=float)
+        if curve.shape != iterations.shape:
+            raise ValueError(f"curve {label!r} has shape {curve.shape}, iterations has {iterations.shape}")
+        ax.plot(iterations, curve, label=str(label))
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel(ylabel)
+    ax.grid(True, alpha=0.3)
+    if values:
+        ax.legend()
+    if title:
+        ax.set_title(title)
+    return _save(fig, path)
