@@ -1,0 +1,107 @@
+"""Unit tests of the microcircuit maths: numpy twin, steady state, self-predicting state, plasticity."""
+
+import numpy as np
+import pytest
+
+from cortexsim.models.layered import LayeredNetwork, angle_degrees, linear, logistic
+from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
+from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
+                                                      effective_network, self_predicting_weights)
+from cortexsim.models.microcircuit.steady_state import (plasticity_signals, steady_state, train_epoch)
+
+SIZES = [5, 8, 6, 3]   # two hidden layers: exercises the general code paths
+
+
+def make_weights(seed=1, sizes=SIZES):
+    net = LayeredNetwork.random(sizes, seed=seed, hidden=logistic(), output=linear(), bias_scale=0.2)
+    return MicrocircuitWeights.from_network(net, seed=seed + 100)
+
+
+def test_analytic_sps_silences_apical_dendrites_in_the_twin():
+    params = MicrocircuitParams()
+    weights = self_predicting_weights(make_weights(), params)
+    model = NumpyMicrocircuit(weights, params)
+    x = np.random.default_rng(0).uniform(0, 1, (2, SIZES[0]))
+    rec = model.run(x, None, steps_per_pattern=600, record_every=600)
+    model.step(x[-1])
+    assert np.max(np.abs(model.apical())) < 1e-6
+    # and the free fixed point is the effective feed-forward network
+    u_out = model.potentials()["u"][-1]
+    np.testing.assert_allclose(u_out, effective_network(weights, params).forward(x[-1])[0][-1], atol=1e-9)
+    assert len(rec["v_A"]) == 2 and rec["v_A"][0].shape == (2, SIZES[1])
+
+
+def test_steady_state_matches_long_twin_run_with_nudging():
+    params = MicrocircuitParams(g_som=0.3)
+    weights = make_weights(seed=3)              # random interneurons: non-trivial apical feedback
+    x = np.random.default_rng(1).uniform(0, 1, (1, SIZES[0]))
+    target = np.array([[0.5, -0.2, 0.1]])
+    model = NumpyMicrocircuit(weights, params)
+    model.run(x, target, steps_per_pattern=3000)
+    fixed = steady_state(weights, params, x, target, tol=1e-13)
+    assert fixed.converged
+    got = model.potentials()
+    for a, b in zip(got["u"] + got["u_I"], fixed.u + fixed.u_I):
+        np.testing.assert_allclose(a, b[0], atol=1e-9)
+
+
+def test_lowpass_plasticity_integrates_signal_over_a_pattern():
+    # Starting at the fixed point with tiny learning rates the signal is constant, so the filtered
+    # trace is s (1 - exp(-t / tau)) and the weight change is eta s (T - tau (1 - exp(-T / tau))).
+    params = MicrocircuitParams(g_som=0.5, eta_up=(1e-7, 1e-7, 1e-7), eta_ip=(1e-7, 1e-7), eta_pi=(1e-7, 1e-7))
+    weights = self_predicting_weights(make_weights(seed=5), params)
+    x = np.random.default_rng(2).uniform(0, 1, (1, SIZES[0]))
+    target = np.array([[1.0, 0.0, -0.5]])
+    fixed = steady_state(weights, params, x, target, tol=1e-14)
+    model = NumpyMicrocircuit(weights, params)
+    model.set_potentials([u[0] for u in fixed.u], [u[0] for u in fixed.u_I])
+    steps = 2000
+    model.run(x, target, steps_per_pattern=steps)
+    duration, tau = steps * params.dt, params.tau_w
+    # discrete-time version of the same integral (Euler on filter and weight)
+    keep = 1 - params.dt / tau
+    factor = params.dt * sum(1 - keep ** n for n in range(steps))
+    assert abs(factor - (duration - tau * (1 - np.exp(-duration / tau)))) < 0.1
+    signal = plasticity_signals(weights, params, fixed, fixed)["W_up"]
+    for l in range(3):
+        change = model.weights().W_up[l] - weights.W_up[l]
+        np.testing.assert_allclose(change, 1e-7 * factor * signal[l], rtol=1e-4, atol=1e-14)
+
+
+def test_transposed_topdown_updates_align_with_backprop():
+    params = MicrocircuitParams(g_som=0.05, topdown="transposed")
+    weights = self_predicting_weights(make_weights(seed=7), params, transposed_topdown=True)
+    rng = np.random.default_rng(3)
+    x, target = rng.uniform(0, 1, (1, SIZES[0])), rng.normal(0, 1, (1, SIZES[-1]))
+    free = steady_state(weights, params, x, None, tol=1e-14)
+    nudged = steady_state(weights, params, x, target, tol=1e-14)
+    signals = plasticity_signals(weights, params, free, nudged)["W_up"]
+    grads, _ = effective_network(weights, params).backprop(x[0], target[0])
+    for l in range(3):
+        assert angle_degrees(signals[l], -grads[l]) < 5.0
+
+
+def test_interneuron_learning_reaches_self_predicting_state():
+    params = MicrocircuitParams(eta_ip=(2e-4, 2e-4), eta_pi=(5e-4, 5e-4))
+    weights = make_weights(seed=11, sizes=[10, 12, 8, 4])
+    x = np.random.default_rng(4).uniform(0, 1, (100, 10))
+
+    def apical_norm():
+        fixed = steady_state(weights, params, x)
+        return sum(np.linalg.norm(v, axis=1).mean() for v in fixed.v_A)
+
+    before = apical_norm()
+    for epoch in range(60):
+        train_epoch(weights, params, x, None, pattern_duration=100.0, batch_size=10, seed=epoch)
+    assert apical_norm() < before / 20
+
+
+def test_bad_parameters_raise():
+    with pytest.raises(ValueError, match="topdown"):
+        MicrocircuitParams(topdown="sideways")
+    with pytest.raises(ValueError, match="dt"):
+        MicrocircuitParams(dt=1.0)
+    with pytest.raises(ValueError, match="eta_up"):
+        NumpyMicrocircuit(make_weights(), MicrocircuitParams(eta_up=(1e-3,)))
+    with pytest.raises(ValueError, match="x must have shape"):
+        NumpyMicrocircuit(make_weights(), MicrocircuitParams()).step(np.zeros(3))
