@@ -1,0 +1,142 @@
+"""PyNN's Brian2 backend (``pyNN.brian2``) with cortexsim's corrections, as a ``sim`` module.
+
+Everything of ``pyNN.brian2`` is re-exported unchanged except:
+
+``IF_cond_exp``
+    Integrated with Brian2's ``exponential_euler`` method (exact for the membrane within a step at
+    fixed conductances) instead of the forward Euler PyNN picks, which biases rates in the
+    high-conductance state (references §7: ~24 Hz instead of ~27.5 Hz).
+``TsodyksMarkramSynapse``
+    Event-driven Tsodyks-Markram equations written here (PyNN 0.13's Brian2 version raises
+    ``TypeError`` when built, references §7); ``tau_facil = 0`` is allowed (no facilitation).
+``Projection``
+    Does not try to copy ``tau_syn`` from the target into Tsodyks-Markram synapses (not needed here).
+``setup``
+    Takes ``seed`` (int): Brian2's random number generators are seeded with it, so the same seed gives
+    the same spikes (PyNN's Brian2 backend itself takes no seed).
+``add_poisson_background``
+    Independent Poisson input to every neuron through Brian2 ``PoissonInput`` (binomial draws per time
+    step that converge to Poisson counts), with no source neurons at all.
+"""
+
+from __future__ import annotations
+
+import brian2
+import numpy as np
+import pyNN.brian2 as _pynn_brian2
+from pyNN.brian2 import *  # noqa: F401,F403  (the PyNN API of this backend)
+from pyNN.brian2 import simulator as _simulator
+from pyNN.brian2.cells import ThresholdNeuronGroup as _ThresholdNeuronGroup
+from pyNN.brian2.standardmodels.cells import IF_cond_exp as _PyNNIFCondExp
+from pyNN.brian2.standardmodels.synapses import StaticSynapse as _StaticSynapse
+from pyNN.standardmodels import build_translations
+from pyNN.standardmodels import synapses as _abstract_synapses
+
+__all__ = [name for name in dir(_pynn_brian2) if not name.startswith("_")] + ["add_poisson_background"]
+
+#: Integration method used for conductance-based LIF neurons.
+INTEGRATION_METHOD = "exponential_euler"
+#: Number of virtual sources per PoissonInput (binomial(N, rate dt / N) -> Poisson as N grows).
+POISSON_INPUT_SOURCES = 100
+
+
+class _ExponentialEulerThresholdNeuronGroup(_ThresholdNeuronGroup):
+    def __init__(self, n, equations, **parameters):
+        parameters.setdefault("method", INTEGRATION_METHOD)
+        super().__init__(n, equations, **parameters)
+
+
+class IF_cond_exp(_PyNNIFCondExp):
+    __doc__ = _PyNNIFCondExp.__doc__
+    brian2_model = _ExponentialEulerThresholdNeuronGroup
+
+
+class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse):
+    """Tsodyks-Markram synapse with event-driven resource (x) and utilisation (u) variables.
+
+    Parameters (PyNN units): weight (uS or nA), delay (ms), U (1), tau_rec (ms), tau_facil (ms;
+    0 means no facilitation). On each presynaptic spike, after a gap h since the previous one:
+    ``x <- 1 - (1 - x) exp(-h / tau_rec)``, ``u <- U + u (1 - U) exp(-h / tau_facil)``, the
+    target conductance jumps by ``weight * u * x``, then ``x <- x (1 - u)``.
+    With U = 1 and tau_rec = tau_syn this is a renewing synapse.
+    """
+
+    eqs = """weight : %(weight_units)s
+             U : 1
+             tau_rec : second
+             tau_facil : second
+             u_tm : 1
+             x_tm : 1
+             t_last_tm : second
+          """
+    pre = """
+          x_tm = 1 - (1 - x_tm) * exp(-(t - t_last_tm) / tau_rec)
+          u_tm = U + u_tm * (1 - U) * int(tau_facil > 0*second) * exp(-(t - t_last_tm) / (tau_facil + int(tau_facil <= 0*second) * second))
+          %(syn_var)s += weight * u_tm * x_tm
+          x_tm = x_tm * (1 - u_tm)
+          t_last_tm = t
+          """
+    post = None
+    initial_conditions = {"u_tm": 0.0, "x_tm": 1.0, "t_last_tm": -1e6 * brian2.second}
+
+    def __init__(self, **parameters):
+        super().__init__(**parameters)
+        self.translations = build_translations(
+            ("weight", "weight"),
+            ("delay", "delay", brian2.ms),
+            ("U", "U"),
+            ("tau_rec", "tau_rec", brian2.ms),
+            ("tau_facil", "tau_facil", brian2.ms),
+        )
+
+    _get_minimum_delay = _StaticSynapse._get_minimum_delay
+    _set_target_type = _StaticSynapse._set_target_type
+
+
+class Projection(_pynn_brian2.Projection):
+    __doc__ = _pynn_brian2.Projection.__doc__
+
+    def _set_tau_syn_for_tsodyks_markram(self):
+        """The equations above need no tau_syn (PyNN's version of this method fails, references §7)."""
+
+
+def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | None = None, **extra_params):
+    """``pyNN.brian2.setup``, plus ``seed`` (int) seeding Brian2's random number generators."""
+    result = _pynn_brian2.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    brian2.seed(None if seed is None else int(seed))
+    return result
+
+
+def add_poisson_background(population, rate_exc: float, rate_inh: float,
+                           weight_exc: float, weight_inh: float, delay: float | None = None) -> dict:
+    """Give every neuron of ``population`` independent excitatory and inhibitory Poisson input.
+
+    Parameters
+    ----------
+    population : Population
+        Conductance-based neurons (``IF_cond_exp``).
+    rate_exc, rate_inh : float
+        Rates of the input trains (Hz, >= 0).
+    weight_exc, weight_inh : float
+        Conductance jumps (uS, >= 0; the inhibitory one is a magnitude).
+    delay : float, optional
+        Ignored: ``PoissonInput`` acts within the time step it is drawn in.
+    """
+    for name, value in (("rate_exc", rate_exc), ("rate_inh", rate_inh),
+                        ("weight_exc", weight_exc), ("weight_inh", weight_inh)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    group = population.brian2_group
+    if hasattr(population, "mask") and population.mask is not None and len(population) != group.N:
+        raise ValueError("add_poisson_background needs a whole Population on Brian2, not a view")
+    inputs = {}
+    for label, variable, rate, weight in (("exc", "ge", rate_exc, weight_exc),
+                                          ("inh", "gi", rate_inh, weight_inh)):
+        if rate == 0 or weight == 0:
+            continue
+        source = brian2.PoissonInput(group, variable, N=POISSON_INPUT_SOURCES,
+                                     rate=float(rate) / POISSON_INPUT_SOURCES * brian2.Hz,
+                                     weight=float(weight) * brian2.uS)
+        _simulator.state.network.add(source)
+        inputs[label] = source
+    return inputs

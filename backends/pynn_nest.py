@@ -1,0 +1,122 @@
+"""PyNN's NEST backend (``pyNN.nest``) with cortexsim's corrections, as a ``sim`` module.
+
+Everything of ``pyNN.nest`` is re-exported unchanged except:
+
+``TsodyksMarkramSynapse``
+    Maps to NEST's ``tsodyks2_synapse`` instead of ``tsodyks_synapse``. Measured with PyNN 0.13 and
+    NEST 3.10: ``pyNN.nest.TsodyksMarkramSynapse(U=1, tau_rec=10, tau_facil=0)`` delivers no
+    conductance at all, while ``tsodyks2_synapse`` with the same parameters renews the conductance as
+    intended (references §7). Parameters and units are PyNN's (weight in uS, times in ms).
+``setup``
+    Takes ``seed`` (int) as the one seed of a run (NEST's kernel RNG); ``threads`` defaults to 1.
+``add_poisson_background``
+    Independent Poisson input to every neuron straight from NEST ``poisson_generator`` devices, without
+    PyNN's parrot-neuron relays (which double the event load, references §7).
+"""
+
+from __future__ import annotations
+
+import nest
+import numpy as np
+import pyNN.nest as _pynn_nest
+from pyNN.nest import *  # noqa: F401,F403  (the PyNN API of this backend)
+from pyNN.nest.synapses import NESTSynapseMixin as _NESTSynapseMixin
+from pyNN.standardmodels import build_translations
+from pyNN.standardmodels import synapses as _abstract_synapses
+
+__all__ = [name for name in dir(_pynn_nest) if not name.startswith("_")] + ["add_poisson_background"]
+
+
+class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse, _NESTSynapseMixin):
+    """Tsodyks-Markram depressing/facilitating synapse, on NEST's ``tsodyks2_synapse``.
+
+    Parameters (PyNN units): weight (uS), delay (ms), U (1), tau_rec (ms), tau_facil (ms).
+    With U = 1, tau_rec = tau_syn, tau_facil = 0 it is a "renewing" synapse: a presynaptic burst
+    resets the conductance to the weight instead of adding to it.
+    """
+
+    translations = build_translations(
+        ("weight", "weight", 1000.0),
+        ("delay", "delay"),
+        ("U", "U"),
+        ("tau_rec", "tau_rec"),
+        ("tau_facil", "tau_fac"),
+    )
+    nest_name = "tsodyks2_synapse"
+    # Not a subclass of pyNN.nest's TsodyksMarkramSynapse on purpose: PyNN then copies tau_psc into
+    # the synapse, a parameter tsodyks2_synapse does not have.
+
+    def _get_nest_synapse_model(self):
+        # tsodyks2_synapse starts with u = 0.5 whatever U is, so the first spike would deliver only
+        # half the weight for U = 1; start every synapse fully recovered (u = U, x = 1) instead.
+        name = super()._get_nest_synapse_model()
+        utilisation = self.native_parameters["U"]
+        if utilisation.is_homogeneous:
+            utilisation.shape = (1,)
+            nest.SetDefaults(name, {"u": float(utilisation.evaluate(simplify=True)), "x": 1.0})
+        return name
+
+
+def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | None = None,
+          threads: int = 1, **extra_params):
+    """``pyNN.nest.setup`` with one ``seed`` for the whole run and one thread by default.
+
+    Parameters
+    ----------
+    timestep : float
+        Integration and recording step (ms).
+    min_delay : float or "auto"
+        Minimum synaptic delay (ms).
+    seed : int, optional
+        Seed of NEST's kernel random number generator; the same seed gives the same spikes.
+    threads : int
+        Number of NEST threads (>= 1).
+    """
+    if seed is not None:
+        extra_params["rng_seed"] = int(seed)
+    if int(threads) < 1:
+        raise ValueError(f"threads must be >= 1, got {threads}")
+    extra_params.setdefault("t_flush", 100.0)
+    extra_params.setdefault("verbosity", "error")
+    return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, threads=int(threads), **extra_params)
+
+
+def add_poisson_background(population, rate_exc: float, rate_inh: float,
+                           weight_exc: float, weight_inh: float, delay: float | None = None) -> dict:
+    """Give every neuron of ``population`` independent excitatory and inhibitory Poisson input.
+
+    One NEST ``poisson_generator`` per receptor type, connected all-to-all: NEST draws an
+    independent spike train for each target, so no relay neurons are needed.
+
+    Parameters
+    ----------
+    population : Population
+        Conductance-based neurons (``IF_cond_exp``).
+    rate_exc, rate_inh : float
+        Rates of the excitatory and inhibitory input trains (Hz, >= 0).
+    weight_exc, weight_inh : float
+        Conductance jumps (uS, >= 0; the inhibitory one is a magnitude).
+    delay : float, optional
+        Delay (ms); the simulator's minimum delay by default.
+
+    Returns
+    -------
+    dict
+        The NEST generator node collections, ``{"exc": ..., "inh": ...}``.
+    """
+    for name, value in (("rate_exc", rate_exc), ("rate_inh", rate_inh),
+                        ("weight_exc", weight_exc), ("weight_inh", weight_inh)):
+        if not np.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value}")
+    delay = get_min_delay() if delay is None else float(delay)
+    targets = population.node_collection
+    generators = {}
+    # iaf_cond_exp: a positive weight (nS) targets the excitatory receptor, a negative one the inhibitory.
+    for label, rate, weight in (("exc", rate_exc, weight_exc), ("inh", rate_inh, -weight_inh)):
+        if rate == 0 or weight == 0:
+            continue
+        generator = nest.Create("poisson_generator", params={"rate": float(rate)})
+        nest.Connect(generator, targets, "all_to_all",
+                     {"synapse_model": "static_synapse", "weight": 1000.0 * weight, "delay": delay})
+        generators[label] = generator
+    return generators

@@ -1,0 +1,146 @@
+"""One table of simulator backends: names, PyNN modules, capabilities, and lazy loading.
+
+A backend is a PyNN ``sim`` module: PyNN's own NEST and Brian2 modules with the corrections in
+:mod:`cortexsim.backends.pynn_nest` and :mod:`cortexsim.backends.pynn_brian2`, or one of this package's
+own (the emulated chip). Their ``setup`` takes ``seed``.
+Everything that differs between backends is data in :data:`BACKENDS` (capabilities, limits) or a
+function of the backend module (``add_poisson_background``, see :mod:`cortexsim.backends.noise`); models never branch on a backend's name.
+
+Example
+-------
+>>> from cortexsim.backends import load_backend
+>>> sim = load_backend("nest")          # pyNN.nest with cortexsim's corrections
+>>> info = backend_info("nest")         # its capabilities
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from dataclasses import asdict, dataclass, field
+from types import ModuleType
+
+__all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
+           "known_backends", "installed_backends", "register_backend"]
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do. ``None`` means "no limit".
+
+    Attributes
+    ----------
+    dt_range_ms : tuple of float
+        Smallest and largest allowed integration step (ms).
+    weight_bits : int or None
+        Weight resolution in bits (None: floating point).
+    max_neurons : int or None
+        Largest number of neurons in one network.
+    max_fan_in : int or None
+        Largest number of presynaptic partners per neuron.
+    delays_allowed : bool
+        Whether synaptic delays above the minimum can be set.
+    seedable : bool
+        Whether one seed makes a run reproducible spike for spike.
+    speedup : float
+        Emulation speed-up over biological time (1.0 for software simulators).
+    renewing_synapses : bool
+        Whether the package can build renewing (Tsodyks-Markram U=1) synapses on it.
+    """
+
+    dt_range_ms: tuple = (0.001, 1.0)
+    weight_bits: int | None = None
+    max_neurons: int | None = None
+    max_fan_in: int | None = None
+    delays_allowed: bool = True
+    seedable: bool = True
+    speedup: float = 1.0
+    renewing_synapses: bool = True
+
+
+@dataclass(frozen=True)
+class BackendInfo:
+    """A registered backend: its name, the PyNN module implementing it, what it needs installed."""
+
+    name: str
+    module: str
+    requires: tuple
+    description: str
+    capabilities: Capabilities = field(default_factory=Capabilities)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+BACKENDS: dict[str, BackendInfo] = {}
+
+
+def register_backend(info: BackendInfo) -> None:
+    """Add (or replace) a backend in the registry."""
+    BACKENDS[info.name] = info
+
+
+register_backend(BackendInfo(
+    name="nest",
+    module="cortexsim.backends.pynn_nest",
+    requires=("nest", "pyNN"),
+    description="NEST 3 through pyNN.nest, with a working TsodyksMarkramSynapse (tsodyks2_synapse) "
+                "and native Poisson noise without relay neurons",
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+))
+register_backend(BackendInfo(
+    name="brian2",
+    module="cortexsim.backends.pynn_brian2",
+    requires=("brian2", "pyNN"),
+    description="Brian2 runtime mode (generated code) through pyNN.brian2, seeded, exponential-Euler "
+                "IF_cond_exp, working TsodyksMarkramSynapse, PoissonInput noise",
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+))
+
+
+def known_backends() -> list[str]:
+    """Names of all registered backends."""
+    return sorted(BACKENDS)
+
+
+def _is_installed(info: BackendInfo) -> bool:
+    return all(importlib.util.find_spec(pkg) is not None for pkg in info.requires)
+
+
+def installed_backends() -> list[str]:
+    """Names of registered backends whose required packages are importable."""
+    return [name for name in known_backends() if _is_installed(BACKENDS[name])]
+
+
+def backend_info(name: str) -> BackendInfo:
+    """The registry entry for ``name``; ValueError listing the known backends if unknown."""
+    if not isinstance(name, str) or name not in BACKENDS:
+        raise ValueError(f"unknown backend {name!r}; known backends: {', '.join(known_backends())}; "
+                         f"installed: {', '.join(installed_backends()) or 'none'}")
+    return BACKENDS[name]
+
+
+def load_backend(name: str) -> ModuleType:
+    """Import and return the PyNN ``sim`` module of backend ``name`` (imported lazily, on first use).
+
+    Raises
+    ------
+    ValueError
+        If ``name`` is not registered or its packages are not installed; the message lists the
+        known and the installed backends.
+    """
+    info = backend_info(name)
+    if not _is_installed(info):
+        missing = [pkg for pkg in info.requires if importlib.util.find_spec(pkg) is None]
+        raise ValueError(f"backend {name!r} is not installed (missing: {', '.join(missing)}); "
+                         f"known backends: {', '.join(known_backends())}; "
+                         f"installed: {', '.join(installed_backends()) or 'none'}")
+    return importlib.import_module(info.module)
+
+
+def check_dt(name: str, dt: float) -> float:
+    """Validate an integration step ``dt`` (ms) against the backend's allowed range."""
+    low, high = backend_info(name).capabilities.dt_range_ms
+    if not (dt == dt) or dt <= 0 or not low <= dt <= high:
+        raise ValueError(f"dt must lie in [{low}, {high}] ms on backend {name!r}, got {dt}")
+    return float(dt)

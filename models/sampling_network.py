@@ -1,0 +1,168 @@
+"""LIF sampling networks (Petrovici et al. 2016) built with any PyNN backend module ``sim``.
+
+A Boltzmann machine (W, b) becomes a population of conductance-based LIF neurons in the
+high-conductance state: leak potentials from the biases, synaptic weights from W (PSP matched, see
+:mod:`cortexsim.models.lif_translation`), Poisson background on every neuron. Neuron k is in state
+z_k = 1 for tau_ref after each of its spikes.
+
+The network is built once; :meth:`SamplingNetwork.set_bm` (or ``set_parameters(W, b)``) changes leak
+potentials and weights in place, so training loops never rebuild it.
+
+Example
+-------
+>>> from cortexsim.backends import load_backend
+>>> from cortexsim.models.boltzmann import random_bm
+>>> from cortexsim.models.lif_translation import ActivationFit
+>>> sim = load_backend("nest")
+>>> sim.setup(timestep=0.1, seed=1)
+>>> net = build_sampling_network(sim, random_bm(5, seed=1), ActivationFit(v_p05=-50.61, alpha=0.82))
+>>> sim.run(1000.0)
+>>> spiketrains = net.spiketrains()
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from types import ModuleType
+
+import numpy as np
+
+from ..backends.noise import add_poisson_background
+from .boltzmann import BoltzmannMachine
+from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters,
+                              NeuronParameters, NoiseParameters, bm_to_lif)
+
+__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network"]
+
+#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
+SYNAPSE_KINDS = ("renewing", "static")
+
+
+def _synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
+    if kind == "renewing":
+        return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
+    return sim.StaticSynapse(weight=0.0, delay=delay)
+
+
+@dataclass
+class SamplingNetwork:
+    """Handles of a built sampling network.
+
+    Attributes
+    ----------
+    sim : module
+        The PyNN backend module.
+    population : Population
+        The n sampling neurons (``IF_cond_exp``), spikes recorded.
+    projection_exc, projection_inh : Projection
+        All-to-all recurrent projections (no self-connections) onto the excitatory and inhibitory
+        receptors; a weight is zero where W has the other sign.
+    bm : BoltzmannMachine
+        The Boltzmann machine currently represented.
+    lif : LIFNetworkParameters
+        Its translation (leak potentials in mV, signed weights in uS).
+    """
+
+    sim: ModuleType
+    population: object
+    projection_exc: object
+    projection_inh: object
+    bm: BoltzmannMachine
+    lif: LIFNetworkParameters
+    fit: ActivationFit
+    neuron: NeuronParameters
+    noise: NoiseParameters
+    synapses: str
+    background: dict = field(default_factory=dict)
+
+    @property
+    def n_neurons(self) -> int:
+        return self.bm.n_units
+
+    @property
+    def tau_ref(self) -> float:
+        """Refractory time (ms): how long a neuron is in state z = 1 after a spike."""
+        return self.neuron.tau_refrac
+
+    def set_bm(self, bm: BoltzmannMachine) -> None:
+        """Represent ``bm`` from now on: set leak potentials and weights in place."""
+        if not isinstance(bm, BoltzmannMachine):
+            raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
+        if bm.n_units != self.n_neurons:
+            raise ValueError(f"bm has {bm.n_units} units but the network has {self.n_neurons} neurons")
+        self.set_lif(bm_to_lif(bm, self.neuron, self.noise, self.fit), bm)
+
+    def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Represent the BM with weights ``W`` (n, n) and biases ``b`` (n,) (validated as a BM)."""
+        self.set_bm(BoltzmannMachine(W=W, b=b))
+
+    def set_lif(self, lif: LIFNetworkParameters, bm: BoltzmannMachine | None = None) -> None:
+        """Set LIF parameters directly (mV, uS); ``bm`` records what they represent, if known."""
+        if lif.n_neurons != self.n_neurons:
+            raise ValueError(f"lif has {lif.n_neurons} neurons but the network has {self.n_neurons}")
+        self.population.set(v_rest=lif.e_leak)
+        mask = ~np.eye(self.n_neurons, dtype=bool)
+        # Projection.set takes (n_pre, n_post) arrays; entries without a connection are ignored.
+        self.projection_exc.set(weight=np.where(mask, lif.excitatory_weights, np.nan))
+        self.projection_inh.set(weight=np.where(mask, lif.inhibitory_weights, np.nan))
+        self.lif = lif
+        if bm is not None:
+            self.bm = bm
+
+    def spiketrains(self, clear: bool = False) -> list:
+        """Recorded spike trains (``neo.SpikeTrain``, one per neuron) of the current segment."""
+        block = self.population.get_data("spikes", clear=clear)
+        return list(block.segments[-1].spiketrains)
+
+
+def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: ActivationFit,
+                           neuron: NeuronParameters = DEFAULT_NEURON,
+                           noise: NoiseParameters = DEFAULT_NOISE,
+                           synapses: str = "renewing", label: str = "sampling",
+                           background: bool = True) -> SamplingNetwork:
+    """Build a LIF sampling network for ``bm`` with backend ``sim`` (``setup`` already called).
+
+    Parameters
+    ----------
+    sim : module
+        A PyNN backend module (see :func:`cortexsim.backends.load_backend`).
+    bm : BoltzmannMachine
+        Weights and biases to sample from.
+    fit : ActivationFit
+        Activation function of the neurons under this noise on this backend (mV), from calibration.
+    neuron : NeuronParameters
+        Neuron parameters (PyNN units); ``v_rest`` is replaced per neuron by the translated leak.
+    noise : NoiseParameters
+        Poisson background per neuron (Hz, uS).
+    synapses : {"renewing", "static"}
+        Recurrent synapse kind.
+    label : str
+        Population label.
+    background : bool
+        Whether to add the Poisson background (False when another source of noise is wired in).
+    """
+    if not isinstance(bm, BoltzmannMachine):
+        raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
+    if synapses not in SYNAPSE_KINDS:
+        raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {synapses!r}")
+    lif = bm_to_lif(bm, neuron, noise, fit)
+    n = bm.n_units
+    cell_parameters = neuron.as_pynn()
+    cell_parameters["v_rest"] = lif.e_leak
+    population = sim.Population(n, sim.IF_cond_exp(**cell_parameters), label=label)
+    population.initialize(v=lif.e_leak)
+    population.record("spikes")
+    delay = sim.get_min_delay()
+    connector = sim.AllToAllConnector(allow_self_connections=False)
+    projection_exc = sim.Projection(population, population, connector,
+                                    _synapse_type(sim, synapses, neuron.tau_syn_E, delay),
+                                    receptor_type="excitatory", label=f"{label}_exc")
+    projection_inh = sim.Projection(population, population, connector,
+                                    _synapse_type(sim, synapses, neuron.tau_syn_I, delay),
+                                    receptor_type="inhibitory", label=f"{label}_inh")
+    network = SamplingNetwork(sim, population, projection_exc, projection_inh, bm, lif, fit, neuron,
+                              noise, synapses)
+    network.set_lif(lif, bm)
+    if background:
+        network.background = add_poisson_background(sim, population, noise)
+    return network

@@ -1,0 +1,227 @@
+"""Sampling protocol: run a LIF sampling network, read its states, compare with the target.
+
+``sample(config)`` calibrates the activation function (cached), translates a Boltzmann machine (a
+random one from the seed, or the user's own), runs the network on the chosen backend, converts spikes
+to states (z = 1 for tau_ref after a spike) and reports D_KL in both directions over time, firing
+rates and CVs, with figures and the spike data written to an output folder.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from cortexsim.config import config_to_dict
+from cortexsim.results import (library_versions, machine_info, output_dir, save_spiketrains,
+                               write_json_atomic)
+
+from ..analysis import plots
+from ..analysis.divergence import dkl_both, dkl_over_time
+from ..analysis.spike_statistics import cv_isi, firing_rates_hz
+from ..analysis.states import (discrete_samples, joint_distribution, joint_distribution_over_time,
+                               sample_distribution)
+from ..backends.registry import backend_info, check_dt, load_backend
+from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
+from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
+from .calibration import CalibrationConfig, calibrate
+from .progress import run_with_progress
+
+__all__ = ["SamplingConfig", "SamplingResult", "sample", "log_checkpoints"]
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Settings of a sampling run.
+
+    Attributes
+    ----------
+    seed : int
+        Seed of the run (required): the random BM (if none is given) and the simulator.
+    backend : str
+        Registered backend name.
+    n_neurons : int
+        Units of the random BM (ignored when a BM is given), 1..20.
+    duration_ms : float
+        Simulated time (ms), > 0.
+    dt_ms : float
+        Integration step (ms).
+    synapses : {"renewing", "static"}
+        Recurrent synapse kind.
+    neuron : NeuronParameters
+        Neuron parameters (PyNN units).
+    noise : NoiseParameters
+        Poisson background (Hz, uS).
+    n_checkpoints : int
+        Points of the D_KL-over-time curve (log-spaced).
+    raster_ms : float
+        Length of the raster plot window (ms).
+    """
+
+    seed: int
+    backend: str = "nest"
+    n_neurons: int = 5
+    duration_ms: float = 10000.0
+    dt_ms: float = 0.1
+    synapses: str = "renewing"
+    neuron: NeuronParameters = DEFAULT_NEURON
+    noise: NoiseParameters = DEFAULT_NOISE
+    n_checkpoints: int = 30
+    raster_ms: float = 500.0
+
+    def __post_init__(self):
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        backend_info(self.backend)
+        check_dt(self.backend, self.dt_ms)
+        if not np.isfinite(self.duration_ms) or self.duration_ms <= 0:
+            raise ValueError(f"duration_ms must be a finite number > 0 (ms), got {self.duration_ms}")
+        if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
+            raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}] (exact enumeration of the "
+                             f"target), got {self.n_neurons}")
+        if self.synapses not in SYNAPSE_KINDS:
+            raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
+        if int(self.n_checkpoints) < 2:
+            raise ValueError(f"n_checkpoints must be >= 2, got {self.n_checkpoints}")
+
+    def calibration(self) -> CalibrationConfig:
+        """The calibration these settings need."""
+        return CalibrationConfig(seed=self.seed, backend=self.backend, neuron=self.neuron,
+                                 noise=self.noise, dt_ms=self.dt_ms)
+
+
+@dataclass
+class SamplingResult:
+    """Outcome of :func:`sample`. Distributions are indexed by state (unit 0 most significant bit)."""
+
+    config: SamplingConfig
+    bm: BoltzmannMachine
+    fit: ActivationFit
+    p_target: np.ndarray
+    p_sampled: np.ndarray
+    p_discrete: np.ndarray
+    dkl_sampled_target: float
+    dkl_target_sampled: float
+    dkl_discrete: dict
+    checkpoints_ms: np.ndarray
+    dkl_curves: dict
+    rates_hz: np.ndarray
+    cv_isi: np.ndarray
+    wall_time_s: float
+    simulation_time_s: float
+    spiketrains: list = field(repr=False, default_factory=list)
+    files: dict = field(default_factory=dict)
+
+    def summary(self) -> dict:
+        """JSON-serialisable summary (written as ``results.json``)."""
+        return {
+            "dkl_sampled_target": self.dkl_sampled_target,
+            "dkl_target_sampled": self.dkl_target_sampled,
+            "dkl_discrete_samples": self.dkl_discrete,
+            "backend": self.config.backend,
+            "seed": self.config.seed,
+            "duration_ms": self.config.duration_ms,
+            "n_neurons": self.bm.n_units,
+            "synapses": self.config.synapses,
+            "activation_fit": self.fit.to_dict(),
+            "bm": self.bm.to_dict(),
+            "p_target": self.p_target,
+            "p_sampled": self.p_sampled,
+            "dkl_over_time": {"t_ms": self.checkpoints_ms, **self.dkl_curves},
+            "rates_hz": self.rates_hz,
+            "cv_isi": self.cv_isi,
+            "wall_time_s": self.wall_time_s,
+            "simulation_time_s": self.simulation_time_s,
+            "versions": library_versions(),
+            "machine": machine_info(),
+            "files": self.files,
+        }
+
+
+def log_checkpoints(duration_ms: float, n: int, first_ms: float = 100.0) -> np.ndarray:
+    """``n`` log-spaced times from ``min(first_ms, duration_ms)`` to ``duration_ms`` (ms)."""
+    first = min(first_ms, duration_ms)
+    return np.unique(np.geomspace(first, duration_ms, n))
+
+
+def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: ActivationFit | None = None,
+           out_dir: str | Path | None = None, progress: bool = False) -> SamplingResult:
+    """Sample from ``bm`` (default: a random BM from ``config.seed``) with a LIF network.
+
+    Parameters
+    ----------
+    config : SamplingConfig
+        Settings; ``config.seed`` seeds the simulator and the random BM.
+    bm : BoltzmannMachine, optional
+        Target; its size overrides ``config.n_neurons``.
+    fit : ActivationFit, optional
+        Activation function; calibrated on the backend (cached) when not given.
+    out_dir : path, optional
+        Folder for ``config.json``, ``results.json``, figures and ``spikes.pkl`` (neo PickleIO).
+    progress : bool
+        Show a progress bar and messages.
+    """
+    start = time.perf_counter()
+    if bm is None:
+        bm = random_bm(config.n_neurons, seed=config.seed)
+    elif not isinstance(bm, BoltzmannMachine):
+        raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
+    config = replace(config, n_neurons=bm.n_units)
+    if fit is None:
+        calibration = calibrate(config.calibration(), progress=progress)
+        fit = calibration.fit
+        if progress:
+            origin = "cached" if calibration.from_cache else "measured"
+            print(f"activation function ({origin}): v_p05 = {fit.v_p05:.3f} mV, alpha = {fit.alpha:.3f} mV",
+                  flush=True)
+    sim = load_backend(config.backend)
+    sim.setup(timestep=config.dt_ms, seed=config.seed)
+    network = build_sampling_network(sim, bm, fit, config.neuron, config.noise, config.synapses)
+    sim_start = time.perf_counter()
+    run_with_progress(sim, config.duration_ms, enabled=progress, label=f"sampling on {config.backend}")
+    simulation_time = time.perf_counter() - sim_start
+    spiketrains = network.spiketrains()
+    sim.end()
+
+    tau_ref = config.neuron.tau_refrac
+    p_target = joint(bm)
+    p_sampled = joint_distribution(spiketrains, tau_ref, 0.0, config.duration_ms)
+    checkpoints = log_checkpoints(config.duration_ms, config.n_checkpoints)
+    curves = dkl_over_time(joint_distribution_over_time(spiketrains, tau_ref, 0.0, checkpoints), p_target)
+    samples = discrete_samples(spiketrains, tau_ref, 0.0, config.duration_ms)
+    p_discrete = sample_distribution(samples)
+    both = dkl_both(p_sampled, p_target)
+    result = SamplingResult(
+        config=config, bm=bm, fit=fit, p_target=p_target, p_sampled=p_sampled, p_discrete=p_discrete,
+        dkl_sampled_target=both["dkl_sampled_target"], dkl_target_sampled=both["dkl_target_sampled"],
+        dkl_discrete={**dkl_both(p_discrete, p_target), "n_samples": int(samples.shape[0])},
+        checkpoints_ms=checkpoints, dkl_curves={k: np.asarray(v) for k, v in curves.items()},
+        rates_hz=firing_rates_hz(spiketrains, 0.0, config.duration_ms), cv_isi=cv_isi(spiketrains),
+        wall_time_s=0.0, simulation_time_s=simulation_time, spiketrains=spiketrains)
+    if out_dir is not None:
+        _write_outputs(result, Path(out_dir))
+    result.wall_time_s = time.perf_counter() - start
+    if out_dir is not None:
+        write_json_atomic(Path(out_dir) / "results.json", result.summary())
+    return result
+
+
+def _write_outputs(result: SamplingResult, out: Path) -> None:
+    out = output_dir(out)
+    config = result.config
+    write_json_atomic(out / "config.json", config_to_dict(config))
+    files = {
+        "distributions": plots.plot_distributions(
+            result.p_target, result.p_sampled, out / "distributions.png",
+            title=f"{config.backend}, {config.duration_ms:g} ms: "
+                  f"D_KL(sampled||target) = {result.dkl_sampled_target:.4f}"),
+        "dkl_over_time": plots.plot_dkl_over_time(result.checkpoints_ms, result.dkl_curves,
+                                                  out / "dkl_over_time.png"),
+        "raster": plots.plot_raster(result.spiketrains, out / "raster.png", t_start=0.0,
+                                    t_stop=min(config.raster_ms, config.duration_ms)),
+        "spikes": save_spiketrains(result.spiketrains, out / "spikes.pkl"),
+    }
+    result.files = {name: str(Path(path).name) for name, path in files.items()}
