@@ -111,6 +111,7 @@ class ChipSession:
         self.fixed_pattern = draw_fixed_pattern_noise(self.spec, self.seed, self.fpn_scale)
         self.calibration = {name: np.zeros(self.spec.n_neurons) for name in CALIBRATED_PARAMETERS}
         self.trial = self._no_trial_noise()
+        self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
         self._trial_rng = np.random.default_rng(np.random.SeedSequence([int(self.rng_seed), 0x7121A1]))
 
     # --- placement -------------------------------------------------------------------------------
@@ -124,6 +125,18 @@ class ChipSession:
         self.next_circuit = requested
         self.configuration_changed = True
         return circuits
+
+    def forget_network(self) -> None:
+        """Free all circuits and rows and zero the counters (after a calibration measurement)."""
+        self.next_circuit = 0
+        self.populations = []
+        self.projections = []
+        self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
+        self.biological_time_ms = 0.0
+        self.n_runs = self.n_configurations = self.n_trials = 0
+        self.configuration_changed = self.trial_pending = True
+        self.clamped_parameters = {}
+        self.trial = self._no_trial_noise()
 
     # --- imperfections ---------------------------------------------------------------------------
     def _no_trial_noise(self) -> dict:

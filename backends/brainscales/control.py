@@ -1,0 +1,208 @@
+"""Set-up and control of the emulated chip: ``setup``, ``run``, ``reset``, ``end``, hardware report."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyNN.nest as _pynn_nest
+
+from . import emulator
+from .chip_state import ChipSession
+from .chips import chip_spec
+from .errors import UnsupportedFeatureError
+
+__all__ = ["setup", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
+
+_DEFAULT_TIMESTEP = 0.1
+
+
+def _fpn_scale(fixed_pattern_noise) -> float:
+    if fixed_pattern_noise is True:
+        return 1.0
+    if fixed_pattern_noise is False or fixed_pattern_noise is None:
+        return 0.0
+    scale = float(fixed_pattern_noise)
+    if not np.isfinite(scale) or scale < 0:
+        raise ValueError(f"fixed_pattern_noise must be True, False or a scale >= 0, got {fixed_pattern_noise!r}")
+    return scale
+
+
+def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", *, chip: str = "bss2",
+          seed: int = 0, fixed_pattern_noise: bool | float = True, trial_noise: float = 0.0,
+          quantize_weights: bool = True, clip_weights: bool = False, calibration: str | None = None,
+          rng_seed: int | None = None, **extra_params) -> int:
+    """Start a new emulation on a fresh chip (the PyNN ``setup()`` of this backend).
+
+    Parameters
+    ----------
+    timestep : float
+        Integration and recording step of the emulation (biological ms, > 0).
+    min_delay : float or "auto"
+        Minimum delay (ms). On a chip without configurable delays (bss2) it is the time step and
+        any other value raises UnsupportedFeatureError.
+    chip : {"bss2", "bss1"}
+        Which chip to emulate (see :mod:`.chips`).
+    seed : int
+        Identity of the chip: its fixed-pattern noise. The same seed is the same chip every run.
+    fixed_pattern_noise : bool or float
+        True: the chip's nominal fixed-pattern noise; False: an ideal chip; a float scales the
+        nominal standard deviations.
+    trial_noise : float
+        Trial-to-trial noise, as a fraction (>= 0) of each parameter's nominal fixed-pattern-noise
+        standard deviation, redrawn at the start of every trial (after setup and every reset).
+    quantize_weights : bool
+        Store weights as n-bit integers times a row scale (True) or as floats (False).
+    clip_weights : bool
+        Clip weights beyond the chip's range to the largest one instead of raising ChipLimitError.
+    calibration : None, "auto" or path
+        None: uncalibrated. "auto": load the calibration of this chip (chip, seed, noise scale) from
+        the cache directory or measure and cache it. A path: load it from that JSON file, or
+        measure the chip and write it there.
+    rng_seed : int, optional
+        Seed of the run's randomness (NEST's RNG, trial-to-trial noise); defaults to ``seed``.
+    **extra_params
+        Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``).
+
+    Returns
+    -------
+    int
+        The MPI rank (0).
+    """
+    spec = chip_spec(chip)
+    if not (isinstance(timestep, (int, float)) and np.isfinite(timestep) and timestep > 0):
+        raise ValueError(f"timestep must be a finite number of ms > 0, got {timestep!r}")
+    if not spec.delays_allowed:
+        if min_delay not in ("auto", None) and abs(float(min_delay) - timestep) > 1e-12:
+            raise UnsupportedFeatureError(spec.name, "min_delay (the chip has no configurable delays)",
+                                          f"{min_delay} ms", f"the time step {timestep} ms ('auto')")
+        min_delay = timestep
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    session = ChipSession(spec=spec, seed=int(seed), fpn_scale=_fpn_scale(fixed_pattern_noise),
+                          trial_noise=float(trial_noise), quantize_weights=bool(quantize_weights),
+                          clip_weights=bool(clip_weights),
+                          rng_seed=int(seed if rng_seed is None else rng_seed))
+    extra_params.setdefault("t_flush", 100.0)
+    extra_params.setdefault("verbosity", "error")
+    extra_params.setdefault("threads", 1)
+    extra_params["rng_seed"] = session.rng_seed
+    emulator.chip.session = session
+    if calibration is not None:
+        from .calibration import load_or_measure    # uses this module's classes; imported lazily
+        corrections, source = load_or_measure(session, calibration)
+        session.set_calibration(corrections, source)
+        session.forget_network()
+    return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+
+
+def get_chip() -> ChipSession:
+    """The emulated chip of the current ``setup()`` (its noise, calibration and bookkeeping)."""
+    return emulator.current_chip()
+
+
+def _start_run() -> None:
+    chip = emulator.current_chip()
+    if chip.trial_pending:
+        chip.draw_trial_noise()
+        if chip.trial_noise > 0:
+            for population in chip.populations:
+                population._apply_realised()
+        chip.trial_pending = False
+    if chip.configuration_changed:
+        chip.n_configurations += 1
+        chip.configuration_changed = False
+
+
+def _finish_run(t_start: float) -> None:
+    chip = emulator.current_chip()
+    chip.biological_time_ms += emulator.state.t - t_start
+    chip.n_runs += 1
+
+
+def run(simtime: float, callbacks=None) -> float:
+    """Advance the emulation by ``simtime`` (biological ms); returns the current time (ms)."""
+    _start_run()
+    t_start = emulator.state.t
+    result = _pynn_nest.run(simtime, callbacks=callbacks)
+    _finish_run(t_start)
+    return result
+
+
+run_for = run
+
+
+def run_until(time_point: float, callbacks=None) -> float:
+    """Advance the emulation until ``time_point`` (biological ms); returns the current time (ms)."""
+    _start_run()
+    t_start = emulator.state.t
+    result = _pynn_nest.run_until(time_point, callbacks=callbacks)
+    _finish_run(t_start)
+    return result
+
+
+def reset(annotations=None) -> None:
+    """Start a new trial: time back to 0, state variables to their initial values, new trial noise."""
+    _pynn_nest.reset(annotations=annotations)
+    emulator.current_chip().trial_pending = True
+
+
+def end() -> None:
+    """Finish the emulation (writes files requested with ``record(..., to_file=...)``)."""
+    _pynn_nest.end()
+
+
+def get_hardware_report() -> dict:
+    """What the experiment so far would have cost on the chip.
+
+    Returns
+    -------
+    dict
+        ``biological_time_ms``; ``hardware_time_s`` (biological time / speed-up); ``speedup``;
+        ``estimated_wall_time_s`` (configurations x configuration overhead + runs x run overhead +
+        hardware time; overheads are assumptions of :mod:`.chips`); ``n_runs``,
+        ``n_configurations``; ``used_neurons`` / ``max_neurons``; ``synapse_rows`` (presynaptic
+        cells per projection with at least one synapse) and ``synapses``; ``max_fan_in_used``;
+        ``quantisation`` (weights, clipped, mean and max absolute error in uS, relative error of the
+        summed weights); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
+        offset standard deviations in mV) and ``clamped_parameters`` (circuits whose realised reset
+        or threshold had to be kept below the next voltage).
+    """
+    chip = emulator.current_chip()
+    spec = chip.spec
+    hardware_time_s = chip.biological_time_ms / 1000.0 / spec.speedup
+    summaries = [projection.quantisation_summary() for projection in chip.projections]
+    n_weights = sum(s["n_weights"] for s in summaries)
+    error_sum = sum(s["abs_error_sum_uS"] for s in summaries)
+    requested_sum = sum(s["requested_sum_uS"] for s in summaries)
+    return {
+        "chip": spec.name,
+        "chip_seed": chip.seed,
+        "speedup": spec.speedup,
+        "biological_time_ms": float(chip.biological_time_ms),
+        "hardware_time_s": float(hardware_time_s),
+        "n_runs": chip.n_runs,
+        "n_configurations": chip.n_configurations,
+        "estimated_wall_time_s": float(chip.n_configurations * spec.configuration_overhead_s
+                                  + chip.n_runs * spec.run_overhead_s + hardware_time_s),
+        "used_neurons": int(chip.next_circuit),
+        "max_neurons": spec.n_neurons,
+        "synapse_rows": int(sum(s["n_rows"] for s in summaries)),
+        "synapses": int(n_weights),
+        "max_fan_in_used": int(chip.fan_in.max(initial=0)),
+        "max_fan_in": spec.max_fan_in,
+        "quantisation": {
+            "enabled": chip.quantize_weights,
+            "weight_bits": spec.weight_bits,
+            "n_weights": int(n_weights),
+            "n_clipped": int(sum(s["n_clipped"] for s in summaries)),
+            "mean_abs_error_uS": error_sum / n_weights if n_weights else 0.0,
+            "max_abs_error_uS": max((s["abs_error_max_uS"] for s in summaries), default=0.0),
+            "relative_error_of_summed_weights": error_sum / requested_sum if requested_sum else 0.0,
+        },
+        "fixed_pattern_noise": {
+            "scale": chip.fpn_scale,
+            "trial_noise": chip.trial_noise,
+            "calibration": chip.calibration_source,
+            "residual_offset_sd_mV": chip.residual_offsets(),
+        },
+        "clamped_parameters": {name: len(circuits) for name, circuits in chip.clamped_parameters.items()},
+    }

@@ -1,0 +1,271 @@
+"""Projections on the emulated chip: ``pyNN.nest`` projections whose synapses live in synapse rows.
+
+Checked when a projection is created: synapse type, receptor type, short-term-plasticity mode,
+delays, fan-in (synapses onto one neuron, all projections together) and weight sign and range.
+Weights are then written as the chip holds them: n-bit integers times a per-row scale (one row = one
+presynaptic cell of this projection), multiplied in NEST by the target circuit's synaptic-gain
+mismatch. Every later weight write (``set(weight=...)``, ``connection.weight = ...``) is quantised the
+same way; ``get('weight')`` returns the configured (quantised) weights.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from pyNN.nest import projections as _nest_projections
+from pyNN.nest.standardmodels.synapses import StaticSynapse
+from pyNN.space import Space
+
+from . import emulator
+from .chips import max_weight_uS
+from .errors import ChipLimitError, UnsupportedFeatureError
+from .quantisation import check_weight_range, quantise_rows, snap_to_rows
+from .standardmodels import TsodyksMarkramSynapse
+
+__all__ = ["Projection"]
+
+
+def _values(connections, names: list[str]) -> dict[str, np.ndarray]:
+    """Attributes of a NEST SynapseCollection as arrays (one entry per connection)."""
+    if len(connections) == 0:
+        return {name: np.array([]) for name in names}
+    raw = connections.get(names)
+    return {name: np.atleast_1d(np.asarray(raw[name], dtype=float)) for name in names}
+
+
+def _circuits_of(cells) -> np.ndarray:
+    """Neuron circuit of every cell of a Population, PopulationView or Assembly."""
+    if hasattr(cells, "populations"):       # Assembly
+        return np.concatenate([_circuits_of(p) for p in cells.populations])
+    return cells.circuits
+
+
+class Projection(_nest_projections.Projection):
+    __doc__ = _nest_projections.Projection.__doc__
+    _static_synapse_class = StaticSynapse
+
+    def __init__(self, presynaptic_population, postsynaptic_population, connector,
+                 synapse_type=None, source=None, receptor_type=None, space=Space(), label=None):
+        chip = emulator.current_chip()
+        spec = chip.spec
+        synapse_type = synapse_type or self._static_synapse_class()
+        model = type(synapse_type).__name__
+        if model not in spec.synapse_types or not isinstance(synapse_type, (StaticSynapse,
+                                                                            TsodyksMarkramSynapse)):
+            raise UnsupportedFeatureError(spec.name, "synapse type", model, f"one of {spec.synapse_types}")
+        if receptor_type not in (None, "default") and receptor_type not in spec.receptor_types:
+            raise UnsupportedFeatureError(spec.name, "receptor type", repr(receptor_type),
+                                          f"one of {spec.receptor_types}")
+        post_circuits = _circuits_of(postsynaptic_population)
+        if post_circuits is None:
+            raise UnsupportedFeatureError(spec.name, "postsynaptic cells", "spike sources",
+                                          "neurons on the chip")
+        self._post_circuits = post_circuits
+        self._row_scale_int = None
+        self._weight_record = (np.array([]), np.array([]))
+        self._n_clipped = 0
+        super().__init__(presynaptic_population, postsynaptic_population, connector, synapse_type,
+                         source, receptor_type, space, label)
+        self._row_scale_int = np.ones(self.pre.size, dtype=int)
+        self._check_and_configure()
+        chip.projections.append(self)
+
+    # --- checks at creation ------------------------------------------------------------------------
+    @property
+    def _sign(self) -> float:
+        # pyNN.nest stores inhibitory conductances as negative NEST weights
+        return -1.0 if (self.receptor_type == "inhibitory" and self.post.conductance_based) else 1.0
+
+    def _table(self, extra: tuple = ()) -> dict[str, np.ndarray]:
+        connections = self.nest_connections
+        names = ["source", "target", "weight"] + list(extra)
+        table = _values(connections, names) if len(connections) else {n: np.array([]) for n in names}
+        table["connections"] = connections
+        table["pre"] = np.asarray(self.pre.id_to_index(table["source"].astype(int)), dtype=int) \
+            if table["source"].size else np.array([], dtype=int)
+        table["post"] = np.asarray(self.post.id_to_index(table["target"].astype(int)), dtype=int) \
+            if table["target"].size else np.array([], dtype=int)
+        return table
+
+    def _check_and_configure(self) -> None:
+        chip = emulator.current_chip()
+        extra = ("delay",)
+        if isinstance(self.synapse_type, TsodyksMarkramSynapse):
+            extra += ("tau_rec", "tau_fac")
+        table = self._table(extra)
+        if table["pre"].size == 0:
+            return
+        self._check_delays(table["delay"])
+        if "tau_rec" in table:
+            self._check_stp(table["tau_rec"], table["tau_fac"])
+        self._check_fan_in(table["post"])
+        self._write_weights(table, self._sign * table["weight"] / 1000.0)
+
+    def _check_delays(self, delays) -> None:
+        spec = emulator.current_chip().spec
+        delays = np.asarray(delays, dtype=float)
+        if delays.size == 0:
+            return
+        if not spec.delays_allowed:
+            fixed = emulator.state.min_delay
+            off = np.abs(delays - fixed) > 1e-9
+            if np.any(off):
+                raise UnsupportedFeatureError(spec.name, "synaptic delay (the chip has no configurable "
+                                              "delays)", f"{delays[off][0]:g} ms",
+                                              f"only the fixed minimal delay {fixed:g} ms "
+                                              "(leave the delay unset)")
+            return
+        low, high = spec.delay_range_ms
+        low = max(low, emulator.state.min_delay)
+        bad = (delays < low - 1e-9) | (delays > high + 1e-9)
+        if np.any(bad):
+            raise ChipLimitError(spec.name, "synaptic delay", f"{delays[bad][0]:g} ms", f"{low:g} .. {high:g} ms")
+
+    def _check_stp(self, tau_rec, tau_facil) -> None:
+        spec = emulator.current_chip().spec
+        if not spec.stp_exclusive:
+            return
+        both = (np.asarray(tau_facil) > 0) & (np.asarray(tau_rec) > emulator.state.dt)
+        if np.any(both):
+            i = int(np.argmax(both))
+            raise UnsupportedFeatureError(
+                spec.name, "short-term plasticity mode",
+                f"depression and facilitation together (tau_rec={tau_rec[i]:g} ms, tau_facil={tau_facil[i]:g} ms)",
+                "depression (tau_facil = 0) or facilitation (tau_rec <= time step), not both")
+
+    def _check_fan_in(self, post_indices: np.ndarray) -> None:
+        chip = emulator.current_chip()
+        spec = chip.spec
+        circuits = self._post_circuits[post_indices]
+        new_fan_in = chip.fan_in + np.bincount(circuits, minlength=spec.n_neurons)
+        if np.any(new_fan_in > spec.max_fan_in):
+            circuit = int(np.argmax(new_fan_in))
+            position = int(np.flatnonzero(self._post_circuits == circuit)[0])
+            raise ChipLimitError(spec.name, f"fan-in of neuron {position} of {self.post.label!r}",
+                                 f"{new_fan_in[circuit]} synapse rows",
+                                 f"at most {spec.max_fan_in}")
+        chip.fan_in = new_fan_in
+
+    # --- weights -----------------------------------------------------------------------------------
+    def _write_weights(self, table: dict, requested_uS: np.ndarray) -> None:
+        """Quantise ``requested_uS`` (one value per connection of ``table``) and write it to NEST."""
+        chip = emulator.current_chip()
+        spec = chip.spec
+        weights, n_clipped = check_weight_range(requested_uS, spec, chip.clip_weights)
+        if chip.quantize_weights:
+            configured, self._row_scale_int = quantise_rows(weights, table["pre"], self.pre.size, spec)
+        else:
+            configured = weights
+        gain = chip.synaptic_gain(self.receptor_type, self._post_circuits[table["post"]])
+        table["connections"].set(weight=(self._sign * 1000.0 * configured * gain).tolist())
+        self._weight_record = (np.asarray(requested_uS, dtype=float), configured)
+        self._n_clipped = n_clipped
+        chip.configuration_changed = True
+
+    def _configured_weights(self, table: dict) -> np.ndarray:
+        """The configured weights (uS) of the connections in ``table``, from NEST's realised ones."""
+        chip = emulator.current_chip()
+        gain = chip.synaptic_gain(self.receptor_type, self._post_circuits[table["post"]])
+        weights = self._sign * table["weight"] / 1000.0 / gain
+        if chip.quantize_weights and weights.size:
+            weights = snap_to_rows(weights, table["pre"], self._row_scale_int, chip.spec)
+        return weights
+
+    def _set_attributes(self, parameter_space):
+        if "delay" in parameter_space.keys():
+            delay = parameter_space["delay"]
+            delay.shape = (self.pre.size, self.post.size)
+            table = self._table()
+            self._check_delays(np.asarray(delay.evaluate(simplify=False))[table["pre"], table["post"]]
+                               if table["pre"].size else [])
+            parameter_space["delay"] = delay
+        if "weight" in parameter_space.keys():
+            weight = parameter_space.pop("weight")
+            weight.shape = (self.pre.size, self.post.size)
+            matrix = np.broadcast_to(np.asarray(weight.evaluate(simplify=False), dtype=float),
+                                     (self.pre.size, self.post.size))
+            table = self._table()
+            if table["pre"].size:
+                new = matrix[table["pre"], table["post"]] / 1000.0    # native nS -> uS
+                current = self._configured_weights(table)
+                requested = np.where(np.isnan(new), self._requested_or(current), new)
+                self._write_weights(table, requested)
+        if len(parameter_space.keys()):
+            if isinstance(self.synapse_type, TsodyksMarkramSynapse):
+                self._check_set_stp(parameter_space)
+            super()._set_attributes(parameter_space)
+
+    def _requested_or(self, current: np.ndarray) -> np.ndarray:
+        requested, _ = self._weight_record
+        return requested if requested.shape == current.shape else current
+
+    def _check_set_stp(self, parameter_space) -> None:
+        table = self._table(("tau_rec", "tau_fac"))
+        values = {}
+        for native in ("tau_rec", "tau_fac"):
+            if native in parameter_space.keys():
+                lazy = parameter_space[native]
+                lazy.shape = (self.pre.size, self.post.size)
+                values[native] = np.broadcast_to(np.asarray(lazy.evaluate(simplify=False), dtype=float),
+                                                 (self.pre.size, self.post.size))[table["pre"], table["post"]]
+                parameter_space[native] = lazy
+            else:
+                values[native] = table[native]
+        self._check_stp(values["tau_rec"], values["tau_fac"])
+
+    def _get_attributes_as_list(self, names):
+        values = super()._get_attributes_as_list(names)
+        if "weight" in names and values:
+            column = names.index("weight")
+            weights = self._configured_weights(self._table())
+            values = [row[:column] + (float(w),) + row[column + 1:] for row, w in zip(values, weights)]
+        return values
+
+    def _get_attributes_as_arrays(self, names, multiple_synapses="sum"):
+        arrays = super()._get_attributes_as_arrays(names, multiple_synapses)
+        for position, name in enumerate(names):
+            if name.rstrip("s") != "weight":
+                continue
+            table = self._table()
+            weights = self._configured_weights(table)
+            combine = self.MULTI_SYNAPSE_OPERATIONS[multiple_synapses]
+            matrix = np.full((self.pre.size, self.post.size), np.nan)
+            for i, j, w in zip(table["pre"], table["post"], weights):
+                matrix[i, j] = w if np.isnan(matrix[i, j]) else combine(matrix[i, j], w)
+            arrays[position] = matrix
+        return arrays
+
+    # --- single connections ------------------------------------------------------------------------
+    def __getitem__(self, i):
+        if isinstance(i, int):
+            if i < len(self):
+                return emulator.Connection(self, i)
+            raise IndexError("%d > %d" % (i, len(self) - 1))
+        if isinstance(i, slice):
+            return [emulator.Connection(self, j) for j in range(*i.indices(len(self)))]
+        raise TypeError(f"index must be an int or a slice, got {type(i).__name__}")
+
+    @property
+    def connections(self):
+        """Iterator over the connections of this projection, as chip-aware Connection objects."""
+        return (emulator.Connection(self, i) for i in range(len(self)))
+
+    def _connection_weight(self, index: int) -> float:
+        return float(self._configured_weights(self._table())[index])
+
+    def _set_connection_weight(self, index: int, weight: float) -> None:
+        table = self._table()
+        requested = self._requested_or(self._configured_weights(table)).copy()
+        requested[index] = float(weight)
+        self._write_weights(table, requested)
+
+    # --- report ------------------------------------------------------------------------------------
+    def quantisation_summary(self) -> dict:
+        """Requested vs configured weights of the last write: counts and errors (uS, clipped excluded)."""
+        requested, configured = self._weight_record
+        kept = requested <= max_weight_uS(emulator.current_chip().spec)
+        error = np.abs(configured - requested)[kept]
+        pre = self._table()["pre"] if requested.size else np.array([], dtype=int)
+        return {"n_weights": int(requested.size), "n_clipped": int(self._n_clipped),
+                "abs_error_sum_uS": float(error.sum()), "abs_error_max_uS": float(error.max(initial=0.0)),
+                "requested_sum_uS": float(requested[kept].sum()), "n_rows": int(np.unique(pre).size)}
+
