@@ -1,0 +1,285 @@
+"""Real-time learning with Lagrangian dynamics: Latent Equilibrium vs the original dynamics.
+
+Protocol: a frozen :class:`LagrangianConfig` (seed required) and :func:`run_lagrangian`, which trains
+``n_seeds`` networks side by side (seeds ``seed .. seed + n_seeds - 1``; each seed draws its own
+weights, data set and presentation order) by presenting every training pattern for ``t_pres`` ms with
+the target nudging the output and plasticity always on (no separate settling or learning phase).
+Test accuracy is measured in real time: test patterns are presented for ``t_pres`` ms each, without
+target or plasticity, and classified by the output rates at the end of each presentation.  The
+accuracy of the learned weights at equilibrium (a static forward pass) is reported as well, so a
+failure to learn can be told apart from a failure to respond in time.
+
+The learning rate is given per pattern presentation: ``eta = lr / (beta t_pres)`` (1/ms), so every
+presentation time gets the same total plasticity per pattern.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import platform
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..models import datasets
+from ..models.latent_equilibrium import LatentEquilibrium, LEParameters
+from ..models.layered import LayeredNetwork, linear, logistic
+
+__all__ = ["LagrangianConfig", "LagrangianResult", "run_lagrangian", "add_cli", "TASKS"]
+
+TASKS = ("bars", "yinyang", "digits")
+DYNAMICS = ("latent_equilibrium", "original")
+
+
+@dataclass(frozen=True)
+class LagrangianConfig:
+    """Configuration of one real-time training run (all networks share it).
+
+    Attributes
+    ----------
+    task : str
+        "bars" (9-H-3), "yinyang" (4-H-3) or "digits" (64-H-10).
+    t_pres : float
+        Presentation time per pattern in ms (> 0).
+    seed : int
+        First seed; network k uses seed + k for weights, data and order.
+    n_seeds : int
+        Number of networks trained side by side (>= 1).
+    dynamics : str
+        "latent_equilibrium" (prospective read-out) or "original" (membrane read-out).
+    errors : str
+        "direct" or "microcircuit" (interneurons and apical dendrites carry hidden errors).
+    tau : float
+        Membrane time constant in ms.
+    hidden : int
+        Hidden layer size.
+    epochs : int
+        Passes through the training set.
+    lr : float
+        Learning rate per pattern presentation (dimensionless).
+    beta : float
+        Output nudging strength (dimensionless).
+    dt_max : float
+        Largest Euler step in ms; dt = t_pres / n_steps with n_steps = max(min_steps, ceil(t_pres/dt_max)).
+    min_steps : int
+        Fewest Euler steps per presentation.
+    n_train, n_test : int
+        Numbers of training and test patterns (digits: n_test only sets the test fraction).
+    noise : float
+        Pixel noise (standard deviation) of the Bars images.
+    eval_every : int
+        Measure test accuracy every this many epochs (and after the last).
+    """
+
+    task: str
+    t_pres: float
+    seed: int
+    n_seeds: int = 5
+    dynamics: str = "latent_equilibrium"
+    errors: str = "direct"
+    tau: float = 10.0
+    hidden: int = 30
+    epochs: int = 100
+    lr: float = 0.1
+    beta: float = 0.1
+    dt_max: float = 0.5
+    min_steps: int = 10
+    n_train: int = 24
+    n_test: int = 48
+    noise: float = 0.1
+    eval_every: int = 10
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.dynamics not in DYNAMICS:
+            raise ValueError(f"dynamics must be one of {DYNAMICS}, got {self.dynamics!r}")
+        if not self.t_pres > 0:
+            raise ValueError(f"t_pres must be > 0 ms, got {self.t_pres}")
+        for name in ("n_seeds", "hidden", "epochs", "min_steps", "n_train", "n_test", "eval_every"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        for name in ("tau", "lr", "beta", "dt_max"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
+
+    @property
+    def n_steps(self) -> int:
+        """Euler steps per presentation."""
+        return max(self.min_steps, math.ceil(self.t_pres / self.dt_max - 1e-9))
+
+    @property
+    def dt(self) -> float:
+        """Euler step in ms."""
+        return self.t_pres / self.n_steps
+
+    def parameters(self) -> LEParameters:
+        eta = self.lr / (self.beta * self.t_pres)
+        return LEParameters(tau=self.tau, dt=min(self.dt, self.tau), beta=self.beta, eta=eta, eta_bias=eta,
+                            prospective=self.dynamics == "latent_equilibrium", errors=self.errors,
+                            eta_ip=eta if self.errors == "microcircuit" else 0.0,
+                            eta_pi=eta if self.errors == "microcircuit" else 0.0)
+
+
+@dataclass
+class LagrangianResult:
+    """Outcome of :func:`run_lagrangian`: accuracies per seed and the learning curves."""
+
+    config: dict
+    seeds: list
+    realtime_test_accuracy: list
+    settled_test_accuracy: list
+    train_accuracy: list
+    curve_epochs: list
+    curve_realtime_accuracy: list
+    wall_time_s: float
+    versions: dict = field(default_factory=dict)
+    files: list = field(default_factory=list)
+
+    def summary(self) -> dict:
+        rt = np.asarray(self.realtime_test_accuracy)
+        st = np.asarray(self.settled_test_accuracy)
+        return {"realtime_mean": float(rt.mean()), "realtime_std": float(rt.std(ddof=1)) if rt.size > 1 else 0.0,
+                "realtime_min": float(rt.min()), "settled_mean": float(st.mean()),
+                "settled_min": float(st.min())}
+
+
+def _task_data(cfg: LagrangianConfig, seed: int):
+    if cfg.task == "bars":
+        return (datasets.bars(cfg.n_train, seed=seed, noise=cfg.noise),
+                datasets.bars(cfg.n_test, seed=seed + 10_000, noise=cfg.noise))
+    if cfg.task == "yinyang":
+        return datasets.yinyang(cfg.n_train, seed=seed), datasets.yinyang(cfg.n_test, seed=seed + 10_000)
+    data = datasets.digits()
+    return datasets.train_test_split(data, cfg.n_test / len(data), seed=seed)
+
+
+def versions() -> dict:
+    """Library versions and machine facts recorded with every result."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version(), "platform": platform.platform(),
+           "cpu_count": __import__("os").cpu_count(), "numpy": np.__version__}
+    for pkg in ("brian2", "cortexsim"):
+        try:
+            out[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            out[pkg] = None
+    return out
+
+
+def realtime_accuracy(sim: LatentEquilibrium, xs: np.ndarray, labels: np.ndarray, n_steps: int) -> np.ndarray:
+    """Present patterns xs (S, P, n_in) for n_steps each without target or plasticity.
+
+    Returns the per-network fraction of patterns whose largest output at the end of the
+    presentation is the label (labels (S, P)).
+    """
+    correct = np.zeros(xs.shape[0])
+    for k in range(xs.shape[1]):
+        out = sim.present(xs[:, k], None, n_steps, learn=False)
+        correct += np.argmax(out, axis=1) == labels[:, k]
+    return correct / xs.shape[1]
+
+
+def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None, progress: bool = False) -> LagrangianResult:
+    """Train ``cfg.n_seeds`` networks in real time; optionally write results.json and a figure."""
+    start = time.perf_counter()
+    seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
+    splits = [_task_data(cfg, s) for s in seeds]
+    n_train = min(len(tr) for tr, _ in splits)
+    n_test = min(len(te) for _, te in splits)
+    train_x = np.stack([tr.x[:n_train] for tr, _ in splits])
+    train_t = np.stack([tr.targets[:n_train] for tr, _ in splits])
+    test_x = np.stack([te.x[:n_test] for _, te in splits])
+    test_y = np.stack([te.y[:n_test] for _, te in splits])
+    sizes = [train_x.shape[2], cfg.hidden, train_t.shape[2]]
+    nets = [LayeredNetwork.random(sizes, seed=s, hidden=logistic(), output=linear()) for s in seeds]
+    sim = LatentEquilibrium(nets, cfg.parameters())
+    orders = [np.random.default_rng(s + 20_000) for s in seeds]
+    rows = np.arange(cfg.n_seeds)
+    curve_epochs, curve_acc = [], []
+    for epoch in range(1, cfg.epochs + 1):
+        perm = np.stack([rng.permutation(n_train) for rng in orders])
+        for k in range(n_train):
+            sim.present(train_x[rows, perm[:, k]], train_t[rows, perm[:, k]], cfg.n_steps, learn=True)
+        if epoch % cfg.eval_every == 0 or epoch == cfg.epochs:
+            acc = realtime_accuracy(sim, test_x, test_y, cfg.n_steps)
+            curve_epochs.append(epoch)
+            curve_acc.append(acc.tolist())
+            if progress:
+                print(f"[lagrangian] {cfg.task} {cfg.dynamics} t_pres={cfg.t_pres} ms epoch {epoch}: "
+                      f"real-time test accuracy {np.round(acc, 3).tolist()}", flush=True)
+    final_nets = sim.networks()
+    settled = [net.accuracy(te.x, te.y) for net, (_, te) in zip(final_nets, splits)]
+    train_acc = [net.accuracy(tr.x, tr.y) for net, (tr, _) in zip(final_nets, splits)]
+    result = LagrangianResult(config=asdict(cfg) | {"n_steps": cfg.n_steps, "dt": cfg.dt, "sizes": sizes},
+                              seeds=seeds, realtime_test_accuracy=curve_acc[-1], settled_test_accuracy=settled,
+                              train_accuracy=train_acc, curve_epochs=curve_epochs, curve_realtime_accuracy=curve_acc,
+                              wall_time_s=time.perf_counter() - start, versions=versions())
+    if out_dir is not None:
+        write_result(result, Path(out_dir))
+    return result
+
+
+def write_result(result: LagrangianResult, out_dir: Path) -> None:
+    """Write results.json and learning_curve.png into ``out_dir``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    acc = np.asarray(result.curve_realtime_accuracy)
+    for k, seed in enumerate(result.seeds):
+        ax.plot(result.curve_epochs, 100 * acc[:, k], marker=".", label=f"seed {seed}")
+    cfg = result.config
+    ax.set(xlabel="epoch", ylabel="real-time test accuracy (%)", ylim=(0, 102),
+           title=f"{cfg['task']}, {cfg['dynamics']}, t_pres = {cfg['t_pres']} ms")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out_dir / "learning_curve.png", dpi=120)
+    plt.close(fig)
+    result.files = ["results.json", "learning_curve.png"]
+    payload = asdict(result) | {"summary": result.summary()}
+    tmp = out_dir / "results.json.tmp"
+    tmp.write_text(json.dumps(payload, indent=2))
+    tmp.replace(out_dir / "results.json")
+
+
+def _cli_handler(args: argparse.Namespace) -> int:
+    cfg = LagrangianConfig(task=args.task, t_pres=args.t_pres, seed=args.seed, n_seeds=args.n_seeds,
+                           dynamics=args.dynamics, errors=args.errors, tau=args.tau, epochs=args.epochs,
+                           **({"hidden": args.hidden} if args.hidden else {}), **_task_defaults(args.task))
+    result = run_lagrangian(cfg, out_dir=args.out, progress=True)
+    print(json.dumps(result.summary(), indent=2))
+    return 0
+
+
+def _task_defaults(task: str) -> dict:
+    """Sizes and learning settings per task (the ones the benchmarks use)."""
+    if task == "yinyang":
+        return {"n_train": 3000, "n_test": 1000}
+    if task == "digits":
+        return {"n_test": 360}
+    return {}
+
+
+def add_cli(subparsers) -> None:
+    """Register ``lagrangian --task bars|yinyang|digits --t-pres MS --seed N --out DIR``."""
+    p = subparsers.add_parser("lagrangian", help="real-time learning with Latent Equilibrium dynamics")
+    p.add_argument("--task", choices=TASKS, required=True)
+    p.add_argument("--t-pres", type=float, required=True, help="presentation time per pattern (ms)")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--n-seeds", type=int, default=5, help="networks trained side by side (seeds seed..)")
+    p.add_argument("--dynamics", choices=DYNAMICS, default="latent_equilibrium")
+    p.add_argument("--errors", choices=("direct", "microcircuit"), default="direct")
+    p.add_argument("--tau", type=float, default=10.0, help="membrane time constant (ms)")
+    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--hidden", type=int, default=0, help="hidden units (0: task default)")
+    p.add_argument("--out", required=True, help="output folder for results.json and figures")
+    p.set_defaults(handler=_cli_handler)
