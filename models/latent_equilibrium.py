@@ -39,7 +39,7 @@ import numpy as np
 
 from .layered import Activation, LayeredNetwork
 
-__all__ = ["LEParameters", "LatentEquilibrium", "energy", "settle"]
+__all__ = ["LEParameters", "LatentEquilibrium", "energy", "equilibrium_residual", "settle"]
 
 ERROR_MODES = ("direct", "microcircuit")
 FEEDBACK_MODES = ("transpose", "random")
@@ -295,28 +295,53 @@ def energy(network: LayeredNetwork, x: np.ndarray, potentials: list, target: np.
     return total
 
 
+def equilibrium_residual(network: LayeredNetwork, x: np.ndarray, potentials: list, target: np.ndarray | None,
+                         beta: float) -> tuple[np.ndarray, list]:
+    """Residual ``v_l - (W_l r_{l-1} + b_l + e_l)`` of the equilibrium equations, and the errors e_l.
+
+    Zero residual <=> du/dt = 0 in both dynamics <=> dE/dv = 0 (a stationary point of the energy).
+    """
+    rates = [np.asarray(x, dtype=float)] + [network.activation(l).phi(v) for l, v in enumerate(potentials)]
+    n = len(network.weights)
+    errors = [None] * n
+    if target is None:
+        errors[-1] = np.zeros_like(potentials[-1])
+    else:
+        errors[-1] = beta * network.output.dphi(potentials[-1]) * (np.asarray(target) - rates[-1])
+    for l in range(n - 2, -1, -1):
+        mismatch = potentials[l + 1] - network.weights[l + 1] @ rates[l + 1] - network.biases[l + 1]
+        errors[l] = network.hidden.dphi(potentials[l]) * (network.weights[l + 1].T @ mismatch)
+    residual = [v - w @ r - b - e for v, w, r, b, e in
+                zip(potentials, network.weights, rates[:-1], network.biases, errors)]
+    return np.concatenate(residual), errors
+
+
 def settle(network: LayeredNetwork, x: np.ndarray, target: np.ndarray | None, beta: float,
-           tol: float = 1e-15, max_steps: int = 100_000) -> dict:
+           tol: float = 1e-14) -> dict:
     """Equilibrium of the Lagrangian dynamics for constant input and target (no plasticity).
 
-    Iterates the prospective (LE) step, whose fixed points are the equilibria of both dynamics,
-    until the potentials and errors change by less than ``tol`` (absolute, max norm).
+    Solves the equilibrium equations (:func:`equilibrium_residual` = 0, the fixed point shared by the
+    prospective and the original dynamics) with a Powell hybrid root finder started from the
+    feed-forward pass.
 
     Returns
     -------
     dict with lists (one 1-D array per layer) ``potentials``, ``rates`` (input first), ``errors``,
-    and ``steps`` (iterations used).  Raises RuntimeError if it does not converge.
+    and ``residual`` (max abs residual).  Raises RuntimeError if the solver fails.
     """
+    from scipy.optimize import root
+
     if not beta >= 0:
         raise ValueError(f"beta must be >= 0, got {beta}")
-    sim = LatentEquilibrium(network, LEParameters(beta=beta, dt=1.0, tau=1.0, prospective=True))
-    previous = None
-    for k in range(1, max_steps + 1):
-        sim.step(x, target, learn=False)
-        now = np.concatenate([a.ravel() for a in sim.readout_potentials() + sim.errors])
-        if previous is not None and np.max(np.abs(now - previous)) < tol:
-            v = [a[0] for a in sim.readout_potentials()]
-            rates = [np.asarray(x, dtype=float)] + [network.activation(l).phi(a) for l, a in enumerate(v)]
-            return {"potentials": v, "rates": rates, "errors": [e[0].copy() for e in sim.errors], "steps": k}
-        previous = now
-    raise RuntimeError(f"settle did not converge to tol={tol} within {max_steps} steps")
+    sizes = network.sizes[1:]
+    splits = np.cumsum(sizes)[:-1]
+    guess = np.concatenate(network.forward(x)[0][1:])
+    sol = root(lambda flat: equilibrium_residual(network, x, np.split(flat, splits), target, beta)[0],
+               guess, method="hybr", tol=tol)
+    v = np.split(sol.x, splits)
+    residual, errors = equilibrium_residual(network, x, v, target, beta)
+    worst = float(np.max(np.abs(residual)))
+    if not worst < 1e3 * tol + 1e-13:
+        raise RuntimeError(f"settle: equilibrium not found (max residual {worst:.2e}, {sol.message})")
+    rates = [np.asarray(x, dtype=float)] + [network.activation(l).phi(a) for l, a in enumerate(v)]
+    return {"potentials": v, "rates": rates, "errors": errors, "residual": worst}
