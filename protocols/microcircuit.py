@@ -1,0 +1,300 @@
+"""Microcircuit learning experiments: self-predicting state, teacher-student, Yin-Yang, digits.
+
+``run_microcircuit(cfg, out_dir)`` trains a dendritic cortical microcircuit (Sacramento et al. 2018)
+with the steady-state ("steady") or the full time-continuous numpy dynamics ("full"), writes
+``results.json`` and learning-curve PNGs to ``out_dir`` and returns a :class:`MicrocircuitResult`.
+CLI: ``cortexsim microcircuit --task sps|teacher|yinyang|digits --seed N --out DIR``.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from cortexsim.models import datasets
+from cortexsim.models.layered import LayeredNetwork, linear, logistic, soft_relu
+from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
+from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
+                                                      basal_attenuation, self_predicting_weights)
+from cortexsim.models.microcircuit.steady_state import predict, steady_state, train_epoch
+
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data",
+           "add_cli"]
+
+TASKS = ("sps", "teacher", "yinyang", "digits")
+# per task: layer sizes, epochs, forward / interneuron learning rates (1/ms), top-down mode
+_DEFAULTS = {
+    "sps": dict(sizes=(30, 50, 10), epochs=60, eta_up=(0.0, 0.0), eta_ip=(2e-5,), eta_pi=(2e-4,), topdown="fixed"),
+    "teacher": dict(sizes=(30, 50, 10), epochs=60, eta_up=(5e-5, 1e-5), eta_ip=(1e-4,), eta_pi=(5e-5,),
+                    topdown="transposed"),
+    "yinyang": dict(sizes=(4, 120, 3), epochs=100, eta_up=(1e-3, 5e-5), eta_ip=(2e-5,), eta_pi=(3e-4,),
+                    topdown="transposed"),
+    "digits": dict(sizes=(64, 100, 10), epochs=60, eta_up=(1e-4, 5e-5), eta_ip=(1e-5,), eta_pi=(2e-4,),
+                   topdown="transposed"),
+}
+
+
+@dataclass(frozen=True)
+class MicrocircuitConfig:
+    """One microcircuit experiment. ``None`` fields take the task's default (see ``_DEFAULTS``).
+
+    Attributes
+    ----------
+    seed : int
+        Seed of data, initial weights and presentation order (required).
+    task : str
+        "sps" (learn the self-predicting state from random weights, forward plasticity off),
+        "teacher" (30-50-10 student learns a 30-20-10 soft-ReLU teacher), "yinyang", "digits".
+    dynamics : str
+        "steady" (fixed point per pattern) or "full" (time-continuous numpy twin, dt from ``g``-params).
+    sizes : tuple of int or None
+        Layer sizes, input first.
+    epochs : int or None
+        Passes over the training set.
+    batch_size : int
+        Patterns per weight update in "steady" dynamics (updates summed, as if shown in sequence).
+    pattern_duration : float
+        Presentation time per pattern (ms); scales the steady-state step (eta * duration * signal).
+    eta_up, eta_ip, eta_pi : tuple of float or None
+        Learning rates (1/ms) of forward, interneuron and interneuron-to-pyramidal weights.
+    topdown : str or None
+        "fixed", "transposed" or "learned" (learned uses ``eta_pi`` as its rate).
+    g_som : float
+        Output nudging conductance (1/ms).
+    noise : float
+        Somatic noise (per sqrt(ms)); only used by "full" dynamics.
+    sps_init : bool
+        Start in the analytic self-predicting state (ignored by the "sps" task, which starts random).
+    shallow : bool
+        Freeze all but the output weights (the "shallow learner" baseline).
+    n_train, n_test : int
+        Sizes of procedurally generated data sets (yinyang, teacher, sps); digits uses a 20 % test split.
+    """
+
+    seed: int
+    task: str = "yinyang"
+    dynamics: str = "steady"
+    sizes: tuple | None = None
+    epochs: int | None = None
+    batch_size: int = 16
+    pattern_duration: float = 100.0
+    eta_up: tuple | None = None
+    eta_ip: tuple | None = None
+    eta_pi: tuple | None = None
+    topdown: str | None = None
+    g_som: float = 0.8
+    noise: float = 0.0
+    sps_init: bool = True
+    shallow: bool = False
+    n_train: int = 5000
+    n_test: int = 1000
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.dynamics not in ("steady", "full"):
+            raise ValueError(f"dynamics must be 'steady' or 'full', got {self.dynamics!r}")
+        if self.batch_size < 1 or self.pattern_duration <= 0 or min(self.n_train, self.n_test) < 1:
+            raise ValueError("batch_size, n_train, n_test must be >= 1 and pattern_duration > 0 ms")
+        if self.epochs is not None and self.epochs < 0:
+            raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+
+    def resolved(self) -> "MicrocircuitConfig":
+        """Copy with every ``None`` replaced by the task default."""
+        d = _DEFAULTS[self.task]
+        return replace(self, **{k: (d[k] if getattr(self, k) is None else getattr(self, k))
+                                for k in ("sizes", "epochs", "eta_up", "eta_ip", "eta_pi", "topdown")})
+
+    def params(self) -> MicrocircuitParams:
+        c = self.resolved()
+        n = len(c.sizes) - 1
+        eta_up = tuple(0.0 if (c.shallow and l < n - 1) else e for l, e in enumerate(c.eta_up))
+        return MicrocircuitParams(g_som=c.g_som, noise=c.noise, topdown=c.topdown, eta_up=eta_up,
+                                  eta_ip=c.eta_ip, eta_pi=c.eta_pi,
+                                  eta_down=c.eta_pi if c.topdown == "learned" else ())
+
+
+@dataclass
+class MicrocircuitResult:
+    """Learning curves and final figures of one run."""
+
+    config: dict
+    curve: list = field(default_factory=list)
+    final: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    figures: list = field(default_factory=list)
+    wall_time_s: float = 0.0
+
+
+def teacher_student_data(n_samples: int, seed: int, teacher_seed: int = 12345):
+    """Teacher 30-20-10 soft-ReLU network (gamma 0.1, beta 1, theta 3) and its outputs on uniform inputs.
+
+    Teacher weights N(0, 4^2 / fan_in) (linear output layer included) and hidden
+    biases 3 put the hidden potentials across the rectifier's knee. Returns (Dataset, teacher).
+    """
+    teacher = LayeredNetwork.random([30, 20, 10], seed=teacher_seed, hidden=soft_relu(0.1, 1.0, 3.0),
+                                    output=linear(), weight_scale=4.0)
+    teacher.biases[0][:] = 3.0
+    x = np.random.default_rng(seed).uniform(0.0, 1.0, (n_samples, 30))
+    return datasets.Dataset(x, None, teacher.predict(x), "teacher"), teacher
+
+
+def _data(cfg: MicrocircuitConfig):
+    if cfg.task == "yinyang":
+        return datasets.yinyang(cfg.n_train, cfg.seed), datasets.yinyang(cfg.n_test, cfg.seed + 10_000)
+    if cfg.task == "digits":
+        return datasets.train_test_split(datasets.digits(), 0.2, cfg.seed)
+    if cfg.task == "teacher":
+        return teacher_student_data(cfg.n_train, cfg.seed)[0], teacher_student_data(cfg.n_test, cfg.seed + 10_000)[0]
+    rng = np.random.default_rng(cfg.seed)
+    n_in = cfg.sizes[0]
+    return (datasets.Dataset(rng.uniform(0, 1, (cfg.n_train, n_in)), None, None, "random"),
+            datasets.Dataset(rng.uniform(0, 1, (cfg.n_test, n_in)), None, None, "random"))
+
+
+def _initial_weights(cfg: MicrocircuitConfig, params: MicrocircuitParams) -> MicrocircuitWeights:
+    if cfg.task == "teacher":
+        hidden = soft_relu(0.1, 1.0, 3.0)
+        net = LayeredNetwork.random(cfg.sizes, seed=cfg.seed, hidden=hidden, output=linear(), weight_scale=4.0)
+        net.biases[0][:] = 3.0 / basal_attenuation(params, hidden=True)   # start at the rectifier's knee
+    else:
+        net = LayeredNetwork.random(cfg.sizes, seed=cfg.seed, hidden=logistic(), output=linear())
+    weights = MicrocircuitWeights.from_network(net, seed=cfg.seed + 1)
+    if cfg.task != "sps" and cfg.sps_init:
+        weights = self_predicting_weights(weights, params, transposed_topdown=params.topdown == "transposed")
+    elif params.topdown == "transposed":
+        weights.W_down = [w.T.copy() for w in weights.W_up[1:]]
+    return weights
+
+
+def _evaluate(cfg, weights, params, test) -> dict:
+    fixed = steady_state(weights, params, test.x, None, tol=1e-8, max_iter=300)
+    out = {"apical_norm": float(sum(np.linalg.norm(v, axis=1).mean() for v in fixed.v_A)),
+           "fixed_point_converged": bool(fixed.converged)}
+    if cfg.task in ("yinyang", "digits"):
+        out["test_accuracy"] = float(np.mean(np.argmax(fixed.u[-1], axis=1) == test.y))
+    if cfg.task == "teacher":
+        out["test_loss"] = float(0.5 * np.mean(np.sum((fixed.u[-1] - test.targets) ** 2, axis=1)))
+    return out
+
+
+def _train_full(cfg, weights, params, train, epoch) -> MicrocircuitWeights:
+    model = NumpyMicrocircuit(weights, params, seed=cfg.seed * 1000 + epoch)
+    order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
+    steps = int(round(cfg.pattern_duration / params.dt))
+    model.run(train.x[order], None if train.targets is None else train.targets[order], steps_per_pattern=steps)
+    return model.weights()
+
+
+def _versions() -> dict:
+    import matplotlib
+    out = {"numpy": np.__version__, "matplotlib": matplotlib.__version__, "python": platform.python_version(),
+           "platform": platform.platform()}
+    try:
+        import os
+        out["cpu_count"] = os.cpu_count()
+    except Exception:  # pragma: no cover
+        pass
+    return out
+
+
+def _plot(result: MicrocircuitResult, out_dir: Path) -> list:
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    keys = [k for k in ("test_accuracy", "test_loss", "apical_norm") if k in result.curve[0]]
+    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
+    epochs = [row["epoch"] for row in result.curve]
+    for ax, key in zip(axes[0], keys):
+        ax.plot(epochs, [row[key] for row in result.curve], marker=".")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key.replace("_", " "))
+        if key == "apical_norm":
+            ax.set_yscale("log")
+    fig.suptitle(f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
+                 f"seed {result.config['seed']})")
+    fig.tight_layout()
+    path = out_dir / "learning_curve.png"
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return [str(path)]
+
+
+def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
+                     progress: bool = False) -> MicrocircuitResult:
+    """Train the microcircuit on ``cfg.task``; write results.json and figures to ``out_dir`` if given."""
+    start = time.perf_counter()
+    cfg = cfg.resolved()
+    params = cfg.params()
+    train, test = _data(cfg)
+    weights = _initial_weights(cfg, params)
+    result = MicrocircuitResult(config=asdict(cfg), versions=_versions())
+    result.config["resolved_params"] = asdict(params)
+    targets = None if cfg.task == "sps" else train.targets
+    result.curve.append({"epoch": 0, **_evaluate(cfg, weights, params, test)})
+    for epoch in range(1, cfg.epochs + 1):
+        if cfg.dynamics == "steady":
+            info = train_epoch(weights, params, train.x, targets, cfg.pattern_duration, cfg.batch_size,
+                               seed=cfg.seed * 1000 + epoch)
+        else:
+            weights = _train_full(cfg, weights, params, replace(train, targets=targets), epoch)
+            info = {}
+        row = {"epoch": epoch, **_evaluate(cfg, weights, params, test), **info}
+        result.curve.append(row)
+        if progress:
+            print(json.dumps(row), flush=True)
+        if not np.all(np.isfinite([v for v in row.values() if isinstance(v, float)])):
+            result.final["diverged_at_epoch"] = epoch
+            break
+    result.final.update({k: v for k, v in result.curve[-1].items() if k != "epoch"})
+    if cfg.task == "sps":
+        first, last = result.curve[0]["apical_norm"], result.curve[-1]["apical_norm"]
+        result.final["apical_norm_reduction"] = first / last if last > 0 else float("inf")
+        result.final["analytic_sps_max_abs_apical"] = analytic_sps_apical(weights, params, test.x[:5])
+    result.wall_time_s = time.perf_counter() - start
+    if out_dir is not None:
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        result.figures = _plot(result, out_dir)
+        (out_dir / "results.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+    return result
+
+
+def analytic_sps_apical(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.ndarray,
+                        steps_per_pattern: int = 1000) -> float:
+    """Largest |v_A| after the numpy twin (no plasticity, no noise) settles in the analytic SPS."""
+    frozen = replace(params, noise=0.0, eta_up=(), eta_ip=(), eta_pi=(), eta_down=())
+    model = NumpyMicrocircuit(self_predicting_weights(weights, frozen), frozen)
+    worst = 0.0
+    for row in np.atleast_2d(x):
+        model.run(row[None, :], None, steps_per_pattern=steps_per_pattern)
+        model.step(row)
+        worst = max(worst, float(np.max(np.abs(model.apical()))))
+    return worst
+
+
+def add_cli(subparsers) -> None:
+    """Register ``microcircuit --task ... --seed ... --out DIR`` on an argparse subparsers object."""
+    p = subparsers.add_parser("microcircuit", help="train a dendritic cortical microcircuit (Sacramento 2018)")
+    p.add_argument("--task", choices=TASKS, default="yinyang")
+    p.add_argument("--seed", type=int, required=True)
+    p.add_argument("--out", required=True, help="output folder for results.json and figures")
+    p.add_argument("--dynamics", choices=("steady", "full"), default="steady")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--topdown", choices=("fixed", "transposed", "learned"), default=None)
+    p.add_argument("--shallow", action="store_true", help="train only the output layer")
+    p.set_defaults(handler=_cli_handler)
+
+
+def _cli_handler(args) -> int:
+    cfg = MicrocircuitConfig(seed=args.seed, task=args.task, dynamics=args.dynamics, epochs=args.epochs,
+                             topdown=args.topdown, shallow=args.shallow)
+    result = run_microcircuit(cfg, args.out, progress=True)
+    print(json.dumps(result.final, indent=2))
+    return 0
