@@ -71,7 +71,7 @@ def measure_offsets(session: ChipSession) -> dict[str, np.ndarray]:
     emulator.chip.session = session
     session.forget_network()
     pynn_nest.setup(timestep=MEASUREMENT_TIMESTEP_MS, min_delay=MEASUREMENT_TIMESTEP_MS,
-                    rng_seed=session.rng_seed, threads=1, verbosity="error")
+                    rng_seed=session.rng_seed % (2 ** 31 - 2) + 1, threads=1, verbosity="error")
     cells = Population(session.spec.n_neurons, IF_cond_exp(**_COMMON, **_PHASE_A), label="calibration")
     cells.initialize(v=_PHASE_A["v_rest"])
     cells.record("v")

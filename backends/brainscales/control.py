@@ -77,6 +77,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         min_delay = timestep
     if not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if rng_seed is not None and (not isinstance(rng_seed, (int, np.integer)) or rng_seed < 0):
+        raise ValueError(f"rng_seed must be an integer >= 0, got {rng_seed!r}")
     session = ChipSession(spec=spec, seed=int(seed), fpn_scale=_fpn_scale(fixed_pattern_noise),
                           trial_noise=float(trial_noise), quantize_weights=bool(quantize_weights),
                           clip_weights=bool(clip_weights),
@@ -84,7 +86,7 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
-    extra_params["rng_seed"] = session.rng_seed
+    extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
     emulator.chip.session = session
     if calibration is not None:
         from .calibration import load_or_measure    # uses this module's classes; imported lazily

@@ -10,6 +10,7 @@ same way; ``get('weight')`` returns the configured (quantised) weights.
 
 from __future__ import annotations
 
+import nest
 import numpy as np
 from pyNN.nest import projections as _nest_projections
 from pyNN.nest.standardmodels.synapses import StaticSynapse
@@ -60,6 +61,7 @@ class Projection(_nest_projections.Projection):
             raise UnsupportedFeatureError(spec.name, "postsynaptic cells", "spike sources",
                                           "neurons on the chip")
         self._post_circuits = post_circuits
+        self._check_homogeneous_parameters(synapse_type)
         self._row_scale_int = None
         self._weight_record = (np.array([]), np.array([]))
         self._n_clipped = 0
@@ -68,6 +70,16 @@ class Projection(_nest_projections.Projection):
         self._row_scale_int = np.ones(self.pre.size, dtype=int)
         self._check_and_configure()
         chip.projections.append(self)
+
+    @property
+    def nest_connections(self):
+        # Always fresh: NEST renumbers connections of a synapse model when another projection adds
+        # some, and pyNN.nest's one global "stale" flag only refreshes the first projection that asks.
+        if len(self._sources) == 0:
+            return []
+        return nest.GetConnections(nest.NodeCollection(sorted(self._sources)),
+                                   synapse_model=self.nest_synapse_model,
+                                   synapse_label=self.nest_synapse_label)
 
     # --- checks at creation ------------------------------------------------------------------------
     @property
@@ -85,6 +97,29 @@ class Projection(_nest_projections.Projection):
         table["post"] = np.asarray(self.post.id_to_index(table["target"].astype(int)), dtype=int) \
             if table["target"].size else np.array([], dtype=int)
         return table
+
+    def _check_homogeneous_parameters(self, synapse_type) -> None:
+        """Check single-valued weight, delay and STP parameters before anything reaches NEST."""
+        chip = emulator.current_chip()
+        values = {}
+        for name in ("weight", "delay", "tau_rec", "tau_facil"):
+            if name in synapse_type.parameter_space.keys():
+                base = synapse_type.parameter_space[name].base_value
+                if isinstance(base, (int, float, np.number)) and not isinstance(base, bool):
+                    values[name] = float(base)
+        if "weight" in values:
+            check_weight_range(np.array([values["weight"]]), chip.spec, chip.clip_weights)
+        if "delay" in values:
+            self._check_delays([values["delay"]])
+        if "tau_rec" in values and "tau_facil" in values:
+            self._check_stp(np.array([values["tau_rec"]]), np.array([values["tau_facil"]]))
+
+    def _convergent_connect(self, presynaptic_indices, postsynaptic_index, location_selector=None,
+                            **connection_parameters):
+        if "delay" in connection_parameters:      # before NEST sees it (NEST rejects delays > max_delay)
+            self._check_delays(np.atleast_1d(connection_parameters["delay"]))
+        super()._convergent_connect(presynaptic_indices, postsynaptic_index, location_selector,
+                                    **connection_parameters)
 
     def _check_and_configure(self) -> None:
         chip = emulator.current_chip()
