@@ -32,6 +32,8 @@ __all__ = [
     "random_bm",
     "states_to_indices",
     "indices_to_states",
+    "block_diagonal",
+    "block_offsets",
 ]
 
 MAX_EXACT_UNITS = 20
@@ -306,3 +308,25 @@ def random_bm(n_units: int, seed: int | None, weight_scale: float = 1.0, bias_sc
     np.fill_diagonal(W, 0.0)
     b = rng.normal(0.0, bias_scale, size=n)
     return BoltzmannMachine(W=W, b=b)
+
+
+def block_diagonal(bms: list[BoltzmannMachine]) -> BoltzmannMachine:
+    """One BM made of independent ones: W block-diagonal, biases concatenated.
+
+    Several small networks then run as one population (unit ``k`` of ``bms[i]`` is unit
+    ``offsets[i] + k``, see :func:`block_offsets`); its joint is the product of theirs.
+    """
+    if not bms:
+        raise ValueError("bms must hold at least one BoltzmannMachine")
+    n = sum(bm.n_units for bm in bms)
+    W = np.zeros((n, n))
+    offsets = block_offsets(bms)
+    for bm, start in zip(bms, offsets):
+        W[start:start + bm.n_units, start:start + bm.n_units] = bm.W
+    return BoltzmannMachine(W=W, b=np.concatenate([bm.b for bm in bms]))
+
+
+def block_offsets(bms: list[BoltzmannMachine]) -> np.ndarray:
+    """Index of the first unit of each BM in :func:`block_diagonal` of ``bms``."""
+    sizes = np.array([bm.n_units for bm in bms], dtype=int)
+    return np.concatenate([[0], np.cumsum(sizes)[:-1]])

@@ -238,3 +238,14 @@ def test_bad_state_arguments():
         indices_to_states(np.array([8]), 3)
     with pytest.raises(ValueError, match="states must have 3 columns"):
         energies(random_bm(3, seed=0), np.zeros((2, 4)))
+
+
+def test_block_diagonal_joint_is_the_product_of_the_blocks():
+    from cortexsim.models.boltzmann import block_diagonal, block_offsets, joint, marginals, random_bm
+
+    parts = [random_bm(2, seed=1), random_bm(3, seed=2)]
+    whole = block_diagonal(parts)
+    assert whole.n_units == 5 and list(block_offsets(parts)) == [0, 2]
+    expected = np.kron(joint(parts[0]), joint(parts[1]))  # unit 0 is the most significant bit
+    np.testing.assert_allclose(joint(whole), expected, rtol=1e-12, atol=1e-15)
+    np.testing.assert_allclose(marginals(whole)[2:], marginals(parts[1]), rtol=1e-12)
