@@ -176,6 +176,16 @@ class NumpyMicrocircuit:
                                      ("W_up", "b_up", "W_down", "W_IP", "b_IP", "W_PI")],
                                    hidden=self.hidden, output=self.output)
 
+    def set_weights(self, weights: MicrocircuitWeights) -> None:
+        """Overwrite all weights (shapes must match); the low-pass filter states are kept."""
+        if weights.sizes != self.sizes:
+            raise ValueError(f"weights have sizes {weights.sizes}, the model has {self.sizes}")
+        for name, views in self._views.items():
+            for view, value in zip(views, getattr(weights, name)):
+                view[...] = value
+        if self.params.topdown == "transposed":
+            self._transpose_topdown()
+
     def potentials(self) -> dict:
         """Current somatic potentials: ``{"u": [u_1..u_N], "u_I": [u_I,1..u_I,N-1]}`` (copies)."""
         return {"u": [self.u[self._pyr[k]].copy() for k in sorted(self._pyr)],
