@@ -73,6 +73,12 @@ class LagrangianConfig:
         Pixel noise (standard deviation) of the Bars images.
     eval_every : int
         Measure test accuracy every this many epochs (and after the last).
+    lr_decay : float
+        Factor in (0, 1] applied to the learning rate after every epoch.
+    init_input_scale : float
+        Input-to-hidden weights start as N(0, init_input_scale^2 / n_in) (> 0).
+    init_hidden_bias : float
+        Hidden biases start as N(0, init_hidden_bias^2) (>= 0).
     """
 
     task: str
@@ -92,6 +98,9 @@ class LagrangianConfig:
     n_test: int = 48
     noise: float = 0.1
     eval_every: int = 10
+    lr_decay: float = 1.0
+    init_input_scale: float = 1.0
+    init_hidden_bias: float = 0.0
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -103,7 +112,11 @@ class LagrangianConfig:
         for name in ("n_seeds", "hidden", "epochs", "min_steps", "n_train", "n_test", "eval_every"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("tau", "lr", "beta", "dt_max"):
+        if not 0 < self.lr_decay <= 1:
+            raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
+        if not self.init_hidden_bias >= 0:
+            raise ValueError(f"init_hidden_bias must be >= 0, got {self.init_hidden_bias}")
+        for name in ("tau", "lr", "beta", "dt_max", "init_input_scale"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -117,8 +130,9 @@ class LagrangianConfig:
         """Euler step in ms."""
         return self.t_pres / self.n_steps
 
-    def parameters(self) -> LEParameters:
-        eta = self.lr / (self.beta * self.t_pres)
+    def parameters(self, epoch: int = 1) -> LEParameters:
+        """Dynamics parameters during ``epoch`` (1-based; the learning rate decays per epoch)."""
+        eta = self.lr * self.lr_decay ** (epoch - 1) / (self.beta * self.t_pres)
         return LEParameters(tau=self.tau, dt=min(self.dt, self.tau), beta=self.beta, eta=eta, eta_bias=eta,
                             prospective=self.dynamics == "latent_equilibrium", errors=self.errors,
                             eta_ip=eta if self.errors == "microcircuit" else 0.0,
@@ -172,6 +186,15 @@ def versions() -> dict:
     return out
 
 
+def initial_network(cfg: LagrangianConfig, sizes: list, seed: int) -> LayeredNetwork:
+    """Logistic hidden layer, linear output; input weights and hidden biases scaled per ``cfg``."""
+    net = LayeredNetwork.random(sizes, seed=seed, hidden=logistic(), output=linear())
+    net.weights[0] *= cfg.init_input_scale
+    if cfg.init_hidden_bias > 0:
+        net.biases[0] = np.random.default_rng(seed + 30_000).normal(0.0, cfg.init_hidden_bias, sizes[1])
+    return net
+
+
 def realtime_accuracy(sim: LatentEquilibrium, xs: np.ndarray, labels: np.ndarray, n_steps: int) -> np.ndarray:
     """Present patterns xs (S, P, n_in) for n_steps each without target or plasticity.
 
@@ -197,12 +220,13 @@ def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None, pro
     test_x = np.stack([te.x[:n_test] for _, te in splits])
     test_y = np.stack([te.y[:n_test] for _, te in splits])
     sizes = [train_x.shape[2], cfg.hidden, train_t.shape[2]]
-    nets = [LayeredNetwork.random(sizes, seed=s, hidden=logistic(), output=linear()) for s in seeds]
+    nets = [initial_network(cfg, sizes, s) for s in seeds]
     sim = LatentEquilibrium(nets, cfg.parameters())
     orders = [np.random.default_rng(s + 20_000) for s in seeds]
     rows = np.arange(cfg.n_seeds)
     curve_epochs, curve_acc = [], []
     for epoch in range(1, cfg.epochs + 1):
+        sim.params = cfg.parameters(epoch)
         perm = np.stack([rng.permutation(n_train) for rng in orders])
         for k in range(n_train):
             sim.present(train_x[rows, perm[:, k]], train_t[rows, perm[:, k]], cfg.n_steps, learn=True)
