@@ -167,15 +167,26 @@ IDEAL_COUNTERPART = {"bss2": "bss2_ideal", "bss1": "bss1_ideal"}
 
 
 def mark_imperfection_failures(per_configuration: dict) -> None:
-    """A failure on a noisy, quantising chip whose scenario passes on the ideal chip is reclassified
-    ``chip_imperfection``: the script fits the chip, its numbers differ because of noise/quantisation."""
+    """Explain failures on a noisy, quantising chip by the same scenario on the ideal chip.
+
+    Passed on the ideal chip: ``chip_imperfection`` (the script fits the chip, its numbers differ
+    because of noise/quantisation). Not supported on the ideal chip: ``not_supported``, with a note
+    (the scenario failed on a numerical assertion before reaching the feature the chip rejects).
+    """
     for name, ideal in IDEAL_COUNTERPART.items():
         if name not in per_configuration or ideal not in per_configuration:
             continue
-        passed_ideal = {e["scenario"] for e in per_configuration[ideal] if e["classification"] == "passed"}
+        on_ideal = {e["scenario"]: e for e in per_configuration[ideal]}
         for entry in per_configuration[name]:
-            if entry["classification"] == "failed" and entry["scenario"] in passed_ideal:
+            reference = on_ideal.get(entry["scenario"])
+            if entry["classification"] != "failed" or reference is None:
+                continue
+            if reference["classification"] == "passed":
                 entry["classification"] = "chip_imperfection"
+            elif reference["classification"] == "not_supported":
+                entry["classification"] = "not_supported"
+                entry["note"] = ("failed on a numerical assertion (noise/quantisation) before reaching the "
+                                 f"feature the ideal chip rejects: {reference.get('message', '')}")
 
 
 def summarise(per_configuration: dict) -> dict:
