@@ -1,0 +1,73 @@
+"""Background statistics on synthetic spike trains with known answers (no simulator)."""
+
+import numpy as np
+import pytest
+
+from cortexsim.analysis.background import input_statistics, membrane_statistics, plot_background
+from cortexsim.analysis.spike_statistics import to_spiketrains
+
+T_MS = 20000.0
+
+
+def poisson_trains(n, rate_hz, seed):
+    rng = np.random.default_rng(seed)
+    trains = []
+    for _ in range(n):
+        count = rng.poisson(rate_hz * T_MS * 1e-3)
+        trains.append(np.sort(rng.uniform(0.0, T_MS, count)))
+    return to_spiketrains(trains, T_MS)
+
+
+def test_poisson_inputs_have_cv_one_rate_as_drawn_and_no_correlation():
+    trains = poisson_trains(20, 50.0, seed=1)
+    sources = np.array([np.arange(0, 10), np.arange(10, 20)])
+    stats = input_statistics(trains, sources, 0.0, T_MS, bin_size_ms=5.0)
+    # 10 trains x ~1000 ISIs per target: CV estimate std ~ 1/sqrt(10000) = 0.01; 5 sigma.
+    assert np.allclose(stats.cv, 1.0, atol=0.05)
+    # Mean of 10 rates of ~1000 spikes each: relative std 1/sqrt(10000) = 1 %; 5 sigma.
+    assert np.allclose(stats.rate_hz, 50.0, rtol=0.05)
+    # Independent trains, 4000 bins: each coefficient has std ~ 1/sqrt(4000) = 0.016; the mean over
+    # 45 pairs has std 0.0024 (signed) and the mean |r| is ~ sqrt(2/pi) * 0.016 = 0.013.
+    assert np.all(np.abs(stats.correlation) < 0.012)
+    assert np.all(stats.abs_correlation < 0.025)
+    summary = stats.summary()
+    assert summary["n_targets"] == 2 and abs(summary["mean_cv"] - 1.0) < 0.05
+
+
+def test_identical_inputs_have_correlation_one():
+    base = poisson_trains(1, 40.0, seed=2)[0]
+    trains = [base.copy() for _ in range(4)]
+    stats = input_statistics(trains, np.array([[0, 1, 2, 3]]), 0.0, T_MS, bin_size_ms=5.0)
+    assert stats.correlation[0] == pytest.approx(1.0, abs=1e-12)
+    assert stats.abs_correlation[0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_regular_trains_have_cv_zero():
+    trains = to_spiketrains([np.arange(5.0, T_MS, 10.0)] * 2, T_MS)
+    stats = input_statistics(trains, np.array([[0, 1]]), 0.0, T_MS)
+    assert stats.cv[0] == pytest.approx(0.0, abs=1e-9)
+    assert stats.rate_hz[0] == pytest.approx(100.0, rel=1e-3)
+
+
+@pytest.mark.parametrize("sources", [np.array([0, 1]), np.array([[0]]), np.array([[0, 5]]), np.array([[0.0, 1.0]])])
+def test_bad_sources_raise(sources):
+    trains = poisson_trains(3, 10.0, seed=3)
+    with pytest.raises(ValueError, match="sources"):
+        input_statistics(trains, sources, 0.0, T_MS)
+
+
+def test_membrane_statistics_of_gaussian_traces(tmp_path):
+    rng = np.random.default_rng(4)
+    v = rng.normal(-50.0, 1.0, size=(20000, 3)) + np.array([0.0, 0.5, -0.5])
+    stats = membrane_statistics(v)
+    # 20000 samples: std of the mean 0.007 mV, of the std 0.005 mV; 5 sigma.
+    assert np.allclose(stats.mean_mv, [-50.0, -49.5, -50.5], atol=0.035)
+    assert np.allclose(stats.std_mv, 1.0, atol=0.025)
+    assert np.sum(stats.density * np.diff(stats.bin_edges_mv)) == pytest.approx(1.0)
+    assert stats.summary()["spread_of_means_mv"] == pytest.approx(np.std([0.0, 0.5, -0.5]), abs=0.03)
+    with pytest.raises(ValueError, match="v_mv"):
+        membrane_statistics(np.array([[np.nan, 1.0], [1.0, 1.0]]))
+    trains = poisson_trains(6, 30.0, seed=5)
+    inputs = input_statistics(trains, np.array([[0, 1, 2], [3, 4, 5]]), 0.0, T_MS)
+    path = plot_background({"poisson": inputs, "ensemble": inputs}, {"poisson": stats}, tmp_path / "bg.png")
+    assert path.exists() and path.stat().st_size > 1000

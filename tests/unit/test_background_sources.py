@@ -1,0 +1,74 @@
+"""Pure parts of models.ensemble: background connectivity, kick times, matched weights, size checks."""
+
+import numpy as np
+import pytest
+
+from cortexsim.models.ensemble import (DEFAULT_BACKGROUND, EnsembleBackground, check_ensemble_size,
+                                       draw_background_sources, equivalent_noise, kick_spike_times,
+                                       matched_background)
+from cortexsim.models.lif_translation import DEFAULT_NOISE
+
+
+def test_sources_come_from_other_networks_distinct_and_seeded():
+    M, N, K = 7, 4, 5
+    exc, inh = draw_background_sources(M, N, K, seed=3)
+    assert exc.shape == inh.shape == (M * N, K)
+    both = np.hstack([exc, inh])
+    for target, row in enumerate(both):
+        assert len(set(row)) == 2 * K  # 2K distinct sources, none both excitatory and inhibitory
+        assert np.all(row // N != target // N)  # never from the target's own network
+        assert np.all((row >= 0) & (row < M * N))
+    again = draw_background_sources(M, N, K, seed=3)
+    assert np.array_equal(again[0], exc) and np.array_equal(again[1], inh)
+    assert not np.array_equal(draw_background_sources(M, N, K, seed=4)[0], exc)
+
+
+def test_sources_cover_all_other_networks():
+    exc, inh = draw_background_sources(3, 5, 5, seed=1)  # 2K = 10 = all other neurons
+    for target, row in enumerate(np.hstack([exc, inh])):
+        own = target // 5
+        assert set(row) == set(range(15)) - set(range(own * 5, own * 5 + 5))
+
+
+@pytest.mark.parametrize("M, N, K, message", [(1, 5, 1, "at least M = 2"), (3, 5, 6, "2K = 12"),
+                                             (2, 5, 3, "only \\(M - 1\\) \\* N")])
+def test_too_few_sources_raise(M, N, K, message):
+    with pytest.raises(ValueError, match=message):
+        check_ensemble_size(M, N, K, "ensemble")
+    with pytest.raises(ValueError, match=message):
+        draw_background_sources(M, N, K, seed=0)
+    check_ensemble_size(M, N, K, "poisson")  # Poisson mode needs no sources
+
+
+def test_kick_times_are_seeded_on_grid_and_inside_window():
+    times = kick_spike_times(50, 20.0, 200.0, 0.1, seed=9)
+    again = kick_spike_times(50, 20.0, 200.0, 0.1, seed=9)
+    assert all(np.array_equal(a, b) for a, b in zip(times, again))
+    flat = np.concatenate(times)
+    assert flat.min() > 1.0 and flat.max() <= 21.0 + 1e-9
+    assert np.allclose(np.round((flat - 1.0) / 0.1), (flat - 1.0) / 0.1)
+    # 50 x 200 steps with p = 0.02: 200 expected spikes, std 14; 5 sigma.
+    assert abs(flat.size - 200) < 70
+    assert all(t.size == 0 for t in kick_spike_times(3, 0.0, 200.0, 0.1, seed=1))
+
+
+def test_matched_weights_and_equivalent_noise_keep_the_mean_conductance():
+    bg = matched_background(DEFAULT_NOISE, 30, 50.0)
+    assert bg.weight_exc == pytest.approx(3000 * 0.001 / (30 * 50))
+    assert DEFAULT_BACKGROUND == bg
+    eq = equivalent_noise(bg, "ensemble", DEFAULT_NOISE)
+    assert eq.rate_exc * eq.weight_exc == pytest.approx(DEFAULT_NOISE.rate_exc * DEFAULT_NOISE.weight_exc)
+    mix = equivalent_noise(bg, "mixture", DEFAULT_NOISE)
+    assert mix.rate_inh * mix.weight_inh == pytest.approx(DEFAULT_NOISE.rate_inh * DEFAULT_NOISE.weight_inh)
+    assert equivalent_noise(bg, "poisson", DEFAULT_NOISE) == DEFAULT_NOISE
+    measured = equivalent_noise(bg, "ensemble", DEFAULT_NOISE, source_rate_hz=60.0)
+    assert measured.rate_exc == pytest.approx(30 * 60.0)
+    with pytest.raises(ValueError, match="mode"):
+        equivalent_noise(bg, "gaussian", DEFAULT_NOISE)
+
+
+@pytest.mark.parametrize("field, value", [("in_degree", 0), ("in_degree", 2.5), ("weight_exc", -1.0),
+                                          ("poisson_fraction", 1.0), ("delay_ms", 0.0), ("design_rate_hz", 0.0)])
+def test_bad_background_parameters_raise(field, value):
+    with pytest.raises(ValueError, match=field):
+        EnsembleBackground(**{field: value})
