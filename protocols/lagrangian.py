@@ -89,15 +89,15 @@ class LagrangianConfig:
     errors: str = "direct"
     tau: float = 10.0
     hidden: int = 30
-    epochs: int = 100
-    lr: float = 0.1
+    epochs: int = 200
+    lr: float = 0.3
     beta: float = 0.1
-    dt_max: float = 0.5
+    dt_max: float = 1.0
     min_steps: int = 10
     n_train: int = 24
     n_test: int = 48
     noise: float = 0.1
-    eval_every: int = 10
+    eval_every: int = 20
     lr_decay: float = 1.0
     init_input_scale: float = 1.0
     init_hidden_bias: float = 0.0
@@ -276,21 +276,27 @@ def write_result(result: LagrangianResult, out_dir: Path) -> None:
 
 
 def _cli_handler(args: argparse.Namespace) -> int:
+    settings = task_defaults(args.task)
+    if args.hidden:
+        settings["hidden"] = args.hidden
+    if args.epochs:
+        settings["epochs"] = args.epochs
     cfg = LagrangianConfig(task=args.task, t_pres=args.t_pres, seed=args.seed, n_seeds=args.n_seeds,
-                           dynamics=args.dynamics, errors=args.errors, tau=args.tau, epochs=args.epochs,
-                           **({"hidden": args.hidden} if args.hidden else {}), **_task_defaults(args.task))
+                           dynamics=args.dynamics, errors=args.errors, tau=args.tau, **settings)
     result = run_lagrangian(cfg, out_dir=args.out, progress=True)
     print(json.dumps(result.summary(), indent=2))
     return 0
 
 
-def _task_defaults(task: str) -> dict:
-    """Sizes and learning settings per task (the ones the benchmarks use)."""
+def task_defaults(task: str) -> dict:
+    """Network size and learning settings per task (the ones benchmarks/lagrangian_*.py use)."""
     if task == "yinyang":
-        return {"n_train": 3000, "n_test": 1000}
+        return {"hidden": 120, "n_train": 3000, "n_test": 1000, "lr": 0.03, "min_steps": 5, "epochs": 300,
+                "init_input_scale": 6.0, "init_hidden_bias": 3.0, "eval_every": 25}
     if task == "digits":
-        return {"n_test": 360}
-    return {}
+        return {"hidden": 100, "n_test": 360, "lr": 0.05, "min_steps": 5, "epochs": 50}
+    return {"hidden": 30, "n_train": 24, "n_test": 48, "noise": 0.1, "lr": 0.3, "dt_max": 1.0, "epochs": 200,
+            "eval_every": 20}
 
 
 def add_cli(subparsers) -> None:
@@ -303,7 +309,7 @@ def add_cli(subparsers) -> None:
     p.add_argument("--dynamics", choices=DYNAMICS, default="latent_equilibrium")
     p.add_argument("--errors", choices=("direct", "microcircuit"), default="direct")
     p.add_argument("--tau", type=float, default=10.0, help="membrane time constant (ms)")
-    p.add_argument("--epochs", type=int, default=100)
+    p.add_argument("--epochs", type=int, default=0, help="passes through the training set (0: task default)")
     p.add_argument("--hidden", type=int, default=0, help="hidden units (0: task default)")
     p.add_argument("--out", required=True, help="output folder for results.json and figures")
     p.set_defaults(handler=_cli_handler)
