@@ -62,6 +62,12 @@ class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse, _NESTSynap
 class Projection(_pynn_nest.Projection):
     __doc__ = _pynn_nest.Projection.__doc__
 
+    def _value_list_to_array(self, attributes):
+        """PyNN reads every weight from NEST here; only lists need that (to know which entries exist)."""
+        if any(isinstance(v, list) or (isinstance(v, np.ndarray) and v.ndim == 1) for v in attributes.values()):
+            return super()._value_list_to_array(attributes)
+        return attributes
+
     def _set_attributes(self, parameter_space):
         """Set weights/delays of all connections with one NEST call (vectorised).
 
@@ -134,15 +140,22 @@ def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | No
         raise ValueError(f"threads must be >= 1, got {threads}")
     extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
+    _POISSON_GENERATORS.clear()  # NEST's kernel is reset: generators of an earlier run are gone
     return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, threads=int(threads), **extra_params)
+
+
+#: Poisson generators of the current NEST kernel, by rate (Hz): one generator serves every target
+#: (NEST draws an independent train per target), so populations share them. Cleared by ``setup``.
+_POISSON_GENERATORS: dict = {}
 
 
 def add_poisson_background(population, rate_exc: float, rate_inh: float,
                            weight_exc: float, weight_inh: float, delay: float | None = None) -> dict:
     """Give every neuron of ``population`` independent excitatory and inhibitory Poisson input.
 
-    One NEST ``poisson_generator`` per receptor type, connected all-to-all: NEST draws an
-    independent spike train for each target, so no relay neurons are needed.
+    One NEST ``poisson_generator`` per rate, connected all-to-all: NEST draws an independent spike
+    train for each target, so no relay neurons are needed, and populations with the same rate share
+    the generator (fewer nodes to update every step).
 
     Parameters
     ----------
@@ -171,7 +184,10 @@ def add_poisson_background(population, rate_exc: float, rate_inh: float,
     for label, rate, weight in (("exc", rate_exc, weight_exc), ("inh", rate_inh, -weight_inh)):
         if rate == 0 or weight == 0:
             continue
-        generator = nest.Create("poisson_generator", params={"rate": float(rate)})
+        generator = _POISSON_GENERATORS.get(float(rate))
+        if generator is None:
+            generator = nest.Create("poisson_generator", params={"rate": float(rate)})
+            _POISSON_GENERATORS[float(rate)] = generator
         nest.Connect(generator, targets, "all_to_all",
                      {"synapse_model": "static_synapse", "weight": 1000.0 * weight, "delay": delay})
         generators[label] = generator
