@@ -98,6 +98,18 @@ register_backend(BackendInfo(
 ))
 
 
+register_backend(BackendInfo(
+    name="brainscales",
+    module="cortexsim.backends.brainscales",
+    requires=("nest", "pyNN"),
+    description="Emulated BrainScaleS chip on NEST (bss2 default, bss1): limits checked at creation, "
+                "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
+                "hardware-time report",
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), weight_bits=6, max_neurons=512, max_fan_in=256,
+                              delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True),
+))
+
+
 def known_backends() -> list[str]:
     """Names of all registered backends."""
     return sorted(BACKENDS)

@@ -94,7 +94,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate = subparsers.add_parser("calibrate", help="measure and fit the activation function (cached)")
     add_common_arguments(calibrate, "out/calibration")
     calibrate.add_argument("--points", type=int, default=60, help="leak potentials in the fine sweep")
-    calibrate.add_argument("--duration", type=float, default=10000.0, help="simulated time per sweep (ms)")
+    calibrate.add_argument("--duration", type=float, default=30000.0, help="simulated time of the fine sweep (ms)")
     calibrate.add_argument("--no-cache", action="store_true", help="measure even if a cached fit exists")
     calibrate.set_defaults(handler=_cmd_calibrate)
 

@@ -73,7 +73,7 @@ class CalibrationConfig:
     noise: NoiseParameters = DEFAULT_NOISE
     dt_ms: float = 0.1
     n_points: int = 60
-    duration_ms: float = 10000.0
+    duration_ms: float = 30000.0
     coarse_points: int = 41
     coarse_duration_ms: float = 1000.0
     coarse_half_width_mv: float = 20.0
