@@ -1,0 +1,358 @@
+"""Ensemble protocol: M sampling networks that are each other's noise, against Poisson-driven ones.
+
+``run_ensemble(config)`` (CLI ``cortexsim ensemble``):
+
+1. draws M random target BMs (one per network) and calibrates the activation function under Poisson
+   noise (:func:`cortexsim.protocols.calibration.calibrate`, cached);
+2. measures the ensemble background: the targets (translated with the Poisson fit) run in ensemble
+   mode with probe neurons: uncoupled spiking probes on a sweep of leak potentials give the
+   activation function UNDER THE ENSEMBLE BACKGROUND (logistic fit), non-spiking probes the free
+   membrane potential; the networks' mean rate gives the equivalent noise of the translation
+   (:func:`cortexsim.models.ensemble.equivalent_noise`). A Poisson-mode run gives the same
+   statistics for the Poisson background (its input trains shown as K independent Poisson trains of
+   rate R / K per receptor, which sum to the background's rate R);
+3. evaluates D_KL of every network for: Poisson noise untrained, ensemble noise untrained (translated
+   with the ensemble fit), then trains all networks with CD under each noise (same settings,
+   :mod:`cortexsim.protocols.ensemble_training`) and evaluates them again;
+4. writes ``results.json`` (``dkl_poisson_trained``, ``dkl_ensemble_untrained``,
+   ``dkl_ensemble_trained``, ``dkl_poisson_untrained``: median and quartiles over networks of
+   D_KL(sampled || target), nats, time-continuous read-out) and figures.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cortexsim.config import config_to_dict
+from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+
+from ..analysis.background import input_statistics, membrane_statistics, plot_background
+from ..analysis.plots import plot_activation_function, plot_learning_curve
+from ..backends.registry import backend_info, check_dt, load_backend
+from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
+from ..models.cd_learning import SCHEDULE_KINDS
+from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
+from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, NeuronParameters, NoiseParameters, fit_activation
+from ..models.sampling_network import SYNAPSE_KINDS
+from .calibration import CalibrationConfig, calibrate
+from .cd_network import derived_seed
+from .ensemble_training import RunSettings, TrainingSettings, build, evaluate, train
+
+__all__ = ["EnsembleConfig", "run_ensemble", "add_cli", "quartiles"]
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Settings of the ensemble protocol (times in ms, rates in Hz).
+
+    Attributes
+    ----------
+    seed : int
+        Seed of everything (required): targets, connectivity, kick, simulator seeds.
+    backend : str
+        Registered backend name (deterministic runs need a seedable one, e.g. nest).
+    n_networks : int
+        M, >= 2.
+    n_neurons : int
+        N units per network, 1..20.
+    in_degree : int
+        K excitatory and K inhibitory background sources per neuron; weights from
+        :func:`cortexsim.models.ensemble.matched_background` at ``design_rate_hz``.
+    design_rate_hz : float
+        Source rate assumed by the weight choice (Hz).
+    train_iterations : int
+        CD iterations (>= 1) for each noise mode.
+    sampling_ms : float
+        Sampling time per iteration (ms).
+    learning_rate, schedule, schedule_tau, momentum :
+        CD optimizer (eta0; "constant" or "inverse" eta0 tau / (tau + t); tau in iterations; momentum in [0, 1)).
+    eval_duration_ms : float
+        Sampling time of each evaluation (ms).
+    burn_in_ms : float
+        Discarded start of every run (ms), includes the kick.
+    calibration_ms : float
+        Duration of the background-measurement runs (ms).
+    calibration_points : int
+        Spiking probes of the activation sweep (>= 5).
+    membrane_probes : int
+        Non-spiking probes (>= 1) recording the free membrane potential (first 5 s are used).
+    dt_ms : float
+        Integration step (ms).
+    synapses, neuron, noise :
+        Recurrent synapse kind, neuron parameters, Poisson background.
+    """
+
+    seed: int
+    backend: str = "nest"
+    n_networks: int = 50
+    n_neurons: int = 5
+    in_degree: int = 30
+    design_rate_hz: float = 50.0
+    train_iterations: int = 100
+    sampling_ms: float = 1000.0
+    learning_rate: float = 1.0
+    schedule: str = "inverse"
+    schedule_tau: float = 20.0
+    momentum: float = 0.5
+    eval_duration_ms: float = 50000.0
+    burn_in_ms: float = 200.0
+    calibration_ms: float = 20000.0
+    calibration_points: int = 60
+    membrane_probes: int = 5
+    dt_ms: float = 0.1
+    synapses: str = "renewing"
+    neuron: NeuronParameters = DEFAULT_NEURON
+    noise: NoiseParameters = DEFAULT_NOISE
+
+    def __post_init__(self):
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        backend_info(self.backend)
+        check_dt(self.backend, self.dt_ms)
+        if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
+            raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
+        check_ensemble_size(self.n_networks, self.n_neurons, self.in_degree, "ensemble")
+        for name in ("train_iterations", "calibration_points", "membrane_probes"):
+            minimum = 5 if name == "calibration_points" else 1
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {getattr(self, name)!r}")
+        for name in ("sampling_ms", "eval_duration_ms", "calibration_ms", "design_rate_hz", "learning_rate",
+                     "schedule_tau"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        if not np.isfinite(self.burn_in_ms) or self.burn_in_ms < 0:
+            raise ValueError(f"burn_in_ms must be a finite number >= 0 (ms), got {self.burn_in_ms!r}")
+        if self.schedule not in SCHEDULE_KINDS:
+            raise ValueError(f"schedule must be one of {SCHEDULE_KINDS}, got {self.schedule!r}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
+        if self.synapses not in SYNAPSE_KINDS:
+            raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
+
+    def run_settings(self) -> RunSettings:
+        background = matched_background(self.noise, self.in_degree, self.design_rate_hz)
+        return RunSettings(self.dt_ms, self.burn_in_ms, derived_seed(self.seed, 3), background, self.neuron,
+                           self.noise, self.synapses)
+
+    def training(self) -> TrainingSettings:
+        return TrainingSettings(self.train_iterations, self.sampling_ms, self.learning_rate, self.schedule,
+                                self.schedule_tau, self.momentum)
+
+
+def quartiles(values) -> dict:
+    """``{"median", "q25", "q75", "min", "max"}`` of finite ``values``."""
+    v = np.asarray(values, dtype=float)
+    q25, median, q75 = np.percentile(v, [25, 50, 75])
+    return {"median": float(median), "q25": float(q25), "q75": float(q75), "min": float(v.min()),
+            "max": float(v.max()), "n": int(v.size)}
+
+
+def _measure_background(sim, config: EnsembleConfig, settings: RunSettings, targets, fit, mode: str) -> dict:
+    """One run with probes: activation function (ensemble mode), free membrane and input statistics."""
+    T = config.calibration_ms
+    sweep = fit.v_p05 + np.linspace(-6.0, 6.0, config.calibration_points) * fit.alpha
+    membrane = np.full(config.membrane_probes, fit.v_p05)
+    probes = {"membrane_probes": membrane}
+    if mode == "ensemble":
+        probes["activation_probes"] = sweep
+    translation = equivalent_noise(settings.background, mode, config.noise)
+    ensemble = build(sim, settings, targets, fit, mode, translation, derived_seed(config.seed, 4, int(mode == "ensemble")),
+                     **probes)
+    poisson_sources = None
+    if mode == "poisson":  # the Poisson background as K independent trains per receptor (rate R / K)
+        K = settings.background.in_degree
+        poisson_sources = sim.Population(2 * K * 10, sim.SpikeSourcePoisson(rate=config.noise.rate_exc / K),
+                                         label="poisson_inputs")
+        poisson_sources.record("spikes")
+    sim.run(config.burn_in_ms + T)
+    t0, t1 = config.burn_in_ms, config.burn_in_ms + T
+    spiketrains = ensemble.spiketrains()
+    segment = ensemble.probes.get_data().segments[-1]
+    v = np.asarray(segment.analogsignals[0].magnitude)
+    step = max(1, int(round(1.0 / config.dt_ms)))  # one sample per ms suffices
+    start = int(round(t0 / config.dt_ms))
+    v = v[start:start + int(5000.0 / config.dt_ms):max(step, 1)]
+    result = {"membrane": membrane_statistics(v),
+              "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
+    if mode == "ensemble":
+        n_act = config.calibration_points
+        p_on = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in segment.spiketrains[:n_act]]) \
+            * config.neuron.tau_refrac / T
+        try:
+            fit_ensemble = fit_activation(sweep, p_on)
+        except ValueError as exc:
+            frozen = float(np.mean((result["rates_hz"] < 1.0) | (result["rates_hz"] > 0.95e3 / config.neuron.tau_refrac)))
+            raise ValueError(f"the activation function under the ensemble background cannot be fitted ({exc}); "
+                             f"{100 * frozen:.0f} % of the ensemble's neurons are silent or fire at the maximum rate "
+                             "(a frozen, noise-free ensemble): use more networks (n_networks) or a larger "
+                             "in_degree") from None
+        result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble)
+        sources = np.hstack([ensemble.sources_exc, ensemble.sources_inh])
+        result["inputs"] = input_statistics(spiketrains, sources, t0, t1)
+    else:
+        trains = list(poisson_sources.get_data("spikes").segments[-1].spiketrains)
+        result["inputs"] = input_statistics(trains, np.arange(len(trains)).reshape(10, -1), t0, t1)
+    sim.end()
+    return result
+
+
+def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False) -> dict:
+    """Run the protocol (see the module docstring); returns the ``results.json`` content."""
+    tic_total = time.perf_counter()
+    say = print if progress else (lambda *a, **k: None)
+    sim = load_backend(config.backend)
+    settings = config.run_settings()
+    targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(config.n_networks)]
+    poisson_fit = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
+                                              noise=config.noise, dt_ms=config.dt_ms), progress=progress).fit
+    say(f"Poisson activation function: v_p05 = {poisson_fit.v_p05:.3f} mV, alpha = {poisson_fit.alpha:.3f} mV")
+    timings = {}
+    tic = time.perf_counter()
+    bg_poisson = _measure_background(sim, config, settings, targets, poisson_fit, "poisson")
+    bg_ensemble = _measure_background(sim, config, settings, targets, poisson_fit, "ensemble")
+    timings["background_s"] = time.perf_counter() - tic
+    ensemble_fit = bg_ensemble["fit"]
+    source_rate = float(np.mean(bg_ensemble["rates_hz"]))
+    ensemble_noise = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
+    say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
+        f"mean rate {source_rate:.1f} Hz")
+    modes = {"poisson": (poisson_fit, config.noise), "ensemble": (ensemble_fit, ensemble_noise)}
+    evaluations, histories, trained = {}, {}, {}
+    for index, (mode, (fit, noise)) in enumerate(modes.items()):
+        tic = time.perf_counter()
+        evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
+                                                    config.eval_duration_ms, derived_seed(config.seed, 5, index))
+        say(f"{mode} untrained: median D_KL {np.median(evaluations[f'{mode}_untrained']['dkl_sampled_target']):.4f}")
+        trained[mode], histories[mode] = train(sim, settings, config.training(), targets, targets, fit, mode, noise,
+                                               derived_seed(config.seed, 6, index), progress)
+        evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained[mode], targets, fit, mode, noise,
+                                                  config.eval_duration_ms, derived_seed(config.seed, 7, index))
+        say(f"{mode} trained: median D_KL {np.median(evaluations[f'{mode}_trained']['dkl_sampled_target']):.4f}")
+        timings[f"{mode}_s"] = time.perf_counter() - tic
+    timings["total_s"] = time.perf_counter() - tic_total
+    results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
+                         evaluations, histories, trained, targets, timings)
+    if out_dir is not None:
+        _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit)
+    return results
+
+
+def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble, evaluations,
+               histories, trained, targets, timings) -> dict:
+    dkl = {key: evaluation["dkl_sampled_target"] for key, evaluation in evaluations.items()}
+    stats = {f"dkl_{key}": quartiles(values) for key, values in dkl.items()}
+    ratio_poisson = stats["dkl_ensemble_trained"]["median"] / stats["dkl_poisson_trained"]["median"]
+    gain = stats["dkl_ensemble_untrained"]["median"] / stats["dkl_ensemble_trained"]["median"]
+    return {
+        **stats,
+        "dkl_direction": "D_KL(sampled || target), nats, time-continuous joint distribution per network",
+        "ratio_ensemble_trained_to_poisson_trained": ratio_poisson,
+        "improvement_ensemble_untrained_to_trained": gain,
+        "criteria": {"within_1.5x_of_poisson_trained": bool(ratio_poisson <= 1.5),
+                     "at_least_2x_better_than_untrained": bool(gain >= 2.0)},
+        "dkl_per_network": dkl,
+        "dkl_target_sampled_per_network": {key: e["dkl_target_sampled"] for key, e in evaluations.items()},
+        "background": {
+            mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),
+                   "network_mean_rate_hz": float(np.mean(bg["rates_hz"]))}
+            for mode, bg in (("poisson", bg_poisson), ("ensemble", bg_ensemble))},
+        "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict()},
+        "ensemble_source_rate_hz": source_rate,
+        "ensemble_background": settings.background.to_dict(),
+        "config": config_to_dict(config),
+        "training_history": histories,
+        "final_parameters": {mode: [bm.to_dict() for bm in bms] for mode, bms in trained.items()},
+        "targets": [bm.to_dict() for bm in targets],
+        "timing": timings,
+        "versions": library_versions(),
+        "machine": machine_info(),
+    }
+
+
+def _plot_dkl(dkl: dict, path, title: str):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(8.0, 4.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    labels = list(dkl)
+    ax.boxplot([np.asarray(dkl[k], dtype=float) for k in labels], showfliers=False)
+    for i, key in enumerate(labels, start=1):
+        values = np.asarray(dkl[key], dtype=float)
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, values.size)  # plotting only
+        ax.plot(i + jitter, values, ".", alpha=0.5, color=f"C{i}")
+    ax.set_xticks(range(1, len(labels) + 1), [k.replace("_", "\n") for k in labels])
+    ax.set_yscale("log")
+    ax.set_ylabel("D_KL(sampled || target) per network (nats)")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories, poisson_fit) -> None:
+    config = results["config"]
+    dkl = {key: evaluations[key]["dkl_sampled_target"] for key in
+           ("poisson_untrained", "poisson_trained", "ensemble_untrained", "ensemble_trained")}
+    files = {
+        "dkl_distributions": _plot_dkl(dkl, out / "dkl_distributions.png",
+                                       f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
+                                       f"{config['train_iterations']} CD iterations, eval {config['eval_duration_ms']:g} ms"),
+        "background": plot_background({"poisson": bg_poisson["inputs"], "ensemble": bg_ensemble["inputs"]},
+                                      {"poisson": bg_poisson["membrane"], "ensemble": bg_ensemble["membrane"]},
+                                      out / "background.png", title="background: Poisson vs ensemble"),
+        "activation_ensemble": plot_activation_function(bg_ensemble["sweep"], bg_ensemble["p_on"], bg_ensemble["fit"],
+                                                        out / "activation_ensemble.png",
+                                                        title=f"under ensemble background (Poisson fit: v_p05 "
+                                                              f"{poisson_fit.v_p05:.2f} mV, alpha {poisson_fit.alpha:.2f} mV)"),
+        "training": plot_learning_curve(np.arange(len(histories["poisson"]["dkl_median"])),
+                                        {f"{m} noise": histories[m]["dkl_median"] for m in histories},
+                                        out / "training.png", ylabel="median D_KL per iteration's samples", logy=True),
+    }
+    results["files"] = {name: str(path.name) for name, path in files.items()}
+    write_json_atomic(out / "config.json", config)
+    write_json_atomic(out / "results.json", results)
+
+
+def _cmd_ensemble(args) -> int:
+    from cortexsim.cli import _parameter_set
+
+    neuron, noise = _parameter_set(args.parameter_set)
+    config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
+                            in_degree=args.in_degree, train_iterations=args.train_iterations,
+                            sampling_ms=args.sampling, eval_duration_ms=args.eval_duration,
+                            calibration_ms=args.calibration_duration, dt_ms=args.dt, neuron=neuron, noise=noise)
+    results = run_ensemble(config, out_dir=args.out, progress=True)
+    for key in ("dkl_poisson_untrained", "dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained"):
+        q = results[key]
+        print(f"{key}: median {q['median']:.4f} (quartiles {q['q25']:.4f}-{q['q75']:.4f})")
+    for mode, bg in results["background"].items():
+        print(f"{mode} background: input rate {bg['inputs']['mean_rate_hz']:.1f} Hz, CV {bg['inputs']['mean_cv']:.2f}, "
+              f"mean |corr| {bg['inputs']['mean_abs_correlation']:.3f}; free membrane std "
+              f"{bg['free_membrane']['std_mv']:.2f} mV")
+    print(f"results: {args.out / 'results.json'}; figures: {', '.join(results['files'].values())}")
+    return 0
+
+
+def add_cli(subparsers) -> None:
+    """Register ``cortexsim ensemble``."""
+    from cortexsim.cli import add_common_arguments
+
+    parser = subparsers.add_parser("ensemble", help="sampling networks that are each other's noise vs Poisson noise")
+    add_common_arguments(parser, "out/ensemble")
+    parser.add_argument("--networks", type=int, default=50, help="M networks (>= 2, default 50)")
+    parser.add_argument("--neurons", type=int, default=5, help="N neurons per network (default 5)")
+    parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
+    parser.add_argument("--train-iterations", type=int, default=100, help="CD iterations per noise mode (default 100)")
+    parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
+    parser.add_argument("--eval-duration", type=float, default=50000.0, help="evaluation time (ms, default 50000)")
+    parser.add_argument("--calibration-duration", type=float, default=20000.0,
+                        help="background measurement time (ms, default 20000)")
+    parser.set_defaults(handler=_cmd_ensemble)

@@ -1,0 +1,172 @@
+"""Running, evaluating and CD-training ensembles of sampling networks (the simulator side of issue 7).
+
+Each function starts a fresh simulation (``sim.setup`` with the given simulator seed), builds the
+ensemble with :func:`cortexsim.models.ensemble.build_ensemble` (background connectivity, kick and
+initial potentials from ``network_seed``, identical in every run of a protocol, so every run sees
+the SAME networks), and reads one joint distribution per network (time-continuous, analysis.states).
+
+Training reuses the pure contrastive-divergence rule of :mod:`cortexsim.models.cd_learning`
+(``cd_gradient``, ``MomentumOptimizer``, ``LearningRateSchedule``, ``block_diagonal_mask``): the data
+statistics are the exact moments of each network's target, the model statistics those of the
+network's own samples over ``sampling_ms``; all M networks update at once (block-diagonal mask)
+and their parameters are set in place between runs (no rebuild). The training loop of
+:mod:`cortexsim.protocols.cd_training` builds Poisson-driven networks itself, so it is not used here.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from types import ModuleType
+
+import numpy as np
+
+from ..analysis.divergence import dkl_both
+from ..analysis.states import joint_distribution
+from ..models.boltzmann import BoltzmannMachine, block_diagonal, exact_moments, joint
+from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer, block_diagonal_mask, cd_gradient,
+                                  moments_from_distribution)
+from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble
+from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters
+
+__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train"]
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every run of one protocol shares.
+
+    Attributes
+    ----------
+    dt_ms : integration step (ms).
+    burn_in_ms : time discarded after the start of each simulation (ms).
+    network_seed : seed of the background connectivity, kick and initial potentials.
+    background : ensemble background parameters.
+    neuron, noise : neuron parameters and Poisson background (PyNN units).
+    synapses : recurrent synapse kind.
+    """
+
+    dt_ms: float
+    burn_in_ms: float
+    network_seed: int
+    background: EnsembleBackground
+    neuron: NeuronParameters
+    noise: NoiseParameters
+    synapses: str = "renewing"
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """CD settings: ``iterations``, ``sampling_ms`` per iteration (ms), learning-rate schedule
+    (``learning_rate`` eta0, ``schedule`` kind, ``schedule_tau`` in iterations) and ``momentum``."""
+
+    iterations: int
+    sampling_ms: float
+    learning_rate: float
+    schedule: str
+    schedule_tau: float
+    momentum: float
+
+
+def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,
+          translation_noise: NoiseParameters, sim_seed: int, **probes) -> Ensemble:
+    """``sim.setup`` with ``sim_seed``, then :func:`build_ensemble` with the shared settings."""
+    sim.setup(timestep=settings.dt_ms, seed=int(sim_seed))
+    return build_ensemble(sim, bms, fit, mode=mode, background=settings.background, seed=settings.network_seed,
+                          neuron=settings.neuron, noise=settings.noise, translation_noise=translation_noise,
+                          synapses=settings.synapses, **probes)
+
+
+def network_distributions(spiketrains, ensemble: Ensemble, t_start: float, t_stop: float) -> list[np.ndarray]:
+    """Time-continuous joint distribution of each network over ``[t_start, t_stop)`` (ms)."""
+    tau_ref = ensemble.neuron.tau_refrac
+    return [joint_distribution(spiketrains[s], tau_ref, t_start, t_stop) for s in ensemble.blocks]
+
+
+def evaluate(sim: ModuleType, settings: RunSettings, bms: list, targets: list, fit: ActivationFit, mode: str,
+             translation_noise: NoiseParameters, duration_ms: float, sim_seed: int) -> dict:
+    """D_KL of every network (representing ``bms``) against its target after ``duration_ms`` of sampling.
+
+    Returns
+    -------
+    dict with ``dkl_sampled_target`` and ``dkl_target_sampled`` (lists, one per network),
+    ``rates_hz`` (all neurons) and ``run_wall_s``.
+    """
+    ensemble = build(sim, settings, bms, fit, mode, translation_noise, sim_seed)
+    tic = time.perf_counter()
+    sim.run(settings.burn_in_ms + duration_ms)
+    wall = time.perf_counter() - tic
+    spiketrains = ensemble.spiketrains()
+    sim.end()
+    t0 = settings.burn_in_ms
+    dists = network_distributions(spiketrains, ensemble, t0, t0 + duration_ms)
+    both = [dkl_both(p, joint(target)) for p, target in zip(dists, targets)]
+    rates = np.array([np.sum((np.asarray(st.magnitude) >= t0)) for st in spiketrains]) / duration_ms * 1e3
+    return {"dkl_sampled_target": [d["dkl_sampled_target"] for d in both],
+            "dkl_target_sampled": [d["dkl_target_sampled"] for d in both],
+            "rates_hz": rates.tolist(), "run_wall_s": wall}
+
+
+def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, targets: list, start: list,
+          fit: ActivationFit, mode: str, translation_noise: NoiseParameters, sim_seed: int,
+          progress: bool = False) -> tuple[list, dict]:
+    """CD-train all networks of one ensemble at once towards their ``targets``, from ``start`` BMs.
+
+    One simulation: burn-in, then per iteration ``sampling_ms`` of free sampling, the update
+    ``dW = eta (<zz>_target - <zz>_sampled)``, ``db = eta (<z>_target - <z>_sampled)`` per network
+    (block-diagonal mask), and the new parameters set in place.
+
+    Returns
+    -------
+    final : list of BoltzmannMachine
+    history : dict with per-iteration ``learning_rate``, ``dkl_median`` (median over networks of
+        D_KL(sampled || target) of that iteration's samples) and timing.
+    """
+    ensemble = build(sim, settings, start, fit, mode, translation_noise, sim_seed)
+    sizes = [bm.n_units for bm in targets]
+    mask = block_diagonal_mask(sizes)
+    data_mean = np.zeros(mask.shape[0])
+    data_second = np.zeros(mask.shape)
+    for s, target in zip(ensemble.blocks, targets):
+        data_mean[s], data_second[s, s] = exact_moments(target)
+    composite = block_diagonal(start)
+    W, b = np.array(composite.W), np.array(composite.b)
+    schedule = LearningRateSchedule(training.learning_rate, training.schedule, training.schedule_tau)
+    optimizer = MomentumOptimizer.create(mask.shape[0], training.momentum)
+    p_targets = [joint(t) for t in targets]
+    history = {"learning_rate": [], "dkl_median": [], "run_wall_s": 0.0, "update_wall_s": 0.0}
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=training.iterations, desc=f"CD, {mode} noise", unit="it")
+    t_now = settings.burn_in_ms
+    tic = time.perf_counter()
+    sim.run(settings.burn_in_ms)
+    ensemble.spiketrains(clear=True)
+    history["run_wall_s"] += time.perf_counter() - tic
+    for iteration in range(training.iterations):
+        tic = time.perf_counter()
+        sim.run(training.sampling_ms)
+        history["run_wall_s"] += time.perf_counter() - tic
+        tic = time.perf_counter()
+        spiketrains = ensemble.spiketrains(clear=True)
+        dists = network_distributions(spiketrains, ensemble, t_now, t_now + training.sampling_ms)
+        t_now += training.sampling_ms
+        model_mean, model_second = np.zeros_like(data_mean), np.zeros_like(data_second)
+        for s, p in zip(ensemble.blocks, dists):
+            model_mean[s], model_second[s, s] = moments_from_distribution(p, s.stop - s.start)
+        grad_W, grad_b = cd_gradient((data_mean, data_second), (model_mean, model_second), mask)
+        eta = schedule.rate(iteration)
+        W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
+        ensemble.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in ensemble.blocks])
+        dkl = [dkl_both(p, q)["dkl_sampled_target"] for p, q in zip(dists, p_targets)]
+        history["learning_rate"].append(eta)
+        history["dkl_median"].append(float(np.median(dkl)))
+        history["update_wall_s"] += time.perf_counter() - tic
+        if bar is not None:
+            bar.update(1)
+            bar.set_postfix(dkl_median=f"{np.median(dkl):.4f}")
+    if bar is not None:
+        bar.close()
+    sim.end()
+    return list(ensemble.bms), history

@@ -1,0 +1,95 @@
+"""Ensembles on NEST: determinism without Poisson sources, noise modes, in-place updates, bad input."""
+
+import numpy as np
+import pytest
+
+from cortexsim.backends import load_backend
+from cortexsim.models.boltzmann import random_bm
+from cortexsim.models.ensemble import EnsembleBackground, build_ensemble, matched_background
+from cortexsim.models.lif_translation import DEFAULT_NOISE, ActivationFit
+from cortexsim.protocols.ensemble import EnsembleConfig
+
+nest = pytest.importorskip("nest")
+
+FIT = ActivationFit(v_p05=-50.61, alpha=0.82)  # references §1 (default set, Poisson noise)
+M, N, K = 12, 5, 10
+BACKGROUND = matched_background(DEFAULT_NOISE, K, 50.0)
+
+
+def node_models() -> set:
+    models = nest.GetNodes().get("model")
+    return {models} if isinstance(models, str) else set(models)
+
+
+def run(mode: str, sim_seed: int, network_seed: int, duration_ms: float = 500.0):
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=sim_seed)
+    bms = [random_bm(N, seed=50 + m) for m in range(M)]
+    ensemble = build_ensemble(sim, bms, FIT, mode=mode, background=BACKGROUND, seed=network_seed)
+    sim.run(duration_ms)
+    spikes = [np.asarray(st.magnitude) for st in ensemble.spiketrains()]
+    models = node_models()
+    sim.end()
+    return spikes, models, ensemble
+
+
+def test_ensemble_mode_is_deterministic_and_has_no_poisson_generator():
+    first, models, ensemble = run("ensemble", sim_seed=1, network_seed=7)
+    # Kernel seeds differ: nothing random is left in ensemble mode, so the spikes must not change.
+    second, models_again, _ = run("ensemble", sim_seed=2, network_seed=7)
+    assert not any("poisson" in name for name in models | models_again), models
+    assert "spike_generator" in models  # the deterministic kick
+    total = sum(s.size for s in first)
+    assert total > 100, "the ensemble must be active for the comparison to mean anything"
+    assert all(np.array_equal(a, b) for a, b in zip(first, second))
+    assert ensemble.sources_exc.shape == (M * N, K)
+    # Another connectivity/kick seed gives another trajectory.
+    other, _, _ = run("ensemble", sim_seed=1, network_seed=8)
+    assert not all(np.array_equal(a, b) for a, b in zip(first, other))
+
+
+def test_poisson_and_mixture_modes_use_poisson_generators():
+    _, poisson_models, poisson = run("poisson", sim_seed=1, network_seed=7, duration_ms=100.0)
+    assert "poisson_generator" in poisson_models and poisson.sources_exc is None
+    _, mixture_models, mixture = run("mixture", sim_seed=1, network_seed=7, duration_ms=100.0)
+    assert "poisson_generator" in mixture_models and mixture.sources_exc is not None
+
+
+def test_set_bms_updates_weights_and_leaks_in_place():
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=m) for m in range(M)]
+    ensemble = build_ensemble(sim, bms, FIT, background=BACKGROUND, seed=1)
+    new = [random_bm(N, seed=100 + m) for m in range(M)]
+    ensemble.set_bms(new)
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.models.lif_translation import bm_to_lif
+    expected = bm_to_lif(block_diagonal(new), ensemble.neuron, ensemble.translation_noise, FIT)
+    weights = ensemble.projection_exc.get("weight", format="array")
+    inside = ~np.isnan(weights)
+    assert np.allclose(weights[inside], expected.excitatory_weights[inside], rtol=1e-9, atol=1e-12)
+    assert inside.sum() == M * N * (N - 1)  # block-diagonal only, no self-connections
+    assert np.allclose(ensemble.population.get("v_rest"), expected.e_leak)
+    with pytest.raises(ValueError, match="expected 12 BMs"):
+        ensemble.set_bms(new[:-1])
+    sim.end()
+
+
+def test_bad_input_raises_clear_errors():
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=m) for m in range(3)]
+    with pytest.raises(ValueError, match="at least M = 2"):
+        build_ensemble(sim, bms[:1], FIT, mode="ensemble")
+    with pytest.raises(ValueError, match=r"in_degree K = 6 needs 2K = 12"):
+        build_ensemble(sim, bms, FIT, mode="mixture", background=EnsembleBackground(in_degree=6))
+    with pytest.raises(ValueError, match="mode must be one of"):
+        build_ensemble(sim, bms, FIT, mode="white")
+    with pytest.raises(ValueError, match="same number of neurons"):
+        build_ensemble(sim, [random_bm(3, seed=1), random_bm(4, seed=1)], FIT)
+    build_ensemble(sim, bms[:1], FIT, mode="poisson")  # one Poisson-driven network is fine
+    sim.end()
+    with pytest.raises(ValueError, match="at least M = 2"):
+        EnsembleConfig(seed=1, n_networks=1)
+    with pytest.raises(ValueError, match="2K = 200"):
+        EnsembleConfig(seed=1, n_networks=10, in_degree=100)
