@@ -1,0 +1,315 @@
+"""Contrastive-divergence learning of Boltzmann machines from sampled statistics (pure numpy).
+
+The update of a BM with energy ``E(z) = -1/2 z^T W z - b^T z`` (see :mod:`cortexsim.models.boltzmann`)
+is the difference of data and model statistics (references §3):
+
+    dW = eta (<z z^T>_data - <z z^T>_model),   db = eta (<z>_data - <z>_model),
+
+with the diagonal of ``dW`` zero and, optionally, a connectivity ``mask`` (e.g. the bipartite mask
+of an RBM, or the block-diagonal mask of several independent BMs simulated as one network). With the
+exact moments of a target distribution p* as data statistics and the exact moments of the model,
+the update is the gradient of ``-D_KL(p* || p_model)`` (the log-likelihood gradient).
+
+Everything here is deterministic numpy: moments from samples or from distributions, the update,
+learning-rate schedules, a momentum optimizer whose state can be saved and restored, input checks
+for training data, and an exact block-Gibbs sampler for bipartite (restricted) BMs, used as the
+numpy baseline of the digits task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .boltzmann import BoltzmannMachine, all_states, exact_moments, joint
+
+__all__ = [
+    "SCHEDULE_KINDS",
+    "LearningRateSchedule",
+    "MomentumOptimizer",
+    "check_binary_data",
+    "moments_from_states",
+    "moments_from_distribution",
+    "cd_gradient",
+    "exact_cd_gradient",
+    "bipartite_mask",
+    "block_diagonal_mask",
+    "block_gibbs",
+]
+
+#: Learning-rate schedules: ``constant`` eta0; ``inverse`` eta0 * tau / (tau + t) (references §3).
+SCHEDULE_KINDS = ("constant", "inverse")
+
+
+@dataclass(frozen=True)
+class LearningRateSchedule:
+    """Learning rate eta(t) of iteration t = 0, 1, ... (dimensionless).
+
+    Attributes
+    ----------
+    eta0 : float
+        Initial learning rate, > 0.
+    kind : {"constant", "inverse"}
+        ``constant``: eta(t) = eta0; ``inverse``: eta(t) = eta0 * tau / (tau + t).
+    tau : float
+        Decay constant of the inverse schedule (iterations), > 0; 100 in the seeds' code.
+    """
+
+    eta0: float
+    kind: str = "inverse"
+    tau: float = 100.0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.eta0, (int, float, np.integer, np.floating)) or not np.isfinite(self.eta0) \
+                or self.eta0 <= 0:
+            raise ValueError(f"learning rate eta0 must be a finite number > 0, got {self.eta0!r}")
+        if self.kind not in SCHEDULE_KINDS:
+            raise ValueError(f"learning-rate schedule kind must be one of {SCHEDULE_KINDS}, got {self.kind!r}")
+        if not np.isfinite(self.tau) or self.tau <= 0:
+            raise ValueError(f"schedule tau must be a finite number > 0 (iterations), got {self.tau!r}")
+
+    def rate(self, iteration: int) -> float:
+        """eta at ``iteration`` (>= 0)."""
+        if iteration < 0:
+            raise ValueError(f"iteration must be >= 0, got {iteration}")
+        if self.kind == "constant":
+            return float(self.eta0)
+        return float(self.eta0 * self.tau / (self.tau + iteration))
+
+
+def _symmetrise(matrix: np.ndarray) -> np.ndarray:
+    out = 0.5 * (matrix + matrix.T)
+    np.fill_diagonal(out, 0.0)
+    return out
+
+
+@dataclass
+class MomentumOptimizer:
+    """Gradient ascent with momentum on (W, b); its state (velocities) can be saved and restored.
+
+    ``v <- momentum * v + eta * (grad - weight_decay * W)``, ``W <- W + v`` (biases: no decay).
+
+    Attributes
+    ----------
+    momentum : float
+        In [0, 1).
+    weight_decay : float
+        L2 penalty on the weights (per unit learning rate), >= 0.
+    velocity_W, velocity_b : ndarray
+        Current velocities (zeros at the start).
+    """
+
+    momentum: float
+    weight_decay: float
+    velocity_W: np.ndarray
+    velocity_b: np.ndarray
+
+    @classmethod
+    def create(cls, n_units: int, momentum: float = 0.0, weight_decay: float = 0.0) -> "MomentumOptimizer":
+        """A fresh optimizer for ``n_units`` units (velocities zero)."""
+        if not 0.0 <= momentum < 1.0:
+            raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
+        if not np.isfinite(weight_decay) or weight_decay < 0:
+            raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
+        return cls(float(momentum), float(weight_decay), np.zeros((n_units, n_units)), np.zeros(n_units))
+
+    def step(self, W: np.ndarray, b: np.ndarray, grad_W: np.ndarray, grad_b: np.ndarray,
+             learning_rate: float, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """New (W, b) after one step along (grad_W, grad_b); W stays symmetric with zero diagonal.
+
+        Raises
+        ------
+        ValueError
+            If ``learning_rate`` is not > 0 or shapes do not match.
+        """
+        if not np.isfinite(learning_rate) or learning_rate <= 0:
+            raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+        W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+        if W.shape != self.velocity_W.shape or grad_W.shape != W.shape:
+            raise ValueError(f"W and grad_W must have shape {self.velocity_W.shape}, got {W.shape}, {grad_W.shape}")
+        if b.shape != self.velocity_b.shape or grad_b.shape != b.shape:
+            raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, {grad_b.shape}")
+        step_W = _symmetrise(np.asarray(grad_W, dtype=float) - self.weight_decay * W)
+        if mask is not None:
+            step_W = step_W * mask
+        self.velocity_W = self.momentum * self.velocity_W + learning_rate * step_W
+        self.velocity_b = self.momentum * self.velocity_b + learning_rate * np.asarray(grad_b, dtype=float)
+        return W + self.velocity_W, b + self.velocity_b
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable state (exact: floats are written with full precision by ``json``)."""
+        return {"momentum": self.momentum, "weight_decay": self.weight_decay,
+                "velocity_W": self.velocity_W.tolist(), "velocity_b": self.velocity_b.tolist()}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "MomentumOptimizer":
+        """Restore a state written by :meth:`to_dict`."""
+        return cls(float(data["momentum"]), float(data["weight_decay"]),
+                   np.asarray(data["velocity_W"], dtype=float), np.asarray(data["velocity_b"], dtype=float))
+
+
+def check_binary_data(data, n_columns: int, name: str = "data") -> np.ndarray:
+    """Validate training data: a 2-D array of 0/1 values with ``n_columns`` columns; returns float copy.
+
+    Raises
+    ------
+    ValueError
+        If the data are not 2-D, have the wrong width, are empty, contain NaN/inf, or hold values
+        other than 0 and 1 (binarise them first; nothing is clipped or rounded here).
+    """
+    try:
+        array = np.array(data, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a numeric (n_samples, {n_columns}) array: {exc}") from None
+    if array.ndim != 2:
+        raise ValueError(f"{name} must be a 2-D array (n_samples, {n_columns}), got shape {array.shape}")
+    if array.shape[1] != n_columns:
+        raise ValueError(f"{name} must have {n_columns} columns (one per visible unit), got {array.shape[1]}")
+    if array.shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one sample, got 0 rows")
+    if not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN or inf")
+    if not np.all((array == 0) | (array == 1)):
+        bad = array[(array != 0) & (array != 1)]
+        raise ValueError(f"{name} must be binary (only 0 and 1); found {bad.size} other value(s), e.g. {bad[0]!r}")
+    return array
+
+
+def moments_from_states(states, weights=None) -> tuple[np.ndarray, np.ndarray]:
+    """First and second moments ``<z>`` (n,) and ``<z z^T>`` (n, n) of binary states (m, n).
+
+    ``weights`` (m,), >= 0, weight each state (e.g. time spent in it); equal weights by default.
+    """
+    z = np.asarray(states, dtype=float)
+    if z.ndim != 2 or z.shape[0] == 0:
+        raise ValueError(f"states must be a non-empty (m, n) array, got shape {z.shape}")
+    if weights is None:
+        w = np.full(z.shape[0], 1.0 / z.shape[0])
+    else:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (z.shape[0],) or np.any(w < 0) or w.sum() <= 0:
+            raise ValueError(f"weights must be (m,) = ({z.shape[0]},), >= 0, with a positive sum")
+        w = w / w.sum()
+    mean = w @ z
+    second = (z * w[:, None]).T @ z
+    return mean, second
+
+
+def moments_from_distribution(p, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+    """Moments of a distribution ``p`` over the 2**n states in index order (unit 0 = MSB)."""
+    p = np.asarray(p, dtype=float)
+    if p.shape != (2**n_units,):
+        raise ValueError(f"p must have 2**{n_units} = {2**n_units} entries, got shape {p.shape}")
+    return moments_from_states(all_states(n_units), p)
+
+
+def cd_gradient(data_moments: tuple[np.ndarray, np.ndarray], model_moments: tuple[np.ndarray, np.ndarray],
+                mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """CD update direction ``(<zz^T>_data - <zz^T>_model, <z>_data - <z>_model)``.
+
+    The weight part is symmetrised, has a zero diagonal and is multiplied by ``mask`` (n, n) if given.
+    """
+    mean_data, second_data = (np.asarray(m, dtype=float) for m in data_moments)
+    mean_model, second_model = (np.asarray(m, dtype=float) for m in model_moments)
+    n = mean_data.shape[0]
+    for label, array, shape in (("data mean", mean_data, (n,)), ("model mean", mean_model, (n,)),
+                                ("data second moment", second_data, (n, n)),
+                                ("model second moment", second_model, (n, n))):
+        if array.shape != shape:
+            raise ValueError(f"{label} must have shape {shape}, got {array.shape}")
+    grad_W = _symmetrise(second_data - second_model)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=float)
+        if mask.shape != (n, n):
+            raise ValueError(f"mask must have shape {(n, n)}, got {mask.shape}")
+        grad_W = grad_W * mask
+    return grad_W, mean_data - mean_model
+
+
+def exact_cd_gradient(model: BoltzmannMachine, p_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Exact update direction for a target distribution ``p_target`` over the model's 2**n states.
+
+    Equals the gradient of ``-D_KL(p_target || p_model)`` with respect to (W_ij for i < j, b).
+    """
+    data = moments_from_distribution(p_target, model.n_units)
+    return cd_gradient(data, exact_moments(model))
+
+
+def bipartite_mask(n_visible: int, n_hidden: int) -> np.ndarray:
+    """Connectivity mask of an RBM: units [visible..., hidden...], 1 between the groups, 0 within."""
+    n = n_visible + n_hidden
+    mask = np.zeros((n, n))
+    mask[:n_visible, n_visible:] = 1.0
+    mask[n_visible:, :n_visible] = 1.0
+    return mask
+
+
+def block_diagonal_mask(block_sizes) -> np.ndarray:
+    """Mask of independent BMs simulated as one network: 1 within each block (off the diagonal)."""
+    sizes = [int(s) for s in block_sizes]
+    if not sizes or min(sizes) < 1:
+        raise ValueError(f"block_sizes must be positive integers, got {block_sizes!r}")
+    mask = np.zeros((sum(sizes), sum(sizes)))
+    start = 0
+    for size in sizes:
+        mask[start:start + size, start:start + size] = 1.0
+        start += size
+    np.fill_diagonal(mask, 0.0)
+    return mask
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def block_gibbs(W_vh: np.ndarray, b_v: np.ndarray, b_h: np.ndarray, v_init: np.ndarray, n_sweeps: int,
+                rng: np.random.Generator, clamp_mask: np.ndarray | None = None,
+                record_from: int = 0) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Exact block-Gibbs sampling of a bipartite BM for many chains at once.
+
+    One sweep draws ``h ~ p(h | v) = sigmoid(b_h + v W_vh)`` then ``v ~ p(v | h) = sigmoid(b_v + h W_vh^T)``;
+    visible entries where ``clamp_mask`` is True keep their value from ``v_init`` (clamping).
+
+    Parameters
+    ----------
+    W_vh : array (n_v, n_h)
+        Visible-hidden weights.
+    b_v, b_h : arrays (n_v,), (n_h,)
+        Biases.
+    v_init : array (chains, n_v)
+        Start states (and clamped values).
+    n_sweeps : int, >= 1
+    rng : numpy Generator
+    clamp_mask : bool array (chains, n_v) or (n_v,), optional
+    record_from : int
+        Sweeps before this one are burn-in; the means are over sweeps ``record_from .. n_sweeps - 1``.
+
+    Returns
+    -------
+    v_last : array (chains, n_v)
+        Visible state after the last sweep (to continue persistent chains).
+    v_mean : array (chains, n_v)
+        Mean sampled visible state over the recorded sweeps.
+    h_mean : array (chains, n_h)
+        Mean of ``p(h | v)`` over the recorded sweeps (Rao-Blackwellised hidden statistics).
+    """
+    if int(n_sweeps) < 1 or not 0 <= record_from < n_sweeps:
+        raise ValueError(f"need n_sweeps >= 1 and 0 <= record_from < n_sweeps, got {n_sweeps}, {record_from}")
+    v = np.array(v_init, dtype=float)
+    clamp = None if clamp_mask is None else np.broadcast_to(np.asarray(clamp_mask, dtype=bool), v.shape)
+    clamped_values = v.copy()
+    v_sum = np.zeros_like(v)
+    h_sum = np.zeros((v.shape[0], W_vh.shape[1]))
+    for sweep in range(int(n_sweeps)):
+        p_h = _sigmoid(b_h + v @ W_vh)
+        h = (rng.random(p_h.shape) < p_h).astype(float)
+        p_v = _sigmoid(b_v + h @ W_vh.T)
+        v = (rng.random(p_v.shape) < p_v).astype(float)
+        if clamp is not None:
+            v = np.where(clamp, clamped_values, v)
+        if sweep >= record_from:
+            v_sum += v
+            h_sum += p_h
+    n_recorded = n_sweeps - record_from
+    return v, v_sum / n_recorded, h_sum / n_recorded
