@@ -52,10 +52,10 @@ def _soma(noise: float, extra: str) -> str:
     return f"du/dt = -g_lk*u {extra}{noise_term} : 1\n"
 
 
-def _plastic_bias(eta: float) -> str:
+def _plastic_bias(eta: float, gate: str = "") -> str:
     if eta == 0:
         return "b : 1\n"
-    return f"db/dt = {eta!r}/ms*Delta_b : 1\ndDelta_b/dt = (err - Delta_b)/tau_w : 1\n"
+    return f"db/dt = {eta!r}/ms*Delta_b : 1\ndDelta_b/dt = ({gate}err - Delta_b)/tau_w : 1\n"
 
 
 def _plastic_weight(eta: float, signal: str) -> str:
@@ -129,7 +129,10 @@ def build_brian2_microcircuit(weights: MicrocircuitWeights, params: Microcircuit
           "sigma": params.noise, "ms": ms,
           "x_in": b2.TimedArray(inputs, dt=pattern_duration * ms),
           "tgt_on": b2.TimedArray((~np.isnan(targets)).astype(float), dt=pattern_duration * ms),
-          "tgt_val": b2.TimedArray(np.nan_to_num(targets, nan=0.0), dt=pattern_duration * ms)}
+          "tgt_val": b2.TimedArray(np.nan_to_num(targets, nan=0.0), dt=pattern_duration * ms),
+          "free_phase": b2.TimedArray(np.all(np.isnan(targets), axis=1).astype(float), dt=pattern_duration * ms)}
+    # lateral plasticity gate: 1 always, or only while no target is shown ("free_phase")
+    gate = "free_phase(t)*" if params.interneuron_plasticity == "free_phase" else ""
     groups, synapses, monitors = {}, {}, {}
     groups[("pyr", 0)] = b2.NeuronGroup(sizes[0], "r = x_in(t, i) : 1", dt=dt, namespace=ns, name="input")
     for k in range(1, n + 1):
@@ -149,7 +152,8 @@ def build_brian2_microcircuit(weights: MicrocircuitWeights, params: Microcircuit
         lam_d = interneuron_attenuation(params)
         eqs = (_soma(params.noise, "+ g_D*(v_D - u) + g_si*(u_next - u)")
                + f"v_D = v_D_syn + b : 1\nv_D_syn : 1\nu_next : 1\nr = {phi_expression(act, 'u')} : 1\n"
-               + f"err = r - {phi_expression(act, f'{lam_d!r}*v_D')} : 1\n" + _plastic_bias(rates["eta_ip"][k - 1]))
+               + f"err = r - {phi_expression(act, f'{lam_d!r}*v_D')} : 1\n"
+               + _plastic_bias(rates["eta_ip"][k - 1], gate))
         groups[("int", k)] = b2.NeuronGroup(sizes[k + 1], eqs, method="euler", dt=dt, namespace=ns, name=f"int{k}")
         groups[("int", k)].b = weights.b_IP[k - 1]
 
@@ -170,12 +174,12 @@ def build_brian2_microcircuit(weights: MicrocircuitWeights, params: Microcircuit
         connect("W_up", l, ("pyr", l), ("pyr", l + 1), model, weights.W_up[l])
     for l in range(n - 1):
         k = l + 1
-        connect("W_IP", l, ("pyr", k), ("int", k), _plastic_weight(rates["eta_ip"][l], "err_post*r_pre")
+        connect("W_IP", l, ("pyr", k), ("int", k), _plastic_weight(rates["eta_ip"][l], f"{gate}err_post*r_pre")
                 + "v_D_syn_post = w*r_pre : 1 (summed)\n", weights.W_IP[l])
-        connect("W_PI", l, ("int", k), ("pyr", k), _plastic_weight(rates["eta_pi"][l], "-v_A_post*r_pre")
+        connect("W_PI", l, ("int", k), ("pyr", k), _plastic_weight(rates["eta_pi"][l], f"-{gate}v_A_post*r_pre")
                 + "v_PI_post = w*r_pre : 1 (summed)\n", weights.W_PI[l])
         if params.topdown != "transposed":
-            signal = f"(r_post - {phi_expression(weights.hidden, 'v_TD_post')})*r_pre"
+            signal = f"{gate}(r_post - {phi_expression(weights.hidden, 'v_TD_post')})*r_pre"
             eta = rates["eta_down"][l] if params.topdown == "learned" else 0.0
             connect("W_down", l, ("pyr", k + 1), ("pyr", k), _plastic_weight(eta, signal)
                     + "v_TD_post = w*r_pre : 1 (summed)\n", weights.W_down[l])

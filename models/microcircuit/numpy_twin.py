@@ -6,7 +6,8 @@ One forward-Euler step from time t to t + dt (every right-hand side is evaluated
 2. dendritic potentials from the current weights: basal ``v_B``, interneuron dendrites ``v_D``, apical
    ``v_A`` (the Brian2 model's summed variables);
 3. plasticity signals ``err r_pre^T`` with ``err = phi(u) - phi(lambda v_B)`` (forward and W_IP),
-   ``-v_A`` (W_PI) and ``r_k - phi(v_TD)`` (learned top-down);
+   ``-v_A`` (W_PI) and ``r_k - phi(v_TD)`` (learned top-down); with
+   ``interneuron_plasticity="free_phase"`` the lateral signals are zero while a target is shown;
    weights ``W += dt eta Delta`` with the old filter state, then ``Delta += dt / tau_w (signal - Delta)``;
 4. somata ``u += dt (-g_lk u + g_1 (v_1 - u) + g_2 (v_2 - u)) + noise sqrt(dt) xi``.
 
@@ -154,6 +155,12 @@ class NumpyMicrocircuit:
                            + [(self._v2[self._int[k]], self.u[self._pyr[k + 1]]) for k in range(1, n)])
         self._filter_gain = params.dt / params.tau_w
         self._filter_keep = 1.0 - self._filter_gain
+        # per-row gain of the filter input; rows of lateral weights (W_IP, W_PI) are gated in "free_phase"
+        self._gain_rows = np.full(n_rows, self._filter_gain)
+        self._lateral_rows = np.zeros(n_rows, dtype=bool)
+        for k in range(1, n):
+            self._lateral_rows[self._int[k]] = self._lateral_rows[self._api[k]] = True
+        self._lateral_gate = 1.0
         self._err_scaled = np.zeros(n_rows)
         self._err_col, self._p_row = self._err_scaled[:, None], self.p[None, :]
         self.set_target(None)
@@ -239,6 +246,9 @@ class NumpyMicrocircuit:
             on = ~np.isnan(target)
             self._g2[out_seg] = np.where(on, self.params.g_som, 0.0)
             self._v2[out_seg] = np.where(on, target, 0.0)
+        if self.params.interneuron_plasticity == "free_phase":
+            self._lateral_gate = 0.0 if target is not None and np.any(on) else 1.0
+            self._gain_rows[self._lateral_rows] = self._lateral_gate * self._filter_gain
         self._g2_dt[...] = self.params.dt * self._g2
         self._g_total_dt[...] = self.params.dt * (self.params.g_lk + self._g1 + self._g2)
 
@@ -263,7 +273,7 @@ class NumpyMicrocircuit:
         np.multiply(self.eta_dt, self.delta, out=self._tmp)
         self.M += self._tmp
         self.delta *= self._filter_keep
-        np.multiply(self.err, self._filter_gain, out=self._err_scaled)
+        np.multiply(self.err, self._gain_rows, out=self._err_scaled)
         np.multiply(self._err_col, self._p_row, out=self._tmp)
         self.delta += self._tmp
         if prm.topdown == "transposed":
@@ -286,7 +296,7 @@ class NumpyMicrocircuit:
             k = l + 1
             r_here = self.p[self._col0 + self._pyr[k].start:self._col0 + self._pyr[k].stop]
             r_next = self.p[self._td_cols[l]]
-            signal = np.outer(r_here - self.hidden.phi(w @ r_next), r_next)
+            signal = self._lateral_gate * np.outer(r_here - self.hidden.phi(w @ r_next), r_next)
             w += self._eta_down_dt[l] * d
             d += prm.dt / prm.tau_w * (signal - d)
 

@@ -25,10 +25,11 @@ import numpy as np
 
 from cortexsim.models.layered import Activation, LayeredNetwork
 
-__all__ = ["MicrocircuitParams", "MicrocircuitWeights", "TOPDOWN_MODES", "basal_attenuation",
-           "interneuron_attenuation", "self_predicting_weights", "effective_network"]
+__all__ = ["MicrocircuitParams", "MicrocircuitWeights", "TOPDOWN_MODES", "INTERNEURON_PLASTICITY_MODES",
+           "basal_attenuation", "interneuron_attenuation", "self_predicting_weights", "effective_network"]
 
 TOPDOWN_MODES = ("fixed", "transposed", "learned")
+INTERNEURON_PLASTICITY_MODES = ("always", "free_phase")
 
 
 @dataclass(frozen=True)
@@ -59,6 +60,12 @@ class MicrocircuitParams:
         Learning rates (1/ms) of forward (one per weight layer), interneuron (W_IP, one per hidden
         layer), interneuron-to-pyramidal (W_PI) and top-down (W_down, only with "learned") weights.
         Biases learn with the rate of their weights. Empty tuple = all zero.
+    interneuron_plasticity : str
+        "always": W_IP, b_IP, W_PI and learned W_down follow their rules at all times (Sacramento et
+        al. 2018). "free_phase": their plasticity signals enter the low-pass filter only while no output
+        target is shown (the filter decays during nudging and the weights keep integrating it), so the
+        lateral circuit learns the self-predicting state from free activity and never learns to
+        cancel the top-down error. Forward weights learn at all times in both modes.
     """
 
     g_lk: float = 0.1
@@ -75,6 +82,7 @@ class MicrocircuitParams:
     eta_ip: tuple = ()
     eta_pi: tuple = ()
     eta_down: tuple = ()
+    interneuron_plasticity: str = "always"
 
     def __post_init__(self):
         for name in ("g_lk", "g_B", "g_D", "dt", "tau_w"):
@@ -85,6 +93,9 @@ class MicrocircuitParams:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.topdown not in TOPDOWN_MODES:
             raise ValueError(f"topdown must be one of {TOPDOWN_MODES}, got {self.topdown!r}")
+        if self.interneuron_plasticity not in INTERNEURON_PLASTICITY_MODES:
+            raise ValueError(f"interneuron_plasticity must be one of {INTERNEURON_PLASTICITY_MODES}, "
+                             f"got {self.interneuron_plasticity!r}")
         g_max = self.g_lk + max(self.g_B + self.g_A, self.g_B + self.g_som, self.g_D + self.g_som_int)
         if not self.dt * g_max < 1.0:
             raise ValueError(f"dt = {self.dt} ms is too large for forward Euler: dt must be < 1 / (largest "

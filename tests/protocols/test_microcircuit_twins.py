@@ -13,19 +13,21 @@ from cortexsim.models.microcircuit.parameters import MicrocircuitParams, Microci
 STEPS = 1000   # 4 patterns x 25 ms at dt = 0.1 ms
 
 
-@pytest.mark.parametrize("topdown, hidden", [("fixed", logistic()), ("transposed", logistic()),
-                                             ("learned", soft_relu(gamma=0.5, beta=2.0, theta=0.2))])
-def test_brian2_and_numpy_twin_agree_over_1000_steps(topdown, hidden):
+@pytest.mark.parametrize("topdown, hidden, lateral", [
+    ("fixed", logistic(), "always"), ("transposed", logistic(), "always"),
+    ("learned", soft_relu(gamma=0.5, beta=2.0, theta=0.2), "free_phase")])
+def test_brian2_and_numpy_twin_agree_over_1000_steps(topdown, hidden, lateral):
     sizes = [4, 6, 5, 3]
     net = LayeredNetwork.random(sizes, seed=1, hidden=hidden, output=linear(), bias_scale=0.2)
     weights = MicrocircuitWeights.from_network(net, seed=2)
     # large learning rates so that every weight moves visibly within 100 ms
     params = MicrocircuitParams(topdown=topdown, eta_up=(1e-2,) * 3, eta_ip=(1e-2,) * 2, eta_pi=(1e-2,) * 2,
-                                eta_down=(1e-2,) * 2 if topdown == "learned" else ())
+                                eta_down=(1e-2,) * 2 if topdown == "learned" else (),
+                                interneuron_plasticity=lateral)
     rng = np.random.default_rng(0)
     x = rng.uniform(0, 1, (4, sizes[0]))
     targets = rng.normal(0, 1, (4, sizes[-1]))
-    targets[1] = np.nan                              # one pattern without nudging
+    targets[1] = np.nan                              # one pattern without nudging (free phase)
     model = build_brian2_microcircuit(weights, params, x, targets, pattern_duration=25.0)
     model.run(100.0)
     got = model.trajectory()

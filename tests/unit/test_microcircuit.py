@@ -105,3 +105,21 @@ def test_bad_parameters_raise():
         NumpyMicrocircuit(make_weights(), MicrocircuitParams(eta_up=(1e-3,)))
     with pytest.raises(ValueError, match="x must have shape"):
         NumpyMicrocircuit(make_weights(), MicrocircuitParams()).step(np.zeros(3))
+
+
+def test_free_phase_gating_freezes_lateral_weights_while_nudged():
+    rates = dict(eta_up=(1e-3,) * 3, eta_ip=(1e-3,) * 2, eta_pi=(1e-3,) * 2)
+    weights = make_weights(seed=13)             # random interneurons: non-zero lateral signals
+    x = np.random.default_rng(5).uniform(0, 1, (2, SIZES[0]))
+    targets = np.array([[0.5, -0.2, 0.1], [np.nan] * 3])
+    gated = NumpyMicrocircuit(weights, MicrocircuitParams(interneuron_plasticity="free_phase", **rates))
+    gated.run(x[:1], targets[:1], steps_per_pattern=300)
+    after_nudged = gated.weights()
+    for name in ("W_IP", "b_IP", "W_PI"):
+        for a, b in zip(getattr(after_nudged, name), getattr(weights, name)):
+            np.testing.assert_array_equal(a, b)
+    assert np.max(np.abs(after_nudged.W_up[0] - weights.W_up[0])) > 1e-6
+    gated.run(x[1:], targets[1:], steps_per_pattern=300)          # free phase: lateral weights learn
+    assert np.max(np.abs(gated.weights().W_PI[0] - weights.W_PI[0])) > 1e-6
+    with pytest.raises(ValueError, match="interneuron_plasticity"):
+        MicrocircuitParams(interneuron_plasticity="never")
