@@ -74,7 +74,11 @@ class EnsembleBackground:
     weight_inh : float
         Weight of each inhibitory background synapse, as a magnitude (uS), >= 0.
     delay_ms : float
-        Delay of the background synapses (ms), > 0 (at least the simulator's minimum delay).
+        Shortest delay of the background synapses (ms), > 0 (at least the simulator's minimum delay).
+    delay_max_ms : float
+        Longest delay (ms), >= delay_ms; each background synapse gets a fixed delay drawn uniformly
+        from [delay_ms, delay_max_ms] on the time grid (seeded with the connectivity). Spread
+        delays keep the saturated neurons of different networks from locking into one rhythm.
     kick_ms : float
         Duration of the initial kick (ms), >= 0 (0: no kick).
     kick_rate_hz : float
@@ -92,6 +96,7 @@ class EnsembleBackground:
     weight_exc: float = 0.001
     weight_inh: float = 0.001
     delay_ms: float = 1.0
+    delay_max_ms: float = 1.0
     kick_ms: float = 20.0
     kick_rate_hz: float = 200.0
     kick_weight: float = 0.01
@@ -104,6 +109,8 @@ class EnsembleBackground:
         for name in ("weight_exc", "weight_inh", "kick_ms", "kick_rate_hz", "kick_weight"):
             _positive(name, getattr(self, name), allow_zero=True)
         _positive("delay_ms", self.delay_ms)
+        if not (np.isfinite(self.delay_max_ms) and self.delay_max_ms >= self.delay_ms):
+            raise ValueError(f"delay_max_ms must be >= delay_ms ({self.delay_ms} ms), got {self.delay_max_ms!r}")
         _positive("design_rate_hz", self.design_rate_hz)
         if not 0.0 < self.poisson_fraction < 1.0:
             raise ValueError(f"poisson_fraction must lie in (0, 1), got {self.poisson_fraction!r}")
@@ -126,15 +133,21 @@ def matched_background(noise: NoiseParameters, in_degree: int, source_rate_hz: f
                               design_rate_hz=float(source_rate_hz), **kwargs)
 
 
-DEFAULT_BACKGROUND = matched_background(DEFAULT_NOISE, 30, 50.0)
+DEFAULT_BACKGROUND = matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0)
 """K = 30 excitatory + 30 inhibitory sources, 0.002 uS each (:func:`matched_background` of the default
-3000 Hz Poisson background at a design rate of 50 Hz). Measured on NEST (50 random 5-neuron BMs,
-W, b ~ N(0, 1), 5 s, seed 1): the networks fire at 53.8 Hz on average under Poisson noise, hence the
-design rate; the free membrane potential at E_l = v_p05 has a standard deviation of 0.93-1.05 mV per
-neuron under the Poisson background and 0.97-1.06 mV under this ensemble background (0.59-0.72 mV with
-K = 60 at 0.001 uS, 1.16-1.26 mV with K = 20 at 0.003 uS), so K = 30 matches both the mean conductance
-and the size of the fluctuations. Each neuron's fixed set of sources also shifts its mean potential
-(+-0.7 mV across neurons), an offset that training absorbs into the biases."""
+3000 Hz Poisson background at a design rate of 50 Hz), delays uniform in [1, 10] ms.
+
+Measured on NEST (50 random 5-neuron BMs, W, b ~ N(0, 1), 5 s, seed 1): the networks fire at 53.8 Hz
+on average under Poisson noise, hence the design rate. With all delays 1 ms, the free membrane
+potential at E_l = v_p05 has a standard deviation of 0.93-1.05 mV per neuron under the Poisson
+background and 0.97-1.06 mV under this ensemble background (0.59-0.72 mV with K = 60 at 0.001 uS,
+1.16-1.26 mV with K = 20 at 0.003 uS), so K = 30 matches both the mean conductance and the size of
+the fluctuations; but 1 ms delays let saturated neurons lock into a common 100 Hz rhythm (Fano factor
+of the population count in 1 ms bins 1.6-15), which delays spread over [1, 10] ms remove (0.95).
+The activation function of ONE neuron under this background (probes sharing one source set) then has
+the Poisson width (alpha 0.69-0.92 mV, median 0.80 mV, vs 0.80 mV under Poisson noise), while each
+neuron's fixed set of sources shifts its v_p05 (standard deviation 0.9 mV across source sets), an
+offset that training absorbs into the biases."""
 
 
 def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoiseParameters,
@@ -309,12 +322,21 @@ def _block_pairs(bms: list, neuron, noise, fit):
     return np.concatenate(exc), np.concatenate(inh), np.concatenate(leaks)
 
 
-def _connect_sources(sim, sources_pop, targets_pop, sources: np.ndarray, weight: float, delay: float,
+def _connect_sources(sim, sources_pop, targets_pop, sources: np.ndarray, weight: float, delays: np.ndarray,
                      receptor: str, label: str):
     K = sources.shape[1]
-    pairs = np.column_stack([sources.reshape(-1), np.repeat(np.arange(sources.shape[0]), K)]).astype(float)
-    return sim.Projection(sources_pop, targets_pop, sim.FromListConnector(pairs),
-                          sim.StaticSynapse(weight=weight, delay=delay), receptor_type=receptor, label=label)
+    rows = np.column_stack([sources.reshape(-1), np.repeat(np.arange(sources.shape[0]), K),
+                            np.asarray(delays, dtype=float).reshape(-1)])
+    return sim.Projection(sources_pop, targets_pop, sim.FromListConnector(rows, column_names=["delay"]),
+                          sim.StaticSynapse(weight=weight), receptor_type=receptor, label=label)
+
+
+def _delays(background: EnsembleBackground, shape, dt: float, min_delay: float, rng) -> np.ndarray:
+    """Background delays (ms) uniform on the dt grid in [delay_ms, delay_max_ms], at least ``min_delay``."""
+    low = max(background.delay_ms, min_delay)
+    high = max(background.delay_max_ms, low)
+    steps = np.arange(np.ceil(low / dt - 1e-9), np.floor(high / dt + 1e-9) + 1) * dt
+    return rng.choice(steps, size=shape)
 
 
 def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "ensemble",
@@ -346,9 +368,12 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         Background assumed by the BM -> LIF weight translation; default :func:`equivalent_noise`.
     synapses : {"renewing", "static"}
         Recurrent synapse kind.
-    activation_probes : array (p,), optional
+    activation_probes : array (p,) or (g, p), optional
         Leak potentials (mV) of uncoupled probe neurons that receive the same kind of background
         (sources drawn from the whole ensemble) and record spikes: the activation function under it.
+        A 2-D array makes g groups: the p probes of a group share one set of sources, so a group
+        measures the activation function of ONE neuron's background (without the offsets between
+        neurons that different source sets cause). Probes are numbered group by group.
     membrane_probes : array (q,), optional
         Leak potentials (mV) of non-spiking probes (threshold above e_rev_E) recording ``v``: the free
         membrane potential. Probes are appended after the activation probes in ``ensemble.probes``.
@@ -383,6 +408,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     ensemble = Ensemble(sim, mode, bms, fit, neuron, noise, translation_noise, background, synapses, population,
                         projections[0], projections[1])
     probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes) if x is not None]
+    group_size = 1 if activation_probes is None or np.ndim(activation_probes) < 2 else np.shape(activation_probes)[1]
     if probe_leaks:
         n_act = 0 if activation_probes is None else int(np.size(activation_probes))
         leaks = np.concatenate(probe_leaks)
@@ -397,21 +423,27 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     if mode in ("ensemble", "mixture"):
         scale = 1.0 if mode == "ensemble" else 1.0 - background.poisson_fraction
         w_exc, w_inh = scale * background.weight_exc, scale * background.weight_inh
-        bg_delay = max(background.delay_ms, delay)
         exc, inh = draw_background_sources(M, N, background.in_degree, seed)
         ensemble.sources_exc, ensemble.sources_inh = exc, inh
-        ensemble.created["background_exc"] = _connect_sources(sim, population, population, exc, w_exc, bg_delay,
-                                                              "excitatory", f"{label}_bg_exc")
-        ensemble.created["background_inh"] = _connect_sources(sim, population, population, inh, w_inh, bg_delay,
-                                                              "inhibitory", f"{label}_bg_inh")
+        dt = sim.get_time_step()
+        for name, sources, weight, receptor in (("background_exc", exc, w_exc, "excitatory"),
+                                                ("background_inh", inh, w_inh, "inhibitory")):
+            ensemble.created[name] = _connect_sources(sim, population, population, sources, weight,
+                                                      _delays(background, sources.shape, dt, delay, rng),
+                                                      receptor, f"{label}_{name}")
         if ensemble.probes is not None:
             K = background.in_degree
-            probe_drawn = np.stack([rng.choice(M * N, 2 * K, replace=False) for _ in range(ensemble.probes.size)])
+            n_sets = -(-n_act // group_size) + ensemble.probes.size - n_act  # one set per group / membrane probe
+            drawn = np.stack([rng.choice(M * N, 2 * K, replace=False) for _ in range(n_sets)])
+            set_of_probe = np.concatenate([np.arange(n_act) // group_size,
+                                           -(-n_act // group_size) + np.arange(ensemble.probes.size - n_act)])
+            probe_drawn = drawn[set_of_probe]
             ensemble.probe_sources = (probe_drawn[:, :K], probe_drawn[:, K:])
-            ensemble.created["probe_exc"] = _connect_sources(sim, population, ensemble.probes, probe_drawn[:, :K],
-                                                             w_exc, bg_delay, "excitatory", f"{label}_probe_exc")
-            ensemble.created["probe_inh"] = _connect_sources(sim, population, ensemble.probes, probe_drawn[:, K:],
-                                                             w_inh, bg_delay, "inhibitory", f"{label}_probe_inh")
+            for name, sources, weight, receptor in (("probe_exc", probe_drawn[:, :K], w_exc, "excitatory"),
+                                                    ("probe_inh", probe_drawn[:, K:], w_inh, "inhibitory")):
+                ensemble.created[name] = _connect_sources(sim, population, ensemble.probes, sources, weight,
+                                                          _delays(background, sources.shape, dt, delay, rng),
+                                                          receptor, f"{label}_{name}")
         if background.kick_ms > 0 and background.kick_rate_hz > 0 and background.kick_weight > 0:
             times = kick_spike_times(M * N, background.kick_ms, background.kick_rate_hz, sim.get_time_step(),
                                      int(rng.integers(2**31)))

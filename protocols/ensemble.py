@@ -35,7 +35,8 @@ from ..backends.registry import backend_info, check_dt, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
 from ..models.cd_learning import SCHEDULE_KINDS
 from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, NeuronParameters, NoiseParameters, fit_activation
+from ..models.lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters,
+                                      fit_activation)
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
 from .cd_network import derived_seed
@@ -76,7 +77,13 @@ class EnsembleConfig:
     calibration_ms : float
         Duration of the background-measurement runs (ms).
     calibration_points : int
-        Spiking probes of the activation sweep (>= 5).
+        Leak potentials per activation sweep (>= 5), over the Poisson v_p05 +- 8 alpha.
+    calibration_groups : int
+        Activation sweeps (>= 1); the probes of one sweep share one set of background sources, so
+        each sweep measures one neuron's activation function. The ensemble fit is the mean v_p05 and
+        the median alpha of the sweeps; the spread of v_p05 (offsets between source sets) is reported.
+    delay_max_ms : float
+        Background delays are uniform in [1 ms, delay_max_ms] (>= 1 ms).
     membrane_probes : int
         Non-spiking probes (>= 1) recording the free membrane potential (first 5 s are used).
     dt_ms : float
@@ -100,7 +107,9 @@ class EnsembleConfig:
     eval_duration_ms: float = 50000.0
     burn_in_ms: float = 200.0
     calibration_ms: float = 20000.0
-    calibration_points: int = 60
+    calibration_points: int = 25
+    calibration_groups: int = 10
+    delay_max_ms: float = 10.0
     membrane_probes: int = 5
     dt_ms: float = 0.1
     synapses: str = "renewing"
@@ -115,7 +124,7 @@ class EnsembleConfig:
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         check_ensemble_size(self.n_networks, self.n_neurons, self.in_degree, "ensemble")
-        for name in ("train_iterations", "calibration_points", "membrane_probes"):
+        for name in ("train_iterations", "calibration_points", "calibration_groups", "membrane_probes"):
             minimum = 5 if name == "calibration_points" else 1
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {getattr(self, name)!r}")
@@ -133,7 +142,8 @@ class EnsembleConfig:
             raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
 
     def run_settings(self) -> RunSettings:
-        background = matched_background(self.noise, self.in_degree, self.design_rate_hz)
+        background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
+                                        delay_max_ms=self.delay_max_ms)
         return RunSettings(self.dt_ms, self.burn_in_ms, derived_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
@@ -153,11 +163,11 @@ def quartiles(values) -> dict:
 def _measure_background(sim, config: EnsembleConfig, settings: RunSettings, targets, fit, mode: str) -> dict:
     """One run with probes: activation function (ensemble mode), free membrane and input statistics."""
     T = config.calibration_ms
-    sweep = fit.v_p05 + np.linspace(-6.0, 6.0, config.calibration_points) * fit.alpha
+    sweep = fit.v_p05 + np.linspace(-8.0, 8.0, config.calibration_points) * fit.alpha
     membrane = np.full(config.membrane_probes, fit.v_p05)
     probes = {"membrane_probes": membrane}
     if mode == "ensemble":
-        probes["activation_probes"] = sweep
+        probes["activation_probes"] = np.tile(sweep, (config.calibration_groups, 1))
     translation = equivalent_noise(settings.background, mode, config.noise)
     ensemble = build(sim, settings, targets, fit, mode, translation, derived_seed(config.seed, 4, int(mode == "ensemble")),
                      **probes)
@@ -178,18 +188,27 @@ def _measure_background(sim, config: EnsembleConfig, settings: RunSettings, targ
     result = {"membrane": membrane_statistics(v),
               "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
     if mode == "ensemble":
-        n_act = config.calibration_points
+        n_act = config.calibration_points * config.calibration_groups
         p_on = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in segment.spiketrains[:n_act]]) \
             * config.neuron.tau_refrac / T
-        try:
-            fit_ensemble = fit_activation(sweep, p_on)
-        except ValueError as exc:
+        p_on = p_on.reshape(config.calibration_groups, config.calibration_points)
+        group_fits = []
+        for row in p_on:
+            try:
+                group_fits.append(fit_activation(sweep, row))
+            except ValueError:
+                continue  # a sweep whose transition lies outside the range; counted below
+        if len(group_fits) < max(1, (config.calibration_groups + 1) // 2):
             frozen = float(np.mean((result["rates_hz"] < 1.0) | (result["rates_hz"] > 0.95e3 / config.neuron.tau_refrac)))
-            raise ValueError(f"the activation function under the ensemble background cannot be fitted ({exc}); "
-                             f"{100 * frozen:.0f} % of the ensemble's neurons are silent or fire at the maximum rate "
-                             "(a frozen, noise-free ensemble): use more networks (n_networks) or a larger "
-                             "in_degree") from None
-        result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble)
+            raise ValueError(f"the activation function under the ensemble background could be fitted for only "
+                             f"{len(group_fits)} of {config.calibration_groups} probe groups; {100 * frozen:.0f} % of "
+                             "the ensemble's neurons are silent or fire at the maximum rate (a frozen, noise-free "
+                             "ensemble): use more networks (n_networks) or another in_degree")
+        v_p05s = np.array([f.v_p05 for f in group_fits])
+        alphas = np.array([f.alpha for f in group_fits])
+        fit_ensemble = ActivationFit(v_p05=float(v_p05s.mean()), alpha=float(np.median(alphas)),
+                                     n_points=int(sum(f.n_points for f in group_fits)))
+        result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble, group_v_p05=v_p05s, group_alpha=alphas)
         sources = np.hstack([ensemble.sources_exc, ensemble.sources_inh])
         result["inputs"] = input_statistics(spiketrains, sources, t0, t1)
     else:
@@ -259,7 +278,11 @@ def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_pois
             mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),
                    "network_mean_rate_hz": float(np.mean(bg["rates_hz"]))}
             for mode, bg in (("poisson", bg_poisson), ("ensemble", bg_ensemble))},
-        "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict()},
+        "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict(),
+                           "ensemble_per_source_set": {"v_p05": bg_ensemble["group_v_p05"],
+                                                       "alpha": bg_ensemble["group_alpha"],
+                                                       "v_p05_sd_mv": float(np.std(bg_ensemble["group_v_p05"]))},
+                           "ensemble_definition": "probe groups sharing one source set; mean v_p05, median alpha"},
         "ensemble_source_rate_hz": source_rate,
         "ensemble_background": settings.background.to_dict(),
         "config": config_to_dict(config),
@@ -308,9 +331,9 @@ def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories
         "background": plot_background({"poisson": bg_poisson["inputs"], "ensemble": bg_ensemble["inputs"]},
                                       {"poisson": bg_poisson["membrane"], "ensemble": bg_ensemble["membrane"]},
                                       out / "background.png", title="background: Poisson vs ensemble"),
-        "activation_ensemble": plot_activation_function(bg_ensemble["sweep"], bg_ensemble["p_on"], bg_ensemble["fit"],
+        "activation_ensemble": plot_activation_function(bg_ensemble["sweep"], bg_ensemble["p_on"][0], bg_ensemble["fit"],
                                                         out / "activation_ensemble.png",
-                                                        title=f"under ensemble background (Poisson fit: v_p05 "
+                                                        title=f"one source set; ensemble fit over {len(bg_ensemble['group_alpha'])} sets (Poisson fit: v_p05 "
                                                               f"{poisson_fit.v_p05:.2f} mV, alpha {poisson_fit.alpha:.2f} mV)"),
         "training": plot_learning_curve(np.arange(len(histories["poisson"]["dkl_median"])),
                                         {f"{m} noise": histories[m]["dkl_median"] for m in histories},

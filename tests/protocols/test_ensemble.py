@@ -13,7 +13,7 @@ nest = pytest.importorskip("nest")
 
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)  # references §1 (default set, Poisson noise)
 M, N, K = 12, 5, 10
-BACKGROUND = matched_background(DEFAULT_NOISE, K, 50.0)
+BACKGROUND = matched_background(DEFAULT_NOISE, K, 50.0, delay_max_ms=10.0)
 
 
 def node_models() -> set:

@@ -55,7 +55,7 @@ def test_kick_times_are_seeded_on_grid_and_inside_window():
 def test_matched_weights_and_equivalent_noise_keep_the_mean_conductance():
     bg = matched_background(DEFAULT_NOISE, 30, 50.0)
     assert bg.weight_exc == pytest.approx(3000 * 0.001 / (30 * 50))
-    assert DEFAULT_BACKGROUND == bg
+    assert DEFAULT_BACKGROUND == matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0)
     eq = equivalent_noise(bg, "ensemble", DEFAULT_NOISE)
     assert eq.rate_exc * eq.weight_exc == pytest.approx(DEFAULT_NOISE.rate_exc * DEFAULT_NOISE.weight_exc)
     mix = equivalent_noise(bg, "mixture", DEFAULT_NOISE)
@@ -72,3 +72,8 @@ def test_matched_weights_and_equivalent_noise_keep_the_mean_conductance():
 def test_bad_background_parameters_raise(field, value):
     with pytest.raises(ValueError, match=field):
         EnsembleBackground(**{field: value})
+
+
+def test_bad_delay_range_raises():
+    with pytest.raises(ValueError, match="delay_max_ms"):
+        EnsembleBackground(delay_ms=2.0, delay_max_ms=1.0)

@@ -1,0 +1,103 @@
+"""Cost of an ensemble against its size: wall time per biological second for M = 10, 100, 1000 on NEST.
+
+Ensemble mode (no Poisson source), N = 10 neurons per network (so that M = 10 can supply 2K = 60
+distinct sources from other networks), K = 30 excitatory + 30 inhibitory background sources per
+neuron (the default weights), random targets W, b ~ N(0, 1) translated with the default Poisson
+activation fit of references §1. Each (M, threads) point runs in its own process: build, 200 ms
+warm-up (kick included), then a timed run. The machine's 2 cores are shared with other engineers:
+the load average before and after each point is recorded with it.
+
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_scaling.py
+
+Writes benchmarks/results/ensemble_scaling.json.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent
+N_NEURONS, IN_DEGREE, WARM_UP_MS = 10, 30, 200.0
+
+
+def single(M: int, threads: int, duration_ms: float, seed: int) -> dict:
+    from cortexsim.backends import load_backend
+    from cortexsim.models.boltzmann import random_bm
+    from cortexsim.models.ensemble import build_ensemble, matched_background
+    from cortexsim.models.lif_translation import DEFAULT_NOISE, ActivationFit
+
+    load_before = os.getloadavg()
+    sim = load_backend("nest")
+    tic = time.perf_counter()
+    sim.setup(timestep=0.1, seed=seed, threads=threads)
+    bms = [random_bm(N_NEURONS, seed=seed * 100000 + m) for m in range(M)]
+    ensemble = build_ensemble(sim, bms, ActivationFit(v_p05=-50.61, alpha=0.82), mode="ensemble",
+                              background=matched_background(DEFAULT_NOISE, IN_DEGREE, 50.0), seed=seed)
+    build_s = time.perf_counter() - tic
+    tic = time.perf_counter()
+    sim.run(WARM_UP_MS)
+    warm_s = time.perf_counter() - tic
+    ensemble.spiketrains(clear=True)
+    tic = time.perf_counter()
+    sim.run(duration_ms)
+    run_s = time.perf_counter() - tic
+    counts = np.array([len(st) for st in ensemble.spiketrains()])
+    sim.end()
+    return {"n_networks": M, "threads": threads, "n_neurons_total": M * N_NEURONS,
+            "background_synapses": 2 * IN_DEGREE * M * N_NEURONS, "duration_ms": duration_ms,
+            "build_s": build_s, "warm_up_s": warm_s, "run_s": run_s,
+            "wall_s_per_bio_s": run_s / (duration_ms * 1e-3), "mean_rate_hz": float(counts.mean() / duration_ms * 1e3),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "load_average_before": list(load_before), "load_average_after": list(os.getloadavg())}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--single", nargs=2, type=int, metavar=("M", "THREADS"), help="one point (internal)")
+    parser.add_argument("--duration", type=float, default=1000.0, help="timed biological time (ms)")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--seed", type=int, default=1)
+    args = parser.parse_args(argv)
+    if args.single:
+        print("RESULT " + json.dumps(single(args.single[0], args.single[1], args.duration, args.seed)))
+        return 0
+    from cortexsim.results import library_versions, machine_info, write_json_atomic
+
+    points = []
+    for M in args.sizes:
+        for threads in args.threads:
+            command = [sys.executable, __file__, "--single", str(M), str(threads), "--duration", str(args.duration),
+                       "--seed", str(args.seed)]
+            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
+            if done.returncode != 0 or not lines:
+                points.append({"n_networks": M, "threads": threads, "error": done.stderr[-2000:]})
+            else:
+                points.append(json.loads(lines[0][len("RESULT "):]))
+            print(points[-1].get("wall_s_per_bio_s", "error"), M, threads, flush=True)
+    growth = {}
+    for threads in args.threads:
+        ok = [p for p in points if p["threads"] == threads and "run_s" in p]
+        if len(ok) >= 2:
+            slope = np.polyfit(np.log([p["n_networks"] for p in ok]), np.log([p["wall_s_per_bio_s"] for p in ok]), 1)[0]
+            growth[f"{threads}_threads_loglog_slope"] = float(slope)
+    write_json_atomic(ROOT / "results" / "ensemble_scaling.json", {
+        "description": __doc__.split("\n\n")[1].replace("\n", " "),
+        "n_neurons_per_network": N_NEURONS, "in_degree": IN_DEGREE, "warm_up_ms": WARM_UP_MS,
+        "points": points, "cost_growth": growth,
+        "growth_definition": "slope of log(wall s per biological s) against log(M)",
+        "seed": args.seed, "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "versions": library_versions(), "machine": machine_info()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
