@@ -69,6 +69,8 @@ class DigitsTrainingConfig:
         Per test image: settling time and read-out time of the spiking inference.
     eval_gibbs_sweeps, eval_gibbs_burn_in : int
         Exact inference: sweeps and discarded sweeps per test image.
+    n_test_images : int
+        Test images used for classification (the first ones of the test split); 0: all.
     n_completion_images : int
         Test images used for pattern completion (the first ones of the test split).
     checkpoint_every : int
@@ -103,6 +105,7 @@ class DigitsTrainingConfig:
     eval_read_ms: float = 200.0
     eval_gibbs_sweeps: int = 50
     eval_gibbs_burn_in: int = 5
+    n_test_images: int = 0
     n_completion_images: int = 100
     checkpoint_every: int = 25
     dt_ms: float = 0.1
@@ -122,6 +125,8 @@ class DigitsTrainingConfig:
         for name in ("batch_size", "pretrain_batch_size", "gibbs_chains", "eval_gibbs_sweeps", "n_completion_images"):
             if int(getattr(self, name)) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
+        if int(self.n_test_images) < 0:
+            raise ValueError(f"n_test_images must be >= 0 (0: all), got {self.n_test_images}")
         if not 0 <= self.eval_gibbs_burn_in < self.eval_gibbs_sweeps:
             raise ValueError(f"eval_gibbs_burn_in must lie in [0, eval_gibbs_sweeps), got {self.eval_gibbs_burn_in}")
         for name in ("clamp_ms", "model_ms", "clamp_bias", "readout_dt_ms", "eval_read_ms"):
@@ -215,6 +220,8 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     if fit is None:
         fit = calibrate(config.calibration(), progress=progress).fit
     data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    if config.n_test_images:
+        test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
     sim = load_backend(config.backend)
     if resume:
         state = load_checkpoint(out_dir, "digits")

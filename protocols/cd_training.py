@@ -217,8 +217,8 @@ def _block_distributions(spiketrains, blocks, tau_ref, t_start, t_stop) -> list[
     return [joint_distribution(spiketrains[s], tau_ref, t_start, t_stop) for s in blocks]
 
 
-def _evaluate(config, sim, fit, bms, duration_ms, seed, progress=False) -> list[dict]:
-    """D_KL of each BM's network after sampling ``duration_ms`` (one fresh simulation)."""
+def _evaluate(config, sim, fit, bms, targets, duration_ms, seed, progress=False) -> list[dict]:
+    """D_KL against ``targets`` of networks representing ``bms``, sampled for ``duration_ms`` (one simulation)."""
     from .progress import run_with_progress
 
     blocks = _blocks([bm.n_units for bm in bms])
@@ -229,7 +229,7 @@ def _evaluate(config, sim, fit, bms, duration_ms, seed, progress=False) -> list[
     sim.end()
     t0 = config.burn_in_ms
     p = _block_distributions(spiketrains, blocks, config.neuron.tau_refrac, t0, t0 + duration_ms)
-    return [dkl_both(p_k, joint(bm)) for p_k, bm in zip(p, bms)]
+    return [dkl_both(p_k, joint(target)) for p_k, target in zip(p, targets)]
 
 
 def _fresh_state(config: TargetTrainingConfig, targets: list) -> dict:
@@ -295,7 +295,7 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     blocks = _blocks([bm.n_units for bm in targets])
     if state["dkl_initial"] is None:
         initial = [BoltzmannMachine.from_dict(d) for d in state["initial"]]
-        state["dkl_initial"] = _evaluate(config, sim, fit, initial, config.eval_duration_ms,
+        state["dkl_initial"] = _evaluate(config, sim, fit, initial, targets, config.eval_duration_ms,
                                          derived_seed(config.seed, 1, 0), progress)
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
@@ -303,7 +303,7 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     if not finished:
         return None
     final = _split(np.asarray(state["W"]), np.asarray(state["b"]), blocks)
-    dkl_final = _evaluate(config, sim, fit, final, config.eval_duration_ms, derived_seed(config.seed, 2, 0),
+    dkl_final = _evaluate(config, sim, fit, final, targets, config.eval_duration_ms, derived_seed(config.seed, 2, 0),
                           progress)
     timing = dict(state["timing"])
     timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
@@ -346,7 +346,7 @@ def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress,
             timed = TimedSimulator(sim)
             if config.burn_in_ms > 0:
                 timed.run(config.burn_in_ms)
-            network.spiketrains(clear=True)
+                network.spiketrains(clear=True)
             timing["build_wall_s"] += time.perf_counter() - tic
             pooled = [np.zeros(2 ** (s.stop - s.start)) for s in blocks]
             for iteration in range(first, last):

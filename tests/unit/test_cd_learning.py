@@ -1,0 +1,165 @@
+"""Unit tests of cortexsim.models.cd_learning (pure numpy, fast)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from cortexsim.models.boltzmann import BoltzmannMachine, all_states, exact_moments, gibbs_sample, joint, random_bm
+from cortexsim.models.cd_learning import (LearningRateSchedule, MomentumOptimizer, bipartite_mask,
+                                          block_diagonal_mask, block_gibbs, cd_gradient, check_binary_data,
+                                          exact_cd_gradient, moments_from_distribution, moments_from_states)
+
+
+def kl(p, q):
+    return float(np.sum(p * np.log(p / q)))
+
+
+def test_exact_cd_gradient_is_the_gradient_of_the_kl_divergence():
+    """With exact moments the CD direction is -d D_KL(p* || p_model) / d(W_ij, b_i) (checked by finite differences)."""
+    target, model = random_bm(4, seed=3), random_bm(4, seed=4)
+    p_target = joint(target)
+    grad_W, grad_b = exact_cd_gradient(model, p_target)
+    h = 1e-6
+    for i in range(4):
+        b = np.array(model.b)
+        b[i] += h
+        up = kl(p_target, joint(BoltzmannMachine(model.W, b)))
+        b[i] -= 2 * h
+        down = kl(p_target, joint(BoltzmannMachine(model.W, b)))
+        assert -(up - down) / (2 * h) == pytest.approx(grad_b[i], abs=1e-7)
+    for i, j in [(0, 1), (0, 3), (1, 2), (2, 3)]:
+        values = []
+        for sign in (1, -1):
+            W = np.array(model.W)
+            W[i, j] += sign * h
+            W[j, i] += sign * h
+            values.append(kl(p_target, joint(BoltzmannMachine(W, model.b))))
+        assert -(values[0] - values[1]) / (2 * h) == pytest.approx(grad_W[i, j], abs=1e-7)
+    assert np.array_equal(grad_W, grad_W.T) and np.all(np.diag(grad_W) == 0)
+
+
+def test_exact_cd_updates_converge_to_the_target():
+    """Gradient ascent with exact moments reaches the target distribution (the learning rule is right)."""
+    target = random_bm(4, seed=11)
+    p_target = joint(target)
+    W, b = np.zeros((4, 4)), np.zeros(4)
+    optimizer = MomentumOptimizer.create(4, momentum=0.5)
+    schedule = LearningRateSchedule(1.0, "constant")
+    for t in range(3000):
+        grad_W, grad_b = exact_cd_gradient(BoltzmannMachine(W, b), p_target)
+        W, b = optimizer.step(W, b, grad_W, grad_b, schedule.rate(t))
+    assert kl(p_target, joint(BoltzmannMachine(W, b))) < 1e-8
+    np.testing.assert_allclose(W, target.W, atol=1e-3)
+    np.testing.assert_allclose(b, target.b, atol=1e-3)
+
+
+def test_sampled_cd_gradient_matches_exact_within_sampling_noise():
+    """Model moments from Gibbs samples give the exact update direction up to sampling noise.
+
+    Samples are thinned by 5 sweeps (nearly independent for this 5-unit BM); the standard error of a
+    mean of binary variables is at most 0.5 / sqrt(n), so 5 standard errors bound the deviation."""
+    target, model = random_bm(5, seed=21), random_bm(5, seed=22)
+    n = 20000
+    samples = gibbs_sample(model, n, seed=5, burn_in=100, thin=5)
+    sampled = cd_gradient(moments_from_distribution(joint(target), 5), moments_from_states(samples))
+    exact = exact_cd_gradient(model, joint(target))
+    tolerance = 5 * 0.5 / np.sqrt(n)
+    assert np.max(np.abs(sampled[0] - exact[0])) < tolerance
+    assert np.max(np.abs(sampled[1] - exact[1])) < tolerance
+
+
+def test_moments_from_states_and_distribution_agree():
+    bm = random_bm(3, seed=1)
+    p = joint(bm)
+    mean, second = moments_from_distribution(p, 3)
+    exact_mean, exact_second = exact_moments(bm)
+    np.testing.assert_allclose(mean, exact_mean, atol=1e-14)
+    np.testing.assert_allclose(second, exact_second, atol=1e-14)
+    mean_w, second_w = moments_from_states(all_states(3), weights=p * 7.0)  # weights need not sum to 1
+    np.testing.assert_allclose(mean_w, mean, atol=1e-14)
+    np.testing.assert_allclose(second_w, second, atol=1e-14)
+
+
+def test_learning_rate_schedules():
+    inverse = LearningRateSchedule(0.5, "inverse", tau=100)
+    assert inverse.rate(0) == 0.5
+    assert inverse.rate(100) == pytest.approx(0.25)
+    assert LearningRateSchedule(0.3, "constant").rate(1000) == 0.3
+
+
+@pytest.mark.parametrize("eta0", [0.0, -0.1, float("nan"), float("inf")])
+def test_learning_rate_must_be_positive(eta0):
+    with pytest.raises(ValueError, match="learning rate"):
+        LearningRateSchedule(eta0)
+
+
+def test_optimizer_step_rejects_non_positive_learning_rate():
+    optimizer = MomentumOptimizer.create(3)
+    with pytest.raises(ValueError, match="learning_rate"):
+        optimizer.step(np.zeros((3, 3)), np.zeros(3), np.zeros((3, 3)), np.zeros(3), 0.0)
+
+
+def test_optimizer_momentum_mask_and_state_round_trip():
+    optimizer = MomentumOptimizer.create(3, momentum=0.5, weight_decay=0.1)
+    mask = block_diagonal_mask([2, 1])
+    grad_W = np.array([[0.0, 1.0, 2.0], [1.0, 0.0, 3.0], [2.0, 3.0, 0.0]])
+    grad_b = np.array([1.0, -1.0, 0.5])
+    W, b = optimizer.step(np.zeros((3, 3)), np.zeros(3), grad_W, grad_b, 0.1, mask)
+    assert W[0, 1] == pytest.approx(0.1) and W[0, 2] == 0.0 and W[1, 2] == 0.0
+    saved = optimizer.to_dict()
+    W2, b2 = optimizer.step(W, b, grad_W, grad_b, 0.1, mask)
+    # velocity = 0.5 * 0.1 + 0.1 * (1 - 0.1 * 0.1) for W[0, 1]
+    assert W2[0, 1] == pytest.approx(0.1 + 0.05 + 0.1 * (1.0 - 0.01))
+    restored = MomentumOptimizer.from_dict(saved)
+    W3, b3 = restored.step(W, b, grad_W, grad_b, 0.1, mask)
+    assert np.array_equal(W2, W3) and np.array_equal(b2, b3)
+    assert np.array_equal(W3, W3.T) and np.all(np.diag(W3) == 0)
+
+
+@pytest.mark.parametrize("momentum", [-0.1, 1.0])
+def test_optimizer_rejects_bad_momentum(momentum):
+    with pytest.raises(ValueError, match="momentum"):
+        MomentumOptimizer.create(3, momentum=momentum)
+
+
+def test_check_binary_data_errors():
+    good = np.array([[0, 1, 1], [1, 0, 0]])
+    assert check_binary_data(good, 3).dtype == float
+    with pytest.raises(ValueError, match="3 columns"):
+        check_binary_data(np.zeros((2, 4)), 3)
+    with pytest.raises(ValueError, match="binary"):
+        check_binary_data(np.array([[0, 0.5, 1]]), 3)
+    with pytest.raises(ValueError, match="2-D"):
+        check_binary_data(np.zeros(3), 3)
+    with pytest.raises(ValueError, match="NaN"):
+        check_binary_data(np.array([[0, np.nan, 1]]), 3)
+
+
+def test_masks():
+    mask = bipartite_mask(2, 3)
+    assert mask.shape == (5, 5) and mask[:2, :2].sum() == 0 and mask[2:, 2:].sum() == 0 and mask[0, 4] == 1
+    block = block_diagonal_mask([2, 3])
+    assert block[0, 1] == 1 and block[0, 2] == 0 and np.all(np.diag(block) == 0)
+    with pytest.raises(ValueError):
+        block_diagonal_mask([])
+
+
+def test_block_gibbs_samples_the_rbm_distribution_and_keeps_clamps():
+    """Exact block Gibbs on a 2+2 RBM: visible marginals match enumeration within 5 standard errors."""
+    rng = np.random.default_rng(0)
+    W_vh = np.array([[1.0, -1.5], [0.5, 2.0]])
+    b_v, b_h = np.array([0.2, -0.3]), np.array([-0.5, 0.4])
+    W = np.zeros((4, 4))
+    W[:2, 2:], W[2:, :2] = W_vh, W_vh.T
+    p = joint(BoltzmannMachine(W, np.concatenate([b_v, b_h])))
+    exact_visible = p @ all_states(4)[:, :2].astype(float)
+    chains = 4000
+    _, v_mean, _ = block_gibbs(W_vh, b_v, b_h, rng.integers(0, 2, (chains, 2)), 30, rng, record_from=10)
+    # Each chain's mean over 20 sweeps is bounded in [0, 1]; its spread over chains gives the error.
+    stderr = v_mean.std(axis=0) / np.sqrt(chains)
+    assert np.all(np.abs(v_mean.mean(axis=0) - exact_visible) < 5 * stderr + 1e-3)
+    clamp = np.array([True, False])
+    start = np.column_stack([np.ones(chains), np.zeros(chains)])
+    v_last, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, 5, rng, clamp)
+    assert np.all(v_last[:, 0] == 1) and np.all(v_mean[:, 0] == 1)
