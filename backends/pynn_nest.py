@@ -17,8 +17,19 @@ Everything of ``pyNN.nest`` is re-exported unchanged except:
 from __future__ import annotations
 
 import builtins
+import os
+import warnings
 
-import nest
+# PyNN 0.13 still calls NEST's deprecated GetStatus/SetStatus and set_verbosity; those warnings
+# are about PyNN's internals, not the user's script.
+# PyNN's NEST extensions cannot be built against the binary NEST wheel (references §7): nothing of
+# cortexsim needs them.
+for _message in (r"\s*GetStatus\(\) is deprecated", r"\s*SetStatus\(\) is deprecated",
+                 r"\s*Provided for backward compatibility only", r"Cannot find nest-config"):
+    warnings.filterwarnings("ignore", message=_message, category=UserWarning)
+
+os.environ.setdefault("PYNEST_QUIET", "1")  # no NEST banner on import (set PYNEST_QUIET=0 to see it)
+import nest  # noqa: E402
 import numpy as np
 import pyNN.nest as _pynn_nest
 from pyNN.nest import *  # noqa: F401,F403  (the PyNN API of this backend)
