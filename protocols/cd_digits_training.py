@@ -26,9 +26,8 @@ from ..models.sampling_network import build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_digits import (N_PIXELS, N_VISIBLE, TOP_HALF, evaluate_exact, evaluate_spiking, free_energy_accuracy,
                         initial_rbm, load_digits_split, spiking_iteration, spiking_scores, train_exact)
-from .cd_network import (TimedSimulator, apply_bm, derived_seed, load_checkpoint, rng_from_state,
-                         save_checkpoint)
-from .cd_training import _check_common
+from .cd_network import (TimedSimulator, apply_bm, check_training_settings, derived_seed, load_checkpoint,
+                         rng_from_state, save_checkpoint)
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "train_digits"]
 
@@ -114,7 +113,7 @@ class DigitsTrainingConfig:
     noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        _check_common(self)
+        check_training_settings(self)
         LearningRateSchedule(self.pretrain_learning_rate, self.schedule, self.pretrain_schedule_tau)
         if int(self.n_hidden) < 1:
             raise ValueError(f"n_hidden must be >= 1, got {self.n_hidden}")

@@ -30,14 +30,35 @@ import numpy as np
 from cortexsim.results import read_json, write_json_atomic
 
 from ..backends.projection_weights import set_projection_weights
+from ..backends.registry import backend_info, check_dt
 from ..models.boltzmann import BoltzmannMachine
+from ..models.cd_learning import LearningRateSchedule
 from ..models.lif_translation import bm_to_lif
-from ..models.sampling_network import SamplingNetwork
+from ..models.sampling_network import SYNAPSE_KINDS, SamplingNetwork
 
-__all__ = ["derived_seed", "apply_bm", "clamped_leak", "set_leak", "TimedSimulator",
+__all__ = ["check_training_settings", "derived_seed", "apply_bm", "clamped_leak", "set_leak", "TimedSimulator",
            "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "rng_from_state"]
 
 CHECKPOINT_FILE = "checkpoint.json"
+
+
+def check_training_settings(config) -> None:
+    """Checks shared by the CD configs (seed, backend, dt, optimizer, iterations, segments)."""
+    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool):
+        raise ValueError(f"seed must be an integer, got {config.seed!r}")
+    backend_info(config.backend)
+    check_dt(config.backend, config.dt_ms)
+    LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
+    if not 0.0 <= config.momentum < 1.0:
+        raise ValueError(f"momentum must lie in [0, 1), got {config.momentum!r}")
+    if not np.isfinite(config.weight_decay) or config.weight_decay < 0:
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {config.weight_decay!r}")
+    if int(config.iterations) != config.iterations or config.iterations < 1:
+        raise ValueError(f"iterations must be a positive integer, got {config.iterations!r}")
+    if int(config.checkpoint_every) != config.checkpoint_every or config.checkpoint_every < 1:
+        raise ValueError(f"checkpoint_every must be a positive integer (iterations), got {config.checkpoint_every!r}")
+    if config.synapses not in SYNAPSE_KINDS:
+        raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {config.synapses!r}")
 
 
 def derived_seed(seed: int, *keys: int) -> int:

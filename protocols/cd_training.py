@@ -26,38 +26,20 @@ from cortexsim.results import library_versions, machine_info, output_dir, write_
 from ..analysis import plots
 from ..analysis.divergence import dkl_both
 from ..analysis.states import joint_distribution
-from ..backends.registry import backend_info, check_dt, load_backend
+from ..backends.registry import load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, exact_moments, joint, random_bm
-from ..models.cd_learning import (SCHEDULE_KINDS, LearningRateSchedule, MomentumOptimizer,
+from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer,
                                   block_diagonal_mask, cd_gradient, moments_from_distribution)
 from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
+from ..models.sampling_network import build_sampling_network
 from .calibration import CalibrationConfig, calibrate
-from .cd_network import TimedSimulator, apply_bm, derived_seed, load_checkpoint, save_checkpoint
+from .cd_network import (TimedSimulator, apply_bm, check_training_settings, derived_seed, load_checkpoint,
+                         save_checkpoint)
 
 __all__ = ["TargetTrainingConfig", "TargetTrainingResult", "train_target", "add_cli", "INIT_KINDS"]
 
 #: Starting points of the target task: the translated target itself, or a random BM.
 INIT_KINDS = ("translated", "random")
-
-
-def _check_common(config) -> None:
-    """Checks shared by the CD configs (seed, backend, dt, optimizer, iterations, segments)."""
-    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool):
-        raise ValueError(f"seed must be an integer, got {config.seed!r}")
-    backend_info(config.backend)
-    check_dt(config.backend, config.dt_ms)
-    LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
-    if not 0.0 <= config.momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {config.momentum!r}")
-    if not np.isfinite(config.weight_decay) or config.weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {config.weight_decay!r}")
-    if int(config.iterations) != config.iterations or config.iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {config.iterations!r}")
-    if int(config.checkpoint_every) != config.checkpoint_every or config.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer (iterations), got {config.checkpoint_every!r}")
-    if config.synapses not in SYNAPSE_KINDS:
-        raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {config.synapses!r}")
 
 
 @dataclass(frozen=True)
@@ -132,7 +114,7 @@ class TargetTrainingConfig:
     noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        _check_common(self)
+        check_training_settings(self)
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         if int(self.n_targets) < 1:
