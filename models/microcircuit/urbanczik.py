@@ -30,7 +30,7 @@ import numpy as np
 
 __all__ = ["UrbanczikNeuronParams", "UrbanczikConfig", "UrbanczikResult", "frozen_input_pattern",
            "teacher_conductances", "phi", "h", "dendritic_prediction", "matching_potential",
-           "weight_update_scale", "prediction_error_per_repetition", "repetition_noise",
+           "weight_update_scale", "prediction_error_per_repetition", "error_fall_ratio", "repetition_noise",
            "plot_error_curves", "add_urbanczik_cli"]
 
 
@@ -224,14 +224,20 @@ class UrbanczikResult:
     final_weights: np.ndarray
     extra: dict = field(default_factory=dict)
 
-    def summary(self) -> dict:
+    def summary(self, tail: int = 10) -> dict:
+        """First, last and tail-mean errors (mV), the fall ratio and run facts as a flat dict."""
         e = self.errors_rms
-        return {"simulator": self.simulator, "error_first_mV": float(e[0]), "error_last_mV": float(e[-1]),
-                "error_ratio_first_over_last5": float(e[0] / np.mean(e[-5:])),
+        tail = min(tail, e.size)
+        return {"simulator": self.simulator, "seed": self.config.seed, "repetitions": int(e.size),
+                "error_first_mV": float(e[0]), "error_last_mV": float(e[-1]),
+                f"error_mean_last{tail}_mV": float(np.mean(e[-tail:])),
+                f"fall_ratio_first_over_last{tail}": error_fall_ratio(e, tail),
+                "repetition_noise_mV": repetition_noise(e) if e.size >= 3 else None,
                 "mean_abs_error_first_mV": float(self.errors_mean_abs[0]),
                 "mean_abs_error_last_mV": float(self.errors_mean_abs[-1]), "wall_s": self.wall_s,
                 "n_output_spikes": self.n_output_spikes,
-                "mean_final_weight_pA": float(np.mean(self.final_weights)), **self.extra}
+                "mean_final_weight_pA": float(np.mean(self.final_weights)),
+                **{k: v for k, v in self.extra.items() if k != "traces"}}
 
 
 def frozen_input_pattern(config: UrbanczikConfig) -> list[np.ndarray]:
@@ -288,13 +294,15 @@ def prediction_error_per_repetition(t: np.ndarray, v_w: np.ndarray, g_e: np.ndar
     """RMS and mean absolute ``V_w* - U_M`` (mV) for each teaching repetition.
 
     ``t`` (ms) are the sample times of ``v_w`` (dendritic potential, mV) and of the recorded somatic
-    conductances ``g_e``, ``g_i`` (nS). Samples are binned by ``floor((t - teach_start) / pattern_ms)``.
+    conductances ``g_e``, ``g_i`` (nS), each the state at the end of a time step stamped with that end
+    time (NEST's multimeter convention). A sample belongs to the repetition containing its step's
+    midpoint ``t - dt/2``.
     """
     t = np.asarray(t, dtype=float)
     arrays = [np.asarray(a, dtype=float) for a in (v_w, g_e, g_i)]
     if any(a.shape != t.shape for a in arrays):
         raise ValueError(f"t, v_w, g_e, g_i must have equal shapes, got {[t.shape] + [a.shape for a in arrays]}")
-    rep = np.floor((t - config.teach_start) / config.pattern_ms + 1e-9).astype(int)
+    rep = np.floor((t - 0.5 * config.dt - config.teach_start) / config.pattern_ms).astype(int)
     keep = (rep >= 0) & (rep < config.n_repetitions)
     diff = dendritic_prediction(arrays[0], params) - matching_potential(arrays[1], arrays[2], params)
     diff, rep = diff[keep], rep[keep]
@@ -306,6 +314,14 @@ def prediction_error_per_repetition(t: np.ndarray, v_w: np.ndarray, g_e: np.ndar
     rms = np.sqrt(np.bincount(rep, diff ** 2, config.n_repetitions) / counts)
     mean_abs = np.bincount(rep, np.abs(diff), config.n_repetitions) / counts
     return rms, mean_abs
+
+
+def error_fall_ratio(errors: np.ndarray, tail: int = 10) -> float:
+    """First repetition's error over the mean of the last ``tail`` repetitions (>= 2 means halved)."""
+    errors = np.asarray(errors, dtype=float)
+    if errors.ndim != 1 or not 1 <= tail <= errors.size:
+        raise ValueError(f"tail must be in [1, {errors.size}] for a 1-d error curve, got {tail}")
+    return float(errors[0] / np.mean(errors[-tail:]))
 
 
 def repetition_noise(errors: np.ndarray) -> float:
@@ -321,22 +337,32 @@ def repetition_noise(errors: np.ndarray) -> float:
 
 
 def plot_error_curves(results: list[UrbanczikResult], path, reference: dict | None = None) -> None:
-    """One figure: RMS dendritic prediction error per repetition for every result (PNG at ``path``)."""
+    """One figure of the RMS dendritic prediction error per repetition (PNG at ``path``).
+
+    Results are grouped by ``simulator``: every run is a thin line, the mean over a simulator's runs a
+    thick one. ``reference`` (optional) is ``{"first_mV", "last_mV", "repetitions", "label"}``.
+    """
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(7, 4))
+    groups: dict[str, list[np.ndarray]] = {}
     for res in results:
-        reps = np.arange(1, res.errors_rms.size + 1)
-        ax.plot(reps, res.errors_rms, lw=1.5, label=f"{res.simulator} (RMS)")
-        ax.plot(reps, res.errors_mean_abs, lw=0.8, ls="--", label=f"{res.simulator} (mean |.|)")
+        groups.setdefault(res.simulator, []).append(res.errors_rms)
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for colour, (name, curves) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), groups.items()):
+        for curve in curves:
+            ax.plot(np.arange(1, curve.size + 1), curve, color=colour, lw=0.6, alpha=0.45)
+        if len({c.size for c in curves}) == 1:
+            mean = np.mean(curves, axis=0)
+            ax.plot(np.arange(1, mean.size + 1), mean, color=colour, lw=2.2,
+                    label=f"{name}, mean of {len(curves)} seed(s)")
     if reference:
-        ax.plot([1, reference["repetitions"]], [reference["first_mV"], reference["last_mV"]], "k*", ms=9,
+        ax.plot([1, reference["repetitions"]], [reference["first_mV"], reference["last_mV"]], "k*", ms=10,
                 label=reference.get("label", "reference"))
-    ax.set_xlabel("repetition of the input pattern")
-    ax.set_ylabel(r"$V_w^\ast - U_M$ (mV)")
-    ax.set_title("Urbanczik & Senn 2014: dendritic prediction error while learning")
+    ax.set_xlabel("repetition of the input pattern (teacher on)")
+    ax.set_ylabel(r"RMS of $V_w^\ast - U_M$ (mV)")
+    ax.set_title("Urbanczik & Senn 2014 Fig. 1B: dendritic prediction error")
     ax.set_ylim(bottom=0)
     ax.legend(fontsize=8)
     fig.tight_layout()

@@ -90,7 +90,8 @@ def run_nest_urbanczik(config: UrbanczikConfig, params: UrbanczikNeuronParams | 
                   "weight": params.w_init, "Wmin": params.w_min, "Wmax": params.w_max,
                   "eta": params.eta, "tau_Delta": params.tau_delta, "delay": dt})
 
-    # teacher: one event per step (arrives one delay later, so the weight is the target then)
+    # teacher: one event per step; the event stamped t (delay dt) makes the conductance jump at the end
+    # of the step ending at t + dt, so its weight is the target at t + dt
     step_times = np.round(np.arange(1, int(round(config.duration / dt))) * dt, 10)
     g_e_target, g_i_target = teacher_conductances(step_times + dt, config)
     jump = 1.0 - np.exp(-dt / params.tau_syn)
