@@ -1,0 +1,364 @@
+"""Cross-simulator validation: run one PyNN model on several backends and compare its statistics.
+
+A model is a Python file (or importable module) defining ``build(sim)``, which creates a network
+with the PyNN module ``sim`` (``setup`` already called) and records at least one population
+(``population.record("spikes")``, optionally ``"v"``). ``build`` may take a keyword ``rng`` (it then
+gets a ``sim.NumpyRNG`` seeded from the run's seed, for connectivity and initial values) or ``seed``
+(the run's seed, an int). It may return its populations (a Population, a list, or a dict name ->
+Population); otherwise every recorded population is used. Optional module attributes:
+``DURATION_MS`` (simulated time per run), ``TRANSIENT_MS`` (initial time left out of the
+statistics) and ``PARAMETERS`` (recorded in the report).
+
+Each backend runs the model R times with seeds ``seed, seed + 1, ..., seed + R - 1``; the per-run
+statistics (:mod:`cortexsim.analysis.compare`) of every backend pair are tested against the run-to-run
+spread with a multiple-comparison correction, and ``report.html`` / ``report.json`` are written.
+
+    cortexsim validate examples/validate_balanced_ei.py --backends nest,brian2 --repeats 5 --out out/validate
+
+Exit codes of the command: 0 every statistic agrees; 1 at least one statistic differs; 3 nothing
+differs but a requested backend was missing or failed (so the comparison is incomplete).
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import inspect
+import sys
+import time
+import traceback
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+
+import numpy as np
+
+from cortexsim.config import config_to_dict
+from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+
+from ..analysis.compare import CORRECTIONS, StatisticsSettings, compare_groups, population_statistics
+from ..backends.registry import known_backends, load_backend
+from .validation_runs import BackendRun, ModelError, collect_run
+
+__all__ = ["Alteration", "ValidationConfig", "ValidationResult", "ModelError", "load_model", "run_backend",
+           "validate", "add_cli", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE"]
+
+EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE = 0, 1, 3
+DEFAULT_DURATION_MS = 1000.0
+
+
+@dataclass(frozen=True)
+class Alteration:
+    """Test hook: multiply a cell parameter by ``factor`` on one backend only (after ``build``).
+
+    Attributes
+    ----------
+    backend : str
+        Backend whose model is altered.
+    parameter : str
+        PyNN cell parameter, e.g. "tau_m" (changed in every population whose cell type has it).
+    factor : float
+        Multiplier (> 0).
+    """
+
+    backend: str
+    parameter: str
+    factor: float
+
+    def __post_init__(self):
+        if not np.isfinite(self.factor) or self.factor <= 0:
+            raise ValueError(f"Alteration factor must be a finite number > 0, got {self.factor!r}")
+
+    @classmethod
+    def parse(cls, text: str) -> "Alteration":
+        """From ``"backend:parameter=factor"``, e.g. ``"brian2:tau_m=1.2"``."""
+        try:
+            backend, rest = text.split(":", 1)
+            parameter, factor = rest.split("=", 1)
+            return cls(backend.strip(), parameter.strip(), float(factor))
+        except ValueError:
+            raise ValueError(f"an alteration is written backend:parameter=factor (e.g. brian2:tau_m=1.2), "
+                             f"got {text!r}") from None
+
+
+@dataclass(frozen=True)
+class ValidationConfig:
+    """Settings of a cross-simulator validation.
+
+    Attributes
+    ----------
+    seed : int
+        Seed of the first repeat; repeat r uses seed + r on every backend (required).
+    backends : tuple of str
+        Backend names (>= 2 entries, no duplicates); any name, a missing one is reported as such.
+    repeats : int
+        Runs per backend R (>= 2): the run-to-run spread comes from them.
+    duration_ms : float or None
+        Simulated time per run (ms); None: the model's DURATION_MS, else 1000 ms.
+    transient_ms : float or None
+        Initial time left out of the statistics (ms); None: the model's TRANSIENT_MS, else 0.
+    dt_ms : float
+        Integration step (ms), > 0.
+    alpha : float
+        Family-wise error rate (Holm) or false discovery rate (Benjamini-Hochberg), in (0, 1).
+    correction : str
+        "holm" or "benjamini-hochberg".
+    statistics : StatisticsSettings
+        Windows and bins of the statistics (ms).
+    alterations : tuple of Alteration
+        Test hook: parameter changes applied on one backend only.
+    """
+
+    seed: int
+    backends: tuple = ("nest", "brian2")
+    repeats: int = 5
+    duration_ms: float | None = None
+    transient_ms: float | None = None
+    dt_ms: float = 0.1
+    alpha: float = 0.05
+    correction: str = "holm"
+    statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
+    alterations: tuple = ()
+
+    def __post_init__(self):
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        backends = tuple(self.backends)
+        object.__setattr__(self, "backends", backends)
+        if len(backends) < 2 or len(set(backends)) != len(backends) or not all(isinstance(b, str) for b in backends):
+            raise ValueError(f"backends must name >= 2 different backends, got {backends!r}")
+        if int(self.repeats) < 2:
+            raise ValueError(f"repeats must be >= 2 (the run-to-run spread needs them), got {self.repeats}")
+        for name in ("duration_ms", "transient_ms"):
+            value = getattr(self, name)
+            if value is not None and (not np.isfinite(value) or value < 0 or (name == "duration_ms" and value == 0)):
+                raise ValueError(f"{name} must be a finite number {'> 0' if name == 'duration_ms' else '>= 0'} "
+                                 f"(ms) or None, got {value!r}")
+        if not np.isfinite(self.dt_ms) or self.dt_ms <= 0:
+            raise ValueError(f"dt_ms must be a finite number > 0 (ms), got {self.dt_ms!r}")
+        if not 0 < self.alpha < 1:
+            raise ValueError(f"alpha must lie in (0, 1), got {self.alpha!r}")
+        if self.correction not in CORRECTIONS:
+            raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
+        alterations = tuple(self.alterations)
+        object.__setattr__(self, "alterations", alterations)
+        for alteration in alterations:
+            if not isinstance(alteration, Alteration):
+                raise ValueError(f"alterations must hold Alteration objects, got {alteration!r}")
+            if alteration.backend not in backends:
+                raise ValueError(f"alteration on backend {alteration.backend!r}, which is not among {backends}")
+
+
+def load_model(spec: str | Path | ModuleType) -> ModuleType:
+    """The model module from a ``.py`` file path, a module name, or a module; checked for ``build(sim)``."""
+    if isinstance(spec, ModuleType):
+        module = spec
+    else:
+        text = str(spec)
+        if text.endswith(".py") or Path(text).is_file():
+            path = Path(text)
+            if not path.is_file():
+                raise ValueError(f"model file {path} does not exist")
+            name = f"cortexsim_user_model_{abs(hash(str(path.resolve())))}"
+            module_spec = importlib.util.spec_from_file_location(name, path)
+            module = importlib.util.module_from_spec(module_spec)
+            try:
+                module_spec.loader.exec_module(module)
+            except Exception as exc:
+                raise ValueError(f"model file {path} could not be imported: {type(exc).__name__}: {exc}") from exc
+        else:
+            try:
+                module = importlib.import_module(text)
+            except ImportError as exc:
+                raise ValueError(f"model {text!r} is neither a .py file nor an importable module ({exc})") from None
+    build = getattr(module, "build", None)
+    if not callable(build):
+        raise ValueError(f"model {getattr(module, '__file__', module.__name__)} does not define a function "
+                         "build(sim) that creates the network with the PyNN module sim and records populations")
+    return module
+
+
+def _model_name(model: ModuleType) -> str:
+    file = getattr(model, "__file__", None)
+    return Path(file).stem if file else model.__name__
+
+
+def _build_kwargs(build, sim, seed: int) -> dict:
+    parameters = inspect.signature(build).parameters
+    kwargs = {}
+    if "rng" in parameters:
+        kwargs["rng"] = sim.NumpyRNG(seed=seed)
+    if "seed" in parameters:
+        kwargs["seed"] = seed
+    return kwargs
+
+
+def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_ms: float,
+                alterations=(), progress: bool = False) -> BackendRun:
+    """Run ``model`` on ``backend`` once per seed; failures are recorded in the result, not raised.
+
+    A :class:`ModelError` (the model records nothing, returns something unusable) is raised: it is a
+    fault of the model, not of the backend.
+    """
+    start = time.perf_counter()
+    if backend not in known_backends():
+        return BackendRun(backend, "unregistered", f"backend {backend!r} is not registered; known backends: "
+                          f"{', '.join(known_backends())}")
+    try:
+        sim = load_backend(backend)
+    except Exception as exc:  # a backend that cannot even be imported is "missing"
+        return BackendRun(backend, "missing", f"{type(exc).__name__}: {exc}")
+    run = BackendRun(backend, "ok")
+    for seed in seeds:
+        if progress:
+            print(f"validate: {backend} seed {seed}", flush=True)
+        try:
+            sim.setup(timestep=dt_ms, seed=int(seed))
+            try:
+                returned = model.build(sim, **_build_kwargs(model.build, sim, int(seed)))
+                run.runs.append(collect_run(sim, returned, duration_ms, alterations, _model_name(model)))
+            finally:
+                sim.end()
+        except ModelError:
+            raise
+        except Exception as exc:
+            run.status = "failed"
+            run.message = f"seed {seed}: {type(exc).__name__}: {exc}"
+            run.traceback = traceback.format_exc()
+            run.runs = []
+            break
+    run.wall_time_s = time.perf_counter() - start
+    return run
+
+
+@dataclass
+class ValidationResult:
+    """Outcome of a validation: backend statuses, per-run statistics, comparisons, verdict."""
+
+    config: ValidationConfig
+    model: str
+    model_parameters: object
+    duration_ms: float
+    transient_ms: float
+    backends: dict
+    summaries: dict
+    comparisons: list
+    exit_code: int
+    files: dict = field(default_factory=dict)
+    versions: dict = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)
+
+    @property
+    def n_differ(self) -> int:
+        return sum(c.verdict == "differ" for c in self.comparisons)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "model_parameters": self.model_parameters, "config": config_to_dict(self.config),
+                "duration_ms": self.duration_ms, "transient_ms": self.transient_ms,
+                "verdict": {EXIT_AGREE: "all statistics agree", EXIT_DIFFER: "some statistics differ",
+                            EXIT_INCOMPLETE: "incomplete: a backend is missing or failed"}[self.exit_code],
+                "exit_code": self.exit_code, "n_differ": self.n_differ,
+                "n_compared": sum(c.verdict in ("agree", "differ") for c in self.comparisons),
+                "backends": {name: run.to_dict() for name, run in self.backends.items()},
+                "summaries": self.summaries, "comparisons": [vars(c) for c in self.comparisons],
+                "files": self.files, "versions": self.versions, "machine": self.machine}
+
+
+def validate(model, config: ValidationConfig, out_dir=None, progress: bool = False) -> ValidationResult:
+    """Run ``model`` on every backend of ``config`` R times, compare, and (if ``out_dir``) write the report.
+
+    Raises
+    ------
+    ValueError
+        If the model cannot be loaded, defines no ``build(sim)`` or records nothing (ModelError).
+    """
+    model = load_model(model)
+    duration = float(config.duration_ms if config.duration_ms is not None
+                     else getattr(model, "DURATION_MS", DEFAULT_DURATION_MS))
+    transient = float(config.transient_ms if config.transient_ms is not None else getattr(model, "TRANSIENT_MS", 0.0))
+    if not duration > transient:
+        raise ValueError(f"duration_ms ({duration}) must exceed transient_ms ({transient})")
+    seeds = [config.seed + r for r in range(int(config.repeats))]
+    runs, summaries, details = {}, {}, {}
+    for backend in config.backends:
+        alterations = [a for a in config.alterations if a.backend == backend]
+        runs[backend] = run_backend(model, backend, seeds, duration, config.dt_ms, alterations, progress)
+        if runs[backend].status != "ok":
+            if progress:
+                print(f"validate: {backend}: {runs[backend].status}: {runs[backend].message}", flush=True)
+            continue
+        details[backend] = [{pop: population_statistics(rec.spiketrains, transient, duration, rec.membrane_potential,
+                                                        config.statistics)
+                             for pop, rec in one_run.items()} for one_run in runs[backend].runs]
+        summaries[backend] = [{pop: stats.summary for pop, stats in one.items()} for one in details[backend]]
+    comparisons = compare_groups(summaries, config.alpha, config.correction) if len(summaries) >= 2 else []
+    if any(c.verdict == "differ" for c in comparisons):
+        exit_code = EXIT_DIFFER
+    elif len(summaries) < len(config.backends):
+        exit_code = EXIT_INCOMPLETE
+    else:
+        exit_code = EXIT_AGREE
+    result = ValidationResult(config, _model_name(model), getattr(model, "PARAMETERS", None), duration, transient,
+                              runs, summaries, comparisons, exit_code, versions=library_versions(),
+                              machine=machine_info())
+    if out_dir is not None:
+        from ..analysis.report import write_report
+
+        out = output_dir(out_dir)
+        report = result.to_dict()
+        report["files"] = {"html": "report.html", "json": "report.json"}
+        report["per_neuron"] = {b: [{p: {k: v for k, v in s.per_neuron.items()} for p, s in one.items()}
+                                    for one in d] for b, d in details.items()}
+        report["cch"] = {b: [{p: {"lags_ms": s.cch_lags_ms, "mean": s.cch_mean} for p, s in one.items()}
+                             for one in d] for b, d in details.items()}
+        rasters = {b: {p: rec.spiketrains for p, rec in runs[b].runs[0].items()} for b in summaries}
+        write_report(out, report, rasters, (transient, duration))
+        result.files = {"html": str(out / "report.html"), "json": str(out / "report.json")}
+    return result
+
+
+def _cmd_validate(args) -> int:
+    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
+    config = ValidationConfig(seed=args.seed, backends=backends, repeats=args.repeats, duration_ms=args.duration,
+                              transient_ms=args.transient, dt_ms=args.dt, alpha=args.alpha,
+                              correction=args.correction,
+                              alterations=tuple(Alteration.parse(text) for text in args.alter))
+    result = validate(args.model, config, out_dir=args.out, progress=not args.quiet)
+    for name, run in result.backends.items():
+        line = f"{name}: {run.status}" + (f" ({run.message})" if run.message else "")
+        print(line)
+    for c in result.comparisons:
+        print(f"{c.population:>14s} {c.statistic:>12s} {c.group_a} vs {c.group_b}: {c.verdict:8s} "
+              f"{c.mean_a:10.4g} vs {c.mean_b:10.4g}  g = {c.hedges_g:7.2f}  p_adj = {c.p_adjusted:.3g}")
+    print(f"{result.to_dict()['verdict']}; report: {result.files.get('html', '-')}")
+    return result.exit_code
+
+
+def add_cli(subparsers) -> None:
+    """Register ``cortexsim validate``."""
+    parser = subparsers.add_parser("validate", help="run a PyNN model on several backends and compare statistics",
+                                   description=__doc__.split("\n\n")[0])
+    parser.add_argument("model", help="Python file or module defining build(sim)")
+    parser.add_argument("--backends", default="nest,brian2",
+                        help=f"comma-separated backends (default nest,brian2; known: {', '.join(known_backends())})")
+    parser.add_argument("--repeats", type=int, default=5, help="runs per backend with different seeds (default 5)")
+    parser.add_argument("--duration", type=float, default=None, help="simulated time per run (ms; default: model's)")
+    parser.add_argument("--transient", type=float, default=None, help="initial time left out (ms; default: model's)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the first repeat (default 1)")
+    parser.add_argument("--dt", type=float, default=0.1, help="integration step (ms, default 0.1)")
+    parser.add_argument("--alpha", type=float, default=0.05, help="error rate of the corrected tests (default 0.05)")
+    parser.add_argument("--correction", choices=CORRECTIONS, default="holm", help="multiple-comparison correction")
+    parser.add_argument("--alter", action="append", default=[], metavar="BACKEND:PARAM=FACTOR",
+                        help="test hook: multiply a cell parameter on one backend, e.g. brian2:tau_m=1.2")
+    parser.add_argument("--out", type=Path, default=Path("out/validate"), help="report folder (default out/validate)")
+    parser.add_argument("--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(handler=_cmd_validate)
+
+
+if __name__ == "__main__":
+    import argparse
+
+    _parser = argparse.ArgumentParser(prog="validate")
+    add_cli(_parser.add_subparsers(dest="command", required=True))
+    _args = _parser.parse_args(["validate"] + sys.argv[1:])
+    sys.exit(_args.handler(_args))
