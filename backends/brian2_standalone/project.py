@@ -1,0 +1,326 @@
+"""Compiled Brian2 C++ standalone projects for PyNN-built networks: describe, sign, compile, cache.
+
+A network built with PyNN on Brian2 (runtime device, numpy target: nothing is compiled while it is
+built) is *described* object by object: neuron groups, synapses, Poisson inputs and monitors, with
+everything that ends up in generated code (equations, thresholds, resets, refractory periods,
+integration methods, connectivity, delays, Poisson rates and weights, dt). The description's hash is
+the project's *signature*. Every per-neuron and per-synapse value (leak potentials, weights,
+membrane and synapse states ...) is not part of it: those are passed to the compiled binary as
+Brian2 run arguments on every run. So a training loop that changes weights and biases reuses one
+compiled project; only a change of structure compiles a new one.
+
+The project is generated from "mirror" objects (same equations, deterministic names) created under
+Brian2's ``cpp_standalone`` device. Its ``main`` reads, after the run arguments, the start time,
+duration and random seed of the run from a one-neuron control group, so one binary serves runs of
+any length at any point in time. Projects are cached on disk by signature (shared between processes
+through a file lock) and in memory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import brian2
+import numpy as np
+from brian2.devices.device import reset_device
+
+__all__ = ["StandaloneUnsupported", "CompiledProject", "describe_network", "get_project",
+           "compilation_statistics", "default_project_root"]
+
+#: Name of the control group (start time, duration and seed of each run).
+CONTROL_NAME = "cortexsim_control"
+#: Version of the project layout; bump to invalidate cached projects.
+PROJECT_FORMAT = 1
+
+_STATISTICS = {"compilations": 0, "compile_wall_s": 0.0, "loaded_from_disk": 0, "reused_in_memory": 0}
+_PROJECTS: dict = {}
+
+
+class StandaloneUnsupported(NotImplementedError):
+    """A PyNN/Brian2 feature the ``brian2_standalone`` backend cannot compile."""
+
+
+def compilation_statistics() -> dict:
+    """Counters of this process: projects compiled (and their wall time), loaded from disk, reused."""
+    return dict(_STATISTICS)
+
+
+def default_project_root() -> Path:
+    """``$CORTEXSIM_CACHE_DIR/brian2_standalone`` (default ``~/.cache/cortexsim/brian2_standalone``)."""
+    root = os.environ.get("CORTEXSIM_CACHE_DIR") or Path.home() / ".cache" / "cortexsim"
+    return Path(root) / "brian2_standalone"
+
+
+def _hash_array(values) -> str:
+    array = np.ascontiguousarray(np.asarray(values))
+    return hashlib.sha256(array.tobytes() + str(array.dtype).encode()).hexdigest()[:16]
+
+
+def _state_variables(obj) -> list[str]:
+    """Names of the writable per-element arrays of a group (what is passed as run arguments)."""
+    names = []
+    for name, var in obj.variables.items():
+        if (isinstance(var, brian2.core.variables.ArrayVariable) and not var.read_only
+                and not name.startswith("_") and var.owner is not None and var.owner.name == obj.name
+                and not (isinstance(var.size, tuple))):
+            names.append(name)
+    return sorted(names)
+
+
+def describe_network(network) -> list[dict]:
+    """Describe the objects of a PyNN Brian2 ``Network`` in build order (groups first).
+
+    Raises
+    ------
+    StandaloneUnsupported
+        For objects or features the backend cannot compile (naming them and the alternative).
+    """
+    groups, synapses, inputs, monitors = [], [], [], []
+    for obj in network.objects:
+        if isinstance(obj, brian2.NeuronGroup):
+            groups.append(obj)
+        elif isinstance(obj, brian2.Synapses):
+            synapses.append(obj)
+        elif isinstance(obj, brian2.PoissonInput):
+            inputs.append(obj)
+        elif isinstance(obj, (brian2.SpikeMonitor, brian2.StateMonitor)):
+            monitors.append(obj)
+        elif isinstance(obj, brian2.NetworkOperation) and getattr(obj.function, "__name__", "") == "update_currents":
+            continue  # PyNN's current-source updater: a no-op without current sources (checked by run)
+        else:
+            raise StandaloneUnsupported(
+                f"{type(obj).__name__} ({obj.name}) is not supported on brian2_standalone (PyNN's "
+                "SpikeSourcePoisson/SpikeSourceArray, current sources and custom Brian2 objects need "
+                "the 'brian2' backend); use add_poisson_background for Poisson input")
+    # Network.objects has no reliable order: sort by creation (tags set by this backend's
+    # Population and Projection) and, for inputs and monitors, by content.
+    for obj in groups + synapses:
+        if not hasattr(obj, "_cortexsim_order"):
+            raise StandaloneUnsupported(f"{obj.name} was not created by this backend's Population or "
+                                        "Projection; raw Brian2 objects are not supported")
+    groups.sort(key=lambda g: g._cortexsim_order)
+    synapses.sort(key=lambda g: g._cortexsim_order)
+    index = {obj.name: k for k, obj in enumerate(groups)}
+    inputs.sort(key=lambda p: (index.get(p._group.name, -1), p.target_var, float(p.rate / brian2.Hz),
+                               str(p.weight), int(p.N)))
+    monitors.sort(key=lambda m: (index.get(m.source.name, -1), type(m).__name__, tuple(m.record_variables)))
+    described = []
+    for obj in groups:
+        extra_events = set(obj.events) - {"spike"}
+        if extra_events or len(obj.contained_objects) > 3:
+            raise StandaloneUnsupported(f"neuron group {obj.name}: custom events or run_regularly "
+                                        "operations are not supported on brian2_standalone")
+        described.append({
+            "kind": "NeuronGroup", "object": obj, "N": int(obj.N), "model": str(obj.equations),
+            "threshold": obj.events.get("spike"), "reset": obj.event_codes.get("spike"),
+            "refractory": repr(obj._refractory), "method": repr(obj.state_updater.method_choice),
+            "dt": float(obj.clock.dt_), "state": _state_variables(obj)})
+    for obj in synapses:
+        spec = getattr(obj, "_cortexsim_spec", None)
+        if spec is None:
+            raise StandaloneUnsupported(f"synapses {obj.name} were not created by this backend's "
+                                        "Projection; raw Brian2 Synapses are not supported")
+        if obj.summed_updaters:
+            raise StandaloneUnsupported(f"synapses {obj.name}: summed variables are not supported")
+        for group in (obj.source, obj.target):
+            if group.name not in index:
+                raise StandaloneUnsupported(f"synapses {obj.name} connect a PopulationView/subgroup "
+                                            f"({group.name}); only whole populations are supported")
+        delays = np.asarray(obj.delay[:]) if "delay" in obj.variables else np.zeros(0)
+        described.append({
+            "kind": "Synapses", "object": obj, "source": index[obj.source.name],
+            "target": index[obj.target.name], "model": spec["model"], "on_pre": spec["on_pre"],
+            "on_post": spec["on_post"], "n_synapses": int(len(obj)),
+            "i_hash": _hash_array(obj.i[:]), "j_hash": _hash_array(obj.j[:]), "delay_hash": _hash_array(delays),
+            "dt": float(obj.clock.dt_), "state": [n for n in _state_variables(obj) if n != "delay"]})
+    for obj in inputs:
+        if obj._group.name not in index:
+            raise StandaloneUnsupported(f"PoissonInput {obj.name} targets a subgroup; not supported")
+        weight = obj.weight if isinstance(obj.weight, str) else repr(obj.weight)
+        described.append({
+            "kind": "PoissonInput", "object": obj, "target": index[obj._group.name],
+            "target_var": obj.target_var, "N": int(obj.N), "rate_hz": float(obj.rate / brian2.Hz),
+            "weight": weight, "when": obj.when, "order": int(obj.order)})
+    for obj in monitors:
+        if obj.source.name not in index:
+            raise StandaloneUnsupported(f"monitor {obj.name} records a subgroup; not supported")
+        if isinstance(obj, brian2.SpikeMonitor):
+            record = bool(obj.record)  # PyNN passes its dict of recorded IDs: truthy means "record"
+        else:
+            record = _hash_array(np.asarray(obj.record, dtype=int))
+        entry = {"kind": type(obj).__name__, "object": obj, "source": index[obj.source.name],
+                 "variables": list(obj.record_variables), "record": record, "when": obj.when,
+                 "dt": float(obj.clock.dt_)}
+        if isinstance(obj, brian2.StateMonitor):
+            entry["record_indices"] = np.asarray(obj.record, dtype=int).tolist()
+        described.append(entry)
+    return described
+
+
+def signature(description: list[dict]) -> str:
+    """Hash of everything in ``description`` that ends up in generated code."""
+    plain = [{k: v for k, v in item.items() if k not in ("object",)} for item in description]
+    text = json.dumps({"format": PROJECT_FORMAT, "brian2": brian2.__version__, "objects": plain},
+                      sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+
+@dataclass
+class CompiledProject:
+    """A compiled standalone project and the names of its arrays.
+
+    Attributes
+    ----------
+    directory : Path
+        Project folder (``main`` binary, ``static_arrays/``).
+    signature : str
+        Structural signature it was compiled for.
+    state : list of list
+        Per described object (same order): ``[[variable, cli_name, result_file, dtype], ...]`` of
+        the arrays carried from run to run.
+    monitors : list
+        Per described object: ``None`` or ``{variable: [result_file, dtype]}`` of monitors.
+    control : dict
+        ``{"t_start"|"duration"|"seed": cli_name}`` of the control group.
+    compile_wall_s : float
+        Wall time of the compilation (0 if loaded from the cache).
+    """
+
+    directory: Path
+    signature: str
+    state: list
+    monitors: list
+    control: dict
+    compile_wall_s: float = 0.0
+
+    @property
+    def binary(self) -> Path:
+        return self.directory / "main"
+
+    def to_dict(self) -> dict:
+        return {"signature": self.signature, "state": self.state, "monitors": self.monitors,
+                "control": self.control, "compile_wall_s": self.compile_wall_s, "format": PROJECT_FORMAT}
+
+    @classmethod
+    def load(cls, directory: Path) -> "CompiledProject | None":
+        meta = directory / "cortexsim_project.json"
+        if not meta.is_file() or not (directory / "main").is_file():
+            return None
+        data = json.loads(meta.read_text())
+        if data.get("format") != PROJECT_FORMAT:
+            return None
+        return cls(directory, data["signature"], data["state"], data["monitors"], data["control"],
+                   data["compile_wall_s"])
+
+
+def _mirror(description: list[dict], clock) -> list:
+    """Create standalone copies of the described objects (deterministic names cs<k>)."""
+    mirrors = []
+    for k, item in enumerate(description):
+        name = f"cs{k}"
+        kind = item["kind"]
+        obj = item["object"]
+        if kind == "NeuronGroup":
+            # NeuronGroup adds lastspike/not_refractory itself when refractory is set
+            model = brian2.Equations([eq for eq in obj.equations.ordered
+                                      if eq.varname not in ("lastspike", "not_refractory")])
+            mirror = brian2.NeuronGroup(item["N"], model=model, threshold=item["threshold"],
+                                        reset=item["reset"], refractory=obj._refractory,
+                                        method=obj.state_updater.method_choice, clock=clock, name=name)
+        elif kind == "Synapses":
+            spec = obj._cortexsim_spec
+            mirror = brian2.Synapses(mirrors[item["source"]], mirrors[item["target"]], model=spec["model"],
+                                     on_pre=spec["on_pre"], on_post=spec["on_post"], clock=clock,
+                                     multisynaptic_index=spec.get("multisynaptic_index"), name=name)
+            i, j = np.asarray(obj.i[:]), np.asarray(obj.j[:])
+            if i.size:
+                mirror.connect(i=i, j=j)
+                if "delay" in obj.variables:
+                    mirror.delay = np.asarray(obj.delay[:]) * brian2.second
+        elif kind == "PoissonInput":
+            mirror = brian2.PoissonInput(mirrors[item["target"]], item["target_var"], item["N"],
+                                         item["rate_hz"] * brian2.Hz, obj.weight, when=item["when"],
+                                         order=item["order"])
+        elif kind == "SpikeMonitor":
+            mirror = brian2.SpikeMonitor(mirrors[item["source"]], record=item["record"], when=item["when"],
+                                         name=name)
+        else:  # StateMonitor
+            mirror = brian2.StateMonitor(mirrors[item["source"]], item["variables"], record=item["record_indices"],
+                                         when=item["when"], dt=item["dt"] * brian2.second, name=name)
+        mirrors.append(mirror)
+    return mirrors
+
+
+def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProject:
+    """Generate and compile the project for ``description`` in ``directory``."""
+    start = time.perf_counter()
+    previous_make_args = brian2.prefs.devices.cpp_standalone.extra_make_args_unix
+    brian2.set_device("cpp_standalone", directory=str(directory), build_on_run=False)
+    device = brian2.get_device()
+    try:
+        brian2.prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
+        dt = description[0]["dt"] if description else 1e-4
+        clock = brian2.Clock(dt * brian2.second, name="cortexsim_clock")
+        control = brian2.NeuronGroup(1, "t_start : second\nduration : second\nseed : integer",
+                                     clock=clock, name=CONTROL_NAME)
+        mirrors = _mirror(description, clock)
+        network = brian2.Network(control, *mirrors)
+        network.run(dt * brian2.second, namespace={})
+        array = {name: device.get_array_name(control.variables[name]) for name in ("t_start", "duration", "seed")}
+        for slot, (func, args) in enumerate(device.main_queue):
+            if func == "run_network" and args[0] is network:
+                lines = args[1]
+                position = next(k for k, line in enumerate(lines) if line.startswith(f"{network.name}.run("))
+                lines[position:position + 1] = [
+                    f"for (int _i=0; _i<1; _i++) brian::_random_generators[_i].seed((unsigned long) {array['seed']}[0] + _i);",
+                    f"{network.name}.t = {array['t_start']}[0];",
+                    f"{network.name}.run({array['duration']}[0], NULL, 10.0);"]
+        device.build(directory=str(directory), compile=True, run=False, with_output=False)
+        state, monitors = [], []
+        for item, mirror in zip(description, mirrors):
+            names = item.get("state", [])
+            state.append([[name, f"{mirror.name}.{name}", device.get_array_filename(mirror.variables[name]),
+                           np.dtype(mirror.variables[name].dtype).str] for name in names])
+            if item["kind"] in ("SpikeMonitor", "StateMonitor"):
+                recorded = list(mirror.record_variables) + ["t"]
+                monitors.append({var: [device.get_array_filename(mirror.variables[var]),
+                                       np.dtype(mirror.variables[var].dtype).str] for var in recorded})
+            else:
+                monitors.append(None)
+        control_names = {name: f"{CONTROL_NAME}.{name}" for name in ("t_start", "duration", "seed")}
+    finally:
+        brian2.prefs.devices.cpp_standalone.extra_make_args_unix = previous_make_args
+        device.reinit()
+        reset_device()
+    project = CompiledProject(directory, sig, state, monitors, control_names, time.perf_counter() - start)
+    (directory / "cortexsim_project.json").write_text(json.dumps(project.to_dict()))
+    _STATISTICS["compilations"] += 1
+    _STATISTICS["compile_wall_s"] += project.compile_wall_s
+    return project
+
+
+def get_project(description: list[dict], root: Path | None = None) -> CompiledProject:
+    """The compiled project for ``description``: from memory, from the disk cache, or compiled now."""
+    from brian2.utils.filelock import FileLock
+
+    sig = signature(description)
+    project = _PROJECTS.get(sig)
+    if project is not None and project.binary.is_file():
+        _STATISTICS["reused_in_memory"] += 1
+        return project
+    root = Path(root) if root is not None else default_project_root()
+    directory = root / sig
+    directory.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(directory) + ".lock"):
+        project = CompiledProject.load(directory)
+        if project is not None:
+            _STATISTICS["loaded_from_disk"] += 1
+        else:
+            project = _compile(description, sig, directory)
+    _PROJECTS[sig] = project
+    return project
