@@ -31,7 +31,7 @@ def main(argv=None) -> int:
         config = EnsembleConfig(seed=args.seed, n_networks=50, train_iterations=5, sampling_ms=500.0,
                                 eval_duration_ms=5000.0, calibration_ms=5000.0)
     else:
-        config = EnsembleConfig(seed=args.seed, n_networks=50, n_neurons=5, in_degree=30, train_iterations=100,
+        config = EnsembleConfig(seed=args.seed, n_networks=50, n_neurons=5, in_degree=30, train_iterations=150,
                                 sampling_ms=1000.0, eval_duration_ms=50000.0, calibration_ms=20000.0)
     out = ROOT / "figures" / "ensemble_sampling"
     results = run_ensemble(config, out_dir=out, progress=True)

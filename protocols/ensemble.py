@@ -98,11 +98,11 @@ class EnsembleConfig:
     n_neurons: int = 5
     in_degree: int = 30
     design_rate_hz: float = 50.0
-    train_iterations: int = 100
+    train_iterations: int = 150
     sampling_ms: float = 1000.0
     learning_rate: float = 1.0
     schedule: str = "inverse"
-    schedule_tau: float = 20.0
+    schedule_tau: float = 50.0
     momentum: float = 0.5
     eval_duration_ms: float = 50000.0
     burn_in_ms: float = 200.0
@@ -218,14 +218,18 @@ def _measure_background(sim, config: EnsembleConfig, settings: RunSettings, targ
     return result
 
 
-def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False) -> dict:
-    """Run the protocol (see the module docstring); returns the ``results.json`` content."""
+def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
+                 poisson_fit: ActivationFit | None = None) -> dict:
+    """Run the protocol (see the module docstring); returns the ``results.json`` content.
+
+    ``poisson_fit`` (the activation function under Poisson noise) is calibrated (cached) if not given.
+    """
     tic_total = time.perf_counter()
     say = print if progress else (lambda *a, **k: None)
     sim = load_backend(config.backend)
     settings = config.run_settings()
     targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(config.n_networks)]
-    poisson_fit = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
+    poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
                                               noise=config.noise, dt_ms=config.dt_ms), progress=progress).fit
     say(f"Poisson activation function: v_p05 = {poisson_fit.v_p05:.3f} mV, alpha = {poisson_fit.alpha:.3f} mV")
     timings = {}
@@ -373,7 +377,7 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--networks", type=int, default=50, help="M networks (>= 2, default 50)")
     parser.add_argument("--neurons", type=int, default=5, help="N neurons per network (default 5)")
     parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
-    parser.add_argument("--train-iterations", type=int, default=100, help="CD iterations per noise mode (default 100)")
+    parser.add_argument("--train-iterations", type=int, default=150, help="CD iterations per noise mode (default 150)")
     parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
     parser.add_argument("--eval-duration", type=float, default=50000.0, help="evaluation time (ms, default 50000)")
     parser.add_argument("--calibration-duration", type=float, default=20000.0,
