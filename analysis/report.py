@@ -103,12 +103,12 @@ def _cch_figure(report: dict, population: str) -> str | None:
     ax = fig.add_subplot()
     drawn = False
     for j, (backend, runs) in enumerate(report.get("cch", {}).items()):
-        curves = [np.asarray(run[population]["mean"], dtype=float) for run in runs
-                  if population in run and len(run[population]["mean"])]
-        curves = [c for c in curves if np.isfinite(c).all()]
-        if not curves:
+        usable = [run[population] for run in runs if population in run and len(run[population]["mean"])
+                  and np.isfinite(np.asarray(run[population]["mean"], dtype=float)).all()]
+        if not usable:
             continue
-        lags = np.asarray(runs[0][population]["lags_ms"], dtype=float)
+        curves = [np.asarray(entry["mean"], dtype=float) for entry in usable]
+        lags = np.asarray(usable[0]["lags_ms"], dtype=float)
         stack = np.vstack(curves)
         mean, sd = stack.mean(axis=0), stack.std(axis=0)
         ax.plot(lags, mean, color=_COLOURS[j % 6], label=f"{backend} (mean of {len(curves)} runs)")

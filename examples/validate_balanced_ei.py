@@ -42,9 +42,12 @@ PARAMETERS = {
 }
 
 
-def build(sim, rng=None) -> dict:
-    """Create the network with backend ``sim`` (``setup`` already called); returns its populations."""
-    p = PARAMETERS
+def build(sim, rng=None, parameters: dict | None = None) -> dict:
+    """Create the network with backend ``sim`` (``setup`` already called); returns its populations.
+
+    ``parameters`` replaces :data:`PARAMETERS` (e.g. a smaller network for tests).
+    """
+    p = PARAMETERS if parameters is None else parameters
     if rng is None:
         rng = sim.NumpyRNG(seed=1)
     cell = sim.IF_cond_exp(**p["cell"])

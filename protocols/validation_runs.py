@@ -61,20 +61,39 @@ def _is_population(obj) -> bool:
     return hasattr(obj, "record") and hasattr(obj, "get_data") and hasattr(obj, "size")
 
 
-def _returned_populations(returned, model_name: str) -> dict | None:
-    """Populations named by what ``build`` returned, or None if it returned nothing usable to name them."""
+def _returned_populations(returned) -> list | None:
+    """(name or None, population) pairs from what ``build`` returned; None if nothing usable."""
     if returned is None:
         return None
     if _is_population(returned):
-        return {returned.label: returned}
-    if isinstance(returned, dict):
-        pops = {str(k): v for k, v in returned.items() if _is_population(v)}
+        pairs = [(None, returned)]
+    elif isinstance(returned, dict):
+        pairs = [(str(k), v) for k, v in returned.items() if _is_population(v)]
     elif isinstance(returned, (list, tuple)):
-        pops = {p.label: p for p in returned if _is_population(p)}
+        pairs = [(None, p) for p in returned if _is_population(p)]
+    elif hasattr(returned, "__dict__"):
+        pairs = [(name, value) for name, value in vars(returned).items() if _is_population(value)]
     else:
-        pops = {name: value for name, value in vars(returned).items() if _is_population(value)} \
-            if hasattr(returned, "__dict__") else {}
-    return pops or None
+        pairs = []
+    return pairs or None
+
+
+def _name_populations(pairs: list) -> dict:
+    """Names that are the same on every backend and run: given names, user labels, else population<k>.
+
+    PyNN's automatic labels ("population7") count every population ever created in the process,
+    so they are replaced by the position among unnamed populations.
+    """
+    named, auto = {}, 0
+    for name, pop in pairs:
+        if name is None:
+            label = pop.label or ""
+            if _AUTO_LABEL.match(label) or not label or label in named:
+                name, auto = f"population{auto}", auto + 1
+            else:
+                name = label
+        named[name] = pop
+    return named
 
 
 def _recorded_variables(population) -> set[str]:
@@ -90,19 +109,13 @@ def recorded_populations(sim, returned, model_name: str) -> dict:
     Names come from what ``build`` returned (dict keys or labels); otherwise from the simulator's
     recorders, using labels where the user set them and ``population<k>`` in creation order otherwise.
     """
-    pops = _returned_populations(returned, model_name)
-    if pops is None:
+    pairs = _returned_populations(returned)
+    if pairs is None:
         state = sim.Population._simulator.state
         found = [r.population for r in getattr(state, "recorders", ()) if _recorded_variables(r.population)]
         found.sort(key=lambda p: int(p.first_id))
-        pops, auto = {}, 0
-        for pop in found:
-            if _AUTO_LABEL.match(pop.label or "") or not pop.label or pop.label in pops:
-                name = f"population{auto}"
-                auto += 1
-            else:
-                name = pop.label
-            pops[name] = pop
+        pairs = [(None, pop) for pop in found]
+    pops = _name_populations(pairs)
     recorded = {name: pop for name, pop in pops.items() if _recorded_variables(pop)}
     if not recorded:
         raise ModelError(f"model {model_name}: build(sim) records nothing; call population.record('spikes') "
