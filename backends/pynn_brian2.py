@@ -21,7 +21,12 @@ Everything of ``pyNN.brian2`` is re-exported unchanged except:
 
 from __future__ import annotations
 
-import brian2
+import warnings
+
+# Brian2 2.9 calls pyparsing's old camelCase names; newer pyparsing warns on every equation parsed.
+warnings.filterwarnings("ignore", message=r"'\w+' (argument is )?deprecated")
+
+import brian2  # noqa: E402
 import numpy as np
 import pyNN.brian2 as _pynn_brian2
 from pyNN.brian2 import *  # noqa: F401,F403  (the PyNN API of this backend)
