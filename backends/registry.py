@@ -156,3 +156,13 @@ def check_dt(name: str, dt: float) -> float:
     if not (dt == dt) or dt <= 0 or not low <= dt <= high:
         raise ValueError(f"dt must lie in [{low}, {high}] ms on backend {name!r}, got {dt}")
     return float(dt)
+
+
+register_backend(BackendInfo(
+    name="brian2_standalone",
+    module="cortexsim.backends.brian2_standalone",
+    requires=("brian2", "pyNN"),
+    description="Brian2 C++ standalone mode for PyNN-built networks (brian2 cell types and noise): compiled "
+                "once per network structure, weights/biases/states passed as run arguments, seeded",
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+))
