@@ -32,6 +32,13 @@ from cortexsim.models.sampling_network import build_sampling_network
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
+try:
+    from sampling_speed_routes import (median_entry, run_native_brian2, run_package_brian2,
+                                       run_plain_pynn_nest)
+except ImportError:  # imported as benchmarks.sampling_speed
+    from benchmarks.sampling_speed_routes import (median_entry, run_native_brian2, run_package_brian2,
+                                                  run_plain_pynn_nest)
+
 RESULTS = Path(__file__).parent / "results" / "sampling_speed.json"
 
 
@@ -101,14 +108,16 @@ def main() -> None:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats per route")
     parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--routes", default="nest,brian2,brian2_standalone,plain_pynn_nest")
     args = parser.parse_args()
+    routes = args.routes.split(",")
     fit = calibrate(CalibrationConfig(seed=args.seed, backend="nest"), progress=True).fit
     bms = [random_bm(args.neurons, seed=k) for k in range(args.networks)]
     results = {"description": __doc__.split("\n\n")[1].replace("\n", " "), "networks": args.networks,
                "neurons_per_network": args.neurons, "duration_ms": args.duration, "seed": args.seed,
                "bm_seeds": f"0..{args.networks - 1}", "activation_fit": fit.to_dict(),
                "noise": DEFAULT_NOISE.to_dict(), "threads": {}}
-    for threads in (int(t) for t in args.threads.split(",")):
+    for threads in (int(t) for t in args.threads.split(",") if "nest" in routes):
         runs = {"package": [], "native": []}
         for repeat in range(args.repeats):
             for route, function in (("native", run_native), ("package", run_package)):
@@ -128,10 +137,52 @@ def main() -> None:
     results["load_average_at_end"] = os.getloadavg()
     results["note"] = ("wall times are only comparable on an otherwise idle machine; cpu_s (process CPU "
                        "time, NEST runs in this process) is robust to other load")
+    _other_routes(results, routes, bms, fit, args)
     results["versions"] = library_versions()
     results["machine"] = machine_info()
     write_json_atomic(RESULTS, results)
     print(f"written {RESULTS}")
+
+
+def _report(label, outcome):
+    print(f"{label}: " + ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                                   for k, v in outcome.items()), flush=True)
+
+
+def _other_routes(results, routes, bms, fit, args) -> None:
+    """Brian2 runtime and standalone (package vs native), plain PyNN on NEST, and the fastest route."""
+    for backend in ("brian2", "brian2_standalone"):
+        if backend not in routes:
+            continue
+        runs = {"native": [], "package": []}
+        for repeat in range(args.repeats):
+            native = run_native_brian2(bms, fit, args.duration, backend == "brian2_standalone", args.seed + repeat)
+            _report(f"{backend} repeat={repeat} native", native)
+            package = run_package_brian2(bms, fit, args.duration, backend, args.seed + repeat)
+            _report(f"{backend} repeat={repeat} package", package)
+            runs["native"].append(native)
+            runs["package"].append(package)
+        results[backend] = median_entry(runs)
+        print(f"{backend}: run ratio package/native = {results[backend]['run_s']['ratio_package_over_native']:.3f}",
+              flush=True)
+    if "plain_pynn_nest" in routes:
+        plain = [run_plain_pynn_nest(bms, fit, args.duration, 1, args.seed + repeat) for repeat in range(args.repeats)]
+        for outcome in plain:
+            _report("plain PyNN on NEST (SpikeSourcePoisson, 1 thread)", outcome)
+        results["plain_pynn_nest"] = {"runs": plain, "threads": 1,
+                                      "run_s": float(np.median([r["run_s"] for r in plain])),
+                                      "total_s": float(np.median([r["total_s"] for r in plain]))}
+        package_runs = {f"nest ({t} threads)": e["run_s"]["package"] for t, e in results["threads"].items()}
+        package_runs.update({b: results[b]["run_s"]["package"] for b in ("brian2", "brian2_standalone") if b in results})
+        if package_runs:
+            fastest = min(package_runs, key=package_runs.get)
+            results["fastest_route"] = {
+                "route": fastest, "run_s": package_runs[fastest], "package_run_s": package_runs,
+                "plain_pynn_nest_run_s": results["plain_pynn_nest"]["run_s"],
+                "speedup_over_plain_pynn_nest": results["plain_pynn_nest"]["run_s"] / package_runs[fastest],
+                "note": "run time (s), excluding build and compilation"}
+            print(f"fastest package route: {fastest}, {results['fastest_route']['speedup_over_plain_pynn_nest']:.1f}x "
+                  "faster than plain PyNN on NEST", flush=True)
 
 
 if __name__ == "__main__":
