@@ -22,6 +22,7 @@ __all__ = ["main", "build_parser"]
 PROTOCOL_MODULES = (
     "cortexsim.protocols.cd_training",
     "cortexsim.protocols.microcircuit",
+    "cortexsim.protocols.urbanczik",
     "cortexsim.protocols.lagrangian",
     "cortexsim.protocols.validation",
     "cortexsim.protocols.ensemble",

@@ -31,7 +31,7 @@ import numpy as np
 __all__ = ["UrbanczikNeuronParams", "UrbanczikConfig", "UrbanczikResult", "frozen_input_pattern",
            "teacher_conductances", "phi", "h", "dendritic_prediction", "matching_potential",
            "weight_update_scale", "prediction_error_per_repetition", "error_fall_ratio", "repetition_noise",
-           "plot_error_curves", "add_urbanczik_cli"]
+           "plot_error_curves"]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -368,38 +368,3 @@ def plot_error_curves(results: list[UrbanczikResult], path, reference: dict | No
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
-
-
-def add_urbanczik_cli(subparsers) -> None:
-    """Register ``urbanczik --simulator nest|brian2|both --seed N --out DIR [--repetitions R]``."""
-    p = subparsers.add_parser("urbanczik", help="Urbanczik-Senn dendritic-prediction learning (NEST / Brian2)")
-    p.add_argument("--simulator", choices=("nest", "brian2", "both"), default="both")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--repetitions", type=int, default=100, help="teaching repetitions of the pattern")
-    p.add_argument("--out", required=True, help="output folder for results.json and the error figure")
-    p.set_defaults(handler=_cli_handler)
-
-
-def _cli_handler(args) -> int:
-    import json
-    from pathlib import Path
-
-    from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
-
-    config = UrbanczikConfig(seed=args.seed, n_repetitions=args.repetitions)
-    params = UrbanczikNeuronParams()
-    results = []
-    if args.simulator in ("nest", "both"):
-        from cortexsim.models.microcircuit.urbanczik_nest import run_nest_urbanczik
-        results.append(run_nest_urbanczik(config, params))
-    if args.simulator in ("brian2", "both"):
-        from cortexsim.models.microcircuit.urbanczik_brian2 import run_brian2_urbanczik
-        results.append(run_brian2_urbanczik(config, params))
-    out = output_dir(args.out)
-    plot_error_curves(results, Path(out) / "urbanczik_error_curves.png")
-    data = {"config": config, "params": params, "summaries": [r.summary() for r in results],
-            "errors_rms_mV": {r.simulator: r.errors_rms for r in results},
-            "versions": library_versions(), "machine": machine_info()}
-    write_json_atomic(Path(out) / "results.json", data)
-    print(json.dumps([r.summary() for r in results], indent=2))
-    return 0
