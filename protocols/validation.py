@@ -218,7 +218,10 @@ def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_m
                 returned = model.build(sim, **_build_kwargs(model.build, sim, int(seed)))
                 run.runs.append(collect_run(sim, returned, duration_ms, alterations, _model_name(model)))
             finally:
-                sim.end()
+                try:
+                    sim.end()
+                except Exception:  # a backend broken by the failure above must not hide that failure
+                    pass
         except ModelError:
             raise
         except Exception as exc:
