@@ -49,7 +49,9 @@ def _nest_set_weights(projection, weights: np.ndarray) -> None:
     _, pre_index, post_index = cache
     sign = -1.0 if (projection.receptor_type == "inhibitory" and projection.post.conductance_based) else 1.0
     values = sign * 1000.0 * weights[pre_index, post_index]  # uS -> nS
-    connections.set({"weight": values.tolist()})
+    # A list of per-connection dicts: NEST's SynapseCollection.set then skips the two extra kernel-status
+    # queries it makes for a dict of lists (each costs several ms, and much more on a busy machine).
+    connections.set([{"weight": value} for value in values.tolist()])
 
 
 #: Fast routes by backend module name (used when the module has no ``set_projection_weights``).

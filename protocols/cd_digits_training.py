@@ -199,7 +199,11 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
             "pretrain_curve": curve, "baseline_curve": base_curve}
 
 
-def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed) -> dict:
+def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, label="") -> dict:
+    if progress:
+        per_image = config.eval_settle_ms + config.eval_read_ms
+        print(f"spiking evaluation {label}: {len(test_x)} images (classification) + "
+              f"{min(len(test_x), config.n_completion_images)} (completion), {per_image:g} ms each", flush=True)
     sim.setup(timestep=config.dt_ms, seed=seed)
     network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
     timed = TimedSimulator(sim)
@@ -227,6 +231,9 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         if state["config"] != config_to_dict(config):
             raise ValueError("the checkpoint was written with another config; resume with the same settings")
     else:
+        if progress:
+            print(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
+                  f"baseline updates", flush=True)
         prepared = _prepare(config, data, test_x, test_y)
         optimizer = MomentumOptimizer.create(len(prepared["b"]), config.momentum, config.weight_decay)
         state = {"task": "digits", "config": config_to_dict(config), "iteration": 0, "prepared": prepared,
@@ -238,13 +245,15 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
                  "timing": {"training_wall_s": 0.0, "run_wall_s": 0.0, "iterations_timed": 0}}
     if state["spiking_before"] is None:
         state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["W"]), np.asarray(state["b"]),
-                                                test_x, test_y, derived_seed(config.seed, 14))
+                                                test_x, test_y, derived_seed(config.seed, 14), progress,
+                                                "before fine-tuning")
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
     if not _fine_tune(config, state, sim, fit, data, test_x, test_y, out_dir, progress, stop_after_iteration):
         return None
     W, b = np.asarray(state["W"]), np.asarray(state["b"])
-    after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derived_seed(config.seed, 15))
+    after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derived_seed(config.seed, 15), progress,
+                          "after fine-tuning")
     prepared = state["prepared"]
     timing = dict(state["timing"])
     timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)

@@ -304,6 +304,7 @@ def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress,
     optimizer = MomentumOptimizer.from_dict(state["optimizer"])
     mask = block_diagonal_mask([bm.n_units for bm in targets])
     data = [exact_moments(bm) for bm in targets]
+    p_targets = [joint(bm) for bm in targets]
     n = mask.shape[0]
     data_mean = np.concatenate([m for m, _ in data])
     data_second = np.zeros((n, n))
@@ -343,7 +344,7 @@ def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress,
                 for k, (s, p_k) in enumerate(zip(blocks, p_blocks)):
                     model_mean[s], model_second[s, s] = moments_from_distribution(p_k, s.stop - s.start)
                     pooled[k] += p_k
-                    dkl.append(dkl_both(p_k, joint(targets[k]))["dkl_sampled_target"])
+                    dkl.append(dkl_both(p_k, p_targets[k])["dkl_sampled_target"])
                 grad_W, grad_b = cd_gradient((data_mean, data_second), (model_mean, model_second), mask)
                 eta = schedule.rate(iteration)
                 W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
@@ -361,7 +362,7 @@ def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress,
             timing["iterations_timed"] += last - first
             history["segment_end"].append(last)
             history["segment_dkl_sampled_target"].append(
-                [dkl_both(p / p.sum(), joint(bm))["dkl_sampled_target"] for p, bm in zip(pooled, targets)])
+                [dkl_both(p / p.sum(), q)["dkl_sampled_target"] for p, q in zip(pooled, p_targets)])
             state.update(iteration=last, W=W.tolist(), b=b.tolist(), optimizer=optimizer.to_dict())
             if out_dir is not None:
                 save_checkpoint(output_dir(out_dir), state)
