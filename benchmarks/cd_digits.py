@@ -7,7 +7,7 @@ pixels in the bottom half with the top half clamped) reported for both.
 Pipeline: exact-sampler pre-training (numpy, persistent block Gibbs), then ``--iterations`` spiking
 fine-tuning updates on NEST; the baseline makes the same number of further exact updates.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cd_digits.py [--iterations 100] [--out out/cd_digits]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cd_digits.py [--iterations 60] [--out out/cd_digits]
 
 Writes ``benchmarks/results/cd_digits.json`` (and figures/checkpoints in ``--out``).
 """
@@ -28,14 +28,17 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cd_digits.json"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--iterations", type=int, default=100)
+    parser.add_argument("--iterations", type=int, default=60)
+    parser.add_argument("--test-images", type=int, default=200, help="held-out images classified (0: all 359)")
+    parser.add_argument("--completion-images", type=int, default=50)
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--eval-read-ms", type=float, default=150.0)
     parser.add_argument("--out", type=Path, default=Path("out/cd_digits"))
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     config = DigitsTrainingConfig(seed=args.seed, backend="nest", n_hidden=args.hidden, iterations=args.iterations,
-                                  eval_read_ms=args.eval_read_ms, checkpoint_every=25)
+                                  eval_read_ms=args.eval_read_ms, n_test_images=args.test_images,
+                                  n_completion_images=args.completion_images, checkpoint_every=20)
     start = time.perf_counter()
     result = train_digits(config, out_dir=args.out, resume=args.resume, progress=True)
     wall = time.perf_counter() - start

@@ -5,7 +5,7 @@ translation's median and < 0.01; per-iteration overhead outside ``sim.run`` < 20
 time. The 10 BMs (``random_bm(5, seed=1..10)``, W = (A + A^T)/2, A_ij ~ N(0, 1), b ~ N(0, 1)) train
 side by side as blocks of one 50-neuron network in one NEST simulation.
 
-    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cd_target.py [--iterations 120] [--out out/cd_target]
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/cd_target.py [--iterations 40] [--out out/cd_target]
 
 Writes ``benchmarks/results/cd_target.json`` (and figures/checkpoints in ``--out``).
 """
@@ -28,8 +28,8 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cd_target.json"
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--iterations", type=int, default=120)
-    parser.add_argument("--sampling-ms", type=float, default=5000.0)
+    parser.add_argument("--iterations", type=int, default=40)
+    parser.add_argument("--sampling-ms", type=float, default=20000.0)
     parser.add_argument("--learning-rate", type=float, default=1.0)
     parser.add_argument("--schedule-tau", type=float, default=20.0)
     parser.add_argument("--momentum", type=float, default=0.5)
@@ -40,7 +40,7 @@ def main() -> int:
                                   init="translated", iterations=args.iterations, sampling_ms=args.sampling_ms,
                                   learning_rate=args.learning_rate, schedule="inverse",
                                   schedule_tau=args.schedule_tau, momentum=args.momentum,
-                                  checkpoint_every=20, eval_duration_ms=1e5)
+                                  checkpoint_every=10, eval_duration_ms=1e5)
     start = time.perf_counter()
     result = train_target(config, out_dir=args.out, resume=args.resume, progress=True)
     wall = time.perf_counter() - start

@@ -69,12 +69,13 @@ def add_train_cd_parser(subparsers) -> argparse.ArgumentParser:
     add_common_arguments(parser, "out/train_cd")
     parser.add_argument("--task", choices=("target", "digits"), default="target",
                         help="target: sample from a BM's distribution; digits: RBM on 8x8 digits")
-    parser.add_argument("--iterations", type=int, default=200, help="parameter updates (default: 200)")
+    parser.add_argument("--iterations", type=int, default=100, help="parameter updates (default: 100)")
     parser.add_argument("--learning-rate", type=float, default=None,
                         help="initial learning rate eta0 > 0 (default: 1.0 target, 0.02 digits)")
     parser.add_argument("--schedule", choices=("constant", "inverse"), default="inverse",
                         help="learning-rate schedule: eta0 or eta0 * tau / (tau + t) (default: inverse)")
-    parser.add_argument("--schedule-tau", type=float, default=None, help="tau of the inverse schedule (iterations)")
+    parser.add_argument("--schedule-tau", type=float, default=None,
+                        help="tau of the inverse schedule (iterations; default: 20 target, 100 digits)")
     parser.add_argument("--momentum", type=float, default=0.5, help="momentum in [0, 1) (default: 0.5)")
     parser.add_argument("--checkpoint-every", type=int, default=25, help="iterations between checkpoints")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR",
@@ -85,7 +86,9 @@ def add_train_cd_parser(subparsers) -> argparse.ArgumentParser:
     target.add_argument("--neurons", type=int, default=5, help="units of the random target BM (default: 5)")
     target.add_argument("--init", choices=("translated", "random"), default="translated",
                         help="start from the translated target or from a random BM")
-    target.add_argument("--sampling-ms", type=float, default=2000.0, help="sampling time per iteration (ms)")
+    target.add_argument("--sampling-ms", type=float, default=10000.0,
+                        help="sampling time per iteration (ms, default: 1e4; longer iterations amortise the "
+                             "fixed cost of reading spikes and setting weights)")
     target.add_argument("--eval-duration", type=float, default=100000.0,
                         help="sampling time of the before/after D_KL measurements (ms, default: 1e5)")
     digits = parser.add_argument_group("digits task")

@@ -98,12 +98,12 @@ class TargetTrainingConfig:
     n_targets: int = 1
     init: str = "translated"
     init_scale: float = 0.5
-    iterations: int = 200
-    sampling_ms: float = 2000.0
+    iterations: int = 100
+    sampling_ms: float = 10000.0
     burn_in_ms: float = 100.0
     learning_rate: float = 1.0
     schedule: str = "inverse"
-    schedule_tau: float = 100.0
+    schedule_tau: float = 20.0
     momentum: float = 0.5
     weight_decay: float = 0.0
     checkpoint_every: int = 25
