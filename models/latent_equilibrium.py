@@ -231,7 +231,6 @@ class LatentEquilibrium:
             target = self._check(target, "target", self.sizes[-1])
             act = self.output
             self.errors[-1] = p.beta * act.dphi(old_v[-1]) * (target - act.phi(old_v[-1]))
-        rates_new = [None] * n
         for l in range(n - 2, -1, -1):
             v_next = self.inputs[l + 1] + self.biases[l + 1] + self.errors[l + 1] if p.prospective else self.u[l + 1]
             rates_l = self.hidden.phi(old_v[l])
