@@ -171,8 +171,9 @@ def render_html(report: dict, figures: list[tuple[str, str]]) -> str:
              f"<p class='verdict' id='verdict'>{esc(str(report.get('verdict', '')))} "
              f"({report.get('n_differ', 0)} of {report.get('n_compared', 0)} tested statistics differ)</p>"]
     config = report.get("config", {})
-    parts.append(f"<p>{config.get('repeats')} runs per backend (seeds {config.get('seed')}, "
-                 f"{config.get('seed')}+1, ...), {_fmt(report.get('duration_ms'))} ms each, statistics over "
+    first, repeats = config.get("seed"), config.get("repeats")
+    seeds = f"{first} to {first + repeats - 1}" if isinstance(first, int) and isinstance(repeats, int) else "-"
+    parts.append(f"<p>{repeats} runs per backend (seeds {seeds}), {_fmt(report.get('duration_ms'))} ms each, statistics over "
                  f"[{_fmt(report.get('transient_ms'))}, {_fmt(report.get('duration_ms'))}] ms; Welch t-tests "
                  f"against the run-to-run spread, {esc(str(config.get('correction')))} correction at "
                  f"alpha = {config.get('alpha')}.</p>")
