@@ -291,7 +291,7 @@ def _cli_handler(args: argparse.Namespace) -> int:
 def task_defaults(task: str) -> dict:
     """Network size and learning settings per task (the ones benchmarks/lagrangian_*.py use)."""
     if task == "yinyang":
-        return {"hidden": 120, "n_train": 3000, "n_test": 1000, "lr": 0.03, "min_steps": 5, "epochs": 300,
+        return {"hidden": 120, "n_train": 3000, "n_test": 1000, "lr": 0.03, "min_steps": 3, "epochs": 300,
                 "init_input_scale": 6.0, "init_hidden_bias": 3.0, "eval_every": 25}
     if task == "digits":
         return {"hidden": 100, "n_test": 360, "lr": 0.05, "min_steps": 5, "epochs": 50}
