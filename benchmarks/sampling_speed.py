@@ -109,6 +109,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats per route")
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--routes", default="nest,brian2,brian2_standalone,plain_pynn_nest")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
     args = parser.parse_args()
     routes = args.routes.split(",")
     fit = calibrate(CalibrationConfig(seed=args.seed, backend="nest"), progress=True).fit
@@ -140,8 +141,8 @@ def main() -> None:
     _other_routes(results, routes, bms, fit, args)
     results["versions"] = library_versions()
     results["machine"] = machine_info()
-    write_json_atomic(RESULTS, results)
-    print(f"written {RESULTS}")
+    write_json_atomic(args.results, results)
+    print(f"written {args.results}")
 
 
 def _report(label, outcome):

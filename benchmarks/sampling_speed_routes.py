@@ -44,7 +44,7 @@ def run_package_brian2(bms, fit, duration_ms, backend, seed):
 
 
 _NEURON_EQUATIONS = """
-dv/dt = (g_l*(v_rest - v) + ge*(e_rev_E - v) + gi*(e_rev_I - v))/cm : volt (unless refractory)
+dv/dt = (g_l*(v_rest - v) + ge*(e_rev_E - v) + gi*(e_rev_I - v))/C_m : volt (unless refractory)
 dge/dt = -ge/tau_syn_E : siemens
 dgi/dt = -gi/tau_syn_I : siemens
 v_rest : volt
@@ -80,7 +80,7 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
     b2.defaultclock.dt = 0.1 * b2.ms
     n = sum(bm.n_units for bm in bms)
     namespace = {"g_l": neuron.g_l * b2.uS, "e_rev_E": neuron.e_rev_E * b2.mV, "e_rev_I": neuron.e_rev_I * b2.mV,
-                 "cm": neuron.cm * b2.nF, "tau_syn_E": neuron.tau_syn_E * b2.ms, "tau_syn_I": neuron.tau_syn_I * b2.ms,
+                 "C_m": neuron.cm * b2.nF, "tau_syn_E": neuron.tau_syn_E * b2.ms, "tau_syn_I": neuron.tau_syn_I * b2.ms,
                  "tau_rec": neuron.tau_syn_E * b2.ms, "v_thresh": neuron.v_thresh * b2.mV,
                  "v_reset": neuron.v_reset * b2.mV}
     group = b2.NeuronGroup(n, _NEURON_EQUATIONS, threshold="v > v_thresh", reset="v = v_reset",
