@@ -2,7 +2,9 @@
 
 Reference: 0.25 ms per Euler step for the original microcircuit dynamics in the authors' public
 numpy code (references section 6); the target is at least 10x faster (<= 25 us per step).
-The machine is shared, so the minimum and the median over repeats are both reported.
+The machine is shared (2 cores, several users), so for every repeat both the wall-clock time and the
+process CPU time are measured; the criterion uses the MINIMUM wall-clock time over the repeats (the
+repeat least disturbed by other processes); medians, CPU times and the load average are recorded.
 Writes benchmarks/results/microcircuit_speed.json.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/microcircuit_speed.py
@@ -36,23 +38,28 @@ def measure(topdown: str) -> dict:
     rng = np.random.default_rng(0)
     x, target = rng.uniform(0, 1, (1, 9)), rng.normal(0, 1, (1, 3))
     model.run(x, target, steps_per_pattern=200)           # warm-up
-    per_step = []
+    per_step, cpu_per_step = [], []
     for _ in range(REPEATS):
-        start = time.perf_counter()
+        start, cpu = time.perf_counter(), time.process_time()
         model.run(x, target, steps_per_pattern=STEPS)
         per_step.append((time.perf_counter() - start) / STEPS * 1e6)
+        cpu_per_step.append((time.process_time() - cpu) / STEPS * 1e6)
     return {"min_us_per_step": float(np.min(per_step)), "median_us_per_step": float(np.median(per_step)),
+            "min_cpu_us_per_step": float(np.min(cpu_per_step)),
+            "median_cpu_us_per_step": float(np.median(cpu_per_step)),
             "speedup_vs_reference_min": REFERENCE_US / float(np.min(per_step)),
             "speedup_vs_reference_median": REFERENCE_US / float(np.median(per_step))}
 
 
 def main():
+    load_before = os.getloadavg()
     results = {mode: measure(mode) for mode in ("fixed", "transposed", "learned")}
     out = {"benchmark": "microcircuit_speed", "network": "9-30-3", "reference_us_per_step": REFERENCE_US,
            "criterion": "at least 10x faster than the reference per Euler step (<= 25 us)",
-           "passed_on_median": {m: r["speedup_vs_reference_median"] >= 10 for m, r in results.items()},
+           "passed_on_min_wall": {m: r["speedup_vs_reference_min"] >= 10 for m, r in results.items()},
+           "passed_on_median_wall": {m: r["speedup_vs_reference_median"] >= 10 for m, r in results.items()},
            "results": results, "repeats": REPEATS, "steps_per_repeat": STEPS,
-           "load_average": os.getloadavg(),
+           "load_average_before_after": [load_before, os.getloadavg()],
            "versions": {"numpy": np.__version__, "python": platform.python_version()},
            "machine": {"platform": platform.platform(), "cpu_count": os.cpu_count(),
                        "processor": platform.processor()}}

@@ -29,14 +29,23 @@ __all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircui
 TASKS = ("sps", "teacher", "yinyang", "digits")
 # per task: layer sizes, epochs, forward / interneuron learning rates (1/ms), top-down mode
 _DEFAULTS = {
-    "sps": dict(sizes=(30, 50, 10), epochs=60, eta_up=(0.0, 0.0), eta_ip=(2e-5,), eta_pi=(2e-4,), topdown="fixed"),
+    "sps": dict(sizes=(30, 50, 10), epochs=100, eta_up=(0.0, 0.0), eta_ip=(5e-5,), eta_pi=(2e-4,), topdown="fixed",
+                input_range=(0.0, 1.0), weight_scale=1.0, decay_after=1.0, batch_size=16),
     "teacher": dict(sizes=(30, 50, 10), epochs=60, eta_up=(5e-5, 1e-5), eta_ip=(1e-4,), eta_pi=(5e-5,),
-                    topdown="transposed"),
-    "yinyang": dict(sizes=(4, 120, 3), epochs=100, eta_up=(1e-3, 5e-5), eta_ip=(2e-5,), eta_pi=(3e-4,),
-                    topdown="transposed"),
-    "digits": dict(sizes=(64, 100, 10), epochs=60, eta_up=(1e-4, 5e-5), eta_ip=(1e-5,), eta_pi=(2e-4,),
-                   topdown="transposed"),
+                    topdown="transposed", input_range=(0.0, 1.0), weight_scale=4.0, decay_after=1.0,
+                    batch_size=16),
+    "yinyang": dict(sizes=(4, 120, 3), epochs=100, eta_up=(8.4e-4, 4e-5), eta_ip=(8e-5,), eta_pi=(3e-4,),
+                    topdown="transposed", input_range=(-1.0, 1.0), weight_scale=8.0, decay_after=0.7,
+                    batch_size=8),
+    "digits": dict(sizes=(64, 100, 10), epochs=100, eta_up=(5e-4, 5.2e-5), eta_ip=(5e-5,), eta_pi=(3e-4,),
+                   topdown="transposed", input_range=(0.0, 1.0), weight_scale=2.0, decay_after=0.7, batch_size=16),
 }
+# Learning-rate choice (steady state, batch 16 or 8, 100 ms patterns, g_som 0.8): near the self-predicting
+# state the hidden-layer signal is about c_A b_int a_N / lambda_N ~ 0.06 of the backprop delta and the
+# output signal a_N ~ 0.42 of the output error, so hidden rates are ~10x the output rates for similar
+# effective steps; interneuron rates are kept >= the output rate so that W_IP, W_PI track the moving
+# forward weights; every rate stays below the stability bound eta * T * batch * ||r||^2 ~ 2 of its
+# (non-centred) presynaptic rates r, which the large mean of logistic rates makes tight.
 
 
 @dataclass(frozen=True)
@@ -56,10 +65,12 @@ class MicrocircuitConfig:
         Layer sizes, input first.
     epochs : int or None
         Passes over the training set.
-    batch_size : int
+    batch_size : int or None
         Patterns per weight update in "steady" dynamics (updates summed, as if shown in sequence).
     pattern_duration : float
-        Presentation time per pattern (ms); scales the steady-state step (eta * duration * signal).
+        Presentation time per pattern (ms); scales the steady-state step (eta * duration * signal). In
+        "full" dynamics with ``interneuron_plasticity="free_phase"`` each sample is shown twice as long
+        (a free phase, then a nudged phase).
     eta_up, eta_ip, eta_pi : tuple of float or None
         Learning rates (1/ms) of forward, interneuron and interneuron-to-pyramidal weights.
     topdown : str or None
@@ -74,6 +85,20 @@ class MicrocircuitConfig:
         Freeze all but the output weights (the "shallow learner" baseline).
     n_train, n_test : int
         Sizes of procedurally generated data sets (yinyang, teacher, sps); digits uses a 20 % test split.
+    input_range : tuple (lo, hi) or None
+        The data sets' inputs lie in [0, 1]; they are mapped linearly onto [lo, hi] (dimensionless;
+        teacher: must stay (0, 1)).
+    weight_scale : float or None
+        Initial forward weights: the *effective* network (weights ``lambda_k W_up``) has first-layer
+        weights N(0, weight_scale^2 / fan_in) and later layers N(0, 1 / fan_in).
+    decay_after : float or None
+        From epoch ``ceil(decay_after * epochs) + 1`` on, the forward learning rates are multiplied by
+        ``decay_factor`` (annealing; 1 = never). Fraction in (0, 1].
+    decay_factor : float
+        Annealing factor in (0, 1].
+    interneuron_plasticity : str
+        "always" or "free_phase" (see ``MicrocircuitParams``); only matters for "full" dynamics (the
+        steady-state variant always trains W_IP and W_PI on the free fixed point).
     """
 
     seed: int
@@ -81,7 +106,7 @@ class MicrocircuitConfig:
     dynamics: str = "steady"
     sizes: tuple | None = None
     epochs: int | None = None
-    batch_size: int = 16
+    batch_size: int | None = None
     pattern_duration: float = 100.0
     eta_up: tuple | None = None
     eta_ip: tuple | None = None
@@ -93,22 +118,35 @@ class MicrocircuitConfig:
     shallow: bool = False
     n_train: int = 5000
     n_test: int = 1000
+    input_range: tuple | None = None
+    weight_scale: float | None = None
+    decay_after: float | None = None
+    decay_factor: float = 0.1
+    interneuron_plasticity: str = "always"
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.dynamics not in ("steady", "full"):
             raise ValueError(f"dynamics must be 'steady' or 'full', got {self.dynamics!r}")
-        if self.batch_size < 1 or self.pattern_duration <= 0 or min(self.n_train, self.n_test) < 1:
+        if (self.batch_size is not None and self.batch_size < 1) or self.pattern_duration <= 0 \
+                or min(self.n_train, self.n_test) < 1:
             raise ValueError("batch_size, n_train, n_test must be >= 1 and pattern_duration > 0 ms")
         if self.epochs is not None and self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
+        if not ((self.decay_after is None or 0 < self.decay_after <= 1) and 0 < self.decay_factor <= 1):
+            raise ValueError(f"decay_after and decay_factor must lie in (0, 1], got {self.decay_after}, "
+                             f"{self.decay_factor}")
+        if self.input_range is not None and not (len(self.input_range) == 2
+                                                 and self.input_range[0] < self.input_range[1]):
+            raise ValueError(f"input_range must be (lo, hi) with lo < hi, got {self.input_range}")
 
     def resolved(self) -> "MicrocircuitConfig":
         """Copy with every ``None`` replaced by the task default."""
         d = _DEFAULTS[self.task]
         return replace(self, **{k: (d[k] if getattr(self, k) is None else getattr(self, k))
-                                for k in ("sizes", "epochs", "eta_up", "eta_ip", "eta_pi", "topdown")})
+                                for k in ("sizes", "epochs", "eta_up", "eta_ip", "eta_pi", "topdown",
+                                          "input_range", "weight_scale", "decay_after", "batch_size")})
 
     def params(self) -> MicrocircuitParams:
         c = self.resolved()
@@ -116,7 +154,8 @@ class MicrocircuitConfig:
         eta_up = tuple(0.0 if (c.shallow and l < n - 1) else e for l, e in enumerate(c.eta_up))
         return MicrocircuitParams(g_som=c.g_som, noise=c.noise, topdown=c.topdown, eta_up=eta_up,
                                   eta_ip=c.eta_ip, eta_pi=c.eta_pi,
-                                  eta_down=c.eta_pi if c.topdown == "learned" else ())
+                                  eta_down=c.eta_pi if c.topdown == "learned" else (),
+                                  interneuron_plasticity=c.interneuron_plasticity)
 
 
 @dataclass
@@ -145,25 +184,37 @@ def teacher_student_data(n_samples: int, seed: int, teacher_seed: int = 12345):
 
 
 def _data(cfg: MicrocircuitConfig):
+    """Train and test sets with inputs mapped from [0, 1] onto ``cfg.input_range``."""
     if cfg.task == "yinyang":
-        return datasets.yinyang(cfg.n_train, cfg.seed), datasets.yinyang(cfg.n_test, cfg.seed + 10_000)
-    if cfg.task == "digits":
-        return datasets.train_test_split(datasets.digits(), 0.2, cfg.seed)
-    if cfg.task == "teacher":
-        return teacher_student_data(cfg.n_train, cfg.seed)[0], teacher_student_data(cfg.n_test, cfg.seed + 10_000)[0]
-    rng = np.random.default_rng(cfg.seed)
-    n_in = cfg.sizes[0]
-    return (datasets.Dataset(rng.uniform(0, 1, (cfg.n_train, n_in)), None, None, "random"),
-            datasets.Dataset(rng.uniform(0, 1, (cfg.n_test, n_in)), None, None, "random"))
+        train, test = datasets.yinyang(cfg.n_train, cfg.seed), datasets.yinyang(cfg.n_test, cfg.seed + 10_000)
+    elif cfg.task == "digits":
+        train, test = datasets.train_test_split(datasets.digits(), 0.2, cfg.seed)
+    elif cfg.task == "teacher":
+        train = teacher_student_data(cfg.n_train, cfg.seed)[0]
+        test = teacher_student_data(cfg.n_test, cfg.seed + 10_000)[0]
+    else:
+        rng = np.random.default_rng(cfg.seed)
+        n_in = cfg.sizes[0]
+        train = datasets.Dataset(rng.uniform(0, 1, (cfg.n_train, n_in)), None, None, "random")
+        test = datasets.Dataset(rng.uniform(0, 1, (cfg.n_test, n_in)), None, None, "random")
+    lo, hi = cfg.input_range
+    if (lo, hi) != (0.0, 1.0):
+        if cfg.task == "teacher":
+            raise ValueError("input_range must be (0, 1) for the teacher task (the teacher sees [0, 1] inputs)")
+        train, test = (replace(d, x=lo + (hi - lo) * d.x) for d in (train, test))
+    return train, test
 
 
 def _initial_weights(cfg: MicrocircuitConfig, params: MicrocircuitParams) -> MicrocircuitWeights:
+    n = len(cfg.sizes) - 1
+    lams = [basal_attenuation(params, hidden=l < n - 1) for l in range(n)]
+    hidden = soft_relu(0.1, 1.0, 3.0) if cfg.task == "teacher" else logistic()
+    eff = LayeredNetwork.random(cfg.sizes, seed=cfg.seed, hidden=hidden, output=linear())
+    eff.weights[0] *= cfg.weight_scale
     if cfg.task == "teacher":
-        hidden = soft_relu(0.1, 1.0, 3.0)
-        net = LayeredNetwork.random(cfg.sizes, seed=cfg.seed, hidden=hidden, output=linear(), weight_scale=4.0)
-        net.biases[0][:] = 3.0 / basal_attenuation(params, hidden=True)   # start at the rectifier's knee
-    else:
-        net = LayeredNetwork.random(cfg.sizes, seed=cfg.seed, hidden=logistic(), output=linear())
+        eff.biases[0][:] = 3.0                                            # start at the rectifier's knee
+    net = LayeredNetwork([w / lam for w, lam in zip(eff.weights, lams)],
+                         [b / lam for b, lam in zip(eff.biases, lams)], eff.hidden, eff.output)
     weights = MicrocircuitWeights.from_network(net, seed=cfg.seed + 1)
     if cfg.task != "sps" and cfg.sps_init:
         weights = self_predicting_weights(weights, params, transposed_topdown=params.topdown == "transposed")
@@ -187,7 +238,13 @@ def _train_full(cfg, weights, params, train, epoch) -> MicrocircuitWeights:
     model = NumpyMicrocircuit(weights, params, seed=cfg.seed * 1000 + epoch)
     order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
     steps = int(round(cfg.pattern_duration / params.dt))
-    model.run(train.x[order], None if train.targets is None else train.targets[order], steps_per_pattern=steps)
+    x, targets = train.x[order], None if train.targets is None else train.targets[order]
+    if targets is not None and params.interneuron_plasticity == "free_phase":
+        # every sample twice: a free phase (lateral weights learn) then a nudged phase
+        x = np.repeat(x, 2, axis=0)
+        targets = np.repeat(targets, 2, axis=0)
+        targets[0::2] = np.nan
+    model.run(x, targets, steps_per_pattern=steps)
     return model.weights()
 
 
@@ -238,7 +295,10 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
     result.config["resolved_params"] = asdict(params)
     targets = None if cfg.task == "sps" else train.targets
     result.curve.append({"epoch": 0, **_evaluate(cfg, weights, params, test)})
+    decay_from = int(np.ceil(cfg.decay_after * cfg.epochs)) + 1
     for epoch in range(1, cfg.epochs + 1):
+        if epoch == decay_from:
+            params = replace(params, eta_up=tuple(cfg.decay_factor * e for e in params.eta_up))
         if cfg.dynamics == "steady":
             info = train_epoch(weights, params, train.x, targets, cfg.pattern_duration, cfg.batch_size,
                                seed=cfg.seed * 1000 + epoch)

@@ -20,6 +20,7 @@ into ``M`` are exposed through :meth:`NumpyMicrocircuit.weights`.
 from __future__ import annotations
 
 import numpy as np
+from scipy.special import expit
 
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, interneuron_attenuation)
@@ -42,11 +43,12 @@ def pattern_schedule(inputs: np.ndarray, targets: np.ndarray | None, n_inputs: i
 
 def _apply_inplace(act, values: np.ndarray, out: np.ndarray) -> None:
     """out[...] = act.phi(values) without temporaries for the common transfer functions."""
-    if act.name == "logistic":             # 0.5 (1 + tanh(slope u / 2)), as in models.layered
-        np.multiply(values, 0.5 * act.params["slope"], out=out)
-        np.tanh(out, out=out)
-        out += 1.0
-        out *= 0.5
+    if act.name == "logistic":             # 1 / (1 + exp(-slope u)); equals models.layered's tanh form to 1e-16
+        if act.params["slope"] == 1.0:
+            expit(values, out=out)
+        else:
+            np.multiply(values, act.params["slope"], out=out)
+            expit(out, out=out)
     elif act.name == "linear":
         out[...] = values
     elif act.name == "tanh":
@@ -138,19 +140,20 @@ class NumpyMicrocircuit:
         self._v2 = np.zeros(self.n_somata)
         self.err = np.zeros(n_rows)
         self._tmp = np.empty_like(self.M)
-        self._du, self._du_tmp = np.zeros(self.n_somata), np.zeros(self.n_somata)
+        self._du_tmp = np.zeros(self.n_somata)
         self._g1_dt = params.dt * g1
         self._g2_dt, self._g_total_dt = np.zeros(self.n_somata), np.zeros(self.n_somata)
+        self._u_keep = np.ones(self.n_somata)
         # persistent views used by _step (the arrays are never reallocated)
         s, som = self._split, self.n_somata
         self._x_view, self._r_view = self.p[1:self._col0], self.p[self._col0:]
         self._v_som, self._v_api = self.v[:som], self.v[som:]
         self._err_som, self._err_api = self.err[:som], self.err[som:]
-        # stacked buffers: row 0 = u (self.u is a view of it), row 1 = lambda * v_1
-        self._phi_in, self._phi_out = np.zeros((2, som)), np.zeros((2, som))
-        self.u, self._lam_v = self._phi_in[0], self._phi_in[1]
-        self._stacked_phi = [(self.hidden, self._phi_in[:, :s], self._phi_out[:, :s]),
-                             (self.output, self._phi_in[:, s:], self._phi_out[:, s:])]
+        # rates phi(u) are written straight into the rate columns of p; phi(lambda v_1) into _phi_pred
+        self.u, self._lam_v, self._phi_pred = np.zeros(som), np.zeros(som), np.zeros(som)
+        self._rate_phi = [(self.hidden, self.u[:s], self._r_view[:s]), (self.output, self.u[s:], self._r_view[s:])]
+        self._pred_phi = [(self.hidden, self._lam_v[:s], self._phi_pred[:s]),
+                          (self.output, self._lam_v[s:], self._phi_pred[s:])]
         self._v2_copies = ([(self._v2[self._pyr[k]], self.v[self._api[k]]) for k in range(1, n)]
                            + [(self._v2[self._int[k]], self.u[self._pyr[k + 1]]) for k in range(1, n)])
         self._filter_gain = params.dt / params.tau_w
@@ -251,21 +254,21 @@ class NumpyMicrocircuit:
             self._gain_rows[self._lateral_rows] = self._lateral_gate * self._filter_gain
         self._g2_dt[...] = self.params.dt * self._g2
         self._g_total_dt[...] = self.params.dt * (self.params.g_lk + self._g1 + self._g2)
+        self._u_keep[...] = 1.0 - self._g_total_dt
 
     def _step(self, x: np.ndarray) -> None:
         prm = self.params
         self._x_view[...] = x
-        # rates r = phi(u): row 0 of the stacked phi buffers (row 1 is filled below)
-        for act, src, dst in self._stacked_phi:
-            _apply_inplace(act, src[:1], dst[:1])
-        self._r_view[...] = self._phi_out[0]
+        # rates r = phi(u), written into the rate columns of p
+        for act, src, dst in self._rate_phi:
+            _apply_inplace(act, src, dst)
         np.matmul(self.M, self.p, out=self.v)                   # dendrites from W(t), r(t)
         for dst, src in self._v2_copies:                        # apical / nudging inputs
             dst[...] = src
         np.multiply(self._lam, self._v_som, out=self._lam_v)    # err = phi(u) - phi(lambda v)
-        for act, src, dst in self._stacked_phi:
-            _apply_inplace(act, src[1:], dst[1:])
-        np.subtract(self._phi_out[0], self._phi_out[1], out=self._err_som)
+        for act, src, dst in self._pred_phi:
+            _apply_inplace(act, src, dst)
+        np.subtract(self._r_view, self._phi_pred, out=self._err_som)
         np.negative(self._v_api, out=self._err_api)             # W_PI: 0 - v_A
         if prm.topdown == "learned":
             self._learn_topdown()
@@ -278,16 +281,15 @@ class NumpyMicrocircuit:
         self.delta += self._tmp
         if prm.topdown == "transposed":
             self._transpose_topdown()
-        # somata: u += dt (g1 v1 + g2 v2 - g_total u) + noise
-        du, tmp = self._du, self._du_tmp
-        np.multiply(self._g1_dt, self._v_som, out=du)
+        # somata: u += dt (g1 v1 + g2 v2 - g_total u) + noise, as u = (1 - dt g_total) u + dt g1 v1 + dt g2 v2
+        tmp = self._du_tmp
+        self.u *= self._u_keep
+        np.multiply(self._g1_dt, self._v_som, out=tmp)
+        self.u += tmp
         np.multiply(self._g2_dt, self._v2, out=tmp)
-        du += tmp
-        np.multiply(self._g_total_dt, self.u, out=tmp)
-        du -= tmp
+        self.u += tmp
         if prm.noise > 0:
-            du += prm.noise * np.sqrt(prm.dt) * self._rng.standard_normal(self.n_somata)
-        self.u += du
+            self.u += prm.noise * np.sqrt(prm.dt) * self._rng.standard_normal(self.n_somata)
         self.time += prm.dt
 
     def _learn_topdown(self):

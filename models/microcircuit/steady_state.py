@@ -50,10 +50,13 @@ def _topdown(weights: MicrocircuitWeights, params: MicrocircuitParams, l: int) -
 
 
 def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.ndarray,
-                 target: np.ndarray | None = None, tol: float = 1e-10, max_iter: int = 500) -> SteadyState:
+                 target: np.ndarray | None = None, tol: float = 1e-10, max_iter: int = 500,
+                 start: SteadyState | None = None) -> SteadyState:
     """Fixed point of the microcircuit for inputs ``x`` (batch, n_0) and optional target potentials.
 
-    ``target`` rows/entries that are NaN (or ``target=None``) leave those outputs un-nudged.
+    ``target`` rows/entries that are NaN (or ``target=None``) leave those outputs un-nudged. The sweep
+    starts from ``start`` (e.g. the free fixed point of the same batch when computing the nudged one)
+    or, if None, from the feed-forward pass of the self-predicting state.
     """
     x = np.atleast_2d(np.asarray(x, dtype=float))
     sizes, n = weights.sizes, weights.n_layers
@@ -69,13 +72,19 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
         nudge, tgt = np.where(on, params.g_som, 0.0), np.where(on, target, 0.0)
     g_hid = params.g_lk + params.g_B + params.g_A
     g_int = params.g_lk + params.g_D + params.g_som_int
-    # initial guess: feed-forward pass in the self-predicting state
-    u, r = [], [x]
-    for l in range(n):
-        lam = basal_attenuation(params, hidden=l < n - 1)
-        u.append(lam * (r[-1] @ weights.W_up[l].T + weights.b_up[l]))
-        r.append(weights.activation(l + 1).phi(u[-1]))
-    u_I = [interneuron_attenuation(params) * (r[l + 1] @ weights.W_IP[l].T + weights.b_IP[l]) for l in range(n - 1)]
+    if start is not None:
+        if start.rates_in.shape != x.shape:
+            raise ValueError(f"start was computed for inputs of shape {start.rates_in.shape}, x has {x.shape}")
+        u, u_I = list(start.u), list(start.u_I)
+        r = [x] + [weights.activation(l + 1).phi(u[l]) for l in range(n)]
+    else:   # feed-forward pass in the self-predicting state
+        u, r = [], [x]
+        for l in range(n):
+            lam = basal_attenuation(params, hidden=l < n - 1)
+            u.append(lam * (r[-1] @ weights.W_up[l].T + weights.b_up[l]))
+            r.append(weights.activation(l + 1).phi(u[-1]))
+        u_I = [interneuron_attenuation(params) * (r[l + 1] @ weights.W_IP[l].T + weights.b_IP[l])
+               for l in range(n - 1)]
     v_B, v_A, v_D = [None] * n, [None] * (n - 1), [None] * (n - 1)
     converged, iteration = False, 0
     for iteration in range(1, max_iter + 1):
@@ -177,7 +186,8 @@ def train_epoch(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.
     for start in range(0, x.shape[0], batch_size):
         idx = order[start:start + batch_size]
         free = steady_state(weights, params, x[idx], None, tol, max_iter)
-        nudged = free if targets is None else steady_state(weights, params, x[idx], targets[idx], tol, max_iter)
+        nudged = free if targets is None else steady_state(weights, params, x[idx], targets[idx], tol, max_iter,
+                                                           start=free)
         apply_signals(weights, params, plasticity_signals(weights, params, free, nudged), pattern_duration)
         max_it = max(max_it, free.iterations, nudged.iterations)
         all_conv = all_conv and free.converged and nudged.converged

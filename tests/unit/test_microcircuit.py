@@ -123,3 +123,22 @@ def test_free_phase_gating_freezes_lateral_weights_while_nudged():
     assert np.max(np.abs(gated.weights().W_PI[0] - weights.W_PI[0])) > 1e-6
     with pytest.raises(ValueError, match="interneuron_plasticity"):
         MicrocircuitParams(interneuron_plasticity="never")
+
+
+def test_steady_state_signals_are_scaled_backprop_gradients():
+    # One hidden layer, exact SPS, weak nudging: the output signal is a_N (t - y) r^T = -a_N dC/dW_eff and
+    # the hidden signal -(c_A b_int a_N / lambda_N) dC/dW_eff (first order in g_som), with
+    # a_N = g_som / (g_lk + g_B + g_som), c_A = g_A / (g_lk + g_B + g_A), b_int = (g_lk + g_D) / (g_lk + g_D + g_si).
+    p = MicrocircuitParams(g_som=0.01, topdown="transposed")
+    net = LayeredNetwork.random([5, 8, 3], seed=2, hidden=logistic(), output=linear(), bias_scale=0.2)
+    weights = self_predicting_weights(MicrocircuitWeights.from_network(net, seed=3), p, transposed_topdown=True)
+    rng = np.random.default_rng(6)
+    x, target = rng.uniform(0, 1, (1, 5)), rng.normal(0, 1, (1, 3))
+    free = steady_state(weights, p, x, None, tol=1e-14)
+    signals = plasticity_signals(weights, p, free, steady_state(weights, p, x, target, tol=1e-14))["W_up"]
+    grads, _ = effective_network(weights, p).backprop(x[0], target[0])
+    a_n = p.g_som / (p.g_lk + p.g_B + p.g_som)
+    c_a, b_int = p.g_A / (p.g_lk + p.g_B + p.g_A), (p.g_lk + p.g_D) / (p.g_lk + p.g_D + p.g_som_int)
+    lam_n = p.g_B / (p.g_lk + p.g_B)
+    np.testing.assert_allclose(signals[1], -a_n * grads[1], rtol=0.02, atol=1e-9)
+    np.testing.assert_allclose(signals[0], -(c_a * b_int * a_n / lam_n) * grads[0], rtol=0.05, atol=1e-9)
