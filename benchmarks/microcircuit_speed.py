@@ -58,6 +58,10 @@ def main():
            "criterion": "at least 10x faster than the reference per Euler step (<= 25 us)",
            "passed_on_min_wall": {m: r["speedup_vs_reference_min"] >= 10 for m, r in results.items()},
            "passed_on_median_wall": {m: r["speedup_vs_reference_median"] >= 10 for m, r in results.items()},
+           "passed_on_min_cpu": {m: REFERENCE_US / r["min_cpu_us_per_step"] >= 10 for m, r in results.items()},
+           "note": "wall-clock times include waiting for a core: with a load average of L on 2 cores a "
+                   "single-threaded process gets roughly 2/L of a core, so the wall-clock criterion is "
+                   "only meaningful at load < 2; the process CPU time is the code's own cost",
            "results": results, "repeats": REPEATS, "steps_per_repeat": STEPS,
            "load_average_before_after": [load_before, os.getloadavg()],
            "versions": {"numpy": np.__version__, "python": platform.python_version()},
