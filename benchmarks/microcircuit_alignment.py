@@ -17,6 +17,13 @@ equivalent feed-forward network (weights lambda_k W_k) at the weights the nudged
 nudged phase; "nudged" = the weight change during the nudged phase; "update" = the weight change from
 the start of the nudged phase to the end of the following free phase (includes the decay of the
 low-pass filter and the transient at the switch to the next input).
+Why the three measures differ: with weak nudging the error signals are small (layer 0 sees them
+attenuated twice), while every change of the input makes the somata lag their dendritic predictions for
+~1 ms (time constant 1 / (g_lk + g_B + g_A)), producing large transient "errors" err = phi(u) -
+phi(lambda v_B) that the low-pass filter integrates; these transients dominate the net weight change of
+layer 0 ("update"), partly leak into the nudged phase through the filter ("nudged"), and are absent
+from the settled signal ("signal"). Interneuron plasticity that is on during nudging ("always") learns
+to cancel the top-down error itself.
 Writes benchmarks/results/microcircuit_alignment.json and figures/microcircuit_alignment.png.
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/microcircuit_alignment.py [n_samples]
