@@ -349,12 +349,15 @@ def add_cli(subparsers) -> None:
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--topdown", choices=("fixed", "transposed", "learned"), default=None)
     p.add_argument("--shallow", action="store_true", help="train only the output layer")
+    p.add_argument("--interneuron-plasticity", choices=("always", "free_phase"), default="always",
+                   help="full dynamics: lateral weights learn always or only in free phases")
     p.set_defaults(handler=_cli_handler)
 
 
 def _cli_handler(args) -> int:
     cfg = MicrocircuitConfig(seed=args.seed, task=args.task, dynamics=args.dynamics, epochs=args.epochs,
-                             topdown=args.topdown, shallow=args.shallow)
+                             topdown=args.topdown, shallow=args.shallow,
+                             interneuron_plasticity=args.interneuron_plasticity)
     result = run_microcircuit(cfg, args.out, progress=True)
     print(json.dumps(result.final, indent=2))
     return 0
