@@ -37,6 +37,8 @@ PARAMETERS = {
     "delay_ms": 1.5,
     "background_rate_hz": 1500.0,
     "background_weight_uS": 0.004,
+    "background_inhibitory_rate_hz": 0.0,
+    "background_inhibitory_weight_uS": 0.0,
     "initial_v_range_mV": (-60.0, -50.0),
     "n_recorded_v": 20,
 }
@@ -57,12 +59,14 @@ def build(sim, rng=None, parameters: dict | None = None) -> dict:
         pop.initialize(v=sim.RandomDistribution("uniform", p["initial_v_range_mV"], rng=rng))
         pop.record("spikes")
         pop[:p["n_recorded_v"]].record("v")
-        add_poisson_background(sim, pop, NoiseParameters(rate_exc=p["background_rate_hz"], rate_inh=0.0,
-                                                         weight_exc=p["background_weight_uS"],
-                                                         weight_inh=0.0))
+        add_poisson_background(sim, pop, NoiseParameters(
+            rate_exc=p["background_rate_hz"], rate_inh=p["background_inhibitory_rate_hz"],
+            weight_exc=p["background_weight_uS"], weight_inh=p["background_inhibitory_weight_uS"]))
     for source, receptor, weight, in_degree in (
             (exc, "excitatory", p["weight_excitatory_uS"], p["in_degree_excitatory"]),
             (inh, "inhibitory", p["weight_inhibitory_uS"], p["in_degree_inhibitory"])):
+        if int(in_degree) == 0:
+            continue  # uncoupled variant (used by fast tests)
         connector = sim.FixedNumberPreConnector(int(in_degree), allow_self_connections=False, rng=rng)
         for target in (exc, inh):
             sim.Projection(source, target, connector,
