@@ -65,6 +65,7 @@ def main(argv=None) -> int:
     parser.add_argument("--sizes", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--timeout", type=float, default=1800.0, help="wall-time limit per point (s)")
     args = parser.parse_args(argv)
     if args.single:
         print("RESULT " + json.dumps(single(args.single[0], args.single[1], args.duration, args.seed)))
@@ -76,7 +77,15 @@ def main(argv=None) -> int:
         for threads in args.threads:
             command = [sys.executable, __file__, "--single", str(M), str(threads), "--duration", str(args.duration),
                        "--seed", str(args.seed)]
-            done = subprocess.run(command, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            try:
+                done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout,
+                                      env={**os.environ, "OMP_NUM_THREADS": "1"})
+            except subprocess.TimeoutExpired:
+                points.append({"n_networks": M, "threads": threads,
+                               "error": f"not finished within {args.timeout:g} s (stopped)",
+                               "load_average_at_stop": list(os.getloadavg())})
+                print("timeout", M, threads, flush=True)
+                continue
             lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
             if done.returncode != 0 or not lines:
                 points.append({"n_networks": M, "threads": threads, "error": done.stderr[-2000:]})
