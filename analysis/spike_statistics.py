@@ -76,6 +76,7 @@ def firing_rates_hz(spiketrains, t_start: float | None = None, t_stop: float | N
     """Mean firing rate of each train in Hz over ``[t_start, t_stop]`` (ms; defaults: each train's own).
 
     elephant's ``mean_firing_rate`` counts spikes with ``t_start <= t <= t_stop`` (both ends included).
+    A train without spikes has rate 0 Hz (elephant rejects empty trains).
     """
     trains = _in_ms(spiketrains)
     rates = []
@@ -84,6 +85,9 @@ def firing_rates_hz(spiketrains, t_start: float | None = None, t_stop: float | N
         stop = st.t_stop if t_stop is None else t_stop * pq.ms
         if not stop > start:
             raise ValueError(f"t_stop must be > t_start (ms), got t_start={float(start)}, t_stop={float(stop)}")
+        if len(st) == 0:
+            rates.append(0.0)
+            continue
         with _quiet_elephant():
             rate = mean_firing_rate(st, t_start=start, t_stop=stop)
         rates.append(float(rate.rescale(pq.Hz).magnitude))

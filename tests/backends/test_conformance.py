@@ -80,3 +80,31 @@ def test_poisson_background_gives_the_analytic_free_membrane_mean(backend):
     # sampling error of 20 neurons x 2 s with ~3 ms autocorrelation and ~1 mV std is ~0.005 mV.
     assert abs(v.mean() - mu) < 0.3
     assert 0.2 < v.std() < 3.0
+
+
+def test_brian2_batched_projection_equals_pynn_per_cell_connection():
+    """cortexsim's batched Brian2 Projection builds the same synapses and values as PyNN's path."""
+    import pyNN.brian2 as pynn_brian2
+
+    from cortexsim.backends import pynn_brian2 as sim
+
+    class PerCellProjection(sim.Projection):
+        def _convergent_connect(self, *args, **kwargs):
+            return pynn_brian2.Projection._convergent_connect(self, *args, **kwargs)
+
+    results = []
+    for projection_class in (sim.Projection, PerCellProjection):
+        sim.setup(timestep=0.1, seed=4)
+        pre = sim.Population(30, sim.IF_cond_exp())
+        post = sim.Population(20, sim.IF_cond_exp())
+        rng = sim.NumpyRNG(5)
+        delays = sim.RandomDistribution("uniform", (0.1, 2.0), rng=rng)
+        static = projection_class(pre, post, sim.FixedProbabilityConnector(0.3, rng=rng),
+                                  sim.StaticSynapse(weight=0.004, delay=delays), receptor_type="excitatory")
+        depressing = projection_class(post, pre, sim.FixedNumberPreConnector(5, rng=rng),
+                                      sim.TsodyksMarkramSynapse(U=0.5, tau_rec=50.0, weight=0.003),
+                                      receptor_type="inhibitory")
+        results.append([p.get(name, format="array") for p in (static, depressing) for name in ("weight", "delay")])
+        sim.end()
+    for batched, per_cell in zip(*results):
+        np.testing.assert_array_equal(batched, per_cell)

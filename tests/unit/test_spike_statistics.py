@@ -100,3 +100,10 @@ def test_bad_input():
         correlation_coefficients(trains, 20.0)
     with pytest.raises(ValueError, match="t_stop must be > t_start"):
         firing_rates_hz(trains, t_start=5.0, t_stop=5.0)
+
+
+def test_silent_train_has_rate_zero():
+    from cortexsim.analysis.spike_statistics import firing_rates_hz, to_spiketrains
+
+    rates = firing_rates_hz(to_spiketrains([[1.0, 2.0], []], 100.0))
+    np.testing.assert_allclose(rates, [20.0, 0.0])
