@@ -31,6 +31,23 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cd_standalone.json"
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
 
 
+def _fix_pynn_brian2_clear() -> None:
+    """PyNN 0.13's Brian2 recorder clears a monitor with ``resize(0)`` but leaves its count ``N``: the
+    next spikes are then written after N zero entries, and ``get_data`` fails ("spike before t_start").
+    CD training reads spikes with ``clear=True`` every iteration, so the runtime-Brian2 route needs the
+    count reset too. (To be moved into ``cortexsim.backends.pynn_brian2``; brian2_standalone has it.)"""
+    from pyNN.brian2.recording import Recorder
+
+    def clear(self):
+        for device in self._devices.values():
+            device.resize(0)
+            device.variables["N"].set_value(0)
+            if "count" in device.variables:
+                device.variables["count"].set_value(0)
+
+    Recorder._clear_simulator = clear
+
+
 def cpu_seconds() -> float:
     """CPU time (s) of this process and its finished children (the compiled binaries)."""
     times = os.times()
@@ -69,6 +86,7 @@ def main() -> int:
     outcome["brian2_standalone"]["binary_runs"] = after["binary_runs"] - before["binary_runs"]
     print(f"brian2_standalone: {outcome['brian2_standalone']['wall_s']:.1f} s, "
           f"{outcome['brian2_standalone']['compilations']} compilation(s)", flush=True)
+    _fix_pynn_brian2_clear()
     outcome["brian2"] = train(replace(base, backend="brian2"))
     print(f"brian2 (runtime): {outcome['brian2']['wall_s']:.1f} s", flush=True)
     speedup = outcome["brian2"]["wall_s"] / outcome["brian2_standalone"]["wall_s"]
