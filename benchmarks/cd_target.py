@@ -40,7 +40,7 @@ def main() -> int:
                                   init="translated", iterations=args.iterations, sampling_ms=args.sampling_ms,
                                   learning_rate=args.learning_rate, schedule="inverse",
                                   schedule_tau=args.schedule_tau, momentum=args.momentum,
-                                  checkpoint_every=10, eval_duration_ms=1e5)
+                                  checkpoint_every=2, eval_duration_ms=1e5)
     start = time.perf_counter()
     result = train_target(config, out_dir=args.out, resume=args.resume, progress=True)
     wall = time.perf_counter() - start

@@ -22,8 +22,9 @@ def _cmd_train_cd(args) -> int:
 
     neuron, noise = _parameter_set(args.parameter_set)
     common = dict(seed=args.seed, backend=args.backend, iterations=args.iterations, dt_ms=args.dt,
-                  neuron=neuron, noise=noise, checkpoint_every=args.checkpoint_every, momentum=args.momentum,
-                  schedule=args.schedule)
+                  neuron=neuron, noise=noise, momentum=args.momentum, schedule=args.schedule)
+    if args.checkpoint_every is not None:
+        common["checkpoint_every"] = args.checkpoint_every
     if args.learning_rate is not None:
         common["learning_rate"] = args.learning_rate
     if args.schedule_tau is not None:
@@ -71,13 +72,14 @@ def add_train_cd_parser(subparsers) -> argparse.ArgumentParser:
                         help="target: sample from a BM's distribution; digits: RBM on 8x8 digits")
     parser.add_argument("--iterations", type=int, default=100, help="parameter updates (default: 100)")
     parser.add_argument("--learning-rate", type=float, default=None,
-                        help="initial learning rate eta0 > 0 (default: 1.0 target, 0.02 digits)")
+                        help="initial learning rate eta0 > 0 (default: 1.0 target, 0.005 digits)")
     parser.add_argument("--schedule", choices=("constant", "inverse"), default="inverse",
                         help="learning-rate schedule: eta0 or eta0 * tau / (tau + t) (default: inverse)")
     parser.add_argument("--schedule-tau", type=float, default=None,
                         help="tau of the inverse schedule (iterations; default: 20 target, 100 digits)")
     parser.add_argument("--momentum", type=float, default=0.5, help="momentum in [0, 1) (default: 0.5)")
-    parser.add_argument("--checkpoint-every", type=int, default=25, help="iterations between checkpoints")
+    parser.add_argument("--checkpoint-every", type=int, default=None,
+                        help="iterations between checkpoints (default: 5 target, 25 digits)")
     parser.add_argument("--resume", type=Path, default=None, metavar="DIR",
                         help="continue the killed run whose checkpoint.json is in DIR (outputs go there; "
                              "give the same settings)")

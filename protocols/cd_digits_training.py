@@ -89,7 +89,7 @@ class DigitsTrainingConfig:
     pretrain_batch_size: int = 20
     iterations: int = 200
     batch_size: int = 10
-    learning_rate: float = 0.02
+    learning_rate: float = 0.005
     schedule: str = "inverse"
     schedule_tau: float = 100.0
     momentum: float = 0.5
