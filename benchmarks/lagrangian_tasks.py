@@ -30,14 +30,15 @@ from cortexsim.protocols.lagrangian import LagrangianConfig, run_lagrangian, ver
 RESULTS = Path(__file__).resolve().parent / "results"
 OUT = RESULTS / "lagrangian_tasks.json"
 YINYANG = dict(task="yinyang", seed=0, n_seeds=5, hidden=120, n_train=3000, n_test=1000, t_pres=2.0,
-               tau=10.0, beta=0.1, lr=0.03, min_steps=3, dt_max=0.5, init_input_scale=6.0,
-               init_hidden_bias=3.0, eval_every=25, lr_decay=0.995)
+               tau=10.0, beta=0.1, lr=0.05, min_steps=3, dt_max=0.5, init_input_scale=10.0,
+               init_hidden_bias=5.0, eval_every=10, lr_decay=0.97, error_iterations=3,
+               error_relaxation=0.7)
 DIGITS = dict(task="digits", seed=0, n_seeds=5, hidden=100, n_test=360, t_pres=1.0, tau=10.0, beta=0.1,
               lr=0.05, min_steps=5, epochs=50, eval_every=10)
 GROUPS = {
-    "yinyang": [("yinyang_original", LagrangianConfig(dynamics="original", epochs=20,
-                                                      **(YINYANG | {"eval_every": 5}))),
-                ("yinyang_le", LagrangianConfig(dynamics="latent_equilibrium", epochs=300, **YINYANG))],
+    "yinyang": [("yinyang_le", LagrangianConfig(dynamics="latent_equilibrium", epochs=60, **YINYANG)),
+                ("yinyang_original", LagrangianConfig(dynamics="original", epochs=10,
+                                                      **(YINYANG | {"eval_every": 5})))],
     "tau": [("digits_le_tau100", LagrangianConfig(dynamics="latent_equilibrium", **(DIGITS | {"tau": 100.0})))],
     "digits": [("digits_le", LagrangianConfig(dynamics="latent_equilibrium", **DIGITS)),
                ("digits_original", LagrangianConfig(dynamics="original", **DIGITS))],

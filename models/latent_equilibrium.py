@@ -74,6 +74,15 @@ class LEParameters:
         "random" (fixed random matrices drawn from ``feedback_seed``).
     feedback_seed : int
         Seed of the random feedback weights.
+    error_iterations : int
+        Sweeps (forward pass, output error, backward pass of errors) per Euler step (>= 1).  1 is the
+        explicit scheme: every neuron uses the errors of the previous step (the scheme the Brian2
+        equations implement).  K > 1 solves the instantaneous error equations within the step by K
+        (relaxed) fixed-point iterations, so errors do not lag the input by a step.
+    error_relaxation : float
+        gamma in (0, 1]: each sweep moves the errors by gamma times (new - old) errors.  1 is a plain
+        fixed-point sweep; gamma < 1 damps the period-2 oscillation of the sweep that appears when
+        beta phi'^2 ||W||^2 approaches 1.
     """
 
     tau: float = 10.0
@@ -88,6 +97,8 @@ class LEParameters:
     eta_pi: float = 0.0
     feedback: str = "transpose"
     feedback_seed: int = 0
+    error_iterations: int = 1
+    error_relaxation: float = 1.0
 
     def __post_init__(self):
         if not self.tau > 0:
@@ -101,6 +112,10 @@ class LEParameters:
             raise ValueError(f"errors must be one of {ERROR_MODES}, got {self.errors!r}")
         if self.feedback not in FEEDBACK_MODES:
             raise ValueError(f"feedback must be one of {FEEDBACK_MODES}, got {self.feedback!r}")
+        if not (isinstance(self.error_iterations, (int, np.integer)) and self.error_iterations >= 1):
+            raise ValueError(f"error_iterations must be an integer >= 1, got {self.error_iterations}")
+        if not 0 < self.error_relaxation <= 1:
+            raise ValueError(f"error_relaxation must lie in (0, 1], got {self.error_relaxation}")
         if not 0 <= self.interneuron_nudging < 1:
             raise ValueError(f"interneuron_nudging must lie in [0, 1), got {self.interneuron_nudging}")
 
@@ -215,31 +230,11 @@ class LatentEquilibrium:
         """
         p = self.params
         x = self._check(x, "x", self.sizes[0])
-        n = self.n_layers
-        # 1. forward sweep: feed-forward inputs with the errors stored from the last step
-        rates_prev = x
-        old_v = []
-        for l in range(n):
-            self.inputs[l] = _matvec(self.weights[l], rates_prev)
-            v = self.inputs[l] + self.biases[l] + self.errors[l] if p.prospective else self.u[l]
-            old_v.append(v)
-            rates_prev = self.activation(l).phi(v)
-        # 2. output error, then 3. backward sweep of errors (new errors enter the mismatch above)
-        if target is None:
-            self.errors[-1] = np.zeros_like(self.errors[-1])
-        else:
+        if target is not None:
             target = self._check(target, "target", self.sizes[-1])
-            act = self.output
-            self.errors[-1] = p.beta * act.dphi(old_v[-1]) * (target - act.phi(old_v[-1]))
-        for l in range(n - 2, -1, -1):
-            v_next = self.inputs[l + 1] + self.biases[l + 1] + self.errors[l + 1] if p.prospective else self.u[l + 1]
-            rates_l = self.hidden.phi(old_v[l])
-            if p.errors == "direct":
-                mismatch = v_next - _matvec(self.weights[l + 1], rates_l) - self.biases[l + 1]
-                apical = _matvec(np.swapaxes(self.weights[l + 1], 1, 2), mismatch)
-            else:
-                apical = self._microcircuit_step(l, rates_l, v_next, learn)
-            self.errors[l] = self.hidden.dphi(old_v[l]) * apical
+        n = self.n_layers
+        for sweep in range(p.error_iterations):
+            self._sweep(x, target, learn and sweep == p.error_iterations - 1)
         new_v = self.readout_potentials()
         rates_new = [x] + [self.activation(l).phi(v) for l, v in enumerate(new_v)]
         # 4. plasticity with the new errors and rates, 5. membrane update (Euler, old biases)
@@ -252,6 +247,37 @@ class LatentEquilibrium:
             self.u[l] += p.dt / p.tau * (drive[l] - self.u[l])
         if p.errors == "microcircuit" and p.feedback == "transpose":
             self.feedback = [np.swapaxes(w, 1, 2).copy() for w in self.weights[1:]]
+
+    def _sweep(self, x: np.ndarray, target: np.ndarray | None, learn_interneurons: bool) -> None:
+        """Forward sweep with the stored errors, output error, backward sweep (top layer first)."""
+        p = self.params
+        n = self.n_layers
+        gamma = p.error_relaxation
+        # 1. forward sweep: feed-forward inputs with the errors stored from the last sweep
+        rates_prev = x
+        old_v = []
+        for l in range(n):
+            self.inputs[l] = _matvec(self.weights[l], rates_prev)
+            v = self.inputs[l] + self.biases[l] + self.errors[l] if p.prospective else self.u[l]
+            old_v.append(v)
+            rates_prev = self.activation(l).phi(v)
+        # 2. output error, then 3. backward sweep of errors (new errors enter the mismatch above)
+        if target is None:
+            new_error = np.zeros_like(self.errors[-1])
+        else:
+            act = self.output
+            new_error = p.beta * act.dphi(old_v[-1]) * (target - act.phi(old_v[-1]))
+        self.errors[-1] = new_error if gamma == 1.0 else self.errors[-1] + gamma * (new_error - self.errors[-1])
+        for l in range(n - 2, -1, -1):
+            v_next = self.inputs[l + 1] + self.biases[l + 1] + self.errors[l + 1] if p.prospective else self.u[l + 1]
+            rates_l = self.hidden.phi(old_v[l])
+            if p.errors == "direct":
+                mismatch = v_next - _matvec(self.weights[l + 1], rates_l) - self.biases[l + 1]
+                apical = _matvec(np.swapaxes(self.weights[l + 1], 1, 2), mismatch)
+            else:
+                apical = self._microcircuit_step(l, rates_l, v_next, learn_interneurons)
+            new_error = self.hidden.dphi(old_v[l]) * apical
+            self.errors[l] = new_error if gamma == 1.0 else self.errors[l] + gamma * (new_error - self.errors[l])
 
     def _microcircuit_step(self, l: int, rates_l: np.ndarray, v_next: np.ndarray, learn: bool) -> np.ndarray:
         """Apical potential of hidden layer l carried by its interneurons; updates their weights."""

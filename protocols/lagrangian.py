@@ -79,6 +79,11 @@ class LagrangianConfig:
         Input-to-hidden weights start as N(0, init_input_scale^2 / n_in) (> 0).
     init_hidden_bias : float
         Hidden biases start as N(0, init_hidden_bias^2) (>= 0).
+    error_iterations : int
+        Sweeps of the error equations per Euler step (1: explicit scheme, errors lag one step;
+        see :class:`cortexsim.models.latent_equilibrium.LEParameters`).
+    error_relaxation : float
+        Relaxation factor in (0, 1] of each error sweep.
     """
 
     task: str
@@ -101,6 +106,8 @@ class LagrangianConfig:
     lr_decay: float = 1.0
     init_input_scale: float = 1.0
     init_hidden_bias: float = 0.0
+    error_iterations: int = 1
+    error_relaxation: float = 1.0
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -136,7 +143,8 @@ class LagrangianConfig:
         return LEParameters(tau=self.tau, dt=min(self.dt, self.tau), beta=self.beta, eta=eta, eta_bias=eta,
                             prospective=self.dynamics == "latent_equilibrium", errors=self.errors,
                             eta_ip=eta if self.errors == "microcircuit" else 0.0,
-                            eta_pi=eta if self.errors == "microcircuit" else 0.0)
+                            eta_pi=eta if self.errors == "microcircuit" else 0.0,
+                            error_iterations=self.error_iterations, error_relaxation=self.error_relaxation)
 
 
 @dataclass

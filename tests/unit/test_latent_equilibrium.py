@@ -157,3 +157,30 @@ def test_dynamics_reach_the_settled_equilibrium():
         sim.present(x, t, n_steps, learn=False)
         for a, b in zip(sim.readout_potentials(), eq["potentials"]):
             np.testing.assert_allclose(a[0], b, atol=1e-9)
+
+
+def test_error_iterations_solve_the_equilibrium_within_one_step():
+    net = small_net(7)
+    rng = np.random.default_rng(7)
+    x, t = rng.uniform(0, 1, 4), rng.uniform(0, 1, 3)
+    eq = settle(net, x, t, beta=0.5)
+
+    def gap(iterations, relaxation):
+        sim = LatentEquilibrium(net, LEParameters(tau=10.0, dt=1.0, beta=0.5, error_iterations=iterations,
+                                                  error_relaxation=relaxation))
+        sim.step(x, t, learn=False)
+        return max(np.max(np.abs(a[0] - b)) for a, b in zip(sim.readout_potentials(), eq["potentials"]))
+
+    # explicit scheme: one step from rest leaves the hidden errors one sweep behind
+    assert gap(1, 1.0) > 1e-3
+    # the relaxed sweep contracts (factor < 0.5 per sweep here), so 60 sweeps reach round-off
+    assert gap(60, 0.7) < 1e-9
+
+
+def test_error_iteration_parameters_validated():
+    with pytest.raises(ValueError, match="error_iterations"):
+        LEParameters(error_iterations=0)
+    with pytest.raises(ValueError, match="error_relaxation"):
+        LEParameters(error_relaxation=0.0)
+    with pytest.raises(ValueError, match="error_relaxation"):
+        LEParameters(error_relaxation=1.5)
