@@ -3,13 +3,15 @@
 Built on ``pyNN.common`` through ``pyNN.nest``'s classes (the dynamics run on NEST), with the chip
 on top: limits checked when a Population or Projection is created (:mod:`.chips` holds them as data),
 weights stored as n-bit integers per synapse row with a row scale, per-neuron fixed-pattern noise
-drawn from the chip seed, optional trial-to-trial noise, a calibration that measures and compensates
+drawn from the chip seed (``chip_seed``; the run seed ``seed`` does not change the chip, and
+:func:`select_chip` books the chip that every later ``setup()`` uses), optional trial-to-trial
+noise, a calibration that measures and compensates
 voltage offsets, and a report of hardware time and resources (:func:`get_hardware_report`).
 
 Example
 -------
 >>> import cortexsim.backends.brainscales as sim
->>> sim.setup(chip="bss2", seed=3, calibration="auto")
+>>> sim.setup(chip="bss2", chip_seed=3, seed=1, calibration="auto")   # chip 3, run seed 1
 >>> cells = sim.Population(10, sim.IF_cond_exp(tau_m=1.0))
 >>> noise = sim.Population(10, sim.SpikeSourcePoisson(rate=3000.0))
 >>> sim.Projection(noise, cells, sim.OneToOneConnector(), sim.StaticSynapse(weight=0.001))
@@ -45,7 +47,8 @@ from .standardmodels import (TsodyksMarkramSynapse, DCSource, ACSource,  # noqa:
 from .populations import Population, PopulationView, Assembly        # noqa: F401
 from .projections import Projection                                  # noqa: F401
 from .control import (setup, run, run_until, run_for, reset, end,    # noqa: F401
-                      get_hardware_report, get_chip)
+                      get_hardware_report, get_chip, select_chip, selected_chip)
+from .emulator import ChipSelection, DEFAULT_CHIP_SEED               # noqa: F401
 
 create = _common.build_create(Population)
 connect = _common.build_connect(Projection, FixedProbabilityConnector, StaticSynapse)  # noqa: F405

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pyNN.nest as _pynn_nest
 
 from . import emulator
 from .chip_state import ChipSession
+from .emulator import ChipSelection
 from .chips import chip_spec
 from .errors import UnsupportedFeatureError
 
-__all__ = ["setup", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
+__all__ = ["setup", "select_chip", "selected_chip", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
 
 _DEFAULT_TIMESTEP = 0.1
 
@@ -26,11 +29,64 @@ def _fpn_scale(fixed_pattern_noise) -> float:
     return scale
 
 
-def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", *, chip: str = "bss2",
-          seed: int = 0, fixed_pattern_noise: bool | float = True, trial_noise: float = 0.0,
-          quantize_weights: bool = True, clip_weights: bool = False, calibration: str | None = None,
-          rng_seed: int | None = None, **extra_params) -> int:
-    """Start a new emulation on a fresh chip (the PyNN ``setup()`` of this backend).
+_FROM_SELECTION = object()   # "not given": take the value from the booked chip (select_chip)
+
+
+def select_chip(**options) -> ChipSelection:
+    """Book the chip that later ``setup()`` calls use for every option they leave out.
+
+    Parameters
+    ----------
+    **options
+        Any of ``chip``, ``chip_seed``, ``fixed_pattern_noise``, ``trial_noise``,
+        ``quantize_weights``, ``clip_weights``, ``calibration`` (meanings as in :func:`setup`);
+        options not named keep their booked value. ``select_chip()`` without options books the
+        default chip again (bss2, chip seed ``DEFAULT_CHIP_SEED``, nominal noise, uncalibrated).
+
+    Returns
+    -------
+    ChipSelection
+        The previous booking (pass ``**dataclasses.asdict(previous)`` to restore it).
+
+    Example
+    -------
+    >>> previous = sim.select_chip(chip_seed=5, calibration="auto")
+    >>> train_target(TargetTrainingConfig(seed=1, backend="brainscales"))   # every setup: chip 5
+    """
+    unknown = set(options) - set(ChipSelection.__dataclass_fields__)
+    if unknown:
+        raise ValueError(f"select_chip got unknown options {sorted(unknown)}; allowed: "
+                         f"{sorted(ChipSelection.__dataclass_fields__)}")
+    previous = emulator.chip.selection
+    selection = replace(previous, **options) if options else ChipSelection()
+    chip_spec(selection.chip)
+    _check_seed("chip_seed", selection.chip_seed)
+    _fpn_scale(selection.fixed_pattern_noise)
+    emulator.chip.selection = selection
+    return previous
+
+
+def selected_chip() -> ChipSelection:
+    """The chip booked with :func:`select_chip` (the defaults of ``setup()``)."""
+    return emulator.chip.selection
+
+
+def _check_seed(name: str, value) -> None:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 0:
+        raise ValueError(f"{name} must be an integer >= 0, got {value!r}")
+
+
+def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", *, seed: int = 0,
+          chip=_FROM_SELECTION, chip_seed=_FROM_SELECTION, fixed_pattern_noise=_FROM_SELECTION,
+          trial_noise=_FROM_SELECTION, quantize_weights=_FROM_SELECTION, clip_weights=_FROM_SELECTION,
+          calibration=_FROM_SELECTION, rng_seed: int | None = None, **extra_params) -> int:
+    """Start a new emulation on the chip (the PyNN ``setup()`` of this backend).
+
+    Every chip option left out is taken from the booked chip (:func:`select_chip`; by default bss2
+    with chip seed ``DEFAULT_CHIP_SEED``, nominal fixed-pattern noise, no calibration). The run
+    seed and the chip's identity are separate: ``seed`` changes the run's randomness (Poisson
+    input, trial noise), ``chip_seed`` the chip. A protocol that calls ``setup(seed=...)`` with a
+    new seed for every run stays on one chip.
 
     Parameters
     ----------
@@ -39,10 +95,12 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     min_delay : float or "auto"
         Minimum delay (ms). On a chip without configurable delays (bss2) it is the time step and
         any other value raises UnsupportedFeatureError.
+    seed : int
+        Seed of the run's randomness (NEST's RNG, trial-to-trial noise), >= 0.
     chip : {"bss2", "bss1"}
         Which chip to emulate (see :mod:`.chips`).
-    seed : int
-        Identity of the chip: its fixed-pattern noise. The same seed is the same chip every run.
+    chip_seed : int
+        Identity of the chip: its fixed-pattern noise. The same chip seed is the same chip every run.
     fixed_pattern_noise : bool or float
         True: the chip's nominal fixed-pattern noise; False: an ideal chip; a float scales the
         nominal standard deviations.
@@ -54,11 +112,11 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     clip_weights : bool
         Clip weights beyond the chip's range to the largest one instead of raising ChipLimitError.
     calibration : None, "auto" or path
-        None: uncalibrated. "auto": load the calibration of this chip (chip, seed, noise scale) from
-        the cache directory or measure and cache it. A path: load it from that JSON file, or
+        None: uncalibrated. "auto": load the calibration of this chip (chip, chip seed, noise scale)
+        from the cache directory or measure and cache it. A path: load it from that JSON file, or
         measure the chip and write it there.
     rng_seed : int, optional
-        Seed of the run's randomness (NEST's RNG, trial-to-trial noise); defaults to ``seed``.
+        ``pyNN.nest``'s name for the run seed; overrides ``seed`` when given.
     **extra_params
         Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``).
 
@@ -67,7 +125,12 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     int
         The MPI rank (0).
     """
-    spec = chip_spec(chip)
+    given = {"chip": chip, "chip_seed": chip_seed, "fixed_pattern_noise": fixed_pattern_noise,
+             "trial_noise": trial_noise, "quantize_weights": quantize_weights, "clip_weights": clip_weights,
+             "calibration": calibration}
+    options = replace(emulator.chip.selection,
+                      **{name: value for name, value in given.items() if value is not _FROM_SELECTION})
+    spec = chip_spec(options.chip)
     if not (isinstance(timestep, (int, float)) and np.isfinite(timestep) and timestep > 0):
         raise ValueError(f"timestep must be a finite number of ms > 0, got {timestep!r}")
     if not spec.delays_allowed:
@@ -75,22 +138,24 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
             raise UnsupportedFeatureError(spec.name, "min_delay (the chip has no configurable delays)",
                                           f"{min_delay} ms", f"the time step {timestep} ms ('auto')")
         min_delay = timestep
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
-    if rng_seed is not None and (not isinstance(rng_seed, (int, np.integer)) or rng_seed < 0):
-        raise ValueError(f"rng_seed must be an integer >= 0, got {rng_seed!r}")
-    session = ChipSession(spec=spec, seed=int(seed), fpn_scale=_fpn_scale(fixed_pattern_noise),
-                          trial_noise=float(trial_noise), quantize_weights=bool(quantize_weights),
-                          clip_weights=bool(clip_weights),
+    _check_seed("seed", seed)
+    _check_seed("chip_seed", options.chip_seed)
+    if rng_seed is not None:
+        _check_seed("rng_seed", rng_seed)
+    session = ChipSession(spec=spec, seed=int(options.chip_seed),
+                          fpn_scale=_fpn_scale(options.fixed_pattern_noise),
+                          trial_noise=float(options.trial_noise),
+                          quantize_weights=bool(options.quantize_weights),
+                          clip_weights=bool(options.clip_weights),
                           rng_seed=int(seed if rng_seed is None else rng_seed))
     extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
     emulator.chip.session = session
-    if calibration is not None:
+    if options.calibration is not None:
         from .calibration import load_or_measure    # uses this module's classes; imported lazily
-        corrections, source = load_or_measure(session, calibration)
+        corrections, source = load_or_measure(session, options.calibration)
         session.set_calibration(corrections, source)
         session.forget_network()
     return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
@@ -178,6 +243,7 @@ def get_hardware_report() -> dict:
     return {
         "chip": spec.name,
         "chip_seed": chip.seed,
+        "run_seed": chip.rng_seed,
         "speedup": spec.speedup,
         "biological_time_ms": float(chip.biological_time_ms),
         "hardware_time_s": float(hardware_time_s),

@@ -9,9 +9,35 @@ from __future__ import annotations
 
 from pyNN.nest import simulator as _nest_simulator
 
+from dataclasses import dataclass
+
 from .chip_state import ChipSession
 
-__all__ = ["state", "ID", "name", "chip", "current_chip", "Connection"]
+__all__ = ["state", "ID", "name", "chip", "current_chip", "Connection", "ChipSelection", "DEFAULT_CHIP_SEED"]
+
+#: Identity of the chip that ``setup()`` uses unless told otherwise (``chip_seed`` or ``select_chip``).
+DEFAULT_CHIP_SEED = 0
+
+
+@dataclass(frozen=True)
+class ChipSelection:
+    """The booked chip: what ``setup()`` uses for every option the call leaves out.
+
+    On hardware the chip is chosen when the job is allocated, outside the PyNN script; here it is
+    chosen with :func:`~cortexsim.backends.brainscales.select_chip`. Protocols that call
+    ``setup(timestep, seed=run_seed)`` again and again (one call per training segment) therefore
+    keep running on one and the same chip while their run seeds vary.
+
+    Attributes mirror the ``setup()`` parameters of the same names.
+    """
+
+    chip: str = "bss2"
+    chip_seed: int = DEFAULT_CHIP_SEED
+    fixed_pattern_noise: bool | float = True
+    trial_noise: float = 0.0
+    quantize_weights: bool = True
+    clip_weights: bool = False
+    calibration: str | None = None
 
 name = "BrainScaleS emulation (NEST)"  # for annotating output data
 state = _nest_simulator.state
@@ -19,10 +45,11 @@ ID = _nest_simulator.ID
 
 
 class _ChipHolder:
-    """Holds the :class:`ChipSession` configured by the last ``setup()``."""
+    """Holds the :class:`ChipSession` configured by the last ``setup()`` and the booked :class:`ChipSelection`."""
 
     def __init__(self):
         self.session: ChipSession | None = None
+        self.selection: ChipSelection = ChipSelection()
 
 
 chip = _ChipHolder()

@@ -149,14 +149,14 @@ def test_weights_are_quantised_on_creation_set_and_single_connection(chip):
 def test_same_seed_same_chip_and_requested_values_are_what_get_returns():
     realised = {}
     for seed in (11, 11, 12):
-        sim.setup(chip="bss2", seed=seed)
+        sim.setup(chip="bss2", chip_seed=seed, seed=seed + 100)
         cells = sim.Population(20, sim.IF_cond_exp(**NEURON))
         assert cells.get("v_rest") == -50.0
         realised.setdefault(seed, []).append(cells.realised_parameters("E_L", "V_th", "g_L", "tau_syn_ex"))
     for name in ("E_L", "V_th", "g_L", "tau_syn_ex"):
         np.testing.assert_array_equal(realised[11][0][name], realised[11][1][name])
         assert not np.allclose(realised[11][0][name], realised[12][0][name])
-    sim.setup(chip="bss2", seed=11, fixed_pattern_noise=False)
+    sim.setup(chip="bss2", chip_seed=11, fixed_pattern_noise=False)
     cells = sim.Population(20, sim.IF_cond_exp(**NEURON))
     np.testing.assert_array_equal(cells.realised_parameters("E_L")["E_L"], -50.0)
 
@@ -176,7 +176,7 @@ def test_trial_noise_changes_between_trials_fixed_pattern_stays():
 
 def test_calibration_compensates_voltage_offsets_and_is_cached(tmp_path):
     path = tmp_path / "chip.json"
-    sim.setup(chip="bss2", seed=21, calibration=path)
+    sim.setup(chip="bss2", chip_seed=21, calibration=path)
     chip = sim.get_chip()
     assert chip.calibration_source.startswith("measured") and path.exists()
     for name in ("E_L", "V_th", "V_reset"):
@@ -185,10 +185,10 @@ def test_calibration_compensates_voltage_offsets_and_is_cached(tmp_path):
         # the residual is limited by the 0.12 mV correction step (uniform: sd 0.035 mV) and the
         # threshold read-out (half a 0.01 ms sample step); nominal offsets are 1.4 - 7 mV
         assert after < 0.1 < before
-    sim.setup(chip="bss2", seed=21, calibration=path)
+    sim.setup(chip="bss2", chip_seed=21, calibration=path)
     assert sim.get_chip().calibration_source.startswith("loaded")
     with pytest.raises(ValueError, match="belongs to chip"):
-        sim.setup(chip="bss2", seed=22, calibration=path)
+        sim.setup(chip="bss2", chip_seed=22, calibration=path)
 
 
 @pytest.mark.parametrize("chip, speedup", [("bss2", 1e3), ("bss1", 1e4)])
@@ -207,3 +207,28 @@ def test_hardware_report(chip, speedup):
     assert report["estimated_wall_time_s"] == pytest.approx(
         spec.configuration_overhead_s + 2 * spec.run_overhead_s + 0.25 / speedup)
     assert report["used_neurons"] == 8 and report["synapse_rows"] == 8 and report["max_fan_in_used"] == 1
+
+
+def test_run_seed_does_not_change_the_chip_and_select_chip_books_one():
+    """Protocols call setup(seed=run_seed) per run: the chip (fixed-pattern noise) must stay the same."""
+    def realised_leak(**options):
+        sim.setup(**options)
+        return sim.Population(5, sim.IF_cond_exp(**NEURON)).realised_parameters("E_L")["E_L"]
+
+    default_chip = realised_leak(seed=1)
+    np.testing.assert_array_equal(default_chip, realised_leak(seed=2))
+    assert sim.get_chip().seed == sim.DEFAULT_CHIP_SEED and sim.get_chip().rng_seed == 2
+    previous = sim.select_chip(chip_seed=9)
+    try:
+        booked = realised_leak(seed=3)
+        np.testing.assert_array_equal(booked, realised_leak(seed=4))
+        np.testing.assert_array_equal(booked, realised_leak(seed=4, chip_seed=9))
+        assert not np.allclose(booked, default_chip)
+        with pytest.raises(ValueError, match="unknown options"):
+            sim.select_chip(chipseed=1)
+        with pytest.raises(ValueError, match="chip_seed"):
+            sim.select_chip(chip_seed=-1)
+    finally:
+        sim.select_chip()
+    assert previous == sim.ChipSelection() == sim.selected_chip()
+    np.testing.assert_array_equal(default_chip, realised_leak(seed=5))

@@ -50,13 +50,13 @@ def _z_scores(first: np.ndarray, second: np.ndarray) -> np.ndarray:
 @pytest.mark.slow
 def test_ideal_chip_fires_like_nest_and_noisy_chip_does_not():
     nest_counts = _spike_counts(pyNN.nest, rng_seed=101, threads=1)
-    ideal_counts = _spike_counts(chip_sim, chip="bss2", seed=7, rng_seed=202,
+    ideal_counts = _spike_counts(chip_sim, chip="bss2", chip_seed=7, seed=202,
                                  fixed_pattern_noise=False, quantize_weights=False)
     assert nest_counts.min() > 20, nest_counts        # enough spikes for the normal approximation
     z_ideal = _z_scores(nest_counts, ideal_counts)
     assert np.all(np.abs(z_ideal) < Z_LIMIT), (nest_counts, ideal_counts, z_ideal)
     assert not np.array_equal(nest_counts, ideal_counts)    # independent noise, not a copy
 
-    noisy_counts = _spike_counts(chip_sim, chip="bss2", seed=7, rng_seed=202)
+    noisy_counts = _spike_counts(chip_sim, chip="bss2", chip_seed=7, seed=202)
     z_noisy = _z_scores(nest_counts, noisy_counts)
     assert np.sum(np.abs(z_noisy) >= Z_LIMIT) >= 5, z_noisy
