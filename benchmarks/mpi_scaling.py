@@ -63,7 +63,7 @@ def worker(args) -> None:
     for network in networks:
         population = network.population
         for train in population.get_data("spikes", gather=False).segments[-1].spiketrains:
-            ids.append(np.full(len(train), int(train.annotations["source_id"])))
+            ids.append(np.full(len(train), int(train.annotations["channel_id"])))  # global cell ID
             times.append(np.asarray(train.magnitude))
     rank, size = sim.rank(), sim.num_processes()
     np.savez(Path(args.out) / f"rank{rank}.npz", ids=np.concatenate(ids), times=np.concatenate(times),
