@@ -47,7 +47,7 @@ from .ensemble_background import (DEFAULT_BACKGROUND, NOISE_MODES, EnsembleBackg
                                   matched_background)
 from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters, NeuronParameters,
                               NoiseParameters, bm_to_lif)
-from .sampling_network import SYNAPSE_KINDS, _synapse_type
+from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
 
 __all__ = ["NOISE_MODES", "EnsembleBackground", "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble",
            "draw_background_sources", "kick_spike_times", "matched_background", "equivalent_noise",
@@ -215,7 +215,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     delay = max(sim.get_min_delay(), sim.get_time_step())
     projections = []
     for pairs, receptor, tau in ((exc_pairs, "excitatory", neuron.tau_syn_E), (inh_pairs, "inhibitory", neuron.tau_syn_I)):
-        synapse = _synapse_type(sim, synapses, tau, delay)
+        synapse = recurrent_synapse_type(sim, synapses, tau, delay)
         projections.append(sim.Projection(population, population,
                                           sim.FromListConnector(pairs, column_names=["weight"]), synapse,
                                           receptor_type=receptor, label=f"{label}_{receptor[:3]}"))

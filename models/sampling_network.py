@@ -32,13 +32,14 @@ from .boltzmann import BoltzmannMachine
 from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters,
                               NeuronParameters, NoiseParameters, bm_to_lif)
 
-__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network"]
+__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type"]
 
 #: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
 SYNAPSE_KINDS = ("renewing", "static")
 
 
-def _synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
+def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
+    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0) or "static"."""
     if kind == "renewing":
         return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
     return sim.StaticSynapse(weight=0.0, delay=delay)
@@ -155,10 +156,10 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     delay = sim.get_min_delay()
     connector = sim.AllToAllConnector(allow_self_connections=False)
     projection_exc = sim.Projection(population, population, connector,
-                                    _synapse_type(sim, synapses, neuron.tau_syn_E, delay),
+                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_E, delay),
                                     receptor_type="excitatory", label=f"{label}_exc")
     projection_inh = sim.Projection(population, population, connector,
-                                    _synapse_type(sim, synapses, neuron.tau_syn_I, delay),
+                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_I, delay),
                                     receptor_type="inhibitory", label=f"{label}_inh")
     network = SamplingNetwork(sim, population, projection_exc, projection_inh, bm, lif, fit, neuron,
                               noise, synapses)
