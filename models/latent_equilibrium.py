@@ -79,6 +79,9 @@ class LEParameters:
         explicit scheme: every neuron uses the errors of the previous step (the scheme the Brian2
         equations implement).  K > 1 solves the instantaneous error equations within the step by K
         (relaxed) fixed-point iterations, so errors do not lag the input by a step.
+    eta_layer_factors : tuple of float
+        Per-weight-layer factors (>= 0, first layer first) multiplying ``eta`` and ``eta_bias``;
+        empty (default) means 1 for every layer.
     error_relaxation : float
         gamma in (0, 1]: each sweep moves the errors by gamma times (new - old) errors.  1 is a plain
         fixed-point sweep; gamma < 1 damps the period-2 oscillation of the sweep that appears when
@@ -99,6 +102,7 @@ class LEParameters:
     feedback_seed: int = 0
     error_iterations: int = 1
     error_relaxation: float = 1.0
+    eta_layer_factors: tuple = ()
 
     def __post_init__(self):
         if not self.tau > 0:
@@ -116,6 +120,8 @@ class LEParameters:
             raise ValueError(f"error_iterations must be an integer >= 1, got {self.error_iterations}")
         if not 0 < self.error_relaxation <= 1:
             raise ValueError(f"error_relaxation must lie in (0, 1], got {self.error_relaxation}")
+        if not all(f >= 0 for f in self.eta_layer_factors):
+            raise ValueError(f"eta_layer_factors must all be >= 0, got {self.eta_layer_factors}")
         if not 0 <= self.interneuron_nudging < 1:
             raise ValueError(f"interneuron_nudging must lie in [0, 1), got {self.interneuron_nudging}")
 
@@ -156,6 +162,9 @@ class LatentEquilibrium:
         self.weights = [np.stack([n.weights[l] for n in nets]).astype(float) for l in range(len(sizes) - 1)]
         self.biases = [np.stack([n.biases[l] for n in nets]).astype(float) for l in range(len(sizes) - 1)]
         self.n_networks = len(nets)
+        if params.eta_layer_factors and len(params.eta_layer_factors) != len(sizes) - 1:
+            raise ValueError(f"eta_layer_factors must have {len(sizes) - 1} entries (one per weight layer), "
+                             f"got {len(params.eta_layer_factors)}")
         self.reset_state()
         if params.errors == "microcircuit":
             self._init_microcircuit()
@@ -240,9 +249,10 @@ class LatentEquilibrium:
         # 4. plasticity with the new errors and rates, 5. membrane update (Euler, old biases)
         drive = [i + b + e for i, b, e in zip(self.inputs, self.biases, self.errors)]
         if learn and (p.eta > 0 or p.eta_bias > 0):
+            factors = p.eta_layer_factors or (1.0,) * n
             for l in range(n):
-                self.weights[l] += p.dt * p.eta * _outer(self.errors[l], rates_new[l])
-                self.biases[l] = self.biases[l] + p.dt * p.eta_bias * self.errors[l]
+                self.weights[l] += p.dt * p.eta * factors[l] * _outer(self.errors[l], rates_new[l])
+                self.biases[l] = self.biases[l] + p.dt * p.eta_bias * factors[l] * self.errors[l]
         for l in range(n):
             self.u[l] += p.dt / p.tau * (drive[l] - self.u[l])
         if p.errors == "microcircuit" and p.feedback == "transpose":

@@ -68,7 +68,9 @@ def simulate_brian2(network: LayeredNetwork, params: LEParameters, inputs: np.nd
     network : LayeredNetwork
         Initial weights and biases (not modified).
     params : LEParameters
-        Dynamics and learning parameters; ``errors`` must be "direct".
+        Dynamics and learning parameters; ``errors`` must be "direct" and the scheme explicit
+        (``error_iterations=1``, ``error_relaxation=1``, no ``eta_layer_factors``): the Brian2 equations
+        follow the explicit numpy scheme, where each neuron uses the errors of the previous step.
     inputs : ndarray, shape (n_steps, n_in)
         Input rates, one row per time step.
     targets : ndarray, shape (n_steps, n_out), or None
@@ -88,6 +90,10 @@ def simulate_brian2(network: LayeredNetwork, params: LEParameters, inputs: np.nd
 
     if params.errors != "direct":
         raise ValueError(f"the Brian2 version implements errors='direct' only, got {params.errors!r}")
+    if params.error_iterations != 1 or params.error_relaxation != 1.0 or params.eta_layer_factors:
+        raise ValueError("the Brian2 version implements the explicit scheme only (error_iterations=1, "
+                         "error_relaxation=1, eta_layer_factors=()); got "
+                         f"{params.error_iterations}, {params.error_relaxation}, {params.eta_layer_factors}")
     inputs = np.atleast_2d(np.asarray(inputs, dtype=float))
     n_steps = inputs.shape[0]
     if inputs.shape[1] != network.sizes[0]:

@@ -84,6 +84,8 @@ class LagrangianConfig:
         see :class:`cortexsim.models.latent_equilibrium.LEParameters`).
     error_relaxation : float
         Relaxation factor in (0, 1] of each error sweep.
+    hidden_lr_factor : float
+        Factor (> 0) multiplying the learning rate of the input-to-hidden weights and hidden biases.
     """
 
     task: str
@@ -108,6 +110,7 @@ class LagrangianConfig:
     init_hidden_bias: float = 0.0
     error_iterations: int = 1
     error_relaxation: float = 1.0
+    hidden_lr_factor: float = 1.0
 
     def __post_init__(self):
         if self.task not in TASKS:
@@ -123,7 +126,7 @@ class LagrangianConfig:
             raise ValueError(f"lr_decay must lie in (0, 1], got {self.lr_decay}")
         if not self.init_hidden_bias >= 0:
             raise ValueError(f"init_hidden_bias must be >= 0, got {self.init_hidden_bias}")
-        for name in ("tau", "lr", "beta", "dt_max", "init_input_scale"):
+        for name in ("tau", "lr", "beta", "dt_max", "init_input_scale", "hidden_lr_factor"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
 
@@ -144,7 +147,8 @@ class LagrangianConfig:
                             prospective=self.dynamics == "latent_equilibrium", errors=self.errors,
                             eta_ip=eta if self.errors == "microcircuit" else 0.0,
                             eta_pi=eta if self.errors == "microcircuit" else 0.0,
-                            error_iterations=self.error_iterations, error_relaxation=self.error_relaxation)
+                            error_iterations=self.error_iterations, error_relaxation=self.error_relaxation,
+                            eta_layer_factors=() if self.hidden_lr_factor == 1.0 else (self.hidden_lr_factor, 1.0))
 
 
 @dataclass

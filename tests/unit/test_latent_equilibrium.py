@@ -184,3 +184,27 @@ def test_error_iteration_parameters_validated():
         LEParameters(error_relaxation=0.0)
     with pytest.raises(ValueError, match="error_relaxation"):
         LEParameters(error_relaxation=1.5)
+
+
+def test_eta_layer_factors_scale_each_layers_update():
+    net = small_net(2)
+    rng = np.random.default_rng(2)
+    x, t = rng.uniform(0, 1, 4), rng.uniform(0, 1, 3)
+
+    def changes(factors):
+        sim = LatentEquilibrium(net, LEParameters(tau=10.0, dt=1.0, beta=0.5, eta=0.1, eta_bias=0.1,
+                                                  eta_layer_factors=factors))
+        sim.present(x, t, 1)
+        return [w[0] - w0 for w, w0 in zip(sim.weights + sim.biases, net.weights + net.biases)]
+
+    base, scaled = changes(()), changes((2.0,) + (1.0,) * (len(net.weights) - 1))
+    assert np.max(np.abs(base[0])) > 1e-6
+    # one step: errors are computed before the weights change, so the first layer's update is exactly
+    # doubled and the other layers' updates are unchanged (round-off only)
+    np.testing.assert_allclose(scaled[0], 2 * base[0], rtol=1e-12, atol=1e-15)
+    for a, b in zip(scaled[1:len(net.weights)], base[1:len(net.weights)]):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-15)
+    with pytest.raises(ValueError, match="eta_layer_factors"):
+        LatentEquilibrium(net, LEParameters(eta_layer_factors=(1.0,)))
+    with pytest.raises(ValueError, match="eta_layer_factors"):
+        LEParameters(eta_layer_factors=(-1.0, 1.0))

@@ -39,3 +39,11 @@ def test_unknown_activation_and_error_mode_rejected():
     net = LayeredNetwork.random([2, 3, 2], seed=0)
     with pytest.raises(ValueError, match="errors"):
         simulate_brian2(net, LEParameters(errors="microcircuit"), np.zeros((2, 2)), None)
+
+
+def test_brian2_rejects_non_explicit_schemes():
+    net = LayeredNetwork.random([2, 3, 2], seed=0)
+    for params in (LEParameters(error_iterations=2), LEParameters(error_relaxation=0.5),
+                   LEParameters(eta_layer_factors=(2.0, 1.0))):
+        with pytest.raises(ValueError, match="explicit scheme"):
+            simulate_brian2(net, params, np.zeros((2, 2)), None)
