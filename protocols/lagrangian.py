@@ -303,8 +303,9 @@ def _cli_handler(args: argparse.Namespace) -> int:
 def task_defaults(task: str) -> dict:
     """Network size and learning settings per task (the ones benchmarks/lagrangian_*.py use)."""
     if task == "yinyang":
-        return {"hidden": 120, "n_train": 3000, "n_test": 1000, "lr": 0.03, "min_steps": 3, "epochs": 300,
-                "init_input_scale": 6.0, "init_hidden_bias": 3.0, "eval_every": 25, "lr_decay": 0.995}
+        return {"hidden": 120, "n_train": 3000, "n_test": 1000, "lr": 0.05, "min_steps": 3, "dt_max": 0.5,
+                "epochs": 80, "init_input_scale": 10.0, "init_hidden_bias": 5.0, "eval_every": 10,
+                "lr_decay": 0.97, "hidden_lr_factor": 10.0, "error_iterations": 3, "error_relaxation": 0.7}
     if task == "digits":
         return {"hidden": 100, "n_test": 360, "lr": 0.05, "min_steps": 5, "epochs": 50}
     return {"hidden": 30, "n_train": 24, "n_test": 48, "noise": 0.1, "lr": 0.3, "dt_max": 1.0, "epochs": 200,

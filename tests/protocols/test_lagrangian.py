@@ -16,6 +16,13 @@ def test_config_rejects_bad_values():
         LagrangianConfig(task="bars", t_pres=0.0, seed=0)
     with pytest.raises(ValueError, match="lr_decay"):
         LagrangianConfig(task="bars", t_pres=1.0, seed=0, lr_decay=1.5)
+    with pytest.raises(ValueError, match="hidden_lr_factor"):
+        LagrangianConfig(task="bars", t_pres=1.0, seed=0, hidden_lr_factor=0.0)
+    with pytest.raises(ValueError, match="error_iterations"):
+        LagrangianConfig(task="bars", t_pres=1.0, seed=0, error_iterations=0).parameters()
+    params = LagrangianConfig(task="yinyang", t_pres=2.0, seed=0, hidden_lr_factor=10.0, error_iterations=3,
+                              error_relaxation=0.7).parameters()
+    assert params.eta_layer_factors == (10.0, 1.0) and params.error_iterations == 3
     cfg = LagrangianConfig(task="bars", t_pres=30.0, seed=0, dt_max=1.0, min_steps=10)
     assert cfg.n_steps == 30 and cfg.dt == pytest.approx(1.0)
 
