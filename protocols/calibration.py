@@ -7,7 +7,8 @@ Each neuron of one population gets a different leak potential E_l and the same P
 leak potentials across it.
 
 Results are cached in a JSON file keyed by everything that changes the answer (backend, neuron and
-noise parameters, dt, sweep settings): a changed key recalibrates, an unchanged one reuses.
+noise parameters, dt, sweep settings, and the device if the backend has a ``device_identity()``, such
+as an emulated chip): a changed key recalibrates, an unchanged one reuses.
 """
 
 from __future__ import annotations
@@ -167,7 +168,11 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
         Print what is being measured.
     """
     cache_path = Path(cache_path) if cache_path is not None else default_cache_path()
+    sim = load_backend(config.backend)
     key = f"{config.backend}:{config.cache_key()}"
+    device = getattr(sim, "device_identity", None)   # backends whose device changes the answer (a chip)
+    if device is not None:
+        key += f":{device()}"
     if use_cache:
         entry = _load_cache(cache_path).get(key)
         if entry is not None:
@@ -175,7 +180,6 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
                                      np.asarray(entry["e_leak"]), np.asarray(entry["p_on"]), True,
                                      0.0, entry.get("versions", {}))
     start = time.perf_counter()
-    sim = load_backend(config.backend)
     guess = _analytic_guess(config.neuron, config.noise)
     coarse_e = np.linspace(guess - config.coarse_half_width_mv, guess + config.coarse_half_width_mv,
                            config.coarse_points)

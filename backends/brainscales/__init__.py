@@ -47,7 +47,8 @@ from .standardmodels import (TsodyksMarkramSynapse, DCSource, ACSource,  # noqa:
 from .populations import Population, PopulationView, Assembly        # noqa: F401
 from .projections import Projection                                  # noqa: F401
 from .control import (setup, run, run_until, run_for, reset, end,    # noqa: F401
-                      get_hardware_report, get_chip, select_chip, selected_chip)
+                      get_hardware_report, get_chip, select_chip, selected_chip,
+                      device_identity)
 from .emulator import ChipSelection, DEFAULT_CHIP_SEED               # noqa: F401
 
 create = _common.build_create(Population)

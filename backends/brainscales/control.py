@@ -13,7 +13,7 @@ from .emulator import ChipSelection
 from .chips import chip_spec
 from .errors import UnsupportedFeatureError
 
-__all__ = ["setup", "select_chip", "selected_chip", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
+__all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
 
 _DEFAULT_TIMESTEP = 0.1
 
@@ -69,6 +69,12 @@ def select_chip(**options) -> ChipSelection:
 def selected_chip() -> ChipSelection:
     """The chip booked with :func:`select_chip` (the defaults of ``setup()``)."""
     return emulator.chip.selection
+
+
+def device_identity() -> str:
+    """The booked chip as a string (for caches of results measured on it, e.g. activation fits)."""
+    selection = emulator.chip.selection
+    return ",".join(f"{name}={getattr(selection, name)}" for name in ChipSelection.__dataclass_fields__)
 
 
 def _check_seed(name: str, value) -> None:
