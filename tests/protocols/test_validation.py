@@ -2,7 +2,6 @@
 vs Brian2 run that agrees for the same model and flags a model altered on one backend."""
 
 import json
-import os
 import textwrap
 from pathlib import Path
 
@@ -15,20 +14,24 @@ from cortexsim.protocols.validation import (EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMP
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "validate_balanced_ei.py"
 
-# A small, uncoupled variant of the balanced E/I example (in-degrees 0): 100 neurons driven by
-# excitatory and inhibitory Poisson background near threshold (low-conductance regime, where tau_m
-# matters). PyNN's Brian2 Projection connects one neuron at a time, so a coupled network is too
-# slow for the test budget; the coupled example is measured by `cortexsim validate` (see report).
+# A small, uncoupled, near-threshold variant of the balanced E/I example, where tau_m matters.
+# In the full example (high-conductance balanced state: recurrent inhibitory conductance >> leak
+# conductance cm/tau_m = 10 nS) tau_m x 1.2 has no real effect (measured with R = 5, NEST vs Brian2:
+# rate 10.37 vs 10.68 Hz, CV 1.13 vs 1.13, nothing flagged), so it cannot show that a real difference
+# is caught. Here the only input is weak excitatory Poisson background (1000 Hz x 0.375 nS: mean
+# conductance 1.9 nS, mean potential ~0.5 mV below threshold), so lengthening tau_m by 20 % (leak
+# 10 -> 8.3 nS) pushes the mean potential above threshold: measured on NEST, 3 seeds, rate
+# 11.1 -> 18.4 Hz and CV 0.54 -> 0.39, against a run-to-run spread of ~0.3 Hz and ~0.03.
 SMALL_MODEL = f"""
 import importlib.util
 spec = importlib.util.spec_from_file_location("balanced_ei_example", {str(EXAMPLE)!r})
 example = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(example)
 PARAMETERS = dict(example.PARAMETERS, n_excitatory=80, n_inhibitory=20, in_degree_excitatory=0,
-                  in_degree_inhibitory=0, n_recorded_v=5, background_rate_hz=800.0,
-                  background_weight_uS=0.002, background_inhibitory_rate_hz=200.0,
-                  background_inhibitory_weight_uS=0.005)
-DURATION_MS = 600.0
+                  in_degree_inhibitory=0, n_recorded_v=5, background_rate_hz=1000.0,
+                  background_weight_uS=0.000375, background_inhibitory_rate_hz=0.0,
+                  background_inhibitory_weight_uS=0.0)
+DURATION_MS = 1100.0
 TRANSIENT_MS = 100.0
 
 def build(sim, rng=None):
@@ -99,26 +102,23 @@ def test_config_rejects_bad_values():
     assert Alteration.parse("brian2:tau_m=1.2") == Alteration("brian2", "tau_m", 1.2)
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(os.environ.get("CORTEXSIM_SLOW_TESTS") != "1",
-                    reason="~15 min with PyNN's per-neuron Brian2 connect on a loaded 2-core machine; "
-                           "set CORTEXSIM_SLOW_TESTS=1 to run it")
 def test_nest_and_brian2_agree_and_an_altered_model_is_flagged(tmp_path):
-    # Measured 2026-11-30: the "same model agrees" half passes; the altered half FAILS on this small
-    # uncoupled model (tau_m x 1.2 changes its rate by only ~6 % and its CV by ~2 %, inside the
-    # run-to-run tolerance of R = 4 runs). Kept as the acceptance check of issue 6, not yet met here.
+    # R = 5 runs per backend; tolerances come from the run-to-run spread (Welch t-tests, Holm over
+    # the 14 statistics at alpha = 0.05), so this test asserts only the verdicts of `validate`.
     path = write_model(tmp_path, SMALL_MODEL)
-    same = validate(path, ValidationConfig(seed=11, backends=("nest", "brian2"), repeats=4),
+    same = validate(path, ValidationConfig(seed=11, backends=("nest", "brian2"), repeats=5),
                     out_dir=tmp_path / "same")
     tested = [c for c in same.comparisons if c.verdict in ("agree", "differ")]
     assert len(tested) == 14  # rate, CV, Fano, correlation, CCH, Vm mean/std for two populations
     assert [f"{c.population}/{c.statistic}" for c in tested if c.verdict == "differ"] == []
     assert same.exit_code == EXIT_AGREE
 
-    altered = validate(path, ValidationConfig(seed=11, backends=("nest", "brian2"), repeats=4,
+    altered = validate(path, ValidationConfig(seed=11, backends=("nest", "brian2"), repeats=5,
                                               alterations=(Alteration("brian2", "tau_m", 1.2),)),
                        out_dir=tmp_path / "altered")
     flagged = {(c.population, c.statistic) for c in altered.comparisons if c.verdict == "differ"}
+    for c in same.comparisons + altered.comparisons:  # shown with pytest -s or on failure
+        print(f"{c.population}/{c.statistic}: {c.mean_a:.4g} vs {c.mean_b:.4g}, p_adj {c.p_adjusted:.3g}, {c.verdict}")
     for population in ("excitatory", "inhibitory"):
         assert (population, "rate_hz") in flagged
         assert (population, "cv_isi") in flagged
