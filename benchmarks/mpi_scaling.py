@@ -1,6 +1,6 @@
 """Benchmark: one ensemble of sampling networks on PyNN/NEST under ``mpirun -np 1`` and ``-np 2``.
 
-An ensemble of M sampling networks of N neurons (random BMs, renewing synapses, NEST Poisson noise)
+An ensemble of M sampling networks of N neurons (random BMs, static synapses, NEST Poisson noise)
 plus random sparse excitatory/inhibitory connections between networks (PyNN
 ``FixedProbabilityConnector`` with a parallel-safe ``NumpyRNG``), T ms, spikes recorded. The driver
 (this script without ``--worker``) runs ``mpirun -np P python mpi_scaling.py --worker`` for each P;
@@ -41,17 +41,36 @@ def worker(args) -> None:
     from cortexsim.backends import load_backend
     from cortexsim.models.boltzmann import random_bm
     from cortexsim.models.lif_translation import ActivationFit
-    from cortexsim.models.sampling_network import build_sampling_network
+    from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, bm_to_lif
 
     sim = load_backend("nest")
     start = time.perf_counter()
     sim.setup(timestep=0.1, seed=args.seed, threads=args.threads)
     fit = ActivationFit(*FIT)
-    networks = [build_sampling_network(sim, random_bm(args.neurons, seed=k), fit, label=f"net{k}")
-                for k in range(args.networks)]
-    ensemble = networks[0].population
-    for network in networks[1:]:
-        ensemble = ensemble + network.population
+    # Weights go in at connection time (FromListConnector) and synapses are static: NEST refuses lists
+    # of synapse values in SetStatus under MPI, which Projection.set (build_sampling_network's set_lif)
+    # and PyNN's first Connect of a Tsodyks-Markram projection use.
+    populations = []
+    for k in range(args.networks):
+        bm = random_bm(args.neurons, seed=k)
+        lif = bm_to_lif(bm, DEFAULT_NEURON, DEFAULT_NOISE, fit)
+        cells = DEFAULT_NEURON.as_pynn()
+        cells["v_rest"] = lif.e_leak
+        population = sim.Population(args.neurons, sim.IF_cond_exp(**cells), label=f"net{k}")
+        population.initialize(v=lif.e_leak)
+        population.record("spikes")
+        pre, post = np.nonzero(~np.eye(args.neurons, dtype=bool))
+        for receptor, weights in (("excitatory", lif.excitatory_weights), ("inhibitory", lif.inhibitory_weights)):
+            connections = [(int(i), int(j), float(weights[i, j]), 0.1) for i, j in zip(pre, post)]
+            sim.Projection(population, population, sim.FromListConnector(connections, column_names=["weight", "delay"]),
+                           sim.StaticSynapse(),
+                           receptor_type=receptor)
+        sim.add_poisson_background(population, DEFAULT_NOISE.rate_exc, DEFAULT_NOISE.rate_inh,
+                                   DEFAULT_NOISE.weight_exc, DEFAULT_NOISE.weight_inh)
+        populations.append(population)
+    ensemble = populations[0]
+    for population in populations[1:]:
+        ensemble = ensemble + population
     rng = NumpyRNG(seed=args.seed, parallel_safe=True)
     for receptor, weight in (("excitatory", 0.0005), ("inhibitory", 0.0005)):
         sim.Projection(ensemble, ensemble, sim.FixedProbabilityConnector(0.01, rng=rng),
@@ -60,8 +79,7 @@ def worker(args) -> None:
     sim.run(args.duration)
     ran = time.perf_counter()
     ids, times = [], []
-    for network in networks:
-        population = network.population
+    for population in populations:
         for train in population.get_data("spikes", gather=False).segments[-1].spiketrains:
             ids.append(np.full(len(train), int(train.annotations["channel_id"])))  # global cell ID
             times.append(np.asarray(train.magnitude))
