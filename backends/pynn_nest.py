@@ -73,6 +73,21 @@ class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse, _NESTSynap
 class Projection(_pynn_nest.Projection):
     __doc__ = _pynn_nest.Projection.__doc__
 
+    @property
+    def nest_connections(self):
+        """This projection's connections, read from NEST on every use.
+
+        PyNN caches them behind one global "stale" flag that the first projection to refresh clears,
+        so another projection can keep a SynapseCollection from before NEST re-sorted its connections
+        (after new connections and a Simulate) and read or write the wrong synapses (seen: weights
+        of another projection returned by ``get``).
+        """
+        if not self._sources:
+            return []
+        return nest.GetConnections(nest.NodeCollection(sorted(self._sources)),
+                                   synapse_model=self.nest_synapse_model,
+                                   synapse_label=self.nest_synapse_label)
+
     def _value_list_to_array(self, attributes):
         """PyNN reads every weight from NEST here; only lists need that (to know which entries exist)."""
         if any(isinstance(v, list) or (isinstance(v, np.ndarray) and v.ndim == 1) for v in attributes.values()):
@@ -106,7 +121,9 @@ class Projection(_pynn_nest.Projection):
             if name == "weight" and self.receptor_type == "inhibitory" and self.post.conductance_based:
                 value = -value  # NEST's conductance-based inhibitory weights are negative
             update[name] = np.ascontiguousarray(value, dtype=float).tolist()
-        connections.set(update)
+        # A list of per-connection dicts: NEST's SynapseCollection.set then skips two kernel-status
+        # queries that a dict of lists costs (several ms each, growing with simulated time).
+        connections.set([dict(zip(update, values)) for values in zip(*update.values())])
         return None
 
 
