@@ -81,7 +81,7 @@ def checks(runs: dict) -> dict:
                           "max_abs_per_seed_change": float(np.max(np.abs(a100 - a10))),
                           "seed_std_tau10": float(a10.std(ddof=1)),
                           "change_below_seed_spread": bool(abs(a100.mean() - a10.mean()) < a10.std(ddof=1))}
-    for name in ("yinyang_original", "digits_le", "digits_original"):
+    for name in ("yinyang_le_explicit", "yinyang_original", "digits_le", "digits_original"):
         if name in runs:
             acc = np.array(runs[name]["realtime_test_accuracy"])
             out[name] = {"mean": float(acc.mean()), "std": float(acc.std(ddof=1)),
@@ -103,6 +103,8 @@ def plot(runs: dict, path: Path) -> None:
             acc = 100 * np.array(run["curve_realtime_accuracy"])
             c = run["config"]
             label = f"{c['dynamics']}, tau={c['tau']:g} ms"
+            if c.get("error_iterations", 1) > 1:
+                label += f", {c['error_iterations']} error sweeps"
             ax.errorbar(run["curve_epochs"], acc.mean(1), yerr=acc.std(1, ddof=1), capsize=2, marker=".",
                         label=label)
         ax.set(xlabel="epoch", ylabel="real-time test accuracy (%)", ylim=(0, 102),
