@@ -32,6 +32,7 @@ Writes ``benchmarks/results/hw_in_the_loop.json``.
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -79,6 +80,9 @@ def main() -> int:
     parser.add_argument("--n-bms", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path("out/hw_in_the_loop"))
     parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--reference-from", type=Path, default=None,
+                        help="take the software and naive conditions from this earlier results file "
+                             "(same seeds, chip and eval time required; both are deterministic)")
     args = parser.parse_args()
 
     start = time.perf_counter()
@@ -92,20 +96,31 @@ def main() -> int:
     eval_seed = derived_seed(args.seed, 1, 0)      # the protocol's seed for its initial evaluation
     conditions = {}
 
-    tic = time.perf_counter()
-    nest_config = replace(config, backend="nest")
-    rows = _evaluate(nest_config, load_backend("nest"), software_fit, targets, targets, args.eval_ms, eval_seed)
-    conditions["software_nest"] = _condition(rows, time.perf_counter() - tic)
+    reference = None
+    if args.reference_from is not None:
+        reference = json.loads(args.reference_from.read_text())
+        same = (reference["seeds"]["run"] == args.seed and reference["seeds"]["chip"] == args.chip_seed
+                and reference["eval_ms"] == args.eval_ms and len(reference["seeds"]["target_bms"]) == args.n_bms)
+        if not same:
+            raise ValueError(f"--reference-from {args.reference_from}: other seeds, chip, eval time or BMs")
+        for name in ("software_nest", "naive"):
+            conditions[name] = dict(reference["conditions"][name], reused_from=str(args.reference_from))
+    if reference is None:
+        tic = time.perf_counter()
+        nest_config = replace(config, backend="nest")
+        rows = _evaluate(nest_config, load_backend("nest"), software_fit, targets, targets, args.eval_ms, eval_seed)
+        conditions["software_nest"] = _condition(rows, time.perf_counter() - tic)
     print(f"software (NEST) translation: median D_KL {conditions['software_nest']['median_dkl']:.4f}", flush=True)
 
     chip = load_backend("brainscales")
     previous = chip.select_chip(chip="bss2", chip_seed=args.chip_seed, fixed_pattern_noise=True,
                                 calibration=None)
     try:
-        tic = time.perf_counter()
-        rows = _evaluate(config, chip, software_fit, targets, targets, args.eval_ms, eval_seed)
-        report_naive = chip.get_hardware_report()
-        conditions["naive"] = _condition(rows, time.perf_counter() - tic, hardware_report=report_naive)
+        if reference is None:
+            tic = time.perf_counter()
+            rows = _evaluate(config, chip, software_fit, targets, targets, args.eval_ms, eval_seed)
+            conditions["naive"] = _condition(rows, time.perf_counter() - tic,
+                                             hardware_report=chip.get_hardware_report())
         print(f"naive translation on chip {args.chip_seed}: median D_KL {conditions['naive']['median_dkl']:.4f}",
               flush=True)
 
