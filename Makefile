@@ -28,3 +28,18 @@ test: $(STAMP)
 
 clean:
 	rm -rf out .pytest_cache
+
+# NEST with MPI (the PyPI wheel has none), built from its source distribution into .venv, with
+# Debian's OpenMPI. Takes long on 2 cores; a reduced model set builds faster, e.g.
+#   make nest-mpi NEST_MODELS="iaf_cond_exp;poisson_generator;parrot_neuron;spike_recorder;multimeter;static_synapse;tsodyks2_synapse"
+# Then: mpirun --allow-run-as-root -np 2 .venv/bin/python benchmarks/mpi_scaling.py --worker ...
+NEST_VERSION ?= 3.10.0
+NEST_MODELS  ?=
+NEST_JOBS    ?= 2
+.PHONY: nest-mpi
+nest-mpi: $(STAMP)
+	command -v mpirun >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libopenmpi-dev openmpi-bin libgsl-dev libltdl-dev libboost-dev)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" CMAKE_BUILD_PARALLEL_LEVEL=$(NEST_JOBS) \
+	CMAKE_ARGS="-Dwith-mpi=ON -Dwith-openmp=ON $(if $(NEST_MODELS),-Dwith-models=$(NEST_MODELS))" \
+	$(PY) -m pip install --force-reinstall --no-deps --no-binary nest-simulator "nest-simulator==$(NEST_VERSION)"
+	$(PY) -c "import nest; assert nest.build_info['have_mpi']; print('NEST', nest.__version__, 'with MPI')"

@@ -157,6 +157,27 @@ class Projection(_pynn_brian2.Projection):
         """The equations above need no tau_syn (PyNN's version of this method fails, references §7)."""
 
 
+class Recorder(_pynn_brian2.recording.Recorder):
+    __doc__ = _pynn_brian2.recording.Recorder.__doc__
+
+    def _clear_simulator(self):
+        """Delete recorded data; unlike PyNN 0.13, also reset the monitors' event/sample counter ``N``.
+
+        PyNN only resizes the monitors, so the next recording is written after the old count and a
+        second ``get_data(clear=True)`` fails ("spike before t_start"), which breaks training loops.
+        """
+        for device in self._devices.values():
+            device.resize(0)
+            device.variables["N"].set_value(0)
+            if "count" in device.variables:
+                device.variables["count"].set_value(0)
+
+
+class Population(_pynn_brian2.Population):
+    __doc__ = _pynn_brian2.Population.__doc__
+    _recorder_class = Recorder
+
+
 def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | None = None, **extra_params):
     """``pyNN.brian2.setup``, plus ``seed`` (int) seeding Brian2's random number generators."""
     result = _pynn_brian2.setup(timestep=timestep, min_delay=min_delay, **extra_params)
