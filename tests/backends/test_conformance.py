@@ -108,3 +108,21 @@ def test_brian2_batched_projection_equals_pynn_per_cell_connection():
         sim.end()
     for batched, per_cell in zip(*results):
         np.testing.assert_array_equal(batched, per_cell)
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_recordings_can_be_cleared_between_runs(backend):
+    """Training loops read and clear spikes every iteration (PyNN 0.13's Brian2 recorder could not)."""
+    sim = load_backend(backend)
+    sim.setup(timestep=0.1, seed=1)
+    population = sim.Population(3, sim.IF_cond_exp(i_offset=1.0))
+    population.record("spikes")
+    counts = []
+    for segment in range(3):
+        sim.run(100.0)
+        trains = population.get_data("spikes", clear=True).segments[0].spiketrains
+        times = np.concatenate([np.asarray(st.rescale("ms")) for st in trains])
+        assert times.size > 0 and times.min() >= 100.0 * segment and times.max() <= 100.0 * (segment + 1)
+        counts.append(times.size)
+    sim.end()
+    assert min(counts) > 0
