@@ -19,12 +19,9 @@ current sources
 
 from __future__ import annotations
 
-import nest
 from pyNN.nest.standardmodels import electrodes as _nest_electrodes
-from pyNN.nest.synapses import NESTSynapseMixin
-from pyNN.standardmodels import build_translations
-from pyNN.standardmodels import synapses as _abstract_synapses
 
+from ..pynn_nest import TsodyksMarkramSynapse as _NestTsodyksMarkram
 from . import emulator
 from .errors import UnsupportedFeatureError
 
@@ -37,29 +34,13 @@ def _chip_name() -> str:
     return session.spec.name if session is not None else "brainscales"
 
 
-class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse, NESTSynapseMixin):
+class TsodyksMarkramSynapse(_NestTsodyksMarkram):
     """Depressing or facilitating synapse (PyNN units: weight uS, delay ms, U, tau_rec ms, tau_facil ms).
 
     On the chip a synapse row is either depressing (tau_facil = 0) or facilitating (tau_rec at most
-    one time step), not both. Every synapse starts fully recovered (u = U, x = 1).
+    one time step), not both. The engine underneath is the NEST backend's ``tsodyks2_synapse``
+    mapping (every synapse starts fully recovered, u = U, x = 1).
     """
-
-    translations = build_translations(
-        ("weight", "weight", 1000.0),
-        ("delay", "delay"),
-        ("U", "U"),
-        ("tau_rec", "tau_rec"),
-        ("tau_facil", "tau_fac"),
-    )
-    nest_name = "tsodyks2_synapse"
-
-    def _get_nest_synapse_model(self):
-        name = super()._get_nest_synapse_model()
-        utilisation = self.native_parameters["U"]
-        if utilisation.is_homogeneous:
-            utilisation.shape = (1,)
-            nest.SetDefaults(name, {"u": float(utilisation.evaluate(simplify=True)), "x": 1.0})
-        return name
 
 
 def _unsupported_current_source(base: type) -> type:
