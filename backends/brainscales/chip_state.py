@@ -16,10 +16,15 @@ import numpy as np
 from .chips import ChipSpec
 from .errors import ChipLimitError
 
-__all__ = ["ChipSession", "draw_fixed_pattern_noise", "CALIBRATED_PARAMETERS"]
+__all__ = ["ChipSession", "draw_fixed_pattern_noise", "CALIBRATED_PARAMETERS", "CALIBRATED_FACTORS"]
 
 #: Native parameters whose offsets a calibration can compensate (additive voltage offsets).
 CALIBRATED_PARAMETERS = ("E_L", "V_th", "V_reset")
+
+#: Multiplicative deviations a calibration can compensate: leak conductance, membrane capacitance,
+#: synaptic time constants and synaptic input gains (per-neuron bias currents / capacitor settings
+#: on the chip). The correction is a factor; the realised value is requested x deviation / factor.
+CALIBRATED_FACTORS = ("g_L", "C_m", "tau_syn_ex", "tau_syn_in", "gain_exc", "gain_inh")
 
 #: Fixed-pattern noise draws are truncated at this many standard deviations.
 TRUNCATION_SD = 3.0
@@ -110,6 +115,7 @@ class ChipSession:
             raise ValueError(f"trial_noise must be finite and >= 0, got {self.trial_noise}")
         self.fixed_pattern = draw_fixed_pattern_noise(self.spec, self.seed, self.fpn_scale)
         self.calibration = {name: np.zeros(self.spec.n_neurons) for name in CALIBRATED_PARAMETERS}
+        self.calibration.update({name: np.ones(self.spec.n_neurons) for name in CALIBRATED_FACTORS})
         self.trial = self._no_trial_noise()
         self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
         self._trial_rng = np.random.default_rng(np.random.SeedSequence([int(self.rng_seed), 0x7121A1]))
@@ -172,6 +178,8 @@ class ChipSession:
                         values = values - self.calibration[name][circuits]
                 else:
                     values = values * self.fixed_pattern[name][circuits] * self.trial[name][circuits]
+                    if name in self.calibration:
+                        values = values / self.calibration[name][circuits]
             realised[name] = values
         if "V_peak" in realised and "V_th" in realised:
             self._keep_below(realised, "V_th", realised["V_peak"] - 0.1, circuits)
@@ -191,15 +199,21 @@ class ChipSession:
         name = "gain_exc" if receptor_type == "excitatory" else "gain_inh"
         if name not in self.fixed_pattern:
             return np.ones(len(circuits))
-        return self.fixed_pattern[name][circuits]
+        return self.fixed_pattern[name][circuits] / self.calibration[name][circuits]
 
     def set_calibration(self, corrections: dict[str, np.ndarray], source: str) -> None:
-        """Install calibration corrections (mV per circuit) for :data:`CALIBRATED_PARAMETERS`."""
-        for name in CALIBRATED_PARAMETERS:
+        """Install calibration corrections per circuit: offsets (mV) for :data:`CALIBRATED_PARAMETERS`,
+        factors (> 0) for :data:`CALIBRATED_FACTORS` (a missing factor stays 1: not compensated)."""
+        for name in CALIBRATED_PARAMETERS + CALIBRATED_FACTORS:
+            if name not in corrections and name in CALIBRATED_FACTORS:
+                self.calibration[name] = np.ones(self.spec.n_neurons)
+                continue
             values = np.asarray(corrections[name], dtype=float)
             if values.shape != (self.spec.n_neurons,):
                 raise ValueError(f"calibration for {name} must have shape ({self.spec.n_neurons},), "
                                  f"got {values.shape}")
+            if name in CALIBRATED_FACTORS and not np.all(values > 0):
+                raise ValueError(f"calibration factors for {name} must be > 0, got min {values.min()}")
             self.calibration[name] = values
         self.calibration_source = source
 
@@ -210,4 +224,13 @@ class ChipSession:
         for name in CALIBRATED_PARAMETERS:
             if name in self.fixed_pattern and used.size:
                 result[name] = float(np.std(self.fixed_pattern[name][used] - self.calibration[name][used]))
+        return result
+
+    def residual_factors(self) -> dict[str, float]:
+        """Relative standard deviation over the used circuits of deviation / correction, per factor."""
+        used = np.arange(self.next_circuit)
+        result = {}
+        for name in CALIBRATED_FACTORS:
+            if name in self.fixed_pattern and used.size:
+                result[name] = float(np.std(self.fixed_pattern[name][used] / self.calibration[name][used]))
         return result

@@ -108,6 +108,10 @@ class ChipSpec:
     calibration_step_mV : float
         Resolution with which a calibration can correct a voltage offset (mV, *assumption*: 10-bit
         DAC over the voltage range).
+    calibration_step_relative : float
+        Resolution with which a calibration can correct a multiplicative deviation (leak
+        conductance, capacitance, synaptic time constants and gains): corrections are multiples of
+        this relative step (*assumption*: bias-current DACs give ~1 % steps).
     configuration_overhead_s : float
         Wall time to (re)configure the chip before a run whose parameters changed (s, *assumption*).
     run_overhead_s : float
@@ -133,6 +137,7 @@ class ChipSpec:
     parameter_ranges: dict = field(default_factory=dict)
     fixed_pattern_noise: dict = field(default_factory=dict)
     calibration_step_mV: float = 0.1
+    calibration_step_relative: float = 0.01
     configuration_overhead_s: float = 1.0
     run_overhead_s: float = 0.05
 

@@ -236,7 +236,8 @@ def get_hardware_report() -> dict:
         cells per projection with at least one synapse) and ``synapses``; ``max_fan_in_used``;
         ``quantisation`` (weights, clipped, mean and max absolute error in uS, relative error of the
         summed weights); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
-        offset standard deviations in mV) and ``clamped_parameters`` (circuits whose realised reset
+        offset standard deviations in mV, relative standard deviations of the multiplicative
+        deviations left after calibration) and ``clamped_parameters`` (circuits whose realised reset
         or threshold had to be kept below the next voltage).
     """
     chip = emulator.current_chip()
@@ -277,6 +278,7 @@ def get_hardware_report() -> dict:
             "trial_noise": chip.trial_noise,
             "calibration": chip.calibration_source,
             "residual_offset_sd_mV": chip.residual_offsets(),
+            "residual_factor_sd": chip.residual_factors(),
         },
         "clamped_parameters": {name: len(circuits) for name, circuits in chip.clamped_parameters.items()},
     }

@@ -174,7 +174,7 @@ def test_trial_noise_changes_between_trials_fixed_pattern_stays():
     assert 0.28 / 3 < np.std(first - -50.0) < 0.28 * 3
 
 
-def test_calibration_compensates_voltage_offsets_and_is_cached(tmp_path):
+def test_calibration_compensates_offsets_gains_and_time_constants_and_is_cached(tmp_path):
     path = tmp_path / "chip.json"
     sim.setup(chip="bss2", chip_seed=21, calibration=path)
     chip = sim.get_chip()
@@ -185,6 +185,17 @@ def test_calibration_compensates_voltage_offsets_and_is_cached(tmp_path):
         # the residual is limited by the 0.12 mV correction step (uniform: sd 0.035 mV) and the
         # threshold read-out (half a 0.01 ms sample step); nominal offsets are 1.4 - 7 mV
         assert after < 0.1 < before
+    for name in ("g_L", "C_m", "tau_syn_ex", "tau_syn_in", "gain_exc", "gain_inh"):
+        before = np.std(chip.fixed_pattern[name])
+        after = np.std(chip.fixed_pattern[name] / chip.calibration[name])
+        # nominal relative deviations 10 - 25 %; the residual is the 1 % correction step (uniform:
+        # sd 0.29 %) plus the fit error of the membrane-trace measurement (< 0.1 % sd measured)
+        assert after < 0.01 < 0.05 < before, (name, after, before)
+    cells = sim.Population(20, sim.IF_cond_exp(tau_syn_E=10.0, tau_syn_I=10.0, cm=0.2, tau_m=1.0))
+    realised = cells.realised_parameters("tau_syn_ex", "tau_syn_in", "g_L", "C_m")
+    for name, nominal in (("tau_syn_ex", 10.0), ("tau_syn_in", 10.0), ("g_L", 200.0), ("C_m", 200.0)):
+        # half a 1 % correction step plus the measurement error (< 2 % worst case measured)
+        np.testing.assert_allclose(realised[name], nominal, rtol=0.025, err_msg=name)
     sim.setup(chip="bss2", chip_seed=21, calibration=path)
     assert sim.get_chip().calibration_source.startswith("loaded")
     with pytest.raises(ValueError, match="belongs to chip"):
