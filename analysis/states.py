@@ -22,6 +22,7 @@ __all__ = [
     "states_on_grid",
     "joint_distribution",
     "joint_distribution_over_time",
+    "joint_distribution_in_windows",
     "discrete_samples",
     "sample_distribution",
 ]
@@ -146,6 +147,35 @@ def joint_distribution(spiketrains, tau_ref: float, t_start: float, t_stop: floa
     durations = np.diff(boundaries)
     p = np.bincount(state_index, weights=durations, minlength=2**n)
     return p / (t_stop - t_start)
+
+
+def joint_distribution_in_windows(spiketrains, tau_ref: float, t_start: float, window: float,
+                                  n_windows: int) -> np.ndarray:
+    """Time-continuous joint distribution in each of ``n_windows`` consecutive windows.
+
+    Window ``k`` is ``[t_start + k * window, t_start + (k + 1) * window)``; each row is
+    :func:`joint_distribution` over it (on-periods that began in the previous window count from the
+    window's start). Used to estimate the *expected* D_KL after ``window`` ms of sampling from one long
+    run: the mean of the per-window D_KLs has far less spread than the D_KL of a single window.
+    The mean of the rows equals the distribution over the whole span ``[t_start, t_start + n_windows * window)``.
+
+    Parameters
+    ----------
+    window : float
+        Window length (ms, > 0).
+    n_windows : int
+        Number of consecutive windows (>= 1).
+
+    Returns
+    -------
+    p : array (n_windows, 2**n); every row sums to 1.
+    """
+    if not np.isfinite(window) or window <= 0:
+        raise ValueError(f"window must be a finite duration > 0 ms, got {window}")
+    if int(n_windows) != n_windows or n_windows < 1:
+        raise ValueError(f"n_windows must be an integer >= 1, got {n_windows}")
+    return np.array([joint_distribution(spiketrains, tau_ref, t_start + k * window, t_start + (k + 1) * window)
+                     for k in range(int(n_windows))])
 
 
 def joint_distribution_over_time(spiketrains, tau_ref: float, t_start: float, checkpoints) -> np.ndarray:

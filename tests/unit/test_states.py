@@ -10,6 +10,7 @@ import quantities as pq
 from cortexsim.analysis.states import (
     discrete_samples,
     joint_distribution,
+    joint_distribution_in_windows,
     joint_distribution_over_time,
     sample_distribution,
     spike_times_ms,
@@ -88,6 +89,21 @@ def test_over_time_matches_direct_computation():
     # With a t_start after some spikes.
     later = joint_distribution_over_time(trains, TAU, 50.0, checkpoints[2:])
     np.testing.assert_allclose(later[0], joint_distribution(trains, TAU, 50.0, 100.0), atol=1e-12)
+
+
+def test_windows_tile_the_whole_run():
+    rng = np.random.default_rng(5)
+    trains = poisson_trains(rng, 3, 40.0, 1000.0)
+    windows = joint_distribution_in_windows(trains, TAU, 0.0, 250.0, 4)
+    assert windows.shape == (4, 8)
+    np.testing.assert_allclose(windows.sum(axis=1), 1.0, atol=1e-12)
+    np.testing.assert_allclose(windows[2], joint_distribution(trains, TAU, 500.0, 750.0), atol=1e-12)
+    # Equal windows that tile [0, 1000) average to the distribution over the whole run.
+    np.testing.assert_allclose(windows.mean(axis=0), joint_distribution(trains, TAU, 0.0, 1000.0), atol=1e-12)
+    with pytest.raises(ValueError, match="window"):
+        joint_distribution_in_windows(trains, TAU, 0.0, 0.0, 4)
+    with pytest.raises(ValueError, match="n_windows"):
+        joint_distribution_in_windows(trains, TAU, 0.0, 250.0, 0)
 
 
 def test_neo_input_in_seconds():
