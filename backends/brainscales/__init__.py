@@ -6,7 +6,9 @@ weights stored as n-bit integers per synapse row with a row scale, per-neuron fi
 drawn from the chip seed (``chip_seed``; the run seed ``seed`` does not change the chip, and
 :func:`select_chip` books the chip that every later ``setup()`` uses), optional trial-to-trial
 noise, a calibration that measures and compensates
-voltage offsets, and a report of hardware time and resources (:func:`get_hardware_report`).
+voltage offsets, gains and time constants, Poisson background from the chip's on-chip generators
+(:func:`add_poisson_background`, the backend's noise strategy), and a report of hardware time and
+resources (:func:`get_hardware_report`).
 
 Example
 -------
@@ -50,6 +52,7 @@ from .control import (setup, run, run_until, run_for, reset, end,    # noqa: F40
                       get_hardware_report, get_chip, select_chip, selected_chip,
                       device_identity)
 from .emulator import ChipSelection, DEFAULT_CHIP_SEED               # noqa: F401
+from .background import add_poisson_background                       # noqa: F401
 
 create = _common.build_create(Population)
 connect = _common.build_connect(Projection, FixedProbabilityConnector, StaticSynapse)  # noqa: F405

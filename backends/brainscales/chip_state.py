@@ -102,6 +102,7 @@ class ChipSession:
     next_circuit: int = 0
     populations: list = field(default_factory=list)
     projections: list = field(default_factory=list)
+    background: list = field(default_factory=list)
     biological_time_ms: float = 0.0
     n_runs: int = 0
     n_configurations: int = 0
@@ -137,6 +138,7 @@ class ChipSession:
         self.next_circuit = 0
         self.populations = []
         self.projections = []
+        self.background = []
         self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
         self.biological_time_ms = 0.0
         self.n_runs = self.n_configurations = self.n_trials = 0

@@ -116,6 +116,16 @@ class ChipSpec:
         Wall time to (re)configure the chip before a run whose parameters changed (s, *assumption*).
     run_overhead_s : float
         Wall time per run for starting it and reading out the results (s, *assumption*).
+    background_generators : int
+        On-chip Poisson background generators (bss2: the background spike sources, one per
+        synapse-driver (PADI) bus and hemisphere, 8 per chip; bss1: the HICANN's 8 background event
+        generators, *assumption*). ``add_poisson_background`` uses at least one per receptor type.
+    background_max_event_rate_hz : float
+        Largest total event rate of one generator in *hardware* time (Hz): a generator drives a
+        group of neurons with random addresses, so rate x neurons x speed-up must stay below it
+        (BrainScaleS-2's PyNN rejects rate x size above the generator clock; *assumption*: one
+        event per cycle of a 125 MHz clock on both chips). A population whose background needs
+        more is spread over several generators.
     """
 
     name: str
@@ -140,6 +150,8 @@ class ChipSpec:
     calibration_step_relative: float = 0.01
     configuration_overhead_s: float = 1.0
     run_overhead_s: float = 0.05
+    background_generators: int = 8
+    background_max_event_rate_hz: float = 125e6
 
     @property
     def max_weight_int(self) -> int:

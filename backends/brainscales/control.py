@@ -237,7 +237,8 @@ def get_hardware_report() -> dict:
         ``quantisation`` (weights, clipped, mean and max absolute error in uS, relative error of the
         summed weights); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
         offset standard deviations in mV, relative standard deviations of the multiplicative
-        deviations left after calibration) and ``clamped_parameters`` (circuits whose realised reset
+        deviations left after calibration); ``background`` (on-chip Poisson generators used and
+        available, and each background source) and ``clamped_parameters`` (circuits whose realised reset
         or threshold had to be kept below the next voltage).
     """
     chip = emulator.current_chip()
@@ -279,6 +280,12 @@ def get_hardware_report() -> dict:
             "calibration": chip.calibration_source,
             "residual_offset_sd_mV": chip.residual_offsets(),
             "residual_factor_sd": chip.residual_factors(),
+        },
+        "background": {
+            "generators_used": int(sum(entry["generators"] for entry in chip.background)),
+            "generators_available": spec.background_generators,
+            "max_event_rate_per_generator_hz_hardware": spec.background_max_event_rate_hz,
+            "sources": [dict(entry) for entry in chip.background],
         },
         "clamped_parameters": {name: len(circuits) for name, circuits in chip.clamped_parameters.items()},
     }
