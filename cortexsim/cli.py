@@ -48,6 +48,9 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
     parser.add_argument("--dt", type=float, default=0.1, help="integration step in ms (default: 0.1)")
     parser.add_argument("--parameter-set", choices=PARAMETER_SETS, default="default",
                         help="neuron and noise parameter set of references §1 (default: default)")
+    from cortexsim.protocols.backend_cli import add_backend_options
+
+    add_backend_options(parser)      # --chip, --chip-seed, --chip-calibration for chip backends
 
 
 def _cmd_calibrate(args) -> int:
@@ -125,6 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        from cortexsim.protocols.backend_cli import apply_backend_options
+
+        apply_backend_options(args)  # books the chip a chip backend runs on (no-op otherwise)
         return int(args.handler(args) or 0)
     except ValueError as exc:
         print(f"cortexsim {args.command}: error: {exc}", file=sys.stderr)
