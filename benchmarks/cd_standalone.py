@@ -70,6 +70,7 @@ def main() -> int:
     parser.add_argument("--sampling-ms", type=float, default=500.0)
     parser.add_argument("--eval-ms", type=float, default=10000.0)
     parser.add_argument("--targets", type=int, default=2)
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
     args = parser.parse_args()
     base = TargetTrainingConfig(seed=args.seed, backend="brian2_standalone", n_neurons=5, n_targets=args.targets,
                                 iterations=args.iterations, sampling_ms=args.sampling_ms,
@@ -96,8 +97,8 @@ def main() -> int:
                "speedup_training_loop": outcome["brian2"]["timing"]["training_wall_s"]
                / outcome["brian2_standalone"]["timing"]["training_wall_s"],
                "versions": library_versions(), "machine": machine_info()}
-    write_json_atomic(RESULTS, results)
-    print(f"speed-up {speedup:.2f}x; written {RESULTS}")
+    write_json_atomic(args.results, results)
+    print(f"speed-up {speedup:.2f}x; written {args.results}")
     return 0
 
 

@@ -1,148 +1,63 @@
-"""Wall time of the package's PyNN-built sampling networks on NEST against a native PyNEST script.
+"""Run time of the package's sampling networks on each backend against native scripts and plain PyNN.
 
-The same network both ways, in the same process, interleaved: M networks of N LIF neurons
-(random BMs, default parameter set, renewing synapses, the translation of the NEST calibration),
-all-to-all recurrent excitatory and inhibitory projections within each network, independent
-3 kHz excitatory and inhibitory Poisson input per neuron, spikes recorded, T ms of biological time.
+The same network on every route, in the same process, routes interleaved within each repeat: M
+networks of N LIF neurons (random BMs, default parameter set, renewing synapses, the translation of the
+NEST calibration) built as ONE block-diagonal network (one population, within-network excitatory and
+inhibitory projections), independent 3 kHz excitatory and inhibitory Poisson input per neuron, spikes
+recorded, T ms of biological time.
 
-* package: ``load_backend("nest")`` + ``build_sampling_network`` per network (PyNN populations and
-  projections; noise from NEST ``poisson_generator`` without relay neurons).
-* native: ``nest.Create`` / ``nest.Connect`` of exactly the same neurons, weights and noise.
-
-Reported: build, run and total wall time and process CPU time of each, their ratios (package /
-native), the load average, spike counts of
-both (same statistics expected, not the same spikes). Writes ``benchmarks/results/sampling_speed.json``.
+Routes (see ``sampling_speed_routes``): the package (``build_ensemble`` in Poisson mode) on ``nest``
+(1 and 2 threads), ``brian2`` and ``brian2_standalone``; native PyNEST, native Brian2 runtime and
+native Brian2 ``cpp_standalone`` scripts of the same network; plain PyNN on NEST with PyNN's own
+``SpikeSourcePoisson`` (1 thread). Reported per route: build, compile (Brian2; reported apart), run and
+total wall time, CPU time of the timed run (process + threads + compiled binaries), load average,
+spike count; medians over repeats, package/native ratios of wall and CPU run time, the fastest package
+route against plain PyNN, and the acceptance criteria of issue 9.
 
     python benchmarks/sampling_speed.py [--networks 100] [--neurons 10] [--duration 10000] [--threads 1,2]
+        [--repeats 2] [--routes nest,brian2,brian2_standalone,plain_pynn_nest]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
-import time
 from pathlib import Path
 
 import numpy as np
 
-from cortexsim.backends import load_backend
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, bm_to_lif
-from cortexsim.models.sampling_network import build_sampling_network
+from cortexsim.models.lif_translation import DEFAULT_NOISE
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 try:
-    from sampling_speed_routes import (median_entry, run_native_brian2, run_package_brian2,
+    from sampling_speed_routes import (median_entry, run_native_brian2, run_native_nest, run_package,
                                        run_plain_pynn_nest)
 except ImportError:  # imported as benchmarks.sampling_speed
-    from benchmarks.sampling_speed_routes import (median_entry, run_native_brian2, run_package_brian2,
+    from benchmarks.sampling_speed_routes import (median_entry, run_native_brian2, run_native_nest, run_package,
                                                   run_plain_pynn_nest)
 
 RESULTS = Path(__file__).parent / "results" / "sampling_speed.json"
+#: Acceptance of issue 9: package run time / native run time at most this, per simulator.
+MAX_RATIO = {"nest": 1.2, "brian2": 1.3, "brian2_standalone": 1.3}
+MIN_SPEEDUP_OVER_PLAIN_PYNN = 10.0
 
 
-def run_package(bms, fit, duration_ms, threads, seed):
-    sim = load_backend("nest")
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    sim.setup(timestep=0.1, seed=seed, threads=threads)
-    networks = [build_sampling_network(sim, bm, fit, DEFAULT_NEURON, DEFAULT_NOISE, "renewing", label=f"net{i}")
-                for i, bm in enumerate(bms)]
-    built = time.perf_counter()
-    sim.run(duration_ms)
-    ran = time.perf_counter()
-    cpu = time.process_time() - cpu_start
-    n_spikes = sum(len(st) for net in networks for st in net.spiketrains())
-    sim.end()
-    return {"build_s": built - start, "run_s": ran - built, "total_s": ran - start, "cpu_s": cpu,
-            "n_spikes": n_spikes}
-
-
-def run_native(bms, fit, duration_ms, threads, seed):
-    import nest
-
-    neuron = DEFAULT_NEURON
-    cpu_start = time.process_time()
-    start = time.perf_counter()
-    nest.ResetKernel()
-    nest.set(resolution=0.1, local_num_threads=threads, rng_seed=seed)
-    recorder = nest.Create("spike_recorder")
-    all_neurons = []
-    for bm in bms:
-        lif = bm_to_lif(bm, neuron, DEFAULT_NOISE, fit)
-        cells = nest.Create("iaf_cond_exp", bm.n_units, params={
-            "C_m": 1000.0 * neuron.cm, "g_L": 1000.0 * neuron.cm / neuron.tau_m, "E_L": lif.e_leak,
-            "V_th": neuron.v_thresh, "V_reset": neuron.v_reset, "t_ref": neuron.tau_refrac,
-            "tau_syn_ex": neuron.tau_syn_E, "tau_syn_in": neuron.tau_syn_I,
-            "E_ex": neuron.e_rev_E, "E_in": neuron.e_rev_I, "V_m": lif.e_leak})
-        ids = np.array(cells.tolist())
-        pre, post = np.nonzero(~np.eye(bm.n_units, dtype=bool))
-        for weights, sign, tau in ((lif.excitatory_weights, 1.0, neuron.tau_syn_E),
-                                   (lif.inhibitory_weights, -1.0, neuron.tau_syn_I)):
-            nest.Connect(ids[pre], ids[post], "one_to_one",
-                         {"synapse_model": "tsodyks2_synapse", "weight": sign * 1000.0 * weights[pre, post],
-                          "delay": np.full(pre.size, 0.1), "U": 1.0, "u": 1.0, "x": 1.0, "tau_rec": tau,
-                          "tau_fac": 0.0})
-        all_neurons.append(cells)
-    neurons = all_neurons[0]
-    for cells in all_neurons[1:]:
-        neurons = neurons + cells
-    for rate, weight in ((DEFAULT_NOISE.rate_exc, DEFAULT_NOISE.weight_exc),
-                         (DEFAULT_NOISE.rate_inh, -DEFAULT_NOISE.weight_inh)):
-        generator = nest.Create("poisson_generator", params={"rate": rate})
-        nest.Connect(generator, neurons, "all_to_all", {"weight": 1000.0 * weight, "delay": 0.1})
-    nest.Connect(neurons, recorder)
-    built = time.perf_counter()
-    nest.Simulate(duration_ms)
-    ran = time.perf_counter()
-    return {"build_s": built - start, "run_s": ran - built, "total_s": ran - start,
-            "cpu_s": time.process_time() - cpu_start, "n_spikes": int(recorder.n_events)}
-
-
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--networks", type=int, default=100)
-    parser.add_argument("--neurons", type=int, default=10)
-    parser.add_argument("--duration", type=float, default=10000.0, help="biological time (ms)")
-    parser.add_argument("--threads", default="1,2")
-    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats per route")
-    parser.add_argument("--seed", type=int, default=5)
-    parser.add_argument("--routes", default="nest,brian2,brian2_standalone,plain_pynn_nest")
-    parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
-    args = parser.parse_args()
-    routes = args.routes.split(",")
-    fit = calibrate(CalibrationConfig(seed=args.seed, backend="nest"), progress=True).fit
-    bms = [random_bm(args.neurons, seed=k) for k in range(args.networks)]
-    results = {"description": __doc__.split("\n\n")[1].replace("\n", " "), "networks": args.networks,
-               "neurons_per_network": args.neurons, "duration_ms": args.duration, "seed": args.seed,
-               "bm_seeds": f"0..{args.networks - 1}", "activation_fit": fit.to_dict(),
-               "noise": DEFAULT_NOISE.to_dict(), "threads": {}}
-    for threads in (int(t) for t in args.threads.split(",") if "nest" in routes):
-        runs = {"package": [], "native": []}
-        for repeat in range(args.repeats):
-            for route, function in (("native", run_native), ("package", run_package)):
-                outcome = function(bms, fit, args.duration, threads, args.seed + repeat)
-                runs[route].append(outcome)
-                print(f"threads={threads} repeat={repeat} {route}: " +
-                      ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in outcome.items()),
-                      flush=True)
-        entry = {"runs": runs}
-        for key in ("build_s", "run_s", "total_s", "cpu_s"):
-            package = float(np.median([r[key] for r in runs["package"]]))
-            native = float(np.median([r[key] for r in runs["native"]]))
-            entry[key] = {"package": package, "native": native, "ratio_package_over_native": package / native}
-        results["threads"][str(threads)] = entry
-        print(f"threads={threads}: total ratio package/native = {entry['total_s']['ratio_package_over_native']:.3f}, "
-              f"run ratio = {entry['run_s']['ratio_package_over_native']:.3f}", flush=True)
-    results["load_average_at_end"] = os.getloadavg()
-    results["note"] = ("wall times are only comparable on an otherwise idle machine; cpu_s (process CPU "
-                       "time, NEST runs in this process) is robust to other load")
-    _other_routes(results, routes, bms, fit, args)
-    results["versions"] = library_versions()
-    results["machine"] = machine_info()
-    write_json_atomic(args.results, results)
-    print(f"written {args.results}")
+def _schedule(routes, threads):
+    """(group, side, function, kwargs) of one repeat, routes interleaved."""
+    plan = []
+    if "nest" in routes:
+        for t in threads:
+            plan.append((f"nest_{t}", "native", run_native_nest, {"threads": t}))
+            plan.append((f"nest_{t}", "package", run_package, {"backend": "nest", "threads": t}))
+    for backend in ("brian2", "brian2_standalone"):
+        if backend in routes:
+            plan.append((backend, "native", run_native_brian2, {"standalone": backend == "brian2_standalone"}))
+            plan.append((backend, "package", run_package, {"backend": backend}))
+    if "plain_pynn_nest" in routes:
+        plan.append(("plain_pynn_nest", "plain", run_plain_pynn_nest, {"threads": 1}))
+    return plan
 
 
 def _report(label, outcome):
@@ -150,46 +65,87 @@ def _report(label, outcome):
                                    for k, v in outcome.items()), flush=True)
 
 
-def _other_routes(results, routes, bms, fit, args) -> None:
-    """Brian2 runtime and standalone (package vs native), plain PyNN on NEST, and the fastest route."""
-    for backend in ("brian2", "brian2_standalone"):
-        if backend not in routes:
+def _summarise(results: dict, runs: dict) -> None:
+    """Medians, ratios, fastest route and the acceptance criteria into ``results``."""
+    package_run, package_cpu, criteria = {}, {}, {}
+    for group, sides in runs.items():
+        if group == "plain_pynn_nest":
+            plain = sides["plain"]
+            results[group] = {"runs": plain, "threads": 1,
+                              **{k: float(np.median([r[k] for r in plain])) for k in ("build_s", "run_s", "cpu_s",
+                                                                                      "total_s")}}
             continue
-        runs = {"native": [], "package": []}
-        for repeat in range(args.repeats):
-            native = run_native_brian2(bms, fit, args.duration, backend == "brian2_standalone", args.seed + repeat)
-            _report(f"{backend} repeat={repeat} native", native)
-            package = run_package_brian2(bms, fit, args.duration, backend, args.seed + repeat)
-            _report(f"{backend} repeat={repeat} package", package)
-            runs["native"].append(native)
-            runs["package"].append(package)
-        results[backend] = median_entry(runs)
-        print(f"{backend}: run ratio package/native = {results[backend]['run_s']['ratio_package_over_native']:.3f}",
-              flush=True)
-    if "plain_pynn_nest" in routes:
-        plain = [run_plain_pynn_nest(bms, fit, args.duration, 1, args.seed + repeat) for repeat in range(args.repeats)]
-        for outcome in plain:
-            _report("plain PyNN on NEST (SpikeSourcePoisson, 1 thread)", outcome)
-        results["plain_pynn_nest"] = {"runs": plain, "threads": 1,
-                                      "run_s": float(np.median([r["run_s"] for r in plain])),
-                                      "cpu_s": float(np.median([r["cpu_s"] for r in plain])),
-                                      "total_s": float(np.median([r["total_s"] for r in plain]))}
-        package_runs = {f"nest ({t} threads)": e["run_s"]["package"] for t, e in results["threads"].items()}
-        package_runs.update({b: results[b]["run_s"]["package"] for b in ("brian2", "brian2_standalone") if b in results})
-        package_cpu = {f"nest ({t} threads)": e["cpu_s"]["package"] for t, e in results["threads"].items()
-                       if "cpu_s" in e}
-        package_cpu.update({b: results[b]["cpu_s"]["package"] for b in ("brian2", "brian2_standalone") if b in results})
-        if package_runs:
-            fastest = min(package_runs, key=package_runs.get)
-            results["fastest_route"] = {
-                "route": fastest, "run_s": package_runs[fastest], "package_run_s": package_runs,
-                "plain_pynn_nest_run_s": results["plain_pynn_nest"]["run_s"],
-                "speedup_over_plain_pynn_nest": results["plain_pynn_nest"]["run_s"] / package_runs[fastest],
-                "package_cpu_s": package_cpu, "plain_pynn_nest_cpu_s": results["plain_pynn_nest"]["cpu_s"],
-                "cpu_speedup_over_plain_pynn_nest": results["plain_pynn_nest"]["cpu_s"] / min(package_cpu.values()),
-                "note": "run time (s), excluding build and compilation"}
-            print(f"fastest package route: {fastest}, {results['fastest_route']['speedup_over_plain_pynn_nest']:.1f}x "
-                  "faster than plain PyNN on NEST", flush=True)
+        entry = median_entry(sides)
+        simulator = "nest" if group.startswith("nest_") else group
+        route = f"nest ({group.split('_')[1]} threads)" if simulator == "nest" else group
+        if simulator == "nest":
+            results["threads"][group.split("_")[1]] = entry
+        else:
+            results[group] = entry
+        package_run[route], package_cpu[route] = entry["run_s"]["package"], entry["cpu_s"]["package"]
+        criteria[f"{route} <= {MAX_RATIO[simulator]}x native"] = {
+            "wall_run_ratio": entry["run_s"]["ratio_package_over_native"],
+            "cpu_run_ratio": entry["cpu_s"]["ratio_package_over_native"],
+            "wall_total_ratio": entry["total_s"]["ratio_package_over_native"],
+            "passed_wall": entry["run_s"]["ratio_package_over_native"] <= MAX_RATIO[simulator],
+            "passed_cpu": entry["cpu_s"]["ratio_package_over_native"] <= MAX_RATIO[simulator]}
+    if "plain_pynn_nest" in results and package_run:
+        plain = results["plain_pynn_nest"]
+        fastest = min(package_run, key=package_run.get)
+        fastest_cpu = min(package_cpu, key=package_cpu.get)
+        results["fastest_route"] = {
+            "route": fastest, "run_s": package_run[fastest], "package_run_s": package_run,
+            "plain_pynn_nest_run_s": plain["run_s"], "speedup_over_plain_pynn_nest": plain["run_s"] / package_run[fastest],
+            "route_by_cpu": fastest_cpu, "package_cpu_s": package_cpu, "plain_pynn_nest_cpu_s": plain["cpu_s"],
+            "cpu_speedup_over_plain_pynn_nest": plain["cpu_s"] / package_cpu[fastest_cpu],
+            "note": "run time (s) of the timed run, excluding build and compilation; medians over repeats"}
+        criteria[f"fastest route >= {MIN_SPEEDUP_OVER_PLAIN_PYNN}x plain PyNN on NEST (1 thread)"] = {
+            "wall_speedup": results["fastest_route"]["speedup_over_plain_pynn_nest"],
+            "cpu_speedup": results["fastest_route"]["cpu_speedup_over_plain_pynn_nest"],
+            "passed_wall": results["fastest_route"]["speedup_over_plain_pynn_nest"] >= MIN_SPEEDUP_OVER_PLAIN_PYNN,
+            "passed_cpu": results["fastest_route"]["cpu_speedup_over_plain_pynn_nest"] >= MIN_SPEEDUP_OVER_PLAIN_PYNN}
+    results["criteria"] = criteria
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--networks", type=int, default=100)
+    parser.add_argument("--neurons", type=int, default=10)
+    parser.add_argument("--duration", type=float, default=10000.0, help="biological time (ms)")
+    parser.add_argument("--threads", default="1,2", help="NEST thread counts (comma separated)")
+    parser.add_argument("--repeats", type=int, default=2, help="interleaved repeats of every route")
+    parser.add_argument("--seed", type=int, default=5)
+    parser.add_argument("--routes", default="nest,brian2,brian2_standalone,plain_pynn_nest")
+    parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
+    args = parser.parse_args()
+    routes = args.routes.split(",")
+    threads = [int(t) for t in args.threads.split(",")]
+    load_at_start = list(os.getloadavg())
+    fit = calibrate(CalibrationConfig(seed=args.seed, backend="nest"), progress=True).fit
+    bms = [random_bm(args.neurons, seed=k) for k in range(args.networks)]
+    results = {"description": __doc__.split("\n\n")[1].replace("\n", " "), "networks": args.networks,
+               "neurons_per_network": args.neurons, "duration_ms": args.duration, "seed": args.seed,
+               "repeats": args.repeats, "bm_seeds": f"0..{args.networks - 1}", "activation_fit": fit.to_dict(),
+               "noise": DEFAULT_NOISE.to_dict(), "structure": "one block-diagonal network (one population) per route",
+               "load_average_at_start": load_at_start, "threads": {}}
+    runs: dict = {}
+    for repeat in range(args.repeats):
+        for group, side, function, kwargs in _schedule(routes, threads):
+            outcome = function(bms, fit, args.duration, seed=args.seed + repeat, **kwargs)
+            runs.setdefault(group, {}).setdefault(side, []).append(outcome)
+            _report(f"repeat={repeat} {group} {side}", outcome)
+    _summarise(results, runs)
+    for name, criterion in results["criteria"].items():
+        print(f"{name}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
+                                      for k, v in criterion.items()), flush=True)
+    results["load_average_at_end"] = list(os.getloadavg())
+    results["note"] = ("the machine (2 cores) is shared with other jobs: wall times are inflated by their load "
+                       "(load averages recorded per run); cpu_s is the CPU time of the timed run (process, all "
+                       "threads and the compiled binaries it waited for) and is less sensitive to load")
+    results["versions"] = library_versions()
+    results["machine"] = machine_info()
+    write_json_atomic(args.results, results)
+    print(f"written {args.results}")
 
 
 if __name__ == "__main__":

@@ -1,16 +1,26 @@
-"""Further routes of benchmarks/sampling_speed.py: Brian2 (runtime and C++ standalone) and plain PyNN on NEST.
+"""Routes of benchmarks/sampling_speed.py: one function per way of simulating the same M x N networks.
 
-* ``package_brian2`` / ``package_brian2_standalone``: ``load_backend(name)`` + ``build_sampling_network``.
-* ``native_brian2`` / ``native_brian2_standalone``: the same neurons (IF_cond_exp, exponential Euler),
-  renewing synapses (Tsodyks-Markram U=1, event-driven), PoissonInput noise and spike monitor written
-  directly in Brian2, in runtime mode and in ``cpp_standalone`` mode.
-* ``plain_pynn_nest``: PyNN's own ``pyNN.nest`` module with PyNN's ``SpikeSourcePoisson`` sources
-  (relayed through parrot neurons) and its own ``TsodyksMarkramSynapse`` -- what a user gets without
-  this package.
+All routes simulate the M independent networks as ONE block-diagonal network (one population of
+M * N neurons, one excitatory and one inhibitory recurrent projection holding only the within-network
+synapses, one noise object per receptor), which is how a user runs many independent networks:
 
-Each function returns build/compile/run/total wall times (s), the CPU time of the timed run (s; this
-process plus the compiled binaries it waited for) and the spike count. Run time excludes compilation:
-Brian2 routes first run 0.1 ms (compiling or loading generated code), then time the run.
+* ``package`` (backend ``nest``, ``brian2`` or ``brian2_standalone``): ``load_backend(name)`` +
+  :func:`cortexsim.models.ensemble.build_ensemble` in ``"poisson"`` mode (the package's builder for M
+  networks in one population; per-network spike trains are ``ensemble.blocks`` slices).
+* ``native_nest``: ``nest.Create`` / ``nest.Connect`` of the same neurons (``iaf_cond_exp``), renewing
+  synapses (``tsodyks2_synapse`` U=1) and ``poisson_generator`` noise.
+* ``native_brian2`` (runtime or ``cpp_standalone``): the same neurons, renewing synapses and
+  ``PoissonInput`` noise written directly in Brian2 with the package's equations and methods
+  (exponential Euler, dt 0.1 ms, PoissonInput with 100 sources, event-driven Tsodyks-Markram).
+* ``plain_pynn_nest``: a PyNN script on PyNN's own ``pyNN.nest`` module with PyNN's
+  ``SpikeSourcePoisson`` sources (relayed through parrot neurons) -- what a user gets without this
+  package (renewing synapses through ``native_synapse_type("tsodyks2_synapse")``, since PyNN's
+  ``TsodyksMarkramSynapse`` delivers nothing on NEST).
+
+Each function returns build/compile/run/total wall times (s), ``cpu_s``: the CPU time of the timed run
+(s; this process, all its threads, plus the compiled binaries it waited for), the load average at the
+end, and the spike count. Run time excludes compilation: Brian2 routes first run 0.1 ms (compiling or
+loading generated code), then time the run.
 """
 
 from __future__ import annotations
@@ -18,37 +28,107 @@ from __future__ import annotations
 import os
 import tempfile
 import time
+from dataclasses import replace
 
 import numpy as np
 
 from cortexsim.backends import load_backend
+from cortexsim.models.ensemble import DEFAULT_BACKGROUND, build_ensemble
 from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, bm_to_lif
-from cortexsim.models.sampling_network import build_sampling_network
 
 WARM_UP_MS = 0.1
+#: Poisson mode of build_ensemble without the initial kick (a SpikeSourceArray, not needed with noise).
+POISSON_BACKGROUND = replace(DEFAULT_BACKGROUND, kick_ms=0.0)
 
 
 def cpu_seconds() -> float:
-    """CPU time (s) of this process and its finished children (the compiled Brian2 binaries)."""
+    """CPU time (s) of this process (all threads) and its finished children (the compiled Brian2 binaries)."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
 
 
-def run_package_brian2(bms, fit, duration_ms, backend, seed):
+def block_pairs(bms, fit):
+    """Leak potentials (mV) and within-network (pre, post, w_exc, w_inh) of the block-diagonal network."""
+    leaks, pre, post, w_exc, w_inh = [], [], [], [], []
+    offset = 0
+    for bm in bms:
+        lif = bm_to_lif(bm, DEFAULT_NEURON, DEFAULT_NOISE, fit)
+        i, j = np.nonzero(~np.eye(bm.n_units, dtype=bool))
+        leaks.append(lif.e_leak)
+        pre.append(i + offset)
+        post.append(j + offset)
+        w_exc.append(lif.excitatory_weights[i, j])
+        w_inh.append(lif.inhibitory_weights[i, j])
+        offset += bm.n_units
+    return tuple(np.concatenate(x) for x in (leaks, pre, post, w_exc, w_inh))
+
+
+def _finish(timestamps: dict, cpu: float, n_spikes: int, **extra) -> dict:
+    start, built, compiled, ran = (timestamps[k] for k in ("start", "built", "compiled", "ran"))
+    outcome = {"build_s": built - start, "compile_s": compiled - built, "run_s": ran - compiled,
+               "total_s": ran - start, "cpu_s": cpu, "n_spikes": int(n_spikes)}
+    outcome.update(extra)
+    outcome["load_average"] = list(os.getloadavg())
+    return outcome
+
+
+def run_package(bms, fit, duration_ms, backend, seed, threads=1):
+    """The package on ``backend``: build_ensemble (Poisson mode), warm-up run (Brian2), timed run."""
     sim = load_backend(backend)
-    start = time.perf_counter()
-    sim.setup(timestep=0.1, seed=seed)
-    networks = [build_sampling_network(sim, bm, fit, DEFAULT_NEURON, DEFAULT_NOISE, "renewing", label=f"net{i}")
-                for i, bm in enumerate(bms)]
-    built = time.perf_counter()
-    sim.run(WARM_UP_MS)
-    warmed, cpu_start = time.perf_counter(), cpu_seconds()
+    project_dir = None
+    if backend == "brian2_standalone":  # fresh project folder: the first repeat compiles
+        project_dir = tempfile.mkdtemp(prefix="sampling_speed_projects_")
+        sim.set_project_root(project_dir)
+    stamps = {"start": time.perf_counter()}
+    sim.setup(timestep=0.1, seed=seed, **({"threads": threads} if backend == "nest" else {}))
+    ensemble = build_ensemble(sim, bms, fit, mode="poisson", background=POISSON_BACKGROUND, seed=seed,
+                              synapses="renewing")
+    stamps["built"] = time.perf_counter()
+    if backend != "nest":
+        sim.run(WARM_UP_MS)
+    stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
     sim.run(duration_ms)
-    ran, cpu = time.perf_counter(), cpu_seconds() - cpu_start
-    n_spikes = sum(len(st) for net in networks for st in net.spiketrains())
+    stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
+    spiketrains = ensemble.spiketrains()
+    per_network = [sum(len(st) for st in spiketrains[block]) for block in ensemble.blocks]
+    extra = {"n_networks_split": len(per_network), "threads": threads}
+    if backend == "brian2_standalone":
+        extra["compilations_so_far"] = sim.compilation_count()
     sim.end()
-    return {"build_s": built - start, "compile_s": warmed - built, "run_s": ran - warmed,
-            "total_s": ran - start, "cpu_s": cpu, "n_spikes": n_spikes}
+    return _finish(stamps, cpu, sum(per_network), **extra)
+
+
+def run_native_nest(bms, fit, duration_ms, threads, seed):
+    """The network in PyNEST: one iaf_cond_exp population, tsodyks2 synapses, poisson_generator noise."""
+    import nest
+
+    neuron = DEFAULT_NEURON
+    stamps = {"start": time.perf_counter()}
+    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
+    nest.ResetKernel()
+    nest.set(resolution=0.1, local_num_threads=threads, rng_seed=seed, print_time=False)
+    cells = nest.Create("iaf_cond_exp", leaks.size, params={
+        "C_m": 1000.0 * neuron.cm, "g_L": 1000.0 * neuron.cm / neuron.tau_m, "E_L": leaks,
+        "V_th": neuron.v_thresh, "V_reset": neuron.v_reset, "t_ref": neuron.tau_refrac,
+        "tau_syn_ex": neuron.tau_syn_E, "tau_syn_in": neuron.tau_syn_I,
+        "E_ex": neuron.e_rev_E, "E_in": neuron.e_rev_I, "V_m": leaks})
+    ids = np.array(cells.tolist())
+    for weights, sign, tau in ((w_exc, 1.0, neuron.tau_syn_E), (w_inh, -1.0, neuron.tau_syn_I)):
+        nest.Connect(ids[pre], ids[post], "one_to_one",
+                     {"synapse_model": "tsodyks2_synapse", "weight": sign * 1000.0 * weights,
+                      "delay": np.full(pre.size, 0.1), "U": 1.0, "u": 1.0, "x": 1.0, "tau_rec": tau,
+                      "tau_fac": 0.0})
+    for rate, weight in ((DEFAULT_NOISE.rate_exc, DEFAULT_NOISE.weight_exc),
+                         (DEFAULT_NOISE.rate_inh, -DEFAULT_NOISE.weight_inh)):
+        generator = nest.Create("poisson_generator", params={"rate": rate})
+        nest.Connect(generator, cells, "all_to_all", {"weight": 1000.0 * weight, "delay": 0.1})
+    recorder = nest.Create("spike_recorder")
+    nest.Connect(cells, recorder)
+    stamps["built"] = stamps["compiled"] = time.perf_counter()
+    cpu_start = cpu_seconds()
+    nest.Simulate(duration_ms)
+    stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
+    return _finish(stamps, cpu, recorder.n_events, threads=threads)
 
 
 _NEURON_EQUATIONS = """
@@ -62,6 +142,8 @@ weight : siemens
 x_tm : 1
 t_last_tm : second
 """
+# Tsodyks-Markram with U = 1 (the package's equations with u_tm = U = 1): the resource recovers
+# with tau_rec = tau_syn since the last spike, is used completely at a spike.
 _ON_PRE = """
 x_tm = 1 - (1 - x_tm) * exp(-(t - t_last_tm) / tau_rec)
 {target} += weight * x_tm
@@ -71,11 +153,11 @@ t_last_tm = t
 
 
 def run_native_brian2(bms, fit, duration_ms, standalone, seed):
-    """The network in plain Brian2 (runtime or cpp_standalone)."""
+    """The network in plain Brian2 (runtime with Cython, or cpp_standalone)."""
     import brian2 as b2
 
     neuron = DEFAULT_NEURON
-    start = time.perf_counter()
+    stamps = {"start": time.perf_counter()}
     directory = None
     if standalone:
         directory = tempfile.mkdtemp(prefix="native_standalone_")
@@ -86,31 +168,18 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
     b2.start_scope()
     b2.seed(seed)
     b2.defaultclock.dt = 0.1 * b2.ms
-    n = sum(bm.n_units for bm in bms)
+    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
     namespace = {"g_l": neuron.g_l * b2.uS, "e_rev_E": neuron.e_rev_E * b2.mV, "e_rev_I": neuron.e_rev_I * b2.mV,
                  "C_m": neuron.cm * b2.nF, "tau_syn_E": neuron.tau_syn_E * b2.ms, "tau_syn_I": neuron.tau_syn_I * b2.ms,
-                 "tau_rec": neuron.tau_syn_E * b2.ms, "v_thresh": neuron.v_thresh * b2.mV,
-                 "v_reset": neuron.v_reset * b2.mV}
-    group = b2.NeuronGroup(n, _NEURON_EQUATIONS, threshold="v > v_thresh", reset="v = v_reset",
+                 "v_thresh": neuron.v_thresh * b2.mV, "v_reset": neuron.v_reset * b2.mV}
+    group = b2.NeuronGroup(leaks.size, _NEURON_EQUATIONS, threshold="v > v_thresh", reset="v = v_reset",
                            refractory=neuron.tau_refrac * b2.ms, method="exponential_euler", namespace=namespace)
-    e_leak = np.concatenate([bm_to_lif(bm, neuron, DEFAULT_NOISE, fit).e_leak for bm in bms])
-    group.v_rest = e_leak * b2.mV
-    group.v = e_leak * b2.mV
-    pre, post, w_exc, w_inh = [], [], [], []
-    offset = 0
-    for bm in bms:
-        lif = bm_to_lif(bm, neuron, DEFAULT_NOISE, fit)
-        i, j = np.nonzero(~np.eye(bm.n_units, dtype=bool))
-        pre.append(i + offset)
-        post.append(j + offset)
-        w_exc.append(lif.excitatory_weights[i, j])
-        w_inh.append(lif.inhibitory_weights[i, j])
-        offset += bm.n_units
-    pre, post = np.concatenate(pre), np.concatenate(post)
+    group.v_rest = leaks * b2.mV
+    group.v = leaks * b2.mV
     synapses = []
-    for target, weights in (("ge", np.concatenate(w_exc)), ("gi", np.concatenate(w_inh))):
+    for target, weights, tau in (("ge", w_exc, neuron.tau_syn_E), ("gi", w_inh, neuron.tau_syn_I)):
         syn = b2.Synapses(group, group, _RENEWING_SYNAPSE, on_pre=_ON_PRE.format(target=target),
-                          delay=0.1 * b2.ms, namespace=namespace)
+                          delay=0.1 * b2.ms, namespace={"tau_rec": tau * b2.ms})
         syn.connect(i=pre, j=post)
         syn.weight = weights * b2.uS
         syn.x_tm = 1.0
@@ -122,54 +191,66 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
     network = b2.Network(group, *synapses, *noise, monitor)
     if standalone:
         network.run(duration_ms * b2.ms)
-        built = time.perf_counter()
+        stamps["built"] = time.perf_counter()
         device = b2.get_device()
         device.build(directory=directory, compile=True, run=False, with_output=False)
-        compiled, cpu_start = time.perf_counter(), cpu_seconds()
+        stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
         device.run(directory=directory, with_output=False)
-        ran, cpu = time.perf_counter(), cpu_seconds() - cpu_start
+        stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
         n_spikes = int(monitor.num_spikes)
         device.reinit()
         from brian2.devices.device import reset_device
         reset_device()
     else:
-        built = time.perf_counter()
+        stamps["built"] = time.perf_counter()
         network.run(WARM_UP_MS * b2.ms)
-        compiled, cpu_start = time.perf_counter(), cpu_seconds()
+        stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
         network.run(duration_ms * b2.ms)
-        ran, cpu = time.perf_counter(), cpu_seconds() - cpu_start
+        stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
         n_spikes = int(monitor.num_spikes)
-    return {"build_s": built - start, "compile_s": compiled - built, "run_s": ran - compiled,
-            "total_s": ran - start, "cpu_s": cpu, "n_spikes": n_spikes}
+    return _finish(stamps, cpu, n_spikes)
 
 
 def run_plain_pynn_nest(bms, fit, duration_ms, threads, seed):
-    """PyNN's own NEST module: SpikeSourcePoisson noise (parrot relays), PyNN's TsodyksMarkramSynapse."""
+    """A plain PyNN script on ``pyNN.nest``: PyNN's ``SpikeSourcePoisson`` noise (parrot relays).
+
+    Renewing synapses through ``native_synapse_type("tsodyks2_synapse")`` (weights in nS): PyNN's own
+    ``TsodyksMarkramSynapse`` on NEST delivers no conductance (references section 7; measured here:
+    ~6x fewer spikes), so a plain script needs NEST's synapse to simulate the same network.
+    """
     import pyNN.nest as sim
 
-    from cortexsim.backends.noise import add_poisson_background
-
-    start = time.perf_counter()
+    neuron = DEFAULT_NEURON
+    stamps = {"start": time.perf_counter()}
+    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
     sim.setup(timestep=0.1, threads=threads, rng_seed=seed, verbosity="error")
-    networks = [build_sampling_network(sim, bm, fit, DEFAULT_NEURON, DEFAULT_NOISE, "renewing",
-                                       label=f"net{i}", background=False) for i, bm in enumerate(bms)]
-    for network in networks:  # pyNN.nest has no add_poisson_background: PyNN's SpikeSourcePoisson route
-        add_poisson_background(sim, network.population, DEFAULT_NOISE)
-    built, cpu_start = time.perf_counter(), cpu_seconds()
+    cell = neuron.as_pynn()
+    cell["v_rest"] = leaks
+    population = sim.Population(leaks.size, sim.IF_cond_exp(**cell), initial_values={"v": leaks})
+    population.record("spikes")
+    renewing = sim.native_synapse_type("tsodyks2_synapse")
+    for weights, receptor, tau in ((w_exc, "excitatory", neuron.tau_syn_E), (w_inh, "inhibitory", neuron.tau_syn_I)):
+        connections = np.column_stack([pre, post, 1000.0 * weights])
+        sim.Projection(population, population, sim.FromListConnector(connections, column_names=["weight"]),
+                       renewing(U=1.0, u=1.0, x=1.0, tau_rec=tau, tau_fac=0.0, delay=0.1), receptor_type=receptor)
+    for rate, weight, receptor in ((DEFAULT_NOISE.rate_exc, DEFAULT_NOISE.weight_exc, "excitatory"),
+                                   (DEFAULT_NOISE.rate_inh, DEFAULT_NOISE.weight_inh, "inhibitory")):
+        sources = sim.Population(leaks.size, sim.SpikeSourcePoisson(rate=rate))
+        sim.Projection(sources, population, sim.OneToOneConnector(), sim.StaticSynapse(weight=weight, delay=0.1),
+                       receptor_type=receptor)
+    stamps["built"] = stamps["compiled"] = time.perf_counter()
+    cpu_start = cpu_seconds()
     sim.run(duration_ms)
-    ran, cpu = time.perf_counter(), cpu_seconds() - cpu_start
-    n_spikes = sum(len(st) for net in networks for st in net.spiketrains())
+    stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
+    n_spikes = sum(len(st) for st in population.get_data("spikes").segments[-1].spiketrains)
     sim.end()
-    return {"build_s": built - start, "run_s": ran - built, "total_s": ran - start, "cpu_s": cpu,
-            "n_spikes": n_spikes}
+    return _finish(stamps, cpu, n_spikes, threads=threads)
 
 
 def median_entry(runs: dict, keys=("build_s", "compile_s", "run_s", "total_s", "cpu_s")) -> dict:
     """Medians over repeats of package and native runs, and their ratios (package / native)."""
     entry = {"runs": runs}
     for key in keys:
-        if key not in runs["package"][0]:
-            continue
         package = float(np.median([r[key] for r in runs["package"]]))
         native = float(np.median([r[key] for r in runs["native"]]))
         entry[key] = {"package": package, "native": native,
