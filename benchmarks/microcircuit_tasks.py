@@ -1,10 +1,11 @@
 """Microcircuit learning tasks with the steady-state dynamics (protocols.microcircuit defaults).
 
-Yin-Yang 4-120-3 over 5 seeds, digits 64-100-10 over 5 seeds, teacher-student 30-50-10 (deep vs
-shallow learner with the same rule, only the output layer plastic) and the self-predicting-state task
-30-50-10. All runs use the fully local rules: forward weights learn on the nudged fixed point,
-interneuron (W_IP) and interneuron-to-pyramidal (W_PI) weights on the free fixed point of every batch;
-the self-predicting state is never re-imposed during training.
+Yin-Yang 4-120-3 over 5 seeds, digits 64-100-10 over 5 seeds (both with a plain-backprop reference
+of the same set-up per seed), teacher-student 30-50-10 (deep vs shallow learner with the same rule,
+only the output layer plastic) and the self-predicting-state task 30-50-10. All runs use the fully
+local rules: forward weights learn on the nudged fixed point, interneuron (W_IP) and
+interneuron-to-pyramidal (W_PI) weights on the free fixed point of every batch; the self-predicting
+state is never re-imposed during training.
 Writes benchmarks/results/microcircuit_tasks.json (merged, updated after every run) and per-run
 folders with results.json + learning curves under benchmarks/results/microcircuit_tasks/.
 Groups can be run separately (each stays under ~30 min wall time on 2 shared cores):
@@ -24,7 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.protocols.microcircuit import MicrocircuitConfig, run_microcircuit
+from cortexsim.models.microcircuit.parameters import basal_attenuation, effective_network
+from cortexsim.protocols.microcircuit import MicrocircuitConfig, _data, _initial_weights, run_microcircuit
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "microcircuit_tasks.json"
@@ -43,6 +45,52 @@ def _load(quick: bool) -> dict:
                          "teacher": "deep final test loss < shallow final test loss",
                          "sps": "apical norm falls >= 100x; analytic SPS |v_A| < 1e-6"},
             "runs": {}, "summary": {}, "passed": {}}
+
+
+def _config_of(stored: dict) -> MicrocircuitConfig:
+    """The run's (resolved) config back from its results.json form (lists -> tuples)."""
+    return MicrocircuitConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in stored.items()
+                                 if k != "resolved_params"})
+
+
+def backprop_reference(cfg: MicrocircuitConfig) -> float:
+    """Test accuracy of plain backprop on the microcircuit's effective network with the same set-up.
+
+    Same data, initial (effective) weights, presentation order, batch size, epochs and annealing as
+    ``run_microcircuit(cfg)``; the step of each layer is the one the steady-state microcircuit's signal
+    would give near the self-predicting state at weak nudging (output: lambda_N eta T a_N, hidden:
+    lambda_H eta T c_A b_int a_N / lambda_N times the backprop gradient; see
+    tests/unit/test_microcircuit.py::test_steady_state_signals_are_scaled_backprop_gradients).
+    One hidden layer with logistic units and a linear output (the Yin-Yang and digits networks).
+    """
+    cfg = cfg.resolved()
+    p = cfg.params()
+    if len(cfg.sizes) != 3:
+        raise ValueError(f"backprop_reference handles one hidden layer, got sizes {cfg.sizes}")
+    train, test = _data(cfg)
+    net = effective_network(_initial_weights(cfg, p), p)
+    (w_h, w_o), (b_h, b_o) = [w.copy() for w in net.weights], [b.copy() for b in net.biases]
+    a_n = p.g_som / (p.g_lk + p.g_B + p.g_som)
+    c_a, b_int = p.g_A / (p.g_lk + p.g_B + p.g_A), (p.g_lk + p.g_D) / (p.g_lk + p.g_D + p.g_som_int)
+    lam_h, lam_n = basal_attenuation(p, hidden=True), basal_attenuation(p, hidden=False)
+    lr_h = lam_h * cfg.eta_up[0] * cfg.pattern_duration * c_a * b_int * a_n / lam_n
+    lr_o = lam_n * cfg.eta_up[1] * cfg.pattern_duration * a_n
+    decay_from = int(np.ceil(cfg.decay_after * cfg.epochs)) + 1
+    for epoch in range(1, cfg.epochs + 1):
+        factor = cfg.decay_factor if epoch >= decay_from else 1.0
+        order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
+        for start in range(0, len(order), cfg.batch_size):
+            idx = order[start:start + cfg.batch_size]
+            x, target = train.x[idx], train.targets[idx]
+            hidden = net.hidden.phi(x @ w_h.T + b_h)
+            err_o = target - (hidden @ w_o.T + b_o)
+            err_h = (err_o @ w_o) * hidden * (1.0 - hidden)                 # logistic derivative
+            w_o += factor * lr_o * err_o.T @ hidden
+            b_o += factor * lr_o * err_o.sum(axis=0)
+            w_h += factor * lr_h * err_h.T @ x
+            b_h += factor * lr_h * err_h.sum(axis=0)
+    output = net.hidden.phi(test.x @ w_h.T + b_h) @ w_o.T + b_o
+    return float(np.mean(np.argmax(output, axis=1) == test.y))
 
 
 def main(quick: bool = False, only: tuple = GROUPS):
@@ -79,6 +127,9 @@ def main(quick: bool = False, only: tuple = GROUPS):
         if task in only:
             accs = [run(f"{task}_seed{s}", MicrocircuitConfig(seed=s, task=task)).final["test_accuracy"] for s in SEEDS]
             summary[f"{task}_test_accuracies"] = accs
+            bp = [backprop_reference(_config_of(report["runs"][f"{task}_seed{s}"]["config"])) for s in SEEDS]
+            summary[f"{task}_backprop_reference_test_accuracies"] = bp
+            summary[f"{task}_backprop_reference_mean"] = float(np.mean(bp))
             summary[f"{task}_mean"], summary[f"{task}_std"] = float(np.mean(accs)), float(np.std(accs))
             passed[task] = bool(np.mean(accs) >= (0.95 if task == "yinyang" else 0.93))
     OUT.write_text(json.dumps(report, indent=2, default=str))

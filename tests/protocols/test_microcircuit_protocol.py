@@ -41,3 +41,18 @@ def test_cli_registration_and_bad_config():
     assert args.task == "digits" and args.seed == 2 and callable(args.handler)
     with pytest.raises(ValueError, match="task"):
         MicrocircuitConfig(seed=0, task="mnist")
+
+
+def test_bias_scale_spreads_first_layer_biases():
+    from cortexsim.models.microcircuit.parameters import effective_network
+    from cortexsim.protocols.microcircuit import _initial_weights
+
+    with pytest.raises(ValueError, match="bias_scale"):
+        MicrocircuitConfig(seed=0, bias_scale=-1.0)
+    for scale in (0.0, 4.0):
+        cfg = MicrocircuitConfig(seed=0, task="yinyang", bias_scale=scale).resolved()
+        params = cfg.params()
+        net = effective_network(_initial_weights(cfg, params), params)
+        # 120 draws of N(0, scale^2): the sample std lies within scale * (1 +- 4 / sqrt(2 * 120)) (4 sigma)
+        assert abs(np.std(net.biases[0]) - scale) <= 4 * scale / np.sqrt(240) + 1e-12
+        np.testing.assert_allclose(net.biases[1], 0.0, atol=1e-12)
