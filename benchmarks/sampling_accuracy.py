@@ -46,6 +46,8 @@ def window_means(trains, target, checkpoints, duration_ms: float) -> dict[str, n
                                                                  float(window), n_windows), target)
         for key, values in per_window.items():
             means[f"{key}_window_mean"].append(float(np.mean(values)))
+            if key == "dkl_sampled_target" and window == 1e4:
+                means["dkl_sampled_target_per_1e4ms_window"] = np.asarray(values)
     return {k: np.array(v) for k, v in means.items()}
 
 
@@ -67,9 +69,13 @@ def run_backend(backend: str, synapses: str, bms, fit, duration_ms: float, check
         for key, values in dkl_over_time(over_time, joint(bm)).items():
             curves[key].append(np.asarray(values))
         for key, values in window_means(trains, joint(bm), checkpoints, duration_ms).items():
-            window_curves[key].append(values)
+            window_curves.setdefault(key, []).append(values)
+    single_windows = np.array(window_curves.pop("dkl_sampled_target_per_1e4ms_window", []))
     curves.update(window_curves)
     summary = {"run_wall_time_s": wall, "per_network": {k: np.array(v) for k, v in curves.items()}}
+    if single_windows.size:
+        # How much a single 1e4-ms read-out scatters: the median over networks in each window.
+        summary["dkl_sampled_target_1e4ms_median_per_window"] = np.median(single_windows, axis=0)
     for key, values in curves.items():
         values = np.array(values)  # (networks, checkpoints)
         summary[key] = {
