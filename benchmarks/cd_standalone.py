@@ -31,23 +31,6 @@ RESULTS = Path(__file__).resolve().parent / "results" / "cd_standalone.json"
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
 
 
-def _fix_pynn_brian2_clear() -> None:
-    """PyNN 0.13's Brian2 recorder clears a monitor with ``resize(0)`` but leaves its count ``N``: the
-    next spikes are then written after N zero entries, and ``get_data`` fails ("spike before t_start").
-    CD training reads spikes with ``clear=True`` every iteration, so the runtime-Brian2 route needs the
-    count reset too. (To be moved into ``cortexsim.backends.pynn_brian2``; brian2_standalone has it.)"""
-    from pyNN.brian2.recording import Recorder
-
-    def clear(self):
-        for device in self._devices.values():
-            device.resize(0)
-            device.variables["N"].set_value(0)
-            if "count" in device.variables:
-                device.variables["count"].set_value(0)
-
-    Recorder._clear_simulator = clear
-
-
 def cpu_seconds() -> float:
     """CPU time (s) of this process and its finished children (the compiled binaries)."""
     times = os.times()
@@ -72,6 +55,7 @@ def main() -> int:
     parser.add_argument("--targets", type=int, default=2)
     parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
     args = parser.parse_args()
+    load_at_start = list(os.getloadavg())
     base = TargetTrainingConfig(seed=args.seed, backend="brian2_standalone", n_neurons=5, n_targets=args.targets,
                                 iterations=args.iterations, sampling_ms=args.sampling_ms,
                                 eval_duration_ms=args.eval_ms, checkpoint_every=25)
@@ -87,7 +71,6 @@ def main() -> int:
     outcome["brian2_standalone"]["binary_runs"] = after["binary_runs"] - before["binary_runs"]
     print(f"brian2_standalone: {outcome['brian2_standalone']['wall_s']:.1f} s, "
           f"{outcome['brian2_standalone']['compilations']} compilation(s)", flush=True)
-    _fix_pynn_brian2_clear()
     outcome["brian2"] = train(replace(base, backend="brian2"))
     print(f"brian2 (runtime): {outcome['brian2']['wall_s']:.1f} s", flush=True)
     speedup = outcome["brian2"]["wall_s"] / outcome["brian2_standalone"]["wall_s"]
@@ -96,6 +79,15 @@ def main() -> int:
                "cpu_speedup_whole_run": outcome["brian2"]["cpu_s"] / outcome["brian2_standalone"]["cpu_s"],
                "speedup_training_loop": outcome["brian2"]["timing"]["training_wall_s"]
                / outcome["brian2_standalone"]["timing"]["training_wall_s"],
+               "criteria": {"compiled_once": outcome["brian2_standalone"]["compilations"] == 1,
+                            "whole_run_speedup_wall_at_least_3": speedup >= 3.0,
+                            "whole_run_speedup_cpu_at_least_3":
+                                outcome["brian2"]["cpu_s"] / outcome["brian2_standalone"]["cpu_s"] >= 3.0},
+               "load_average_at_start": load_at_start,
+               "note": ("brian2_standalone compiles into a fresh project folder (its compilation is in the "
+                        "whole run); runtime brian2 may reuse Cython code cached by earlier runs on this "
+                        "machine (which can only lower its time); cpu_s counts this process and the compiled "
+                        "binaries it ran; the machine's 2 cores are shared with other jobs"),
                "versions": library_versions(), "machine": machine_info()}
     write_json_atomic(args.results, results)
     print(f"speed-up {speedup:.2f}x; written {args.results}")

@@ -21,6 +21,7 @@ route against plain PyNN, and the acceptance criteria of issue 9.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 from pathlib import Path
 
@@ -107,6 +108,21 @@ def _summarise(results: dict, runs: dict) -> None:
     results["criteria"] = criteria
 
 
+def _keep_earlier_nest_entries(results: dict, path: Path) -> None:
+    """NEST thread counts measured in an earlier run of ``path`` but not in this one are kept, marked."""
+    if not path.is_file():
+        return
+    old = json.loads(path.read_text())
+    earlier = dict(old.get("nest_threads_from_earlier_run", {}))
+    for threads, entry in old.get("threads", {}).items():
+        if threads not in results["threads"]:
+            earlier[threads] = {**entry, "load_average_at_end": old.get("load_average_at_end"),
+                                "structure": old.get("structure", "one build_sampling_network (population) per network"),
+                                "note": "from an earlier run of this benchmark (not re-run in this run)"}
+    if earlier:
+        results["nest_threads_from_earlier_run"] = earlier
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--networks", type=int, default=100)
@@ -142,6 +158,7 @@ def main() -> None:
     results["note"] = ("the machine (2 cores) is shared with other jobs: wall times are inflated by their load "
                        "(load averages recorded per run); cpu_s is the CPU time of the timed run (process, all "
                        "threads and the compiled binaries it waited for) and is less sensitive to load")
+    _keep_earlier_nest_entries(results, args.results)
     results["versions"] = library_versions()
     results["machine"] = machine_info()
     write_json_atomic(args.results, results)
