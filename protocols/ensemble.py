@@ -67,7 +67,12 @@ class EnsembleConfig:
     train_iterations : int
         CD iterations (>= 1) for each noise mode.
     sampling_ms : float
-        Sampling time per iteration (ms).
+        Sampling time of the first CD iteration (ms).
+    sampling_end_ms : float, optional
+        Sampling time of the last iteration (ms), > 0; linear growth in between. None: constant.
+    average_fraction : float
+        In [0, 1): trained parameters = mean of the iterates over this last fraction of the
+        iterations (Polyak-Ruppert averaging); 0 keeps the last iterate.
     learning_rate, schedule, schedule_tau, momentum :
         CD optimizer (eta0; "constant" or "inverse" eta0 tau / (tau + t); tau in iterations; momentum in [0, 1)).
     eval_duration_ms : float
@@ -100,6 +105,8 @@ class EnsembleConfig:
     design_rate_hz: float = 50.0
     train_iterations: int = 150
     sampling_ms: float = 1000.0
+    sampling_end_ms: float | None = None
+    average_fraction: float = 0.0
     learning_rate: float = 1.0
     schedule: str = "inverse"
     schedule_tau: float = 50.0
@@ -140,6 +147,7 @@ class EnsembleConfig:
             raise ValueError(f"momentum must lie in [0, 1), got {self.momentum!r}")
         if self.synapses not in SYNAPSE_KINDS:
             raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
+        self.training()  # sampling_end_ms and average_fraction checked there
 
     def run_settings(self) -> RunSettings:
         background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
@@ -149,7 +157,7 @@ class EnsembleConfig:
 
     def training(self) -> TrainingSettings:
         return TrainingSettings(self.train_iterations, self.sampling_ms, self.learning_rate, self.schedule,
-                                self.schedule_tau, self.momentum)
+                                self.schedule_tau, self.momentum, self.sampling_end_ms, self.average_fraction)
 
 
 def quartiles(values) -> dict:
@@ -354,7 +362,8 @@ def _cmd_ensemble(args) -> int:
     neuron, noise = _parameter_set(args.parameter_set)
     config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
                             in_degree=args.in_degree, train_iterations=args.train_iterations,
-                            sampling_ms=args.sampling, eval_duration_ms=args.eval_duration,
+                            sampling_ms=args.sampling, sampling_end_ms=args.sampling_end,
+                            average_fraction=args.average_fraction, eval_duration_ms=args.eval_duration,
                             calibration_ms=args.calibration_duration, dt_ms=args.dt, neuron=neuron, noise=noise)
     results = run_ensemble(config, out_dir=args.out, progress=True)
     for key in ("dkl_poisson_untrained", "dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained"):
@@ -379,6 +388,10 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
     parser.add_argument("--train-iterations", type=int, default=150, help="CD iterations per noise mode (default 150)")
     parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
+    parser.add_argument("--sampling-end", type=float, default=None,
+                        help="sampling time of the last iteration (ms; linear growth; default: constant)")
+    parser.add_argument("--average-fraction", type=float, default=0.0,
+                        help="average the parameters over this last fraction of iterations (default 0: last iterate)")
     parser.add_argument("--eval-duration", type=float, default=50000.0, help="evaluation time (ms, default 50000)")
     parser.add_argument("--calibration-duration", type=float, default=20000.0,
                         help="background measurement time (ms, default 20000)")

@@ -10,7 +10,15 @@ Training reuses the pure contrastive-divergence rule of :mod:`cortexsim.models.c
 statistics are the exact moments of each network's target, the model statistics those of the
 network's own samples over ``sampling_ms``; all M networks update at once (block-diagonal mask)
 and their parameters are set in place between runs (no rebuild). The training loop of
-:mod:`cortexsim.protocols.cd_training` builds Poisson-driven networks itself, so it is not used here.
+:mod:`cortexsim.protocols.cd_training` builds Poisson-driven networks itself and rebuilds them for
+every checkpoint segment (which would restart a deterministic ensemble from its kick), so it is not
+used here; a network-factory hook there would have to cover segments, checkpoints and read-out too.
+
+The ensemble's gradient estimates are noisier than under Poisson noise (its background fluctuates
+slowly: a source network switching state shifts its targets' input for as long as the state lasts),
+so the loop offers a growing sampling time per iteration and iterate averaging
+(:func:`sampling_durations`, :class:`IterateAverage`); a protocol applies the same settings to both
+noise modes.
 """
 
 from __future__ import annotations
@@ -29,7 +37,7 @@ from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer, block
 from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble
 from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters
 
-__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train"]
+__all__ = ["RunSettings", "TrainingSettings", "sampling_durations", "IterateAverage", "build", "network_distributions", "evaluate", "train"]
 
 
 @dataclass(frozen=True)
@@ -57,8 +65,25 @@ class RunSettings:
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """CD settings: ``iterations``, ``sampling_ms`` per iteration (ms), learning-rate schedule
-    (``learning_rate`` eta0, ``schedule`` kind, ``schedule_tau`` in iterations) and ``momentum``."""
+    """CD settings (times in ms, ``schedule_tau`` in iterations).
+
+    Attributes
+    ----------
+    iterations : int
+        CD iterations (>= 1).
+    sampling_ms : float
+        Sampling time of the first iteration (ms), > 0.
+    learning_rate, schedule, schedule_tau, momentum :
+        Optimizer: eta0, schedule kind, its decay constant, momentum in [0, 1).
+    sampling_end_ms : float, optional
+        Sampling time of the last iteration (ms); the time grows linearly from ``sampling_ms``
+        (:func:`sampling_durations`). None: every iteration samples ``sampling_ms``. Late iterations,
+        which make small corrections, then see less sampling noise.
+    average_fraction : float
+        In [0, 1): the trained parameters are the mean of the iterates over the last
+        ``average_fraction`` of the iterations (Polyak-Ruppert averaging, :class:`IterateAverage`),
+        which averages out the sampling noise of single updates; 0 keeps the last iterate.
+    """
 
     iterations: int
     sampling_ms: float
@@ -66,6 +91,69 @@ class TrainingSettings:
     schedule: str
     schedule_tau: float
     momentum: float
+    sampling_end_ms: float | None = None
+    average_fraction: float = 0.0
+
+    def __post_init__(self) -> None:
+        if int(self.iterations) != self.iterations or self.iterations < 1:
+            raise ValueError(f"iterations must be an integer >= 1, got {self.iterations!r}")
+        for name in ("sampling_ms", "sampling_end_ms"):
+            value = getattr(self, name)
+            if value is not None and (not np.isfinite(value) or value <= 0):
+                raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
+        if not 0.0 <= self.average_fraction < 1.0:
+            raise ValueError(f"average_fraction must lie in [0, 1), got {self.average_fraction!r}")
+
+
+def sampling_durations(first_ms: float, last_ms: float | None, iterations: int, dt_ms: float) -> np.ndarray:
+    """Sampling time of each CD iteration (ms): linear from ``first_ms`` to ``last_ms``, on the dt grid.
+
+    ``last_ms`` None gives ``first_ms`` throughout. Each duration is rounded to a whole number of
+    steps ``dt_ms`` (at least one step).
+    """
+    if int(iterations) != iterations or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"dt_ms must be a finite number > 0, got {dt_ms!r}")
+    last_ms = first_ms if last_ms is None else last_ms
+    for name, value in (("first_ms", first_ms), ("last_ms", last_ms)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
+    raw = np.linspace(first_ms, last_ms, int(iterations))
+    return np.maximum(np.round(raw / dt_ms), 1.0) * dt_ms
+
+
+class IterateAverage:
+    """Running mean of the parameters (W, b) from iteration ``start`` on (Polyak-Ruppert averaging).
+
+    ``start = iterations - round(fraction * iterations)``; with ``fraction`` 0 no iterate is averaged
+    and :meth:`result` returns the last one given to :meth:`add`.
+    """
+
+    def __init__(self, iterations: int, fraction: float):
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"fraction must lie in [0, 1), got {fraction!r}")
+        self.start = int(iterations) - int(round(fraction * int(iterations)))
+        self.count = 0
+        self._sum_W = self._sum_b = self._last = None
+
+    def add(self, iteration: int, W: np.ndarray, b: np.ndarray) -> None:
+        """Record the parameters after update ``iteration`` (0-based)."""
+        self._last = (np.array(W, dtype=float), np.array(b, dtype=float))
+        if iteration >= self.start:
+            if self._sum_W is None:
+                self._sum_W, self._sum_b = np.zeros_like(self._last[0]), np.zeros_like(self._last[1])
+            self._sum_W += self._last[0]
+            self._sum_b += self._last[1]
+            self.count += 1
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The averaged (W, b), or the last iterate when nothing was averaged."""
+        if self._last is None:
+            raise ValueError("no iterate was added")
+        if self.count == 0:
+            return self._last
+        return self._sum_W / self.count, self._sum_b / self.count
 
 
 def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,
@@ -112,15 +200,17 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
           progress: bool = False) -> tuple[list, dict]:
     """CD-train all networks of one ensemble at once towards their ``targets``, from ``start`` BMs.
 
-    One simulation: burn-in, then per iteration ``sampling_ms`` of free sampling, the update
+    One simulation: burn-in, then per iteration free sampling (``training.sampling_ms``, growing to
+    ``training.sampling_end_ms`` if set, :func:`sampling_durations`), the update
     ``dW = eta (<zz>_target - <zz>_sampled)``, ``db = eta (<z>_target - <z>_sampled)`` per network
     (block-diagonal mask), and the new parameters set in place.
 
     Returns
     -------
     final : list of BoltzmannMachine
-    history : dict with per-iteration ``learning_rate``, ``dkl_median`` (median over networks of
-        D_KL(sampled || target) of that iteration's samples) and timing.
+        The last iterate, or the mean of the last iterates (``training.average_fraction``).
+    history : dict with per-iteration ``learning_rate``, ``sampling_ms``, ``dkl_median`` (median over
+        networks of D_KL(sampled || target) of that iteration's samples), ``averaged_iterations`` and timing.
     """
     ensemble = build(sim, settings, start, fit, mode, translation_noise, sim_seed)
     sizes = [bm.n_units for bm in targets]
@@ -139,19 +229,23 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
     if progress:
         from tqdm import tqdm
         bar = tqdm(total=training.iterations, desc=f"CD, {mode} noise", unit="it")
+    durations = sampling_durations(training.sampling_ms, training.sampling_end_ms, training.iterations, settings.dt_ms)
+    average = IterateAverage(training.iterations, training.average_fraction)
+    history["sampling_ms"] = durations.tolist()
+    history["averaged_iterations"] = training.iterations - average.start
     t_now = settings.burn_in_ms
     tic = time.perf_counter()
     sim.run(settings.burn_in_ms)
     ensemble.spiketrains(clear=True)
     history["run_wall_s"] += time.perf_counter() - tic
-    for iteration in range(training.iterations):
+    for iteration, duration in enumerate(durations):
         tic = time.perf_counter()
-        sim.run(training.sampling_ms)
+        sim.run(float(duration))
         history["run_wall_s"] += time.perf_counter() - tic
         tic = time.perf_counter()
         spiketrains = ensemble.spiketrains(clear=True)
-        dists = network_distributions(spiketrains, ensemble, t_now, t_now + training.sampling_ms)
-        t_now += training.sampling_ms
+        dists = network_distributions(spiketrains, ensemble, t_now, t_now + duration)
+        t_now += duration
         model_mean, model_second = np.zeros_like(data_mean), np.zeros_like(data_second)
         for s, p in zip(ensemble.blocks, dists):
             model_mean[s], model_second[s, s] = moments_from_distribution(p, s.stop - s.start)
@@ -159,6 +253,7 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
         eta = schedule.rate(iteration)
         W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
         ensemble.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in ensemble.blocks])
+        average.add(iteration, W, b)
         dkl = [dkl_both(p, q)["dkl_sampled_target"] for p, q in zip(dists, p_targets)]
         history["learning_rate"].append(eta)
         history["dkl_median"].append(float(np.median(dkl)))
@@ -169,4 +264,5 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
     if bar is not None:
         bar.close()
     sim.end()
-    return list(ensemble.bms), history
+    W_final, b_final = average.result()
+    return [BoltzmannMachine(W_final[s, s], b_final[s]) for s in ensemble.blocks], history
