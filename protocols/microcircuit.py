@@ -37,8 +37,9 @@ _DEFAULTS = {
     "yinyang": dict(sizes=(4, 120, 3), epochs=50, eta_up=(8.4e-4, 1.6e-4), eta_ip=(1.6e-4,), eta_pi=(3e-4,),
                     topdown="transposed", input_range=(-1.0, 1.0), weight_scale=8.0, bias_scale=4.0, decay_after=0.7,
                     batch_size=4),
-    "digits": dict(sizes=(64, 100, 10), epochs=100, eta_up=(5e-4, 5.2e-5), eta_ip=(5e-5,), eta_pi=(3e-4,),
-                   topdown="transposed", input_range=(0.0, 1.0), weight_scale=2.0, bias_scale=0.0, decay_after=0.7, batch_size=16),
+    "digits": dict(sizes=(64, 100, 10), epochs=100, eta_up=(8e-3, 1e-4), eta_ip=(1e-4,), eta_pi=(3e-4,),
+                   topdown="transposed", input_range=(0.0, 1.0), weight_scale=2.0, bias_scale=0.0, decay_after=0.7,
+                   batch_size=8),
 }
 # Learning-rate choice (steady state, batch 16 or 8, 100 ms patterns, g_som 0.8): near the self-predicting
 # state the hidden-layer signal is about c_A b_int a_N / lambda_N ~ 0.06 of the backprop delta and the
@@ -53,6 +54,10 @@ _DEFAULTS = {
 # backprop with the old rates stayed at ~92-93 %); to keep it below the stability bound the batch is 4
 # (the same rate with batch 8 diverges in the first epoch), and eta_ip = eta_up(output) so that W_IP keeps
 # up with the output weights it imitates. 50 epochs, rates x0.1 from epoch 37 on.
+# Digits (tuned on validation seeds 100-104): batch 8, output rate 1e-4 = eta_ip (was batch 16, 5.2e-5,
+# 5e-5) and a hidden rate of 8e-3 (was 5e-4): the hidden signal is only ~0.06 of the backprop delta, and
+# mean validation accuracy rose with the hidden rate 5e-4 / 1e-3 / 2e-3 / 4e-3 / 8e-3 / 1.6e-2 as
+# 94.7 / 95.7 / 96.5 / 97.0 / 97.3 / 97.5 % (old set-up 93.6 %); 8e-3 keeps a factor 2 to the largest tried.
 
 
 @dataclass(frozen=True)
