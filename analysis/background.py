@@ -24,7 +24,7 @@ import quantities as pq
 from .spike_statistics import correlation_coefficients, cv_isi, firing_rates_hz
 
 __all__ = ["InputStatistics", "input_statistics", "MembraneStatistics", "membrane_statistics",
-           "plot_background"]
+           "net_input_correlations", "plot_background"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,61 @@ def membrane_statistics(v_mv, bin_edges_mv=None) -> MembraneStatistics:
         bin_edges_mv = np.linspace(v.min(), v.max() + 1e-9, 81)
     density, edges = np.histogram(v.reshape(-1), bins=bin_edges_mv, density=True)
     return MembraneStatistics(v.mean(axis=0), v.std(axis=0), np.asarray(edges), density)
+
+
+def net_input_correlations(spiketrains, sources_exc, sources_inh, group_size: int, t_start: float, t_stop: float,
+                           bin_size_ms: float = 5.0) -> dict:
+    """Correlation of the net background input of neurons in the same group (network) vs different groups.
+
+    The net input of target i is the binned count of its excitatory sources' spikes minus that of
+    its inhibitory sources' spikes (equal weights per receptor type; with the default reversal
+    potentials, +-50 mV from the free membrane, both drive the membrane equally hard). Targets
+    ``g * group_size .. (g + 1) * group_size - 1`` form group g.
+
+    Parameters
+    ----------
+    spiketrains : list of neo.SpikeTrain
+        All source trains; ``sources_exc``/``sources_inh`` (n_targets, K) index into it.
+    group_size : int
+        Targets per group (N, neurons per network), >= 2, dividing n_targets.
+    t_start, t_stop, bin_size_ms : float
+        Window and count bin (ms).
+
+    Returns
+    -------
+    dict with ``within_mean``/``within_mean_abs`` (Pearson r over the pairs of targets in the same
+    group), ``between_mean``/``between_mean_abs`` (pairs in different groups) and the pair counts.
+    Targets with a constant net input are left out (NaN r).
+    """
+    exc, inh = np.asarray(sources_exc), np.asarray(sources_inh)
+    if exc.ndim != 2 or exc.shape[0] != inh.shape[0] or not np.issubdtype(exc.dtype, np.integer) \
+            or not np.issubdtype(inh.dtype, np.integer):
+        raise ValueError(f"sources_exc and sources_inh must be integer arrays (n_targets, K) with the same number of "
+                         f"targets, got shapes {exc.shape} and {inh.shape}")
+    n_targets = exc.shape[0]
+    if int(group_size) != group_size or group_size < 2 or n_targets % int(group_size):
+        raise ValueError(f"group_size must be an integer >= 2 dividing n_targets = {n_targets}, got {group_size!r}")
+    if not (np.isfinite(bin_size_ms) and bin_size_ms > 0 and t_stop - t_start >= 2 * bin_size_ms):
+        raise ValueError(f"bin_size_ms must be > 0 with at least 2 bins in [t_start, t_stop], got {bin_size_ms!r}")
+    edges = t_start + bin_size_ms * np.arange(int(np.floor((t_stop - t_start) / bin_size_ms + 1e-9)) + 1)
+    counts = np.array([np.histogram(np.asarray(st.rescale("ms").magnitude), bins=edges)[0] for st in spiketrains],
+                      dtype=float)
+    net = counts[exc].sum(axis=1) - counts[inh].sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = np.corrcoef(net)
+    group = np.arange(n_targets) // int(group_size)
+    upper = np.triu(np.ones((n_targets, n_targets), dtype=bool), k=1)
+    same = upper & (group[:, None] == group[None, :])
+    other = upper & ~same
+    result = {}
+    for name, mask in (("within", same), ("between", other)):
+        values = r[mask]
+        values = values[np.isfinite(values)]
+        result[f"{name}_mean"] = float(np.mean(values)) if values.size else float("nan")
+        result[f"{name}_mean_abs"] = float(np.mean(np.abs(values))) if values.size else float("nan")
+        result[f"{name}_pairs"] = int(values.size)
+    result["bin_size_ms"] = float(bin_size_ms)
+    return result
 
 
 def plot_background(inputs: Mapping[str, InputStatistics], membranes: Mapping[str, MembraneStatistics],

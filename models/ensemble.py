@@ -42,14 +42,14 @@ import numpy as np
 from ..backends.noise import add_poisson_background
 from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
-from .ensemble_background import (DEFAULT_BACKGROUND, NOISE_MODES, EnsembleBackground, background_delays,
-                                  check_ensemble_size, draw_background_sources, equivalent_noise, kick_spike_times,
-                                  matched_background)
+from .ensemble_background import (DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS, EnsembleBackground,
+                                  background_delays, check_ensemble_size, draw_background_sources, equivalent_noise,
+                                  kick_spike_times, matched_background)
 from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters, NeuronParameters,
                               NoiseParameters, bm_to_lif)
 from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
 
-__all__ = ["NOISE_MODES", "EnsembleBackground", "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble",
+__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "EnsembleBackground", "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble",
            "draw_background_sources", "kick_spike_times", "matched_background", "equivalent_noise",
            "check_ensemble_size"]
 
@@ -195,14 +195,15 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     Raises
     ------
     ValueError
-        Unknown mode or synapse kind, fewer than 2 networks or 2 K > (M - 1) N in ensemble/mixture mode.
+        Unknown mode or synapse kind, fewer than 2 networks or 2 K > (M - 1) N in ensemble/mixture mode
+        (2 K > M - 1 with ``background.source_sharing="disjoint"``).
     """
     bms = _check_bms(bms)
     background = DEFAULT_BACKGROUND if background is None else background
     if synapses not in SYNAPSE_KINDS:
         raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {synapses!r}")
     M, N = len(bms), bms[0].n_units
-    check_ensemble_size(M, N, background.in_degree, mode)
+    check_ensemble_size(M, N, background.in_degree, mode, background.source_sharing)
     if translation_noise is None:
         translation_noise = equivalent_noise(background, mode, noise)
     rng = np.random.default_rng([int(seed), 1])
@@ -237,7 +238,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     if mode in ("ensemble", "mixture"):
         scale = 1.0 if mode == "ensemble" else 1.0 - background.poisson_fraction
         w_exc, w_inh = scale * background.weight_exc, scale * background.weight_inh
-        exc, inh = draw_background_sources(M, N, background.in_degree, seed)
+        exc, inh = draw_background_sources(M, N, background.in_degree, seed, background.source_sharing)
         ensemble.sources_exc, ensemble.sources_inh = exc, inh
         dt = sim.get_time_step()
         for name, sources, weight, receptor in (("background_exc", exc, w_exc, "excitatory"),

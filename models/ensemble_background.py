@@ -12,12 +12,15 @@ import numpy as np
 
 from .lif_translation import DEFAULT_NOISE, NoiseParameters
 
-__all__ = ["NOISE_MODES", "EnsembleBackground", "DEFAULT_BACKGROUND", "draw_background_sources",
+__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "EnsembleBackground", "DEFAULT_BACKGROUND", "draw_background_sources",
            "kick_spike_times", "matched_background", "equivalent_noise", "check_ensemble_size",
            "background_delays"]
 
 #: Noise-source modes of an ensemble.
 NOISE_MODES = ("poisson", "ensemble", "mixture")
+
+#: How the background sources of the neurons of ONE network relate (:func:`draw_background_sources`).
+SOURCE_SHARINGS = ("random", "disjoint")
 
 
 def _positive(name: str, value, allow_zero: bool = False) -> None:
@@ -56,6 +59,11 @@ class EnsembleBackground:
     design_rate_hz : float
         Mean firing rate of the ensemble neurons assumed when the weights were chosen (Hz), > 0;
         :func:`equivalent_noise` uses it unless a measured rate is given.
+    source_sharing : {"random", "disjoint"}
+        ``"random"``: each neuron draws its 2 K sources independently, so two neurons of one network
+        share about (2 K)^2 / ((M - 1) N) sources (correlated backgrounds). ``"disjoint"``: the N
+        neurons of a network draw their N * 2 K sources jointly without replacement, so no source
+        feeds two neurons of the same network (needs 2 K <= M - 1). See :func:`draw_background_sources`.
     """
 
     in_degree: int = 30
@@ -68,8 +76,11 @@ class EnsembleBackground:
     kick_weight: float = 0.01
     poisson_fraction: float = 0.5
     design_rate_hz: float = 50.0
+    source_sharing: str = "random"
 
     def __post_init__(self) -> None:
+        if self.source_sharing not in SOURCE_SHARINGS:
+            raise ValueError(f"source_sharing must be one of {SOURCE_SHARINGS}, got {self.source_sharing!r}")
         if int(self.in_degree) != self.in_degree or self.in_degree < 1:
             raise ValueError(f"in_degree K must be a positive integer, got {self.in_degree!r}")
         for name in ("weight_exc", "weight_inh", "kick_ms", "kick_rate_hz", "kick_weight"):
@@ -143,8 +154,15 @@ def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoisePa
                            rate_inh=g_inh / w_inh if w_inh > 0 else 0.0, weight_exc=w_exc, weight_inh=w_inh)
 
 
-def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: str) -> None:
-    """ValueError unless the ensemble can provide 2 K distinct sources from other networks."""
+def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: str,
+                        source_sharing: str = "random") -> None:
+    """ValueError unless the ensemble can provide 2 K distinct sources from other networks.
+
+    With ``source_sharing="disjoint"`` the N neurons of a network need N * 2 K distinct sources
+    together, i.e. 2 K <= M - 1.
+    """
+    if source_sharing not in SOURCE_SHARINGS:
+        raise ValueError(f"source_sharing must be one of {SOURCE_SHARINGS}, got {source_sharing!r}")
     if mode not in NOISE_MODES:
         raise ValueError(f"mode must be one of {NOISE_MODES}, got {mode!r}")
     if int(n_networks) != n_networks or n_networks < 1:
@@ -159,21 +177,33 @@ def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: s
         raise ValueError(f"in_degree K = {in_degree} needs 2K = {2 * int(in_degree)} distinct source neurons in "
                          f"other networks, but only (M - 1) * N = ({n_networks} - 1) * {n_neurons} = {available} "
                          f"exist; use K <= {available // 2} or more networks")
+    if source_sharing == "disjoint" and 2 * int(in_degree) * int(n_neurons) > available:
+        raise ValueError(f"in_degree K = {in_degree} with source_sharing='disjoint' needs N * 2K = {n_neurons} * "
+                         f"{2 * int(in_degree)} = {2 * int(in_degree) * int(n_neurons)} distinct source neurons per "
+                         f"network, but only (M - 1) * N = {available} exist; use K <= {(int(n_networks) - 1) // 2} "
+                         "(2K <= M - 1), more networks, or source_sharing='random'")
 
 
-def draw_background_sources(n_networks: int, n_neurons: int, in_degree: int,
-                            seed: int) -> tuple[np.ndarray, np.ndarray]:
+def draw_background_sources(n_networks: int, n_neurons: int, in_degree: int, seed: int,
+                            source_sharing: str = "random") -> tuple[np.ndarray, np.ndarray]:
     """Random fixed background connectivity: source indices ``(exc, inh)``, each (M * N, K) int64.
 
-    Target neuron i of network ``m = i // N`` gets 2 K distinct sources drawn uniformly without
-    replacement from the (M - 1) N neurons of the other networks (``numpy.random.default_rng(seed)``,
-    targets in order); the first K are excitatory, the last K inhibitory.
+    ``"random"``: target neuron i of network ``m = i // N`` gets 2 K distinct sources drawn uniformly
+    without replacement from the (M - 1) N neurons of the other networks (targets in order).
+    ``"disjoint"``: the N * 2 K sources of network m's neurons are drawn together without replacement
+    from the other networks' neurons and dealt out 2 K per neuron, so neurons of one network share no
+    source. Either way ``numpy.random.default_rng(seed)``; the first K are excitatory, the last K inhibitory.
     """
-    check_ensemble_size(n_networks, n_neurons, in_degree, "ensemble")
+    check_ensemble_size(n_networks, n_neurons, in_degree, "ensemble", source_sharing)
     M, N, K = int(n_networks), int(n_neurons), int(in_degree)
     rng = np.random.default_rng(seed)
     n = M * N
     drawn = np.empty((n, 2 * K), dtype=np.int64)
+    if source_sharing == "disjoint":
+        for m in range(M):
+            choice = rng.choice(n - N, size=N * 2 * K, replace=False)
+            drawn[m * N:(m + 1) * N] = np.where(choice >= m * N, choice + N, choice).reshape(N, 2 * K)
+        return drawn[:, :K].copy(), drawn[:, K:].copy()
     for target in range(n):
         start = (target // N) * N
         choice = rng.choice(n - N, size=2 * K, replace=False)

@@ -62,6 +62,9 @@ class EnsembleConfig:
     in_degree : int
         K excitatory and K inhibitory background sources per neuron; weights from
         :func:`cortexsim.models.ensemble.matched_background` at ``design_rate_hz``.
+    source_sharing : {"random", "disjoint"}
+        Whether neurons of one network may share background sources ("random") or not ("disjoint",
+        needs 2 K <= M - 1); see :class:`cortexsim.models.ensemble.EnsembleBackground`.
     design_rate_hz : float
         Source rate assumed by the weight choice (Hz).
     train_iterations : int
@@ -102,6 +105,7 @@ class EnsembleConfig:
     n_networks: int = 50
     n_neurons: int = 5
     in_degree: int = 30
+    source_sharing: str = "random"
     design_rate_hz: float = 50.0
     train_iterations: int = 150
     sampling_ms: float = 1000.0
@@ -130,7 +134,7 @@ class EnsembleConfig:
         check_dt(self.backend, self.dt_ms)
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
-        check_ensemble_size(self.n_networks, self.n_neurons, self.in_degree, "ensemble")
+        check_ensemble_size(self.n_networks, self.n_neurons, self.in_degree, "ensemble", self.source_sharing)
         for name in ("train_iterations", "calibration_points", "calibration_groups", "membrane_probes"):
             minimum = 5 if name == "calibration_points" else 1
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < minimum:
@@ -151,7 +155,7 @@ class EnsembleConfig:
 
     def run_settings(self) -> RunSettings:
         background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
-                                        delay_max_ms=self.delay_max_ms)
+                                        delay_max_ms=self.delay_max_ms, source_sharing=self.source_sharing)
         return RunSettings(self.dt_ms, self.burn_in_ms, derived_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
@@ -361,7 +365,8 @@ def _cmd_ensemble(args) -> int:
 
     neuron, noise = _parameter_set(args.parameter_set)
     config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
-                            in_degree=args.in_degree, train_iterations=args.train_iterations,
+                            in_degree=args.in_degree, source_sharing=args.source_sharing,
+                            train_iterations=args.train_iterations,
                             sampling_ms=args.sampling, sampling_end_ms=args.sampling_end,
                             average_fraction=args.average_fraction, eval_duration_ms=args.eval_duration,
                             calibration_ms=args.calibration_duration, dt_ms=args.dt, neuron=neuron, noise=noise)
@@ -386,6 +391,8 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--networks", type=int, default=50, help="M networks (>= 2, default 50)")
     parser.add_argument("--neurons", type=int, default=5, help="N neurons per network (default 5)")
     parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
+    parser.add_argument("--source-sharing", choices=("random", "disjoint"), default="random",
+                        help="disjoint: neurons of one network share no background source (needs 2K <= M - 1)")
     parser.add_argument("--train-iterations", type=int, default=150, help="CD iterations per noise mode (default 150)")
     parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
     parser.add_argument("--sampling-end", type=float, default=None,

@@ -83,6 +83,8 @@ def test_bad_input_raises_clear_errors():
         build_ensemble(sim, bms[:1], FIT, mode="ensemble")
     with pytest.raises(ValueError, match=r"in_degree K = 6 needs 2K = 12"):
         build_ensemble(sim, bms, FIT, mode="mixture", background=EnsembleBackground(in_degree=6))
+    with pytest.raises(ValueError, match="source_sharing='disjoint'"):  # 3 networks: disjoint needs 2K <= 2
+        build_ensemble(sim, bms, FIT, background=EnsembleBackground(in_degree=2, source_sharing="disjoint"))
     with pytest.raises(ValueError, match="mode must be one of"):
         build_ensemble(sim, bms, FIT, mode="white")
     with pytest.raises(ValueError, match="same number of neurons"):
@@ -93,3 +95,7 @@ def test_bad_input_raises_clear_errors():
         EnsembleConfig(seed=1, n_networks=1)
     with pytest.raises(ValueError, match="2K = 200"):
         EnsembleConfig(seed=1, n_networks=10, in_degree=100)
+    with pytest.raises(ValueError, match="2K <= M - 1"):
+        EnsembleConfig(seed=1, n_networks=50, in_degree=25, source_sharing="disjoint")
+    with pytest.raises(ValueError, match="source_sharing must be one of"):
+        EnsembleConfig(seed=1, source_sharing="overlapping")

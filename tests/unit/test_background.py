@@ -71,3 +71,23 @@ def test_membrane_statistics_of_gaussian_traces(tmp_path):
     inputs = input_statistics(trains, np.array([[0, 1, 2], [3, 4, 5]]), 0.0, T_MS)
     path = plot_background({"poisson": inputs, "ensemble": inputs}, {"poisson": stats}, tmp_path / "bg.png")
     assert path.exists() and path.stat().st_size > 1000
+
+
+def test_net_input_correlation_is_one_for_shared_sources_and_near_zero_for_disjoint_ones():
+    from cortexsim.analysis.background import net_input_correlations
+
+    trains = poisson_trains(40, 50.0, seed=5)
+    # Group 0: targets 0 and 1 have the same sources (r = 1); group 1: targets 2 and 3 have disjoint,
+    # independent sources. Between-group pairs share nothing either.
+    exc = np.array([np.arange(0, 5), np.arange(0, 5), np.arange(10, 15), np.arange(20, 25)])
+    inh = np.array([np.arange(5, 10), np.arange(5, 10), np.arange(15, 20), np.arange(25, 30)])
+    result = net_input_correlations(trains, exc, inh, 2, 0.0, T_MS, bin_size_ms=5.0)
+    # within: mean of r = 1 and r ~ 0 (std 1/sqrt(4000) = 0.016 per pair): 0.5 +- 0.008; 5 sigma.
+    assert abs(result["within_mean"] - 0.5) < 0.04 and result["within_pairs"] == 2
+    # between: 4 pairs of independent sums, each r with std 0.016; mean |r| < 5 sigma.
+    assert result["between_mean_abs"] < 0.08 and result["between_pairs"] == 4
+    swapped = net_input_correlations(trains, np.array([exc[0], inh[0], exc[2], exc[3]]),
+                                     np.array([inh[0], exc[0], inh[2], inh[3]]), 2, 0.0, T_MS)
+    assert swapped["within_mean"] == pytest.approx(-0.5, abs=0.04)  # exc of one = inh of the other: r = -1
+    with pytest.raises(ValueError, match="group_size"):
+        net_input_correlations(trains, exc, inh, 3, 0.0, T_MS)

@@ -77,3 +77,30 @@ def test_bad_background_parameters_raise(field, value):
 def test_bad_delay_range_raises():
     with pytest.raises(ValueError, match="delay_max_ms"):
         EnsembleBackground(delay_ms=2.0, delay_max_ms=1.0)
+
+
+def test_disjoint_sources_are_not_shared_within_a_network_and_are_seeded():
+    M, N, K = 11, 3, 5  # 2K = 10 = M - 1: the tightest disjoint case
+    exc, inh = draw_background_sources(M, N, K, seed=2, source_sharing="disjoint")
+    both = np.hstack([exc, inh])
+    for m in range(M):
+        block = both[m * N:(m + 1) * N]
+        assert len(set(block.reshape(-1))) == N * 2 * K  # no source used twice within one network
+        assert np.all(block // N != m)
+    again = draw_background_sources(M, N, K, seed=2, source_sharing="disjoint")
+    assert np.array_equal(again[0], exc) and np.array_equal(again[1], inh)
+    # the random mode's connectivity is unchanged by the option (same draw as without it)
+    assert np.array_equal(draw_background_sources(M, N, K, seed=2)[0],
+                          draw_background_sources(M, N, K, seed=2, source_sharing="random")[0])
+
+
+def test_disjoint_sources_need_2k_at_most_m_minus_1():
+    with pytest.raises(ValueError, match="source_sharing='disjoint'.*2K <= M - 1"):
+        check_ensemble_size(11, 3, 6, "ensemble", "disjoint")  # 2K = 12 > 10
+    with pytest.raises(ValueError, match="source_sharing='disjoint'"):
+        draw_background_sources(11, 3, 6, seed=0, source_sharing="disjoint")
+    check_ensemble_size(11, 3, 6, "ensemble", "random")  # random sharing only needs 2K <= (M - 1) N
+    with pytest.raises(ValueError, match="source_sharing"):
+        EnsembleBackground(source_sharing="shared")
+    with pytest.raises(ValueError, match="source_sharing"):
+        check_ensemble_size(11, 3, 2, "ensemble", "shared")
