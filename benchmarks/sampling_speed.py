@@ -113,7 +113,8 @@ def _keep_earlier_nest_entries(results: dict, path: Path) -> None:
     if not path.is_file():
         return
     old = json.loads(path.read_text())
-    earlier = dict(old.get("nest_threads_from_earlier_run", {}))
+    earlier = {threads: entry for threads, entry in old.get("nest_threads_from_earlier_run", {}).items()
+               if threads not in results["threads"]}
     for threads, entry in old.get("threads", {}).items():
         if threads not in results["threads"]:
             earlier[threads] = {**entry, "load_average_at_end": old.get("load_average_at_end"),
