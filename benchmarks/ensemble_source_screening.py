@@ -59,7 +59,9 @@ def screening_config(in_degree: int, sharing: str, n_networks: int, iterations: 
 
 
 def evaluate_with_background(sim, config, settings, bms, targets, fit, noise, sim_seed) -> dict:
-    """Evaluation run: D_KL per network (full T and extrapolated) and within-network input correlation."""
+    """Evaluation run: D_KL per network (full T and extrapolated) and within-network input correlation.
+
+    Medians are over the first 50 networks (the benchmark's targets) also when M > 50."""
     ensemble = build(sim, settings, bms, fit, "ensemble", noise, sim_seed)
     T, t0 = config.eval_duration_ms, config.burn_in_ms
     sim.run(t0 + T)
@@ -100,7 +102,8 @@ def run_variant(name: str, iterations: int, seed: int, sampling_end_ms: float = 
     noise = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
     print(f"{name}: ensemble fit v_p05 {fit.v_p05:.2f} mV, alpha {fit.alpha:.3f} mV, free-membrane std "
           f"{bg['membrane'].summary()['std_mv']:.2f} mV, rate {source_rate:.1f} Hz", flush=True)
-    untrained = evaluate_with_background(sim, config, settings, targets, targets, fit, noise, derived_seed(config.seed, 5, 1))
+    untrained = evaluate_with_background(sim, config, settings, targets, targets, fit, noise,
+                                         derived_seed(config.seed, 5, 1))
     print(f"{name}: untrained median {untrained['dkl_median']:.4f}, within-network r "
           f"{untrained['net_input_correlation']['within_mean']:.4f}", flush=True)
     trained_bms, history = train(sim, settings, config.training(), targets, targets, fit, "ensemble", noise,
@@ -120,6 +123,30 @@ def run_variant(name: str, iterations: int, seed: int, sampling_end_ms: float = 
             "config": config_to_dict(config), "wall_s": time.perf_counter() - tic}
 
 
+def summary_table(variants: dict) -> dict:
+    """One row per variant; ``per_network_ratio_to_baseline``: median over networks of trained D_KL relative
+    to K30_random at the same budget, with the paired Wilcoxon p-value."""
+    from scipy.stats import wilcoxon
+
+    rows = {}
+    for key, v in variants.items():
+        budget = key.split("_it", 1)[1]
+        within = v["trained"]["net_input_correlation"]
+        row = {"dkl_untrained": v["untrained"]["dkl_median"], "dkl_trained": v["trained"]["dkl_median"],
+               "dkl_trained_extrapolated": v["trained"]["dkl_inf_median"],
+               "within_network_r": within["within_mean"], "within_network_abs_r": within["within_mean_abs"],
+               "between_network_abs_r": within["between_mean_abs"],
+               "free_membrane_std_mv": v["free_membrane"]["std_mv"],
+               "activation_alpha_mv": v["activation_fit"]["alpha"], "source_rate_hz": v["source_rate_hz"]}
+        base = variants.get(f"K30_random_it{budget}")
+        if base is not None and base is not v:
+            a, b = (np.asarray(x["trained"]["dkl_per_network"]) for x in (base, v))
+            row["per_network_ratio_to_baseline"] = float(np.median(b / a))
+            row["paired_wilcoxon_p"] = float(wilcoxon(a, b).pvalue)
+        rows[key] = row
+    return rows
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("variants", nargs="+")
@@ -132,6 +159,7 @@ def main(argv=None) -> int:
         result["load_average_at_end"] = list(os.getloadavg())
         saved = json.loads(OUT.read_text()) if OUT.exists() else {"variants": {}}
         saved["variants"][f"{name}_it{args.iterations}_end{args.sampling_end / 1e3:g}s"] = result
+        saved["summary"] = summary_table(saved["variants"])
         saved.update(description=__doc__.split("\n\n")[1].replace("\n", " "), versions=library_versions(),
                      machine=machine_info(), command=" ".join([Path(sys.executable).name, *sys.argv]))
         write_json_atomic(OUT, saved)
