@@ -36,6 +36,8 @@ __all__ = [
     "bipartite_mask",
     "block_diagonal_mask",
     "block_gibbs",
+    "sampling_durations",
+    "IterateAverage",
 ]
 
 #: Learning-rate schedules: ``constant`` eta0; ``inverse`` eta0 * tau / (tau + t) (references §3).
@@ -313,3 +315,54 @@ def block_gibbs(W_vh: np.ndarray, b_v: np.ndarray, b_h: np.ndarray, v_init: np.n
             h_sum += p_h
     n_recorded = n_sweeps - record_from
     return v, v_sum / n_recorded, h_sum / n_recorded
+
+
+def sampling_durations(first_ms: float, last_ms: float | None, iterations: int, dt_ms: float) -> np.ndarray:
+    """Sampling time of each CD iteration (ms): linear from ``first_ms`` to ``last_ms``, on the dt grid.
+
+    ``last_ms`` None gives ``first_ms`` throughout. Each duration is rounded to a whole number of
+    steps ``dt_ms`` (at least one step).
+    """
+    if int(iterations) != iterations or iterations < 1:
+        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
+    if not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"dt_ms must be a finite number > 0, got {dt_ms!r}")
+    last_ms = first_ms if last_ms is None else last_ms
+    for name, value in (("first_ms", first_ms), ("last_ms", last_ms)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
+    raw = np.linspace(first_ms, last_ms, int(iterations))
+    return np.maximum(np.round(raw / dt_ms), 1.0) * dt_ms
+
+
+class IterateAverage:
+    """Running mean of the parameters (W, b) from iteration ``start`` on (Polyak-Ruppert averaging).
+
+    ``start = iterations - round(fraction * iterations)``; with ``fraction`` 0 no iterate is averaged
+    and :meth:`result` returns the last one given to :meth:`add`.
+    """
+
+    def __init__(self, iterations: int, fraction: float):
+        if not 0.0 <= fraction < 1.0:
+            raise ValueError(f"fraction must lie in [0, 1), got {fraction!r}")
+        self.start = int(iterations) - int(round(fraction * int(iterations)))
+        self.count = 0
+        self._sum_W = self._sum_b = self._last = None
+
+    def add(self, iteration: int, W: np.ndarray, b: np.ndarray) -> None:
+        """Record the parameters after update ``iteration`` (0-based)."""
+        self._last = (np.array(W, dtype=float), np.array(b, dtype=float))
+        if iteration >= self.start:
+            if self._sum_W is None:
+                self._sum_W, self._sum_b = np.zeros_like(self._last[0]), np.zeros_like(self._last[1])
+            self._sum_W += self._last[0]
+            self._sum_b += self._last[1]
+            self.count += 1
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The averaged (W, b), or the last iterate when nothing was averaged."""
+        if self._last is None:
+            raise ValueError("no iterate was added")
+        if self.count == 0:
+            return self._last
+        return self._sum_W / self.count, self._sum_b / self.count

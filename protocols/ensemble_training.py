@@ -17,7 +17,7 @@ used here; a network-factory hook there would have to cover segments, checkpoint
 The ensemble's gradient estimates are noisier than under Poisson noise (its background fluctuates
 slowly: a source network switching state shifts its targets' input for as long as the state lasts),
 so the loop offers a growing sampling time per iteration and iterate averaging
-(:func:`sampling_durations`, :class:`IterateAverage`); a protocol applies the same settings to both
+(:func:`~cortexsim.models.cd_learning.sampling_durations`, :class:`~cortexsim.models.cd_learning.IterateAverage`); a protocol applies the same settings to both
 noise modes. Measured (NEST, 50 x 5 neurons, K = 30, 20 s in-loop evaluations): 150 iterations of
 1 s with eta 1 / (1 + t / 50) ended at median D_KL 0.10; 1 -> 3 s gave 0.092 for the last iterate and
 0.019 for the mean of the last 75 iterates. A per-neuron bias correction predicted from the measured
@@ -44,12 +44,12 @@ import numpy as np
 from ..analysis.divergence import dkl_both
 from ..analysis.states import joint_distribution
 from ..models.boltzmann import BoltzmannMachine, block_diagonal, exact_moments, joint
-from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer, block_diagonal_mask, cd_gradient,
-                                  moments_from_distribution)
+from ..models.cd_learning import (IterateAverage, LearningRateSchedule, MomentumOptimizer, block_diagonal_mask,
+                                  cd_gradient, moments_from_distribution, sampling_durations)
 from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble
 from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters
 
-__all__ = ["RunSettings", "TrainingSettings", "sampling_durations", "IterateAverage", "build", "network_distributions", "evaluate", "train"]
+__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train"]
 
 
 @dataclass(frozen=True)
@@ -115,57 +115,6 @@ class TrainingSettings:
                 raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
         if not 0.0 <= self.average_fraction < 1.0:
             raise ValueError(f"average_fraction must lie in [0, 1), got {self.average_fraction!r}")
-
-
-def sampling_durations(first_ms: float, last_ms: float | None, iterations: int, dt_ms: float) -> np.ndarray:
-    """Sampling time of each CD iteration (ms): linear from ``first_ms`` to ``last_ms``, on the dt grid.
-
-    ``last_ms`` None gives ``first_ms`` throughout. Each duration is rounded to a whole number of
-    steps ``dt_ms`` (at least one step).
-    """
-    if int(iterations) != iterations or iterations < 1:
-        raise ValueError(f"iterations must be an integer >= 1, got {iterations!r}")
-    if not np.isfinite(dt_ms) or dt_ms <= 0:
-        raise ValueError(f"dt_ms must be a finite number > 0, got {dt_ms!r}")
-    last_ms = first_ms if last_ms is None else last_ms
-    for name, value in (("first_ms", first_ms), ("last_ms", last_ms)):
-        if not np.isfinite(value) or value <= 0:
-            raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
-    raw = np.linspace(first_ms, last_ms, int(iterations))
-    return np.maximum(np.round(raw / dt_ms), 1.0) * dt_ms
-
-
-class IterateAverage:
-    """Running mean of the parameters (W, b) from iteration ``start`` on (Polyak-Ruppert averaging).
-
-    ``start = iterations - round(fraction * iterations)``; with ``fraction`` 0 no iterate is averaged
-    and :meth:`result` returns the last one given to :meth:`add`.
-    """
-
-    def __init__(self, iterations: int, fraction: float):
-        if not 0.0 <= fraction < 1.0:
-            raise ValueError(f"fraction must lie in [0, 1), got {fraction!r}")
-        self.start = int(iterations) - int(round(fraction * int(iterations)))
-        self.count = 0
-        self._sum_W = self._sum_b = self._last = None
-
-    def add(self, iteration: int, W: np.ndarray, b: np.ndarray) -> None:
-        """Record the parameters after update ``iteration`` (0-based)."""
-        self._last = (np.array(W, dtype=float), np.array(b, dtype=float))
-        if iteration >= self.start:
-            if self._sum_W is None:
-                self._sum_W, self._sum_b = np.zeros_like(self._last[0]), np.zeros_like(self._last[1])
-            self._sum_W += self._last[0]
-            self._sum_b += self._last[1]
-            self.count += 1
-
-    def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """The averaged (W, b), or the last iterate when nothing was averaged."""
-        if self._last is None:
-            raise ValueError("no iterate was added")
-        if self.count == 0:
-            return self._last
-        return self._sum_W / self.count, self._sum_b / self.count
 
 
 def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,

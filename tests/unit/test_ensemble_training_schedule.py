@@ -4,7 +4,8 @@ import numpy as np
 import pytest
 
 from cortexsim.protocols.ensemble import EnsembleConfig
-from cortexsim.protocols.ensemble_training import IterateAverage, TrainingSettings, sampling_durations
+from cortexsim.models.cd_learning import IterateAverage, sampling_durations
+from cortexsim.protocols.ensemble_training import TrainingSettings
 
 
 def test_sampling_durations_grow_linearly_on_the_time_grid():
