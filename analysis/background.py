@@ -24,7 +24,7 @@ import quantities as pq
 from .spike_statistics import correlation_coefficients, cv_isi, firing_rates_hz
 
 __all__ = ["InputStatistics", "input_statistics", "MembraneStatistics", "membrane_statistics",
-           "net_input_correlations", "plot_background"]
+           "net_input_correlations", "autocorrelation", "plot_background"]
 
 
 @dataclass(frozen=True)
@@ -138,6 +138,43 @@ def membrane_statistics(v_mv, bin_edges_mv=None) -> MembraneStatistics:
         bin_edges_mv = np.linspace(v.min(), v.max() + 1e-9, 81)
     density, edges = np.histogram(v.reshape(-1), bins=bin_edges_mv, density=True)
     return MembraneStatistics(v.mean(axis=0), v.std(axis=0), np.asarray(edges), density)
+
+
+def autocorrelation(signals, max_lag: int, dt_ms: float = 1.0) -> tuple[np.ndarray, float]:
+    """Mean normalised autocorrelation of sampled signals and its integral (the correlation time).
+
+    Parameters
+    ----------
+    signals : array (n_signals, n_samples)
+        Regularly sampled signals, e.g. free membrane potentials (mV) or binary states z(t), one row
+        each; constant rows (a silent neuron) are skipped.
+    max_lag : int
+        Number of lags returned and integrated (0 .. max_lag - 1 samples), < n_samples.
+    dt_ms : float
+        Sampling interval (ms).
+
+    Returns
+    -------
+    acf : array (max_lag,)
+        Mean over signals of ``C(k) / C(0)`` (mean-subtracted, biased estimator, via FFT).
+    tau_ms : float
+        ``dt * sum_k acf(k)`` over the lags: the integrated correlation time (ms). For an AR(1)
+        process with coefficient rho it tends to ``dt / (1 - rho)``.
+    """
+    x = np.atleast_2d(np.asarray(signals, dtype=float))
+    if x.ndim != 2 or not 0 < int(max_lag) < x.shape[1]:
+        raise ValueError(f"signals must be (n_signals, n_samples) with n_samples > max_lag = {max_lag}, got {x.shape}")
+    if not np.isfinite(dt_ms) or dt_ms <= 0:
+        raise ValueError(f"dt_ms must be > 0, got {dt_ms!r}")
+    x = x[np.std(x, axis=1) > 0]
+    if x.shape[0] == 0:
+        raise ValueError("all signals are constant: no autocorrelation to measure")
+    x = x - x.mean(axis=1, keepdims=True)
+    n = x.shape[1]
+    spectrum = np.fft.rfft(x, 2 * n, axis=1)
+    c = np.fft.irfft(spectrum * np.conj(spectrum), 2 * n, axis=1)[:, :int(max_lag)]
+    acf = np.mean(c / c[:, :1], axis=0)
+    return acf, float(dt_ms * np.sum(acf))
 
 
 def net_input_correlations(spiketrains, sources_exc, sources_inh, group_size: int, t_start: float, t_stop: float,

@@ -25,8 +25,12 @@ nu with weight w give ``K nu w tau_syn`` and (if they were independent Poisson t
 mean membrane potential and the effective time constant; with ``K nu = R`` (e.g. K = 60 sources at
 nu = 50 Hz for R = 3000 Hz) it would also match the variance if the sources were Poisson trains. They
 are not (bursts, regular firing of saturated neurons, correlations; measured by
-:mod:`cortexsim.analysis.background`), so K is chosen by measurement instead: the default K = 30 gives
+:mod:`cortexsim.analysis.background`), so K is chosen by measurement instead: K = 30 gives
 free-membrane fluctuations of the same size as the Poisson background (see :data:`DEFAULT_BACKGROUND`).
+The default background synapses are depressing (Tsodyks-Markram, U = 1, tau_rec = 40 ms): a source's
+burst (a sampling neuron refiring every tau_ref while in state z = 1) then delivers mostly its first
+spike, which removes the slow fluctuations that static synapses pass on from the other networks'
+persistent states; the weight is divided by the mean release fraction ``1 / (1 + nu tau_rec)``.
 The BM translation under ensemble noise uses
 :func:`equivalent_noise` (the Poisson background with the same mean conductances) together with an
 activation function measured under the ensemble background (probe neurons, see ``activation_probes``).
@@ -42,14 +46,15 @@ import numpy as np
 from ..backends.noise import add_poisson_background
 from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
-from .ensemble_background import (DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS, EnsembleBackground,
+from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
+                                  EnsembleBackground,
                                   background_delays, check_ensemble_size, draw_background_sources, equivalent_noise,
                                   kick_spike_times, matched_background)
 from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters, NeuronParameters,
                               NoiseParameters, bm_to_lif)
 from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
 
-__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "EnsembleBackground", "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble",
+__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type", "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble",
            "draw_background_sources", "kick_spike_times", "matched_background", "equivalent_noise",
            "check_ensemble_size"]
 
@@ -144,13 +149,20 @@ def _block_pairs(bms: list, neuron, noise, fit):
     return np.concatenate(exc), np.concatenate(inh), np.concatenate(leaks)
 
 
-def _connect_sources(sim, sources_pop, targets_pop, sources: np.ndarray, weight: float, delays: np.ndarray,
+def background_synapse_type(sim: ModuleType, background: EnsembleBackground, weight: float):
+    """PyNN synapse type of the background synapses: static, or depressing (TM, U = 1, tau_facil = 0)."""
+    if background.synapse == "depressing":
+        return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=background.tau_rec_ms, tau_facil=0.0, weight=weight)
+    return sim.StaticSynapse(weight=weight)
+
+
+def _connect_sources(sim, sources_pop, targets_pop, sources: np.ndarray, synapse, delays: np.ndarray,
                      receptor: str, label: str):
     K = sources.shape[1]
     rows = np.column_stack([sources.reshape(-1), np.repeat(np.arange(sources.shape[0]), K),
                             np.asarray(delays, dtype=float).reshape(-1)])
     return sim.Projection(sources_pop, targets_pop, sim.FromListConnector(rows, column_names=["delay"]),
-                          sim.StaticSynapse(weight=weight), receptor_type=receptor, label=label)
+                          synapse, receptor_type=receptor, label=label)
 
 
 def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "ensemble",
@@ -243,7 +255,8 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         dt = sim.get_time_step()
         for name, sources, weight, receptor in (("background_exc", exc, w_exc, "excitatory"),
                                                 ("background_inh", inh, w_inh, "inhibitory")):
-            ensemble.created[name] = _connect_sources(sim, population, population, sources, weight,
+            ensemble.created[name] = _connect_sources(sim, population, population, sources,
+                                                      background_synapse_type(sim, background, weight),
                                                       background_delays(background, sources.shape, dt, delay, rng),
                                                       receptor, f"{label}_{name}")
         if ensemble.probes is not None:
@@ -256,7 +269,8 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
             ensemble.probe_sources = (probe_drawn[:, :K], probe_drawn[:, K:])
             for name, sources, weight, receptor in (("probe_exc", probe_drawn[:, :K], w_exc, "excitatory"),
                                                     ("probe_inh", probe_drawn[:, K:], w_inh, "inhibitory")):
-                ensemble.created[name] = _connect_sources(sim, population, ensemble.probes, sources, weight,
+                ensemble.created[name] = _connect_sources(sim, population, ensemble.probes, sources,
+                                                          background_synapse_type(sim, background, weight),
                                                           background_delays(background, sources.shape, dt, delay, rng),
                                                           receptor, f"{label}_{name}")
         if background.kick_ms > 0 and background.kick_rate_hz > 0 and background.kick_weight > 0:

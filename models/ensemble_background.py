@@ -6,13 +6,13 @@ weights (:data:`DEFAULT_BACKGROUND`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .lif_translation import DEFAULT_NOISE, NoiseParameters
 
-__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "EnsembleBackground", "DEFAULT_BACKGROUND", "draw_background_sources",
+__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND", "draw_background_sources",
            "kick_spike_times", "matched_background", "equivalent_noise", "check_ensemble_size",
            "background_delays"]
 
@@ -21,6 +21,9 @@ NOISE_MODES = ("poisson", "ensemble", "mixture")
 
 #: How the background sources of the neurons of ONE network relate (:func:`draw_background_sources`).
 SOURCE_SHARINGS = ("random", "disjoint")
+
+#: Kinds of background synapse: "static", or "depressing" (Tsodyks-Markram, U = 1, tau_facil = 0).
+BACKGROUND_SYNAPSES = ("static", "depressing")
 
 
 def _positive(name: str, value, allow_zero: bool = False) -> None:
@@ -67,7 +70,18 @@ class EnsembleBackground:
         Measured (benchmarks/ensemble_source_screening.py, NEST, 50 x 5, 150 CD iterations): at K = 24
         "disjoint" lowers the mean |r| of the net background inputs of two neurons of one network from
         0.065 to 0.039 but not the trained D_KL (median 0.0160 vs 0.0165 at 20 s, extrapolated 0.0054 vs
-        0.0058; paired p = 0.09 and 0.65), so "random" stays the default.
+        0.0058; paired p = 0.09 and 0.65), so "random" stays the default (both measured with static
+        background synapses).
+    synapse : {"depressing", "static"}
+        Kind of the background synapses. ``"depressing"``: Tsodyks-Markram with U = 1, no
+        facilitation and recovery time ``tau_rec_ms``: a spike releases the recovered fraction
+        ``1 - exp(-ISI / tau_rec)`` of the weight, so a source that fires a burst (a sampling neuron
+        staying in state z = 1 refires every tau_ref) delivers mostly its first spike. The background
+        then carries the other networks' state CHANGES rather than their persistent states, which
+        removes the slow part of its power (see :data:`DEFAULT_BACKGROUND` for measurements).
+        ``"static"``: every spike delivers the full weight.
+    tau_rec_ms : float
+        Recovery time constant of the depressing synapses (ms), > 0; ignored for static synapses.
     """
 
     in_degree: int = 30
@@ -81,8 +95,13 @@ class EnsembleBackground:
     poisson_fraction: float = 0.5
     design_rate_hz: float = 50.0
     source_sharing: str = "random"
+    synapse: str = "depressing"
+    tau_rec_ms: float = 40.0
 
     def __post_init__(self) -> None:
+        if self.synapse not in BACKGROUND_SYNAPSES:
+            raise ValueError(f"synapse must be one of {BACKGROUND_SYNAPSES}, got {self.synapse!r}")
+        _positive("tau_rec_ms", self.tau_rec_ms)
         if self.source_sharing not in SOURCE_SHARINGS:
             raise ValueError(f"source_sharing must be one of {SOURCE_SHARINGS}, got {self.source_sharing!r}")
         if int(self.in_degree) != self.in_degree or self.in_degree < 1:
@@ -99,44 +118,69 @@ class EnsembleBackground:
     def to_dict(self) -> dict:
         return {name: getattr(self, name) for name in self.__dataclass_fields__}
 
+    def release_fraction(self, source_rate_hz: float) -> float:
+        """Mean fraction of the weight a spike releases if the sources fired as Poisson trains at ``source_rate_hz``.
+
+        1 for static synapses; ``1 / (1 + nu tau_rec)`` for depressing ones (U = 1: the mean of
+        ``1 - exp(-ISI / tau_rec)`` over exponential ISIs of rate nu).
+        """
+        _positive("source_rate_hz", source_rate_hz)
+        if self.synapse == "static":
+            return 1.0
+        return 1.0 / (1.0 + source_rate_hz * 1e-3 * self.tau_rec_ms)
+
 
 def matched_background(noise: NoiseParameters, in_degree: int, source_rate_hz: float,
                        **kwargs) -> EnsembleBackground:
     """Ensemble weights with the mean conductance of the Poisson background ``noise``.
 
-    ``weight = rate * weight0 / (K * source_rate_hz)`` per receptor (see the module docstring);
-    further fields of :class:`EnsembleBackground` through ``kwargs``.
+    ``weight = rate * weight0 / (K * source_rate_hz * f)`` per receptor, with ``f`` the mean release
+    fraction of the synapse kind (:meth:`EnsembleBackground.release_fraction`: 1 for static synapses,
+    ``1 / (1 + nu tau_rec)`` for depressing ones; see the module docstring); further fields of
+    :class:`EnsembleBackground` (``synapse``, ``tau_rec_ms``, ...) through ``kwargs``.
     """
     _positive("source_rate_hz", source_rate_hz)
     K = int(in_degree)
-    return EnsembleBackground(in_degree=K, weight_exc=noise.rate_exc * noise.weight_exc / (K * source_rate_hz),
-                              weight_inh=noise.rate_inh * noise.weight_inh / (K * source_rate_hz),
-                              design_rate_hz=float(source_rate_hz), **kwargs)
+    shape = EnsembleBackground(in_degree=K, design_rate_hz=float(source_rate_hz), **kwargs)
+    per_source = K * source_rate_hz * shape.release_fraction(source_rate_hz)
+    return replace(shape, weight_exc=noise.rate_exc * noise.weight_exc / per_source,
+                   weight_inh=noise.rate_inh * noise.weight_inh / per_source)
 
 
-DEFAULT_BACKGROUND = matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0)
-"""K = 30 excitatory + 30 inhibitory sources, 0.002 uS each (:func:`matched_background` of the default
-3000 Hz Poisson background at a design rate of 50 Hz), delays uniform in [1, 10] ms.
+DEFAULT_BACKGROUND = matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0, synapse="depressing",
+                                        tau_rec_ms=40.0)
+"""K = 30 excitatory + 30 inhibitory sources through DEPRESSING synapses (U = 1, tau_rec = 40 ms),
+0.006 uS each (:func:`matched_background` of the default 3000 Hz Poisson background at a design rate
+of 50 Hz: 3x the static weight, the inverse of the mean release fraction 1 / (1 + 50 Hz * 40 ms)),
+delays uniform in [1, 10] ms.
 
 Measured on NEST (50 random 5-neuron BMs, W, b ~ N(0, 1), 5 s, seed 1): the networks fire at 53.8 Hz
-on average under Poisson noise, hence the design rate. With all delays 1 ms, the free membrane
-potential at E_l = v_p05 has a standard deviation of 0.93-1.05 mV per neuron under the Poisson
-background and 0.97-1.06 mV under this ensemble background (0.59-0.72 mV with K = 60 at 0.001 uS,
-1.16-1.26 mV with K = 20 at 0.003 uS), so K = 30 matches both the mean conductance and the size of
-the fluctuations; but 1 ms delays let saturated neurons lock into a common 100 Hz rhythm (Fano factor
-of the population count in 1 ms bins 1.6-15), which delays spread over [1, 10] ms remove (0.95).
-The activation function of ONE neuron under this background (probes sharing one source set) then has
-the Poisson width (alpha 0.69-0.92 mV, median 0.80 mV, vs 0.80 mV under Poisson noise), while each
-neuron's fixed set of sources shifts its v_p05 (standard deviation 0.9 mV across source sets), an
-offset that training absorbs into the biases."""
+on average under Poisson noise, hence the design rate. Static synapses (session 2; weight 0.002 uS):
+with all delays 1 ms, the free membrane potential at E_l = v_p05 has a standard deviation of
+0.93-1.05 mV per neuron under the Poisson background and 0.97-1.06 mV under the static ensemble
+background (0.59-0.72 mV with K = 60 at 0.001 uS, 1.16-1.26 mV with K = 20 at 0.003 uS), so K = 30
+matches both the mean conductance and the size of the fluctuations; 1 ms delays let saturated
+neurons lock into a common 100 Hz rhythm (Fano factor of the population count in 1 ms bins 1.6-15),
+which delays spread over [1, 10] ms remove (0.95). But the static background fluctuates slowly: its
+sources are sampling neurons that refire every tau_ref while in state z = 1, so they fire in bursts
+and the background follows the other networks' persistent states. The free membrane's correlation
+time is 35 ms (Poisson 11.5 ms) and the networks' states decorrelate 3.3x more slowly (27 vs 8.1 ms;
+benchmarks/results/ensemble_background_timescales.json), so the trained ensemble needs more
+sampling time for the same accuracy and its CD gradients are noisier. Depressing synapses deliver
+mostly the first spike of each burst: at tau_rec = 40 ms the free membrane has the Poisson standard
+deviation (1.01 vs 1.02 mV) and a correlation time of 3.0 ms, and the states decorrelate in 4.3 ms
+(tau_rec = 20 ms: 0.93 mV, 6.1 ms, 7.0 ms; 80 ms: 1.10 mV, 1.2 ms, 3.3 ms). The activation
+function of ONE neuron under the background (probes sharing one source set) has the Poisson width,
+while each neuron's fixed set of sources shifts its v_p05, an offset that training absorbs into the
+biases."""
 
 
 def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoiseParameters,
                      source_rate_hz: float | None = None) -> NoiseParameters:
     """The Poisson background with the same mean conductances as the background of ``mode``.
 
-    Ensemble part: rate ``K * source_rate_hz`` (default ``background.design_rate_hz``) at the ensemble
-    weight; mixture: the conductances of both parts added (expressed at the Poisson weights).
+    Ensemble part: rate ``K * source_rate_hz * release_fraction`` (default rate
+    ``background.design_rate_hz``; :meth:`EnsembleBackground.release_fraction`) at the ensemble weight; mixture: the conductances of both parts added (expressed at the Poisson weights).
     Used by the BM -> LIF translation (free membrane mean and total conductance).
     """
     if mode not in NOISE_MODES:
@@ -146,12 +190,13 @@ def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoisePa
     nu = background.design_rate_hz if source_rate_hz is None else float(source_rate_hz)
     _positive("source_rate_hz", nu)
     K = background.in_degree
+    nu_eff = nu * background.release_fraction(nu)  # full-weight events per source and second
     if mode == "ensemble":
-        return NoiseParameters(rate_exc=K * nu, rate_inh=K * nu, weight_exc=background.weight_exc,
+        return NoiseParameters(rate_exc=K * nu_eff, rate_inh=K * nu_eff, weight_exc=background.weight_exc,
                                weight_inh=background.weight_inh)
     f = background.poisson_fraction
-    g_exc = f * poisson.rate_exc * poisson.weight_exc + (1 - f) * K * nu * background.weight_exc
-    g_inh = f * poisson.rate_inh * poisson.weight_inh + (1 - f) * K * nu * background.weight_inh
+    g_exc = f * poisson.rate_exc * poisson.weight_exc + (1 - f) * K * nu_eff * background.weight_exc
+    g_inh = f * poisson.rate_inh * poisson.weight_inh + (1 - f) * K * nu_eff * background.weight_inh
     w_exc = poisson.weight_exc if poisson.weight_exc > 0 else background.weight_exc
     w_inh = poisson.weight_inh if poisson.weight_inh > 0 else background.weight_inh
     return NoiseParameters(rate_exc=g_exc / w_exc if w_exc > 0 else 0.0,

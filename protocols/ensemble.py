@@ -65,6 +65,10 @@ class EnsembleConfig:
     source_sharing : {"random", "disjoint"}
         Whether neurons of one network may share background sources ("random") or not ("disjoint",
         needs 2 K <= M - 1); see :class:`cortexsim.models.ensemble.EnsembleBackground`.
+    background_synapse : {"depressing", "static"}
+        Kind of the background synapses (:class:`cortexsim.models.ensemble.EnsembleBackground`).
+    tau_rec_ms : float
+        Recovery time constant of depressing background synapses (ms), > 0.
     design_rate_hz : float
         Source rate assumed by the weight choice (Hz).
     train_iterations : int
@@ -106,6 +110,8 @@ class EnsembleConfig:
     n_neurons: int = 5
     in_degree: int = 30
     source_sharing: str = "random"
+    background_synapse: str = "depressing"
+    tau_rec_ms: float = 40.0
     design_rate_hz: float = 50.0
     train_iterations: int = 150
     sampling_ms: float = 1000.0
@@ -152,10 +158,12 @@ class EnsembleConfig:
         if self.synapses not in SYNAPSE_KINDS:
             raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
         self.training()  # sampling_end_ms and average_fraction checked there
+        self.run_settings()  # background_synapse and tau_rec_ms checked there
 
     def run_settings(self) -> RunSettings:
         background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
-                                        delay_max_ms=self.delay_max_ms, source_sharing=self.source_sharing)
+                                        delay_max_ms=self.delay_max_ms, source_sharing=self.source_sharing,
+                                        synapse=self.background_synapse, tau_rec_ms=self.tau_rec_ms)
         return RunSettings(self.dt_ms, self.burn_in_ms, derived_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
@@ -366,6 +374,7 @@ def _cmd_ensemble(args) -> int:
     neuron, noise = _parameter_set(args.parameter_set)
     config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
                             in_degree=args.in_degree, source_sharing=args.source_sharing,
+                            background_synapse=args.background_synapse, tau_rec_ms=args.tau_rec,
                             train_iterations=args.train_iterations,
                             sampling_ms=args.sampling, sampling_end_ms=args.sampling_end,
                             average_fraction=args.average_fraction, eval_duration_ms=args.eval_duration,
@@ -393,6 +402,10 @@ def add_cli(subparsers) -> None:
     parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
     parser.add_argument("--source-sharing", choices=("random", "disjoint"), default="random",
                         help="disjoint: neurons of one network share no background source (needs 2K <= M - 1)")
+    parser.add_argument("--background-synapse", choices=("depressing", "static"), default="depressing",
+                        help="background synapses: depressing (TM, U=1; default) or static")
+    parser.add_argument("--tau-rec", type=float, default=40.0,
+                        help="recovery time constant of depressing background synapses (ms, default 40)")
     parser.add_argument("--train-iterations", type=int, default=150, help="CD iterations per noise mode (default 150)")
     parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
     parser.add_argument("--sampling-end", type=float, default=None,

@@ -99,3 +99,27 @@ def test_bad_input_raises_clear_errors():
         EnsembleConfig(seed=1, n_networks=50, in_degree=25, source_sharing="disjoint")
     with pytest.raises(ValueError, match="source_sharing must be one of"):
         EnsembleConfig(seed=1, source_sharing="overlapping")
+
+
+@pytest.mark.parametrize("kind", ["depressing", "static"])
+def test_background_synapse_kind(kind):
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=m) for m in range(M)]
+    background = matched_background(DEFAULT_NOISE, K, 50.0, synapse=kind, tau_rec_ms=40.0)
+    ensemble = build_ensemble(sim, bms, FIT, background=background, seed=1)
+    projection = ensemble.created["background_exc"]
+    assert len(projection) == M * N * K
+    weights = np.asarray(projection.get("weight", format="list", with_address=False))
+    assert np.allclose(weights, background.weight_exc)
+    models = set(np.atleast_1d(projection.nest_connections.get("synapse_model")))
+    assert len(models) == 1
+    if kind == "depressing":
+        assert "tsodyks" in models.pop()
+        assert np.allclose(projection.get("U", format="list", with_address=False), 1.0)
+        assert np.allclose(projection.get("tau_rec", format="list", with_address=False), 40.0)
+        assert background.weight_exc == pytest.approx(3.0 * matched_background(DEFAULT_NOISE, K, 50.0,
+                                                                                synapse="static").weight_exc)
+    else:
+        assert models.pop().startswith("static_synapse")
+    sim.end()

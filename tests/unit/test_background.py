@@ -91,3 +91,27 @@ def test_net_input_correlation_is_one_for_shared_sources_and_near_zero_for_disjo
     assert swapped["within_mean"] == pytest.approx(-0.5, abs=0.04)  # exc of one = inh of the other: r = -1
     with pytest.raises(ValueError, match="group_size"):
         net_input_correlations(trains, exc, inh, 3, 0.0, T_MS)
+
+
+def test_autocorrelation_of_ar1_and_white_noise():
+    from cortexsim.analysis.background import autocorrelation
+    rng = np.random.default_rng(4)
+    rho, n = 0.9, 200_000
+    noise = rng.normal(size=(2, n))
+    x = np.empty_like(noise)
+    x[:, 0] = noise[:, 0]
+    for k in range(1, n):
+        x[:, k] = rho * x[:, k - 1] + noise[:, k]
+    acf, tau = autocorrelation(x, 200, dt_ms=0.5)
+    assert acf[0] == pytest.approx(1.0)
+    # The estimate's standard error at small lags is ~ sqrt((1 + rho^2) / (1 - rho^2) / n) ~ 0.01 per signal.
+    assert np.allclose(acf[:20], rho ** np.arange(20), atol=0.03)
+    assert tau == pytest.approx(0.5 / (1 - rho), rel=0.1)  # 5 ms; sum of ~200 lags, error ~ few %
+    white, tau_white = autocorrelation(rng.normal(size=(3, 50_000)), 50)
+    assert abs(tau_white - 1.0) < 0.1 and np.all(np.abs(white[1:]) < 0.03)  # lag noise ~ 1 / sqrt(5e4) = 0.0045
+    constant = np.vstack([np.ones(1000), rng.normal(size=1000)])
+    assert autocorrelation(constant, 10)[0][0] == pytest.approx(1.0)  # the constant row is skipped
+    with pytest.raises(ValueError, match="max_lag"):
+        autocorrelation(x[:, :100], 200)
+    with pytest.raises(ValueError, match="constant"):
+        autocorrelation(np.ones((2, 100)), 10)

@@ -53,9 +53,10 @@ def test_kick_times_are_seeded_on_grid_and_inside_window():
 
 
 def test_matched_weights_and_equivalent_noise_keep_the_mean_conductance():
-    bg = matched_background(DEFAULT_NOISE, 30, 50.0)
+    bg = matched_background(DEFAULT_NOISE, 30, 50.0, synapse="static")
     assert bg.weight_exc == pytest.approx(3000 * 0.001 / (30 * 50))
-    assert DEFAULT_BACKGROUND == matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0)
+    assert DEFAULT_BACKGROUND == matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0, synapse="depressing",
+                                                    tau_rec_ms=40.0)
     eq = equivalent_noise(bg, "ensemble", DEFAULT_NOISE)
     assert eq.rate_exc * eq.weight_exc == pytest.approx(DEFAULT_NOISE.rate_exc * DEFAULT_NOISE.weight_exc)
     mix = equivalent_noise(bg, "mixture", DEFAULT_NOISE)
@@ -65,6 +66,24 @@ def test_matched_weights_and_equivalent_noise_keep_the_mean_conductance():
     assert measured.rate_exc == pytest.approx(30 * 60.0)
     with pytest.raises(ValueError, match="mode"):
         equivalent_noise(bg, "gaussian", DEFAULT_NOISE)
+
+
+def test_depressing_weights_compensate_the_mean_release_fraction():
+    # U = 1: a spike after an exponential ISI of rate nu releases 1 - exp(-ISI / tau_rec) of the
+    # weight; its mean is 1 / (1 + nu tau_rec) = 1 / (1 + 0.05 * 40) = 1 / 3 at 50 Hz and 40 ms.
+    bg = matched_background(DEFAULT_NOISE, 30, 50.0, synapse="depressing", tau_rec_ms=40.0)
+    assert bg.release_fraction(50.0) == pytest.approx(1.0 / 3.0)
+    rng = np.random.default_rng(0)
+    isi = rng.exponential(1000.0 / 50.0, 200_000)
+    assert np.mean(1.0 - np.exp(-isi / 40.0)) == pytest.approx(1.0 / 3.0, abs=0.005)  # 5 sigma of 2e5 draws
+    assert bg.weight_exc == pytest.approx(3.0 * 3000 * 0.001 / (30 * 50))
+    eq = equivalent_noise(bg, "ensemble", DEFAULT_NOISE)  # full-weight events: K nu / 3
+    assert eq.rate_exc * eq.weight_exc == pytest.approx(DEFAULT_NOISE.rate_exc * DEFAULT_NOISE.weight_exc)
+    assert matched_background(DEFAULT_NOISE, 30, 50.0, synapse="static").release_fraction(50.0) == 1.0
+    with pytest.raises(ValueError, match="synapse"):
+        EnsembleBackground(synapse="facilitating")
+    with pytest.raises(ValueError, match="tau_rec_ms"):
+        EnsembleBackground(tau_rec_ms=0.0)
 
 
 @pytest.mark.parametrize("field, value", [("in_degree", 0), ("in_degree", 2.5), ("weight_exc", -1.0),
