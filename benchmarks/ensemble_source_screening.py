@@ -18,7 +18,9 @@ of the same network vs of different networks (:func:`cortexsim.analysis.backgrou
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_source_screening.py VARIANT [VARIANT ...]
 
 Variants are named ``K<k>_<random|disjoint>[_M<m>]``; each result is merged into
-benchmarks/results/ensemble_source_screening.json as soon as it is done.
+benchmarks/results/ensemble_source_screening.json as soon as it is done. The screening was run (and
+stays pinned) with STATIC background synapses, the default before the depressing ones that
+benchmarks/ensemble_background_timescales.py motivates.
 """
 
 import argparse
@@ -55,7 +57,7 @@ def screening_config(in_degree: int, sharing: str, n_networks: int, iterations: 
     return EnsembleConfig(seed=seed, n_networks=n_networks, n_neurons=5, in_degree=in_degree, source_sharing=sharing,
                           train_iterations=iterations, sampling_ms=1000.0, sampling_end_ms=sampling_end_ms,
                           average_fraction=0.5, learning_rate=1.0, schedule="inverse", schedule_tau=50.0, momentum=0.5,
-                          eval_duration_ms=20000.0, calibration_ms=10000.0)
+                          eval_duration_ms=20000.0, calibration_ms=10000.0, background_synapse="static")
 
 
 def evaluate_with_background(sim, config, settings, bms, targets, fit, noise, sim_seed) -> dict:
