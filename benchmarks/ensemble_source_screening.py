@@ -42,8 +42,8 @@ from cortexsim.models.boltzmann import joint, random_bm
 from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.protocols.cd_network import derived_seed
-from cortexsim.protocols.ensemble import EnsembleConfig, _measure_background
-from cortexsim.protocols.ensemble_training import build, train
+from cortexsim.protocols.ensemble import EnsembleConfig
+from cortexsim.protocols.ensemble_training import build, measure_background, train
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent
@@ -99,7 +99,7 @@ def run_variant(name: str, iterations: int, seed: int, sampling_end_ms: float = 
     targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(M)]
     poisson_fit = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
                                               noise=config.noise, dt_ms=config.dt_ms)).fit
-    bg = _measure_background(sim, config, settings, targets, poisson_fit, "ensemble")
+    bg = measure_background(sim, config, settings, targets, poisson_fit, "ensemble")
     fit, source_rate = bg["fit"], float(np.mean(bg["rates_hz"]))
     noise = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
     print(f"{name}: ensemble fit v_p05 {fit.v_p05:.2f} mV, alpha {fit.alpha:.3f} mV, free-membrane std "

@@ -41,15 +41,18 @@ from types import ModuleType
 
 import numpy as np
 
+from ..analysis.background import input_statistics, membrane_statistics
 from ..analysis.divergence import dkl_both
 from ..analysis.states import joint_distribution
 from ..models.boltzmann import BoltzmannMachine, block_diagonal, exact_moments, joint
 from ..models.cd_learning import (IterateAverage, LearningRateSchedule, MomentumOptimizer, block_diagonal_mask,
                                   cd_gradient, moments_from_distribution, sampling_durations)
-from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble
-from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters
+from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble, equivalent_noise
+from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters, fit_activation
+from .cd_network import derived_seed
 
-__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train"]
+__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train",
+           "measure_background"]
 
 
 @dataclass(frozen=True)
@@ -227,3 +230,68 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
     sim.end()
     W_final, b_final = average.result()
     return [BoltzmannMachine(W_final[s, s], b_final[s]) for s in ensemble.blocks], history
+
+
+def measure_background(sim: ModuleType, config, settings: RunSettings, targets: list, fit: ActivationFit,
+                       mode: str) -> dict:
+    """One run with probes: activation function (ensemble mode), free membrane and input statistics.
+
+    ``config`` is a :class:`cortexsim.protocols.ensemble.EnsembleConfig` (its calibration, probe,
+    burn-in and seed settings are used). Returns ``membrane`` (MembraneStatistics), ``rates_hz`` of
+    the networks' neurons, ``inputs`` (InputStatistics) and, in ensemble mode, the activation sweep
+    (``sweep``, ``p_on``), its fit ``fit`` and the per-source-set ``group_v_p05``/``group_alpha``.
+    """
+    T = config.calibration_ms
+    sweep = fit.v_p05 + np.linspace(-8.0, 8.0, config.calibration_points) * fit.alpha
+    membrane = np.full(config.membrane_probes, fit.v_p05)
+    probes = {"membrane_probes": membrane}
+    if mode == "ensemble":
+        probes["activation_probes"] = np.tile(sweep, (config.calibration_groups, 1))
+    translation = equivalent_noise(settings.background, mode, config.noise)
+    ensemble = build(sim, settings, targets, fit, mode, translation, derived_seed(config.seed, 4, int(mode == "ensemble")),
+                     **probes)
+    poisson_sources = None
+    if mode == "poisson":  # the Poisson background as K independent trains per receptor (rate R / K)
+        K = settings.background.in_degree
+        poisson_sources = sim.Population(2 * K * 10, sim.SpikeSourcePoisson(rate=config.noise.rate_exc / K),
+                                         label="poisson_inputs")
+        poisson_sources.record("spikes")
+    sim.run(config.burn_in_ms + T)
+    t0, t1 = config.burn_in_ms, config.burn_in_ms + T
+    spiketrains = ensemble.spiketrains()
+    segment = ensemble.probes.get_data().segments[-1]
+    v = np.asarray(segment.analogsignals[0].magnitude)
+    step = max(1, int(round(1.0 / config.dt_ms)))  # one sample per ms suffices
+    start = int(round(t0 / config.dt_ms))
+    v = v[start:start + int(5000.0 / config.dt_ms):max(step, 1)]
+    result = {"membrane": membrane_statistics(v),
+              "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
+    if mode == "ensemble":
+        n_act = config.calibration_points * config.calibration_groups
+        p_on = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in segment.spiketrains[:n_act]]) \
+            * config.neuron.tau_refrac / T
+        p_on = p_on.reshape(config.calibration_groups, config.calibration_points)
+        group_fits = []
+        for row in p_on:
+            try:
+                group_fits.append(fit_activation(sweep, row))
+            except ValueError:
+                continue  # a sweep whose transition lies outside the range; counted below
+        if len(group_fits) < max(1, (config.calibration_groups + 1) // 2):
+            frozen = float(np.mean((result["rates_hz"] < 1.0) | (result["rates_hz"] > 0.95e3 / config.neuron.tau_refrac)))
+            raise ValueError(f"the activation function under the ensemble background could be fitted for only "
+                             f"{len(group_fits)} of {config.calibration_groups} probe groups; {100 * frozen:.0f} % of "
+                             "the ensemble's neurons are silent or fire at the maximum rate (a frozen, noise-free "
+                             "ensemble): use more networks (n_networks) or another in_degree")
+        v_p05s = np.array([f.v_p05 for f in group_fits])
+        alphas = np.array([f.alpha for f in group_fits])
+        fit_ensemble = ActivationFit(v_p05=float(v_p05s.mean()), alpha=float(np.median(alphas)),
+                                     n_points=int(sum(f.n_points for f in group_fits)))
+        result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble, group_v_p05=v_p05s, group_alpha=alphas)
+        sources = np.hstack([ensemble.sources_exc, ensemble.sources_inh])
+        result["inputs"] = input_statistics(spiketrains, sources, t0, t1)
+    else:
+        trains = list(poisson_sources.get_data("spikes").segments[-1].spiketrains)
+        result["inputs"] = input_statistics(trains, np.arange(len(trains)).reshape(10, -1), t0, t1)
+    sim.end()
+    return result
