@@ -109,23 +109,33 @@ def _ignore_empty_mean() -> Iterator[None]:
 
 @dataclass(frozen=True)
 class MembraneStatistics:
-    """Free membrane potential of probe neurons (mV): per-probe mean and std, pooled histogram."""
+    """Free membrane potential of probe neurons (mV): per-probe mean and std, pooled histogram and,
+    if the sampling interval was given, the mean autocorrelation ``acf`` (lags ``0, dt_ms, ...``) and
+    its integral ``correlation_time_ms`` (:func:`autocorrelation`)."""
 
     mean_mv: np.ndarray
     std_mv: np.ndarray
     bin_edges_mv: np.ndarray
     density: np.ndarray
+    acf: np.ndarray | None = None
+    dt_ms: float | None = None
+    correlation_time_ms: float | None = None
 
     def summary(self) -> dict:
-        """Means over probes of the per-probe mean and std, and the spread of the per-probe means (mV)."""
+        """Means over probes of the per-probe mean and std, the spread of the per-probe means (mV) and
+        the correlation time (ms, None if not measured)."""
         return {"mean_mv": float(np.mean(self.mean_mv)), "std_mv": float(np.mean(self.std_mv)),
-                "spread_of_means_mv": float(np.std(self.mean_mv)), "n_probes": int(self.mean_mv.size)}
+                "spread_of_means_mv": float(np.std(self.mean_mv)), "n_probes": int(self.mean_mv.size),
+                "correlation_time_ms": self.correlation_time_ms}
 
 
-def membrane_statistics(v_mv, bin_edges_mv=None) -> MembraneStatistics:
+def membrane_statistics(v_mv, bin_edges_mv=None, dt_ms: float | None = None,
+                        max_lag_ms: float = 100.0) -> MembraneStatistics:
     """Statistics of membrane-potential traces ``v_mv`` (n_samples, n_probes) in mV.
 
-    ``bin_edges_mv`` default: 80 bins over the pooled range. The density integrates to 1.
+    ``bin_edges_mv`` default: 80 bins over the pooled range. The density integrates to 1. With the
+    sampling interval ``dt_ms`` (ms), also the autocorrelation up to ``max_lag_ms`` and the
+    correlation time (needs more samples than lags).
     """
     v = np.asarray(v_mv, dtype=float)
     if v.ndim == 1:
@@ -137,7 +147,11 @@ def membrane_statistics(v_mv, bin_edges_mv=None) -> MembraneStatistics:
     if bin_edges_mv is None:
         bin_edges_mv = np.linspace(v.min(), v.max() + 1e-9, 81)
     density, edges = np.histogram(v.reshape(-1), bins=bin_edges_mv, density=True)
-    return MembraneStatistics(v.mean(axis=0), v.std(axis=0), np.asarray(edges), density)
+    acf, tau = None, None
+    if dt_ms is not None:
+        acf, tau = autocorrelation(v.T, int(round(max_lag_ms / dt_ms)), dt_ms)
+    return MembraneStatistics(v.mean(axis=0), v.std(axis=0), np.asarray(edges), density, acf,
+                              None if dt_ms is None else float(dt_ms), tau)
 
 
 def autocorrelation(signals, max_lag: int, dt_ms: float = 1.0) -> tuple[np.ndarray, float]:
@@ -234,7 +248,8 @@ def net_input_correlations(spiketrains, sources_exc, sources_inh, group_size: in
 
 def plot_background(inputs: Mapping[str, InputStatistics], membranes: Mapping[str, MembraneStatistics],
                     path: str | Path, title: str | None = None) -> Path:
-    """One figure: input rates, CVs, |correlations| (histograms over targets) and free-membrane densities.
+    """One figure: input rates, CVs, |correlations| (histograms over targets), free-membrane densities and
+    (if measured) free-membrane autocorrelations.
 
     ``inputs`` and ``membranes`` map a label (e.g. "poisson", "ensemble") to the statistics.
     """
@@ -244,9 +259,13 @@ def plot_background(inputs: Mapping[str, InputStatistics], membranes: Mapping[st
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
-    fig = Figure(figsize=(11.0, 7.5))
+    with_acf = any(stats.acf is not None for stats in membranes.values())
+    fig = Figure(figsize=(16.0 if with_acf else 11.0, 7.5))
     FigureCanvasAgg(fig)
-    axes = fig.subplots(2, 2).ravel()
+    axes = fig.subplots(2, 3 if with_acf else 2).ravel()
+    if with_acf:
+        axes = axes[[0, 1, 3, 4, 2, 5]]
+        axes[5].set_visible(False)
     panels = (("rate_hz", "mean input rate per target (Hz)"), ("cv", "mean CV of input ISIs per target"),
               ("abs_correlation", "mean |correlation| of input pairs per target"))
     for ax, (name, label) in zip(axes[:3], panels):
@@ -268,6 +287,16 @@ def plot_background(inputs: Mapping[str, InputStatistics], membranes: Mapping[st
     ax.set_xlabel("free membrane potential (mV)")
     ax.set_ylabel("density (1/mV)")
     ax.legend(fontsize=8)
+    if with_acf:
+        ax = axes[4]
+        for key, stats in membranes.items():
+            if stats.acf is not None:
+                ax.plot(np.arange(stats.acf.size) * stats.dt_ms, stats.acf,
+                        label=f"{key}: correlation time {stats.correlation_time_ms:.1f} ms")
+        ax.axhline(0.0, color="0.6", lw=0.8)
+        ax.set_xlabel("lag (ms)")
+        ax.set_ylabel("autocorrelation of the free membrane")
+        ax.legend(fontsize=8)
     if title:
         fig.suptitle(title)
     fig.tight_layout()

@@ -327,7 +327,7 @@ def _cmd_ensemble(args) -> int:
     for mode, bg in results["background"].items():
         print(f"{mode} background: input rate {bg['inputs']['mean_rate_hz']:.1f} Hz, CV {bg['inputs']['mean_cv']:.2f}, "
               f"mean |corr| {bg['inputs']['mean_abs_correlation']:.3f}; free membrane std "
-              f"{bg['free_membrane']['std_mv']:.2f} mV")
+              f"{bg['free_membrane']['std_mv']:.2f} mV, correlation time {bg['free_membrane']['correlation_time_ms']:.1f} ms")
     print(f"results: {args.out / 'results.json'}; figures: {', '.join(results['files'].values())}")
     return 0
 

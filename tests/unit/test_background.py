@@ -71,6 +71,13 @@ def test_membrane_statistics_of_gaussian_traces(tmp_path):
     inputs = input_statistics(trains, np.array([[0, 1, 2], [3, 4, 5]]), 0.0, T_MS)
     path = plot_background({"poisson": inputs, "ensemble": inputs}, {"poisson": stats}, tmp_path / "bg.png")
     assert path.exists() and path.stat().st_size > 1000
+    assert stats.summary()["correlation_time_ms"] is None  # no sampling interval given
+    timed = membrane_statistics(v, dt_ms=0.5, max_lag_ms=10.0)  # white samples: acf = 1, 0, 0, ...
+    assert timed.acf.size == 20 and timed.acf[0] == pytest.approx(1.0)
+    assert np.all(np.abs(timed.acf[1:]) < 0.04)  # lag estimates ~ 1 / sqrt(20000) = 0.007 each; 5 sigma
+    assert timed.summary()["correlation_time_ms"] == pytest.approx(0.5, abs=0.2)  # dt * (1 + sum of 19 ~0 lags)
+    path = plot_background({"poisson": inputs}, {"poisson": timed, "ensemble": stats}, tmp_path / "bg_acf.png")
+    assert path.exists() and path.stat().st_size > 1000
 
 
 def test_net_input_correlation_is_one_for_shared_sources_and_near_zero_for_disjoint_ones():
