@@ -2,7 +2,7 @@
 
 Ensemble mode (no Poisson source), N = 10 neurons per network (so that M = 10 can supply 2K = 60
 distinct sources from other networks), K = 30 excitatory + 30 inhibitory background sources per
-neuron (the default weights), random targets W, b ~ N(0, 1) translated with the default Poisson
+neuron (the default background: depressing synapses and their weights), random targets W, b ~ N(0, 1) translated with the default Poisson
 activation fit of references §1. Each (M, threads) point runs in its own process: build, 200 ms
 warm-up (kick included), then a timed run. The machine's 2 cores are shared with other engineers:
 the load average before and after each point is recorded with it.
@@ -51,6 +51,7 @@ def single(M: int, threads: int, duration_ms: float, seed: int) -> dict:
     counts = np.array([len(st) for st in ensemble.spiketrains()])
     sim.end()
     return {"n_networks": M, "threads": threads, "n_neurons_total": M * N_NEURONS,
+            "background": ensemble.background.to_dict(),
             "background_synapses": 2 * IN_DEGREE * M * N_NEURONS, "duration_ms": duration_ms,
             "build_s": build_s, "warm_up_s": warm_s, "run_s": run_s,
             "wall_s_per_bio_s": run_s / (duration_ms * 1e-3), "mean_rate_hz": float(counts.mean() / duration_ms * 1e3),
