@@ -128,10 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        from cortexsim.protocols.backend_cli import apply_backend_options
+        from cortexsim.protocols.backend_cli import apply_backend_options, record_chip
 
         apply_backend_options(args)  # books the chip a chip backend runs on (no-op otherwise)
-        return int(args.handler(args) or 0)
+        code = int(args.handler(args) or 0)
+        record_chip(args)  # which chip it ran on, into results.json (no-op for backends without a chip)
+        return code
     except ValueError as exc:
         print(f"cortexsim {args.command}: error: {exc}", file=sys.stderr)
         return 2

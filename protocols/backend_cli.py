@@ -12,14 +12,18 @@ chip is an error, not silently ignored.
 
 :func:`add_backend_options` adds the options to a subcommand's parser (``cortexsim.cli``'s
 ``add_common_arguments`` does it for every simulation subcommand); :func:`apply_backend_options`
-books the chip from parsed arguments (``cortexsim.cli.main`` calls it before the handler).
+books the chip from parsed arguments (``cortexsim.cli.main`` calls it before the handler) and
+:func:`record_chip` writes the chip the run used into its ``results.json`` (after the handler).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+from dataclasses import asdict
+from pathlib import Path
 
-__all__ = ["add_backend_options", "apply_backend_options", "CHIP_OPTIONS"]
+__all__ = ["add_backend_options", "apply_backend_options", "record_chip", "CHIP_OPTIONS"]
 
 #: argparse destination -> keyword of the backend's ``select_chip``.
 CHIP_OPTIONS = {"chip": "chip", "chip_seed": "chip_seed", "chip_calibration": "calibration"}
@@ -75,8 +79,6 @@ def apply_backend_options(args: argparse.Namespace) -> dict | None:
     options = _chip_options(args)
     if not options:
         return None
-    from dataclasses import asdict
-
     from cortexsim.backends import load_backend
 
     backend = getattr(args, "backend", None)
@@ -89,4 +91,28 @@ def apply_backend_options(args: argparse.Namespace) -> dict | None:
     select_chip(**options)
     booked = asdict(sim.selected_chip())
     print("chip: " + ", ".join(f"{name}={value}" for name, value in booked.items()))
+    return booked
+
+
+def record_chip(args: argparse.Namespace) -> dict | None:
+    """Write the chip a chip backend ran on into the subcommand's ``results.json`` (key ``"chip"``).
+
+    A no-op (None) for backends without a chip, or when the subcommand wrote no ``results.json`` in
+    ``args.out``. The booking is the one in force after the run (``--chip``/``--chip-seed``/
+    ``--chip-calibration``, or the backend's default chip); returns it.
+    """
+    backend, out = getattr(args, "backend", None), getattr(args, "out", None)
+    if backend is None or out is None:
+        return None
+    from cortexsim.backends import load_backend
+    from cortexsim.results import write_json_atomic
+
+    path = Path(out) / "results.json"
+    sim = load_backend(backend)
+    if getattr(sim, "selected_chip", None) is None or not path.exists():
+        return None
+    booked = asdict(sim.selected_chip())
+    results = json.loads(path.read_text())
+    results["chip"] = booked
+    write_json_atomic(path, results)
     return booked

@@ -73,3 +73,23 @@ def test_chip_options_need_a_chip_backend_and_valid_values(capsys, chip_sim):
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train-cd", "--backend", "brainscales", "--chip-seed", "-1"])
     assert "--chip-seed: must be an integer >= 0" in capsys.readouterr().err
+
+
+def test_the_booked_chip_is_written_into_results_json(chip_sim, monkeypatch, tmp_path):
+    import json
+
+    def handler(args):  # a protocol that writes its results.json
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps({"dkl": 0.1}))
+        return 0
+
+    monkeypatch.setattr(cli, "_cmd_sample", handler)
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", "--out", str(tmp_path / "a")]) == 0
+    results = json.loads((tmp_path / "a" / "results.json").read_text())
+    assert results["dkl"] == 0.1 and results["chip"]["chip_seed"] == 13 and results["chip"]["chip"] == "bss2"
+    # no chip option: the default booking is recorded too; a backend without a chip adds nothing
+    chip_sim.select_chip()
+    assert cli.main(["sample", "--backend", "brainscales", "--out", str(tmp_path / "b")]) == 0
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["chip"]["chip_seed"] == chip_sim.selected_chip().chip_seed
+    assert cli.main(["sample", "--backend", "nest", "--out", str(tmp_path / "c")]) == 0
+    assert "chip" not in json.loads((tmp_path / "c" / "results.json").read_text())
