@@ -123,3 +123,28 @@ def test_background_synapse_kind(kind):
     else:
         assert models.pop().startswith("static_synapse")
     sim.end()
+
+
+def background_correlation_time(kind: str, seed: int) -> float:
+    """Free-membrane correlation time (ms) under an ensemble background of 50 x 5 neurons, K = 30."""
+    from cortexsim.analysis.background import membrane_statistics
+
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=50 + m) for m in range(50)]
+    background = matched_background(DEFAULT_NOISE, 30, 50.0, delay_max_ms=10.0, synapse=kind)
+    ensemble = build_ensemble(sim, bms, FIT, background=background, seed=seed, membrane_probes=np.full(10, FIT.v_p05))
+    sim.run(3200.0)
+    v = np.asarray(ensemble.probes.get_data("v").segments[-1].analogsignals[0].magnitude)[2000::10]  # 1 ms grid
+    sim.end()
+    return membrane_statistics(v, dt_ms=1.0, max_lag_ms=100.0).correlation_time_ms
+
+
+def test_depressing_background_fluctuates_faster_than_static():
+    """The reason for the default: static synapses pass on the sources' bursts (a slow background)."""
+    taus = {kind: background_correlation_time(kind, seed=7) for kind in ("static", "depressing")}
+    # benchmarks/ensemble_background_timescales.py (same size): 35 ms static vs 3.0 ms depressing;
+    # per-probe values at this size over connectivity seeds 1-6 were 0.4-4.9 ms depressing. Each
+    # acf lag has a sampling error ~ 1/sqrt(10 probes x 3000 samples) = 0.006, i.e. well under 1 ms
+    # on the 100-lag integral for white lags: a factor 3 leaves a wide margin.
+    assert taus["static"] > 3.0 * taus["depressing"], taus
