@@ -47,15 +47,15 @@ from ..backends.noise import add_poisson_background
 from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
-                                  EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources, equivalent_noise,
-                                  kick_spike_times, matched_background)
+                                  EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
+                                  equivalent_noise, kick_spike_times, matched_background)
 from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters, NeuronParameters,
                               NoiseParameters, bm_to_lif)
 from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
-           "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times", "matched_background", "equivalent_noise",
-           "check_ensemble_size"]
+           "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times",
+           "matched_background", "equivalent_noise", "check_ensemble_size"]
 
 
 @dataclass
