@@ -12,7 +12,8 @@ import numpy as np
 
 from .lif_translation import DEFAULT_NOISE, NoiseParameters
 
-__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND", "draw_background_sources",
+__all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
+           "draw_background_sources",
            "kick_spike_times", "matched_background", "equivalent_noise", "check_ensemble_size",
            "background_delays"]
 
@@ -184,7 +185,8 @@ def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoisePa
     """The Poisson background with the same mean conductances as the background of ``mode``.
 
     Ensemble part: rate ``K * source_rate_hz * release_fraction`` (default rate
-    ``background.design_rate_hz``; :meth:`EnsembleBackground.release_fraction`) at the ensemble weight; mixture: the conductances of both parts added (expressed at the Poisson weights).
+    ``background.design_rate_hz``; :meth:`EnsembleBackground.release_fraction`) at the ensemble weight;
+    mixture: the conductances of both parts added (expressed at the Poisson weights).
     Used by the BM -> LIF translation (free membrane mean and total conductance).
     """
     if mode not in NOISE_MODES:
