@@ -2,8 +2,8 @@
 
 Ensemble mode (no Poisson source), N = 10 neurons per network (so that M = 10 can supply 2K = 60
 distinct sources from other networks), K = 30 excitatory + 30 inhibitory background sources per
-neuron (the default background: depressing synapses and their weights), random targets W, b ~ N(0, 1) translated with the default Poisson
-activation fit of references §1. Each (M, threads) point runs in its own process: build, 200 ms
+neuron (the default background: depressing synapses and their weights), random targets W, b ~ N(0, 1)
+translated with the default Poisson activation fit of references §1. Each (M, threads) point runs in its own process: build, 200 ms
 warm-up (kick included), then a timed run. The machine's 2 cores are shared with other engineers:
 the load average before and after each point is recorded with it.
 

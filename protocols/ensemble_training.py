@@ -261,8 +261,8 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
     v = np.asarray(segment.analogsignals[0].magnitude)
     step = max(1, int(round(1.0 / config.dt_ms)))  # one sample per ms suffices
     start = int(round(t0 / config.dt_ms))
-    v = v[start:start + int(5000.0 / config.dt_ms):max(step, 1)]
-    result = {"membrane": membrane_statistics(v, dt_ms=max(step, 1) * config.dt_ms),
+    v = v[start:start + int(5000.0 / config.dt_ms):step]
+    result = {"membrane": membrane_statistics(v, dt_ms=step * config.dt_ms),
               "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
     if mode == "ensemble":
         n_act = config.calibration_points * config.calibration_groups
