@@ -20,6 +20,7 @@ __all__ = [
     "plot_raster",
     "plot_activation_function",
     "plot_learning_curve",
+    "top_states",
 ]
 
 MAX_LABELLED_STATES = 64
@@ -42,15 +43,44 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
+MAX_PLOTTED_STATES = 2**10
+"""Above this many states, :func:`plot_distributions` draws only the :data:`TOP_STATES` most probable ones."""
+TOP_STATES = 64
+"""States drawn for large distributions (those with the largest probability in any of the series)."""
+
+
+def top_states(series: Sequence[np.ndarray], k: int) -> np.ndarray:
+    """Indices of the ``k`` states with the largest probability in any of ``series``, in state order.
+
+    Example
+    -------
+    >>> top_states([np.array([0.1, 0.5, 0.05, 0.35]), np.array([0.4, 0.2, 0.3, 0.1])], 2).tolist()
+    [0, 1]
+    """
+    peak = np.max(np.vstack([np.asarray(s, dtype=float) for s in series]), axis=0)
+    k = min(int(k), peak.size)
+    chosen = np.argpartition(-peak, k - 1)[:k]
+    return np.sort(chosen)
+
+
 def plot_distributions(target, sampled, path: str | Path, title: str | None = None,
-                       labels: Sequence[str] | None = None) -> Path:
+                       labels: Sequence[str] | None = None, max_states: int = MAX_PLOTTED_STATES,
+                       top_k: int = TOP_STATES) -> Path:
     """Bars of the target and one or more sampled distributions side by side, per state.
+
+    With more than ``max_states`` states only the ``top_k`` states with the largest probability in
+    any of the distributions are drawn (labelled with their binary state), and the title says so,
+    with the probability mass they hold: a bar per state of a 16-unit network would be 65,536 bars.
 
     Parameters
     ----------
     target : array (2**n,)
     sampled : array (2**n,), or a sequence of such arrays (several runs)
     labels : names of target and of each sampled distribution (default "target", "sampled", ...)
+    max_states : int
+        Largest number of states drawn in full.
+    top_k : int
+        States drawn for larger distributions.
     """
     target = np.asarray(target, dtype=float)
     sampled_arr = np.asarray(sampled, dtype=float)
@@ -66,23 +96,30 @@ def plot_distributions(target, sampled, path: str | Path, title: str | None = No
     if len(labels) != len(series):
         raise ValueError(f"labels must name {len(series)} distributions (target first), got {len(labels)}")
     n = int(np.log2(n_states))
-    x = np.arange(n_states)
+    states = np.arange(n_states)
+    note = None
+    if n_states > max_states:
+        states = top_states(series, top_k)
+        mass = ", ".join(f"{label} {100 * values[states].sum():.1f} %" for label, values in zip(labels, series))
+        note = f"top {states.size} of {n_states:,} states (largest in any series; mass shown: {mass})"
+    x = np.arange(states.size)
     width = 0.8 / len(series)
-    fig = _new_figure(max(7.0, min(0.25 * n_states * len(series), 20.0)), 4.0)
+    fig = _new_figure(max(7.0, min(0.25 * states.size * len(series), 20.0)), 4.0)
     ax = fig.add_subplot()
     for k, (values, label) in enumerate(zip(series, labels)):
-        ax.bar(x + (k - (len(series) - 1) / 2) * width, values, width=width, label=label)
-    if n_states <= MAX_LABELLED_STATES:
+        ax.bar(x + (k - (len(series) - 1) / 2) * width, values[states], width=width, label=label)
+    if states.size <= MAX_LABELLED_STATES:
         ax.set_xticks(x)
-        ax.set_xticklabels([format(i, f"0{n}b") for i in x], rotation=90, fontsize=7, family="monospace")
+        ax.set_xticklabels([format(int(i), f"0{n}b") for i in states], rotation=90, fontsize=7 if n <= 10 else 5,
+                           family="monospace")
         ax.set_xlabel("state z_0 ... z_{n-1}")
     else:
         ax.set_xlabel("state index")
     ax.set_ylabel("probability")
-    ax.set_xlim(-0.6, n_states - 0.4)
+    ax.set_xlim(-0.6, states.size - 0.4)
     ax.legend()
-    if title:
-        ax.set_title(title)
+    if title or note:
+        ax.set_title("\n".join(t for t in (title, note) if t), fontsize=9 if note else None)
     return _save(fig, path)
 
 

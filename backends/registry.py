@@ -17,11 +17,12 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import numbers
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
-           "known_backends", "installed_backends", "register_backend"]
+           "known_backends", "installed_backends", "register_backend", "check_dt", "check_seed"]
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,12 @@ class Capabilities:
         Emulation speed-up over biological time (1.0 for software simulators).
     renewing_synapses : bool
         Whether the package can build renewing (Tsodyks-Markram U=1) synapses on it.
+    has_chip : bool
+        Whether the backend emulates a chip that is booked before a run (``select_chip``: which chip,
+        its identity, its calibration).
+    seed_range : tuple of int
+        Smallest and largest run seed the backend accepts. Protocols also use ``seed + 1`` (the
+        calibration's fine sweep), so the upper end is one below the simulator's own limit.
     """
 
     dt_range_ms: tuple = (0.001, 1.0)
@@ -56,6 +63,8 @@ class Capabilities:
     seedable: bool = True
     speedup: float = 1.0
     renewing_synapses: bool = True
+    has_chip: bool = False
+    seed_range: tuple = (0, 2**32 - 2)
 
 
 @dataclass(frozen=True)
@@ -86,7 +95,8 @@ register_backend(BackendInfo(
     requires=("nest", "pyNN"),
     description="NEST 3 through pyNN.nest, with a working TsodyksMarkramSynapse (tsodyks2_synapse) "
                 "and native Poisson noise without relay neurons",
-    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    # NEST's rng_seed must lie in [1, 2**32 - 1]
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True, seed_range=(1, 2**32 - 2)),
 ))
 register_backend(BackendInfo(
     name="brian2",
@@ -106,7 +116,8 @@ register_backend(BackendInfo(
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), weight_bits=6, max_neurons=512, max_fan_in=256,
-                              delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True),
+                              delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True,
+                              has_chip=True),
 ))
 
 
@@ -148,6 +159,25 @@ def load_backend(name: str) -> ModuleType:
                          f"known backends: {', '.join(known_backends())}; "
                          f"installed: {', '.join(installed_backends()) or 'none'}")
     return importlib.import_module(info.module)
+
+
+def check_seed(name: str, seed, parameter: str = "seed") -> int:
+    """Validate a run seed against the range backend ``name`` accepts (``Capabilities.seed_range``).
+
+    Raises
+    ------
+    ValueError
+        Naming ``parameter``, the backend and the allowed range.
+
+    Example
+    -------
+    >>> check_seed("nest", 1)
+    1
+    """
+    low, high = backend_info(name).capabilities.seed_range
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= int(seed) <= high:
+        raise ValueError(f"{parameter} must be an integer in [{low}, {high}] on backend {name!r}, got {seed!r}")
+    return int(seed)
 
 
 def check_dt(name: str, dt: float) -> float:

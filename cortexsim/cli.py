@@ -44,7 +44,8 @@ def add_common_arguments(parser: argparse.ArgumentParser, default_out: str) -> N
     parser.add_argument("--backend", default="nest",
                         help=f"simulator backend, one of {', '.join(known_backends())} (default: nest)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the run (default: 1)")
-    parser.add_argument("--out", type=Path, default=Path(default_out), help=f"output folder (default: {default_out})")
+    parser.add_argument("--out", type=Path, default=Path(default_out),
+                        help=f"output folder (default: {default_out}); refused if it holds another run's results")
     parser.add_argument("--dt", type=float, default=0.1, help="integration step in ms (default: 0.1)")
     parser.add_argument("--parameter-set", choices=PARAMETER_SETS, default="default",
                         help="neuron and noise parameter set of references §1 (default: default)")
@@ -120,25 +121,105 @@ def build_parser() -> argparse.ArgumentParser:
                 continue  # that protocol is not part of this installation
             raise
         module.add_cli(subparsers)
+    _add_overwrite_options(subparsers)
     return parser
+
+
+def _add_overwrite_options(subparsers) -> None:
+    """``--overwrite`` for every subcommand that writes into an output folder (``--out``)."""
+    for parser in subparsers.choices.values():
+        dests = {action.dest for action in parser._actions}
+        if "out" in dests and "overwrite" not in dests:
+            parser.add_argument("--overwrite", action="store_true",
+                                help="replace the results of an earlier run in --out (its files are deleted first)")
+
+
+def _output_folder(args) -> Path | None:
+    """The folder the subcommand writes into: ``--resume DIR`` if given, else ``--out``."""
+    resume = getattr(args, "resume", None)
+    out = resume if resume is not None else getattr(args, "out", None)
+    return Path(out) if out is not None else None
+
+
+def validate_arguments(args, argv: list[str]) -> Path | None:
+    """Checks of the parsed ``args`` that need no simulator, then the output folder is claimed.
+
+    Seeds and integration steps against the backend's ranges, the chip options, and the output
+    folder (:func:`cortexsim.results.prepare_output_dir`: writable, not holding another run's
+    results unless ``--overwrite``, a checkpoint only with ``--resume``). Runs before the subcommand.
+
+    Returns
+    -------
+    Path or None
+        The claimed output folder.
+    """
+    from cortexsim.backends.registry import check_dt, check_seed
+    from cortexsim.protocols.backend_cli import check_backend_options
+    from cortexsim.results import prepare_output_dir
+
+    backend = getattr(args, "backend", None)
+    if getattr(args, "seed", None) is not None:
+        if isinstance(backend, str):
+            check_seed(backend, args.seed, "--seed")
+        elif not 0 <= args.seed <= 2**32 - 2:
+            raise ValueError(f"--seed must be an integer in [0, {2**32 - 2}], got {args.seed}")
+    if isinstance(backend, str) and getattr(args, "dt", None) is not None:
+        check_dt(backend, args.dt)
+    check_backend_options(args)
+    out = _output_folder(args)
+    if out is None:
+        return None
+    resume = getattr(args, "resume", None) is not None
+    return prepare_output_dir(out, args.command, overwrite=bool(getattr(args, "overwrite", False)), resume=resume,
+                              resumable=hasattr(args, "resume"), argv=["cortexsim", *argv],
+                              option="--resume" if resume else "--out")
+
+
+def _resume_hint(args, argv: list[str], out: Path | None) -> str:
+    if out is None or not hasattr(args, "resume") or not (out / "checkpoint.json").is_file():
+        return ""
+    kept, skip = [], False
+    for token in argv:
+        if skip:
+            skip = False
+            continue
+        if token in ("--out", "--resume"):
+            skip = True
+            continue
+        if token == "--overwrite" or token.startswith(("--out=", "--resume=")):
+            continue
+        kept.append(token)
+    return (f"; the last checkpoint is {out / 'checkpoint.json'}: continue with\n"
+            f"  cortexsim {' '.join(kept)} --resume {out}")
 
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``cortexsim`` command."""
+    from cortexsim.results import finish_output_dir
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args = parser.parse_args(argv)
+    out = None
     try:
+        out = validate_arguments(args, argv)
         from cortexsim.protocols.backend_cli import apply_backend_options, record_chip
 
         apply_backend_options(args)  # books the chip a chip backend runs on (no-op otherwise)
         code = int(args.handler(args) or 0)
         record_chip(args)  # which chip it ran on, into results.json (no-op for backends without a chip)
+        if out is not None:
+            finish_output_dir(out, "finished" if code == 0 else f"exit {code}")
         return code
     except ValueError as exc:
         print(f"cortexsim {args.command}: error: {exc}", file=sys.stderr)
+        if out is not None:
+            finish_output_dir(out, "failed")
         return 2
     except KeyboardInterrupt:
-        print(f"cortexsim {args.command}: interrupted", file=sys.stderr)
+        if out is not None:
+            finish_output_dir(out, "interrupted")
+        print(f"cortexsim {args.command}: interrupted{_resume_hint(args, argv, out)}", file=sys.stderr)
         return 130
 
 

@@ -7,8 +7,9 @@ A chip backend (one whose module has ``select_chip``, e.g. ``brainscales``) runs
 of a protocol on the booked chip; these options book it before the subcommand runs, the way a chip
 is allocated to a job on hardware. The chip seed is the chip's identity (its fixed-pattern noise),
 separate from ``--seed`` (the run's randomness). Options left out keep the backend's defaults
-(brainscales: bss2, chip seed 0, uncalibrated). Giving a chip option with a backend that has no
-chip is an error, not silently ignored.
+(brainscales: bss2, chip seed 0), except the calibration: on the command line it defaults to
+``auto`` (the chip is calibrated once and cached; ``--chip-calibration none`` for the raw chip).
+Giving a chip option with a backend that has no chip is an error, not silently ignored.
 
 :func:`add_backend_options` adds the options to a subcommand's parser (``cortexsim.cli``'s
 ``add_common_arguments`` does it for every simulation subcommand); :func:`apply_backend_options`
@@ -23,7 +24,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-__all__ = ["add_backend_options", "apply_backend_options", "record_chip", "CHIP_OPTIONS"]
+__all__ = ["add_backend_options", "check_backend_options", "apply_backend_options", "record_chip", "CHIP_OPTIONS"]
 
 #: argparse destination -> keyword of the backend's ``select_chip``.
 CHIP_OPTIONS = {"chip": "chip", "chip_seed": "chip_seed", "chip_calibration": "calibration"}
@@ -52,8 +53,8 @@ def add_backend_options(parser: argparse.ArgumentParser) -> None:
                        help="identity of the chip (its fixed-pattern noise; the same seed is the same chip "
                             "every run; default: 0); independent of --seed")
     group.add_argument("--chip-calibration", default=None, metavar="{none,auto,PATH}",
-                       help="none: uncalibrated chip (default); auto: measure once and cache per chip; "
-                            "PATH: load from or write to this JSON file")
+                       help="auto: measure once and cache per chip (default); none: uncalibrated chip; "
+                            "PATH: load from or write to this JSON file (its folder must exist)")
 
 
 def _chip_options(args: argparse.Namespace) -> dict:
@@ -68,27 +69,61 @@ def _chip_options(args: argparse.Namespace) -> dict:
     return options
 
 
-def apply_backend_options(args: argparse.Namespace) -> dict | None:
-    """Book the chip the parsed ``args`` ask for; returns the booking (plain data) or None.
+def _has_chip(backend: str | None) -> bool:
+    from cortexsim.backends.registry import BACKENDS
+
+    info = BACKENDS.get(backend) if isinstance(backend, str) else None
+    return info is not None and info.capabilities.has_chip
+
+
+def check_backend_options(args: argparse.Namespace) -> None:
+    """Check the chip options of parsed ``args`` without loading any simulator.
 
     Raises
     ------
     ValueError
-        A chip option was given for a backend without a chip, naming the options and the backend.
+        A chip option was given for a backend without a chip (naming the options and the backend),
+        or ``--chip-calibration PATH`` names a file in a folder that does not exist, or a folder.
     """
-    options = _chip_options(args)
-    if not options:
+    backend = getattr(args, "backend", None)
+    given = [dest for dest in CHIP_OPTIONS if getattr(args, dest, None) is not None]
+    if given and not _has_chip(backend):
+        names = ", ".join("--" + dest.replace("_", "-") for dest in given)
+        raise ValueError(f"{names} apply to backends that run on a chip (e.g. --backend brainscales), "
+                         f"not to --backend {backend}")
+    calibration = getattr(args, "chip_calibration", None)
+    if calibration not in (None, "none", "auto"):
+        path = Path(calibration)
+        if path.is_dir():
+            raise ValueError(f"--chip-calibration {path} is a folder; give a JSON file (it is created if missing)")
+        if not path.parent.is_dir():
+            raise ValueError(f"--chip-calibration {path}: its folder {path.parent} does not exist (create it, "
+                             f"or use --chip-calibration auto for the per-chip cache)")
+
+
+def apply_backend_options(args: argparse.Namespace) -> dict | None:
+    """Book the chip the parsed ``args`` ask for; returns the booking (plain data) or None.
+
+    On a chip backend the calibration defaults to ``auto`` (measured once per chip and cached):
+    an uncalibrated chip's fixed-pattern noise spreads the neurons' activation functions so far that
+    a sampling network cannot be calibrated on it. ``--chip-calibration none`` asks for the raw chip.
+
+    Raises
+    ------
+    ValueError
+        See :func:`check_backend_options`.
+    """
+    check_backend_options(args)
+    backend = getattr(args, "backend", None)
+    if not _has_chip(backend):
         return None
+    options = _chip_options(args)
+    if getattr(args, "chip_calibration", None) is None:
+        options["calibration"] = "auto"
     from cortexsim.backends import load_backend
 
-    backend = getattr(args, "backend", None)
-    given = ", ".join("--" + dest.replace("_", "-") for dest in CHIP_OPTIONS if getattr(args, dest, None) is not None)
-    sim = load_backend(backend) if backend is not None else None
-    select_chip = getattr(sim, "select_chip", None)
-    if select_chip is None:
-        raise ValueError(f"{given} apply to backends that run on a chip (e.g. --backend brainscales), "
-                         f"not to --backend {backend}")
-    select_chip(**options)
+    sim = load_backend(backend)
+    sim.select_chip(**options)
     booked = asdict(sim.selected_chip())
     print("chip: " + ", ".join(f"{name}={value}" for name, value in booked.items()))
     return booked

@@ -32,6 +32,8 @@ def _cmd_train_cd(args) -> int:
     resume = args.resume is not None
     if resume:
         args.out = args.resume
+    if args.task != "digits" and (args.test_images != 0 or args.completion_images != 100):
+        raise ValueError("--test-images and --completion-images apply to --task digits only")
     if args.task == "target":
         from cortexsim.models.boltzmann import BoltzmannMachine
         from cortexsim.protocols.cd_training import TargetTrainingConfig, train_target
@@ -50,7 +52,8 @@ def _cmd_train_cd(args) -> int:
             raise ValueError("--bm applies to --task target only")
         from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig, train_digits
 
-        config = DigitsTrainingConfig(n_hidden=args.hidden, **common)
+        config = DigitsTrainingConfig(n_hidden=args.hidden, n_test_images=args.test_images,
+                                      n_completion_images=args.completion_images, **common)
         result = train_digits(config, out_dir=args.out, resume=resume, progress=True)
         summary = result.summary()
         print(f"test accuracy: spiking {summary['test_accuracy']:.3f} (before fine-tuning "
@@ -95,5 +98,10 @@ def add_train_cd_parser(subparsers) -> argparse.ArgumentParser:
                         help="sampling time of the before/after D_KL measurements (ms, default: 1e5)")
     digits = parser.add_argument_group("digits task")
     digits.add_argument("--hidden", type=int, default=100, help="hidden units (default: 100)")
+    digits.add_argument("--test-images", type=int, default=0, metavar="N",
+                        help="test images classified by the spiking network before and after fine-tuning "
+                             "(the first N of the test split; default 0: all 359, 0.22 s of simulated time each)")
+    digits.add_argument("--completion-images", type=int, default=100, metavar="N",
+                        help="test images whose bottom half is completed (default: 100)")
     parser.set_defaults(handler=_cmd_train_cd)
     return parser

@@ -152,15 +152,20 @@ def spiking_iteration(network, timed: TimedSimulator, batch: np.ndarray, config)
 
 
 def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
-                     config, chunk: int = 50) -> np.ndarray:
+                     config, chunk: int = 50, progress: bool = False, label: str = "evaluation") -> np.ndarray:
     """Fraction of read-out time each unit is on, per image, with ``clamp_pixels`` clamped.
 
     Each image is clamped for ``eval_settle_ms + eval_read_ms``; the read-out window is the last
     ``eval_read_ms``. Returns (m, n) on-fractions; the network's leak potentials are restored after.
+    With ``progress``, a progress bar counts the images.
     """
     tau_ref = network.neuron.tau_refrac
     dt = config.readout_dt_ms
     out = np.empty((pixels.shape[0], network.n_neurons))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=pixels.shape[0], desc=label, unit="image")
     for start in range(0, pixels.shape[0], chunk):
         windows = []
         t_begin = timed.t_ms
@@ -172,6 +177,10 @@ def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_p
         for k, (t0, t1) in enumerate(windows):
             first, last = int(round((t0 - t_begin) / dt)), int(round((t1 - t_begin) / dt))
             out[start + k] = states[first:last].mean(axis=0)
+        if bar is not None:
+            bar.update(len(windows))
+    if bar is not None:
+        bar.close()
     set_leak(network, network.lif.e_leak)
     return out
 

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.timegrid import check_duration
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
 
@@ -128,7 +129,9 @@ class DigitsTrainingConfig:
             raise ValueError(f"n_test_images must be >= 0 (0: all), got {self.n_test_images}")
         if not 0 <= self.eval_gibbs_burn_in < self.eval_gibbs_sweeps:
             raise ValueError(f"eval_gibbs_burn_in must lie in [0, eval_gibbs_sweeps), got {self.eval_gibbs_burn_in}")
-        for name in ("clamp_ms", "model_ms", "clamp_bias", "readout_dt_ms", "eval_read_ms"):
+        for name in ("clamp_ms", "model_ms", "eval_read_ms"):
+            check_duration(getattr(self, name), self.dt_ms, name)
+        for name in ("clamp_bias", "readout_dt_ms"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if not 0 <= self.settle_ms < self.clamp_ms:
@@ -207,11 +210,27 @@ def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, 
     sim.setup(timestep=config.dt_ms, seed=seed)
     network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
     timed = TimedSimulator(sim)
-    classify = evaluate_spiking(network, timed, test_x, np.arange(N_PIXELS), config)
+    classify = evaluate_spiking(network, timed, test_x, np.arange(N_PIXELS), config, progress=progress,
+                                label=f"classification {label}".strip())
     completion = test_x[:config.n_completion_images]
-    complete = evaluate_spiking(network, timed, completion, TOP_HALF, config)
+    complete = evaluate_spiking(network, timed, completion, TOP_HALF, config, progress=progress,
+                                label=f"completion {label}".strip())
     sim.end()
     return spiking_scores(classify, test_y, complete, completion)
+
+
+def _state_template(config: DigitsTrainingConfig) -> dict:
+    """What every checkpoint of ``config`` holds (kinds and sizes of the values; None: not checked)."""
+    n = N_VISIBLE + config.n_hidden
+    zeros = [[0.0] * n for _ in range(n)]
+    optimizer = MomentumOptimizer.create(n, config.momentum, config.weight_decay)
+    return {"iteration": 0, "W": zeros, "b": [0.0] * n, "optimizer": optimizer.to_dict(),
+            "prepared": {"W": zeros, "b": [0.0] * n, "pretrained_exact": None, "baseline": None,
+                         "pretrain_curve": None, "baseline_curve": None},
+            "rng": np.random.default_rng(0).bit_generator.state, "spiking_before": None,
+            "history": {"iteration": [], "learning_rate": [], "gradient_norm": [], "model_mean_activity": [],
+                        "segment_end": [], "segment_exact_accuracy": []},
+            "timing": {"training_wall_s": 0.0, "run_wall_s": 0.0, "iterations_timed": 0}}
 
 
 def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None, out_dir: str | Path | None = None,
@@ -220,17 +239,14 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     """Run the digits task (see module docstring); returns None if stopped early by ``stop_after_iteration``."""
     if resume and out_dir is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
-    if fit is None:
+    state = load_checkpoint(out_dir, "digits", config_to_dict(config), _state_template(config)) if resume else None
+    if fit is None:     # after the checkpoint is checked: the calibration may simulate
         fit = calibrate(config.calibration(), progress=progress).fit
     data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
     if config.n_test_images:
         test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
     sim = load_backend(config.backend)
-    if resume:
-        state = load_checkpoint(out_dir, "digits")
-        if state["config"] != config_to_dict(config):
-            raise ValueError("the checkpoint was written with another config; resume with the same settings")
-    else:
+    if state is None:
         if progress:
             print(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
                   f"baseline updates", flush=True)

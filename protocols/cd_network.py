@@ -27,10 +27,12 @@ from types import ModuleType
 
 import numpy as np
 
+from cortexsim.results import check_structure, describe_differences
+from cortexsim.timegrid import grid_duration
 from cortexsim.results import read_json, write_json_atomic
 
 from ..backends.projection_weights import set_projection_weights
-from ..backends.registry import backend_info, check_dt
+from ..backends.registry import backend_info, check_dt, check_seed
 from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import LearningRateSchedule
 from ..models.lif_translation import bm_to_lif
@@ -44,8 +46,7 @@ CHECKPOINT_FILE = "checkpoint.json"
 
 def check_training_settings(config) -> None:
     """Checks shared by the CD configs (seed, backend, dt, optimizer, iterations, segments)."""
-    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool):
-        raise ValueError(f"seed must be an integer, got {config.seed!r}")
+    check_seed(config.backend, config.seed)
     backend_info(config.backend)
     check_dt(config.backend, config.dt_ms)
     LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
@@ -111,18 +112,21 @@ class TimedSimulator:
     counted here (ms since ``setup``).
     """
 
-    def __init__(self, sim: ModuleType):
+    def __init__(self, sim: ModuleType, dt_ms: float | None = None):
         self.sim = sim
+        self.dt_ms = float(sim.get_time_step()) if dt_ms is None else float(dt_ms)
         self.t_ms = 0.0
         self.run_wall_s = 0.0
 
     def run(self, duration_ms: float) -> tuple[float, float]:
-        """Advance by ``duration_ms``; returns the window ``(t_start, t_stop)`` in ms."""
+        """Advance by ``duration_ms`` (rounded up to whole integration steps, see
+        :func:`cortexsim.checks.grid_duration`); returns the window ``(t_start, t_stop)`` in ms."""
+        duration = grid_duration(duration_ms, self.dt_ms)
         start = self.t_ms
         tic = time.perf_counter()
-        self.sim.run(float(duration_ms))
+        self.sim.run(duration)
         self.run_wall_s += time.perf_counter() - tic
-        self.t_ms += float(duration_ms)
+        self.t_ms += duration
         return start, self.t_ms
 
 
@@ -131,14 +135,44 @@ def save_checkpoint(folder: str | Path, state: dict) -> Path:
     return write_json_atomic(Path(folder) / CHECKPOINT_FILE, state)
 
 
-def load_checkpoint(folder: str | Path, task: str) -> dict:
-    """Read the checkpoint in ``folder``; ValueError if it is missing or belongs to another task."""
+def load_checkpoint(folder: str | Path, task: str, config: dict | None = None, template: dict | None = None) -> dict:
+    """Read and check the checkpoint in ``folder``.
+
+    Parameters
+    ----------
+    folder : path
+        The folder holding ``checkpoint.json``.
+    task : str
+        The task the checkpoint must belong to.
+    config : dict, optional
+        The settings of the run that resumes (``config_to_dict``); they must equal the checkpoint's.
+    template : dict, optional
+        A fresh state of the same run: every key of it must be in the checkpoint with a value of
+        the same kind and size (:func:`cortexsim.checks.check_structure`).
+
+    Raises
+    ------
+    ValueError
+        If the file is missing or not valid JSON, belongs to another task, was written with other
+        settings (each differing setting is named with the checkpoint's and the new value), or a
+        value is corrupt (the file and the key are named).
+    """
     path = Path(folder) / CHECKPOINT_FILE
     if not path.is_file():
         raise ValueError(f"no checkpoint to resume from: {path} does not exist")
     state = read_json(path)
     if not isinstance(state, dict) or state.get("task") != task:
-        raise ValueError(f"{path} is not a checkpoint of the {task!r} task (found {state.get('task')!r})")
+        found = state.get("task") if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{path} is not a checkpoint of the {task!r} task (found {found!r})")
+    if config is not None:
+        if not isinstance(state.get("config"), dict):
+            raise ValueError(f"{path}: key config is missing or not a mapping")
+        if state["config"] != config:
+            raise ValueError(f"{path} was written with other settings (checkpoint -> now): "
+                             f"{describe_differences(state['config'], config)}; resume with the checkpoint's "
+                             f"settings, or start a new run with --overwrite")
+    if template is not None:
+        check_structure(template, state, str(path))
     return state
 
 

@@ -20,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.results import describe_differences
+from cortexsim.timegrid import check_duration
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
 
@@ -127,8 +129,7 @@ class TargetTrainingConfig:
         if not np.isfinite(self.init_scale) or self.init_scale < 0:
             raise ValueError(f"init_scale must be a finite number >= 0, got {self.init_scale!r}")
         for name in ("sampling_ms", "eval_duration_ms"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a finite number > 0 (ms), got {getattr(self, name)!r}")
+            check_duration(getattr(self, name), self.dt_ms, name)
         if not np.isfinite(self.burn_in_ms) or self.burn_in_ms < 0:
             raise ValueError(f"burn_in_ms must be a finite number >= 0 (ms), got {self.burn_in_ms!r}")
 
@@ -266,16 +267,18 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     config = replace(config, n_neurons=targets[0].n_units, n_targets=len(targets))
     if resume and out_dir is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
-    if fit is None:
-        fit = calibrate(config.calibration(), progress=progress).fit
-    if resume:
-        state = load_checkpoint(out_dir, "target")
-        if state["config"] != config_to_dict(config) or state["targets"] != [bm.to_dict() for bm in targets]:
-            raise ValueError("the checkpoint was written with another config or other targets; "
-                             "resume with the same settings")
+    if resume:      # checked before the calibration, which may simulate
+        state = load_checkpoint(out_dir, "target", config_to_dict(config),
+                                template={**_fresh_state(config, targets), "dkl_initial": None})
+        if state["targets"] != [bm.to_dict() for bm in targets]:
+            raise ValueError(f"{Path(out_dir) / 'checkpoint.json'} was written for other target BMs "
+                             f"(targets: {describe_differences(state['targets'], [bm.to_dict() for bm in targets])}); "
+                             f"resume with the same --bm or start a new run with --overwrite")
     else:
         state = _fresh_state(config, targets)
         state["config"] = config_to_dict(config)
+    if fit is None:
+        fit = calibrate(config.calibration(), progress=progress).fit
     sim = load_backend(config.backend)
     blocks = _blocks([bm.n_units for bm in targets])
     if state["dkl_initial"] is None:

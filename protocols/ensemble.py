@@ -26,12 +26,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cortexsim.timegrid import check_duration
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
 
 from ..analysis.background import plot_background
 from ..analysis.plots import plot_activation_function, plot_learning_curve
-from ..backends.registry import backend_info, check_dt, load_backend
+from ..backends.registry import backend_info, check_dt, check_seed, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
 from ..models.cd_learning import SCHEDULE_KINDS
 from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
@@ -133,8 +134,7 @@ class EnsembleConfig:
     noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        check_seed(self.backend, self.seed)
         backend_info(self.backend)
         check_dt(self.backend, self.dt_ms)
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
@@ -144,8 +144,9 @@ class EnsembleConfig:
             minimum = 5 if name == "calibration_points" else 1
             if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < minimum:
                 raise ValueError(f"{name} must be an integer >= {minimum}, got {getattr(self, name)!r}")
-        for name in ("sampling_ms", "eval_duration_ms", "calibration_ms", "design_rate_hz", "learning_rate",
-                     "schedule_tau"):
+        for name in ("sampling_ms", "eval_duration_ms", "calibration_ms"):
+            check_duration(getattr(self, name), self.dt_ms, name)
+        for name in ("design_rate_hz", "learning_rate", "schedule_tau"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if not np.isfinite(self.burn_in_ms) or self.burn_in_ms < 0:

@@ -48,6 +48,7 @@ from ..models.cd_learning import (IterateAverage, LearningRateSchedule, Momentum
 from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble, equivalent_noise
 from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters, fit_activation
 from .cd_network import derived_seed
+from .progress import run_on_grid
 
 __all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train",
            "measure_background"]
@@ -144,7 +145,7 @@ def evaluate(sim: ModuleType, settings: RunSettings, bms: list, targets: list, f
     """
     ensemble = build(sim, settings, bms, fit, mode, translation_noise, sim_seed)
     tic = time.perf_counter()
-    sim.run(settings.burn_in_ms + duration_ms)
+    run_on_grid(sim, settings.burn_in_ms + duration_ms, settings.dt_ms)
     wall = time.perf_counter() - tic
     spiketrains = ensemble.spiketrains()
     sim.end()
@@ -195,9 +196,8 @@ def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, ta
     average = IterateAverage(training.iterations, training.average_fraction)
     history["sampling_ms"] = durations.tolist()
     history["averaged_iterations"] = training.iterations - average.start
-    t_now = settings.burn_in_ms
     tic = time.perf_counter()
-    sim.run(settings.burn_in_ms)
+    t_now = run_on_grid(sim, settings.burn_in_ms, settings.dt_ms) if settings.burn_in_ms > 0 else 0.0
     ensemble.spiketrains(clear=True)
     history["run_wall_s"] += time.perf_counter() - tic
     for iteration, duration in enumerate(durations):
@@ -254,7 +254,7 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
         poisson_sources = sim.Population(2 * K * 10, sim.SpikeSourcePoisson(rate=config.noise.rate_exc / K),
                                          label="poisson_inputs")
         poisson_sources.record("spikes")
-    sim.run(config.burn_in_ms + T)
+    run_on_grid(sim, config.burn_in_ms + T, config.dt_ms)
     t0, t1 = config.burn_in_ms, config.burn_in_ms + T
     spiketrains = ensemble.spiketrains()
     segment = ensemble.probes.get_data().segments[-1]

@@ -1,35 +1,99 @@
-"""Running a simulation in chunks with a progress bar (tqdm) for long runs."""
+"""Running a simulation on the integration grid, in chunks with a progress bar (tqdm) for long runs.
+
+Every run goes through whole integration steps (:func:`cortexsim.checks.steps_for`): a duration on
+the grid runs as given; any other duration of at least one step is rounded up to the next step, so
+the simulated time covers the requested window and NEST never sees a time that is not a multiple of
+its resolution.
+"""
 
 from __future__ import annotations
 
+import time
 from types import ModuleType
 
 import numpy as np
 
-__all__ = ["run_with_progress"]
+from cortexsim.timegrid import grid_duration, steps_for
+
+__all__ = ["run_with_progress", "run_on_grid", "time_step", "Phase"]
+
+
+def time_step(sim: ModuleType) -> float:
+    """The integration step of the current ``setup()`` of ``sim`` (ms)."""
+    return float(sim.get_time_step())
+
+
+def run_on_grid(sim: ModuleType, duration_ms: float, dt_ms: float | None = None) -> float:
+    """``sim.run`` for ``duration_ms`` (ms) rounded up to whole steps of ``dt_ms``; returns the time run (ms)."""
+    dt = time_step(sim) if dt_ms is None else float(dt_ms)
+    duration = grid_duration(duration_ms, dt)
+    sim.run(duration)
+    return duration
 
 
 def run_with_progress(sim: ModuleType, duration_ms: float, enabled: bool = True, label: str = "simulating",
-                      chunk_ms: float | None = None) -> None:
+                      chunk_ms: float | None = None, dt_ms: float | None = None) -> float:
     """Advance ``sim`` by ``duration_ms`` (ms), in chunks with a progress bar when ``enabled``.
 
-    The chunking does not change the result: PyNN continues the same run. Without progress the
-    whole duration runs in one call (least overhead).
+    The chunking does not change the result: PyNN continues the same run. Every chunk is a whole
+    number of integration steps (``dt_ms``, by default the simulator's), so every duration of at
+    least one step runs. Without progress the whole duration runs in one call (least overhead).
+
+    Returns
+    -------
+    float
+        The simulated time (ms): ``duration_ms``, or the next whole step above it.
+
+    Raises
+    ------
+    ValueError
+        If ``duration_ms`` is not finite or shorter than one step.
     """
-    if not np.isfinite(duration_ms) or duration_ms <= 0:
-        raise ValueError(f"duration_ms must be a finite number > 0 (ms), got {duration_ms}")
+    dt = time_step(sim) if dt_ms is None else float(dt_ms)
+    total_steps = steps_for(duration_ms, dt)
+    duration = grid_duration(duration_ms, dt)
     if not enabled:
-        sim.run(duration_ms)
-        return
+        sim.run(duration)
+        return duration
     from tqdm import tqdm
 
     if chunk_ms is None:
-        chunk_ms = max(duration_ms / 20.0, min(duration_ms, 1000.0))
+        chunk_ms = max(duration / 20.0, min(duration, 1000.0))
     # Time is tracked here: asking the simulator (PyNN's get_current_time on NEST queries the whole
     # kernel status) costs more than a short chunk.
-    n_chunks = max(1, int(np.ceil(duration_ms / chunk_ms - 1e-9)))
-    steps = np.full(n_chunks, duration_ms / n_chunks)
-    with tqdm(total=float(duration_ms), desc=label, unit="ms", unit_scale=True) as bar:
-        for step in steps:
-            sim.run(float(step))
-            bar.update(float(step))
+    n_chunks = int(min(total_steps, max(1, int(np.ceil(duration / chunk_ms - 1e-9)))))
+    chunk_steps = np.full(n_chunks, total_steps // n_chunks, dtype=np.int64)
+    chunk_steps[: total_steps % n_chunks] += 1
+    if n_chunks == 1:
+        chunks = [duration]
+    else:
+        chunks = [float(round(int(k) * dt, 12)) for k in chunk_steps]
+    with tqdm(total=float(duration), desc=label, unit="ms", unit_scale=True) as bar:
+        for step in chunks:
+            sim.run(step)
+            bar.update(step)
+    return duration
+
+
+class Phase:
+    """Log the start and the wall time of a long phase that has no progress bar of its own.
+
+    Example
+    -------
+    >>> with Phase("fitting", enabled=True):
+    ...     fit = expensive()
+    """
+
+    def __init__(self, label: str, enabled: bool = True):
+        self.label, self.enabled = label, enabled
+
+    def __enter__(self):
+        self.start = time.perf_counter()
+        if self.enabled:
+            print(f"{self.label} ...", flush=True)
+        return self
+
+    def __exit__(self, *exc):
+        if self.enabled and exc[0] is None:
+            print(f"{self.label}: done in {time.perf_counter() - self.start:.1f} s", flush=True)
+        return False

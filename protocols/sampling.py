@@ -14,8 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.timegrid import check_duration
 from cortexsim.config import config_to_dict
-from cortexsim.results import (library_versions, machine_info, output_dir, save_spiketrains,
+from cortexsim.results import (library_versions, machine_info, output_dir, save_arrays_atomic, save_spiketrains,
                                write_json_atomic)
 
 from ..analysis import plots
@@ -23,12 +24,12 @@ from ..analysis.divergence import dkl_both, dkl_over_time
 from ..analysis.spike_statistics import cv_isi, firing_rates_hz
 from ..analysis.states import (discrete_samples, joint_distribution, joint_distribution_over_time,
                                sample_distribution)
-from ..backends.registry import backend_info, check_dt, load_backend
+from ..backends.registry import backend_info, check_dt, check_seed, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
 from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
-from .progress import run_with_progress
+from .progress import Phase, run_with_progress
 
 __all__ = ["SamplingConfig", "SamplingResult", "sample", "log_checkpoints"]
 
@@ -46,7 +47,7 @@ class SamplingConfig:
     n_neurons : int
         Units of the random BM (ignored when a BM is given), 1..20.
     duration_ms : float
-        Simulated time (ms), > 0.
+        Simulated time (ms), at least tau_refrac; rounded up to whole integration steps.
     dt_ms : float
         Integration step (ms).
     synapses : {"renewing", "static"}
@@ -73,12 +74,13 @@ class SamplingConfig:
     raster_ms: float = 500.0
 
     def __post_init__(self):
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
-            raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        check_seed(self.backend, self.seed)
         backend_info(self.backend)
         check_dt(self.backend, self.dt_ms)
-        if not np.isfinite(self.duration_ms) or self.duration_ms <= 0:
-            raise ValueError(f"duration_ms must be a finite number > 0 (ms), got {self.duration_ms}")
+        check_duration(self.duration_ms, self.dt_ms, "duration_ms")
+        if self.duration_ms < self.neuron.tau_refrac:
+            raise ValueError(f"duration_ms must be at least tau_refrac = {self.neuron.tau_refrac:g} ms (one "
+                             f"discrete sample), got {self.duration_ms:g} ms")
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}] (exact enumeration of the "
                              f"target), got {self.n_neurons}")
@@ -128,8 +130,8 @@ class SamplingResult:
             "synapses": self.config.synapses,
             "activation_fit": self.fit.to_dict(),
             "bm": self.bm.to_dict(),
-            "p_target": self.p_target,
-            "p_sampled": self.p_sampled,
+            **({"p_target": self.p_target, "p_sampled": self.p_sampled} if self.p_target.size <= MAX_INLINE_STATES
+               else {"distributions_file": DISTRIBUTIONS_FILE}),
             "dkl_over_time": {"t_ms": self.checkpoints_ms, **self.dkl_curves},
             "rates_hz": self.rates_hz,
             "cv_isi": self.cv_isi,
@@ -139,6 +141,12 @@ class SamplingResult:
             "machine": machine_info(),
             "files": self.files,
         }
+
+
+#: Distributions over more states than this are written to :data:`DISTRIBUTIONS_FILE` instead of results.json.
+MAX_INLINE_STATES = 2**10
+#: ``numpy.load``-able file with ``p_target``, ``p_sampled``, ``p_discrete`` (state order) for large networks.
+DISTRIBUTIONS_FILE = "distributions.npz"
 
 
 def log_checkpoints(duration_ms: float, n: int, first_ms: float = 100.0) -> np.ndarray:
@@ -187,13 +195,14 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
     sim.end()
 
     tau_ref = config.neuron.tau_refrac
-    p_target = joint(bm)
-    p_sampled = joint_distribution(spiketrains, tau_ref, 0.0, config.duration_ms)
-    checkpoints = log_checkpoints(config.duration_ms, config.n_checkpoints)
-    curves = dkl_over_time(joint_distribution_over_time(spiketrains, tau_ref, 0.0, checkpoints), p_target)
-    samples = discrete_samples(spiketrains, tau_ref, 0.0, config.duration_ms)
-    p_discrete = sample_distribution(samples)
-    both = dkl_both(p_sampled, p_target)
+    with Phase(f"distributions over {2 ** bm.n_units:,} states and D_KL over time", enabled=progress):
+        p_target = joint(bm)
+        p_sampled = joint_distribution(spiketrains, tau_ref, 0.0, config.duration_ms)
+        checkpoints = log_checkpoints(config.duration_ms, config.n_checkpoints)
+        curves = dkl_over_time(joint_distribution_over_time(spiketrains, tau_ref, 0.0, checkpoints), p_target)
+        samples = discrete_samples(spiketrains, tau_ref, 0.0, config.duration_ms)
+        p_discrete = sample_distribution(samples)
+        both = dkl_both(p_sampled, p_target)
     result = SamplingResult(
         config=config, bm=bm, fit=fit, p_target=p_target, p_sampled=p_sampled, p_discrete=p_discrete,
         dkl_sampled_target=both["dkl_sampled_target"], dkl_target_sampled=both["dkl_target_sampled"],
@@ -202,7 +211,8 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
         rates_hz=firing_rates_hz(spiketrains, 0.0, config.duration_ms), cv_isi=cv_isi(spiketrains),
         wall_time_s=0.0, simulation_time_s=simulation_time, spiketrains=spiketrains)
     if out_dir is not None:
-        _write_outputs(result, Path(out_dir))
+        with Phase(f"writing figures and data to {out_dir}", enabled=progress):
+            _write_outputs(result, Path(out_dir))
     result.wall_time_s = time.perf_counter() - start
     if out_dir is not None:
         write_json_atomic(Path(out_dir) / "results.json", result.summary())
@@ -224,4 +234,7 @@ def _write_outputs(result: SamplingResult, out: Path) -> None:
                                     t_stop=min(config.raster_ms, config.duration_ms)),
         "spikes": save_spiketrains(result.spiketrains, out / "spikes.pkl"),
     }
+    if result.p_target.size > MAX_INLINE_STATES:
+        files["distributions_data"] = save_arrays_atomic(out / DISTRIBUTIONS_FILE, p_target=result.p_target,
+                                                         p_sampled=result.p_sampled, p_discrete=result.p_discrete)
     result.files = {name: str(Path(path).name) for name, path in files.items()}

@@ -39,6 +39,8 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.results import write_json_atomic
+
 from . import emulator
 from .chip_state import CALIBRATED_FACTORS, CALIBRATED_PARAMETERS, ChipSession
 
@@ -254,8 +256,18 @@ def load_or_measure(session: ChipSession, calibration: str | os.PathLike) -> tup
         path, strict = Path(calibration), True
     else:
         raise ValueError(f"calibration must be None, 'auto' or a file path, got {calibration!r}")
+    if strict and not path.parent.is_dir():
+        raise ValueError(f"calibration file {path}: its folder {path.parent} does not exist")
     if path.exists():
-        data = json.loads(path.read_text())
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            if strict:
+                raise ValueError(f"calibration file {path} is not valid JSON ({exc}); delete it to measure "
+                                 f"the chip again") from None
+            data = {}       # the per-chip cache: a corrupt file is measured again and replaced
+        if not isinstance(data, dict):
+            data = {}
         if _matches(data, session):
             return ({name: np.asarray(values, dtype=float)
                      for name, values in data["corrections"].items()}, f"loaded: {path}")
@@ -289,7 +301,4 @@ def _write(path: Path, session: ChipSession, offsets: dict, corrections: dict) -
         "versions": {"numpy": np.__version__, "nest": nest.__version__, "pyNN": pyNN.__version__,
                      "python": platform.python_version()},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".tmp")
-    temporary.write_text(json.dumps(data))
-    temporary.replace(path)
+    write_json_atomic(path, data)       # creates the cache folder; an explicit path's folder exists

@@ -34,11 +34,14 @@ def _capture_handler(monkeypatch, module, name, chip_sim, seen):
 
 @pytest.mark.parametrize("command, module, handler", [("sample", cli, "_cmd_sample"),
                                                       ("train-cd", cd_cli, "_cmd_train_cd")])
-def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, handler, chip_sim, monkeypatch):
+def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, handler, chip_sim, monkeypatch, tmp_path):
     seen = []
     _capture_handler(monkeypatch, module, handler, chip_sim, seen)
-    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip-seed", "17"]) == 0
-    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip", "bss1", "--chip-seed", "5"]) == 0
+    raw = ["--chip-calibration", "none"]
+    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip-seed", "17", *raw,
+                     "--out", str(tmp_path / "a")]) == 0
+    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip", "bss1", "--chip-seed", "5", *raw,
+                     "--out", str(tmp_path / "b")]) == 0
     assert seen == [("bss2", 17, 4, "none"), ("bss1", 5, 4, "none")]
 
 
@@ -53,22 +56,27 @@ def test_same_chip_seed_same_chip_and_calibration_option(chip_sim, monkeypatch, 
         return chip
 
     monkeypatch.setattr(chip_sim, "get_chip", get_chip)
-    for seed in ("8", "8", "9"):
-        assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", seed]) == 0
+    for k, seed in enumerate(("8", "8", "9")):
+        assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", seed, "--chip-calibration", "none",
+                         "--out", str(tmp_path / f"run{k}")]) == 0
     assert (patterns[0] == patterns[1]).all() and not (patterns[0] == patterns[2]).all()
     # the calibration option reaches the booking (measuring it is tested in test_brainscales_limits.py)
     monkeypatch.setattr(cli, "_cmd_sample", lambda args: 0)
     path = tmp_path / "chip9.json"
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "9", "--chip-calibration", str(path)]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "9", "--chip-calibration", str(path),
+                     "--out", str(tmp_path / "c")]) == 0
     assert chip_sim.selected_chip().calibration == str(path)
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-calibration", "none"]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-calibration", "none", "--out", str(tmp_path / "d")]) == 0
     assert chip_sim.selected_chip().calibration is None and chip_sim.selected_chip().chip_seed == 9
+    # without the option, the command line calibrates the chip (auto: measured once per chip, cached)
+    assert cli.main(["sample", "--backend", "brainscales", "--out", str(tmp_path / "e")]) == 0
+    assert chip_sim.selected_chip().calibration == "auto"
 
 
-def test_chip_options_need_a_chip_backend_and_valid_values(capsys, chip_sim):
-    assert cli.main(["sample", "--backend", "nest", "--chip-seed", "3"]) == 2
+def test_chip_options_need_a_chip_backend_and_valid_values(capsys, chip_sim, tmp_path):
+    assert cli.main(["sample", "--backend", "nest", "--chip-seed", "3", "--out", str(tmp_path / "a")]) == 2
     assert "--chip-seed apply to backends that run on a chip" in capsys.readouterr().err
-    assert cli.main(["sample", "--backend", "brainscales", "--chip", "bss3"]) == 2
+    assert cli.main(["sample", "--backend", "brainscales", "--chip", "bss3", "--out", str(tmp_path / "b")]) == 2
     assert "chip must be one of ['bss1', 'bss2']" in capsys.readouterr().err
     with pytest.raises(SystemExit):
         cli.build_parser().parse_args(["train-cd", "--backend", "brainscales", "--chip-seed", "-1"])
@@ -84,12 +92,13 @@ def test_the_booked_chip_is_written_into_results_json(chip_sim, monkeypatch, tmp
         return 0
 
     monkeypatch.setattr(cli, "_cmd_sample", handler)
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", "--chip-calibration", "none",
+                     "--out", str(tmp_path / "a")]) == 0
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert results["dkl"] == 0.1 and results["chip"]["chip_seed"] == 13 and results["chip"]["chip"] == "bss2"
     # no chip option: the default booking is recorded too; a backend without a chip adds nothing
     chip_sim.select_chip()
-    assert cli.main(["sample", "--backend", "brainscales", "--out", str(tmp_path / "b")]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-calibration", "none", "--out", str(tmp_path / "b")]) == 0
     assert json.loads((tmp_path / "b" / "results.json").read_text())["chip"]["chip_seed"] == chip_sim.selected_chip().chip_seed
     assert cli.main(["sample", "--backend", "nest", "--out", str(tmp_path / "c")]) == 0
     assert "chip" not in json.loads((tmp_path / "c" / "results.json").read_text())

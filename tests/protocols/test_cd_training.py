@@ -71,7 +71,7 @@ def test_resume_refuses_other_settings(tmp_path):
     train_target(config, targets=[random_bm(2, seed=1)], fit=FIT, out_dir=tmp_path, stop_after_iteration=1)
     other = TargetTrainingConfig(seed=6, iterations=2, sampling_ms=100.0, burn_in_ms=0.0, checkpoint_every=1,
                                  eval_duration_ms=100.0)
-    with pytest.raises(ValueError, match="another config"):
+    with pytest.raises(ValueError, match=r"other settings \(checkpoint -> now\): seed: 5 -> 6;"):
         train_target(other, targets=[random_bm(2, seed=1)], fit=FIT, out_dir=tmp_path, resume=True)
     with pytest.raises(ValueError, match="no checkpoint"):
         train_target(config, targets=[random_bm(2, seed=1)], fit=FIT, out_dir=tmp_path / "empty", resume=True)
