@@ -21,7 +21,7 @@ install: $(STAMP)
 
 # Main job: calibrate (cached) and sample a random 5-neuron Boltzmann machine on NEST.
 run: $(STAMP)
-	$(VENV)/bin/cortexsim sample --backend nest --seed 1 --neurons 5 --duration 10000 --out out/sample
+	$(VENV)/bin/cortexsim sample --backend nest --seed 1 --neurons 5 --duration 10000 --out out/sample --overwrite
 
 test: $(STAMP)
 	$(PY) -m pytest -q -p no:cacheprovider

@@ -9,8 +9,13 @@ recorded conductances and membrane potentials, per neuron:
 * input rate: a shot-noise conductance with jumps w and decay tau_syn has mean w nu tau_syn
   (Campbell), so nu_hat = <g> / (w tau_syn) must equal the configured rate;
 * free membrane mean and standard deviation against the high-conductance-state values: mean from
-  :func:`free_membrane`; std from the linearised membrane, var(V) = tau_syn / (tau_syn + tau_eff) *
-  sum_x (E_x - mu)^2 w_x^2 nu_x tau_syn / 2 / g_tot^2.
+  :func:`free_membrane`; std from the linearised membrane, var(V) = sum_x tau_x / (tau_x + tau_eff) *
+  (E_x - mu)^2 w_x^2 nu_x tau_x / 2 / g_tot^2 (x: excitatory, inhibitory).
+
+The parameters are asymmetric on purpose (tau_syn_E 8 ms != tau_syn_I 12 ms != tau_refrac 10 ms;
+excitatory 3000 Hz x 1 nS, inhibitory 2000 Hz x 1.4 nS): with the shipped sets (tau_syn_E = tau_syn_I,
+equal rates and weights) a backend that gave the inhibitory input the excitatory rate, weight or
+time constant would pass.
 
 The chip cannot read out conductances (its recordables are spikes and v), so on brainscales the
 input rate is checked through the membrane only: a rate off by more than the tolerance would move
@@ -28,7 +33,9 @@ import pytest
 
 from cortexsim.backends import installed_backends, load_backend
 from cortexsim.backends.noise import add_poisson_background
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, free_membrane
+from dataclasses import replace
+
+from cortexsim.models.lif_translation import DEFAULT_NEURON, NoiseParameters, free_membrane
 
 pytestmark = pytest.mark.slow
 
@@ -37,6 +44,9 @@ DURATION_MS = 2000.0
 SETTLE_MS = 50.0
 E_LEAK = np.linspace(-60.0, -45.0, N_NEURONS)
 BACKENDS = ["nest", "brian2", "brian2_standalone", "brainscales"]
+#: Asymmetric parameters (see the module docstring).
+NEURON = replace(DEFAULT_NEURON, tau_syn_E=8.0, tau_syn_I=12.0)
+NOISE = NoiseParameters(rate_exc=3000.0, rate_inh=2000.0, weight_exc=0.001, weight_inh=0.0014)
 #: Extra ``setup()`` options per backend: the emulated chip as an ideal chip (see module docstring).
 SETUP_OPTIONS = {"brainscales": {"fixed_pattern_noise": False, "quantize_weights": False}}
 #: Backends that cannot record synaptic conductances (a hardware chip cannot read them out).
@@ -44,14 +54,13 @@ NO_CONDUCTANCE_READOUT = {"brainscales"}
 
 
 def _analytic_sd_v(mu: np.ndarray) -> np.ndarray:
-    neuron, noise = DEFAULT_NEURON, DEFAULT_NOISE
+    neuron, noise = NEURON, NOISE
     _, g_tot, tau_eff = free_membrane(neuron, noise, 0.0)
     var = 0.0
     for e_rev, w, nu, tau in ((neuron.e_rev_E, noise.weight_exc, noise.rate_exc, neuron.tau_syn_E),
                               (neuron.e_rev_I, noise.weight_inh, noise.rate_inh, neuron.tau_syn_I)):
-        var = var + (e_rev - mu) ** 2 * w**2 * nu * 1e-3 * tau / 2.0
-    factor = neuron.tau_syn_E / (neuron.tau_syn_E + tau_eff)
-    return np.sqrt(factor * var) / g_tot
+        var = var + tau / (tau + tau_eff) * (e_rev - mu) ** 2 * w**2 * nu * 1e-3 * tau / 2.0
+    return np.sqrt(var) / g_tot
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -62,14 +71,14 @@ def test_noise_input_rate_and_free_membrane(backend):
     if getattr(sim, "add_poisson_background", None) is None:
         pytest.skip(f"{backend} has no noise strategy of its own yet (PyNN's SpikeSourcePoisson fallback)")
     sim.setup(timestep=0.1, seed=7, **SETUP_OPTIONS.get(backend, {}))
-    parameters = DEFAULT_NEURON.as_pynn()
+    parameters = NEURON.as_pynn()
     parameters["v_rest"] = E_LEAK
     parameters["v_thresh"] = -20.0  # the HCS membrane stays near -50 mV (sd ~2 mV): never reaches it; -20 mV is within the chip's range
     population = sim.Population(N_NEURONS, sim.IF_cond_exp(**parameters))
     population.initialize(v=E_LEAK)
     conductances = backend not in NO_CONDUCTANCE_READOUT
     population.record(["v", "spikes"] + (["gsyn_exc", "gsyn_inh"] if conductances else []))
-    add_poisson_background(sim, population, DEFAULT_NOISE)
+    add_poisson_background(sim, population, NOISE)
     sim.run(DURATION_MS)
     segment = population.get_data().segments[-1]
     sim.end()
@@ -78,7 +87,7 @@ def test_noise_input_rate_and_free_membrane(backend):
     times = np.asarray(signals["v"].times.rescale("ms"))
     keep = times >= SETTLE_MS
     observed_ms = float(times[keep][-1] - times[keep][0])
-    neuron, noise = DEFAULT_NEURON, DEFAULT_NOISE
+    neuron, noise = NEURON, NOISE
     checked_rates = (("gsyn_exc", noise.weight_exc, noise.rate_exc, neuron.tau_syn_E),
                      ("gsyn_inh", noise.weight_inh, noise.rate_inh, neuron.tau_syn_I)) if conductances else ()
     for name, w, nu, tau in checked_rates:
@@ -90,7 +99,8 @@ def test_noise_input_rate_and_free_membrane(backend):
     v = np.asarray(signals["v"].rescale("mV"))[keep]
     mu, _, _ = free_membrane(neuron, noise, E_LEAK)
     sd_v = _analytic_sd_v(mu)
-    se_mean = sd_v * np.sqrt(2 * neuron.tau_syn_E / observed_ms)
+    tau_slow = max(neuron.tau_syn_E, neuron.tau_syn_I)
+    se_mean = sd_v * np.sqrt(2 * tau_slow / observed_ms)
     assert np.all(np.abs(v.mean(axis=0) - mu) < 4.5 * se_mean + 0.1), (backend, v.mean(axis=0), mu)
-    relative_se_sd = np.sqrt(neuron.tau_syn_E / observed_ms) / 2.0
+    relative_se_sd = np.sqrt(tau_slow / observed_ms) / 2.0
     assert np.all(np.abs(v.std(axis=0) / sd_v - 1.0) < 4.5 * relative_se_sd + 0.05), (backend, v.std(axis=0), sd_v)

@@ -126,3 +126,41 @@ def test_digits_pipeline_runs_and_writes_results(tmp_path):
     assert len(result.history["iteration"]) == 2
     W = result.final.W
     assert np.all(W[:64, :74] == 0) and np.all(W[74:, 74:] == 0)  # still a restricted BM
+
+
+def _exact_log_likelihood(W: np.ndarray, b: np.ndarray, data: np.ndarray) -> float:
+    """Mean exact log-likelihood (nats) of binary visible ``data`` under an RBM given as a BM over
+    (visible, hidden) units: the hidden units are summed out analytically and log Z enumerates the
+    2**n_hidden hidden states (independent of the package's own code)."""
+    from scipy.special import logsumexp
+
+    n_visible = data.shape[1]
+    W_vh, b_v, b_h = W[:n_visible, n_visible:], b[:n_visible], b[n_visible:]
+    free = data @ b_v + np.sum(np.logaddexp(0.0, b_h + data @ W_vh), axis=1)
+    hidden = ((np.arange(2 ** len(b_h))[:, None] >> np.arange(len(b_h))[::-1]) & 1).astype(float)
+    log_z = logsumexp(hidden @ b_h + np.sum(np.logaddexp(0.0, b_v + hidden @ W_vh.T), axis=1))
+    return float(np.mean(free) - log_z)
+
+
+def test_spiking_cd_on_digits_raises_the_exact_likelihood(tmp_path):
+    """The digits task's spiking CD loop learns, measured by an exact reference: from a near-zero
+    start (no pre-training), 8 updates on the spiking network's samples must raise the exact mean
+    log-likelihood of the training images. Size of the effect: the first updates move the label
+    biases from p = 0.5 towards 0.1 and the pixel biases towards the pixel means, worth several nats;
+    the noise of the spiking model statistics (400 ms of free sampling per update, ~20 effective
+    samples) scatters each step around that direction but cannot reverse the visible-bias part. A
+    CD update of the wrong sign lowers the likelihood and fails.
+    """
+    from cortexsim.protocols.cd_digits import load_digits_split
+    from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig, train_digits
+
+    config = DigitsTrainingConfig(seed=4, n_hidden=8, pretrain_iterations=0, iterations=8, batch_size=10,
+                                  learning_rate=0.05, schedule="constant", momentum=0.0, weight_decay=0.0,
+                                  checkpoint_every=8, n_test_images=5, n_completion_images=2,
+                                  eval_settle_ms=10.0, eval_read_ms=20.0, eval_gibbs_sweeps=5, eval_gibbs_burn_in=1)
+    result = train_digits(config, fit=FIT, out_dir=tmp_path)
+    data, _, _, _ = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = json.loads((tmp_path / "checkpoint.json").read_text())["prepared"]
+    before = _exact_log_likelihood(np.asarray(start["W"]), np.asarray(start["b"]), data)
+    after = _exact_log_likelihood(result.final.W, result.final.b, data)
+    assert after - before > 2.0, (before, after)

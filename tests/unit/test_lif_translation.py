@@ -29,6 +29,13 @@ from cortexsim.models.lif_translation import (
 
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
 DOLD_FIT = ActivationFit(v_p05=-37.70, alpha=2.77)
+#: Asymmetric set: tau_refrac 15 ms != tau_syn_E 8 ms != tau_syn_I 12 ms, unequal noise. Both shipped
+#: sets have tau_refrac = tau_syn_E = tau_syn_I and equal noise, so a translation that mixed up these
+#: time constants or rates would pass with them alone.
+ASYMMETRIC_NEURON = dataclasses.replace(DEFAULT_NEURON, tau_refrac=15.0, tau_syn_E=8.0, tau_syn_I=12.0)
+ASYMMETRIC_NOISE = NoiseParameters(rate_exc=3000.0, rate_inh=2000.0, weight_exc=0.001, weight_inh=0.0014)
+PARAMETER_SETS = [(DEFAULT_NEURON, DEFAULT_NOISE, FIT), (DOLD_NEURON, DOLD_NOISE, DOLD_FIT),
+                  (ASYMMETRIC_NEURON, ASYMMETRIC_NOISE, FIT)]
 
 
 def test_default_parameter_sets_match_references():
@@ -54,6 +61,14 @@ def test_free_membrane_default_values():
     assert mu_arr.shape == g_arr.shape == tau_arr.shape == (3,)
     assert mu_arr[1] == pytest.approx(mu)
     np.testing.assert_allclose(np.diff(mu_arr), 5.0 * 0.2 / 0.26)
+
+
+def test_free_membrane_asymmetric_values():
+    # g_exc = 0.001 uS * 3 /ms * 8 ms = 0.024 uS; g_inh = 0.0014 uS * 2 /ms * 12 ms = 0.0336 uS; g_l = 0.2 uS.
+    mu, g_tot, tau_eff = free_membrane(ASYMMETRIC_NEURON, ASYMMETRIC_NOISE, -50.0)
+    assert g_tot == pytest.approx(0.2576)
+    assert tau_eff == pytest.approx(0.2 / 0.2576)
+    assert mu == pytest.approx((0.0 * 0.024 - 100.0 * 0.0336 - 50.0 * 0.2) / 0.2576)
 
 
 def test_activation_fit_logistic():
@@ -111,7 +126,7 @@ def test_psp_integral_kernel_matches_quadrature(tau_eff):
     assert psp_integral_kernel(tau_syn, tau_eff, T) == pytest.approx(expected, rel=1e-7)
 
 
-@pytest.mark.parametrize("neuron, noise, fit", [(DEFAULT_NEURON, DEFAULT_NOISE, FIT), (DOLD_NEURON, DOLD_NOISE, DOLD_FIT)])
+@pytest.mark.parametrize("neuron, noise, fit", PARAMETER_SETS)
 def test_weight_factors_match_integrated_membrane_equation(neuron, noise, fit):
     """Independent check: integrate C du/dt = -g_tot u + w e^{-t/tau_syn} (E - mu) numerically."""
     e_leak = np.array([fit.v_p05 - 2.0, fit.v_p05 + 1.0])
@@ -146,7 +161,7 @@ def test_bm_to_lif_signs_and_biases():
 
 
 @pytest.mark.parametrize("seed", range(5))
-@pytest.mark.parametrize("neuron, noise, fit", [(DEFAULT_NEURON, DEFAULT_NOISE, FIT), (DOLD_NEURON, DOLD_NOISE, DOLD_FIT)])
+@pytest.mark.parametrize("neuron, noise, fit", PARAMETER_SETS)
 def test_round_trip_identity(seed, neuron, noise, fit):
     bm = random_bm(6, seed=seed)
     back = lif_to_bm(bm_to_lif(bm, neuron, noise, fit), neuron, noise, fit)
