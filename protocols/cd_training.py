@@ -22,7 +22,7 @@ import numpy as np
 
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
-from cortexsim.seeds import derive_seed
+from cortexsim.seeds import check_seed, derive_seed
 
 from ..analysis import plots
 from ..analysis.divergence import dkl_both
@@ -58,6 +58,9 @@ class TargetTrainingConfig:
     n_targets : int
         Random target BMs ``random_bm(n_neurons, derive_seed(seed, 8, k))``, k = 0..n_targets-1, trained side by
         side as independent blocks of one network; ignored when targets are given.
+    target_seeds : tuple of int, optional
+        Instead: the random targets ``random_bm(n_neurons, s)`` for each ``s`` (e.g. the standard set
+        1..10 of the benchmarks); sets ``n_targets``.
     init : {"translated", "random"}
         Start from the targets' own parameters (their translation) or from a random BM
         (``random_bm`` with ``init_scale`` as weight and bias scale).
@@ -100,6 +103,7 @@ class TargetTrainingConfig:
     backend: str = "nest"
     n_neurons: int = 5
     n_targets: int = 1
+    target_seeds: tuple | None = None
     init: str = "translated"
     init_scale: float = 0.5
     iterations: int = 100
@@ -123,6 +127,11 @@ class TargetTrainingConfig:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         if int(self.n_targets) < 1:
             raise ValueError(f"n_targets must be >= 1, got {self.n_targets}")
+        if self.target_seeds is not None:
+            seeds = tuple(check_seed(s, "target_seeds entries") for s in self.target_seeds)
+            if len(seeds) != int(self.n_targets):
+                object.__setattr__(self, "n_targets", len(seeds))
+            object.__setattr__(self, "target_seeds", seeds)
         if self.init not in INIT_KINDS:
             raise ValueError(f"init must be one of {INIT_KINDS}, got {self.init!r}")
         if not np.isfinite(self.init_scale) or self.init_scale < 0:
@@ -257,14 +266,17 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     stop_after_iteration : int, optional
         Stop at the first checkpoint at or after this iteration and return None (an interruption).
     """
-    if targets is None:
-        targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 8, k)) for k in range(config.n_targets)]
+    given = targets is not None
+    if not given:
+        seeds = config.target_seeds or [derive_seed(config.seed, 8, k) for k in range(config.n_targets)]
+        targets = [random_bm(config.n_neurons, seed=s) for s in seeds]
     targets = list(targets)
     if not targets or not all(isinstance(bm, BoltzmannMachine) for bm in targets):
         raise ValueError("targets must be a non-empty list of BoltzmannMachine objects")
     if max(bm.n_units for bm in targets) > MAX_EXACT_UNITS:
         raise ValueError(f"each target may have at most {MAX_EXACT_UNITS} units (exact enumeration)")
-    config = replace(config, n_neurons=targets[0].n_units, n_targets=len(targets))
+    config = replace(config, n_neurons=targets[0].n_units, n_targets=len(targets),
+                     target_seeds=None if given else config.target_seeds)
     if resume and out_dir is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     if fit is None:
