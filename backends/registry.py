@@ -4,7 +4,8 @@ A backend is a PyNN ``sim`` module: PyNN's own NEST and Brian2 modules with the 
 :mod:`cortexsim.backends.pynn_nest` and :mod:`cortexsim.backends.pynn_brian2`, or one of this package's
 own (the emulated chip). Their ``setup`` takes ``seed``.
 Everything that differs between backends is data in :data:`BACKENDS` (capabilities, limits) or a
-function of the backend module (``add_poisson_background``, see :mod:`cortexsim.backends.noise`); models never branch on a backend's name.
+function of the backend module (``add_poisson_background``, see :mod:`cortexsim.backends.noise`); models never
+branch on a backend's name.
 
 Example
 -------
@@ -21,8 +22,10 @@ import numbers
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
 
+from .chips import DEFAULT_CHIP, ChipSpec, chip_spec
+
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
-           "known_backends", "installed_backends", "register_backend", "check_dt", "check_seed"]
+           "known_backends", "installed_backends", "register_backend", "check_dt", "check_backend_seed"]
 
 
 @dataclass(frozen=True)
@@ -65,6 +68,22 @@ class Capabilities:
     renewing_synapses: bool = True
     has_chip: bool = False
     seed_range: tuple = (0, 2**32 - 2)
+
+    @classmethod
+    def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
+        """The capabilities of an emulated chip, derived from its :class:`~cortexsim.backends.chips.ChipSpec`.
+
+        Examples
+        --------
+        >>> from cortexsim.backends.chips import chip_spec
+        >>> Capabilities.from_chip(chip_spec("bss2")).max_fan_in
+        256
+        """
+        values = dict(weight_bits=spec.weight_bits, max_neurons=spec.n_neurons, max_fan_in=spec.max_fan_in,
+                      delays_allowed=spec.delays_allowed, speedup=spec.speedup,
+                      renewing_synapses="TsodyksMarkramSynapse" in spec.synapse_types)
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -112,12 +131,12 @@ register_backend(BackendInfo(
     name="brainscales",
     module="cortexsim.backends.brainscales",
     requires=("nest", "pyNN"),
-    description="Emulated BrainScaleS chip on NEST (bss2 default, bss1): limits checked at creation, "
+    description="Emulated BrainScaleS chip on NEST (bss2 default, bss1; capabilities of the default chip): "
+                "limits checked at creation, "
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
-    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), weight_bits=6, max_neurons=512, max_fan_in=256,
-                              delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True,
-                              has_chip=True),
+    capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
+                                           has_chip=True),
 ))
 
 
@@ -161,7 +180,7 @@ def load_backend(name: str) -> ModuleType:
     return importlib.import_module(info.module)
 
 
-def check_seed(name: str, seed, parameter: str = "seed") -> int:
+def check_backend_seed(name: str, seed, parameter: str = "seed") -> int:
     """Validate a run seed against the range backend ``name`` accepts (``Capabilities.seed_range``).
 
     Raises
@@ -171,7 +190,7 @@ def check_seed(name: str, seed, parameter: str = "seed") -> int:
 
     Example
     -------
-    >>> check_seed("nest", 1)
+    >>> check_backend_seed("nest", 1)
     1
     """
     low, high = backend_info(name).capabilities.seed_range

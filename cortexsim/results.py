@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 
 __all__ = ["to_jsonable", "write_json_atomic", "read_json", "output_dir", "library_versions",
-           "machine_info", "save_spiketrains", "save_arrays_atomic", "prepare_output_dir", "finish_output_dir", "file_lock", "readable_mode", "differences",
-           "describe_differences", "check_structure"]
+           "machine_info", "save_spiketrains", "save_arrays_atomic", "prepare_output_dir", "finish_output_dir",
+           "file_lock", "readable_mode", "differences", "describe_differences", "check_structure"]
 
 #: Distributions whose versions a result records.
 RECORDED_DISTRIBUTIONS = ("cortexsim", "numpy", "scipy", "PyNN", "nest-simulator", "brian2", "neo",
@@ -249,7 +249,8 @@ def prepare_output_dir(path: str | os.PathLike, command: str, *, overwrite: bool
         if not overwrite and not unfinished_empty:
             what = f"`{previous['command']}`" if previous.get("command") else "an earlier run"
             if has_checkpoint and previous.get("status") != "finished":
-                again = f"--resume {path}" if resumable else f"`cortexsim {previous.get('command', 'train-cd')} ... --resume {path}`"
+                command_name = previous.get("command", "train-cd")
+                again = f"--resume {path}" if resumable else f"`cortexsim {command_name} ... --resume {path}`"
                 raise ValueError(f"{option} {path} holds the checkpoint of an unfinished run ({what}): continue it "
                                  f"with {again}, choose another folder, or pass --overwrite (deletes it)")
             raise ValueError(f"{option} {path} holds the results of {what}; choose another folder, or pass "

@@ -24,12 +24,13 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.config import config_to_dict
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from cortexsim.results import file_lock, library_versions, read_json, write_json_atomic
+from cortexsim.seeds import derive_seed
 
 from ..backends.noise import add_poisson_background
-from ..backends.registry import check_dt, check_seed, load_backend
-from ..models.lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters,
-                                      NoiseParameters, fit_activation, free_membrane)
+from ..backends.registry import check_backend_seed, check_dt, load_backend
+from ..models.lif_translation import fit_activation, free_membrane
 from .progress import run_with_progress
 
 __all__ = ["CalibrationConfig", "CalibrationResult", "calibrate", "default_cache_path",
@@ -84,7 +85,7 @@ class CalibrationConfig:
     coarse_half_width_mv: float = 20.0
 
     def __post_init__(self):
-        check_seed(self.backend, self.seed)
+        check_backend_seed(self.backend, self.seed)
         check_dt(self.backend, self.dt_ms)
         if int(self.n_points) < 5:
             raise ValueError(f"n_points must be >= 5, got {self.n_points}")
@@ -251,10 +252,10 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
     coarse_e = np.linspace(guess - config.coarse_half_width_mv, guess + config.coarse_half_width_mv,
                            config.coarse_points)
     if progress:
-        print(f"calibration on {config.backend}: coarse sweep of {config.coarse_points} leak potentials "
-              f"over {config.coarse_duration_ms:g} ms", flush=True)
+        logger.info(f"calibration on {config.backend}: coarse sweep of {config.coarse_points} leak potentials "
+              f"over {config.coarse_duration_ms:g} ms")
     coarse_p = measure_activation(sim, coarse_e, config.neuron, config.noise, config.coarse_duration_ms,
-                                  config.dt_ms, config.seed, progress, "coarse sweep")
+                                  config.dt_ms, derive_seed(config.seed, 1), progress, "coarse sweep")
     low = coarse_e[coarse_p <= 0.02]
     high = coarse_e[coarse_p >= 0.98]
     if low.size == 0 or high.size == 0:
@@ -268,10 +269,10 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
                          f"{_device_hint(sim)}")
     fine_e = np.linspace(low.max(), high.min(), config.n_points)
     if progress:
-        print(f"calibration on {config.backend}: fine sweep of {config.n_points} leak potentials in "
-              f"[{fine_e[0]:.2f}, {fine_e[-1]:.2f}] mV over {config.duration_ms:g} ms", flush=True)
+        logger.info(f"calibration on {config.backend}: fine sweep of {config.n_points} leak potentials in "
+              f"[{fine_e[0]:.2f}, {fine_e[-1]:.2f}] mV over {config.duration_ms:g} ms")
     fine_p = measure_activation(sim, fine_e, config.neuron, config.noise, config.duration_ms,
-                                config.dt_ms, config.seed + 1, progress, "fine sweep")
+                                config.dt_ms, derive_seed(config.seed, 2), progress, "fine sweep")
     fit = fit_activation(fine_e, fine_p)
     problem = activation_fit_problem(fit.v_p05, fit.alpha, fine_e, fine_p)
     if problem:

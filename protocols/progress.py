@@ -8,6 +8,7 @@ its resolution.
 
 from __future__ import annotations
 
+import logging
 import time
 from types import ModuleType
 
@@ -16,6 +17,8 @@ import numpy as np
 from cortexsim.timegrid import grid_duration, steps_for
 
 __all__ = ["run_with_progress", "run_on_grid", "time_step", "Phase"]
+
+logger = logging.getLogger(__name__)
 
 
 def time_step(sim: ModuleType) -> float:
@@ -76,7 +79,7 @@ def run_with_progress(sim: ModuleType, duration_ms: float, enabled: bool = True,
 
 
 class Phase:
-    """Log the start and the wall time of a long phase that has no progress bar of its own.
+    """Log (INFO) the start and the wall time of a long phase that has no progress bar of its own.
 
     Example
     -------
@@ -90,10 +93,10 @@ class Phase:
     def __enter__(self):
         self.start = time.perf_counter()
         if self.enabled:
-            print(f"{self.label} ...", flush=True)
+            logger.info("%s ...", self.label)
         return self
 
     def __exit__(self, *exc):
         if self.enabled and exc[0] is None:
-            print(f"{self.label}: done in {time.perf_counter() - self.start:.1f} s", flush=True)
+            logger.info("%s: done in %.1f s", self.label, time.perf_counter() - self.start)
         return False

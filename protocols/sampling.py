@@ -8,6 +8,7 @@ rates and CVs, with figures and the spike data written to an output folder.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -24,14 +25,16 @@ from ..analysis.divergence import dkl_both, dkl_over_time
 from ..analysis.spike_statistics import cv_isi, firing_rates_hz
 from ..analysis.states import (discrete_samples, joint_distribution, joint_distribution_over_time,
                                sample_distribution)
-from ..backends.registry import backend_info, check_dt, check_seed, load_backend
+from ..backends.registry import backend_info, check_backend_seed, check_dt, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .progress import Phase, run_with_progress
 
 __all__ = ["SamplingConfig", "SamplingResult", "sample", "log_checkpoints"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -74,7 +77,7 @@ class SamplingConfig:
     raster_ms: float = 500.0
 
     def __post_init__(self):
-        check_seed(self.backend, self.seed)
+        check_backend_seed(self.backend, self.seed)
         backend_info(self.backend)
         check_dt(self.backend, self.dt_ms)
         check_duration(self.duration_ms, self.dt_ms, "duration_ms")
@@ -183,8 +186,7 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
         fit = calibration.fit
         if progress:
             origin = "cached" if calibration.from_cache else "measured"
-            print(f"activation function ({origin}): v_p05 = {fit.v_p05:.3f} mV, alpha = {fit.alpha:.3f} mV",
-                  flush=True)
+            logger.info(f"activation function ({origin}): v_p05 = {fit.v_p05:.3f} mV, alpha = {fit.alpha:.3f} mV")
     sim = load_backend(config.backend)
     sim.setup(timestep=config.dt_ms, seed=config.seed)
     network = build_sampling_network(sim, bm, fit, config.neuron, config.noise, config.synapses)

@@ -163,7 +163,7 @@ def test_train_cd_refuses_a_folder_with_a_checkpoint_unless_resume_or_overwrite(
 
 
 def test_interrupt_message_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    import cortexsim.protocols.cd_cli as cd_cli
+    import cortexsim.commands as commands
 
     folder = tmp_path / "cd"
 
@@ -171,7 +171,7 @@ def test_interrupt_message_says_how_to_resume(tmp_path, capsys, monkeypatch):
         write_json_atomic(Path(args.out) / "checkpoint.json", {"task": "target"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cd_cli, "_cmd_train_cd", interrupted)
+    monkeypatch.setattr(commands, "handle_train_cd", interrupted)
     assert main(["train-cd", "--iterations", "50", "--out", str(folder)]) == 130
     err = capsys.readouterr().err
     assert f"cortexsim train-cd --iterations 50 --resume {folder}" in err

@@ -28,14 +28,15 @@ allowance for the approximations of the analytic values (0.1 mV for the mean, 5 
 linearisation's own error is second order in sd(g)/g_tot = 1.5 %).
 """
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from cortexsim.backends import installed_backends, load_backend
 from cortexsim.backends.noise import add_poisson_background
-from dataclasses import replace
-
-from cortexsim.models.lif_translation import DEFAULT_NEURON, NoiseParameters, free_membrane
+from cortexsim.models.lif_translation import free_membrane
+from cortexsim.parameters import DEFAULT_NEURON, NoiseParameters
 
 pytestmark = pytest.mark.slow
 

@@ -1,13 +1,13 @@
 """End-to-end run of the ensemble protocol and its CLI on NEST at a small size: structure of the
 results and a quality bound on learning, derived from the sampling noise of the evaluation."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.cli import main
+from cortexsim.parameters import ActivationFit
 from cortexsim.protocols import ensemble as protocol
 
 pytest.importorskip("nest")
@@ -19,12 +19,9 @@ def test_cli_writes_results_with_all_dkl_summaries_and_figures(tmp_path, monkeyp
     original = protocol.run_ensemble
     monkeypatch.setattr(protocol, "run_ensemble",
                         lambda config, **kw: original(config, poisson_fit=reference, **kw))
-    parser = argparse.ArgumentParser()
-    protocol.add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["ensemble", "--networks", "20", "--neurons", "3", "--in-degree", "10",
-                              "--train-iterations", "10", "--sampling", "500", "--eval-duration", "4000",
-                              "--calibration-duration", "2000", "--seed", "3", "--out", str(tmp_path)])
-    assert args.handler(args) == 0
+    assert main(["ensemble", "--networks", "20", "--neurons", "3", "--in-degree", "10",
+                 "--train-iterations", "10", "--sampling", "500", "--eval-duration", "4000",
+                 "--calibration-duration", "2000", "--seed", "3", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     # Quality. Noise of one network's D_KL(sampled || target) after T = 4000 ms: with about
     # N = T / (2 tau_ref) = 200 independent samples of K = 8 states, its finite-sample bias is
