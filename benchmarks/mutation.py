@@ -4,9 +4,9 @@ Every mutant is a one-line change of the source (an exact snippet replaced by an
 mutant the script
 
 1. checks that the snippet occurs exactly once (so the mutant is the change it claims to be),
-2. writes the mutated file, runs the test suite's own selection (``pytest -q -p no:cacheprovider``,
-   as ``make test`` does) with ``-x``, the tests most likely to catch it placed first (pytest
-   de-duplicates, so the selection is still the whole suite), and
+2. writes the mutated file and runs, with ``-x`` and the options of ``make test`` (``pytest -q -p
+   no:cacheprovider``), first the test files most likely to catch it (all part of the suite) and, if
+   they pass, the whole suite, and
 3. restores the file byte for byte (in a ``finally``; the restore is verified against git).
 
 A mutant is *killed* when the suite fails; the first failing test is recorded. Before the
@@ -128,13 +128,19 @@ def run_mutant(mutant: Mutant, timeout_s: float) -> dict:
         raise RuntimeError(f"mutant {mutant.name}: snippet found {count} times in {mutant.path}, expected once")
     try:
         path.write_text(text.replace(mutant.old, mutant.new))
-        code, output, seconds = _pytest([*mutant.first_tests, "tests"], timeout_s)
+        code, output, seconds = _pytest(list(mutant.first_tests), timeout_s)
+        stage = "likely killers"
+        if code == 0:       # they missed it: the rest of the suite
+            code, output, more = _pytest(["tests"], timeout_s)
+            seconds += more
+            stage = "whole suite"
     finally:
         path.write_bytes(original)
     if path.read_bytes() != original:
         raise RuntimeError(f"{mutant.path} was not restored")
     summary_line = output.strip().splitlines()[-1] if output.strip() else ""
     return {**asdict(mutant), "killed": code != 0, "pytest_exit_code": code, "killed_by": _first_failure(output),
+            "caught_in": stage,
             "pytest_summary": summary_line, "wall_time_s": round(seconds, 1), "restored": True,
             "tree_clean_after": _git_clean(mutant.path)}
 
@@ -167,9 +173,9 @@ def main(names: list[str]) -> None:
                "killed_by": {r["name"]: r["killed_by"] for r in results}}
     write_json_atomic(RESULT, {
         "benchmark": "mutation", "summary": summary,
-        "method": "each mutant applied alone to the working tree, the test suite's own selection "
-                  "(pytest -q -p no:cacheprovider, as make test) run with -x and the likely killers first, "
-                  "the file restored byte for byte; baseline: the likely killers pass unmutated",
+        "method": "each mutant applied alone to the working tree; pytest -q -p no:cacheprovider -x (as make test) "
+                  "on the test files most likely to catch it, then, if they pass, on the whole suite; the file "
+                  "restored byte for byte; baseline: the likely killers pass on the unmutated tree",
         "baseline": baseline, "mutants": results, "load_average": os.getloadavg(),
         "versions": library_versions(), "machine": machine_info(),
     })
