@@ -112,23 +112,26 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     configure_logging(args.verbose - args.quiet)
     out = None
+    resumed = getattr(args, "resume", None) is not None
+
+    def finish(status: str) -> None:
+        if out is not None:
+            finish_output_dir(out, status, resumed=resumed, argv=["cortexsim", *argv])
+
     try:
         commands.check_arguments(args)
         out = commands.claim_output_folder(args, argv)
         commands.book_chip(args)  # books the chip a chip backend runs on (no-op otherwise)
         code = args.run(args)
         commands.record_chip(args)  # which chip it ran on, into results.json (no-op for backends without a chip)
-        if out is not None:
-            finish_output_dir(out, "finished" if code == 0 else f"exit {code}")
+        finish("finished" if code == 0 else f"exit {code}")
         return code
     except ValueError as exc:
         print(f"cortexsim {args.command}: error: {exc}", file=sys.stderr)
-        if out is not None:
-            finish_output_dir(out, "failed")
+        finish("failed")
         return 2
     except KeyboardInterrupt:
-        if out is not None:
-            finish_output_dir(out, "interrupted")
+        finish("interrupted")
         print(f"cortexsim {args.command}: interrupted{commands.resume_hint(args, argv, out)}", file=sys.stderr)
         return 130
 

@@ -259,26 +259,40 @@ def prepare_output_dir(path: str | os.PathLike, command: str, *, overwrite: bool
             stale.unlink()
         (path / RUN_RECORD).unlink(missing_ok=True)
     _make_writable_folder(path, option)
-    record = _previous_run(path) if resume else None
-    if not record or "legacy_files" in record:
-        record = {"command": command, "preexisting": sorted(entry.name for entry in path.iterdir())}
-    record.update(status="running", argv=list(argv) if argv is not None else None,
-                  started=time.strftime("%Y-%m-%dT%H:%M:%S"))
+    if resume:      # the record of the run being continued is updated when this attempt ends
+        return path
+    record = {"command": command, "preexisting": sorted(entry.name for entry in path.iterdir()),
+              "status": "running", "argv": list(argv) if argv is not None else None,
+              "started": time.strftime("%Y-%m-%dT%H:%M:%S")}
     write_json_atomic(path / RUN_RECORD, record)
     return path
 
 
-def finish_output_dir(path: str | os.PathLike, status: str = "finished") -> None:
-    """Mark the run record of ``path`` (see :func:`prepare_output_dir`) with ``status``."""
-    record_path = Path(path) / RUN_RECORD
+def finish_output_dir(path: str | os.PathLike, status: str = "finished", resumed: bool = False,
+                      argv: list[str] | None = None) -> None:
+    """Mark the run record of ``path`` (see :func:`prepare_output_dir`) with ``status``.
+
+    A run refused by its checks (``status="failed"``) leaves no trace: a new folder holding only its
+    record is removed again, and a refused ``--resume`` leaves the record of the run it would have
+    continued untouched.
+    """
+    path = Path(path)
+    record_path = path / RUN_RECORD
+    if status == "failed" and resumed:
+        return
     if not record_path.is_file():
-        return
-    record = read_json(record_path)
-    if status == "failed" and not record.get("preexisting") and [p.name for p in Path(path).iterdir()] == [RUN_RECORD]:
-        record_path.unlink()                # a run that stopped at its checks leaves no trace
+        if not resumed:
+            return
+        record = {"command": None, "preexisting": []}      # a folder from before run records
+    else:
+        record = read_json(record_path)
+    if status == "failed" and not record.get("preexisting") and [p.name for p in path.iterdir()] == [RUN_RECORD]:
+        record_path.unlink()
         with contextlib.suppress(OSError):
-            Path(path).rmdir()
+            path.rmdir()
         return
+    if resumed:
+        record.setdefault("resumed", []).append({"argv": argv, "at": time.strftime("%Y-%m-%dT%H:%M:%S")})
     record.update(status=status, ended=time.strftime("%Y-%m-%dT%H:%M:%S"))
     write_json_atomic(record_path, record)
 

@@ -203,6 +203,7 @@ def test_corrupt_checkpoint_names_file_and_key(tmp_path, capsys, no_simulation):
     write_json_atomic(folder / "checkpoint.json", state)
     before = snapshot(folder)
     refused(argv, capsys, f"{folder / 'checkpoint.json'}: W[0][1] must be a finite number, got 'oops'")
+    assert snapshot(folder) == before               # a refused resume changes nothing, not even the run record
     state["W"][0][1] = 0.0
     del state["optimizer"]["velocity_b"]
     write_json_atomic(folder / "checkpoint.json", state)
@@ -215,7 +216,9 @@ def test_corrupt_checkpoint_names_file_and_key(tmp_path, capsys, no_simulation):
 def test_resume_with_other_settings_names_them_with_old_and_new_values(tmp_path, capsys, no_simulation):
     folder, argv = _checkpoint_folder(tmp_path)
     argv = [a if a != "4" else "9" for a in argv] + ["--momentum", "0.7"]
+    before = snapshot(folder)
     refused(argv, capsys, "iterations: 4 -> 9", "momentum: 0.5 -> 0.7")
+    assert snapshot(folder) == before
 
 
 # --- the calibration cache -----------------------------------------------------------------------------
