@@ -164,7 +164,10 @@ class ChipSession:
     def realise(self, requested: dict[str, np.ndarray], circuits: np.ndarray) -> dict[str, np.ndarray]:
         """Native parameter values the circuits actually have when ``requested`` is configured.
 
-        Applies fixed-pattern noise, trial-to-trial noise and the calibration corrections. Where the
+        Applies fixed-pattern noise, trial-to-trial noise and the calibration corrections. Models
+        whose native parameters hold the membrane time constant instead of the leak conductance
+        (current-based ``iaf_psc_exp``: ``tau_m``, ``C_m``) get the same circuit deviations:
+        ``tau_m`` is multiplied by the realised C_m factor over the realised g_L factor. Where the
         deviations would make a realised reset reach the threshold (or the threshold reach the AdEx
         spike cut-off) the emulation keeps the smallest legal distance and counts the circuit in
         ``clamped_parameters`` (the hardware neuron would then fire at the highest rate it can).
@@ -183,11 +186,22 @@ class ChipSession:
                     if name in self.calibration:
                         values = values / self.calibration[name][circuits]
             realised[name] = values
+        if "tau_m" in realised and "g_L" not in realised and "g_L" in self.fixed_pattern:
+            realised["tau_m"] = realised["tau_m"] * self._factor("C_m", circuits) / self._factor("g_L", circuits)
         if "V_peak" in realised and "V_th" in realised:
             self._keep_below(realised, "V_th", realised["V_peak"] - 0.1, circuits)
         if "V_th" in realised and "V_reset" in realised:
             self._keep_below(realised, "V_reset", realised["V_th"] - RESET_MARGIN_MV, circuits)
         return realised
+
+    def _factor(self, name: str, circuits: np.ndarray) -> np.ndarray:
+        """Realised / requested of a multiplicative parameter on ``circuits`` (1 where it has no noise)."""
+        if name not in self.fixed_pattern:
+            return np.ones(len(circuits))
+        factor = self.fixed_pattern[name][circuits] * self.trial[name][circuits]
+        if name in self.calibration:
+            factor = factor / self.calibration[name][circuits]
+        return factor
 
     def _keep_below(self, realised: dict, name: str, ceiling: np.ndarray, circuits: np.ndarray) -> None:
         over = realised[name] > ceiling
