@@ -110,6 +110,9 @@ class ChipSession:
     configuration_changed: bool = True
     trial_pending: bool = True
     clamped_parameters: dict = field(default_factory=dict)
+    #: Optional placement: entry k is the circuit of the k-th neuron placed (creation order); None
+    #: places neurons on circuits 0, 1, 2, ... (BrainScaleS-2's ``neuronPermutation``).
+    placement: np.ndarray | None = None
 
     def __post_init__(self):
         if self.trial_noise < 0 or not np.isfinite(self.trial_noise):
@@ -129,9 +132,17 @@ class ChipSession:
             raise ChipLimitError(self.spec.name, f"number of neurons (population {label!r} of {n})",
                                  f"{requested} in total", f"at most {self.spec.n_neurons}")
         circuits = np.arange(self.next_circuit, requested)
+        if self.placement is not None:
+            circuits = self.placement_order()[circuits]
         self.next_circuit = requested
         self.configuration_changed = True
         return circuits
+
+    def placement_order(self) -> np.ndarray:
+        """Circuit of the k-th placed neuron for every k: the placement list, then the unused circuits in order."""
+        chosen = np.asarray(self.placement if self.placement is not None else [], dtype=int)
+        rest = np.setdiff1d(np.arange(self.spec.n_neurons), chosen)
+        return np.concatenate([chosen, rest])
 
     def forget_network(self) -> None:
         """Free all circuits and rows and zero the counters (after a calibration measurement)."""
@@ -235,7 +246,7 @@ class ChipSession:
 
     def residual_offsets(self) -> dict[str, float]:
         """Standard deviation (mV) over the used circuits of offset minus correction, per parameter."""
-        used = np.arange(self.next_circuit)
+        used = self.placement_order()[:self.next_circuit]
         result = {}
         for name in CALIBRATED_PARAMETERS:
             if name in self.fixed_pattern and used.size:
@@ -244,7 +255,7 @@ class ChipSession:
 
     def residual_factors(self) -> dict[str, float]:
         """Relative standard deviation over the used circuits of deviation / correction, per factor."""
-        used = np.arange(self.next_circuit)
+        used = self.placement_order()[:self.next_circuit]
         result = {}
         for name in CALIBRATED_FACTORS:
             if name in self.fixed_pattern and used.size:
