@@ -230,7 +230,8 @@ def _run_snippet(state, runtime: float) -> None:
 
 def _snapshot(state) -> dict:
     return {"parameters": {id(p): copy.deepcopy(p._parameters) for p in state.populations},
-            "hwparams": {id(p): copy.deepcopy(getattr(p.celltype, "_actual_hwparams", None)) for p in state.populations},
+            "hwparams": {id(p): copy.deepcopy(getattr(p.celltype, "_actual_hwparams", None))
+                         for p in state.populations},
             "weights": {id(p): p.integer_weights().copy() for p in state.projections},
             "structure": (tuple(id(p) for p in state.populations), tuple(id(p) for p in state.projections))}
 

@@ -260,8 +260,9 @@ def codes_for_targets(targets: dict, deviations: dict, conductance_based: bool) 
     period = np.where(fast, REFRACTORY_CLOCK_US[1], REFRACTORY_CLOCK_US[0])
     codes["refractory_period_input_clock"] = fast.astype(int)
     codes["refractory_period_refractory_time"] = np.clip(np.rint(t["tau_refrac"] / period), 0, 255).astype(int)
-    for receptor, tau_name, dev_tau, dev_gain, gm in (("excitatory", "tau_syn_E", "tau_syn_ex", "gain_exc", "i_synin_gm_E"),
-                                                      ("inhibitory", "tau_syn_I", "tau_syn_in", "gain_inh", "i_synin_gm_I")):
+    receptors = (("excitatory", "tau_syn_E", "tau_syn_ex", "gain_exc", "i_synin_gm_E"),
+                 ("inhibitory", "tau_syn_I", "tau_syn_in", "gain_inh", "i_synin_gm_I"))
+    for receptor, tau_name, dev_tau, dev_gain, gm in receptors:
         codes[f"{receptor}_input_enable"] = np.ones(n, dtype=bool)
         codes[f"{receptor}_input_i_bias_tau"] = tau_syn_code(t[tau_name] / d[dev_tau])
         strength = t[gm] * t["synapse_dac_bias"] / 600.0 / d[dev_gain]

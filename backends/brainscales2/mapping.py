@@ -28,7 +28,7 @@ import numpy as np
 from . import hardware_model as hw
 from .atomic_neuron import AtomicNeuron
 from .plasticity_rules import synapses_per_connection
-from .recording import CADC_SAMPLE_PERIOD_MS, empty_snippet
+from .recording import CADC_SAMPLE_PERIOD_MS
 from .standardmodels.cells import (CalibHXNeuronCuba, HXNeuron, SpikeSourceArray, SpikeSourcePoisson,
                                    SpikeSourcePoissonOnChip)
 
@@ -190,7 +190,7 @@ class Mapping:
         target = "auto"
         if self.options.calibration_cache is not None:
             target = Path(self.options.calibration_cache) / default_cache_path(session).name
-        corrections, _ = load_or_measure(session, target)
+        corrections, _ = load_or_measure(session, target, self.engine.run)
         return corrections
 
     def _calibrate(self) -> None:
@@ -369,7 +369,7 @@ class Mapping:
         sites = []
         for population in self._neuron_populations():
             recorder = population.recorder
-            for cell, (variable, device) in recorder.analog_sites().items():
+            for cell, (_, device) in recorder.analog_sites().items():
                 if device == "madc":
                     sites.append(int(self.circuits[id(population)][population.id_to_index(cell)]))
         parities = [c % 2 for c in sites]
@@ -401,7 +401,8 @@ class Mapping:
                 coba = self.coba[id(population)]
                 record_from = {"v": ["V_m"], "exc_synin": ["g_ex", "V_m"] if coba else ["I_syn_ex"],
                                "inh_synin": ["g_in", "V_m"] if coba else ["I_syn_in"]}[variable]
-                interval = self.options.timestep_ms * hw.SPEEDUP if device == "madc" else CADC_SAMPLE_PERIOD_MS * hw.SPEEDUP
+                period_ms = self.options.timestep_ms if device == "madc" else CADC_SAMPLE_PERIOD_MS
+                interval = period_ms * hw.SPEEDUP
                 meter = nest.Create("multimeter", params={"record_from": record_from, "interval": interval})
                 nest.Connect(meter, nodes)
                 self.multimeters.append((population, variable, device, meter, ids))

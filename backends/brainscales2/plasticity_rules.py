@@ -117,7 +117,8 @@ class RuleContext:
         except Exception as error:
             if type(error).__name__ == "_Rebuild":
                 raise ValueError("a plasticity rule cannot give a connection more hardware synapses than were "
-                                 "placed for it (|weight| > 63 x synapses placed); start with the largest weight") from None
+                                 "placed for it (|weight| > 63 x synapses placed); start with the largest "
+                                 "weight") from None
             raise
 
     def membrane_cadc(self, k: int = 0) -> np.ndarray:

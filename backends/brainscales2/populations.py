@@ -14,7 +14,7 @@ from pyNN import common, errors
 from pyNN.parameters import ParameterSpace, simplify
 
 from . import atomic_neuron, simulator
-from .recording import ANALOG_DEVICES, Recorder
+from .recording import Recorder
 from .standardmodels.cells import CalibHXNeuronCuba, HXNeuron, SpikeSourcePoissonOnChip
 
 __all__ = ["Population", "PopulationView", "Assembly"]
@@ -141,10 +141,10 @@ class Population(_DialectMixin, common.Population):
     _recorder_class = Recorder
     _assembly_class = Assembly
 
-    def __init__(self, size, cellclass, cellparams=None, structure=None, initial_values={}, label=None):
+    def __init__(self, size, cellclass, cellparams=None, structure=None, initial_values=None, label=None):
         if not simulator.state.active:
             raise RuntimeError("call cortexsim.backends.brainscales2.setup() before creating a Population")
-        super().__init__(size, cellclass, cellparams, structure, initial_values, label)
+        super().__init__(size, cellclass, cellparams, structure, initial_values or {}, label)
         simulator.state.populations.append(self)
         simulator.state.changed_topology = True
         rule = getattr(self.celltype, "plasticity_rule", None)

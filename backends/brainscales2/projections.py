@@ -74,7 +74,7 @@ class Projection(common.Projection):
     _static_synapse_class = StaticSynapse
 
     def __init__(self, presynaptic_neurons, postsynaptic_neurons, connector, synapse_type=None, source=None,
-                 receptor_type=None, space=Space(), label=None):
+                 receptor_type=None, space=None, label=None):
         if not simulator.state.active:
             raise RuntimeError("call cortexsim.backends.brainscales2.setup() before creating a Projection")
         check_population_view(presynaptic_neurons)
@@ -82,7 +82,7 @@ class Projection(common.Projection):
         if getattr(postsynaptic_neurons.celltype, "receptor_types", ()) == ():
             raise errors.ConnectionError("the postsynaptic cells of a projection must be neurons on the chip")
         super().__init__(presynaptic_neurons, postsynaptic_neurons, connector, synapse_type, source,
-                         receptor_type, space, label)
+                         receptor_type, Space() if space is None else space, label)
         self.connections = []
         self._weights_changed = True
         connector.connect(self)
@@ -137,7 +137,8 @@ class Projection(common.Projection):
             raise RuntimeError("this projection's synapse type has no plasticity rule, hence no observables")
         rule = self.synapse_type.plasticity_rule
         if observable not in rule.observables:
-            raise RuntimeError(f"the plasticity rule has no observable {observable!r}; it has {sorted(rule.observables)}")
+            raise RuntimeError(f"the plasticity rule has no observable {observable!r}; "
+                               f"it has {sorted(rule.observables)}")
         return rule._data_of(observable, self)
 
     def integer_weights(self) -> np.ndarray:

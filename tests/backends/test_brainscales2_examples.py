@@ -69,7 +69,7 @@ def test_calibhxneuron_neurons_0_and_2_fire_more_than_1_and_3():
     pynn.Projection(stimulus, pop, pynn.AllToAllConnector(),
                     synapse_type=pynn.standardmodels.synapses.StaticSynapse(weight=63), receptor_type="excitatory")
     with pytest.raises(AttributeError, match="only available after"):
-        pop.calib_target
+        _ = pop.calib_target
     pynn.run(None, pynn.RunCommand.PREPARE)
     np.testing.assert_array_equal(pop.calib_target["v_rest"], [80, 50, 70, 60])
     assert len(pop.calib_hwparams) == 4 and pop.calib_hwparams[0].threshold.enable is True
