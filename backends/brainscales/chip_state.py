@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chips import ChipSpec
+from cortexsim.seeds import derive_rng
+
+from ..chips import ChipSpec
 from .errors import ChipLimitError
 
 __all__ = ["ChipSession", "draw_fixed_pattern_noise", "CALIBRATED_PARAMETERS", "CALIBRATED_FACTORS"]
@@ -57,8 +59,7 @@ def draw_fixed_pattern_noise(spec: ChipSpec, seed: int, scale: float = 1.0) -> d
     """
     if scale < 0 or not np.isfinite(scale):
         raise ValueError(f"fixed_pattern_noise scale must be finite and >= 0, got {scale}")
-    entropy = [int(seed), zlib.crc32(spec.name.encode())]
-    rng = np.random.default_rng(np.random.SeedSequence(entropy))
+    rng = derive_rng(seed, zlib.crc32(spec.name.encode()))
     deviations = {}
     for name in sorted(spec.fixed_pattern_noise):   # fixed order: a chip never depends on dict order
         kind, sd = spec.fixed_pattern_noise[name]
@@ -119,7 +120,7 @@ class ChipSession:
         self.calibration.update({name: np.ones(self.spec.n_neurons) for name in CALIBRATED_FACTORS})
         self.trial = self._no_trial_noise()
         self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
-        self._trial_rng = np.random.default_rng(np.random.SeedSequence([int(self.rng_seed), 0x7121A1]))
+        self._trial_rng = derive_rng(self.rng_seed, 0x7121A1)
 
     # --- placement -------------------------------------------------------------------------------
     def allocate(self, n: int, label: str) -> np.ndarray:

@@ -10,10 +10,11 @@ import pyNN.nest as _pynn_nest
 from . import emulator
 from .chip_state import ChipSession
 from .emulator import ChipSelection
-from .chips import chip_spec
+from ..chips import chip_spec
 from .errors import UnsupportedFeatureError
 
-__all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
+__all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end",
+           "get_hardware_report", "get_chip"]
 
 _DEFAULT_TIMESTEP = 0.1
 
@@ -160,8 +161,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
     emulator.chip.session = session
     if options.calibration is not None:
-        from .calibration import load_or_measure    # uses this module's classes; imported lazily
-        corrections, source = load_or_measure(session, options.calibration)
+        from .calibration import load_or_measure    # measures with this module's run(); imported lazily
+        corrections, source = load_or_measure(session, options.calibration, run)
         session.set_calibration(corrections, source)
         session.forget_network()
     return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)

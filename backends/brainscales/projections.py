@@ -17,7 +17,7 @@ from pyNN.nest.standardmodels.synapses import StaticSynapse
 from pyNN.space import Space
 
 from . import emulator
-from .chips import max_weight_uS
+from ..chips import max_weight_uS
 from .errors import ChipLimitError, UnsupportedFeatureError
 from .quantisation import check_weight_range, quantise_rows, snap_to_rows
 from .standardmodels import TsodyksMarkramSynapse
@@ -45,7 +45,7 @@ class Projection(_nest_projections.Projection):
     _static_synapse_class = StaticSynapse
 
     def __init__(self, presynaptic_population, postsynaptic_population, connector,
-                 synapse_type=None, source=None, receptor_type=None, space=Space(), label=None):
+                 synapse_type=None, source=None, receptor_type=None, space=Space(), label=None):  # noqa: B008 (PyNN's signature)
         chip = emulator.current_chip()
         spec = chip.spec
         synapse_type = synapse_type or self._static_synapse_class()
@@ -122,7 +122,7 @@ class Projection(_nest_projections.Projection):
                                     **connection_parameters)
 
     def _check_and_configure(self) -> None:
-        chip = emulator.current_chip()
+        emulator.current_chip()  # raises if setup() has not been called
         extra = ("delay",)
         if isinstance(self.synapse_type, TsodyksMarkramSynapse):
             extra += ("tau_rec", "tau_fac")

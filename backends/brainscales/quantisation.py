@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .chips import ChipSpec, max_weight_uS
+from ..chips import ChipSpec, max_weight_uS
 from .errors import ChipLimitError
 
 __all__ = ["quantise_rows", "snap_to_rows", "check_weight_range"]

@@ -1,6 +1,12 @@
 """The emulated chips as data: sizes, weight format, delays, speed-up, supported models, ranges, noise.
 
-Sources (see /work/shared/references.md §4): neuron counts, synapse counts, fan-in, weight bits,
+This is the one place where chip limits live: the emulated chip backend
+(:mod:`cortexsim.backends.brainscales`) enforces them, and the backend registry
+(:mod:`cortexsim.backends.registry`) derives the capabilities it reports from them
+(:meth:`~cortexsim.backends.registry.Capabilities.from_chip`). Pure data: importing this module
+loads no simulator.
+
+Sources (references §4): neuron counts, synapse counts, fan-in, weight bits,
 "sign is a property of the synapse row", "delays must be 0" (bss2), speed-ups, STP "depression or
 facilitation, not both" (bss1), AdEx neurons, and the fixed-pattern-noise magnitudes of the FACETS
 Spikey chip (E_l 2 %, V_th 5 %, V_reset 10 %, g_l 10 %, tau_syn 25 %, g_max 25 %, C_m 10 %).
@@ -19,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ChipSpec", "CHIPS", "chip_spec", "max_weight_uS"]
+__all__ = ["ChipSpec", "CHIPS", "DEFAULT_CHIP", "chip_spec", "max_weight_uS"]
 
 # Biological parameter ranges (PyNN names and units), *assumption*; shared by both chips.
 _IF_COND_EXP_RANGES = {
@@ -225,6 +231,10 @@ CHIPS: dict[str, ChipSpec] = {
         run_overhead_s=0.5,
     ),
 }
+
+
+#: The chip an emulated-chip backend runs on unless another one is booked.
+DEFAULT_CHIP = "bss2"
 
 
 def chip_spec(name: str) -> ChipSpec:
