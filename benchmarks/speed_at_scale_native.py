@@ -136,7 +136,7 @@ def native_standalone_rbm(bm: BoltzmannMachine, duration_ms: float, seed: int, f
         stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
         device.run(directory=directory, with_output=False)
         stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
-        times, ids = np.asarray(monitor.t[:] / b2.ms), np.asarray(monitor.i[:])
+        times, _indices = np.asarray(monitor.t[:] / b2.ms), np.asarray(monitor.i[:])
         stamps["read"] = time.perf_counter()
         n_synapses = sum(len(s) for s in synapses)
     finally:
@@ -186,7 +186,7 @@ def native_nest_rbm(bm: BoltzmannMachine, duration_ms: float, seed: int, fit: Ac
     nest.Simulate(duration_ms)
     stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
     events = recorder.get("events")
-    times, senders = np.asarray(events["times"]), np.asarray(events["senders"])
+    times, _senders = np.asarray(events["times"]), np.asarray(events["senders"])
     stamps["read"] = time.perf_counter()
     return _timings(stamps, cpu, times.size, n_synapses=int(ei.size + ii.size), threads=threads)
 

@@ -242,7 +242,7 @@ def _fuse(a: SynapseUnit, b: SynapseUnit) -> SynapseUnit:
     units = _units(a.members[0].obj)
     if a.form == "renewing":
         model = (f"{names[0]} : {units}\n{names[1]} : {units}\nt_last_tm : second\ntau_rec : second (shared)")
-        on_pre = (f"x_release = 1 - exp((t_last_tm - t) / tau_rec)\n"
+        on_pre = ("x_release = 1 - exp((t_last_tm - t) / tau_rec)\n"
                   + "".join(f"{m.target_var} += {n} * x_release\n" for m, n in zip(members, names))
                   + "t_last_tm = t")
         # both members end with the same t_last: the compiled value is written back to both
