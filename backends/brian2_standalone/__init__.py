@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import itertools
 from collections import defaultdict
+from copy import deepcopy
 from itertools import chain
 from pathlib import Path
 
@@ -59,7 +60,7 @@ from .runner import run_project, run_statistics
 
 BrianLogger.suppress_name("unused_brian_object")  # PyNN's setup drops the previous network's objects
 
-__all__ = list(_base.__all__) + ["StandaloneUnsupported", "compilation_count", "statistics",
+__all__ = list(_base.__all__) + ["FromListConnector", "StandaloneUnsupported", "compilation_count", "statistics",
                                  "set_projection_weights", "set_project_root", "run_parameter_schedule"]
 
 _PROJECTION_ORDER = itertools.count()
@@ -272,13 +273,18 @@ class Projection(_base.Projection):
             raise StandaloneUnsupported("multicompartment location selectors are not supported")
         if hasattr(self.pre, "populations") or hasattr(self.post, "populations"):
             raise StandaloneUnsupported("projections between Assemblies are not supported on brian2_standalone")
-        connection_parameters.pop("dendritic_delay_fraction", None)
         (i,) = self._partition(np.asarray(presynaptic_indices))
         _, j = self._localize_index(postsynaptic_index)
+        self._collect(np.asarray(i), np.full(np.size(i), j), connection_parameters)
+
+    def _collect(self, i: np.ndarray, j: np.ndarray, connection_parameters: dict) -> None:
+        """Queue connections ``i[k] -> j[k]`` (population indices) with their native parameters."""
+        connection_parameters = dict(connection_parameters)
+        connection_parameters.pop("dendritic_delay_fraction", None)
         if i.size == 0:
             return
         self._pending["i"].append(np.asarray(i, dtype=np.int32))
-        self._pending["j"].append(np.full(i.size, j, dtype=np.int32))
+        self._pending["j"].append(np.asarray(j, dtype=np.int32))
         for name, value in chain(connection_parameters.items(), self.synapse_type.initial_conditions.items()):
             if name == "delay":
                 step = float(self._simulator.state.dt) * 1e-3  # s; values arrive as Brian2 quantities (SI)
@@ -299,6 +305,51 @@ class Projection(_base.Projection):
             if name not in variables or variables[name].read_only and name != "delay":
                 continue
             variables[name].set_value(np.concatenate(chunks).astype(variables[name].dtype))
+
+
+class FromListConnector(_base.FromListConnector):
+    __doc__ = _base.FromListConnector.__doc__
+
+    def connect(self, projection):
+        """PyNN's ``FromListConnector.connect`` for all target cells at once where that is equivalent.
+
+        PyNN 0.13 loops over the target cells and, for each, copies and translates the synapse
+        parameters (measured: 20 s for the 180,000 synapses of 1000 10-neuron networks). Here the
+        same steps run once on whole arrays: the list sorted by target with the same ``np.argsort``
+        call, the parameter space copied, updated from the columns, translated (PyNN's translations
+        of standard synapse types are element-wise) and evaluated, then the connections collected
+        exactly as :meth:`Projection._convergent_connect` collects them. Used when the projection is
+        this backend's, between whole Populations, with a standard synapse type and no location
+        selector; otherwise PyNN's loop.
+        """
+        from pyNN.standardmodels import StandardSynapseType
+
+        if not (isinstance(projection, Projection) and self.location_selector is None
+                and isinstance(projection.synapse_type, StandardSynapseType)
+                and not any(hasattr(p, "populations") or hasattr(p, "parent") for p in (projection.pre, projection.post))):
+            return super().connect(projection)
+        names = projection.synapse_type.get_parameter_names()
+        for name in self.column_names:
+            if name not in names:
+                raise ValueError("%s is not a valid parameter for %s" % (name, type(projection.synapse_type).__name__))
+        if self.conn_list.size == 0:
+            return None
+        if np.any(self.conn_list[:, 0] >= projection.pre.size):
+            from pyNN import errors
+
+            raise errors.ConnectionError("source index out of range")
+        conn = self.conn_list[np.argsort(self.conn_list[:, 1])]  # PyNN's order (same sort call)
+        targets = conn[:, 1].astype(int)
+        keep = (targets >= 0) & (targets < projection.post.size)  # PyNN connects only existing (local) cells
+        conn, targets = conn[keep], targets[keep]
+        parameters = deepcopy(projection.synapse_type.parameter_space)
+        parameters.shape = (targets.size,)
+        for column, name in enumerate(self.column_names, 2):
+            parameters.update(**{name: conn[:, column]})
+        parameters = projection.synapse_type.translate(parameters)
+        parameters.evaluate()
+        projection._collect(conn[:, 0].astype(int), targets, dict(parameters.items()))
+        return None
 
 
 def set_projection_weights(projection, weights: np.ndarray) -> None:

@@ -224,3 +224,28 @@ def test_specialised_renewing_synapses_equal_the_general_equations(sim):
     for reference, got in ((general[1], lean[1]), (general[2], lean[2])):
         for key in reference:
             np.testing.assert_array_equal(got[key], reference[key])
+
+
+def test_from_list_connector_in_one_pass_equals_pynns_per_cell_loop(sim):
+    """The one-pass FromListConnector against PyNN's own per-target loop (pyNN.connectors'
+    class) on an unsorted list with repeated pairs, weight/delay/U columns and a renewing synapse:
+    identical synapses in identical order with identical values (catches wrong sorting, unit
+    translation, delay rounding or parameters attached to the wrong synapse)."""
+    from pyNN.connectors import FromListConnector as PyNNFromListConnector
+
+    rng = np.random.default_rng(5)
+    rows = np.column_stack([rng.integers(0, 6, 60), rng.integers(0, 5, 60), rng.uniform(0.001, 0.01, 60),
+                            rng.uniform(0.1, 2.0, 60), rng.uniform(0.2, 1.0, 60)])
+    got = {}
+    for name, connector_class in (("one_pass", sim.FromListConnector), ("pynn", PyNNFromListConnector)):
+        sim.setup(timestep=0.1, seed=1)
+        pre, post = sim.Population(6, sim.IF_cond_exp()), sim.Population(5, sim.IF_cond_exp())
+        projection = sim.Projection(pre, post, connector_class(rows, column_names=["weight", "delay", "U"]),
+                                    sim.TsodyksMarkramSynapse(tau_rec=30.0, tau_facil=0.0), receptor_type="inhibitory")
+        syn = projection._brian2_synapses[0][0]
+        got[name] = {key: np.asarray(value) for key, value in (
+            ("i", syn.i[:]), ("j", syn.j[:]), ("weight", syn.weight[:]), ("delay", syn.delay[:]), ("U", syn.U[:]),
+            ("tau_rec", syn.tau_rec[:]), ("x_tm", syn.x_tm[:]))}
+    assert len(got["pynn"]["i"]) == 60
+    for key, reference in got["pynn"].items():
+        np.testing.assert_array_equal(got["one_pass"][key], reference, err_msg=key)
