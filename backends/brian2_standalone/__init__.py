@@ -326,7 +326,8 @@ class FromListConnector(_base.FromListConnector):
 
         if not (isinstance(projection, Projection) and self.location_selector is None
                 and isinstance(projection.synapse_type, StandardSynapseType)
-                and not any(hasattr(p, "populations") or hasattr(p, "parent") for p in (projection.pre, projection.post))):
+                and not any(hasattr(p, "populations") or hasattr(p, "parent")
+                            for p in (projection.pre, projection.post))):
             return super().connect(projection)
         names = projection.synapse_type.get_parameter_names()
         for name in self.column_names:
