@@ -219,7 +219,7 @@ def build_worker(seed: int) -> dict:
 
 def part_build(args) -> dict:
     runs = []
-    for repeat in range(args.repeats):
+    for _ in range(args.repeats):
         completed = subprocess.run([sys.executable, __file__, "--build-worker", str(args.seed)], capture_output=True,
                                    text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
         if completed.returncode != 0:
