@@ -279,4 +279,4 @@ def fetch_all(folder: Path | None = None) -> list[Path]:
 if __name__ == "__main__":
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for npz in fetch_all():
-        print(npz)
+        log.info("ready: %s", npz)

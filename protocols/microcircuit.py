@@ -8,8 +8,8 @@ CLI: ``cortexsim microcircuit --task sps|teacher|yinyang|digits --seed N --out D
 
 from __future__ import annotations
 
-import argparse
 import json
+import logging
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -23,13 +23,15 @@ from cortexsim.models.microcircuit.batched import READOUTS, BatchedMicrocircuit
 from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, effective_network, self_predicting_weights)
-from cortexsim.models.microcircuit.steady_state import predict, steady_state, train_epoch
+from cortexsim.models.microcircuit.steady_state import steady_state, train_epoch
 from cortexsim.protocols.microcircuit_training import (CheckpointTimer, FullSchedule, load_checkpoint,
                                                        save_checkpoint, train_backprop_epoch, train_full_epoch)
 from cortexsim.results import write_json_atomic
 
-__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data",
-           "add_cli"]
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "IMAGE_TASKS", "run_microcircuit",
+           "teacher_student_data", "image_data"]
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("sps", "teacher", "yinyang", "digits", "mnist", "fashion")
 IMAGE_TASKS = ("mnist", "fashion")
@@ -228,7 +230,8 @@ class MicrocircuitConfig:
         if self.validation and self.task not in IMAGE_TASKS:
             raise ValueError(f"validation applies to {IMAGE_TASKS}, not to task {self.task!r}")
         if not (self.dt > 0 and self.tau_w > 0 and self.checkpoint_s > 0):
-            raise ValueError(f"dt, tau_w and checkpoint_s must be > 0, got {self.dt}, {self.tau_w}, {self.checkpoint_s}")
+            raise ValueError(f"dt, tau_w and checkpoint_s must be > 0, got {self.dt}, {self.tau_w}, "
+                             f"{self.checkpoint_s}")
         if self.epochs is not None and self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if not ((self.decay_after is None or 0 < self.decay_after <= 1) and 0 < self.decay_factor <= 1):
@@ -564,7 +567,7 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         result.curve = header["curve"]
         first_epoch, start_batch, elapsed_before = header["epoch"], header["batch"], header["wall_time_s"]
         if progress:
-            print(f"resuming from {ckpt}: epoch {first_epoch}, batch {start_batch}", flush=True)
+            logger.info("resuming from %s: epoch %d, batch %d", ckpt, first_epoch, start_batch)
     else:
         result.curve.append({"epoch": 0, **trainer.evaluate(test)})
 
@@ -580,12 +583,12 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         trainer.set_forward_factor(cfg.decay_factor if epoch >= decay_from else 1.0)
         n_batches = -(-len(train) // cfg.batch_size)
 
-        def on_batch(b, epoch=epoch):
+        def on_batch(b, epoch=epoch, n_batches=n_batches):
             if timer.due():
                 checkpoint(epoch, b + 1)
                 if progress:
-                    print(f"[microcircuit] epoch {epoch}: batch {b + 1}/{n_batches}, "
-                          f"{time.perf_counter() - start:.0f} s", flush=True)
+                    logger.info("epoch %d: batch %d/%d, %.0f s", epoch, b + 1, n_batches,
+                                time.perf_counter() - start)
 
         info = trainer.train_epoch(train.x, targets, epoch, start_batch, on_batch)
         start_batch = 0
@@ -594,7 +597,7 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         result.curve.append(row)
         checkpoint(epoch + 1, 0)
         if progress:
-            print(json.dumps(row), flush=True)
+            logger.info(json.dumps(row))
         if not np.all(np.isfinite([v for v in row.values() if isinstance(v, float)])):
             result.final["diverged_at_epoch"] = epoch
             break
@@ -623,68 +626,3 @@ def analytic_sps_apical(weights: MicrocircuitWeights, params: MicrocircuitParams
         model.step(row)
         worst = max(worst, float(np.max(np.abs(model.apical()))))
     return worst
-
-
-def _floats(text: str) -> tuple:
-    try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
-
-
-def _ints(text: str) -> tuple:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
-
-
-def add_cli(subparsers) -> None:
-    """Register ``microcircuit --task ... --seed ... --out DIR`` on an argparse subparsers object."""
-    p = subparsers.add_parser("microcircuit", help="train a dendritic cortical microcircuit (Sacramento 2018)")
-    p.add_argument("--task", choices=TASKS, default="yinyang")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder for results.json and figures")
-    p.add_argument("--dynamics", choices=("steady", "full"), default="steady")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--n-train", type=int, default=None, help="training samples (mnist/fashion: first N of the "
-                   "shuffled training set; default all)")
-    p.add_argument("--n-test", type=int, default=None, help="test samples (default: task default / all)")
-    p.add_argument("--topdown", choices=("fixed-random", "fixed", "transposed", "learned"), default=None,
-                   help="top-down weights: fixed random (= fixed), transpose of the forward weights, or learned")
-    p.add_argument("--sizes", type=_ints, default=None, help="layer sizes, e.g. 784,1000,10")
-    p.add_argument("--eta-up", type=_floats, default=None, help="forward learning rates (1/ms), one per layer")
-    p.add_argument("--eta-ip", type=_floats, default=None, help="interneuron learning rates (1/ms)")
-    p.add_argument("--eta-pi", type=_floats, default=None, help="interneuron-to-pyramid learning rates (1/ms)")
-    p.add_argument("--batch-size", type=int, default=None, help="patterns per update (full dynamics: copies)")
-    p.add_argument("--learning", choices=LEARNING, default="microcircuit",
-                   help="'backprop' trains the equivalent feed-forward network with plain backprop (reference)")
-    p.add_argument("--backprop-lr", type=_floats, default=None,
-                   help="backprop learning rates per sample, one per weight layer")
-    p.add_argument("--shallow", action="store_true", help="train only the output layer")
-    p.add_argument("--interneuron-plasticity", choices=("always", "free_phase"), default="always",
-                   help="full dynamics: lateral weights learn always or only in free phases")
-    p.add_argument("--readout", choices=READOUTS, default="membrane",
-                   help="full dynamics: rates from membrane or prospective (LE-style) potentials")
-    p.add_argument("--free-ms", type=float, default=None, help="full dynamics: free phase per pattern (ms)")
-    p.add_argument("--nudge-ms", type=float, default=None, help="full dynamics: nudged phase per pattern (ms)")
-    p.add_argument("--settle-ms", type=float, default=0.0,
-                   help="full dynamics: plasticity starts this long after each phase begins (ms)")
-    p.add_argument("--validation", action="store_true",
-                   help="mnist/fashion: evaluate on 10,000 held-out training images instead of the test set")
-    p.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
-    p.set_defaults(handler=_cli_handler)
-
-
-def _cli_handler(args) -> int:
-    topdown = "fixed" if args.topdown == "fixed-random" else args.topdown
-    cfg = MicrocircuitConfig(seed=args.seed, task=args.task, dynamics=args.dynamics, epochs=args.epochs,
-                             topdown=topdown, shallow=args.shallow, n_train=args.n_train, n_test=args.n_test,
-                             sizes=args.sizes, eta_up=args.eta_up, eta_ip=args.eta_ip, eta_pi=args.eta_pi,
-                             batch_size=args.batch_size, learning=args.learning, backprop_lr=args.backprop_lr,
-                             interneuron_plasticity=args.interneuron_plasticity, readout=args.readout,
-                             free_ms=args.free_ms, nudge_ms=args.nudge_ms, settle_ms=args.settle_ms,
-                             validation=args.validation, resume=args.resume)
-    result = run_microcircuit(cfg, args.out, progress=True)
-    print(json.dumps(result.final, indent=2))
-    return 0

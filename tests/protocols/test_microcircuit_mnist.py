@@ -6,7 +6,6 @@ The data come from the npm package (fetched once per test session into the sessi
 import hashlib
 import json
 
-import numpy as np
 import pytest
 
 from cortexsim.protocols.microcircuit import MicrocircuitConfig, image_data, run_microcircuit
