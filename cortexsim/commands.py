@@ -414,22 +414,48 @@ def handle_urbanczik(args) -> int:
 
 def add_lagrangian_arguments(parser: argparse.ArgumentParser) -> None:
     from cortexsim.protocols.lagrangian import DYNAMICS, TASKS
+    from cortexsim.protocols.lagrangian_images import IMAGE_TASKS
 
-    parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument("--t-pres", type=float, required=True, help="presentation time per pattern (ms)")
+    parser.add_argument("--task", choices=TASKS + IMAGE_TASKS, required=True)
+    parser.add_argument("--t-pres", type=float, default=None,
+                        help="presentation time per pattern (ms; required except for mnist/fashion: tau / 20)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--n-seeds", type=int, default=5, help="networks trained side by side (seeds seed..)")
-    parser.add_argument("--dynamics", choices=DYNAMICS, default="latent_equilibrium")
+    parser.add_argument("--dynamics", choices=DYNAMICS + ("backprop",), default="latent_equilibrium",
+                        help="'backprop' (mnist/fashion only): plain backprop of the same network, the reference")
     parser.add_argument("--errors", choices=("direct", "microcircuit"), default="direct")
     parser.add_argument("--tau", type=float, default=10.0, help="membrane time constant (ms)")
     parser.add_argument("--epochs", type=int, default=0, help="passes through the training set (0: task default)")
     parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: task default)")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="mnist/fashion: first N training images (default all)")
+    parser.add_argument("--n-test", type=int, default=None, help="mnist/fashion: first N test images (default all)")
+    parser.add_argument("--copies", type=int, default=None, help="mnist/fashion: images shown side by side (batch)")
+    parser.add_argument("--lr", type=float, default=None, help="mnist/fashion: learning rate per presentation")
+    parser.add_argument("--validation", action="store_true",
+                        help="mnist/fashion: evaluate on 10,000 held-out training images instead of the test set")
     parser.add_argument("--out", required=True, help="output folder for results.json and figures")
 
 
 def handle_lagrangian(args) -> int:
     from cortexsim.protocols.lagrangian import LagrangianConfig, run_lagrangian, task_defaults
+    from cortexsim.protocols.lagrangian_images import IMAGE_TASKS, ImageLagrangianConfig, run_lagrangian_images
 
+    if args.task in IMAGE_TASKS:
+        if args.errors != "direct":
+            raise ValueError("errors 'microcircuit' is not available for the mnist and fashion tasks")
+        extra = {k: v for k, v in (("epochs", args.epochs or None), ("lr", args.lr), ("copies", args.copies))
+                 if v is not None}
+        cfg = ImageLagrangianConfig(task=args.task, seed=args.seed, dynamics=args.dynamics, tau=args.tau,
+                                    t_pres=args.t_pres, n_train=args.n_train, n_test=args.n_test,
+                                    validation=args.validation, **extra)
+        result = run_lagrangian_images(cfg, out_dir=args.out, progress=True)
+        print(json.dumps(result.summary(), indent=2))
+        return 0
+    if args.dynamics == "backprop":
+        raise ValueError("dynamics 'backprop' is available for the mnist and fashion tasks only")
+    if args.t_pres is None:
+        raise ValueError(f"--t-pres is required for task {args.task!r}")
     settings = task_defaults(args.task)
     if args.hidden:
         settings["hidden"] = args.hidden

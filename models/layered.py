@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy.special import expit
 
-__all__ = ["Activation", "LayeredNetwork", "logistic", "soft_relu", "tanh", "linear"]
+__all__ = ["Activation", "LayeredNetwork", "logistic", "soft_relu", "tanh", "linear", "hard_sigmoid"]
 
 
 @dataclass(frozen=True)
@@ -52,17 +52,38 @@ def soft_relu(gamma: float = 1.0, beta: float = 1.0, theta: float = 0.0) -> Acti
     return Activation("soft_relu", phi, dphi, {"gamma": gamma, "beta": beta, "theta": theta})
 
 
+def hard_sigmoid() -> Activation:
+    """phi(u) = min(max(u, 0), 1) (Haider et al. 2021's MNIST networks); phi' = 1 on (0, 1), else 0."""
+    def phi(u):
+        return np.clip(u, 0.0, 1.0)
+
+    def dphi(u):
+        u = np.asarray(u)
+        return ((u > 0.0) & (u < 1.0)).astype(u.dtype if np.issubdtype(u.dtype, np.floating) else float)
+
+    return Activation("hard_sigmoid", phi, dphi)
+
+
 def tanh() -> Activation:
     """phi(u) = tanh(u)."""
     return Activation("tanh", np.tanh, lambda u: 1.0 - np.tanh(u) ** 2)
 
 
 def linear() -> Activation:
-    """phi(u) = u."""
-    return Activation("linear", lambda u: np.asarray(u, dtype=float), lambda u: np.ones_like(u, dtype=float))
+    """phi(u) = u (float32 stays float32)."""
+    def phi(u):
+        u = np.asarray(u)
+        return u if np.issubdtype(u.dtype, np.floating) else u.astype(float)
+
+    def dphi(u):
+        u = np.asarray(u)
+        return np.ones_like(u, dtype=u.dtype if np.issubdtype(u.dtype, np.floating) else float)
+
+    return Activation("linear", phi, dphi)
 
 
-ACTIVATIONS = {"logistic": logistic, "soft_relu": soft_relu, "tanh": tanh, "linear": linear}
+ACTIVATIONS = {"logistic": logistic, "soft_relu": soft_relu, "tanh": tanh, "linear": linear,
+               "hard_sigmoid": hard_sigmoid}
 
 
 @dataclass
