@@ -107,10 +107,9 @@ def figure(runs: dict) -> None:
         chosen = {r["variant"]: r for r in runs.values() if r["task"] == task}
         if not chosen:
             continue
-        n = min(len(r["curve"]) for r in chosen.values())
-        epochs = [row["epoch"] for row in next(iter(chosen.values()))["curve"][:n]]
-        plot_learning_curve(epochs, {name: [100 * row["test_accuracy"] for row in r["curve"][:n]]
-                                     for name, r in chosen.items()},
+        n = max(len(r["curve"]) for r in chosen.values())       # shorter runs padded with NaN (not drawn)
+        plot_learning_curve(list(range(n)), {name: [100 * row["test_accuracy"] for row in r["curve"]]
+                                             + [float("nan")] * (n - len(r["curve"])) for name, r in chosen.items()},
                             HERE / "results" / f"lagrangian_mnist_{task}_curves.png", ylabel="test accuracy (%)",
                             xlabel="epoch", title=f"{task}: 784-300-100-10, t_pres = tau / 20 (real-time read-out)")
 

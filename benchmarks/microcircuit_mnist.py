@@ -136,12 +136,11 @@ def figure(runs: dict) -> None:
         chosen = {k: r for k, r in runs.items() if k.split("/")[0] in (prefix, prefix + "_full")}
         if not chosen:
             continue
-        n = min(len(r["curve"]) for r in chosen.values())
-        epochs = [row["epoch"] for row in next(iter(chosen.values()))["curve"][:n]]
-        plot_learning_curve(epochs, {k: [100 * row.get("test_accuracy", np.nan) for row in r["curve"][:n]]
-                                     for k, r in chosen.items()},
+        n = max(len(r["curve"]) for r in chosen.values())       # shorter runs padded with NaN (not drawn)
+        plot_learning_curve(list(range(n)), {k: [100 * row.get("test_accuracy", np.nan) for row in r["curve"]]
+                                             + [np.nan] * (n - len(r["curve"])) for k, r in chosen.items()},
                             HERE / "results" / f"microcircuit_mnist_{prefix}_curves.png", ylabel="test accuracy (%)",
-                            xlabel="epoch", title=f"microcircuit, {prefix} (first {n - 1} epochs of every run)")
+                            xlabel="epoch", title=f"microcircuit, {prefix}")
 
 
 if __name__ == "__main__":
