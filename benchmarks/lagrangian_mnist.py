@@ -25,6 +25,7 @@ JSON are kept.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from pathlib import Path
@@ -60,6 +61,7 @@ def main(argv=None) -> int:
     parser.add_argument("--only", choices=("mnist", "fashion"), default=None)
     parser.add_argument("--variants", default=",".join(VARIANTS))
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     report = read_json(OUT) if OUT.exists() else {"benchmark": "lagrangian_mnist", "runs": {}}
     report.update({"description": __doc__.split("\n\n")[0], "versions": library_versions(), "machine": machine_info(),
                    "criterion": "MNIST, t_pres = tau / 20: LE test accuracy within 0.5 percentage points of "

@@ -24,6 +24,7 @@ own results.json with ``test_accuracy`` under benchmarks/results/microcircuit_mn
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import time
 from dataclasses import replace
@@ -74,6 +75,7 @@ def main(argv=None) -> int:
     parser.add_argument("--full-epochs", type=int, default=1, help="epochs of the full-dynamics MNIST runs")
     parser.add_argument("--seed", type=int, default=1)
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     report = read_json(OUT) if OUT.exists() else {"benchmark": "microcircuit_mnist", "runs": {}}
     report.update({"description": __doc__.split("\n\n")[0], "versions": library_versions(), "machine": machine_info(),
                    "criteria": {"mnist_fixed_random": "steady state, fixed random top-down: test error <= 2.5 %",
