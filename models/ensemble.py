@@ -46,14 +46,13 @@ import numpy as np
 from cortexsim.seeds import derive_rng
 
 from ..backends.noise import add_poisson_background
-from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
                                   equivalent_noise, kick_spike_times, matched_background)
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
+from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type, write_lif
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
            "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times",
@@ -103,13 +102,33 @@ class Ensemble:
         return [slice(m * N, (m + 1) * N) for m in range(self.n_networks)]
 
     def set_bms(self, bms: list) -> None:
-        """Represent ``bms`` (one per network) from now on: leak potentials and recurrent weights in place."""
+        """Represent ``bms`` (one per network) from now on: leak potentials and recurrent weights in place.
+
+        Through :func:`cortexsim.models.sampling_network.write_lif`, the update path of every network kind.
+        """
         bms = _check_bms(bms, self.n_networks)
-        lif = _translate(bms, self.neuron, self.translation_noise, self.fit)
-        self.population.set(v_rest=lif.e_leak)
-        set_projection_weights(self.sim, self.projection_exc, lif.excitatory_weights)
-        set_projection_weights(self.sim, self.projection_inh, lif.inhibitory_weights)
+        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh,
+                  _translate(bms, self.neuron, self.translation_noise, self.fit))
         self.bms = bms
+
+    def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
+
+        Entries outside the diagonal blocks must be zero (the networks are not coupled by W).
+        """
+        W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+        n = self.n_networks * self.n_neurons
+        if W.shape != (n, n) or b.shape != (n,):
+            raise ValueError(f"W must be ({n}, {n}) and b ({n},) for {self.n_networks} networks of "
+                             f"{self.n_neurons} neurons, got {W.shape} and {b.shape}")
+        blocks = self.blocks
+        outside = W.copy()
+        for s in blocks:
+            outside[s, s] = 0.0
+        if np.any(outside != 0):
+            raise ValueError("W couples different networks of the ensemble (non-zero entries outside the "
+                             "diagonal blocks)")
+        self.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in blocks])
 
     def spiketrains(self, clear: bool = False) -> list:
         """Recorded spike trains of all M * N neurons (current segment)."""

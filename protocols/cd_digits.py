@@ -8,9 +8,10 @@ visible group (pixels and labels) and the hidden group. The data are binarised a
    ``p(h | v)`` exactly, model phase persistent block-Gibbs chains.
 2. Baseline: the same RBM trained further with the exact sampler, for as many updates as the spiking
    fine-tuning makes, evaluated with exact block Gibbs.
-3. Spiking fine-tuning (:func:`train_digits`): the pre-trained RBM is translated onto a LIF sampling
-   network built once per checkpoint segment. Each iteration clamps ``batch_size`` training images
-   (pixels and label) one after the other for ``clamp_ms`` (data phase: hidden states after
+3. Spiking fine-tuning (:func:`~cortexsim.protocols.cd_digits_training.train_digits`, the CD engine with
+   the statistics function :class:`ClampedStatistics`): the pre-trained RBM is translated onto a LIF
+   sampling network built once per checkpoint segment. Each iteration clamps ``batch_size`` training
+   images (pixels and label) one after the other for ``clamp_ms`` (data phase: hidden states after
    ``settle_ms``), then lets the network run free for ``model_ms`` (model phase); (W, b) move by the
    difference of the two phases' statistics.
 4. Inference by clamping: classification (clamp the image, read the label units' time on; the most
@@ -24,13 +25,12 @@ import numpy as np
 
 from ..analysis.states import states_on_grid
 from ..models.boltzmann import BoltzmannMachine
-from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer, bipartite_mask, block_gibbs,
-                                  cd_gradient, check_binary_data, moments_from_states)
+from ..models.cd_learning import CDUpdate, block_gibbs, check_binary_data, moments_from_states
 from ..models.datasets import digits, one_hot, train_test_split
-from .cd_network import TimedSimulator, clamped_leak, set_leak
+from .cd_engine import Statistics, TimedSimulator
 
 __all__ = ["N_PIXELS", "N_LABELS", "N_VISIBLE", "load_digits_split", "rbm_parts", "train_exact",
-           "free_energy_accuracy", "evaluate_exact", "spiking_iteration", "evaluate_spiking",
+           "free_energy_accuracy", "evaluate_exact", "ClampedStatistics", "evaluate_spiking",
            "TOP_HALF"]
 
 N_PIXELS = 64
@@ -60,21 +60,18 @@ def _full_states(visible: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return np.hstack([visible, hidden])
 
 
-def train_exact(W: np.ndarray, b: np.ndarray, optimizer: MomentumOptimizer, schedule: LearningRateSchedule,
-                data: np.ndarray, iterations: int, batch_size: int, chains: np.ndarray,
-                rng: np.random.Generator, first_iteration: int = 0, curve_every: int = 0,
-                curve_data: tuple | None = None):
+def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray, iterations: int,
+                batch_size: int, chains: np.ndarray, rng: np.random.Generator, first_iteration: int = 0,
+                curve_every: int = 0, curve_data: tuple | None = None):
     """Exact-sampler CD (persistent chains) on an RBM; returns (W, b, chains, curve).
 
     Data phase: ``p(h | v)`` of a mini-batch of ``batch_size`` rows of ``data`` (n, 74); model
-    phase: one block-Gibbs sweep of the persistent ``chains`` (c, 74). The update is
-    :func:`cortexsim.models.cd_learning.cd_gradient` with the bipartite mask and ``optimizer``.
-    ``curve`` lists (iteration, exact test accuracy) every ``curve_every`` iterations when
+    phase: one block-Gibbs sweep of the persistent ``chains`` (c, 74). The update is ``update``
+    (:class:`cortexsim.models.cd_learning.CDUpdate` with the bipartite mask), the same as the spiking
+    engine's. ``curve`` lists (iteration, exact test accuracy) every ``curve_every`` iterations when
     ``curve_data = (test_pixels, test_labels)`` is given.
     """
     data = check_binary_data(data, N_VISIBLE, "training data")
-    n_hidden = W.shape[0] - N_VISIBLE
-    mask = bipartite_mask(N_VISIBLE, n_hidden)
     curve = []
     for iteration in range(first_iteration, first_iteration + iterations):
         W_vh, b_v, b_h = rbm_parts(W, b)
@@ -82,8 +79,7 @@ def train_exact(W: np.ndarray, b: np.ndarray, optimizer: MomentumOptimizer, sche
         data_moments = moments_from_states(_full_states(batch, _sigmoid(b_h + batch @ W_vh)))
         chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
         model_moments = moments_from_states(_full_states(chains, _sigmoid(b_h + chains @ W_vh)))
-        grad_W, grad_b = cd_gradient(data_moments, model_moments, mask)
-        W, b = optimizer.step(W, b, grad_W, grad_b, schedule.rate(iteration), mask)
+        W, b = update(iteration, W, b, data_moments, model_moments)
         if curve_every and curve_data is not None and (iteration + 1) % curve_every == 0:
             curve.append((iteration + 1, free_energy_accuracy(W, b, *curve_data)))
     return W, b, chains, curve
@@ -123,32 +119,53 @@ def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.
     return {"accuracy": accuracy, "completion_error": error}
 
 
-def spiking_iteration(network, timed: TimedSimulator, batch: np.ndarray, config) -> tuple:
-    """One data phase (clamped images) and one model phase on the spiking network.
+class ClampedStatistics:
+    """Statistics function of the digits task: one clamped data phase and one free model phase.
 
-    Returns the (data, model) moments, each ``(mean (n,), second (n, n))``.
+    Per iteration: ``batch_size`` training rows drawn with the engine's generator are clamped one after
+    the other for ``clamp_ms`` each (data phase; states read after ``settle_ms``, clamped units take
+    their clamped values), then the network runs free for ``model_ms`` (model phase). Records
+    ``model_mean_activity`` per iteration and, per segment, ``segment_exact_accuracy`` (free-energy
+    test accuracy of the current parameters).
     """
-    tau_ref = network.neuron.tau_refrac
-    visible = np.arange(N_VISIBLE)
-    windows = []
-    t_begin = timed.t_ms
-    for row in batch:
-        set_leak(network, clamped_leak(network, visible, row, config.clamp_bias))
-        windows.append(timed.run(config.clamp_ms))
-    set_leak(network, network.lif.e_leak)
-    model_window = timed.run(config.model_ms)
-    spiketrains = network.spiketrains(clear=True)
-    dt = config.readout_dt_ms
-    states = states_on_grid(spiketrains, tau_ref, t_begin, timed.t_ms, dt)
-    data_rows = []
-    for row, (t0, t1) in zip(batch, windows):
-        first, last = int(round((t0 + config.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
-        block = states[first:last].astype(float)
-        block[:, :N_VISIBLE] = row  # the data: clamped units take their clamped values
-        data_rows.append(block)
-    first = int(round((model_window[0] - t_begin) / dt))
-    model_states = states[first:]
-    return moments_from_states(np.vstack(data_rows)), moments_from_states(model_states)
+
+    def __init__(self, data: np.ndarray, config, test_pixels: np.ndarray | None = None,
+                 test_labels: np.ndarray | None = None):
+        self.data = check_binary_data(data, N_VISIBLE, "training data")
+        self.config = config
+        self.test = (test_pixels, test_labels)
+
+    def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
+                 rng: np.random.Generator) -> Statistics:
+        config = self.config
+        batch = self.data[rng.integers(0, self.data.shape[0], config.batch_size)]
+        tau_ref = network.neuron.tau_refrac
+        visible = np.arange(N_VISIBLE)
+        windows = []
+        t_begin = timed.t_ms
+        for row in batch:
+            network.clamp(visible, row, config.clamp_bias)
+            windows.append(timed.run(config.clamp_ms))
+        network.release()
+        model_window = timed.run(duration_ms)
+        spiketrains = network.spiketrains(clear=True)
+        dt = config.readout_dt_ms
+        states = states_on_grid(spiketrains, tau_ref, t_begin, timed.t_ms, dt)
+        data_rows = []
+        for row, (t0, t1) in zip(batch, windows):
+            first, last = int(round((t0 + config.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
+            block = states[first:last].astype(float)
+            block[:, :N_VISIBLE] = row  # the data: clamped units take their clamped values
+            data_rows.append(block)
+        first = int(round((model_window[0] - t_begin) / dt))
+        model = moments_from_states(states[first:])
+        return Statistics(moments_from_states(np.vstack(data_rows)), model,
+                          {"model_mean_activity": float(np.mean(model[0]))})
+
+    def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
+        if self.test[0] is None:
+            return {}
+        return {"segment_exact_accuracy": free_energy_accuracy(W, b, *self.test)}
 
 
 def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
@@ -165,14 +182,14 @@ def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_p
         windows = []
         t_begin = timed.t_ms
         for image in pixels[start:start + chunk]:
-            set_leak(network, clamped_leak(network, clamp_pixels, image[clamp_pixels], config.clamp_bias))
+            network.clamp(clamp_pixels, image[clamp_pixels], config.clamp_bias)
             t0, t1 = timed.run(config.eval_settle_ms + config.eval_read_ms)
             windows.append((t0 + config.eval_settle_ms, t1))
         states = states_on_grid(network.spiketrains(clear=True), tau_ref, t_begin, timed.t_ms, dt)
         for k, (t0, t1) in enumerate(windows):
             first, last = int(round((t0 - t_begin) / dt)), int(round((t1 - t_begin) / dt))
             out[start + k] = states[first:last].mean(axis=0)
-    set_leak(network, network.lif.e_leak)
+    network.release()
     return out
 
 

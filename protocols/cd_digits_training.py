@@ -1,6 +1,9 @@
 """Digits task driver: exact pre-training and baseline, spiking fine-tuning with checkpoints, evaluation.
 
-See :mod:`cortexsim.protocols.cd_digits` for the model and the phases. ``results.json`` holds
+See :mod:`cortexsim.protocols.cd_digits` for the model and the phases. The spiking fine-tuning is the CD
+engine (:func:`cortexsim.protocols.cd_engine.train_cd`) with a factory that builds the RBM as a
+:class:`~cortexsim.models.sampling_network.SamplingNetwork` and the statistics function
+:class:`~cortexsim.protocols.cd_digits.ClampedStatistics` (clamped data phase, free model phase). ``results.json`` holds
 ``test_accuracy`` and ``completion_error`` (spiking network after fine-tuning), the same before
 fine-tuning, and ``baseline_test_accuracy`` / ``baseline_completion_error`` (exact Gibbs, same sizes,
 same number of updates).
@@ -9,29 +12,30 @@ same number of updates).
 from __future__ import annotations
 
 import logging
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
 from cortexsim.seeds import derive_seed
 
-from ..analysis import plots
-from ..backends.registry import load_backend
-from ..models.boltzmann import BoltzmannMachine
-from ..models.cd_learning import LearningRateSchedule, MomentumOptimizer, bipartite_mask, cd_gradient
+from cortexsim.checks import check_choice
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from ..models.sampling_network import build_sampling_network
-from .calibration import CalibrationConfig, calibrate
-from .cd_digits import (N_PIXELS, N_VISIBLE, TOP_HALF, evaluate_exact, evaluate_spiking, free_energy_accuracy,
-                        initial_rbm, load_digits_split, spiking_iteration, spiking_scores, train_exact)
-from .cd_network import (TimedSimulator, apply_bm, check_training_settings, load_checkpoint,
-                         rng_from_state, save_checkpoint)
+from cortexsim.seeds import check_seed
 
-__all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "train_digits"]
+from ..analysis import plots
+from ..backends.registry import backend_info, check_dt, chip_booking, load_backend
+from ..models.boltzmann import BoltzmannMachine
+from ..models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask
+from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
+from .calibration import CalibrationConfig, calibrate
+from .cd_digits import (N_PIXELS, N_VISIBLE, TOP_HALF, ClampedStatistics, evaluate_exact, evaluate_spiking,
+                        initial_rbm, load_digits_split, spiking_scores, train_exact)
+from .cd_engine import CDSettings, CDState, TimedSimulator, load_checkpoint, save_checkpoint, train_cd
+
+__all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,7 +121,11 @@ class DigitsTrainingConfig:
     noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        check_training_settings(self)
+        check_seed(self.seed)
+        backend_info(self.backend)
+        check_dt(self.backend, self.dt_ms)
+        check_choice(self.synapses, "synapses", SYNAPSE_KINDS)
+        self.cd_settings()  # iterations, optimizer, checkpoint_every
         LearningRateSchedule(self.pretrain_learning_rate, self.schedule, self.pretrain_schedule_tau)
         if int(self.n_hidden) < 1:
             raise ValueError(f"n_hidden must be >= 1, got {self.n_hidden}")
@@ -144,6 +152,12 @@ class DigitsTrainingConfig:
         return CalibrationConfig(seed=self.seed, backend=self.backend, neuron=self.neuron,
                                  noise=self.noise, dt_ms=self.dt_ms)
 
+    def cd_settings(self) -> CDSettings:
+        """How the CD engine fine-tunes (one iteration: batch_size clamped images, then model_ms free)."""
+        return CDSettings(iterations=self.iterations, sampling_ms=self.model_ms, learning_rate=self.learning_rate,
+                          schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
+                          weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every)
+
 
 @dataclass
 class DigitsTrainingResult:
@@ -158,6 +172,18 @@ class DigitsTrainingResult:
     files: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
+        """Headline figures: test accuracy and completion error, spiking (before/after fine-tuning) and
+        the exact-Gibbs baseline."""
+        s = self.scores
+        return {"test_accuracy": s["spiking_after"]["accuracy"],
+                "test_accuracy_before_finetuning": s["spiking_before"]["accuracy"],
+                "baseline_test_accuracy": s["baseline"]["accuracy"],
+                "completion_error": s["spiking_after"]["completion_error"],
+                "baseline_completion_error": s["baseline"]["completion_error"],
+                "iterations": self.config.iterations, "backend": self.config.backend}
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
         s = self.scores
         return {"task": "digits",
                 "test_accuracy": s["spiking_after"]["accuracy"],
@@ -179,11 +205,13 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
     start = initial_rbm(config.n_hidden, rng)
     W, b = np.array(start.W), np.array(start.b)
     chains = data[rng.integers(0, data.shape[0], config.gibbs_chains)].copy()
-    optimizer = MomentumOptimizer.create(W.shape[0], config.momentum, config.weight_decay)
-    pre_schedule = LearningRateSchedule(config.pretrain_learning_rate, config.schedule, config.pretrain_schedule_tau)
+    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    pretrain = CDUpdate(LearningRateSchedule(config.pretrain_learning_rate, config.schedule,
+                                             config.pretrain_schedule_tau),
+                        MomentumOptimizer.create(W.shape[0], config.momentum, config.weight_decay), mask)
     curve = []
     if config.pretrain_iterations:
-        W, b, chains, curve = train_exact(W, b, optimizer, pre_schedule, data, config.pretrain_iterations,
+        W, b, chains, curve = train_exact(W, b, pretrain, data, config.pretrain_iterations,
                                           config.pretrain_batch_size, chains, rng,
                                           curve_every=max(1, config.pretrain_iterations // 20),
                                           curve_data=(test_x, test_y))
@@ -192,9 +220,8 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
     completion = test_x[:config.n_completion_images]
     pretrained = evaluate_exact(W, b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
                                 eval_rng, completion)
-    fine_optimizer = MomentumOptimizer.create(W.shape[0], config.momentum, config.weight_decay)
-    schedule = LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
-    base_W, base_b, _, base_curve = train_exact(W, b, fine_optimizer, schedule, data, config.iterations,
+    base_W, base_b, _, base_curve = train_exact(W, b, config.cd_settings().update(mask, W.shape[0]), data,
+                                                config.iterations,
                                                 config.batch_size, chains, rng,
                                                 curve_every=config.checkpoint_every, curve_data=(test_x, test_y))
     baseline = evaluate_exact(base_W, base_b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
@@ -218,6 +245,12 @@ def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, 
     return spiking_scores(classify, test_y, complete, completion)
 
 
+def run(config: DigitsTrainingConfig, out_dir: str | Path | None = None, progress: bool = False,
+        resume: bool = False) -> DigitsTrainingResult:
+    """The protocol behind ``cortexsim train-cd --task digits`` (:func:`train_digits`)."""
+    return train_digits(config, out_dir=out_dir, resume=resume, progress=progress)
+
+
 def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None, out_dir: str | Path | None = None,
                  resume: bool = False, progress: bool = False,
                  stop_after_iteration: int | None = None) -> DigitsTrainingResult | None:
@@ -230,6 +263,8 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     if config.n_test_images:
         test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
     sim = load_backend(config.backend)
+    settings = config.cd_settings()
+    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
     if resume:
         state = load_checkpoint(out_dir, "digits")
         if state["config"] != config_to_dict(config):
@@ -237,93 +272,43 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     else:
         if progress:
             logger.info(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
-                  f"baseline updates")
+                        "baseline updates")
         prepared = _prepare(config, data, test_x, test_y)
-        optimizer = MomentumOptimizer.create(len(prepared["b"]), config.momentum, config.weight_decay)
-        state = {"task": "digits", "config": config_to_dict(config), "iteration": 0, "prepared": prepared,
-                 "W": prepared["W"], "b": prepared["b"], "optimizer": optimizer.to_dict(),
-                 "rng": np.random.default_rng(derive_seed(config.seed, 13)).bit_generator.state,
-                 "spiking_before": None,
-                 "history": {"iteration": [], "learning_rate": [], "gradient_norm": [], "model_mean_activity": [],
-                             "segment_end": [], "segment_exact_accuracy": []},
-                 "timing": {"training_wall_s": 0.0, "run_wall_s": 0.0, "iterations_timed": 0}}
+        cd = CDState.fresh(prepared["W"], prepared["b"], settings, mask,
+                           rng=np.random.default_rng(derive_seed(config.seed, 13)))
+        state = {"task": "digits", "config": config_to_dict(config), "prepared": prepared, "spiking_before": None,
+                 "cd": cd.to_dict()}
+    save = (lambda cd: save_checkpoint(output_dir(out_dir), {**state, "cd": cd.to_dict()})) if out_dir else None
     if state["spiking_before"] is None:
-        state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["W"]), np.asarray(state["b"]),
-                                                test_x, test_y, derive_seed(config.seed, 14), progress,
-                                                "before fine-tuning")
+        state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["prepared"]["W"]),
+                                                np.asarray(state["prepared"]["b"]), test_x, test_y,
+                                                derive_seed(config.seed, 14), progress, "before fine-tuning")
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
-    if not _fine_tune(config, state, sim, fit, data, test_x, test_y, out_dir, progress, stop_after_iteration):
+    cd = CDState.from_dict(state["cd"])
+
+    def build(sim, W, b, first_iteration):
+        sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
+        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
+
+    statistics = ClampedStatistics(data, config, test_x, test_y)
+    if not train_cd(build, statistics, settings, cd, sim, mask, save=save, progress=progress,
+                    label=f"CD digits on {config.backend}", stop_after_iteration=stop_after_iteration):
         return None
-    W, b = np.asarray(state["W"]), np.asarray(state["b"])
+    W, b = cd.trained(settings, mask)
     after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
                           "after fine-tuning")
     prepared = state["prepared"]
-    timing = dict(state["timing"])
-    timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
     scores = {"spiking_before": state["spiking_before"], "spiking_after": after,
               "baseline": prepared["baseline"], "pretrained_exact": prepared["pretrained_exact"]}
-    history = dict(state["history"], pretrain_curve=prepared["pretrain_curve"],
-                   baseline_curve=prepared["baseline_curve"])
-    result = DigitsTrainingResult(config, scores, history, timing, fit, BoltzmannMachine(W, b))
+    history = dict(cd.history, pretrain_curve=prepared["pretrain_curve"], baseline_curve=prepared["baseline_curve"])
+    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b))
     if out_dir is not None:
-        _write_outputs(result, output_dir(out_dir))
+        _write_outputs(result, output_dir(out_dir), chip_booking(sim))
     return result
 
 
-def _fine_tune(config, state, sim, fit, data, test_x, test_y, out_dir, progress, stop_after) -> bool:
-    schedule = LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
-    optimizer = MomentumOptimizer.from_dict(state["optimizer"])
-    rng = rng_from_state(state["rng"])
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
-    W, b = np.asarray(state["W"], dtype=float), np.asarray(state["b"], dtype=float)
-    history, timing = state["history"], state["timing"]
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=config.iterations, initial=state["iteration"], desc=f"CD digits on {config.backend}",
-                   unit="it")
-    try:
-        while state["iteration"] < config.iterations:
-            first = state["iteration"]
-            last = min(first + config.checkpoint_every, config.iterations)
-            tic = time.perf_counter()
-            sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first))
-            network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
-                                             config.synapses)
-            timed = TimedSimulator(sim)
-            for iteration in range(first, last):
-                batch = data[rng.integers(0, data.shape[0], config.batch_size)]
-                data_moments, model_moments = spiking_iteration(network, timed, batch, config)
-                grad_W, grad_b = cd_gradient(data_moments, model_moments, mask)
-                eta = schedule.rate(iteration)
-                W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
-                apply_bm(network, BoltzmannMachine(W, b))
-                history["iteration"].append(iteration)
-                history["learning_rate"].append(eta)
-                history["gradient_norm"].append(float(np.sqrt(np.sum(grad_W**2) / 2 + np.sum(grad_b**2))))
-                history["model_mean_activity"].append(float(np.mean(model_moments[0])))
-                if bar is not None:
-                    bar.update(1)
-            sim.end()
-            timing["run_wall_s"] += timed.run_wall_s
-            timing["training_wall_s"] += time.perf_counter() - tic
-            timing["iterations_timed"] += last - first
-            history["segment_end"].append(last)
-            history["segment_exact_accuracy"].append(free_energy_accuracy(W, b, test_x, test_y))
-            state.update(iteration=last, W=W.tolist(), b=b.tolist(), optimizer=optimizer.to_dict(),
-                         rng=rng.bit_generator.state)
-            if out_dir is not None:
-                save_checkpoint(output_dir(out_dir), state)
-            if stop_after is not None and stop_after <= last < config.iterations:
-                return False
-    finally:
-        if bar is not None:
-            bar.close()
-    return True
-
-
-def _write_outputs(result: DigitsTrainingResult, out: Path) -> None:
+def _write_outputs(result: DigitsTrainingResult, out: Path, chip: dict | None = None) -> None:
     h = result.history
     files = {"gradient_norm": plots.plot_learning_curve(
         h["iteration"], {"|CD update direction| (spiking)": np.asarray(h["gradient_norm"])},
@@ -339,5 +324,4 @@ def _write_outputs(result: DigitsTrainingResult, out: Path) -> None:
             {"spiking fine-tuning (exact free-energy read-out)": np.asarray(h["segment_exact_accuracy"])},
             out / "finetune_accuracy.png", ylabel="test accuracy")
     result.files = {name: Path(path).name for name, path in files.items()}
-    write_json_atomic(out / "config.json", config_to_dict(result.config))
-    write_json_atomic(out / "results.json", result.summary())
+    write_results(out, result.to_dict(), result.config, chip)

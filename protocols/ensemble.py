@@ -28,21 +28,22 @@ from dataclasses import dataclass
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
+from cortexsim.seeds import derive_seed
 
 from ..analysis.background import plot_background
-from ..analysis.plots import plot_activation_function, plot_learning_curve
-from ..backends.registry import backend_info, check_dt, load_backend
-from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
+from ..analysis.plots import plot_activation_function, plot_learning_curve, plot_value_distributions
+from ..backends.registry import backend_info, check_dt, chip_booking, load_backend
+from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, random_bm
 from ..models.cd_learning import SCHEDULE_KINDS
 from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
-from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
-from cortexsim.seeds import derive_seed
-from .ensemble_training import RunSettings, TrainingSettings, evaluate, measure_background, train
+from .cd_engine import CDSettings, CDState, load_checkpoint, save_checkpoint
+from .ensemble_training import RunSettings, evaluate, measure_background, train
 
-__all__ = ["EnsembleConfig", "run_ensemble", "quartiles"]
+__all__ = ["EnsembleConfig", "EnsembleResult", "run", "run_ensemble", "quartiles"]
 
 logger = logging.getLogger(__name__)
 
@@ -82,6 +83,10 @@ class EnsembleConfig:
     average_fraction : float
         In [0, 1): trained parameters = mean of the iterates over this last fraction of the
         iterations (Polyak-Ruppert averaging); 0 keeps the last iterate.
+    checkpoint_every : int, optional
+        CD iterations per training segment; a checkpoint is written after each (``resume`` continues
+        from it). Every segment restarts the ensemble from its seeded initial conditions. None: one
+        segment per noise mode (checkpoints only between the protocol's phases).
     learning_rate, schedule, schedule_tau, momentum :
         CD optimizer (eta0; "constant" or "inverse" eta0 tau / (tau + t); tau in iterations; momentum in [0, 1)).
     eval_duration_ms : float
@@ -119,6 +124,7 @@ class EnsembleConfig:
     sampling_ms: float = 1000.0
     sampling_end_ms: float | None = None
     average_fraction: float = 0.0
+    checkpoint_every: int | None = None
     learning_rate: float = 1.0
     schedule: str = "inverse"
     schedule_tau: float = 50.0
@@ -169,9 +175,38 @@ class EnsembleConfig:
         return RunSettings(self.dt_ms, self.burn_in_ms, derive_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
-    def training(self) -> TrainingSettings:
-        return TrainingSettings(self.train_iterations, self.sampling_ms, self.learning_rate, self.schedule,
-                                self.schedule_tau, self.momentum, self.sampling_end_ms, self.average_fraction)
+    def training(self) -> CDSettings:
+        """How the CD engine trains each noise mode."""
+        return CDSettings(iterations=self.train_iterations, sampling_ms=self.sampling_ms,
+                          learning_rate=self.learning_rate, schedule=self.schedule, schedule_tau=self.schedule_tau,
+                          momentum=self.momentum, dt_ms=self.dt_ms, sampling_end_ms=self.sampling_end_ms,
+                          average_fraction=self.average_fraction, checkpoint_every=self.checkpoint_every,
+                          burn_in_ms=self.burn_in_ms)
+
+
+@dataclass
+class EnsembleResult:
+    """Outcome of :func:`run`: the ``results.json`` content (see :func:`run_ensemble`)."""
+
+    data: dict
+
+    def summary(self) -> dict:
+        """Headline figures: median D_KL(sampled || target) per condition (nats) and the ratios."""
+        out = {key: self.data[key]["median"] for key in ("dkl_poisson_untrained", "dkl_poisson_trained",
+                                                         "dkl_ensemble_untrained", "dkl_ensemble_trained")}
+        out["ratio_ensemble_trained_to_poisson_trained"] = self.data["ratio_ensemble_trained_to_poisson_trained"]
+        out["improvement_ensemble_untrained_to_trained"] = self.data["improvement_ensemble_untrained_to_trained"]
+        return out
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return self.data
+
+
+def run(config: EnsembleConfig, out_dir=None, progress: bool = False, resume: bool = False) -> EnsembleResult | None:
+    """The protocol behind ``cortexsim ensemble`` (:func:`run_ensemble`); None if interrupted."""
+    data = run_ensemble(config, out_dir=out_dir, progress=progress, resume=resume)
+    return None if data is None else EnsembleResult(data)
 
 
 def quartiles(values) -> dict:
@@ -183,16 +218,35 @@ def quartiles(values) -> dict:
 
 
 def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
-                 poisson_fit: ActivationFit | None = None) -> dict:
+                 poisson_fit: ActivationFit | None = None, resume: bool = False,
+                 stop_after_iteration: int | None = None) -> dict | None:
     """Run the protocol (see the module docstring); returns the ``results.json`` content.
 
     ``poisson_fit`` (the activation function under Poisson noise) is calibrated (cached) if not given.
+    With ``out_dir``, a checkpoint is written after every phase (evaluations, and training segments,
+    see ``checkpoint_every``); ``resume`` continues a killed run from it. The background measurements
+    are repeated on resumption (they are seeded, so they give the same result). ``stop_after_iteration``
+    interrupts the first training that reaches it (returns None), for tests of resumption.
     """
+    if resume and out_dir is None:
+        raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     tic_total = time.perf_counter()
     say = logger.info if progress else (lambda *a, **k: None)
     sim = load_backend(config.backend)
     settings = config.run_settings()
     targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(config.n_networks)]
+    if resume:
+        state = load_checkpoint(out_dir, "ensemble")
+        if state["config"] != config_to_dict(config):
+            raise ValueError("the checkpoint was written with another config; resume with the same settings")
+    else:
+        state = {"task": "ensemble", "config": config_to_dict(config), "evaluations": {}, "training": {},
+                 "trained": {}, "histories": {}}
+
+    def save() -> None:
+        if out_dir is not None:
+            save_checkpoint(output_dir(out_dir), state)
+
     calibration = CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
                                     noise=config.noise, dt_ms=config.dt_ms)
     poisson_fit = poisson_fit or calibrate(calibration, progress=progress).fit
@@ -208,23 +262,42 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
         f"mean rate {source_rate:.1f} Hz")
     modes = {"poisson": (poisson_fit, config.noise), "ensemble": (ensemble_fit, ensemble_noise)}
-    evaluations, histories, trained = {}, {}, {}
+    evaluations, histories = state["evaluations"], state["histories"]
     for index, (mode, (fit, noise)) in enumerate(modes.items()):
         tic = time.perf_counter()
-        evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
-                                                    config.eval_duration_ms, derive_seed(config.seed, 5, index))
+        if f"{mode}_untrained" not in evaluations:
+            evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
+                                                        config.eval_duration_ms, derive_seed(config.seed, 5, index))
+            save()
         say(f"{mode} untrained: median D_KL {np.median(evaluations[f'{mode}_untrained']['dkl_sampled_target']):.4f}")
-        trained[mode], histories[mode] = train(sim, settings, config.training(), targets, targets, fit, mode, noise,
-                                               derive_seed(config.seed, 6, index), progress)
-        evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained[mode], targets, fit, mode, noise,
-                                                  config.eval_duration_ms, derive_seed(config.seed, 7, index))
+        if mode not in state["trained"]:
+            start = CDState.from_dict(state["training"][mode]) if mode in state["training"] else targets
+
+            def save_training(cd: CDState, mode=mode) -> None:
+                state["training"][mode] = cd.to_dict()
+                save()
+
+            bms, history = train(sim, settings, config.training(), targets, start, fit, mode, noise,
+                                 derive_seed(config.seed, 6, index), progress, save=save_training,
+                                 stop_after_iteration=stop_after_iteration)
+            if bms is None:
+                return None
+            state["trained"][mode], histories[mode] = [bm.to_dict() for bm in bms], history
+            save()
+        trained = [BoltzmannMachine.from_dict(d) for d in state["trained"][mode]]
+        if f"{mode}_trained" not in evaluations:
+            evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained, targets, fit, mode, noise,
+                                                      config.eval_duration_ms, derive_seed(config.seed, 7, index))
+            save()
         say(f"{mode} trained: median D_KL {np.median(evaluations[f'{mode}_trained']['dkl_sampled_target']):.4f}")
         timings[f"{mode}_s"] = time.perf_counter() - tic
     timings["total_s"] = time.perf_counter() - tic_total
+    trained = {mode: [BoltzmannMachine.from_dict(d) for d in bms] for mode, bms in state["trained"].items()}
     results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
                          evaluations, histories, trained, targets, timings)
     if out_dir is not None:
-        _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit)
+        _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit,
+                       chip_booking(sim))
     return results
 
 
@@ -264,40 +337,16 @@ def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_pois
     }
 
 
-def _plot_dkl(dkl: dict, path, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.0, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    labels = list(dkl)
-    ax.boxplot([np.asarray(dkl[k], dtype=float) for k in labels], showfliers=False)
-    for i, key in enumerate(labels, start=1):
-        values = np.asarray(dkl[key], dtype=float)
-        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, values.size)  # plotting only
-        ax.plot(i + jitter, values, ".", alpha=0.5, color=f"C{i}")
-    ax.set_xticks(range(1, len(labels) + 1), [k.replace("_", "\n") for k in labels])
-    ax.set_yscale("log")
-    ax.set_ylabel("D_KL(sampled || target) per network (nats)")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories, poisson_fit) -> None:
+def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories, poisson_fit,
+                   chip: dict | None = None) -> None:
     config = results["config"]
     dkl = {key: evaluations[key]["dkl_sampled_target"] for key in
            ("poisson_untrained", "poisson_trained", "ensemble_untrained", "ensemble_trained")}
     files = {
-        "dkl_distributions": _plot_dkl(dkl, out / "dkl_distributions.png",
-                                       f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
-                                       f"{config['train_iterations']} CD iterations, "
-                                       f"eval {config['eval_duration_ms']:g} ms"),
+        "dkl_distributions": plot_value_distributions(
+            dkl, out / "dkl_distributions.png", "D_KL(sampled || target) per network (nats)",
+            title=f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
+                  f"{config['train_iterations']} CD iterations, eval {config['eval_duration_ms']:g} ms"),
         "background": plot_background({"poisson": bg_poisson["inputs"], "ensemble": bg_ensemble["inputs"]},
                                       {"poisson": bg_poisson["membrane"], "ensemble": bg_ensemble["membrane"]},
                                       out / "background.png", title="background: Poisson vs ensemble"),
@@ -310,5 +359,4 @@ def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories
                                         out / "training.png", ylabel="median D_KL per iteration's samples", logy=True),
     }
     results["files"] = {name: str(path.name) for name, path in files.items()}
-    write_json_atomic(out / "config.json", config)
-    write_json_atomic(out / "results.json", results)
+    write_results(out, results, config, chip)

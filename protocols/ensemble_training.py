@@ -5,18 +5,14 @@ ensemble with :func:`cortexsim.models.ensemble.build_ensemble` (background conne
 initial potentials from ``network_seed``, identical in every run of a protocol, so every run sees
 the SAME networks), and reads one joint distribution per network (time-continuous, analysis.states).
 
-Training reuses the pure contrastive-divergence rule of :mod:`cortexsim.models.cd_learning`
-(``cd_gradient``, ``MomentumOptimizer``, ``LearningRateSchedule``, ``block_diagonal_mask``): the data
-statistics are the exact moments of each network's target, the model statistics those of the
-network's own samples over ``sampling_ms``; all M networks update at once (block-diagonal mask)
-and their parameters are set in place between runs (no rebuild). The training loop of
-:mod:`cortexsim.protocols.cd_training` builds Poisson-driven networks itself and rebuilds them for
-every checkpoint segment (which would restart a deterministic ensemble from its kick), so it is not
-used here; a network-factory hook there would have to cover segments, checkpoints and read-out too.
-
-The loop offers a growing sampling time per iteration and iterate averaging
-(:func:`~cortexsim.models.cd_learning.sampling_durations`, :class:`~cortexsim.models.cd_learning.IterateAverage`);
-a protocol applies the same settings to both noise modes.
+Training (:func:`train`) is the CD engine (:func:`cortexsim.protocols.cd_engine.train_cd`) with the
+ensemble as the network factory and :class:`~cortexsim.protocols.cd_engine.TargetStatistics` as the
+statistics function, the same as the target task's: the data statistics are the exact moments of each
+network's target, the model statistics those of the network's own samples; all M networks update at
+once (block-diagonal mask) and their parameters are set in place between iterations (no rebuild within
+a segment). The engine's growing sampling time and iterate averaging are used here; a protocol applies
+the same settings to both noise modes. With ``checkpoint_every`` set, training runs in segments that
+each restart the (deterministic) ensemble from its seeded initial conditions and write a checkpoint.
 
 Measured (NEST, 50 x 5 neurons, K = 30, 150 iterations of 1 -> 3 s, eta 1 / (1 + t / 50), momentum
 0.5, mean of the last 75 iterates, 50 s evaluations; benchmarks/ensemble_sampling.py). With STATIC
@@ -39,18 +35,19 @@ from types import ModuleType
 
 import numpy as np
 
-from ..analysis.background import input_statistics, membrane_statistics
-from ..analysis.divergence import dkl_both
-from ..analysis.states import joint_distribution
-from ..models.boltzmann import BoltzmannMachine, block_diagonal, exact_moments, joint
-from ..models.cd_learning import (IterateAverage, LearningRateSchedule, MomentumOptimizer, block_diagonal_mask,
-                                  cd_gradient, moments_from_distribution, sampling_durations)
-from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble, equivalent_noise
-from ..models.lif_translation import fit_activation
 from cortexsim.parameters import ActivationFit, NeuronParameters, NoiseParameters
 from cortexsim.seeds import derive_seed
 
-__all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train",
+from ..analysis.background import input_statistics, membrane_statistics
+from ..analysis.divergence import dkl_both
+from ..analysis.states import joint_distribution
+from ..models.boltzmann import BoltzmannMachine, block_diagonal, joint
+from ..models.cd_learning import block_diagonal_mask
+from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble, equivalent_noise
+from ..models.lif_translation import fit_activation
+from .cd_engine import CDSettings, CDState, TargetStatistics, block_slices, train_cd
+
+__all__ = ["RunSettings", "build", "network_distributions", "evaluate", "train", "fresh_training",
            "measure_background"]
 
 
@@ -75,48 +72,6 @@ class RunSettings:
     neuron: NeuronParameters
     noise: NoiseParameters
     synapses: str = "renewing"
-
-
-@dataclass(frozen=True)
-class TrainingSettings:
-    """CD settings (times in ms, ``schedule_tau`` in iterations).
-
-    Attributes
-    ----------
-    iterations : int
-        CD iterations (>= 1).
-    sampling_ms : float
-        Sampling time of the first iteration (ms), > 0.
-    learning_rate, schedule, schedule_tau, momentum :
-        Optimizer: eta0, schedule kind, its decay constant, momentum in [0, 1).
-    sampling_end_ms : float, optional
-        Sampling time of the last iteration (ms); the time grows linearly from ``sampling_ms``
-        (:func:`sampling_durations`). None: every iteration samples ``sampling_ms``. Late iterations,
-        which make small corrections, then see less sampling noise.
-    average_fraction : float
-        In [0, 1): the trained parameters are the mean of the iterates over the last
-        ``average_fraction`` of the iterations (Polyak-Ruppert averaging, :class:`IterateAverage`),
-        which averages out the sampling noise of single updates; 0 keeps the last iterate.
-    """
-
-    iterations: int
-    sampling_ms: float
-    learning_rate: float
-    schedule: str
-    schedule_tau: float
-    momentum: float
-    sampling_end_ms: float | None = None
-    average_fraction: float = 0.0
-
-    def __post_init__(self) -> None:
-        if int(self.iterations) != self.iterations or self.iterations < 1:
-            raise ValueError(f"iterations must be an integer >= 1, got {self.iterations!r}")
-        for name in ("sampling_ms", "sampling_end_ms"):
-            value = getattr(self, name)
-            if value is not None and (not np.isfinite(value) or value <= 0):
-                raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
-        if not 0.0 <= self.average_fraction < 1.0:
-            raise ValueError(f"average_fraction must lie in [0, 1), got {self.average_fraction!r}")
 
 
 def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,
@@ -158,77 +113,59 @@ def evaluate(sim: ModuleType, settings: RunSettings, bms: list, targets: list, f
             "rates_hz": rates.tolist(), "run_wall_s": wall}
 
 
-def train(sim: ModuleType, settings: RunSettings, training: TrainingSettings, targets: list, start: list,
-          fit: ActivationFit, mode: str, translation_noise: NoiseParameters, sim_seed: int,
-          progress: bool = False) -> tuple[list, dict]:
-    """CD-train all networks of one ensemble at once towards their ``targets``, from ``start`` BMs.
+def fresh_training(start: list, settings: CDSettings) -> CDState:
+    """The engine state before the first iteration, from the BMs ``start`` (one per network)."""
+    composite = block_diagonal(start)
+    return CDState.fresh(composite.W, composite.b, settings, block_diagonal_mask([bm.n_units for bm in start]))
 
-    One simulation: burn-in, then per iteration free sampling (``training.sampling_ms``, growing to
-    ``training.sampling_end_ms`` if set, :func:`sampling_durations`), the update
+
+def train(sim: ModuleType, settings: RunSettings, training: CDSettings, targets: list, start: list | CDState,
+          fit: ActivationFit, mode: str, translation_noise: NoiseParameters, sim_seed: int,
+          progress: bool = False, save=None, stop_after_iteration: int | None = None) -> tuple[list, dict]:
+    """CD-train all networks of one ensemble at once towards their ``targets``, from ``start``.
+
+    The CD engine with the ensemble as network factory: burn-in, then per iteration free sampling
+    (``training.sampling_ms``, growing to ``training.sampling_end_ms`` if set), the update
     ``dW = eta (<zz>_target - <zz>_sampled)``, ``db = eta (<z>_target - <z>_sampled)`` per network
-    (block-diagonal mask), and the new parameters set in place.
+    (block-diagonal mask), and the new parameters set in place. Segment k > 0 of a run with
+    ``training.checkpoint_every`` uses the simulator seed ``derive_seed(sim_seed, first_iteration)``.
+
+    Parameters
+    ----------
+    start : list of BoltzmannMachine or CDState
+        Starting BMs (one per network), or the engine state of a checkpoint to continue from.
+    save : callable, optional
+        Called with the :class:`~cortexsim.protocols.cd_engine.CDState` after every segment.
+    stop_after_iteration : int, optional
+        Interrupt after the segment that reaches this iteration (returns None, None).
 
     Returns
     -------
     final : list of BoltzmannMachine
         The last iterate, or the mean of the last iterates (``training.average_fraction``).
-    history : dict with per-iteration ``learning_rate``, ``sampling_ms``, ``dkl_median`` (median over
-        networks of D_KL(sampled || target) of that iteration's samples), ``averaged_iterations`` and timing.
+    history : dict with per-iteration ``learning_rate``, ``sampling_ms``, ``dkl_sampled_target`` (per
+        network), ``dkl_median`` (median over networks of D_KL(sampled || target) of that iteration's
+        samples), ``averaged_iterations``, and ``timing``.
     """
-    ensemble = build(sim, settings, start, fit, mode, translation_noise, sim_seed)
+    state = start if isinstance(start, CDState) else fresh_training(start, training)
     sizes = [bm.n_units for bm in targets]
     mask = block_diagonal_mask(sizes)
-    data_mean = np.zeros(mask.shape[0])
-    data_second = np.zeros(mask.shape)
-    for s, target in zip(ensemble.blocks, targets):
-        data_mean[s], data_second[s, s] = exact_moments(target)
-    composite = block_diagonal(start)
-    W, b = np.array(composite.W), np.array(composite.b)
-    schedule = LearningRateSchedule(training.learning_rate, training.schedule, training.schedule_tau)
-    optimizer = MomentumOptimizer.create(mask.shape[0], training.momentum)
-    p_targets = [joint(t) for t in targets]
-    history = {"learning_rate": [], "dkl_median": [], "run_wall_s": 0.0, "update_wall_s": 0.0}
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=training.iterations, desc=f"CD, {mode} noise", unit="it")
-    durations = sampling_durations(training.sampling_ms, training.sampling_end_ms, training.iterations, settings.dt_ms)
-    average = IterateAverage(training.iterations, training.average_fraction)
-    history["sampling_ms"] = durations.tolist()
-    history["averaged_iterations"] = training.iterations - average.start
-    t_now = settings.burn_in_ms
-    tic = time.perf_counter()
-    sim.run(settings.burn_in_ms)
-    ensemble.spiketrains(clear=True)
-    history["run_wall_s"] += time.perf_counter() - tic
-    for iteration, duration in enumerate(durations):
-        tic = time.perf_counter()
-        sim.run(float(duration))
-        history["run_wall_s"] += time.perf_counter() - tic
-        tic = time.perf_counter()
-        spiketrains = ensemble.spiketrains(clear=True)
-        dists = network_distributions(spiketrains, ensemble, t_now, t_now + duration)
-        t_now += duration
-        model_mean, model_second = np.zeros_like(data_mean), np.zeros_like(data_second)
-        for s, p in zip(ensemble.blocks, dists):
-            model_mean[s], model_second[s, s] = moments_from_distribution(p, s.stop - s.start)
-        grad_W, grad_b = cd_gradient((data_mean, data_second), (model_mean, model_second), mask)
-        eta = schedule.rate(iteration)
-        W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
-        ensemble.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in ensemble.blocks])
-        average.add(iteration, W, b)
-        dkl = [dkl_both(p, q)["dkl_sampled_target"] for p, q in zip(dists, p_targets)]
-        history["learning_rate"].append(eta)
-        history["dkl_median"].append(float(np.median(dkl)))
-        history["update_wall_s"] += time.perf_counter() - tic
-        if bar is not None:
-            bar.update(1)
-            bar.set_postfix(dkl_median=f"{np.median(dkl):.4f}")
-    if bar is not None:
-        bar.close()
-    sim.end()
-    W_final, b_final = average.result()
-    return [BoltzmannMachine(W_final[s, s], b_final[s]) for s in ensemble.blocks], history
+
+    def factory(sim, W, b, first_iteration):
+        seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
+        return build(sim, settings, [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], fit, mode,
+                     translation_noise, seed)
+
+    statistics = TargetStatistics(targets, settings.neuron.tau_refrac)
+    if not train_cd(factory, statistics, training, state, sim, mask, save=save, progress=progress,
+                    label=f"CD, {mode} noise", stop_after_iteration=stop_after_iteration):
+        return None, None
+    W, b = state.trained(training, mask)
+    history = dict(state.history)
+    history["dkl_median"] = [float(np.median(d)) for d in history["dkl_sampled_target"]]
+    history["averaged_iterations"] = int(round(training.average_fraction * training.iterations))
+    history["timing"] = dict(state.timing)
+    return [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], history
 
 
 def measure_background(sim: ModuleType, config, settings: RunSettings, targets: list, fit: ActivationFit,

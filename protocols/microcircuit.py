@@ -17,14 +17,16 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.analysis.plots import plot_curve_panels
 from cortexsim.models import datasets
 from cortexsim.models.layered import LayeredNetwork, linear, logistic, soft_relu
 from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, self_predicting_weights)
 from cortexsim.models.microcircuit.steady_state import steady_state, train_epoch
+from cortexsim.results import output_dir, write_results
 
-__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data"]
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run", "run_microcircuit", "teacher_student_data"]
 
 logger = logging.getLogger(__name__)
 
@@ -70,11 +72,11 @@ class MicrocircuitConfig:
     ----------
     seed : int
         Seed of data, initial weights and presentation order (required).
-    task : str
-        "sps" (learn the self-predicting state from random weights, forward plasticity off),
-        "teacher" (30-50-10 student learns a 30-20-10 soft-ReLU teacher), "yinyang", "digits".
-    dynamics : str
-        "steady" (fixed point per pattern) or "full" (time-continuous numpy twin, dt from ``g``-params).
+    task : {"sps", "teacher", "yinyang", "digits"}
+        sps: learn the self-predicting state from random weights (forward plasticity off); teacher:
+        30-50-10 student learns a 30-20-10 soft-ReLU teacher; yinyang; digits.
+    dynamics : {"steady", "full"}
+        steady: fixed point per pattern; full: time-continuous numpy twin (dt from ``g``-params).
     sizes : tuple of int or None
         Layer sizes, input first.
     epochs : int or None
@@ -87,8 +89,8 @@ class MicrocircuitConfig:
         (a free phase, then a nudged phase).
     eta_up, eta_ip, eta_pi : tuple of float or None
         Learning rates (1/ms) of forward, interneuron and interneuron-to-pyramidal weights.
-    topdown : str or None
-        "fixed", "transposed" or "learned" (learned uses ``eta_pi`` as its rate).
+    topdown : {"fixed", "transposed", "learned"}
+        Top-down weights (learned uses ``eta_pi`` as its rate); None: the task's default.
     g_som : float
         Output nudging conductance (1/ms).
     noise : float
@@ -114,8 +116,9 @@ class MicrocircuitConfig:
         ``decay_factor`` (annealing; 1 = never). Fraction in (0, 1].
     decay_factor : float
         Annealing factor in (0, 1].
-    interneuron_plasticity : str
-        "always" or "free_phase" (see ``MicrocircuitParams``); only matters for "full" dynamics (the
+    interneuron_plasticity : {"always", "free_phase"}
+        Lateral weights learn always or only in free phases (see ``MicrocircuitParams``); only matters
+        for "full" dynamics (the
         steady-state variant always trains W_IP and W_PI on the free fixed point).
     """
 
@@ -189,6 +192,14 @@ class MicrocircuitResult:
     versions: dict = field(default_factory=dict)
     figures: list = field(default_factory=list)
     wall_time_s: float = 0.0
+
+    def summary(self) -> dict:
+        """Headline figures: the final test measures (accuracy, loss or apical norm)."""
+        return {key: value for key, value in self.final.items() if isinstance(value, (int, float))}
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return asdict(self)
 
 
 def teacher_student_data(n_samples: int, seed: int, teacher_seed: int = 12345):
@@ -283,26 +294,18 @@ def _versions() -> dict:
 
 
 def _plot(result: MicrocircuitResult, out_dir: Path) -> list:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [k for k in ("test_accuracy", "test_loss", "apical_norm") if k in result.curve[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     epochs = [row["epoch"] for row in result.curve]
-    for ax, key in zip(axes[0], keys):
-        ax.plot(epochs, [row[key] for row in result.curve], marker=".")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        if key == "apical_norm":
-            ax.set_yscale("log")
-    fig.suptitle(f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
-                 f"seed {result.config['seed']})")
-    fig.tight_layout()
-    path = out_dir / "learning_curve.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    panels = {key.replace("_", " "): {key: [row[key] for row in result.curve]} for key in keys}
+    path = plot_curve_panels(epochs, panels, out_dir / "learning_curve.png", xlabel="epoch", logy=("apical norm",),
+                             title=f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
+                                   f"seed {result.config['seed']})")
     return [str(path)]
+
+
+def run(cfg: MicrocircuitConfig, out_dir: str | Path | None = None, progress: bool = False) -> MicrocircuitResult:
+    """The protocol behind ``cortexsim microcircuit`` (:func:`run_microcircuit`)."""
+    return run_microcircuit(cfg, out_dir, progress)
 
 
 def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
@@ -341,10 +344,9 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         result.final["analytic_sps_max_abs_apical"] = analytic_sps_apical(weights, params, test.x[:5])
     result.wall_time_s = time.perf_counter() - start
     if out_dir is not None:
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = output_dir(out_dir)
         result.figures = _plot(result, out_dir)
-        (out_dir / "results.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+        write_results(out_dir, result.to_dict(), cfg)
     return result
 
 
