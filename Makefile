@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cortexsim-installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test lint install benchmarks clean
+.PHONY: run test lint docs install benchmarks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cortexsim needs Python 3.11, found " + sys.version.split()[0]'
@@ -27,12 +27,22 @@ run: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The documentation (Sphinx, autodoc + numpydoc) in docs/_build/html; any warning fails the build.
+DOCS_STAMP := $(VENV)/.cortexsim-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) .ci/lint_imports.py
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache docs/_build docs/api
 
 # NEST with MPI (the PyPI wheel has none), built from its source distribution into .venv, with
 # Debian's OpenMPI. Takes long on 2 cores; a reduced model set builds faster, e.g.

@@ -179,6 +179,18 @@ def max_weight_uS(spec: ChipSpec) -> float:
     return spec.max_weight_int * spec.max_row_scale_int * spec.row_scale_unit_uS
 
 
+# What both chips share: models, receptors, recordables, parameter ranges, fixed-pattern noise.
+_SHARED = dict(
+    cell_types=("IF_cond_exp", "EIF_cond_exp_isfa_ista"),
+    spike_source_types=("SpikeSourceArray", "SpikeSourcePoisson"),
+    synapse_types=("StaticSynapse", "TsodyksMarkramSynapse"),
+    stp_exclusive=True,
+    receptor_types=("excitatory", "inhibitory"),
+    recordables=("spikes", "v"),
+    parameter_ranges={"IF_cond_exp": _IF_COND_EXP_RANGES, "EIF_cond_exp_isfa_ista": _ADEX_RANGES},
+    fixed_pattern_noise=_SPIKEY_FPN,
+)
+
 CHIPS: dict[str, ChipSpec] = {
     "bss2": ChipSpec(
         name="bss2",
@@ -192,15 +204,7 @@ CHIPS: dict[str, ChipSpec] = {
         delays_allowed=False,
         delay_range_ms=None,
         speedup=1e3,
-        cell_types=("IF_cond_exp", "EIF_cond_exp_isfa_ista"),
-        spike_source_types=("SpikeSourceArray", "SpikeSourcePoisson"),
-        synapse_types=("StaticSynapse", "TsodyksMarkramSynapse"),
-        stp_exclusive=True,
-        receptor_types=("excitatory", "inhibitory"),
-        recordables=("spikes", "v"),
-        parameter_ranges={"IF_cond_exp": _IF_COND_EXP_RANGES,
-                          "EIF_cond_exp_isfa_ista": _ADEX_RANGES},
-        fixed_pattern_noise=_SPIKEY_FPN,
+        **_SHARED,
         calibration_step_mV=0.12,
         configuration_overhead_s=0.5,
         run_overhead_s=0.02,
@@ -217,15 +221,7 @@ CHIPS: dict[str, ChipSpec] = {
         delays_allowed=True,
         delay_range_ms=(0.1, 10.0),
         speedup=1e4,
-        cell_types=("IF_cond_exp", "EIF_cond_exp_isfa_ista"),
-        spike_source_types=("SpikeSourceArray", "SpikeSourcePoisson"),
-        synapse_types=("StaticSynapse", "TsodyksMarkramSynapse"),
-        stp_exclusive=True,
-        receptor_types=("excitatory", "inhibitory"),
-        recordables=("spikes", "v"),
-        parameter_ranges={"IF_cond_exp": _IF_COND_EXP_RANGES,
-                          "EIF_cond_exp_isfa_ista": _ADEX_RANGES},
-        fixed_pattern_noise=_SPIKEY_FPN,
+        **_SHARED,
         calibration_step_mV=0.18,
         configuration_overhead_s=30.0,
         run_overhead_s=0.5,

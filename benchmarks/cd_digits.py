@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from cortexsim.config import config_to_dict
-from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig, train_digits
+from cortexsim.protocols.cd_digits import DigitsTrainingConfig, train_digits
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "cd_digits.json"

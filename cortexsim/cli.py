@@ -185,7 +185,7 @@ COMMANDS: tuple[Command, ...] = (
             (Option("--neurons", "n_neurons"), Option("--duration", "duration_ms"),
              Option("--bm", "bm_file", metavar="FILE"), Option("--synapses", "synapses"))),
     Command("train-cd", "contrastive-divergence training on a spiking sampling network",
-            {"target": P + "cd_training:TargetTrainingConfig", "digits": P + "cd_digits_training:DigitsTrainingConfig"},
+            {"target": P + "cd_training:TargetTrainingConfig", "digits": P + "cd_digits:DigitsTrainingConfig"},
             (Option("--iterations", "iterations"), Option("--learning-rate", "learning_rate"),
              Option("--schedule", "schedule"), Option("--schedule-tau", "schedule_tau"),
              Option("--momentum", "momentum"), Option("--checkpoint-every", "checkpoint_every"),

@@ -49,8 +49,9 @@ def config_from_dict(cls, data: dict):
         nested = next((c for c in candidates if dataclasses.is_dataclass(c)), None)
         if nested is not None and isinstance(value, dict):
             value = config_from_dict(nested, value)
-        elif isinstance(value, list) and tuple in (typing.get_origin(hint), hint):
-            value = tuple(value)
+        elif isinstance(value, list) and (tuple in (typing.get_origin(hint), hint)
+                                          or any(tuple in (typing.get_origin(c), c) for c in candidates)):
+            value = tuple(tuple(v) if isinstance(v, list) else v for v in value)
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -103,7 +104,8 @@ def field_docs(cls) -> dict[str, FieldDoc]:
     """The numpydoc ``Attributes`` section of a config class, by field name.
 
     Entries may document several fields at once (``a, b : float``). A type written as a set of
-    strings (``{"renewing", "static"}``) gives the allowed values.
+    strings (``{"renewing", "static"}``) gives the allowed values. Fields a subclass does not document
+    take the documentation of the base class that does.
 
     Examples
     --------
@@ -120,8 +122,16 @@ def field_docs(cls) -> dict[str, FieldDoc]:
     >>> field_docs(Demo)["kind"].choices
     ('a', 'b')
     """
-    doc = inspect.getdoc(cls) or ""
-    lines = doc.splitlines()
+    inherited = {}
+    for base in reversed(cls.__mro__[1:]):
+        if dataclasses.is_dataclass(base):
+            inherited.update(field_docs(base))
+    return {**inherited, **_own_field_docs(cls)}
+
+
+def _own_field_docs(cls) -> dict[str, FieldDoc]:
+    doc = cls.__dict__.get("__doc__") or ""
+    lines = inspect.cleandoc(doc).splitlines()
     try:
         start = next(i for i, line in enumerate(lines)
                      if line.strip() == "Attributes" and i + 1 < len(lines) and set(lines[i + 1].strip()) == {"-"})

@@ -17,7 +17,7 @@ background selected by ``mode``:
     background conductance is that of either pure mode.
 
 Choice of the ensemble weights (documented default, :func:`matched_background`)
-------------------------------------------------------------------------------
+-------------------------------------------------------------------------------
 A Poisson background of rate R and weight w0 per receptor gives the mean conductance
 ``R w0 tau_syn`` and, for shot noise, the variance ``R w0^2 tau_syn / 2``. K sources firing at rate
 nu with weight w give ``K nu w tau_syn`` and (if they were independent Poisson trains)

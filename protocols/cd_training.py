@@ -12,7 +12,7 @@ Poisson-driven :class:`~cortexsim.models.sampling_network.SamplingNetwork` of th
 the statistics function :class:`~cortexsim.protocols.cd_engine.TargetStatistics`. The network is built
 once per checkpoint segment and updated in place between iterations; see
 :mod:`cortexsim.protocols.cd_engine` for why segments make resumption bit-identical on NEST.
-The digits task lives in :mod:`cortexsim.protocols.cd_digits_training`.
+The digits task lives in :mod:`cortexsim.protocols.cd_digits`.
 """
 
 from __future__ import annotations

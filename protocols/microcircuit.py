@@ -352,7 +352,8 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
 
 def analytic_sps_apical(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.ndarray,
                         steps_per_pattern: int = 1000) -> float:
-    """Largest |v_A| after the numpy twin (no plasticity, no noise) settles in the analytic SPS."""
+    """Largest absolute apical potential v_A after the numpy twin (no plasticity, no noise) settles in the
+    analytic SPS."""
     frozen = replace(params, noise=0.0, eta_up=(), eta_ip=(), eta_pi=(), eta_down=())
     model = NumpyMicrocircuit(self_predicting_weights(weights, frozen), frozen)
     worst = 0.0

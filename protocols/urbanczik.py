@@ -31,10 +31,6 @@ class UrbanczikRunConfig(UrbanczikConfig):
 
     Attributes
     ----------
-    seed : int
-        Seeds the input pattern and the simulator's random generator (>= 0).
-    n_repetitions : int
-        Repetitions with the teacher on (>= 2).
     backends : tuple of str
         Simulators to run the model on, each of ("nest", "brian2") (native models, not PyNN).
     """

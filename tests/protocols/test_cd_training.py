@@ -79,7 +79,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 @pytest.mark.parametrize("learning_rate", [0.0, -1.0])
 def test_non_positive_learning_rate_is_rejected(learning_rate):
-    from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig
+    from cortexsim.protocols.cd_digits import DigitsTrainingConfig
 
     with pytest.raises(ValueError, match="learning rate"):
         TargetTrainingConfig(seed=1, learning_rate=learning_rate)
@@ -112,7 +112,7 @@ def test_digits_training_data_must_be_binary_and_74_wide():
 
 def test_digits_pipeline_runs_and_writes_results(tmp_path):
     """A tiny digits run: exact pre-training and baseline, 2 spiking updates, both evaluations."""
-    from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig, train_digits
+    from cortexsim.protocols.cd_digits import DigitsTrainingConfig, train_digits
 
     config = DigitsTrainingConfig(seed=2, n_hidden=8, pretrain_iterations=300, iterations=2, batch_size=2,
                                   clamp_ms=30.0, settle_ms=10.0, model_ms=60.0, checkpoint_every=1,

@@ -156,7 +156,7 @@ def test_deterministic_ensemble_resumes_bit_identically_from_its_checkpoint(tmp_
     import json
 
     from cortexsim.protocols.cd_engine import CDSettings, CDState
-    from cortexsim.protocols.ensemble_training import RunSettings, train
+    from cortexsim.protocols.ensemble import RunSettings, train
     from cortexsim.parameters import DEFAULT_NEURON
 
     sim = load_backend("nest")
