@@ -52,7 +52,7 @@ from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE
                                   equivalent_noise, kick_spike_times, matched_background)
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type, write_lif
+from .sampling_network import SYNAPSE_KINDS, clamped_leak, recurrent_synapse_type, write_lif
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
            "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times",
@@ -85,6 +85,7 @@ class Ensemble:
     created: dict = field(default_factory=dict)
     probes: object = None
     probe_sources: tuple | None = None
+    e_leak: np.ndarray | None = None
 
     @property
     def n_networks(self) -> int:
@@ -107,9 +108,18 @@ class Ensemble:
         Through :func:`cortexsim.models.sampling_network.write_lif`, the update path of every network kind.
         """
         bms = _check_bms(bms, self.n_networks)
-        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh,
-                  _translate(bms, self.neuron, self.translation_noise, self.fit))
-        self.bms = bms
+        lif = _translate(bms, self.neuron, self.translation_noise, self.fit)
+        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh, lif)
+        self.bms, self.e_leak = bms, np.asarray(lif.e_leak, dtype=float)
+
+    def clamp(self, units, values, clamp_bias: float) -> None:
+        """Clamp ``units`` (indices into all M * N neurons) to ``values`` (0/1) through their leak
+        potentials, as :meth:`cortexsim.models.sampling_network.SamplingNetwork.clamp`; :meth:`release` undoes it."""
+        self.population.set(v_rest=clamped_leak(self.e_leak, self.fit, units, values, clamp_bias))
+
+    def release(self) -> None:
+        """Undo :meth:`clamp`: every neuron gets the leak potential of the BMs represented."""
+        self.population.set(v_rest=self.e_leak)
 
     def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
@@ -254,7 +264,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
                                           sim.FromListConnector(pairs, column_names=["weight"]), synapse,
                                           receptor_type=receptor, label=f"{label}_{receptor[:3]}"))
     ensemble = Ensemble(sim, mode, bms, fit, neuron, noise, translation_noise, background, synapses, population,
-                        projections[0], projections[1])
+                        projections[0], projections[1], e_leak=np.asarray(e_leak, dtype=float))
     probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes)
                    if x is not None]
     group_size = 1 if activation_probes is None or np.ndim(activation_probes) < 2 else np.shape(activation_probes)[1]

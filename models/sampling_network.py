@@ -19,9 +19,9 @@ Example
 >>> from cortexsim.models.boltzmann import random_bm
 >>> from cortexsim.models.lif_translation import ActivationFit
 >>> sim = load_backend("nest")
->>> sim.setup(timestep=0.1, seed=1)
+>>> _ = sim.setup(timestep=0.1, seed=1)
 >>> net = build_sampling_network(sim, random_bm(5, seed=1), ActivationFit(v_p05=-50.61, alpha=0.82))
->>> sim.run(1000.0)
+>>> _ = sim.run(1000.0)
 >>> spiketrains = net.spiketrains()
 """
 
@@ -38,7 +38,8 @@ from .boltzmann import BoltzmannMachine
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
-__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif"]
+__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif",
+           "clamped_leak"]
 
 #: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
 SYNAPSE_KINDS = ("renewing", "static")
@@ -62,6 +63,26 @@ def write_lif(sim: ModuleType, population, projection_exc, projection_inh, lif: 
     population.set(v_rest=np.asarray(lif.e_leak, dtype=float))
     set_projection_weights(sim, projection_exc, lif.excitatory_weights)
     set_projection_weights(sim, projection_inh, lif.inhibitory_weights)
+
+
+def clamped_leak(e_leak: np.ndarray, fit: ActivationFit, units, values, clamp_bias: float) -> np.ndarray:
+    """Leak potentials (mV) with ``units`` clamped to ``values`` (0/1) and the others as in ``e_leak``.
+
+    A clamped unit gets the bias ``+clamp_bias`` (value 1) or ``-clamp_bias`` (value 0): the leak
+    potential ``v_p05 +- alpha * clamp_bias``.
+
+    Examples
+    --------
+    >>> clamped_leak(np.array([-50.0, -51.0]), ActivationFit(v_p05=-50.0, alpha=1.0), [1], [1.0], 40.0)
+    array([-50., -10.])
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != np.shape(units):
+        raise ValueError(f"clamp values must match the clamped units in shape, got {values.shape} and "
+                         f"{np.shape(units)}")
+    leak = np.array(e_leak, dtype=float)
+    leak[units] = fit.v_p05 + fit.alpha * clamp_bias * (2.0 * values - 1.0)
+    return leak
 
 
 @dataclass
@@ -133,13 +154,7 @@ class SamplingNetwork:
         works on every backend. The weights onto a clamped unit do not matter while it is clamped and
         are left as they are. :meth:`release` undoes every clamp.
         """
-        values = np.asarray(values, dtype=float)
-        if values.shape != np.shape(units):
-            raise ValueError(f"clamp values must match the clamped units in shape, got {values.shape} and "
-                             f"{np.shape(units)}")
-        e_leak = np.array(self.lif.e_leak, dtype=float)
-        e_leak[units] = self.fit.v_p05 + self.fit.alpha * clamp_bias * (2.0 * values - 1.0)
-        self.population.set(v_rest=e_leak)
+        self.population.set(v_rest=clamped_leak(self.lif.e_leak, self.fit, units, values, clamp_bias))
 
     def release(self) -> None:
         """Undo :meth:`clamp`: every unit gets the leak potential of the BM represented."""

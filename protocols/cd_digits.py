@@ -8,8 +8,8 @@ visible group (pixels and labels) and the hidden group. The data are binarised a
    ``p(h | v)`` exactly, model phase persistent block-Gibbs chains.
 2. Baseline: the same RBM trained further with the exact sampler, for as many updates as the spiking
    fine-tuning makes, evaluated with exact block Gibbs.
-3. Spiking fine-tuning (:func:`train_digits`, the CD engine with
-   the statistics function :class:`ClampedStatistics`): the pre-trained RBM is translated onto a LIF
+3. Spiking fine-tuning (:func:`train_digits`, the CD engine with the statistics function
+   :class:`~cortexsim.protocols.cd_engine.ClampedStatistics`): the pre-trained RBM is translated onto a LIF
    sampling network built once per checkpoint segment. Each iteration clamps ``batch_size`` training
    images (pixels and label) one after the other for ``clamp_ms`` (data phase: hidden states after
    ``settle_ms``), then lets the network run free for ``model_ms`` (model phase); (W, b) move by the
@@ -47,11 +47,12 @@ from ..models.cd_learning import (CDUpdate, LearningRateSchedule, MomentumOptimi
 from ..models.datasets import digits, one_hot, train_test_split
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
-from .cd_engine import CDSettings, CDState, Statistics, TimedSimulator, load_checkpoint, save_checkpoint, train_cd
+from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
+                        train_cd)
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS", "N_LABELS",
            "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
-           "evaluate_exact", "ClampedStatistics", "evaluate_spiking", "spiking_scores", "initial_rbm"]
+           "evaluate_exact", "evaluate_spiking", "spiking_scores", "initial_rbm"]
 
 logger = logging.getLogger(__name__)
 
@@ -139,55 +140,6 @@ def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.
     free = np.setdiff1d(np.arange(N_PIXELS), TOP_HALF)
     error = float(np.mean((v_mean[:, free] > 0.5) != (completion_pixels[:, free] > 0.5)))
     return {"accuracy": accuracy, "completion_error": error}
-
-
-class ClampedStatistics:
-    """Statistics function of the digits task: one clamped data phase and one free model phase.
-
-    Per iteration: ``batch_size`` training rows drawn with the engine's generator are clamped one after
-    the other for ``clamp_ms`` each (data phase; states read after ``settle_ms``, clamped units take
-    their clamped values), then the network runs free for ``model_ms`` (model phase). Records
-    ``model_mean_activity`` per iteration and, per segment, ``segment_exact_accuracy`` (free-energy
-    test accuracy of the current parameters).
-    """
-
-    def __init__(self, data: np.ndarray, config, test_pixels: np.ndarray | None = None,
-                 test_labels: np.ndarray | None = None):
-        self.data = check_binary_data(data, N_VISIBLE, "training data")
-        self.config = config
-        self.test = (test_pixels, test_labels)
-
-    def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
-                 rng: np.random.Generator) -> Statistics:
-        config = self.config
-        batch = self.data[rng.integers(0, self.data.shape[0], config.batch_size)]
-        tau_ref = network.neuron.tau_refrac
-        visible = np.arange(N_VISIBLE)
-        windows = []
-        t_begin = timed.t_ms
-        for row in batch:
-            network.clamp(visible, row, config.clamp_bias)
-            windows.append(timed.run(config.clamp_ms))
-        network.release()
-        model_window = timed.run(duration_ms)
-        spiketrains = network.spiketrains(clear=True)
-        dt = config.readout_dt_ms
-        states = states_on_grid(spiketrains, tau_ref, t_begin, timed.t_ms, dt)
-        data_rows = []
-        for row, (t0, t1) in zip(batch, windows):
-            first, last = int(round((t0 + config.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
-            block = states[first:last].astype(float)
-            block[:, :N_VISIBLE] = row  # the data: clamped units take their clamped values
-            data_rows.append(block)
-        first = int(round((model_window[0] - t_begin) / dt))
-        model = moments_from_states(states[first:])
-        return Statistics(moments_from_states(np.vstack(data_rows)), model,
-                          {"model_mean_activity": float(np.mean(model[0]))})
-
-    def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
-        if self.test[0] is None:
-            return {}
-        return {"segment_exact_accuracy": free_energy_accuracy(W, b, *self.test)}
 
 
 def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
@@ -486,7 +438,10 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
         return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
 
-    statistics = ClampedStatistics(data, config, test_x, test_y)
+    statistics = ClampedStatistics(data, np.arange(N_VISIBLE), config.batch_size, config.clamp_ms, config.settle_ms,
+                                   config.readout_dt_ms, config.clamp_bias,
+                                   on_segment=lambda W, b: {"segment_exact_accuracy":
+                                                            free_energy_accuracy(W, b, test_x, test_y)})
     if not train_cd(build, statistics, settings, cd, sim, mask, save=save, progress=progress,
                     label=f"CD digits on {config.backend}", stop_after_iteration=stop_after_iteration):
         return None

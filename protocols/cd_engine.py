@@ -12,7 +12,8 @@ A task supplies two things, everything else is the engine's:
   runs the network for one iteration (``timed.run(...)``) and returns the data and model moments
   ``(<z>, <z z^T>)`` plus what to record for that iteration. :class:`TargetStatistics` (the exact
   moments of target BMs against each block's sampled distribution) serves the target and ensemble
-  tasks; the digits task clamps images (data phase) and runs free (model phase).
+  tasks; :class:`ClampedStatistics` (data rows clamped onto the visible units, then a free run) the
+  data tasks (digits; any network with ``clamp``/``release``).
 
 The engine (:func:`train_cd`) owns the schedule (learning rate, sampling time growing from
 ``sampling_ms`` to ``sampling_end_ms``), the update (:class:`cortexsim.models.cd_learning.CDUpdate`:
@@ -49,12 +50,13 @@ from cortexsim.checks import check_fraction, check_int, check_non_negative, chec
 from cortexsim.results import read_json, write_json_atomic
 
 from ..analysis.divergence import dkl_both
-from ..analysis.states import joint_distribution
+from ..analysis.states import joint_distribution, states_on_grid
 from ..models.boltzmann import BoltzmannMachine, exact_moments, joint
 from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule, MomentumOptimizer,
-                                  moments_from_distribution, sampling_durations)
+                                  check_binary_data, moments_from_distribution, moments_from_states,
+                                  sampling_durations)
 
-__all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "TimedSimulator", "train_cd",
+__all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
            "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
 
 logger = logging.getLogger(__name__)
@@ -279,6 +281,71 @@ class TargetStatistics:
         pooled, self._pooled = self._pooled or [], None
         return {"segment_dkl_sampled_target": [dkl_both(p / p.sum(), q)["dkl_sampled_target"]
                                                for p, q in zip(pooled, self.p_targets)]}
+
+
+class ClampedStatistics:
+    """Statistics function of learning from data: one clamped data phase and one free model phase.
+
+    Per iteration: ``batch_size`` rows of ``data`` (drawn with the engine's generator) are clamped one
+    after the other onto the units ``visible`` for ``clamp_ms`` each, through the network's
+    ``clamp(units, values, clamp_bias)`` (then ``release()``); the data statistics are the states read
+    after ``settle_ms`` of each clamp, with the clamped units at their clamped values. Then the network
+    runs free for the iteration's sampling time (model phase). States are read on a grid of
+    ``readout_dt_ms`` (ms). Records ``model_mean_activity`` per iteration; ``on_segment(W, b) -> dict``
+    (optional) adds per-segment records (e.g. a test accuracy of the current parameters).
+
+    Parameters
+    ----------
+    data : array (n_rows, n_visible)
+        Binary training rows, one value per unit of ``visible``.
+    visible : array of int
+        Network units the rows are clamped onto (``n_visible`` of them).
+    batch_size : int
+        Rows per iteration.
+    clamp_ms, settle_ms, readout_dt_ms : float
+        Clamp time per row, its discarded start, read-out grid (ms).
+    clamp_bias : float
+        Bias magnitude that clamps a unit (BM units).
+    on_segment : callable, optional
+    """
+
+    def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
+                 readout_dt_ms: float, clamp_bias: float, on_segment: Callable | None = None):
+        self.visible = np.asarray(visible, dtype=int)
+        self.data = check_binary_data(data, self.visible.size, "training data")
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.clamp_ms = check_positive(clamp_ms, "clamp_ms", "ms")
+        self.settle_ms = check_non_negative(settle_ms, "settle_ms", "ms")
+        self.readout_dt_ms = check_positive(readout_dt_ms, "readout_dt_ms", "ms")
+        self.clamp_bias = check_positive(clamp_bias, "clamp_bias")
+        self.on_segment = on_segment
+
+    def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
+                 rng: np.random.Generator) -> Statistics:
+        batch = self.data[rng.integers(0, self.data.shape[0], self.batch_size)]
+        windows = []
+        t_begin = timed.t_ms
+        for row in batch:
+            network.clamp(self.visible, row, self.clamp_bias)
+            windows.append(timed.run(self.clamp_ms))
+        network.release()
+        model_window = timed.run(duration_ms)
+        spiketrains = network.spiketrains(clear=True)
+        dt = self.readout_dt_ms
+        states = states_on_grid(spiketrains, network.neuron.tau_refrac, t_begin, timed.t_ms, dt)
+        data_rows = []
+        for row, (t0, t1) in zip(batch, windows):
+            first, last = int(round((t0 + self.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
+            block = states[first:last].astype(float)
+            block[:, self.visible] = row  # the data: clamped units take their clamped values
+            data_rows.append(block)
+        first = int(round((model_window[0] - t_begin) / dt))
+        model = moments_from_states(states[first:])
+        return Statistics(moments_from_states(np.vstack(data_rows)), model,
+                          {"model_mean_activity": float(np.mean(model[0]))})
+
+    def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
+        return {} if self.on_segment is None else self.on_segment(W, b)
 
 
 def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state: CDState, sim: ModuleType,

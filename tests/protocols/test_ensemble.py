@@ -229,3 +229,21 @@ def test_sampling_network_update_path_sets_what_pynn_reads_back():
     network.release()
     np.testing.assert_allclose(network.population.get("v_rest"), expected.e_leak, rtol=1e-12)
     sim.end()
+
+
+def test_ensemble_clamps_and_releases_like_a_sampling_network():
+    """Data tasks clamp units of an ensemble through the same leak-potential route (ClampedStatistics)."""
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=m) for m in range(M)]
+    ensemble = build_ensemble(sim, bms, FIT, background=BACKGROUND, seed=1)
+    free = np.asarray(ensemble.population.get("v_rest"), dtype=float)
+    units = np.array([0, N + 2, 3 * N + 4])
+    ensemble.clamp(units, np.array([1.0, 0.0, 1.0]), 40.0)
+    clamped = np.asarray(ensemble.population.get("v_rest"), dtype=float)
+    expected = free.copy()
+    expected[units] = FIT.v_p05 + FIT.alpha * 40.0 * np.array([1.0, -1.0, 1.0])
+    np.testing.assert_allclose(clamped, expected)
+    ensemble.release()
+    np.testing.assert_allclose(ensemble.population.get("v_rest"), free)
+    sim.end()
