@@ -27,7 +27,8 @@ run: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
-# The documentation (Sphinx, autodoc + numpydoc) in docs/_build/html; any warning fails the build.
+# The documentation (Sphinx, autodoc + numpydoc) in docs/_build/html; any warning fails the build, also
+# the Python warnings numpydoc gives for malformed docstrings (which sphinx-build -W lets pass).
 DOCS_STAMP := $(VENV)/.cortexsim-docs-installed
 $(DOCS_STAMP): $(STAMP)
 	$(PY) -m pip install --quiet -e ".[test,docs]"
@@ -35,7 +36,8 @@ $(DOCS_STAMP): $(STAMP)
 
 docs: $(DOCS_STAMP)
 	rm -rf docs/_build
-	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html
+	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html 2> $(VENV)/docs-warnings.log; \
+	status=$$?; cat $(VENV)/docs-warnings.log; test $$status -eq 0 && test ! -s $(VENV)/docs-warnings.log
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
