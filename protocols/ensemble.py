@@ -43,8 +43,8 @@ extrapolated floor (0.0082 vs 0.0006, benchmarks/ensemble_sampling_floor.py). Ne
 sets, nor K = 15 / 24, nor M = 100, nor a per-neuron bias start closed the gap
 (benchmarks/ensemble_source_screening.py). With the default DEPRESSING background synapses
 (:data:`cortexsim.models.ensemble.DEFAULT_BACKGROUND`) the ensemble mixes faster than Poisson-driven
-networks (B 76 vs 104 ms) and trains to 0.0023 against Poisson's 0.0026 (seed 1; seed 2: 0.0022 vs
-0.0024), from 0.125 untrained.
+networks (B 76 vs 104 ms) and trains to 0.0025 against Poisson's 0.0027 (seed 1, re-run on the CD
+engine; before it 0.0023 vs 0.0026 with another calibration; seed 2: 0.0022 vs 0.0024), from 0.123 untrained.
 """
 
 from __future__ import annotations

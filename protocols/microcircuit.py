@@ -300,7 +300,7 @@ def _plot(result: MicrocircuitResult, out_dir: Path) -> list:
     path = plot_curve_panels(epochs, panels, out_dir / "learning_curve.png", xlabel="epoch", logy=("apical norm",),
                              title=f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
                                    f"seed {result.config['seed']})")
-    return [str(path)]
+    return [Path(path).name]
 
 
 def run(cfg: MicrocircuitConfig, out_dir: str | Path | None = None, progress: bool = False) -> MicrocircuitResult:
