@@ -90,12 +90,13 @@ class Command:
         One line.
     protocols : mapping
         Task name -> ``"module:ConfigClass"`` of the protocol; with several tasks the command gets
-        ``--task``. The module provides ``run(config, out_dir, progress[, resume])``.
+        ``--task`` (and a config with a ``task`` field receives it). The module provides
+        ``run(config, out_dir, progress[, resume])``.
     options : tuple of Option
         The command's own options (the common ones are added from the config's fields).
     defaults : str, optional
-        ``"module:function"``: ``function(task)`` returns defaults that depend on the config's ``task``
-        field (applied to fields neither the user nor ``--config`` set).
+        Name of a function of the protocol module: ``function(task)`` returns defaults that depend on
+        the config's ``task`` field (applied to fields neither the user nor ``--config`` set).
     checks : tuple of callables
         ``check(config, args)`` run before any simulation, after :data:`CHECKS`; raise ValueError.
     handler : callable, optional
@@ -203,17 +204,25 @@ COMMANDS: tuple[Command, ...] = (
     Command("microcircuit", "train a dendritic cortical microcircuit (Sacramento 2018)",
             {"microcircuit": P + "microcircuit:MicrocircuitConfig"},
             (Option("--task", "task"), Option("--dynamics", "dynamics"), Option("--epochs", "epochs"),
-             Option("--topdown", "topdown"), Option("--shallow", "shallow"),
-             Option("--interneuron-plasticity", "interneuron_plasticity"))),
+             Option("--n-train", "n_train"), Option("--n-test", "n_test"), Option("--topdown", "topdown"),
+             Option("--sizes", "sizes", metavar="784,1000,10"), Option("--eta-up", "eta_up", metavar="RATES"),
+             Option("--eta-ip", "eta_ip", metavar="RATES"), Option("--eta-pi", "eta_pi", metavar="RATES"),
+             Option("--batch-size", "batch_size"), Option("--learning", "learning"),
+             Option("--backprop-lr", "backprop_lr", metavar="RATES"), Option("--shallow", "shallow"),
+             Option("--interneuron-plasticity", "interneuron_plasticity"), Option("--readout", "readout"),
+             Option("--free-ms", "free_ms"), Option("--nudge-ms", "nudge_ms"), Option("--settle-ms", "settle_ms"),
+             Option("--tau-w", "tau_w"), Option("--validation", "validation"))),
     Command("urbanczik", "Urbanczik-Senn dendritic-prediction learning (NEST / Brian2)",
             {"urbanczik": P + "urbanczik:UrbanczikRunConfig"},
             (Option("--backends", "backends", metavar="nest,brian2"), Option("--repetitions", "n_repetitions"))),
     Command("lagrangian", "real-time learning with Latent Equilibrium dynamics",
-            {"lagrangian": P + "lagrangian:LagrangianConfig"},
-            (Option("--task", "task"), Option("--t-pres", "t_pres"), Option("--n-seeds", "n_seeds"),
-             Option("--dynamics", "dynamics"), Option("--errors", "errors"), Option("--tau", "tau"),
-             Option("--epochs", "epochs"), Option("--hidden", "hidden")),
-            defaults=P + "lagrangian:task_defaults"),
+            {**{task: P + "lagrangian:LagrangianConfig" for task in ("bars", "yinyang", "digits")},
+             **{task: P + "lagrangian_images:ImageLagrangianConfig" for task in ("mnist", "fashion")}},
+            (Option("--t-pres", "t_pres"), Option("--n-seeds", "n_seeds"), Option("--dynamics", "dynamics"),
+             Option("--errors", "errors"), Option("--tau", "tau"), Option("--epochs", "epochs"),
+             Option("--hidden", "hidden"), Option("--n-train", "n_train"), Option("--n-test", "n_test"),
+             Option("--copies", "copies"), Option("--lr", "lr"), Option("--validation", "validation")),
+            defaults="task_defaults"),
     Command("validate", "run a PyNN model on several backends and compare statistics",
             {"validation": P + "validation:ValidationConfig"},
             (Option("model", "model", help="Python file or module defining build(sim)"),
@@ -274,39 +283,46 @@ def _parser_for(cls, name: str) -> Callable[[str], object]:
     return parse
 
 
-def _default_text(classes: dict, name: str, command: Command | None = None) -> str:
-    if command is not None and command.defaults is not None:
-        by_task = _task_defaults(command, classes)
-        if any(name in values for values in by_task.values()):
-            return "default: by --task, " + ", ".join(f"{task} {values[name]}" for task, values in by_task.items()
-                                                      if name in values)
-    defaults = {}
-    for task, cls in classes.items():
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        if name in fields:
-            f = fields[name]
-            if f.default is not dataclasses.MISSING:
-                defaults[task] = f.default
-            elif f.default_factory is not dataclasses.MISSING:
-                defaults[task] = f.default_factory()
+def _class_default(cls, name: str):
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    if name not in fields:
+        return dataclasses.MISSING
+    f = fields[name]
+    if f.default is not dataclasses.MISSING:
+        return f.default
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return "required"
+
+
+def _default_text(command: Command, name: str) -> str:
+    """``default: ...`` of a field: per task (the task defaults of the protocol module, else the class's)."""
+    effective = {}
+    for task in command.tasks:
+        module, cls = command.protocol(task)
+        value = _class_default(cls, name)
+        if value is dataclasses.MISSING:
+            continue
+        defaults = getattr(module, command.defaults, None) if command.defaults else None
+        if defaults is not None and "task" in {f.name for f in dataclasses.fields(cls)}:
+            if len(command.tasks) > 1:
+                per_task = {task: defaults(task)}
             else:
-                defaults[task] = "required"
-    values = list(defaults.values())
-    if not values:
+                doc = field_docs(cls).get("task")
+                per_task = {t: defaults(t) for t in (doc.choices if doc and doc.choices else ())}
+            for value_task, values in per_task.items():
+                effective[value_task] = values.get(name, value)
+        else:
+            effective[task] = value
+    if not effective:
         return ""
     show = lambda v: ",".join(map(str, v)) if isinstance(v, tuple) else str(v)  # noqa: E731
-    if all(v == values[0] for v in values) or len(defaults) == 1:
-        return f"default: {show(values[0])}"
-    return "default: " + ", ".join(f"{show(v)} ({task})" for task, v in defaults.items())
-
-
-def _task_defaults(command: Command, classes: dict) -> dict:
-    """Task value -> defaults of :attr:`Command.defaults`, for every task the config documents."""
-    module_name, function_name = command.defaults.split(":")
-    defaults = getattr(importlib.import_module(module_name), function_name)
-    cls = next(iter(classes.values()))
-    doc = field_docs(cls).get("task")
-    return {task: defaults(task) for task in (doc.choices if doc and doc.choices else ())}
+    groups: dict[str, list[str]] = {}
+    for task, value in effective.items():
+        groups.setdefault(show(value), []).append(task)
+    if len(groups) == 1:
+        return f"default: {next(iter(groups))}"
+    return "default: " + ", ".join(f"{value} ({'/'.join(tasks)})" for value, tasks in groups.items())
 
 
 def _add_option(parser, group, option: Option, classes: dict, command: Command) -> None:
@@ -314,7 +330,10 @@ def _add_option(parser, group, option: Option, classes: dict, command: Command) 
     if not owners:
         raise RuntimeError(f"command {command.name}: option {option.flag} sets {option.field!r}, which no config has")
     cls = next(iter(owners.values()))
-    doc = field_docs(cls).get(option.field)
+    docs = [field_docs(owner).get(option.field) for owner in dict.fromkeys(owners.values())]
+    doc = docs[0]
+    if all(d is not None and d.choices for d in docs):
+        doc = dataclasses.replace(doc, choices=tuple(dict.fromkeys(c for d in docs for c in d.choices)))
     text = option.help or (doc.description if doc else option.field)
     where = "" if len(owners) == len(classes) else f" [--task {'/'.join(owners)}]"
     kind, _ = _field_type(cls, option.field)
@@ -324,7 +343,7 @@ def _add_option(parser, group, option: Option, classes: dict, command: Command) 
         return
     if kind is bool:
         group.add_argument(option.flag, action=argparse.BooleanOptionalAction,
-                           help=f"{text} ({_default_text(owners, option.field, command)}){where}", **kwargs)
+                           help=f"{text} ({_default_text(command, option.field)}){where}", **kwargs)
         return
     if doc is not None and doc.choices:
         kwargs["choices"] = doc.choices
@@ -336,7 +355,7 @@ def _add_option(parser, group, option: Option, classes: dict, command: Command) 
         kwargs["metavar"] = option.metavar
     elif "choices" not in kwargs and not option.positional:
         kwargs["metavar"] = option.flag.lstrip("-").upper().replace("-", "_")
-    help_text = f"{text} ({_default_text(owners, option.field, command)}){where}".replace("%", "%%")
+    help_text = f"{text} ({_default_text(command, option.field)}){where}".replace("%", "%%")
     if option.positional:
         kwargs.pop("dest")
         group.add_argument(option.field, nargs="?", help=help_text, **kwargs)
@@ -450,14 +469,15 @@ def build_config(command: Command, args: argparse.Namespace):
             given[name] = getattr(args, name)
     if "seed" in vars(args) or "seed" not in values:
         given["seed"] = getattr(args, "seed", 1)
+    if len(command.tasks) > 1 and "task" in names and ("task" in vars(args) or "task" not in values):
+        given["task"] = task
     if "parameter_set" in vars(args):
         from .parameters import parameter_set
 
         given["neuron"], given["noise"] = parameter_set(args.parameter_set)
     values.update(given)
-    if command.defaults is not None and "task" in names:
-        module_name, function_name = command.defaults.split(":")
-        defaults = getattr(importlib.import_module(module_name), function_name)
+    defaults = getattr(module, command.defaults, None) if command.defaults is not None else None
+    if defaults is not None and "task" in names:
         task_value = values.get("task")
         if task_value is not None:
             for key, value in defaults(task_value).items():
@@ -467,8 +487,10 @@ def build_config(command: Command, args: argparse.Namespace):
                 and f.default_factory is dataclasses.MISSING and f.name not in values]
     if required:
         flags = {o.field: o.flag for o in command.options}
-        missing = ", ".join(flags.get(f.name, f.name) for f in required)
-        raise ValueError(f"missing required setting(s): {missing}")
+        missing = [flags.get(f.name, f.name) for f in required]
+        raise ValueError(f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} required for --task {task}"
+                         if len(command.tasks) > 1 else f"{', '.join(missing)} {'is' if len(missing) == 1 else 'are'} "
+                         "required")
     config = config_from_dict(cls, values)
     for check in (*CHECKS, *command.checks):
         check(config, args)
