@@ -45,7 +45,7 @@ N_VALIDATION = 10_000
 #: are 0.03-0.4 of the backprop gradient (so the hidden rates must be large), while any change of the
 #: output weights breaks the self-predicting state of the top interneurons faster than W_IP can follow
 #: (both learn from the same non-centred rates r_2, so they share one stability bound); the free-phase
-#: apical residual (|v_A| ~ 0.3 within 50 batches) then dwarfs the error part (~0.01) and the large
+#: apical residual (abs(v_A) ~ 0.3 within 50 batches) then dwarfs the error part (~0.01) and the large
 #: hidden rates amplify it. Backprop of the same network learns (validation 88 % after 4000 images).
 MNIST_ETA = {
     1: ((2e-5,), (), ()),
