@@ -25,7 +25,8 @@ from types import ModuleType
 from .chips import DEFAULT_CHIP, ChipSpec, chip_spec
 
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
-           "known_backends", "installed_backends", "register_backend", "check_dt", "check_backend_seed"]
+           "known_backends", "installed_backends", "register_backend", "chip_booking", "check_dt",
+           "check_backend_seed"]
 
 
 @dataclass(frozen=True)
@@ -197,6 +198,16 @@ def check_backend_seed(name: str, seed, parameter: str = "seed") -> int:
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or not low <= int(seed) <= high:
         raise ValueError(f"{parameter} must be an integer in [{low}, {high}] on backend {name!r}, got {seed!r}")
     return int(seed)
+
+
+def chip_booking(sim: ModuleType) -> dict | None:
+    """The chip a chip backend runs on (``sim.selected_chip()`` as plain data), None for other backends.
+
+    Protocols record it with their results (:func:`cortexsim.results.write_results`), so a result says
+    which emulated chip (chip, chip seed, calibration) produced it, through the CLI and the Python API.
+    """
+    selected = getattr(sim, "selected_chip", None)
+    return None if selected is None else asdict(selected())
 
 
 def check_dt(name: str, dt: float) -> float:

@@ -156,12 +156,12 @@ def _cases(r: Runner, work: Path) -> None:
     r.run("train-cd run to corrupt", [*small_cd, "--iterations", "2", "--out", "cd3"], 0)
     state = read_json(work / "cd3" / "checkpoint.json")
     (work / "cd3" / "cortexsim_run.json").write_text(json.dumps({"command": "train-cd", "status": "interrupted"}))
-    state["iteration"] = 1
-    state["W"][0][1] = "oops"
+    state["cd"]["iteration"] = 1
+    state["cd"]["W"][0][1] = "oops"
     (work / "cd3" / "checkpoint.json").write_text(json.dumps(state))
     r.run("corrupt checkpoint value", [*small_cd, "--iterations", "2", "--resume", "cd3"], 2,
           ["checkpoint.json", "W[0][1]", "oops"], watch=work / "cd3")
-    state["W"][0][1] = 0.0
+    state["cd"]["W"][0][1] = 0.0
     (work / "cd3" / "checkpoint.json").write_text(json.dumps(state))
     r.run("resume with other settings", [*small_cd, "--iterations", "3", "--momentum", "0.7", "--resume", "cd3"], 2,
           ["iterations: 2 -> 3", "momentum: 0.5 -> 0.7"], watch=work / "cd3")

@@ -88,10 +88,10 @@ def test_train_cd_evaluation_with_burn_in_runs(tmp_path, capsys):
     (["--duration", "0.05"], ["duration_ms must be at least one integration step (dt = 0.1 ms)"]),
     (["--duration", "1"], ["duration_ms must be at least tau_refrac = 10 ms"]),
     (["--duration", "nan"], ["duration_ms must be a finite duration"]),
-    (["--seed", "99999999999"], ["--seed must be an integer in [1, 4294967294] on backend 'nest'"]),
-    (["--seed", "-1"], ["--seed must be an integer in"]),
-    (["--seed", "0"], ["--seed must be an integer in [1, "]),        # NEST's generator refuses seed 0
-    (["--backend", "brian2", "--seed", "-3"], ["--seed must be an integer in [0, 4294967294] on backend 'brian2'"]),
+    (["--seed", "99999999999"], ["seed must be an integer in [1, 4294967294] on backend 'nest'"]),
+    (["--seed", "-1"], ["seed must be an integer in"]),
+    (["--seed", "0"], ["seed must be an integer in [1, "]),        # NEST's generator refuses seed 0
+    (["--backend", "brian2", "--seed", "-3"], ["seed must be an integer in [0, 4294967294] on backend 'brian2'"]),
     (["--dt", "2"], ["dt must lie in [0.001, 1.0] ms"]),
 ])
 def test_bad_durations_and_seeds_are_refused_before_simulating(args, needles, tmp_path, capsys, no_simulation):
@@ -100,7 +100,7 @@ def test_bad_durations_and_seeds_are_refused_before_simulating(args, needles, tm
 
 
 def test_train_cd_seed_and_durations_are_checked_before_simulating(tmp_path, capsys, no_simulation):
-    refused(["train-cd", "--seed", "99999999999", "--out", str(tmp_path / "a")], capsys, "--seed")
+    refused(["train-cd", "--seed", "99999999999", "--out", str(tmp_path / "a")], capsys, "seed must be")
     refused(["train-cd", "--sampling-ms", "0.01", "--out", str(tmp_path / "b")], capsys, "sampling_ms")
     refused(["train-cd", "--eval-duration", "-1", "--out", str(tmp_path / "c")], capsys, "eval_duration_ms")
 
@@ -163,15 +163,15 @@ def test_train_cd_refuses_a_folder_with_a_checkpoint_unless_resume_or_overwrite(
 
 
 def test_interrupt_message_says_how_to_resume(tmp_path, capsys, monkeypatch):
-    import cortexsim.commands as commands
+    import cortexsim.protocols.cd_training as cd_training
 
     folder = tmp_path / "cd"
 
-    def interrupted(args):
-        write_json_atomic(Path(args.out) / "checkpoint.json", {"task": "target"})
+    def interrupted(config, out_dir=None, progress=False, **kwargs):
+        write_json_atomic(Path(out_dir) / "checkpoint.json", {"task": "target"})
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(commands, "handle_train_cd", interrupted)
+    monkeypatch.setattr(cd_training, "run", interrupted)
     assert main(["train-cd", "--iterations", "50", "--out", str(folder)]) == 130
     err = capsys.readouterr().err
     assert f"cortexsim train-cd --iterations 50 --resume {folder}" in err
@@ -199,15 +199,15 @@ def _checkpoint_folder(tmp_path: Path, **settings) -> tuple[Path, list[str]]:
 def test_corrupt_checkpoint_names_file_and_key(tmp_path, capsys, no_simulation):
     folder, argv = _checkpoint_folder(tmp_path)
     state = read_json(folder / "checkpoint.json")
-    state["W"][0][1] = "oops"
+    state["cd"]["W"][0][1] = "oops"
     write_json_atomic(folder / "checkpoint.json", state)
     before = snapshot(folder)
-    refused(argv, capsys, f"{folder / 'checkpoint.json'}: W[0][1] must be a finite number, got 'oops'")
+    refused(argv, capsys, f"{folder / 'checkpoint.json'}: cd.W[0][1] must be a finite number, got 'oops'")
     assert snapshot(folder) == before               # a refused resume changes nothing, not even the run record
-    state["W"][0][1] = 0.0
-    del state["optimizer"]["velocity_b"]
+    state["cd"]["W"][0][1] = 0.0
+    del state["cd"]["update"]["optimizer"]["velocity_b"]
     write_json_atomic(folder / "checkpoint.json", state)
-    refused(argv, capsys, "checkpoint.json: key optimizer.velocity_b is missing")
+    refused(argv, capsys, "checkpoint.json: key cd.update.optimizer.velocity_b is missing")
     (folder / "checkpoint.json").write_text("{not json")
     refused(argv, capsys, f"{folder / 'checkpoint.json'} is not valid JSON")
     assert set(snapshot(folder)) == set(before)
@@ -326,7 +326,7 @@ def test_large_joint_distributions_plot_the_top_states_and_say_so(tmp_path):
 
 
 def test_digits_evaluation_size_option_reaches_the_config(tmp_path, monkeypatch, capsys):
-    import cortexsim.protocols.cd_digits_training as digits
+    import cortexsim.protocols.cd_digits as digits
 
     seen = {}
 
