@@ -400,7 +400,7 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
             last = min(first + settings.segment_length, settings.iterations)
             tic = time.perf_counter()
             network = build(sim, W, b, first)
-            timed = TimedSimulator(sim)
+            timed = TimedSimulator(sim, settings.dt_ms)
             if settings.burn_in_ms > 0:
                 timed.run(settings.burn_in_ms)
                 network.spiketrains(clear=True)
