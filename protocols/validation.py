@@ -344,3 +344,20 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
         result.files = {"html": str(out / "report.html"), "json": str(out / "report.json")}
         write_results(out, result.to_dict(), config)
     return result
+
+
+def report_lines(result: ValidationResult) -> list[str]:
+    """What ``cortexsim validate`` prints: each backend's status, each comparison, the verdict.
+
+    Examples
+    --------
+    >>> for line in report_lines(result):  # doctest: +SKIP
+    ...     print(line)
+    """
+    lines = [f"{name}: {run.status}" + (f" ({run.message})" if run.message else "")
+             for name, run in result.backends.items()]
+    lines += [f"{c.population:>14s} {c.statistic:>12s} {c.group_a} vs {c.group_b}: {c.verdict:8s} "
+              f"{c.mean_a:10.4g} vs {c.mean_b:10.4g}  g = {c.hedges_g:7.2f}  p_adj = {c.p_adjusted:.3g}"
+              for c in result.comparisons]
+    lines.append(f"{result.to_dict()['verdict']}; report: {result.files.get('html', '-')}")
+    return lines
