@@ -175,8 +175,9 @@ def main(names: list[str]) -> None:
     summary = {"mutants": len(results), "killed": killed, "survived": len(results) - killed,
                "survivors": [r["name"] for r in results if not r["killed"]],
                "killed_by": {r["name"]: r["killed_by"] for r in results}}
+    commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
     write_json_atomic(RESULT, {
-        "benchmark": "mutation", "summary": summary,
+        "benchmark": "mutation", "summary": summary, "commit_tested": commit,
         "method": "each mutant applied alone to the working tree; pytest -q -p no:cacheprovider -x (as make test) "
                   "on the test files most likely to catch it, then, if they pass, on the whole suite; the file "
                   "restored byte for byte; baseline: the likely killers pass on the unmutated tree",
