@@ -111,6 +111,12 @@ def _first_failure(output: str) -> str | None:
     return match.group(1) if match else None
 
 
+def _failure_message(output: str) -> str | None:
+    """The first assertion/error line of pytest's report (``E   ...``), shortened."""
+    match = re.search(r"^E\s+(.+)$", output, flags=re.MULTILINE)
+    return match.group(1).strip()[:300] if match else None
+
+
 def _pytest(args: list[str], timeout_s: float) -> tuple[int, str, float]:
     env = dict(os.environ, OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1")
     tic = time.perf_counter()
@@ -144,6 +150,7 @@ def run_mutant(mutant: Mutant, timeout_s: float) -> dict:
         raise RuntimeError(f"{mutant.path} was not restored")
     summary_line = output.strip().splitlines()[-1] if output.strip() else ""
     return {**asdict(mutant), "killed": code != 0, "pytest_exit_code": code, "killed_by": _first_failure(output),
+            "failure_message": _failure_message(output),
             "caught_in": stage,
             "pytest_summary": summary_line, "wall_time_s": round(seconds, 1), "restored": True,
             "tree_clean_after": _git_clean(mutant.path)}
