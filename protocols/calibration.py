@@ -18,7 +18,7 @@ import json
 import logging
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -231,7 +231,7 @@ def run(config: CalibrationConfig, out_dir: str | os.PathLike | None = None,
     if out_dir is not None:
         out = output_dir(out_dir)
         figure = plot_activation_function(result.e_leak, result.p_on, result.fit, out / "activation_function.png")
-        result.files = {"activation_function": Path(figure).name}
+        result = replace(result, files={"activation_function": Path(figure).name})     # a frozen result
         write_results(out, result.to_dict(), config, chip_booking(load_backend(config.backend)))
     return result
 

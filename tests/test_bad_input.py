@@ -240,22 +240,26 @@ def test_bad_cache_entry_is_refused_naming_the_cache_file(tmp_path, capsys, monk
     assert set(snapshot(cache_dir)) == set(before)
 
 
-def test_no_cache_measures_again_and_replaces_the_entry(tmp_path, monkeypatch):
+def test_no_cache_measures_again_and_replaces_the_entry(tmp_path, monkeypatch, capsys):
     from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 
+    monkeypatch.setenv("CORTEXSIM_CACHE_DIR", str(tmp_path))
     cache_path = tmp_path / "calibration.json"
     config = CalibrationConfig(seed=1, n_points=8, duration_ms=2000.0)
-    good = calibrate(config, cache_path=cache_path)
+    good = calibrate(config)
     cache = read_json(cache_path)
     (key,) = cache
     cache[key]["alpha"] = -5.0
     write_json_atomic(cache_path, cache)
     with pytest.raises(ValueError, match=rf"calibration cache {cache_path}, entry '{key}'.*alpha = -5.*--no-cache"):
-        calibrate(config, cache_path=cache_path)
-    fresh = calibrate(config, cache_path=cache_path, use_cache=False)     # `calibrate --no-cache`
-    assert not fresh.from_cache and fresh.fit.alpha == good.fit.alpha     # same seed, same measurement
+        calibrate(config)
+    out = tmp_path / "cal"     # the command the error message proposes, on these settings
+    assert main(["calibrate", "--points", "8", "--duration", "2000", "--no-cache", "--out", str(out)]) == 0
+    written = read_json(out / "results.json")
+    assert not written["from_cache"] and written["alpha"] == good.fit.alpha      # same seed, same measurement
+    assert (out / written["files"]["activation_function"]).is_file()
     assert read_json(cache_path)[key]["alpha"] == good.fit.alpha          # the entry was replaced ...
-    assert calibrate(config, cache_path=cache_path).from_cache            # ... and is used again
+    assert calibrate(config).from_cache                                    # ... and is used again
 
 
 def _append_entries(path: str, worker: int, n: int) -> None:
