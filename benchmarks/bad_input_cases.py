@@ -43,6 +43,12 @@ def _hashes(folder: Path) -> dict:
             for p in sorted(folder.rglob("*")) if p.is_file()}
 
 
+def _interruptible() -> None:
+    """Ctrl-C as on a terminal: a benchmark started in the background (``&``) inherits SIGINT ignored,
+    and Python then never raises KeyboardInterrupt in its children."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 class Runner:
     def __init__(self, work: Path):
         self.work = work
@@ -58,7 +64,7 @@ class Runner:
         usage_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         tic = time.perf_counter()
         process = subprocess.Popen(CORTEXSIM + argv, cwd=self.work, env=self.env, stdout=subprocess.PIPE,
-                                   stderr=subprocess.PIPE, text=True)
+                                   stderr=subprocess.PIPE, text=True, preexec_fn=_interruptible)
         if stop_when is not None:
             while process.poll() is None and not stop_when.exists():
                 time.sleep(0.5)
@@ -126,8 +132,8 @@ def _cases(r: Runner, work: Path) -> None:
     r.run("duration 0.05 < dt", ["sample", "--duration", "0.05", "--out", "s3"], 2, ["duration_ms", "dt = 0.1 ms"])
     r.run("duration 1", ["sample", "--duration", "1", "--out", "s4"], 2, ["duration_ms", "tau_refrac"])
     # seeds
-    r.run("seed 99999999999", ["sample", "--seed", "99999999999", "--out", "s5"], 2, ["--seed", "nest"])
-    r.run("seed -1", ["sample", "--seed", "-1", "--out", "s6"], 2, ["--seed"])
+    r.run("seed 99999999999", ["sample", "--seed", "99999999999", "--out", "s5"], 2, ["seed must be", "nest"])
+    r.run("seed -1", ["sample", "--seed", "-1", "--out", "s6"], 2, ["seed must be"])
     # output folders
     r.run("out /proc/x", ["sample", "--out", "/proc/x"], 2, ["--out /proc/x"])
     r.run("out in read-only sysfs", ["sample", "--out", "/sys/cortexsim_x"], 2, ["--out /sys/cortexsim_x"])
