@@ -67,6 +67,10 @@ class BackendInfo:
     requires: tuple
     description: str
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: PyNN's own module of the simulator underneath (``pyNN.nest``, ``pyNN.brian2``): what the
+    #: backend must agree with wherever the README lists no deviation (conformance tests, the
+    #: PyNN scenario benchmark's regressions). None if there is none.
+    pynn_reference: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -87,6 +91,7 @@ register_backend(BackendInfo(
     description="NEST 3 through pyNN.nest, with a working TsodyksMarkramSynapse (tsodyks2_synapse) "
                 "and native Poisson noise without relay neurons",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.nest",
 ))
 register_backend(BackendInfo(
     name="brian2",
@@ -95,6 +100,7 @@ register_backend(BackendInfo(
     description="Brian2 runtime mode (generated code) through pyNN.brian2, seeded, exponential-Euler "
                 "IF_cond_exp, working TsodyksMarkramSynapse, PoissonInput noise",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))
 
 
@@ -107,6 +113,7 @@ register_backend(BackendInfo(
                 "hardware-time report",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), weight_bits=6, max_neurons=512, max_fan_in=256,
                               delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True),
+    pynn_reference="pyNN.nest",
 ))
 
 
@@ -165,4 +172,5 @@ register_backend(BackendInfo(
     description="Brian2 C++ standalone mode for PyNN-built networks (brian2 cell types and noise): compiled "
                 "once per network structure, weights/biases/states passed as run arguments, seeded",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))

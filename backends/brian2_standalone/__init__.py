@@ -202,9 +202,11 @@ class Projection(_base.Projection):
         syn.connect(i=i, j=j)
         self._n_connections += i.size
         for name, chunks in pending.items():
-            if name not in syn.variables or syn.variables[name].read_only:
+            # delays live in the "pre" pathway's variables, not in the Synapses group's own
+            variables = syn.pre.variables if name == "delay" else syn.variables
+            if name not in variables or variables[name].read_only:
                 continue
-            syn.variables[name].set_value(np.concatenate(chunks).astype(syn.variables[name].dtype))
+            variables[name].set_value(np.concatenate(chunks).astype(variables[name].dtype))
 
 
 def set_projection_weights(projection, weights: np.ndarray) -> None:

@@ -35,7 +35,7 @@ __all__ = ["StandaloneUnsupported", "CompiledProject", "describe_network", "get_
 #: Name of the control group (start time, duration and seed of each run).
 CONTROL_NAME = "cortexsim_control"
 #: Version of the project layout; bump to invalidate cached projects.
-PROJECT_FORMAT = 1
+PROJECT_FORMAT = 2  # 2: synaptic delays compiled (format 1 dropped them)
 
 _STATISTICS = {"compilations": 0, "compile_wall_s": 0.0, "loaded_from_disk": 0, "reused_in_memory": 0}
 _PROJECTS: dict = {}
@@ -70,6 +70,12 @@ def _state_variables(obj) -> list[str]:
                 and not (isinstance(var.size, tuple))):
             names.append(name)
     return sorted(names)
+
+
+def _has_delays(synapses) -> bool:
+    """Whether Brian2 ``synapses`` have per-synapse delays (held by the ``pre`` pathway, not the group)."""
+    pathway = getattr(synapses, "pre", None)
+    return pathway is not None and "delay" in pathway.variables
 
 
 def describe_network(network) -> list[dict]:
@@ -131,7 +137,7 @@ def describe_network(network) -> list[dict]:
             if group.name not in index:
                 raise StandaloneUnsupported(f"synapses {obj.name} connect a PopulationView/subgroup "
                                             f"({group.name}); only whole populations are supported")
-        delays = np.asarray(obj.delay[:]) if "delay" in obj.variables else np.zeros(0)
+        delays = np.asarray(obj.delay[:]) if _has_delays(obj) else np.zeros(0)
         described.append({
             "kind": "Synapses", "object": obj, "source": index[obj.source.name],
             "target": index[obj.target.name], "model": spec["model"], "on_pre": spec["on_pre"],
@@ -240,7 +246,7 @@ def _mirror(description: list[dict], clock) -> list:
             i, j = np.asarray(obj.i[:]), np.asarray(obj.j[:])
             if i.size:
                 mirror.connect(i=i, j=j)
-                if "delay" in obj.variables:
+                if _has_delays(obj):
                     mirror.delay = np.asarray(obj.delay[:]) * brian2.second
         elif kind == "PoissonInput":
             mirror = brian2.PoissonInput(mirrors[item["target"]], item["target_var"], item["N"],
