@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cortexsim-installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test install benchmarks clean
+.PHONY: run test lint install benchmarks clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cortexsim needs Python 3.11, found " + sys.version.split()[0]'
@@ -23,8 +23,13 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/cortexsim sample --backend nest --seed 1 --neurons 5 --duration 10000 --out out/sample
 
-test: $(STAMP)
+# The layer contract (import-linter, pyproject.toml) and the linter (ruff), then the tests.
+test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(PY) .ci/lint_imports.py
 
 clean:
 	rm -rf out .pytest_cache

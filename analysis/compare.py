@@ -348,7 +348,7 @@ def compare_groups(summaries: Mapping[str, Sequence[Mapping[str, Mapping[str, fl
     if len(summaries) < 2:
         raise ValueError(f"compare_groups needs >= 2 groups, got {len(summaries)}")
     populations: list[str] = []
-    for group, runs in summaries.items():
+    for runs in summaries.values():
         for run in runs:
             populations.extend(p for p in run if p not in populations)
     comparisons = []

@@ -182,7 +182,8 @@ def render_html(report: dict, figures: list[tuple[str, str]]) -> str:
     config = report.get("config", {})
     first, repeats = config.get("seed"), config.get("repeats")
     seeds = f"{first} to {first + repeats - 1}" if isinstance(first, int) and isinstance(repeats, int) else "-"
-    parts.append(f"<p>{repeats} runs per backend (seeds {seeds}), {_fmt(report.get('duration_ms'))} ms each, statistics over "
+    parts.append(f"<p>{repeats} runs per backend (seeds {seeds}), {_fmt(report.get('duration_ms'))} ms each, "
+                 "statistics over "
                  f"[{_fmt(report.get('transient_ms'))}, {_fmt(report.get('duration_ms'))}] ms; Welch t-tests "
                  f"against the run-to-run spread, {esc(str(config.get('correction')))} correction at "
                  f"alpha = {config.get('alpha')}.</p>")
@@ -239,7 +240,8 @@ def write_report(out_dir, report: dict, rasters: dict, window_ms: tuple[float, f
     for population in _populations(report):
         for caption, maker in ((f"{population}: statistics per backend", lambda p: _distribution_figure(report, p)),
                                (f"{population}: cross-correlograms", lambda p: _cch_figure(report, p)),
-                               (f"{population}: rasters side by side", lambda p: _raster_figure(rasters, p, window_ms))):
+                               (f"{population}: rasters side by side",
+                                lambda p: _raster_figure(rasters, p, window_ms))):
             data = maker(population)
             if data is not None:
                 figures.append((caption, data))

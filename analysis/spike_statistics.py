@@ -108,7 +108,8 @@ def cv_isi(spiketrains) -> np.ndarray:
     return out
 
 
-def fano_factors(spiketrains, window_ms: float, t_start: float | None = None, t_stop: float | None = None) -> np.ndarray:
+def fano_factors(spiketrains, window_ms: float, t_start: float | None = None,
+                 t_stop: float | None = None) -> np.ndarray:
     """Fano factor (variance / mean of spike counts, ddof = 0) of each train over consecutive windows.
 
     Spike counts come from elephant's ``BinnedSpikeTrain`` with bins of ``window_ms`` over the common

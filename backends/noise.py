@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from types import ModuleType
 
-from ..models.lif_translation import NoiseParameters
+from cortexsim.parameters import NoiseParameters
 
 __all__ = ["add_poisson_background"]
 

@@ -121,7 +121,7 @@ class TsodyksMarkramSynapse(_abstract_synapses.TsodyksMarkramSynapse):
           %(syn_var)s += weight * u_tm * x_tm
           x_tm = x_tm * (1 - u_tm)
           t_last_tm = t
-          """
+          """  # noqa: E501 (one Brian2 statement per line)
     post = None
     initial_conditions = {"u_tm": 0.0, "x_tm": 1.0, "t_last_tm": -1e6 * brian2.second}
 

@@ -4,7 +4,8 @@ A backend is a PyNN ``sim`` module: PyNN's own NEST and Brian2 modules with the 
 :mod:`cortexsim.backends.pynn_nest` and :mod:`cortexsim.backends.pynn_brian2`, or one of this package's
 own (the emulated chip). Their ``setup`` takes ``seed``.
 Everything that differs between backends is data in :data:`BACKENDS` (capabilities, limits) or a
-function of the backend module (``add_poisson_background``, see :mod:`cortexsim.backends.noise`); models never branch on a backend's name.
+function of the backend module (``add_poisson_background``, see :mod:`cortexsim.backends.noise`); models never
+branch on a backend's name.
 
 Example
 -------
@@ -19,6 +20,8 @@ import importlib
 import importlib.util
 from dataclasses import asdict, dataclass, field
 from types import ModuleType
+
+from .chips import DEFAULT_CHIP, ChipSpec, chip_spec
 
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
            "known_backends", "installed_backends", "register_backend"]
@@ -56,6 +59,22 @@ class Capabilities:
     seedable: bool = True
     speedup: float = 1.0
     renewing_synapses: bool = True
+
+    @classmethod
+    def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
+        """The capabilities of an emulated chip, derived from its :class:`~cortexsim.backends.chips.ChipSpec`.
+
+        Examples
+        --------
+        >>> from cortexsim.backends.chips import chip_spec
+        >>> Capabilities.from_chip(chip_spec("bss2")).max_fan_in
+        256
+        """
+        values = dict(weight_bits=spec.weight_bits, max_neurons=spec.n_neurons, max_fan_in=spec.max_fan_in,
+                      delays_allowed=spec.delays_allowed, speedup=spec.speedup,
+                      renewing_synapses="TsodyksMarkramSynapse" in spec.synapse_types)
+        values.update(overrides)
+        return cls(**values)
 
 
 @dataclass(frozen=True)
@@ -108,11 +127,11 @@ register_backend(BackendInfo(
     name="brainscales",
     module="cortexsim.backends.brainscales",
     requires=("nest", "pyNN"),
-    description="Emulated BrainScaleS chip on NEST (bss2 default, bss1): limits checked at creation, "
+    description="Emulated BrainScaleS chip on NEST (bss2 default, bss1; capabilities of the default chip): "
+                "limits checked at creation, "
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
-    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), weight_bits=6, max_neurons=512, max_fan_in=256,
-                              delays_allowed=False, seedable=True, speedup=1e3, renewing_synapses=True),
+    capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True),
     pynn_reference="pyNN.nest",
 ))
 

@@ -21,7 +21,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from cortexsim.config import config_to_dict
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 from cortexsim.protocols.cd_training import TargetTrainingConfig, train_target
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 

@@ -37,6 +37,7 @@ def main() -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args()
     config = TargetTrainingConfig(seed=args.seed, backend="nest", n_neurons=5, n_targets=10,
+                                  target_seeds=tuple(range(args.seed, args.seed + 10)),
                                   init="translated", iterations=args.iterations, sampling_ms=args.sampling_ms,
                                   learning_rate=args.learning_rate, schedule="inverse",
                                   schedule_tau=args.schedule_tau, momentum=args.momentum,

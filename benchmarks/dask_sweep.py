@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 
 from cortexsim.backends.sweeps import SweepTiming, run_sweep
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 RESULTS = Path(__file__).resolve().parent / "results" / "dask_sweep.json"

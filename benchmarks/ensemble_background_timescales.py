@@ -33,9 +33,9 @@ from cortexsim.analysis.background import autocorrelation
 from cortexsim.analysis.states import states_on_grid
 from cortexsim.backends.registry import load_backend
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.ensemble import equivalent_noise, matched_background
+from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
-from cortexsim.protocols.cd_network import derived_seed
+from cortexsim.seeds import derive_seed
 from cortexsim.protocols.ensemble import EnsembleConfig
 from cortexsim.protocols.ensemble_training import build
 from cortexsim.results import library_versions, machine_info, write_json_atomic
@@ -54,9 +54,9 @@ VARIANTS = {  # name -> (mode, background synapse kind, tau_rec in ms)
 
 def measure(sim, config: EnsembleConfig, fit, mode: str) -> dict:
     settings = config.run_settings()
-    targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(config.n_networks)]
+    targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(config.n_networks)]
     noise = equivalent_noise(settings.background, mode, config.noise)
-    ensemble = build(sim, settings, targets, fit, mode, noise, derived_seed(config.seed, 4, 1),
+    ensemble = build(sim, settings, targets, fit, mode, noise, derive_seed(config.seed, 4, 1),
                      membrane_probes=np.full(N_PROBES, fit.v_p05))
     tic = time.perf_counter()
     sim.run(BURN_IN_MS + DURATION_MS)

@@ -28,8 +28,8 @@ from cortexsim.backends.registry import load_backend
 from cortexsim.config import config_from_dict
 from cortexsim.models.boltzmann import BoltzmannMachine, joint
 from cortexsim.models.ensemble import equivalent_noise
-from cortexsim.models.lif_translation import ActivationFit
-from cortexsim.protocols.cd_network import derived_seed
+from cortexsim.parameters import ActivationFit
+from cortexsim.seeds import derive_seed
 from cortexsim.protocols.ensemble import EnsembleConfig, quartiles
 from cortexsim.protocols.ensemble_training import build
 from cortexsim.results import library_versions, machine_info, write_json_atomic
@@ -53,7 +53,7 @@ def main() -> int:
     for index, mode in enumerate(("poisson", "ensemble")):
         tic = time.perf_counter()
         bms = [BoltzmannMachine.from_dict(d) for d in saved["final_parameters"][mode]]
-        ensemble = build(sim, settings, bms, fits[mode], mode, noises[mode], derived_seed(config.seed, 7, index))
+        ensemble = build(sim, settings, bms, fits[mode], mode, noises[mode], derive_seed(config.seed, 7, index))
         sim.run(t0 + T)
         spiketrains = ensemble.spiketrains()
         sim.end()

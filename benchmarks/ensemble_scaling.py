@@ -31,7 +31,7 @@ def single(M: int, threads: int, duration_ms: float, seed: int) -> dict:
     from cortexsim.backends import load_backend
     from cortexsim.models.boltzmann import random_bm
     from cortexsim.models.ensemble import build_ensemble, matched_background
-    from cortexsim.models.lif_translation import DEFAULT_NOISE, ActivationFit
+    from cortexsim.parameters import DEFAULT_NOISE, ActivationFit
 
     load_before = os.getloadavg()
     sim = load_backend("nest")

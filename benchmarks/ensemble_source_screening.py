@@ -41,7 +41,7 @@ from cortexsim.config import config_to_dict
 from cortexsim.models.boltzmann import joint, random_bm
 from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
-from cortexsim.protocols.cd_network import derived_seed
+from cortexsim.seeds import derive_seed
 from cortexsim.protocols.ensemble import EnsembleConfig
 from cortexsim.protocols.ensemble_training import build, measure_background, train
 from cortexsim.results import library_versions, machine_info, write_json_atomic
@@ -96,7 +96,7 @@ def run_variant(name: str, iterations: int, seed: int, sampling_end_ms: float = 
     tic = time.perf_counter()
     sim = load_backend(config.backend)
     settings = config.run_settings()
-    targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(M)]
+    targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(M)]
     poisson_fit = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
                                               noise=config.noise, dt_ms=config.dt_ms)).fit
     bg = measure_background(sim, config, settings, targets, poisson_fit, "ensemble")
@@ -105,13 +105,13 @@ def run_variant(name: str, iterations: int, seed: int, sampling_end_ms: float = 
     print(f"{name}: ensemble fit v_p05 {fit.v_p05:.2f} mV, alpha {fit.alpha:.3f} mV, free-membrane std "
           f"{bg['membrane'].summary()['std_mv']:.2f} mV, rate {source_rate:.1f} Hz", flush=True)
     untrained = evaluate_with_background(sim, config, settings, targets, targets, fit, noise,
-                                         derived_seed(config.seed, 5, 1))
+                                         derive_seed(config.seed, 5, 1))
     print(f"{name}: untrained median {untrained['dkl_median']:.4f}, within-network r "
           f"{untrained['net_input_correlation']['within_mean']:.4f}", flush=True)
     trained_bms, history = train(sim, settings, config.training(), targets, targets, fit, "ensemble", noise,
-                                 derived_seed(config.seed, 6, 1))
+                                 derive_seed(config.seed, 6, 1))
     trained = evaluate_with_background(sim, config, settings, trained_bms, targets, fit, noise,
-                                       derived_seed(config.seed, 7, 1))
+                                       derive_seed(config.seed, 7, 1))
     print(f"{name}: trained median {trained['dkl_median']:.4f} (extrapolated {trained['dkl_inf_median']:.4f}), "
           f"within-network r {trained['net_input_correlation']['within_mean']:.4f} "
           f"|r| {trained['net_input_correlation']['within_mean_abs']:.4f}", flush=True)

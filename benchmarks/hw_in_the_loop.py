@@ -53,7 +53,7 @@ from cortexsim.results import library_versions, machine_info, write_json_atomic
 from cortexsim.backends.registry import load_backend
 from cortexsim.models.boltzmann import random_bm
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
-from cortexsim.protocols.cd_network import derived_seed
+from cortexsim.seeds import derive_seed
 from cortexsim.protocols.cd_training import TargetTrainingConfig, _evaluate, train_target
 
 RESULTS = Path(__file__).resolve().parent / "results" / "hw_in_the_loop.json"
@@ -112,7 +112,7 @@ def main() -> int:
                                   learning_rate=args.learning_rate, schedule="inverse",
                                   schedule_tau=args.schedule_tau, momentum=args.momentum,
                                   checkpoint_every=args.checkpoint_every, eval_duration_ms=args.eval_ms)
-    eval_seed = derived_seed(args.seed, 1, 0)      # the protocol's seed for its initial evaluation
+    eval_seed = derive_seed(args.seed, 1, 0)      # the protocol's seed for its initial evaluation
     conditions = {}
 
     chip = load_backend("brainscales")
@@ -179,7 +179,7 @@ def main() -> int:
         "activation_fit_software": software_fit.to_dict(),
         "config": config_to_dict(config),
         "seeds": {"run": args.seed, "chip": args.chip_seed, "target_bms": list(range(args.n_bms)),
-                  "evaluation_before": eval_seed, "evaluation_after": derived_seed(args.seed, 2, 0)},
+                  "evaluation_before": eval_seed, "evaluation_after": derive_seed(args.seed, 2, 0)},
         "wall_time_s": time.perf_counter() - start,
         "versions": library_versions(),
         "machine": machine_info(),

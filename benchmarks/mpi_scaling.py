@@ -40,8 +40,9 @@ def worker(args) -> None:
 
     from cortexsim.backends import load_backend
     from cortexsim.models.boltzmann import random_bm
-    from cortexsim.models.lif_translation import ActivationFit
-    from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, bm_to_lif
+    from cortexsim.parameters import ActivationFit
+    from cortexsim.models.lif_translation import bm_to_lif
+    from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 
     sim = load_backend("nest")
     start = time.perf_counter()

@@ -28,7 +28,7 @@ from cortexsim.analysis.divergence import dkl_over_time
 from cortexsim.analysis.states import joint_distribution_in_windows, joint_distribution_over_time
 from cortexsim.backends import load_backend
 from cortexsim.models.boltzmann import block_diagonal, block_offsets, joint, random_bm
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 from cortexsim.models.sampling_network import build_sampling_network
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.protocols.progress import run_with_progress

@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import DEFAULT_NOISE
+from cortexsim.parameters import DEFAULT_NOISE
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 

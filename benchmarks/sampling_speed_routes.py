@@ -34,7 +34,8 @@ import numpy as np
 
 from cortexsim.backends import load_backend
 from cortexsim.models.ensemble import DEFAULT_BACKGROUND, build_ensemble
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, bm_to_lif
+from cortexsim.models.lif_translation import bm_to_lif
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 
 WARM_UP_MS = 0.1
 #: Poisson mode of build_ensemble without the initial kick (a SpikeSourceArray, not needed with noise).

@@ -27,7 +27,7 @@ change from repeat to repeat (PyNN's connectors otherwise use one fixed default 
 from __future__ import annotations
 
 from cortexsim.backends.noise import add_poisson_background
-from cortexsim.models.lif_parameters import NoiseParameters
+from cortexsim.parameters import NoiseParameters
 
 #: Simulated time per run (ms) and the initial transient left out of the statistics (ms).
 DURATION_MS = 800.0

@@ -15,7 +15,7 @@ The seed of each run changes the background noise only (the network has no rando
 from __future__ import annotations
 
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit
 from cortexsim.models.sampling_network import build_sampling_network
 
 #: Simulated time per run and initial transient left out of the statistics (ms).

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .boltzmann import BoltzmannMachine, all_states, exact_moments, joint
+from .boltzmann import BoltzmannMachine, all_states, exact_moments
 
 __all__ = [
     "SCHEDULE_KINDS",

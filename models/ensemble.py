@@ -43,14 +43,16 @@ from types import ModuleType
 
 import numpy as np
 
+from cortexsim.seeds import derive_rng
+
 from ..backends.noise import add_poisson_background
 from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
                                   equivalent_noise, kick_spike_times, matched_background)
-from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters, NeuronParameters,
-                              NoiseParameters, bm_to_lif)
+from .lif_translation import LIFNetworkParameters, bm_to_lif
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
@@ -217,7 +219,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     check_ensemble_size(M, N, background.in_degree, mode, background.source_sharing)
     if translation_noise is None:
         translation_noise = equivalent_noise(background, mode, noise)
-    rng = np.random.default_rng([int(seed), 1])
+    rng = derive_rng(seed, 1)
     exc_pairs, inh_pairs, e_leak = _block_pairs(bms, neuron, translation_noise, fit)
     cell = neuron.as_pynn()
     cell["v_rest"] = e_leak
@@ -226,14 +228,16 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     population.record("spikes")
     delay = max(sim.get_min_delay(), sim.get_time_step())
     projections = []
-    for pairs, receptor, tau in ((exc_pairs, "excitatory", neuron.tau_syn_E), (inh_pairs, "inhibitory", neuron.tau_syn_I)):
+    for pairs, receptor, tau in ((exc_pairs, "excitatory", neuron.tau_syn_E),
+                                 (inh_pairs, "inhibitory", neuron.tau_syn_I)):
         synapse = recurrent_synapse_type(sim, synapses, tau, delay)
         projections.append(sim.Projection(population, population,
                                           sim.FromListConnector(pairs, column_names=["weight"]), synapse,
                                           receptor_type=receptor, label=f"{label}_{receptor[:3]}"))
     ensemble = Ensemble(sim, mode, bms, fit, neuron, noise, translation_noise, background, synapses, population,
                         projections[0], projections[1])
-    probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes) if x is not None]
+    probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes)
+                   if x is not None]
     group_size = 1 if activation_probes is None or np.ndim(activation_probes) < 2 else np.shape(activation_probes)[1]
     if probe_leaks:
         n_act = 0 if activation_probes is None else int(np.size(activation_probes))

@@ -10,7 +10,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from .lif_translation import DEFAULT_NOISE, NoiseParameters
+from cortexsim.parameters import DEFAULT_NOISE, NoiseParameters
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
            "draw_background_sources",

@@ -2,9 +2,9 @@
 
 The same equations as :class:`cortexsim.models.latent_equilibrium.LatentEquilibrium` (direct error
 mode) for ONE network: a ``NeuronGroup`` per layer (rate neurons with membrane ``u``, prospective
-voltage ``u_breve``, error ``err`` (``e`` is a Brian2 constant) and, for learnable biases, ``db/dt``), and a ``Synapses`` object per
-weight layer with continuous plasticity ``dw/dt = eta err_post r_pre`` and two summed variables: the
-feed-forward input ``I_ff_post = w r_pre`` and the back-projected mismatch ``E_back_pre = w m_post``.
+voltage ``u_breve``, error ``err`` (``e`` is a Brian2 constant) and, for learnable biases, ``db/dt``), and a
+``Synapses`` object per weight layer with continuous plasticity ``dw/dt = eta err_post r_pre`` and two summed
+variables: the feed-forward input ``I_ff_post = w r_pre`` and the back-projected mismatch ``E_back_pre = w m_post``.
 The schedule (``when``/``order`` of every code object) reproduces the numpy step order: forward sweep,
 output error, backward sweep (top layer first), plasticity, membrane update.  Brian2 is imported
 lazily; pass ``codegen_target="numpy"`` to avoid compilation.

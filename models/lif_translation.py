@@ -8,8 +8,7 @@ Petrovici et al. (2016, PRE 94:042312); see references §1. Units are PyNN's: nF
   type, from PSP matching in the high-conductance state (see :func:`weight_factors`).
 * The inverse map (:func:`lif_to_bm`) undoes both; the round trip is the identity to float precision.
 
-The parameter dataclasses and default sets live in :mod:`cortexsim.models.lif_parameters` and are
-re-exported here.
+The parameter dataclasses and default sets live in the base layer, :mod:`cortexsim.parameters`.
 """
 
 from __future__ import annotations
@@ -20,25 +19,10 @@ import numpy as np
 from scipy.optimize import curve_fit
 
 from cortexsim.models.boltzmann import BoltzmannMachine
-from cortexsim.models.lif_parameters import (
-    DEFAULT_NEURON,
-    DEFAULT_NOISE,
-    DOLD_NEURON,
-    DOLD_NOISE,
-    ActivationFit,
-    NeuronParameters,
-    NoiseParameters,
-)
+from cortexsim.parameters import ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = [
-    "NeuronParameters",
-    "NoiseParameters",
-    "ActivationFit",
     "LIFNetworkParameters",
-    "DEFAULT_NEURON",
-    "DOLD_NEURON",
-    "DEFAULT_NOISE",
-    "DOLD_NOISE",
     "free_membrane",
     "fit_activation",
     "psp_integral_kernel",
@@ -241,7 +225,8 @@ class LIFNetworkParameters:
             raise ValueError(f"e_leak must be a 1-D array (n,), got shape {e_leak.shape}")
         n = e_leak.shape[0]
         if weights.shape != (n, n):
-            raise ValueError(f"weights must have shape (n_pre, n_post) = ({n}, {n}) to match e_leak, got {weights.shape}")
+            raise ValueError(f"weights must have shape (n_pre, n_post) = ({n}, {n}) to match e_leak, "
+                             f"got {weights.shape}")
         if not np.all(np.isfinite(e_leak)):
             raise ValueError("e_leak contains NaN or inf; leak potentials must be finite (mV)")
         if not np.all(np.isfinite(weights)):

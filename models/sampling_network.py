@@ -29,8 +29,8 @@ import numpy as np
 
 from ..backends.noise import add_poisson_background
 from .boltzmann import BoltzmannMachine
-from .lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, LIFNetworkParameters,
-                              NeuronParameters, NoiseParameters, bm_to_lif)
+from .lif_translation import LIFNetworkParameters, bm_to_lif
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type"]
 

@@ -13,6 +13,7 @@ as an emulated chip): a changed key recalibrates, an unchanged one reuses.
 
 from __future__ import annotations
 
+import logging
 import hashlib
 import json
 import os
@@ -24,14 +25,17 @@ import numpy as np
 
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, read_json, write_json_atomic
+from cortexsim.seeds import derive_seed
 
 from ..backends.noise import add_poisson_background
 from ..backends.registry import check_dt, load_backend
-from ..models.lif_translation import (DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters,
-                                      NoiseParameters, fit_activation, free_membrane)
+from ..models.lif_translation import fit_activation, free_membrane
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = ["CalibrationConfig", "CalibrationResult", "calibrate", "default_cache_path",
            "measure_activation"]
+
+logger = logging.getLogger(__name__)
 
 
 def default_cache_path() -> Path:
@@ -184,10 +188,10 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
     coarse_e = np.linspace(guess - config.coarse_half_width_mv, guess + config.coarse_half_width_mv,
                            config.coarse_points)
     if progress:
-        print(f"calibration on {config.backend}: coarse sweep of {config.coarse_points} leak potentials "
-              f"over {config.coarse_duration_ms:g} ms", flush=True)
+        logger.info(f"calibration on {config.backend}: coarse sweep of {config.coarse_points} leak potentials "
+              f"over {config.coarse_duration_ms:g} ms")
     coarse_p = measure_activation(sim, coarse_e, config.neuron, config.noise, config.coarse_duration_ms,
-                                  config.dt_ms, config.seed)
+                                  config.dt_ms, derive_seed(config.seed, 1))
     low = coarse_e[coarse_p <= 0.02]
     high = coarse_e[coarse_p >= 0.98]
     if low.size == 0 or high.size == 0:
@@ -196,10 +200,10 @@ def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = 
                            f"[{coarse_e[0]:.1f}, {coarse_e[-1]:.1f}] mV; widen coarse_half_width_mv")
     fine_e = np.linspace(low.max(), high.min(), config.n_points)
     if progress:
-        print(f"calibration on {config.backend}: fine sweep of {config.n_points} leak potentials in "
-              f"[{fine_e[0]:.2f}, {fine_e[-1]:.2f}] mV over {config.duration_ms:g} ms", flush=True)
+        logger.info(f"calibration on {config.backend}: fine sweep of {config.n_points} leak potentials in "
+              f"[{fine_e[0]:.2f}, {fine_e[-1]:.2f}] mV over {config.duration_ms:g} ms")
     fine_p = measure_activation(sim, fine_e, config.neuron, config.noise, config.duration_ms,
-                                config.dt_ms, config.seed + 1)
+                                config.dt_ms, derive_seed(config.seed, 2))
     fit = fit_activation(fine_e, fine_p)
     result = CalibrationResult(config, fit, fine_e, fine_p, False, time.perf_counter() - start,
                                library_versions())

@@ -8,6 +8,7 @@ same number of updates).
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,20 +17,23 @@ import numpy as np
 
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.seeds import derive_seed
 
 from ..analysis import plots
 from ..backends.registry import load_backend
 from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import LearningRateSchedule, MomentumOptimizer, bipartite_mask, cd_gradient
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_digits import (N_PIXELS, N_VISIBLE, TOP_HALF, evaluate_exact, evaluate_spiking, free_energy_accuracy,
                         initial_rbm, load_digits_split, spiking_iteration, spiking_scores, train_exact)
-from .cd_network import (TimedSimulator, apply_bm, check_training_settings, derived_seed, load_checkpoint,
+from .cd_network import (TimedSimulator, apply_bm, check_training_settings, load_checkpoint,
                          rng_from_state, save_checkpoint)
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "train_digits"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -171,7 +175,7 @@ class DigitsTrainingResult:
 
 def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
     """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
-    rng = np.random.default_rng(derived_seed(config.seed, 11))
+    rng = np.random.default_rng(derive_seed(config.seed, 11))
     start = initial_rbm(config.n_hidden, rng)
     W, b = np.array(start.W), np.array(start.b)
     chains = data[rng.integers(0, data.shape[0], config.gibbs_chains)].copy()
@@ -184,7 +188,7 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
                                           curve_every=max(1, config.pretrain_iterations // 20),
                                           curve_data=(test_x, test_y))
     pre_W, pre_b = W.copy(), b.copy()
-    eval_rng = np.random.default_rng(derived_seed(config.seed, 12))
+    eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
     completion = test_x[:config.n_completion_images]
     pretrained = evaluate_exact(W, b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
                                 eval_rng, completion)
@@ -202,8 +206,8 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
 def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, label="") -> dict:
     if progress:
         per_image = config.eval_settle_ms + config.eval_read_ms
-        print(f"spiking evaluation {label}: {len(test_x)} images (classification) + "
-              f"{min(len(test_x), config.n_completion_images)} (completion), {per_image:g} ms each", flush=True)
+        logger.info(f"spiking evaluation {label}: {len(test_x)} images (classification) + "
+              f"{min(len(test_x), config.n_completion_images)} (completion), {per_image:g} ms each")
     sim.setup(timestep=config.dt_ms, seed=seed)
     network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
     timed = TimedSimulator(sim)
@@ -232,27 +236,27 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
             raise ValueError("the checkpoint was written with another config; resume with the same settings")
     else:
         if progress:
-            print(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
-                  f"baseline updates", flush=True)
+            logger.info(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
+                  f"baseline updates")
         prepared = _prepare(config, data, test_x, test_y)
         optimizer = MomentumOptimizer.create(len(prepared["b"]), config.momentum, config.weight_decay)
         state = {"task": "digits", "config": config_to_dict(config), "iteration": 0, "prepared": prepared,
                  "W": prepared["W"], "b": prepared["b"], "optimizer": optimizer.to_dict(),
-                 "rng": np.random.default_rng(derived_seed(config.seed, 13)).bit_generator.state,
+                 "rng": np.random.default_rng(derive_seed(config.seed, 13)).bit_generator.state,
                  "spiking_before": None,
                  "history": {"iteration": [], "learning_rate": [], "gradient_norm": [], "model_mean_activity": [],
                              "segment_end": [], "segment_exact_accuracy": []},
                  "timing": {"training_wall_s": 0.0, "run_wall_s": 0.0, "iterations_timed": 0}}
     if state["spiking_before"] is None:
         state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["W"]), np.asarray(state["b"]),
-                                                test_x, test_y, derived_seed(config.seed, 14), progress,
+                                                test_x, test_y, derive_seed(config.seed, 14), progress,
                                                 "before fine-tuning")
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
     if not _fine_tune(config, state, sim, fit, data, test_x, test_y, out_dir, progress, stop_after_iteration):
         return None
     W, b = np.asarray(state["W"]), np.asarray(state["b"])
-    after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derived_seed(config.seed, 15), progress,
+    after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
                           "after fine-tuning")
     prepared = state["prepared"]
     timing = dict(state["timing"])
@@ -284,7 +288,7 @@ def _fine_tune(config, state, sim, fit, data, test_x, test_y, out_dir, progress,
             first = state["iteration"]
             last = min(first + config.checkpoint_every, config.iterations)
             tic = time.perf_counter()
-            sim.setup(timestep=config.dt_ms, seed=derived_seed(config.seed, 0, first))
+            sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first))
             network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
                                              config.synapses)
             timed = TimedSimulator(sim)
@@ -331,7 +335,8 @@ def _write_outputs(result: DigitsTrainingResult, out: Path) -> None:
             ylabel="test accuracy", title="exact-sampler pre-training")
     if h["segment_end"]:
         files["finetune_accuracy"] = plots.plot_learning_curve(
-            h["segment_end"], {"spiking fine-tuning (exact free-energy read-out)": np.asarray(h["segment_exact_accuracy"])},
+            h["segment_end"],
+            {"spiking fine-tuning (exact free-energy read-out)": np.asarray(h["segment_exact_accuracy"])},
             out / "finetune_accuracy.png", ylabel="test accuracy")
     result.files = {name: Path(path).name for name, path in files.items()}
     write_json_atomic(out / "config.json", config_to_dict(result.config))

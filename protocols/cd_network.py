@@ -27,7 +27,9 @@ from types import ModuleType
 
 import numpy as np
 
+from cortexsim.checks import check_choice, check_fraction, check_int, check_non_negative
 from cortexsim.results import read_json, write_json_atomic
+from cortexsim.seeds import check_seed
 
 from ..backends.projection_weights import set_projection_weights
 from ..backends.registry import backend_info, check_dt
@@ -36,7 +38,7 @@ from ..models.cd_learning import LearningRateSchedule
 from ..models.lif_translation import bm_to_lif
 from ..models.sampling_network import SYNAPSE_KINDS, SamplingNetwork
 
-__all__ = ["check_training_settings", "derived_seed", "apply_bm", "clamped_leak", "set_leak", "TimedSimulator",
+__all__ = ["check_training_settings", "apply_bm", "clamped_leak", "set_leak", "TimedSimulator",
            "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "rng_from_state"]
 
 CHECKPOINT_FILE = "checkpoint.json"
@@ -44,27 +46,15 @@ CHECKPOINT_FILE = "checkpoint.json"
 
 def check_training_settings(config) -> None:
     """Checks shared by the CD configs (seed, backend, dt, optimizer, iterations, segments)."""
-    if not isinstance(config.seed, (int, np.integer)) or isinstance(config.seed, bool):
-        raise ValueError(f"seed must be an integer, got {config.seed!r}")
+    check_seed(config.seed)
     backend_info(config.backend)
     check_dt(config.backend, config.dt_ms)
     LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
-    if not 0.0 <= config.momentum < 1.0:
-        raise ValueError(f"momentum must lie in [0, 1), got {config.momentum!r}")
-    if not np.isfinite(config.weight_decay) or config.weight_decay < 0:
-        raise ValueError(f"weight_decay must be a finite number >= 0, got {config.weight_decay!r}")
-    if int(config.iterations) != config.iterations or config.iterations < 1:
-        raise ValueError(f"iterations must be a positive integer, got {config.iterations!r}")
-    if int(config.checkpoint_every) != config.checkpoint_every or config.checkpoint_every < 1:
-        raise ValueError(f"checkpoint_every must be a positive integer (iterations), got {config.checkpoint_every!r}")
-    if config.synapses not in SYNAPSE_KINDS:
-        raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {config.synapses!r}")
-
-
-def derived_seed(seed: int, *keys: int) -> int:
-    """A simulator seed in [1, 2**31 - 1] derived from ``seed`` and integer ``keys`` (e.g. iteration)."""
-    value = np.random.SeedSequence([int(seed) & 0xFFFFFFFF, *[int(k) for k in keys]]).generate_state(1)[0]
-    return int(value % (2**31 - 2)) + 1
+    check_fraction(config.momentum, "momentum")
+    check_non_negative(config.weight_decay, "weight_decay")
+    check_int(config.iterations, "iterations", minimum=1)
+    check_int(config.checkpoint_every, "checkpoint_every", minimum=1)
+    check_choice(config.synapses, "synapses", SYNAPSE_KINDS)
 
 
 def apply_bm(network: SamplingNetwork, bm: BoltzmannMachine) -> None:

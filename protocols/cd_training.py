@@ -22,6 +22,7 @@ import numpy as np
 
 from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.seeds import check_seed, derive_seed
 
 from ..analysis import plots
 from ..analysis.divergence import dkl_both
@@ -30,13 +31,13 @@ from ..backends.registry import load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, exact_moments, joint, random_bm
 from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer,
                                   block_diagonal_mask, cd_gradient, moments_from_distribution)
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import build_sampling_network
 from .calibration import CalibrationConfig, calibrate
-from .cd_network import (TimedSimulator, apply_bm, check_training_settings, derived_seed, load_checkpoint,
+from .cd_network import (TimedSimulator, apply_bm, check_training_settings, load_checkpoint,
                          save_checkpoint)
 
-__all__ = ["TargetTrainingConfig", "TargetTrainingResult", "train_target", "add_cli", "INIT_KINDS"]
+__all__ = ["TargetTrainingConfig", "TargetTrainingResult", "train_target", "INIT_KINDS"]
 
 #: Starting points of the target task: the translated target itself, or a random BM.
 INIT_KINDS = ("translated", "random")
@@ -55,8 +56,11 @@ class TargetTrainingConfig:
     n_neurons : int
         Units per random target BM (1..20); ignored when targets are given.
     n_targets : int
-        Random target BMs ``random_bm(n_neurons, seed + k)``, k = 0..n_targets-1, trained side by
+        Random target BMs ``random_bm(n_neurons, derive_seed(seed, 8, k))``, k = 0..n_targets-1, trained side by
         side as independent blocks of one network; ignored when targets are given.
+    target_seeds : tuple of int, optional
+        Instead: the random targets ``random_bm(n_neurons, s)`` for each ``s`` (e.g. the standard set
+        1..10 of the benchmarks); sets ``n_targets``.
     init : {"translated", "random"}
         Start from the targets' own parameters (their translation) or from a random BM
         (``random_bm`` with ``init_scale`` as weight and bias scale).
@@ -99,6 +103,7 @@ class TargetTrainingConfig:
     backend: str = "nest"
     n_neurons: int = 5
     n_targets: int = 1
+    target_seeds: tuple | None = None
     init: str = "translated"
     init_scale: float = 0.5
     iterations: int = 100
@@ -122,6 +127,11 @@ class TargetTrainingConfig:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         if int(self.n_targets) < 1:
             raise ValueError(f"n_targets must be >= 1, got {self.n_targets}")
+        if self.target_seeds is not None:
+            seeds = tuple(check_seed(s, "target_seeds entries") for s in self.target_seeds)
+            if len(seeds) != int(self.n_targets):
+                object.__setattr__(self, "n_targets", len(seeds))
+            object.__setattr__(self, "target_seeds", seeds)
         if self.init not in INIT_KINDS:
             raise ValueError(f"init must be one of {INIT_KINDS}, got {self.init!r}")
         if not np.isfinite(self.init_scale) or self.init_scale < 0:
@@ -221,7 +231,7 @@ def _fresh_state(config: TargetTrainingConfig, targets: list) -> dict:
     if config.init == "translated":
         starts = list(targets)
     else:
-        starts = [random_bm(bm.n_units, seed=derived_seed(config.seed, 7, k), weight_scale=config.init_scale,
+        starts = [random_bm(bm.n_units, seed=derive_seed(config.seed, 7, k), weight_scale=config.init_scale,
                             bias_scale=config.init_scale) for k, bm in enumerate(targets)]
     start = _compose(starts)
     n = start.n_units
@@ -256,14 +266,17 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     stop_after_iteration : int, optional
         Stop at the first checkpoint at or after this iteration and return None (an interruption).
     """
-    if targets is None:
-        targets = [random_bm(config.n_neurons, seed=config.seed + k) for k in range(config.n_targets)]
+    given = targets is not None
+    if not given:
+        seeds = config.target_seeds or [derive_seed(config.seed, 8, k) for k in range(config.n_targets)]
+        targets = [random_bm(config.n_neurons, seed=s) for s in seeds]
     targets = list(targets)
     if not targets or not all(isinstance(bm, BoltzmannMachine) for bm in targets):
         raise ValueError("targets must be a non-empty list of BoltzmannMachine objects")
     if max(bm.n_units for bm in targets) > MAX_EXACT_UNITS:
         raise ValueError(f"each target may have at most {MAX_EXACT_UNITS} units (exact enumeration)")
-    config = replace(config, n_neurons=targets[0].n_units, n_targets=len(targets))
+    config = replace(config, n_neurons=targets[0].n_units, n_targets=len(targets),
+                     target_seeds=None if given else config.target_seeds)
     if resume and out_dir is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     if fit is None:
@@ -281,14 +294,14 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     if state["dkl_initial"] is None:
         initial = [BoltzmannMachine.from_dict(d) for d in state["initial"]]
         state["dkl_initial"] = _evaluate(config, sim, fit, initial, targets, config.eval_duration_ms,
-                                         derived_seed(config.seed, 1, 0), progress)
+                                         derive_seed(config.seed, 1, 0), progress)
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
     finished = _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress, stop_after_iteration)
     if not finished:
         return None
     final = _split(np.asarray(state["W"]), np.asarray(state["b"]), blocks)
-    dkl_final = _evaluate(config, sim, fit, final, targets, config.eval_duration_ms, derived_seed(config.seed, 2, 0),
+    dkl_final = _evaluate(config, sim, fit, final, targets, config.eval_duration_ms, derive_seed(config.seed, 2, 0),
                           progress)
     timing = dict(state["timing"])
     timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
@@ -325,7 +338,7 @@ def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress,
             first = state["iteration"]
             last = min(first + config.checkpoint_every, config.iterations)
             tic = time.perf_counter()
-            sim.setup(timestep=config.dt_ms, seed=derived_seed(config.seed, 0, first))
+            sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first))
             network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
                                              config.synapses)
             timed = TimedSimulator(sim)
@@ -393,10 +406,3 @@ def _write_outputs(result: TargetTrainingResult, out: Path) -> None:
     result.files = {name: Path(path).name for name, path in files.items()}
     write_json_atomic(out / "config.json", config_to_dict(result.config))
     write_json_atomic(out / "results.json", result.summary())
-
-
-def add_cli(subparsers) -> None:
-    """Register ``cortexsim train-cd``."""
-    from .cd_cli import add_train_cd_parser
-
-    add_train_cd_parser(subparsers)

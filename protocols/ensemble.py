@@ -21,6 +21,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -35,13 +36,15 @@ from ..backends.registry import backend_info, check_dt, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
 from ..models.cd_learning import SCHEDULE_KINDS
 from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
-from .cd_network import derived_seed
+from cortexsim.seeds import derive_seed
 from .ensemble_training import RunSettings, TrainingSettings, evaluate, measure_background, train
 
-__all__ = ["EnsembleConfig", "run_ensemble", "add_cli", "quartiles"]
+__all__ = ["EnsembleConfig", "run_ensemble", "quartiles"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -163,7 +166,7 @@ class EnsembleConfig:
         background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
                                         delay_max_ms=self.delay_max_ms, source_sharing=self.source_sharing,
                                         synapse=self.background_synapse, tau_rec_ms=self.tau_rec_ms)
-        return RunSettings(self.dt_ms, self.burn_in_ms, derived_seed(self.seed, 3), background, self.neuron,
+        return RunSettings(self.dt_ms, self.burn_in_ms, derive_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
     def training(self) -> TrainingSettings:
@@ -186,12 +189,13 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     ``poisson_fit`` (the activation function under Poisson noise) is calibrated (cached) if not given.
     """
     tic_total = time.perf_counter()
-    say = print if progress else (lambda *a, **k: None)
+    say = logger.info if progress else (lambda *a, **k: None)
     sim = load_backend(config.backend)
     settings = config.run_settings()
-    targets = [random_bm(config.n_neurons, seed=derived_seed(config.seed, 10, m)) for m in range(config.n_networks)]
-    poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
-                                              noise=config.noise, dt_ms=config.dt_ms), progress=progress).fit
+    targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(config.n_networks)]
+    calibration = CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
+                                    noise=config.noise, dt_ms=config.dt_ms)
+    poisson_fit = poisson_fit or calibrate(calibration, progress=progress).fit
     say(f"Poisson activation function: v_p05 = {poisson_fit.v_p05:.3f} mV, alpha = {poisson_fit.alpha:.3f} mV")
     timings = {}
     tic = time.perf_counter()
@@ -208,12 +212,12 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     for index, (mode, (fit, noise)) in enumerate(modes.items()):
         tic = time.perf_counter()
         evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
-                                                    config.eval_duration_ms, derived_seed(config.seed, 5, index))
+                                                    config.eval_duration_ms, derive_seed(config.seed, 5, index))
         say(f"{mode} untrained: median D_KL {np.median(evaluations[f'{mode}_untrained']['dkl_sampled_target']):.4f}")
         trained[mode], histories[mode] = train(sim, settings, config.training(), targets, targets, fit, mode, noise,
-                                               derived_seed(config.seed, 6, index), progress)
+                                               derive_seed(config.seed, 6, index), progress)
         evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained[mode], targets, fit, mode, noise,
-                                                  config.eval_duration_ms, derived_seed(config.seed, 7, index))
+                                                  config.eval_duration_ms, derive_seed(config.seed, 7, index))
         say(f"{mode} trained: median D_KL {np.median(evaluations[f'{mode}_trained']['dkl_sampled_target']):.4f}")
         timings[f"{mode}_s"] = time.perf_counter() - tic
     timings["total_s"] = time.perf_counter() - tic_total
@@ -292,14 +296,15 @@ def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories
     files = {
         "dkl_distributions": _plot_dkl(dkl, out / "dkl_distributions.png",
                                        f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
-                                       f"{config['train_iterations']} CD iterations, eval {config['eval_duration_ms']:g} ms"),
+                                       f"{config['train_iterations']} CD iterations, "
+                                       f"eval {config['eval_duration_ms']:g} ms"),
         "background": plot_background({"poisson": bg_poisson["inputs"], "ensemble": bg_ensemble["inputs"]},
                                       {"poisson": bg_poisson["membrane"], "ensemble": bg_ensemble["membrane"]},
                                       out / "background.png", title="background: Poisson vs ensemble"),
-        "activation_ensemble": plot_activation_function(bg_ensemble["sweep"], bg_ensemble["p_on"][0], bg_ensemble["fit"],
-                                                        out / "activation_ensemble.png",
-                                                        title=f"one source set; ensemble fit over {len(bg_ensemble['group_alpha'])} sets (Poisson fit: v_p05 "
-                                                              f"{poisson_fit.v_p05:.2f} mV, alpha {poisson_fit.alpha:.2f} mV)"),
+        "activation_ensemble": plot_activation_function(
+            bg_ensemble["sweep"], bg_ensemble["p_on"][0], bg_ensemble["fit"], out / "activation_ensemble.png",
+            title=f"one source set; ensemble fit over {len(bg_ensemble['group_alpha'])} sets (Poisson fit: v_p05 "
+                  f"{poisson_fit.v_p05:.2f} mV, alpha {poisson_fit.alpha:.2f} mV)"),
         "training": plot_learning_curve(np.arange(len(histories["poisson"]["dkl_median"])),
                                         {f"{m} noise": histories[m]["dkl_median"] for m in histories},
                                         out / "training.png", ylabel="median D_KL per iteration's samples", logy=True),
@@ -307,53 +312,3 @@ def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories
     results["files"] = {name: str(path.name) for name, path in files.items()}
     write_json_atomic(out / "config.json", config)
     write_json_atomic(out / "results.json", results)
-
-
-def _cmd_ensemble(args) -> int:
-    from cortexsim.cli import _parameter_set
-
-    neuron, noise = _parameter_set(args.parameter_set)
-    config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
-                            in_degree=args.in_degree, source_sharing=args.source_sharing,
-                            background_synapse=args.background_synapse, tau_rec_ms=args.tau_rec,
-                            train_iterations=args.train_iterations,
-                            sampling_ms=args.sampling, sampling_end_ms=args.sampling_end,
-                            average_fraction=args.average_fraction, eval_duration_ms=args.eval_duration,
-                            calibration_ms=args.calibration_duration, dt_ms=args.dt, neuron=neuron, noise=noise)
-    results = run_ensemble(config, out_dir=args.out, progress=True)
-    for key in ("dkl_poisson_untrained", "dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained"):
-        q = results[key]
-        print(f"{key}: median {q['median']:.4f} (quartiles {q['q25']:.4f}-{q['q75']:.4f})")
-    for mode, bg in results["background"].items():
-        print(f"{mode} background: input rate {bg['inputs']['mean_rate_hz']:.1f} Hz, CV {bg['inputs']['mean_cv']:.2f}, "
-              f"mean |corr| {bg['inputs']['mean_abs_correlation']:.3f}; free membrane std "
-              f"{bg['free_membrane']['std_mv']:.2f} mV, correlation time {bg['free_membrane']['correlation_time_ms']:.1f} ms")
-    print(f"results: {args.out / 'results.json'}; figures: {', '.join(results['files'].values())}")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register ``cortexsim ensemble``."""
-    from cortexsim.cli import add_common_arguments
-
-    parser = subparsers.add_parser("ensemble", help="sampling networks that are each other's noise vs Poisson noise")
-    add_common_arguments(parser, "out/ensemble")
-    parser.add_argument("--networks", type=int, default=50, help="M networks (>= 2, default 50)")
-    parser.add_argument("--neurons", type=int, default=5, help="N neurons per network (default 5)")
-    parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
-    parser.add_argument("--source-sharing", choices=("random", "disjoint"), default="random",
-                        help="disjoint: neurons of one network share no background source (needs 2K <= M - 1)")
-    parser.add_argument("--background-synapse", choices=("depressing", "static"), default="depressing",
-                        help="background synapses: depressing (TM, U=1; default) or static")
-    parser.add_argument("--tau-rec", type=float, default=40.0,
-                        help="recovery time constant of depressing background synapses (ms, default 40)")
-    parser.add_argument("--train-iterations", type=int, default=150, help="CD iterations per noise mode (default 150)")
-    parser.add_argument("--sampling", type=float, default=1000.0, help="sampling time per iteration (ms, default 1000)")
-    parser.add_argument("--sampling-end", type=float, default=None,
-                        help="sampling time of the last iteration (ms; linear growth; default: constant)")
-    parser.add_argument("--average-fraction", type=float, default=0.0,
-                        help="average the parameters over this last fraction of iterations (default 0: last iterate)")
-    parser.add_argument("--eval-duration", type=float, default=50000.0, help="evaluation time (ms, default 50000)")
-    parser.add_argument("--calibration-duration", type=float, default=20000.0,
-                        help="background measurement time (ms, default 20000)")
-    parser.set_defaults(handler=_cmd_ensemble)

@@ -46,8 +46,9 @@ from ..models.boltzmann import BoltzmannMachine, block_diagonal, exact_moments, 
 from ..models.cd_learning import (IterateAverage, LearningRateSchedule, MomentumOptimizer, block_diagonal_mask,
                                   cd_gradient, moments_from_distribution, sampling_durations)
 from ..models.ensemble import Ensemble, EnsembleBackground, build_ensemble, equivalent_noise
-from ..models.lif_translation import ActivationFit, NeuronParameters, NoiseParameters, fit_activation
-from .cd_network import derived_seed
+from ..models.lif_translation import fit_activation
+from cortexsim.parameters import ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.seeds import derive_seed
 
 __all__ = ["RunSettings", "TrainingSettings", "build", "network_distributions", "evaluate", "train",
            "measure_background"]
@@ -246,8 +247,8 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
     if mode == "ensemble":
         probes["activation_probes"] = np.tile(sweep, (config.calibration_groups, 1))
     translation = equivalent_noise(settings.background, mode, config.noise)
-    ensemble = build(sim, settings, targets, fit, mode, translation, derived_seed(config.seed, 4, int(mode == "ensemble")),
-                     **probes)
+    ensemble = build(sim, settings, targets, fit, mode, translation,
+                     derive_seed(config.seed, 4, int(mode == "ensemble")), **probes)
     poisson_sources = None
     if mode == "poisson":  # the Poisson background as K independent trains per receptor (rate R / K)
         K = settings.background.in_degree
@@ -276,7 +277,8 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
             except ValueError:
                 continue  # a sweep whose transition lies outside the range; counted below
         if len(group_fits) < max(1, (config.calibration_groups + 1) // 2):
-            frozen = float(np.mean((result["rates_hz"] < 1.0) | (result["rates_hz"] > 0.95e3 / config.neuron.tau_refrac)))
+            rates = result["rates_hz"]
+            frozen = float(np.mean((rates < 1.0) | (rates > 0.95e3 / config.neuron.tau_refrac)))
             raise ValueError(f"the activation function under the ensemble background could be fitted for only "
                              f"{len(group_fits)} of {config.calibration_groups} probe groups; {100 * frozen:.0f} % of "
                              "the ensemble's neurons are silent or fire at the maximum rate (a frozen, noise-free "

@@ -15,7 +15,7 @@ presentation time gets the same total plasticity per pattern.
 
 from __future__ import annotations
 
-import argparse
+import logging
 import json
 import math
 import platform
@@ -29,7 +29,9 @@ from ..models import datasets
 from ..models.latent_equilibrium import LatentEquilibrium, LEParameters
 from ..models.layered import LayeredNetwork, linear, logistic
 
-__all__ = ["LagrangianConfig", "LagrangianResult", "run_lagrangian", "add_cli", "TASKS"]
+__all__ = ["LagrangianConfig", "LagrangianResult", "run_lagrangian", "TASKS"]
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("bars", "yinyang", "digits")
 DYNAMICS = ("latent_equilibrium", "original")
@@ -220,7 +222,8 @@ def realtime_accuracy(sim: LatentEquilibrium, xs: np.ndarray, labels: np.ndarray
     return correct / xs.shape[1]
 
 
-def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None, progress: bool = False) -> LagrangianResult:
+def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None,
+                   progress: bool = False) -> LagrangianResult:
     """Train ``cfg.n_seeds`` networks in real time; optionally write results.json and a figure."""
     start = time.perf_counter()
     seeds = [cfg.seed + k for k in range(cfg.n_seeds)]
@@ -247,8 +250,8 @@ def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None, pro
             curve_epochs.append(epoch)
             curve_acc.append(acc.tolist())
             if progress:
-                print(f"[lagrangian] {cfg.task} {cfg.dynamics} t_pres={cfg.t_pres} ms epoch {epoch}: "
-                      f"real-time test accuracy {np.round(acc, 3).tolist()}", flush=True)
+                logger.info(f"[lagrangian] {cfg.task} {cfg.dynamics} t_pres={cfg.t_pres} ms epoch {epoch}: "
+                      f"real-time test accuracy {np.round(acc, 3).tolist()}")
     final_nets = sim.networks()
     settled = [net.accuracy(te.x, te.y) for net, (_, te) in zip(final_nets, splits)]
     train_acc = [net.accuracy(tr.x, tr.y) for net, (tr, _) in zip(final_nets, splits)]
@@ -287,19 +290,6 @@ def write_result(result: LagrangianResult, out_dir: Path) -> None:
     tmp.replace(out_dir / "results.json")
 
 
-def _cli_handler(args: argparse.Namespace) -> int:
-    settings = task_defaults(args.task)
-    if args.hidden:
-        settings["hidden"] = args.hidden
-    if args.epochs:
-        settings["epochs"] = args.epochs
-    cfg = LagrangianConfig(task=args.task, t_pres=args.t_pres, seed=args.seed, n_seeds=args.n_seeds,
-                           dynamics=args.dynamics, errors=args.errors, tau=args.tau, **settings)
-    result = run_lagrangian(cfg, out_dir=args.out, progress=True)
-    print(json.dumps(result.summary(), indent=2))
-    return 0
-
-
 def task_defaults(task: str) -> dict:
     """Network size and learning settings per task (the ones benchmarks/lagrangian_*.py use)."""
     if task == "yinyang":
@@ -310,19 +300,3 @@ def task_defaults(task: str) -> dict:
         return {"hidden": 100, "n_test": 360, "lr": 0.05, "min_steps": 5, "epochs": 50}
     return {"hidden": 30, "n_train": 24, "n_test": 48, "noise": 0.1, "lr": 0.3, "dt_max": 1.0, "epochs": 200,
             "eval_every": 20}
-
-
-def add_cli(subparsers) -> None:
-    """Register ``lagrangian --task bars|yinyang|digits --t-pres MS --seed N --out DIR``."""
-    p = subparsers.add_parser("lagrangian", help="real-time learning with Latent Equilibrium dynamics")
-    p.add_argument("--task", choices=TASKS, required=True)
-    p.add_argument("--t-pres", type=float, required=True, help="presentation time per pattern (ms)")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--n-seeds", type=int, default=5, help="networks trained side by side (seeds seed..)")
-    p.add_argument("--dynamics", choices=DYNAMICS, default="latent_equilibrium")
-    p.add_argument("--errors", choices=("direct", "microcircuit"), default="direct")
-    p.add_argument("--tau", type=float, default=10.0, help="membrane time constant (ms)")
-    p.add_argument("--epochs", type=int, default=0, help="passes through the training set (0: task default)")
-    p.add_argument("--hidden", type=int, default=0, help="hidden units (0: task default)")
-    p.add_argument("--out", required=True, help="output folder for results.json and figures")
-    p.set_defaults(handler=_cli_handler)

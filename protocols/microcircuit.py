@@ -8,6 +8,7 @@ CLI: ``cortexsim microcircuit --task sps|teacher|yinyang|digits --seed N --out D
 
 from __future__ import annotations
 
+import logging
 import json
 import platform
 import time
@@ -21,10 +22,11 @@ from cortexsim.models.layered import LayeredNetwork, linear, logistic, soft_relu
 from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, self_predicting_weights)
-from cortexsim.models.microcircuit.steady_state import predict, steady_state, train_epoch
+from cortexsim.models.microcircuit.steady_state import steady_state, train_epoch
 
-__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data",
-           "add_cli"]
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data"]
+
+logger = logging.getLogger(__name__)
 
 TASKS = ("sps", "teacher", "yinyang", "digits")
 # per task: layer sizes, epochs, forward / interneuron learning rates (1/ms), top-down mode
@@ -328,7 +330,7 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         row = {"epoch": epoch, **_evaluate(cfg, weights, params, test), **info}
         result.curve.append(row)
         if progress:
-            print(json.dumps(row), flush=True)
+            logger.info(json.dumps(row))
         if not np.all(np.isfinite([v for v in row.values() if isinstance(v, float)])):
             result.final["diverged_at_epoch"] = epoch
             break
@@ -357,27 +359,3 @@ def analytic_sps_apical(weights: MicrocircuitWeights, params: MicrocircuitParams
         model.step(row)
         worst = max(worst, float(np.max(np.abs(model.apical()))))
     return worst
-
-
-def add_cli(subparsers) -> None:
-    """Register ``microcircuit --task ... --seed ... --out DIR`` on an argparse subparsers object."""
-    p = subparsers.add_parser("microcircuit", help="train a dendritic cortical microcircuit (Sacramento 2018)")
-    p.add_argument("--task", choices=TASKS, default="yinyang")
-    p.add_argument("--seed", type=int, required=True)
-    p.add_argument("--out", required=True, help="output folder for results.json and figures")
-    p.add_argument("--dynamics", choices=("steady", "full"), default="steady")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--topdown", choices=("fixed", "transposed", "learned"), default=None)
-    p.add_argument("--shallow", action="store_true", help="train only the output layer")
-    p.add_argument("--interneuron-plasticity", choices=("always", "free_phase"), default="always",
-                   help="full dynamics: lateral weights learn always or only in free phases")
-    p.set_defaults(handler=_cli_handler)
-
-
-def _cli_handler(args) -> int:
-    cfg = MicrocircuitConfig(seed=args.seed, task=args.task, dynamics=args.dynamics, epochs=args.epochs,
-                             topdown=args.topdown, shallow=args.shallow,
-                             interneuron_plasticity=args.interneuron_plasticity)
-    result = run_microcircuit(cfg, args.out, progress=True)
-    print(json.dumps(result.final, indent=2))
-    return 0

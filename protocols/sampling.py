@@ -8,6 +8,7 @@ rates and CVs, with figures and the spike data written to an output folder.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,12 +26,14 @@ from ..analysis.states import (discrete_samples, joint_distribution, joint_distr
                                sample_distribution)
 from ..backends.registry import backend_info, check_dt, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
-from ..models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .progress import run_with_progress
 
 __all__ = ["SamplingConfig", "SamplingResult", "sample", "log_checkpoints"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -175,8 +178,7 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
         fit = calibration.fit
         if progress:
             origin = "cached" if calibration.from_cache else "measured"
-            print(f"activation function ({origin}): v_p05 = {fit.v_p05:.3f} mV, alpha = {fit.alpha:.3f} mV",
-                  flush=True)
+            logger.info(f"activation function ({origin}): v_p05 = {fit.v_p05:.3f} mV, alpha = {fit.alpha:.3f} mV")
     sim = load_backend(config.backend)
     sim.setup(timestep=config.dt_ms, seed=config.seed)
     network = build_sampling_network(sim, bm, fit, config.neuron, config.noise, config.synapses)

@@ -9,15 +9,13 @@ The model and both simulator versions live in :mod:`cortexsim.models.microcircui
 
 from __future__ import annotations
 
-import argparse
-import json
 from pathlib import Path
 
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
 
 from ..models.microcircuit.urbanczik import UrbanczikConfig, UrbanczikNeuronParams, plot_error_curves
 
-__all__ = ["run_urbanczik", "add_cli"]
+__all__ = ["run_urbanczik"]
 
 SIMULATORS = ("nest", "brian2")
 
@@ -44,22 +42,3 @@ def run_urbanczik(config: UrbanczikConfig, simulators=SIMULATORS, out_dir: str |
             "errors_rms_mV": {r.simulator: r.errors_rms for r in results},
             "versions": library_versions(), "machine": machine_info()})
     return results
-
-
-def _cli_handler(args: argparse.Namespace) -> int:
-    simulators = SIMULATORS if args.simulator == "both" else (args.simulator,)
-    config = UrbanczikConfig(seed=args.seed, n_repetitions=args.repetitions)
-    results = run_urbanczik(config, simulators, args.out)
-    print(json.dumps([r.summary() for r in results], indent=2))
-    print(f"figure and results in {args.out}/")
-    return 0
-
-
-def add_cli(subparsers) -> None:
-    """Register ``urbanczik --simulator nest|brian2|both --seed N --out DIR [--repetitions R]``."""
-    parser = subparsers.add_parser("urbanczik", help="Urbanczik-Senn dendritic-prediction learning (NEST / Brian2)")
-    parser.add_argument("--simulator", choices=("nest", "brian2", "both"), default="both")
-    parser.add_argument("--seed", type=int, default=1, help="seed of input pattern, teacher and spikes")
-    parser.add_argument("--repetitions", type=int, default=100, help="teaching repetitions of the pattern")
-    parser.add_argument("--out", type=Path, default=Path("out/urbanczik"), help="output folder")
-    parser.set_defaults(handler=_cli_handler)

@@ -29,10 +29,10 @@ failed); 4 a backend's repeats gave identical statistics (the seeds do not reach
 
 from __future__ import annotations
 
+import logging
 import importlib
 import importlib.util
 import inspect
-import sys
 import time
 import traceback
 from dataclasses import dataclass, field
@@ -42,15 +42,17 @@ from types import ModuleType
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.results import library_versions, machine_info, output_dir
 
 from ..analysis.compare import CORRECTIONS, StatisticsSettings, compare_groups, population_statistics
 from ..backends.registry import installed_backends, known_backends, load_backend
 from .validation_runs import BackendRun, ModelError, SeededSimulator, collect_run, identical_repeats
 
 __all__ = ["Alteration", "ValidationConfig", "ValidationResult", "ModelError", "load_model", "run_backend",
-           "validate", "add_cli", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE", "EXIT_NOTHING_TO_COMPARE",
+           "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE", "EXIT_NOTHING_TO_COMPARE",
            "EXIT_UNSEEDED", "RECOMMENDED_REPEATS"]
+
+logger = logging.getLogger(__name__)
 
 EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, EXIT_UNSEEDED = 0, 1, 3, 4
 #: Nothing was compared: no recorded population spiked on any backend (same code as incomplete).
@@ -232,7 +234,7 @@ def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_m
     run = BackendRun(backend, "ok")
     for seed in seeds:
         if progress:
-            print(f"validate: {backend} seed {seed}", flush=True)
+            logger.info(f"validate: {backend} seed {seed}")
         seeded = SeededSimulator(sim, int(seed), dt_ms)
         numpy_state = np.random.get_state()
         np.random.seed(int(np.random.SeedSequence([int(seed), 2**31]).generate_state(1)[0]))
@@ -380,7 +382,7 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
         runs[backend] = run_backend(model, backend, seeds, duration, config.dt_ms, alterations, progress)
         if runs[backend].status != "ok":
             if progress:
-                print(f"validate: {backend}: {runs[backend].status}: {runs[backend].message}", flush=True)
+                logger.info(f"validate: {backend}: {runs[backend].status}: {runs[backend].message}")
             continue
         details[backend] = [{pop: population_statistics(rec.spiketrains, transient, duration, rec.membrane_potential,
                                                         config.statistics)
@@ -418,56 +420,3 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
         write_report(out, report, rasters, (transient, duration))
         result.files = {"html": str(out / "report.html"), "json": str(out / "report.json")}
     return result
-
-
-def _cmd_validate(args) -> int:
-    backends = tuple(b.strip() for b in args.backends.split(",") if b.strip())
-    config = ValidationConfig(seed=args.seed, backends=backends, repeats=args.repeats, duration_ms=args.duration,
-                              transient_ms=args.transient, dt_ms=args.dt, alpha=args.alpha,
-                              correction=args.correction,
-                              alterations=tuple(Alteration.parse(text) for text in args.alter))
-    result = validate(args.model, config, out_dir=args.out, progress=not args.quiet)
-    for name, run in result.backends.items():
-        line = f"{name}: {run.status}" + (f" ({run.message})" if run.message else "")
-        print(line)
-        for note in run.notes:
-            print(f"{name}: note: {note}")
-    for c in result.comparisons:
-        print(f"{c.population:>14s} {c.statistic:>12s} {c.group_a} vs {c.group_b}: {c.verdict:8s} "
-              f"{c.mean_a:10.4g} vs {c.mean_b:10.4g}  g = {c.hedges_g:7.2f}  p_adj = {c.p_adjusted:.3g}")
-    if result.silent_populations:
-        print(f"not compared (no spikes on any backend): {', '.join(result.silent_populations)}")
-    if result.detectable.get("statement"):
-        print(result.detectable["statement"])
-    print(f"{result.verdict}; report: {result.files.get('html', '-')}")
-    return result.exit_code
-
-
-def add_cli(subparsers) -> None:
-    """Register ``cortexsim validate``."""
-    parser = subparsers.add_parser("validate", help="run a PyNN model on several backends and compare statistics",
-                                   description=__doc__.split("\n\n")[0])
-    parser.add_argument("model", help="Python file or module defining build(sim)")
-    parser.add_argument("--backends", default="nest,brian2",
-                        help=f"comma-separated backends (default nest,brian2; known: {', '.join(known_backends())})")
-    parser.add_argument("--repeats", type=int, default=5, help="runs per backend with different seeds (default 5)")
-    parser.add_argument("--duration", type=float, default=None, help="simulated time per run (ms; default: model's)")
-    parser.add_argument("--transient", type=float, default=None, help="initial time left out (ms; default: model's)")
-    parser.add_argument("--seed", type=int, default=1, help="seed of the first repeat (default 1)")
-    parser.add_argument("--dt", type=float, default=0.1, help="integration step (ms, default 0.1)")
-    parser.add_argument("--alpha", type=float, default=0.05, help="error rate of the corrected tests (default 0.05)")
-    parser.add_argument("--correction", choices=CORRECTIONS, default="holm", help="multiple-comparison correction")
-    parser.add_argument("--alter", action="append", default=[], metavar="BACKEND:PARAM=FACTOR",
-                        help="test hook: multiply a cell parameter on one backend, e.g. brian2:tau_m=1.2")
-    parser.add_argument("--out", type=Path, default=Path("out/validate"), help="report folder (default out/validate)")
-    parser.add_argument("--quiet", action="store_true", help="no progress lines")
-    parser.set_defaults(handler=_cmd_validate)
-
-
-if __name__ == "__main__":
-    import argparse
-
-    _parser = argparse.ArgumentParser(prog="validate")
-    add_cli(_parser.add_subparsers(dest="command", required=True))
-    _args = _parser.parse_args(["validate"] + sys.argv[1:])
-    sys.exit(_args.handler(_args))

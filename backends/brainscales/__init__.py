@@ -41,7 +41,7 @@ from pyNN.nest import (initialize, get_current_time, get_time_step,  # noqa: F40
 from pyNN import common as _common
 
 from . import emulator
-from .chips import CHIPS, ChipSpec, chip_spec, max_weight_uS         # noqa: F401
+from ..chips import CHIPS, ChipSpec, chip_spec, max_weight_uS, max_weight  # noqa: F401
 from .errors import ChipConstraintError, ChipLimitError, UnsupportedFeatureError  # noqa: F401
 from .standardmodels import (TsodyksMarkramSynapse, DCSource, ACSource,  # noqa: F401
                              StepCurrentSource, NoisyCurrentSource, native_cell_type,

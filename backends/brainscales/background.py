@@ -76,8 +76,8 @@ def add_poisson_background(population, rate_exc: float, rate_inh: float,
     rate_exc, rate_inh : float
         Rate of each neuron's excitatory and inhibitory input train (biological Hz, >= 0).
     weight_exc, weight_inh : float
-        Conductance jumps (uS, >= 0; the inhibitory one is a magnitude), quantised like every
-        synaptic weight of the chip.
+        Conductance jumps (uS, >= 0; the inhibitory one is a magnitude), or current jumps (nA,
+        magnitudes) for current-based neurons, quantised like every synaptic weight of the chip.
     delay : float, optional
         Delay (ms); the minimal delay by default (the only one on a chip without delays).
 
@@ -102,6 +102,7 @@ def add_poisson_background(population, rate_exc: float, rate_inh: float,
         raise UnsupportedFeatureError(spec.name, "background targets", "spike sources", "neurons on the chip")
     delay = _check_delay(delay)
     label = getattr(population, "label", None)
+    conductance_based = bool(getattr(population, "conductance_based", True))
     plan = []
     for name, receptor, rate, weight in (("exc", "excitatory", rate_exc, weight_exc),
                                          ("inh", "inhibitory", rate_inh, weight_inh)):
@@ -133,10 +134,11 @@ def add_poisson_background(population, rate_exc: float, rate_inh: float,
     created = {}
     targets = population.node_collection
     for name, receptor, rate, weight, n_generators in plan:
-        requested_w, _ = check_weight_range(np.array([weight]), spec, chip.clip_weights, "background weight")
-        configured = (quantise_rows(requested_w, np.array([0]), 1, spec)[0] if chip.quantize_weights
-                      else requested_w)[0]
-        sign = 1.0 if receptor == "excitatory" else -1.0        # iaf_cond_exp: negative = inhibitory
+        requested_w, _ = check_weight_range(np.array([weight]), spec, chip.clip_weights, "background weight",
+                                            conductance_based)
+        configured = (quantise_rows(requested_w, np.array([0]), 1, spec, conductance_based)[0]
+                      if chip.quantize_weights else requested_w)[0]
+        sign = 1.0 if receptor == "excitatory" else -1.0        # NEST: negative = inhibitory
         gain = chip.synaptic_gain(receptor, circuits)
         generator = nest.Create("poisson_generator", params={"rate": rate})
         nest.Connect(generator, targets, "all_to_all", {"synapse_model": "static_synapse", "delay": delay})
@@ -144,7 +146,8 @@ def add_poisson_background(population, rate_exc: float, rate_inh: float,
         order = np.atleast_1d(population.id_to_index(np.atleast_1d(np.asarray(connections.get("target"), dtype=int))))
         connections.set(weight=(sign * 1000.0 * configured * gain[order]).tolist())
         entry = {"population": label, "receptor": receptor, "rate_hz": rate, "weight_uS": weight,
-                 "configured_weight_uS": float(configured), "generators": n_generators,
+                 "configured_weight_uS": float(configured), "weight_unit": "uS" if conductance_based else "nA",
+                 "generators": n_generators,
                  "neurons": int(len(circuits)),
                  "hardware_event_rate_hz": rate * len(circuits) * spec.speedup}
         chip.background.append(entry)

@@ -96,11 +96,12 @@ def _synapse_fit(v, times, t_arrival, t_end, e_leak, g_leak, c_m, e_rev, weight)
     return np.exp(intercept) / weight, -1.0 / slope
 
 
-def measure_offsets(session: ChipSession) -> dict[str, np.ndarray]:
+def measure_offsets(session: ChipSession, run) -> dict[str, np.ndarray]:
     """Measure every circuit of ``session``'s chip: voltage offsets and multiplicative deviations.
 
-    Builds and runs the measurement network in a fresh NEST kernel; the caller must reset the
-    kernel and ``session.forget_network()`` afterwards (``setup()`` does both).
+    Builds and runs the measurement network in a fresh NEST kernel with the backend's ``run(ms)``
+    (passed in by :func:`~cortexsim.backends.brainscales.control.setup`, the caller); the caller must
+    reset the kernel and ``session.forget_network()`` afterwards (``setup()`` does both).
 
     Returns
     -------
@@ -109,7 +110,6 @@ def measure_offsets(session: ChipSession) -> dict[str, np.ndarray]:
         factors (real / requested) of :data:`CALIBRATED_FACTORS`.
     """
     import pyNN.nest as pynn_nest
-    from . import control
     from .populations import Population
     from .projections import Projection
     from pyNN.nest.connectors import AllToAllConnector
@@ -137,15 +137,15 @@ def measure_offsets(session: ChipSession) -> dict[str, np.ndarray]:
                                         StaticSynapse(weight=_SYNAPSE_WEIGHT_US), receptor_type=receptor)
                    for receptor, source in sources.items()}
     cells.record("v")
-    control.run(_T_PHASE_A)
+    run(_T_PHASE_A)
     cells.set(**_PHASE_B)
-    control.run(_T_PHASE_B)
+    run(_T_PHASE_B)
     cells.set(**_PHASE_A)
-    control.run(_T_SETTLE)
+    run(_T_SETTLE)
     cells.set(i_offset=_STEP_CURRENT_NA)
-    control.run(_T_STEP)
+    run(_T_STEP)
     cells.set(i_offset=0.0)
-    control.run(t_end - t_d)
+    run(t_end - t_d)
     signal = cells.get_data().segments[0].filter(name="v")[0]
     v = np.asarray(signal.magnitude, dtype=float)              # (samples, neurons)
     times = np.asarray(signal.times.rescale("ms").magnitude)
@@ -230,7 +230,7 @@ def _matches(data: dict, session: ChipSession) -> bool:
             and data.get("fingerprint") == _chip_fingerprint(session))
 
 
-def load_or_measure(session: ChipSession, calibration: str | os.PathLike) -> tuple[dict, str]:
+def load_or_measure(session: ChipSession, calibration: str | os.PathLike, run) -> tuple[dict, str]:
     """Corrections for ``session``'s chip from the cache/file, or measured (and then stored).
 
     Parameters
@@ -240,6 +240,8 @@ def load_or_measure(session: ChipSession, calibration: str | os.PathLike) -> tup
     calibration : "auto" or path
         "auto": the default cache file (re-measured if missing or for another chip). A path: that
         file; if it exists it must belong to this chip (ValueError otherwise).
+    run : callable
+        The backend's ``run(duration_ms)``, used to measure when nothing is stored.
 
     Returns
     -------
@@ -263,7 +265,7 @@ def load_or_measure(session: ChipSession, calibration: str | os.PathLike) -> tup
             raise ValueError(f"calibration file {path} belongs to chip {data.get('chip')!r} seed "
                              f"{data.get('seed')!r} noise scale {data.get('fpn_scale')!r}, not to "
                              f"{session.spec.name!r} seed {session.seed} scale {session.fpn_scale}")
-    offsets = measure_offsets(session)
+    offsets = measure_offsets(session, run)
     corrections = corrections_from_offsets(offsets, session.spec.calibration_step_mV,
                                            session.spec.calibration_step_relative)
     _write(path, session, offsets, corrections)

@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .chips import ChipSpec
+from cortexsim.seeds import derive_rng
+
+from ..chips import ChipSpec
 from .errors import ChipLimitError
 
 __all__ = ["ChipSession", "draw_fixed_pattern_noise", "CALIBRATED_PARAMETERS", "CALIBRATED_FACTORS"]
@@ -57,8 +59,7 @@ def draw_fixed_pattern_noise(spec: ChipSpec, seed: int, scale: float = 1.0) -> d
     """
     if scale < 0 or not np.isfinite(scale):
         raise ValueError(f"fixed_pattern_noise scale must be finite and >= 0, got {scale}")
-    entropy = [int(seed), zlib.crc32(spec.name.encode())]
-    rng = np.random.default_rng(np.random.SeedSequence(entropy))
+    rng = derive_rng(seed, zlib.crc32(spec.name.encode()))
     deviations = {}
     for name in sorted(spec.fixed_pattern_noise):   # fixed order: a chip never depends on dict order
         kind, sd = spec.fixed_pattern_noise[name]
@@ -110,6 +111,9 @@ class ChipSession:
     configuration_changed: bool = True
     trial_pending: bool = True
     clamped_parameters: dict = field(default_factory=dict)
+    #: Optional placement: entry k is the circuit of the k-th neuron placed (creation order); None
+    #: places neurons on circuits 0, 1, 2, ... (BrainScaleS-2's ``neuronPermutation``).
+    placement: np.ndarray | None = None
 
     def __post_init__(self):
         if self.trial_noise < 0 or not np.isfinite(self.trial_noise):
@@ -119,7 +123,7 @@ class ChipSession:
         self.calibration.update({name: np.ones(self.spec.n_neurons) for name in CALIBRATED_FACTORS})
         self.trial = self._no_trial_noise()
         self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
-        self._trial_rng = np.random.default_rng(np.random.SeedSequence([int(self.rng_seed), 0x7121A1]))
+        self._trial_rng = derive_rng(self.rng_seed, 0x7121A1)
 
     # --- placement -------------------------------------------------------------------------------
     def allocate(self, n: int, label: str) -> np.ndarray:
@@ -129,9 +133,17 @@ class ChipSession:
             raise ChipLimitError(self.spec.name, f"number of neurons (population {label!r} of {n})",
                                  f"{requested} in total", f"at most {self.spec.n_neurons}")
         circuits = np.arange(self.next_circuit, requested)
+        if self.placement is not None:
+            circuits = self.placement_order()[circuits]
         self.next_circuit = requested
         self.configuration_changed = True
         return circuits
+
+    def placement_order(self) -> np.ndarray:
+        """Circuit of the k-th placed neuron for every k: the placement list, then the unused circuits in order."""
+        chosen = np.asarray(self.placement if self.placement is not None else [], dtype=int)
+        rest = np.setdiff1d(np.arange(self.spec.n_neurons), chosen)
+        return np.concatenate([chosen, rest])
 
     def forget_network(self) -> None:
         """Free all circuits and rows and zero the counters (after a calibration measurement)."""
@@ -164,7 +176,10 @@ class ChipSession:
     def realise(self, requested: dict[str, np.ndarray], circuits: np.ndarray) -> dict[str, np.ndarray]:
         """Native parameter values the circuits actually have when ``requested`` is configured.
 
-        Applies fixed-pattern noise, trial-to-trial noise and the calibration corrections. Where the
+        Applies fixed-pattern noise, trial-to-trial noise and the calibration corrections. Models
+        whose native parameters hold the membrane time constant instead of the leak conductance
+        (current-based ``iaf_psc_exp``: ``tau_m``, ``C_m``) get the same circuit deviations:
+        ``tau_m`` is multiplied by the realised C_m factor over the realised g_L factor. Where the
         deviations would make a realised reset reach the threshold (or the threshold reach the AdEx
         spike cut-off) the emulation keeps the smallest legal distance and counts the circuit in
         ``clamped_parameters`` (the hardware neuron would then fire at the highest rate it can).
@@ -183,11 +198,22 @@ class ChipSession:
                     if name in self.calibration:
                         values = values / self.calibration[name][circuits]
             realised[name] = values
+        if "tau_m" in realised and "g_L" not in realised and "g_L" in self.fixed_pattern:
+            realised["tau_m"] = realised["tau_m"] * self._factor("C_m", circuits) / self._factor("g_L", circuits)
         if "V_peak" in realised and "V_th" in realised:
             self._keep_below(realised, "V_th", realised["V_peak"] - 0.1, circuits)
         if "V_th" in realised and "V_reset" in realised:
             self._keep_below(realised, "V_reset", realised["V_th"] - RESET_MARGIN_MV, circuits)
         return realised
+
+    def _factor(self, name: str, circuits: np.ndarray) -> np.ndarray:
+        """Realised / requested of a multiplicative parameter on ``circuits`` (1 where it has no noise)."""
+        if name not in self.fixed_pattern:
+            return np.ones(len(circuits))
+        factor = self.fixed_pattern[name][circuits] * self.trial[name][circuits]
+        if name in self.calibration:
+            factor = factor / self.calibration[name][circuits]
+        return factor
 
     def _keep_below(self, realised: dict, name: str, ceiling: np.ndarray, circuits: np.ndarray) -> None:
         over = realised[name] > ceiling
@@ -221,7 +247,7 @@ class ChipSession:
 
     def residual_offsets(self) -> dict[str, float]:
         """Standard deviation (mV) over the used circuits of offset minus correction, per parameter."""
-        used = np.arange(self.next_circuit)
+        used = self.placement_order()[:self.next_circuit]
         result = {}
         for name in CALIBRATED_PARAMETERS:
             if name in self.fixed_pattern and used.size:
@@ -230,7 +256,7 @@ class ChipSession:
 
     def residual_factors(self) -> dict[str, float]:
         """Relative standard deviation over the used circuits of deviation / correction, per factor."""
-        used = np.arange(self.next_circuit)
+        used = self.placement_order()[:self.next_circuit]
         result = {}
         for name in CALIBRATED_FACTORS:
             if name in self.fixed_pattern and used.size:

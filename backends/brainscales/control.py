@@ -10,10 +10,11 @@ import pyNN.nest as _pynn_nest
 from . import emulator
 from .chip_state import ChipSession
 from .emulator import ChipSelection
-from .chips import chip_spec
+from ..chips import chip_spec
 from .errors import UnsupportedFeatureError
 
-__all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end", "get_hardware_report", "get_chip"]
+__all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end",
+           "get_hardware_report", "get_chip"]
 
 _DEFAULT_TIMESTEP = 0.1
 
@@ -160,8 +161,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
     emulator.chip.session = session
     if options.calibration is not None:
-        from .calibration import load_or_measure    # uses this module's classes; imported lazily
-        corrections, source = load_or_measure(session, options.calibration)
+        from .calibration import load_or_measure    # measures with this module's run(); imported lazily
+        corrections, source = load_or_measure(session, options.calibration, run)
         session.set_calibration(corrections, source)
         session.forget_network()
     rank = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
@@ -238,7 +239,8 @@ def get_hardware_report() -> dict:
         ``n_configurations``; ``used_neurons`` / ``max_neurons``; ``synapse_rows`` (presynaptic
         cells per projection with at least one synapse) and ``synapses``; ``max_fan_in_used``;
         ``quantisation`` (weights, clipped, mean and max absolute error in uS, relative error of the
-        summed weights); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
+        summed weights; the same with suffix ``_nA`` for current-based synapses if there are
+        any); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
         offset standard deviations in mV, relative standard deviations of the multiplicative
         deviations left after calibration); ``background`` (on-chip Poisson generators used and
         available, and each background source) and ``clamped_parameters`` (circuits whose realised reset
@@ -249,8 +251,19 @@ def get_hardware_report() -> dict:
     hardware_time_s = chip.biological_time_ms / 1000.0 / spec.speedup
     summaries = [projection.quantisation_summary() for projection in chip.projections]
     n_weights = sum(s["n_weights"] for s in summaries)
-    error_sum = sum(s["abs_error_sum_uS"] for s in summaries)
-    requested_sum = sum(s["requested_sum_uS"] for s in summaries)
+    quantisation = {"enabled": chip.quantize_weights, "weight_bits": spec.weight_bits, "n_weights": int(n_weights),
+                    "n_clipped": int(sum(s["n_clipped"] for s in summaries))}
+    for unit in ("uS", "nA"):       # conductance- and current-based synapses, each in its own unit
+        of_unit = [s for s in summaries if s["unit"] == unit]
+        if unit == "nA" and not of_unit:
+            continue
+        n = sum(s["n_weights"] for s in of_unit)
+        error_sum = sum(s["abs_error_sum"] for s in of_unit)
+        requested_sum = sum(s["requested_sum"] for s in of_unit)
+        quantisation[f"mean_abs_error_{unit}"] = error_sum / n if n else 0.0
+        quantisation[f"max_abs_error_{unit}"] = max((s["abs_error_max"] for s in of_unit), default=0.0)
+        quantisation["relative_error_of_summed_weights" + ("" if unit == "uS" else "_nA")] = (
+            error_sum / requested_sum if requested_sum else 0.0)
     return {
         "chip": spec.name,
         "chip_seed": chip.seed,
@@ -268,15 +281,7 @@ def get_hardware_report() -> dict:
         "synapses": int(n_weights),
         "max_fan_in_used": int(chip.fan_in.max(initial=0)),
         "max_fan_in": spec.max_fan_in,
-        "quantisation": {
-            "enabled": chip.quantize_weights,
-            "weight_bits": spec.weight_bits,
-            "n_weights": int(n_weights),
-            "n_clipped": int(sum(s["n_clipped"] for s in summaries)),
-            "mean_abs_error_uS": error_sum / n_weights if n_weights else 0.0,
-            "max_abs_error_uS": max((s["abs_error_max_uS"] for s in summaries), default=0.0),
-            "relative_error_of_summed_weights": error_sum / requested_sum if requested_sum else 0.0,
-        },
+        "quantisation": quantisation,
         "fixed_pattern_noise": {
             "scale": chip.fpn_scale,
             "trial_noise": chip.trial_noise,

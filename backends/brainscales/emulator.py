@@ -11,6 +11,7 @@ from pyNN.nest import simulator as _nest_simulator
 
 from dataclasses import dataclass
 
+from ..chips import DEFAULT_CHIP
 from .chip_state import ChipSession
 
 __all__ = ["state", "ID", "name", "chip", "current_chip", "Connection", "ChipSelection", "DEFAULT_CHIP_SEED"]
@@ -31,7 +32,7 @@ class ChipSelection:
     Attributes mirror the ``setup()`` parameters of the same names.
     """
 
-    chip: str = "bss2"
+    chip: str = DEFAULT_CHIP
     chip_seed: int = DEFAULT_CHIP_SEED
     fixed_pattern_noise: bool | float = True
     trial_noise: float = 0.0

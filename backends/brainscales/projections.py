@@ -5,7 +5,10 @@ delays, fan-in (synapses onto one neuron, all projections together) and weight s
 Weights are then written as the chip holds them: n-bit integers times a per-row scale (one row = one
 presynaptic cell of this projection), multiplied in NEST by the target circuit's synaptic-gain
 mismatch. Every later weight write (``set(weight=...)``, ``connection.weight = ...``) is quantised the
-same way; ``get('weight')`` returns the configured (quantised) weights.
+same way; ``get('weight')`` returns the configured (quantised) weights. Weights onto
+conductance-based cells are conductances (uS, magnitudes for both receptor types); onto
+current-based cells (``IF_curr_exp``) currents in nA, negative for the inhibitory receptor as PyNN
+requires, with their own range (:func:`~.chips.max_weight`).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from pyNN.nest.standardmodels.synapses import StaticSynapse
 from pyNN.space import Space
 
 from . import emulator
-from .chips import max_weight_uS
+from ..chips import max_weight
 from .errors import ChipLimitError, UnsupportedFeatureError
 from .quantisation import check_weight_range, quantise_rows, snap_to_rows
 from .standardmodels import TsodyksMarkramSynapse
@@ -45,7 +48,7 @@ class Projection(_nest_projections.Projection):
     _static_synapse_class = StaticSynapse
 
     def __init__(self, presynaptic_population, postsynaptic_population, connector,
-                 synapse_type=None, source=None, receptor_type=None, space=Space(), label=None):
+                 synapse_type=None, source=None, receptor_type=None, space=Space(), label=None):  # noqa: B008 (PyNN's signature)
         chip = emulator.current_chip()
         spec = chip.spec
         synapse_type = synapse_type or self._static_synapse_class()
@@ -61,6 +64,12 @@ class Projection(_nest_projections.Projection):
             raise UnsupportedFeatureError(spec.name, "postsynaptic cells", "spike sources",
                                           "neurons on the chip")
         self._post_circuits = post_circuits
+        self._conductance_based = bool(postsynaptic_population.conductance_based)
+        inhibitory = receptor_type == "inhibitory"
+        # NEST: negative weights are inhibitory for both kinds; PyNN users give current-based
+        # inhibitory weights as negative numbers and conductances as magnitudes.
+        self._nest_sign = -1.0 if inhibitory else 1.0
+        self._user_sign = -1.0 if (inhibitory and not self._conductance_based) else 1.0
         self._check_homogeneous_parameters(synapse_type)
         self._row_scale_int = None
         self._weight_record = (np.array([]), np.array([]))
@@ -82,11 +91,6 @@ class Projection(_nest_projections.Projection):
                                    synapse_label=self.nest_synapse_label)
 
     # --- checks at creation ------------------------------------------------------------------------
-    @property
-    def _sign(self) -> float:
-        # pyNN.nest stores inhibitory conductances as negative NEST weights
-        return -1.0 if (self.receptor_type == "inhibitory" and self.post.conductance_based) else 1.0
-
     def _table(self, extra: tuple = ()) -> dict[str, np.ndarray]:
         connections = self.nest_connections
         names = ["source", "target", "weight"] + list(extra)
@@ -107,8 +111,12 @@ class Projection(_nest_projections.Projection):
                 base = synapse_type.parameter_space[name].base_value
                 if isinstance(base, (int, float, np.number)) and not isinstance(base, bool):
                     values[name] = float(base)
-        if "weight" in values:
-            check_weight_range(np.array([values["weight"]]), chip.spec, chip.clip_weights)
+        magnitude = self._user_sign * values.get("weight", 0.0)
+        # a wrongly signed current-based weight is left to PyNN's own check (its ConnectionError
+        # names the rule); conductances are magnitudes, a negative one gets the chip's sign error
+        if "weight" in values and (magnitude >= 0 or self._conductance_based):
+            check_weight_range(np.array([magnitude]), chip.spec, chip.clip_weights,
+                               conductance_based=self._conductance_based)
         if "delay" in values:
             self._check_delays([values["delay"]])
         if "tau_rec" in values and "tau_facil" in values:
@@ -122,7 +130,7 @@ class Projection(_nest_projections.Projection):
                                     **connection_parameters)
 
     def _check_and_configure(self) -> None:
-        chip = emulator.current_chip()
+        emulator.current_chip()  # raises if setup() has not been called
         extra = ("delay",)
         if isinstance(self.synapse_type, TsodyksMarkramSynapse):
             extra += ("tau_rec", "tau_fac")
@@ -133,7 +141,7 @@ class Projection(_nest_projections.Projection):
         if "tau_rec" in table:
             self._check_stp(table["tau_rec"], table["tau_fac"])
         self._check_fan_in(table["post"])
-        self._write_weights(table, self._sign * table["weight"] / 1000.0)
+        self._write_weights(table, self._nest_sign * table["weight"] / 1000.0)
 
     def _check_delays(self, delays) -> None:
         spec = emulator.current_chip().spec
@@ -181,28 +189,30 @@ class Projection(_nest_projections.Projection):
         chip.fan_in = new_fan_in
 
     # --- weights -----------------------------------------------------------------------------------
-    def _write_weights(self, table: dict, requested_uS: np.ndarray) -> None:
-        """Quantise ``requested_uS`` (one value per connection of ``table``) and write it to NEST."""
+    def _write_weights(self, table: dict, requested: np.ndarray) -> None:
+        """Quantise ``requested`` (one magnitude per connection of ``table``, uS or nA) and write it to NEST."""
         chip = emulator.current_chip()
         spec = chip.spec
-        weights, n_clipped = check_weight_range(requested_uS, spec, chip.clip_weights)
+        weights, n_clipped = check_weight_range(requested, spec, chip.clip_weights,
+                                                conductance_based=self._conductance_based)
         if chip.quantize_weights:
-            configured, self._row_scale_int = quantise_rows(weights, table["pre"], self.pre.size, spec)
+            configured, self._row_scale_int = quantise_rows(weights, table["pre"], self.pre.size, spec,
+                                                            self._conductance_based)
         else:
             configured = weights
         gain = chip.synaptic_gain(self.receptor_type, self._post_circuits[table["post"]])
-        table["connections"].set(weight=(self._sign * 1000.0 * configured * gain).tolist())
-        self._weight_record = (np.asarray(requested_uS, dtype=float), configured)
+        table["connections"].set(weight=(self._nest_sign * 1000.0 * configured * gain).tolist())
+        self._weight_record = (np.asarray(requested, dtype=float), configured)
         self._n_clipped = n_clipped
         chip.configuration_changed = True
 
     def _configured_weights(self, table: dict) -> np.ndarray:
-        """The configured weights (uS) of the connections in ``table``, from NEST's realised ones."""
+        """The configured weight magnitudes (uS or nA) of the connections in ``table``, from NEST's realised ones."""
         chip = emulator.current_chip()
         gain = chip.synaptic_gain(self.receptor_type, self._post_circuits[table["post"]])
-        weights = self._sign * table["weight"] / 1000.0 / gain
+        weights = self._nest_sign * table["weight"] / 1000.0 / gain
         if chip.quantize_weights and weights.size:
-            weights = snap_to_rows(weights, table["pre"], self._row_scale_int, chip.spec)
+            weights = snap_to_rows(weights, table["pre"], self._row_scale_int, chip.spec, self._conductance_based)
         return weights
 
     def _set_attributes(self, parameter_space):
@@ -220,7 +230,7 @@ class Projection(_nest_projections.Projection):
                                      (self.pre.size, self.post.size))
             table = self._table()
             if table["pre"].size:
-                new = matrix[table["pre"], table["post"]] / 1000.0    # native nS -> uS
+                new = self._user_sign * matrix[table["pre"], table["post"]] / 1000.0  # native nS/pA -> magnitude
                 current = self._configured_weights(table)
                 requested = np.where(np.isnan(new), self._requested_or(current), new)
                 self._write_weights(table, requested)
@@ -251,7 +261,7 @@ class Projection(_nest_projections.Projection):
         values = super()._get_attributes_as_list(names)
         if "weight" in names and values:
             column = names.index("weight")
-            weights = self._configured_weights(self._table())
+            weights = self._user_sign * self._configured_weights(self._table())
             values = [row[:column] + (float(w),) + row[column + 1:] for row, w in zip(values, weights)]
         return values
 
@@ -261,7 +271,7 @@ class Projection(_nest_projections.Projection):
             if name.rstrip("s") != "weight":
                 continue
             table = self._table()
-            weights = self._configured_weights(table)
+            weights = self._user_sign * self._configured_weights(table)
             combine = self.MULTI_SYNAPSE_OPERATIONS[multiple_synapses]
             matrix = np.full((self.pre.size, self.post.size), np.nan)
             for i, j, w in zip(table["pre"], table["post"], weights):
@@ -285,22 +295,24 @@ class Projection(_nest_projections.Projection):
         return (emulator.Connection(self, i) for i in range(len(self)))
 
     def _connection_weight(self, index: int) -> float:
-        return float(self._configured_weights(self._table())[index])
+        return float(self._user_sign * self._configured_weights(self._table())[index])
 
     def _set_connection_weight(self, index: int, weight: float) -> None:
         table = self._table()
         requested = self._requested_or(self._configured_weights(table)).copy()
-        requested[index] = float(weight)
+        requested[index] = self._user_sign * float(weight)
         self._write_weights(table, requested)
 
     # --- report ------------------------------------------------------------------------------------
     def quantisation_summary(self) -> dict:
-        """Requested vs configured weights of the last write: counts and errors (uS, clipped excluded)."""
+        """Requested vs configured weights of the last write: counts and errors (in ``unit``: uS or nA;
+        clipped weights excluded)."""
         requested, configured = self._weight_record
-        kept = requested <= max_weight_uS(emulator.current_chip().spec)
+        kept = requested <= max_weight(emulator.current_chip().spec, self._conductance_based)
         error = np.abs(configured - requested)[kept]
         pre = self._table()["pre"] if requested.size else np.array([], dtype=int)
-        return {"n_weights": int(requested.size), "n_clipped": int(self._n_clipped),
-                "abs_error_sum_uS": float(error.sum()), "abs_error_max_uS": float(error.max(initial=0.0)),
-                "requested_sum_uS": float(requested[kept].sum()), "n_rows": int(np.unique(pre).size)}
+        return {"unit": "uS" if self._conductance_based else "nA",
+                "n_weights": int(requested.size), "n_clipped": int(self._n_clipped),
+                "abs_error_sum": float(error.sum()), "abs_error_max": float(error.max(initial=0.0)),
+                "requested_sum": float(requested[kept].sum()), "n_rows": int(np.unique(pre).size)}
 

@@ -43,9 +43,11 @@ from brian2.utils.logger import BrianLogger
 from pyNN.brian2 import simulator as _simulator
 from pyNN.brian2.projections import basic_units as _basic_units
 
+from cortexsim.seeds import derive_seed
+
 from .. import pynn_brian2 as _base
 from ..pynn_brian2 import *  # noqa: F401,F403  (the PyNN API, with cortexsim's Brian2 corrections)
-from .project import (StandaloneUnsupported, compilation_statistics, default_project_root,
+from .project import (StandaloneUnsupported, compilation_statistics, default_project_root,  # noqa: F401
                       describe_network, get_project)
 from .runner import run_project, run_statistics
 
@@ -100,7 +102,7 @@ def _run_seed() -> int:
     base = _SESSION["seed"]
     if base is None:
         return int(np.random.SeedSequence().generate_state(1)[0] % (2**31 - 1))
-    return int(np.random.SeedSequence([base, _SESSION["runs"]]).generate_state(1)[0] % (2**31 - 1))
+    return derive_seed(base, _SESSION["runs"])
 
 
 def run(simtime: float, callbacks=None) -> float:

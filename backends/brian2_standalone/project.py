@@ -278,12 +278,13 @@ def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProj
         network = brian2.Network(control, *mirrors)
         network.run(dt * brian2.second, namespace={})
         array = {name: device.get_array_name(control.variables[name]) for name in ("t_start", "duration", "seed")}
-        for slot, (func, args) in enumerate(device.main_queue):
+        for func, args in device.main_queue:
             if func == "run_network" and args[0] is network:
                 lines = args[1]
                 position = next(k for k, line in enumerate(lines) if line.startswith(f"{network.name}.run("))
                 lines[position:position + 1] = [
-                    f"for (int _i=0; _i<1; _i++) brian::_random_generators[_i].seed((unsigned long) {array['seed']}[0] + _i);",
+                    "for (int _i=0; _i<1; _i++) "
+                    f"brian::_random_generators[_i].seed((unsigned long) {array['seed']}[0] + _i);",
                     f"{network.name}.t = {array['t_start']}[0];",
                     f"{network.name}.run({array['duration']}[0], NULL, 10.0);"]
         device.build(directory=str(directory), compile=True, run=False, with_output=False)

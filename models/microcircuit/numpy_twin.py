@@ -111,7 +111,8 @@ class NumpyMicrocircuit:
             k = l + 1
             self._views["W_IP"].append(self.M[self._int[k], cols(self._pyr[k])])
             self._views["b_IP"].append(self.M[self._int[k], 0])
-            self.eta_dt[self._int[k], cols(self._pyr[k])] = self.eta_dt[self._int[k], 0] = rates["eta_ip"][l] * params.dt
+            eta_ip = rates["eta_ip"][l] * params.dt
+            self.eta_dt[self._int[k], cols(self._pyr[k])] = self.eta_dt[self._int[k], 0] = eta_ip
             self._views["W_PI"].append(self.M[self._api[k], cols(self._int[k])])
             self.eta_dt[self._api[k], cols(self._int[k])] = rates["eta_pi"][l] * params.dt
             self._views["W_down"].append(self.M[self._api[k], cols(self._pyr[k + 1])])

@@ -87,7 +87,7 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
                for l in range(n - 1)]
     v_B, v_A, v_D = [None] * n, [None] * (n - 1), [None] * (n - 1)
     converged, iteration = False, 0
-    for iteration in range(1, max_iter + 1):
+    for iteration in range(1, max_iter + 1):  # noqa: B007 (the count is reported after the loop)
         change = 0.0
         for l in range(n):
             k = l + 1

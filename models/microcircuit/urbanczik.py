@@ -27,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from cortexsim.seeds import derive_rng
 
 __all__ = ["UrbanczikNeuronParams", "UrbanczikConfig", "UrbanczikResult", "frozen_input_pattern",
            "teacher_conductances", "phi", "h", "dendritic_prediction", "matching_potential",
@@ -245,7 +246,7 @@ def frozen_input_pattern(config: UrbanczikConfig) -> list[np.ndarray]:
 
     Times lie in ``[dt, pattern_ms - dt]`` so a repetition never has a spike at its boundaries.
     """
-    rng = np.random.default_rng([config.seed, 0])
+    rng = derive_rng(config.seed, 0)
     p = config.input_rate * config.dt * 1e-3
     steps = np.arange(1, config.pattern_steps)
     draws = rng.random((config.n_inputs, steps.size)) < p

@@ -23,6 +23,8 @@ sets it only for its own run when asked and restores the previous value.
 
 from __future__ import annotations
 
+from cortexsim.seeds import derive_seed
+
 import time
 
 import numpy as np
@@ -86,7 +88,7 @@ def run_brian2_urbanczik(config: UrbanczikConfig, params: UrbanczikNeuronParams 
     ----------
     config : UrbanczikConfig
         Protocol; the same ``seed`` gives the same input pattern as on NEST and seeds Brian2's
-        random numbers (``brian2.seed``, which also reseeds numpy's global generator).
+        random numbers (``brian2.seed(derive_seed(seed, 2))``, which also reseeds numpy's global generator).
     params : UrbanczikNeuronParams, optional
         Neuron and synapse parameters (NEST's example by default).
     codegen_target : str, optional
@@ -112,7 +114,7 @@ def run_brian2_urbanczik(config: UrbanczikConfig, params: UrbanczikNeuronParams 
 def _run(b2, config: UrbanczikConfig, params: UrbanczikNeuronParams, record_traces: bool) -> UrbanczikResult:
     ms, mV, nS, pA = b2.ms, b2.mV, b2.nS, b2.pA
     start = time.perf_counter()
-    b2.seed(int(config.seed))
+    b2.seed(derive_seed(config.seed, 2))
     step = config.dt * ms
     namespace = brian2_namespace(params)
 

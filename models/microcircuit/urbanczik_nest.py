@@ -16,6 +16,8 @@ The neuron keeps NEST's adaptive RKF45 integration; the run is one ``Simulate`` 
 
 from __future__ import annotations
 
+from cortexsim.seeds import derive_seed
+
 import time
 
 import numpy as np
@@ -55,7 +57,7 @@ def run_nest_urbanczik(config: UrbanczikConfig, params: UrbanczikNeuronParams | 
     Parameters
     ----------
     config : UrbanczikConfig
-        Protocol; ``config.seed`` seeds the input pattern and NEST's ``rng_seed`` (seed + 1).
+        Protocol; ``config.seed`` seeds the input pattern and NEST's ``rng_seed`` (``derive_seed(seed, 1)``).
     params : UrbanczikNeuronParams, optional
         Neuron and synapse parameters (NEST's example by default).
     record_traces : bool
@@ -69,7 +71,7 @@ def run_nest_urbanczik(config: UrbanczikConfig, params: UrbanczikNeuronParams | 
     nest.verbosity = nest.VerbosityLevel.ERROR
     nest.resolution = config.dt
     nest.local_num_threads = 1
-    nest.rng_seed = int(config.seed) % (2 ** 31 - 2) + 1
+    nest.rng_seed = derive_seed(config.seed, 1)
     nest.print_time = False
     dt = config.dt
 

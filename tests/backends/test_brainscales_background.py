@@ -76,7 +76,7 @@ def test_weights_are_quantised_and_pass_through_the_gain_of_each_neuron():
     cells = sim.Population(6, sim.IF_cond_exp(), label="cells")
     created = sim.add_poisson_background(cells, 1000.0, 2000.0, 0.001, 0.002)
     chip = sim.get_chip()
-    for label, receptor, weight, sign, gain_name in (("exc", "excitatory", 0.001, 1.0, "gain_exc"),
+    for label, _receptor, weight, sign, gain_name in (("exc", "excitatory", 0.001, 1.0, "gain_exc"),
                                                      ("inh", "inhibitory", 0.002, -1.0, "gain_inh")):
         expected = quantise_rows(np.array([weight]), np.array([0]), 1, chip.spec)[0][0]
         assert created[label]["configured_weight_uS"] == expected != weight

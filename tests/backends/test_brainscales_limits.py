@@ -32,13 +32,14 @@ def test_fan_in_limit_counts_all_projections(chip, fan_in):
                        receptor_type="inhibitory")
 
 
-@pytest.mark.parametrize("make", [lambda: sim.IF_curr_exp(), lambda: sim.IF_cond_alpha(),
+@pytest.mark.parametrize("make", [lambda: sim.IF_curr_alpha(), lambda: sim.IF_cond_alpha(),
                                   lambda: sim.Izhikevich(), lambda: sim.SpikeSourceGamma()])
 def test_unsupported_cell_types(make):
     sim.setup(chip="bss2", seed=1)
     with pytest.raises(UnsupportedFeatureError, match="cell type: requested"):
         sim.Population(3, make())
     sim.Population(3, sim.EIF_cond_exp_isfa_ista())            # AdEx is on the chip
+    sim.Population(3, sim.IF_curr_exp())                       # current-based synaptic input too
 
 
 def test_unsupported_synapse_types_and_stp_modes():

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cortexsim.backends.brainscales.chip_state import draw_fixed_pattern_noise
-from cortexsim.backends.brainscales.chips import CHIPS, max_weight_uS
+from cortexsim.backends.chips import CHIPS, max_weight_uS
 from cortexsim.backends.brainscales.errors import ChipConstraintError, ChipLimitError
 from cortexsim.backends.brainscales.quantisation import check_weight_range, quantise_rows, snap_to_rows
 

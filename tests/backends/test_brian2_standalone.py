@@ -9,7 +9,7 @@ import pytest
 
 from cortexsim.backends import load_backend
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 from cortexsim.models.sampling_network import build_sampling_network
 
 pytestmark = pytest.mark.slow

@@ -12,7 +12,8 @@ import pytest
 from pyNN.parameters import Sequence
 
 from cortexsim.backends.noise import add_poisson_background
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, free_membrane
+from cortexsim.models.lif_translation import free_membrane
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 
 CELL = dict(cm=0.25, tau_m=15.0, v_rest=-65.0, v_reset=-70.0, v_thresh=-52.0, tau_refrac=3.0,
             tau_syn_E=3.0, tau_syn_I=8.0, e_rev_E=0.0, e_rev_I=-75.0)

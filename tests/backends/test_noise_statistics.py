@@ -28,7 +28,8 @@ import pytest
 
 from cortexsim.backends import installed_backends, load_backend
 from cortexsim.backends.noise import add_poisson_background
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, free_membrane
+from cortexsim.models.lif_translation import free_membrane
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 
 pytestmark = pytest.mark.slow
 

@@ -6,7 +6,7 @@ from dataclasses import asdict
 import pytest
 
 import cortexsim.cli as cli
-import cortexsim.protocols.cd_cli as cd_cli
+import cortexsim.commands as commands
 from cortexsim.backends import installed_backends
 
 pytestmark = pytest.mark.skipif("brainscales" not in installed_backends(), reason="brainscales not installed")
@@ -32,8 +32,8 @@ def _capture_handler(monkeypatch, module, name, chip_sim, seen):
     monkeypatch.setattr(module, name, handler)
 
 
-@pytest.mark.parametrize("command, module, handler", [("sample", cli, "_cmd_sample"),
-                                                      ("train-cd", cd_cli, "_cmd_train_cd")])
+@pytest.mark.parametrize("command, module, handler", [("sample", commands, "handle_sample"),
+                                                      ("train-cd", commands, "handle_train_cd")])
 def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, handler, chip_sim, monkeypatch):
     seen = []
     _capture_handler(monkeypatch, module, handler, chip_sim, seen)
@@ -44,7 +44,7 @@ def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, handler, 
 
 def test_same_chip_seed_same_chip_and_calibration_option(chip_sim, monkeypatch, tmp_path):
     seen, patterns = [], []
-    _capture_handler(monkeypatch, cli, "_cmd_sample", chip_sim, seen)
+    _capture_handler(monkeypatch, commands, "handle_sample", chip_sim, seen)
     original = chip_sim.get_chip
 
     def get_chip():
@@ -57,7 +57,7 @@ def test_same_chip_seed_same_chip_and_calibration_option(chip_sim, monkeypatch, 
         assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", seed]) == 0
     assert (patterns[0] == patterns[1]).all() and not (patterns[0] == patterns[2]).all()
     # the calibration option reaches the booking (measuring it is tested in test_brainscales_limits.py)
-    monkeypatch.setattr(cli, "_cmd_sample", lambda args: 0)
+    monkeypatch.setattr(commands, "handle_sample", lambda args: 0)
     path = tmp_path / "chip9.json"
     assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "9", "--chip-calibration", str(path)]) == 0
     assert chip_sim.selected_chip().calibration == str(path)
@@ -83,7 +83,7 @@ def test_the_booked_chip_is_written_into_results_json(chip_sim, monkeypatch, tmp
         (args.out / "results.json").write_text(json.dumps({"dkl": 0.1}))
         return 0
 
-    monkeypatch.setattr(cli, "_cmd_sample", handler)
+    monkeypatch.setattr(commands, "handle_sample", handler)
     assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", "--out", str(tmp_path / "a")]) == 0
     results = json.loads((tmp_path / "a" / "results.json").read_text())
     assert results["dkl"] == 0.1 and results["chip"]["chip_seed"] == 13 and results["chip"]["chip"] == "bss2"

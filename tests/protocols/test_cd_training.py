@@ -11,7 +11,7 @@ import json
 import numpy as np
 import pytest
 
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 from cortexsim.models.boltzmann import random_bm
 
 pytest.importorskip("nest")

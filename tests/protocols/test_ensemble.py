@@ -6,7 +6,7 @@ import pytest
 from cortexsim.backends import load_backend
 from cortexsim.models.boltzmann import random_bm
 from cortexsim.models.ensemble import EnsembleBackground, build_ensemble, matched_background
-from cortexsim.models.lif_translation import DEFAULT_NOISE, ActivationFit
+from cortexsim.parameters import DEFAULT_NOISE, ActivationFit
 from cortexsim.protocols.ensemble import EnsembleConfig
 
 nest = pytest.importorskip("nest")

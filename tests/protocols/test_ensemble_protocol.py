@@ -1,12 +1,12 @@
 """End-to-end run of the ensemble protocol and its CLI on NEST at a tiny size (structure, not quality)."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.cli import main
+from cortexsim.parameters import ActivationFit
 from cortexsim.protocols import ensemble as protocol
 
 pytest.importorskip("nest")
@@ -18,12 +18,9 @@ def test_cli_writes_results_with_all_dkl_summaries_and_figures(tmp_path, monkeyp
     original = protocol.run_ensemble
     monkeypatch.setattr(protocol, "run_ensemble",
                         lambda config, **kw: original(config, poisson_fit=reference, **kw))
-    parser = argparse.ArgumentParser()
-    protocol.add_cli(parser.add_subparsers(dest="command"))
-    args = parser.parse_args(["ensemble", "--networks", "20", "--neurons", "5", "--in-degree", "15",
+    assert main(["ensemble", "--networks", "20", "--neurons", "5", "--in-degree", "15",
                               "--train-iterations", "3", "--sampling", "200", "--eval-duration", "1000",
-                              "--calibration-duration", "2000", "--seed", "3", "--out", str(tmp_path)])
-    assert args.handler(args) == 0
+                              "--calibration-duration", "2000", "--seed", "3", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     for key in ("dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained", "dkl_poisson_untrained"):
         summary = results[key]

@@ -14,7 +14,7 @@ import pytest
 
 import cortexsim.backends.brainscales as chip_sim
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit
 from cortexsim.protocols.cd_training import TargetTrainingConfig, train_target
 
 #: Activation fit of the ideal software neuron (references §1, measured on NEST: v_p05 -50.61 mV,

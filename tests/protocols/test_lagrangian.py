@@ -1,12 +1,12 @@
 """Short real-time training runs of the Lagrangian protocol (Bars task, ~5 s)."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
-from cortexsim.protocols.lagrangian import LagrangianConfig, add_cli, run_lagrangian
+from cortexsim.cli import main
+from cortexsim.protocols.lagrangian import LagrangianConfig, run_lagrangian
 
 
 def test_config_rejects_bad_values():
@@ -41,12 +41,9 @@ def test_latent_equilibrium_learns_bars_at_a_tenth_of_tau_while_original_dynamic
 
 
 def test_cli_writes_results(tmp_path):
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers(dest="command"))
     out = tmp_path / "run"
-    args = parser.parse_args(["lagrangian", "--task", "bars", "--t-pres", "0.5", "--seed", "3",
-                              "--n-seeds", "1", "--epochs", "2", "--out", str(out)])
-    assert args.handler(args) == 0
+    assert main(["lagrangian", "--task", "bars", "--t-pres", "0.5", "--seed", "3",
+                 "--n-seeds", "1", "--epochs", "2", "--out", str(out)]) == 0
     payload = json.loads((out / "results.json").read_text())
     assert payload["config"]["seed"] == 3 and payload["config"]["t_pres"] == 0.5
     assert payload["versions"]["numpy"] == np.__version__

@@ -1,12 +1,12 @@
 """Short runs of the microcircuit protocol (output files, learning signals, CLI registration)."""
 
-import argparse
 import json
 
 import numpy as np
 import pytest
 
-from cortexsim.protocols.microcircuit import MicrocircuitConfig, add_cli, run_microcircuit, teacher_student_data
+from cortexsim.cli import build_parser
+from cortexsim.protocols.microcircuit import MicrocircuitConfig, run_microcircuit, teacher_student_data
 
 
 def test_sps_task_reduces_apical_potentials_and_writes_results(tmp_path):
@@ -35,10 +35,8 @@ def test_teacher_data_is_deterministic_and_nonlinear():
 
 
 def test_cli_registration_and_bad_config():
-    parser = argparse.ArgumentParser()
-    add_cli(parser.add_subparsers())
-    args = parser.parse_args(["microcircuit", "--task", "digits", "--seed", "2", "--out", "x"])
-    assert args.task == "digits" and args.seed == 2 and callable(args.handler)
+    args = build_parser().parse_args(["microcircuit", "--task", "digits", "--seed", "2", "--out", "x"])
+    assert args.task == "digits" and args.seed == 2 and callable(args.run)
     with pytest.raises(ValueError, match="task"):
         MicrocircuitConfig(seed=0, task="mnist")
 

@@ -16,7 +16,7 @@ def noisy_population_counts(seed: int) -> list:
     """Spike counts of 20 uncoupled LIF neurons with Poisson background, 300 ms on NEST (seeded)."""
     from cortexsim.backends import load_backend
     from cortexsim.backends.noise import add_poisson_background
-    from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE
+    from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
 
     sim = load_backend("nest")
     sim.setup(timestep=0.1, seed=seed)

@@ -6,7 +6,7 @@ import pytest
 from cortexsim.models.ensemble import (DEFAULT_BACKGROUND, EnsembleBackground, check_ensemble_size,
                                        draw_background_sources, equivalent_noise, kick_spike_times,
                                        matched_background)
-from cortexsim.models.lif_translation import DEFAULT_NOISE
+from cortexsim.parameters import DEFAULT_NOISE
 
 
 def test_sources_come_from_other_networks_distinct_and_seeded():

@@ -9,23 +9,9 @@ import pytest
 from scipy.integrate import solve_ivp
 
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import (
-    DEFAULT_NEURON,
-    DEFAULT_NOISE,
-    DOLD_NEURON,
-    DOLD_NOISE,
-    RENEWING_TSODYKS_MARKRAM,
-    ActivationFit,
-    LIFNetworkParameters,
-    NeuronParameters,
-    NoiseParameters,
-    bm_to_lif,
-    fit_activation,
-    free_membrane,
-    lif_to_bm,
-    psp_integral_kernel,
-    weight_factors,
-)
+from cortexsim.models.lif_translation import (RENEWING_TSODYKS_MARKRAM, LIFNetworkParameters, bm_to_lif, fit_activation,
+                                              free_membrane, lif_to_bm, psp_integral_kernel, weight_factors)
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, DOLD_NEURON, DOLD_NOISE, ActivationFit
 
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
 DOLD_FIT = ActivationFit(v_p05=-37.70, alpha=2.77)
@@ -122,7 +108,7 @@ def test_weight_factors_match_integrated_membrane_equation(neuron, noise, fit):
         for f, tau_syn, drive in [(f_exc[i], neuron.tau_syn_E, neuron.e_rev_E - mu[i]),
                                   (f_inh[i], neuron.tau_syn_I, mu[i] - neuron.e_rev_I)]:
             def rhs(t, y):
-                du = (-g_tot[i] * y[0] + f * np.exp(-t / tau_syn) * drive) / neuron.cm
+                du = (-g_tot[i] * y[0] + f * np.exp(-t / tau_syn) * drive) / neuron.cm  # noqa: B023
                 return [du, y[0]]  # y[1] accumulates the integral of u
             sol = solve_ivp(rhs, (0.0, T), [0.0, 0.0], rtol=1e-10, atol=1e-12)
             psp_integral = sol.y[1, -1]

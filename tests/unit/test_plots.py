@@ -14,7 +14,7 @@ from cortexsim.analysis.plots import (
     plot_learning_curve,
     plot_raster,
 )
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 

@@ -1,13 +1,30 @@
 """The emulated chips as data: sizes, weight format, delays, speed-up, supported models, ranges, noise.
 
-Sources (see /work/shared/references.md §4): neuron counts, synapse counts, fan-in, weight bits,
+This is the one place where chip limits live: the emulated chip backend
+(:mod:`cortexsim.backends.brainscales`) enforces them, and the backend registry
+(:mod:`cortexsim.backends.registry`) derives the capabilities it reports from them
+(:meth:`~cortexsim.backends.registry.Capabilities.from_chip`). Pure data: importing this module
+loads no simulator.
+
+Sources (references §4): neuron counts, synapse counts, fan-in, weight bits,
 "sign is a property of the synapse row", "delays must be 0" (bss2), speed-ups, STP "depression or
 facilitation, not both" (bss1), AdEx neurons, and the fixed-pattern-noise magnitudes of the FACETS
 Spikey chip (E_l 2 %, V_th 5 %, V_reset 10 %, g_l 10 %, tau_syn 25 %, g_max 25 %, C_m 10 %).
 Everything marked *assumption* below is an emulation choice, not a measured property of the hardware:
 parameter ranges in biological units, the row-scale DAC, the bss1 delay range, STP on bss2 (its
 synapse drivers have it in the BrainScaleS-2 literature, not in references §4), overhead times, and
-the conversion of the Spikey voltage percentages into millivolts.
+the conversion of the Spikey voltage percentages into millivolts, and the weight unit of
+current-based synapses.
+
+Current-based neurons (``IF_curr_exp``, bss2 only): BrainScaleS-2's synaptic input is current-based
+by default (references §4: ``CalibHXNeuronCuba``); the conductance-based mode is an option of the
+same circuit. The emulated current-based neuron shares the circuit's fixed-pattern noise (leak,
+threshold and reset offsets, leak conductance and capacitance, which together set tau_m, synaptic
+time constants and gains). Its own limits: the ranges of ``_IF_CURR_EXP_RANGES`` (PyNN units) and
+weights in nA as n-bit integers times a row scale in steps of ``row_scale_unit_nA`` (*assumption*:
+2**-14 nA, so the largest weight, 63 x 1023 steps, is 3.93 nA: a PSP of a few mV on a 0.2 nF
+membrane with tau_syn ~ tau_m ~ 10 ms, the span of the conductance-based weights at typical driving
+forces). bss1 (HICANN) has conductance-based synapses only.
 
 Voltage fixed-pattern noise (assumption): Spikey's percentages refer to hardware voltages. With a
 typical operating voltage of 0.7 V and a hardware-to-biology voltage scale of 10 (10 mV on chip per
@@ -19,7 +36,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
 
-__all__ = ["ChipSpec", "CHIPS", "chip_spec", "max_weight_uS"]
+__all__ = ["ChipSpec", "CHIPS", "DEFAULT_CHIP", "chip_spec", "max_weight_uS", "weight_unit", "max_weight"]
 
 # Biological parameter ranges (PyNN names and units), *assumption*; shared by both chips.
 _IF_COND_EXP_RANGES = {
@@ -35,6 +52,10 @@ _IF_COND_EXP_RANGES = {
     "e_rev_I": (-120.0, -40.0),  # mV
     "i_offset": (-1.0, 1.0),    # nA
 }
+# IF_curr_exp: the same circuit without reversal potentials (assumption, like the ranges above).
+_IF_CURR_EXP_RANGES = {name: _IF_COND_EXP_RANGES[name] for name in
+                       ("cm", "tau_m", "tau_refrac", "tau_syn_E", "tau_syn_I", "v_rest", "v_reset",
+                        "v_thresh", "i_offset")}
 _ADEX_RANGES = dict(_IF_COND_EXP_RANGES, **{
     "v_spike": (-60.0, 20.0),   # mV
     "a": (0.0, 100.0),          # nS
@@ -81,6 +102,8 @@ class ChipSpec:
         2**row_scale_bits - 1.
     row_scale_unit_uS : float
         Step of the row scale (uS); a power of two so that representable weights are exact floats.
+    row_scale_unit_nA : float or None
+        The same for current-based synapses (nA); None if the chip has no current-based neurons.
     delays_allowed : bool
         Whether synaptic delays can be chosen. If False only the fixed minimal delay (one time step)
         exists.
@@ -135,6 +158,7 @@ class ChipSpec:
     weight_bits: int
     row_scale_bits: int
     row_scale_unit_uS: float
+    row_scale_unit_nA: float | None
     delays_allowed: bool
     delay_range_ms: tuple | None
     speedup: float
@@ -169,8 +193,29 @@ class ChipSpec:
 
 
 def max_weight_uS(spec: ChipSpec) -> float:
-    """Largest representable weight (uS): full integer weight at the largest row scale."""
+    """Largest representable conductance-based weight (uS): full integer weight at the largest row scale."""
     return spec.max_weight_int * spec.max_row_scale_int * spec.row_scale_unit_uS
+
+
+def weight_unit(spec: ChipSpec, conductance_based: bool = True) -> tuple[float, str]:
+    """Row-scale step and its unit for synapses onto conductance-based (uS) or current-based (nA) cells.
+
+    Raises
+    ------
+    ValueError
+        For current-based synapses on a chip without current-based neurons.
+    """
+    if conductance_based:
+        return spec.row_scale_unit_uS, "uS"
+    if spec.row_scale_unit_nA is None:
+        raise ValueError(f"chip {spec.name!r} has no current-based synapses")
+    return spec.row_scale_unit_nA, "nA"
+
+
+def max_weight(spec: ChipSpec, conductance_based: bool = True) -> float:
+    """Largest representable weight magnitude: uS (conductance-based) or nA (current-based)."""
+    unit, _ = weight_unit(spec, conductance_based)
+    return spec.max_weight_int * spec.max_row_scale_int * unit
 
 
 CHIPS: dict[str, ChipSpec] = {
@@ -183,16 +228,17 @@ CHIPS: dict[str, ChipSpec] = {
         weight_bits=6,
         row_scale_bits=10,
         row_scale_unit_uS=2.0 ** -16,
+        row_scale_unit_nA=2.0 ** -14,
         delays_allowed=False,
         delay_range_ms=None,
         speedup=1e3,
-        cell_types=("IF_cond_exp", "EIF_cond_exp_isfa_ista"),
+        cell_types=("IF_cond_exp", "IF_curr_exp", "EIF_cond_exp_isfa_ista"),
         spike_source_types=("SpikeSourceArray", "SpikeSourcePoisson"),
         synapse_types=("StaticSynapse", "TsodyksMarkramSynapse"),
         stp_exclusive=True,
         receptor_types=("excitatory", "inhibitory"),
         recordables=("spikes", "v"),
-        parameter_ranges={"IF_cond_exp": _IF_COND_EXP_RANGES,
+        parameter_ranges={"IF_cond_exp": _IF_COND_EXP_RANGES, "IF_curr_exp": _IF_CURR_EXP_RANGES,
                           "EIF_cond_exp_isfa_ista": _ADEX_RANGES},
         fixed_pattern_noise=_SPIKEY_FPN,
         calibration_step_mV=0.12,
@@ -208,6 +254,7 @@ CHIPS: dict[str, ChipSpec] = {
         weight_bits=4,
         row_scale_bits=10,
         row_scale_unit_uS=2.0 ** -14,
+        row_scale_unit_nA=None,
         delays_allowed=True,
         delay_range_ms=(0.1, 10.0),
         speedup=1e4,
@@ -225,6 +272,10 @@ CHIPS: dict[str, ChipSpec] = {
         run_overhead_s=0.5,
     ),
 }
+
+
+#: The chip an emulated-chip backend runs on unless another one is booked.
+DEFAULT_CHIP = "bss2"
 
 
 def chip_spec(name: str) -> ChipSpec:

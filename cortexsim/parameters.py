@@ -1,7 +1,8 @@
 """Parameter sets of LIF sampling networks (PyNN units: nF, ms, mV, uS, Hz).
 
 Neuron parameters (PyNN ``IF_cond_exp``), Poisson background, the logistic activation-function fit,
-and the two parameter sets of references §1. Re-exported by :mod:`cortexsim.models.lif_translation`.
+and the two parameter sets of references §1 (:data:`PARAMETER_SETS`). Part of the base layer: imports
+nothing else of the package, so models, backends and protocols all use these classes.
 """
 
 from __future__ import annotations
@@ -19,6 +20,8 @@ __all__ = [
     "DOLD_NEURON",
     "DEFAULT_NOISE",
     "DOLD_NOISE",
+    "PARAMETER_SETS",
+    "parameter_set",
 ]
 
 
@@ -192,3 +195,24 @@ class ActivationFit:
             raise ValueError(f"activation fit data misses key(s) {missing}")
         return cls(**{key: data[key] for key in ("v_p05", "alpha", "v_p05_stderr", "alpha_stderr", "n_points")
                       if key in data})
+
+
+#: Named (neuron, noise) parameter sets of references §1: ``default`` and ``dold``.
+PARAMETER_SETS: dict[str, tuple[NeuronParameters, NoiseParameters]] = {
+    "default": (DEFAULT_NEURON, DEFAULT_NOISE),
+    "dold": (DOLD_NEURON, DOLD_NOISE),
+}
+
+
+def parameter_set(name: str) -> tuple[NeuronParameters, NoiseParameters]:
+    """The (neuron, noise) parameters of the set called ``name`` (see :data:`PARAMETER_SETS`).
+
+    Examples
+    --------
+    >>> neuron, noise = parameter_set("dold")
+    >>> noise.rate_exc
+    2000.0
+    """
+    if name not in PARAMETER_SETS:
+        raise ValueError(f"parameter set must be one of {sorted(PARAMETER_SETS)}, got {name!r}")
+    return PARAMETER_SETS[name]
