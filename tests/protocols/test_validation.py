@@ -133,7 +133,7 @@ def test_a_model_calling_setup_itself_is_seeded_and_reproducible(tmp_path):
     path = write_model(tmp_path, SCRIPT_MODEL)
     config = ValidationConfig(seed=5, backends=("nest", "brian2"), repeats=3, duration_ms=300.0)
     first = validate(path, config, out_dir=tmp_path / "first")
-    second = validate(path, config, out_dir=tmp_path / "second")
+    validate(path, config, out_dir=tmp_path / "second")
     for name, run in first.backends.items():
         assert run.status == "ok", run.message
         # repeats differ from each other (NEST reset to its default seed made them identical) ...
