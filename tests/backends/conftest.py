@@ -2,8 +2,9 @@
 
 Modelled on PyNN's ``test/system/scenarios/fixtures.py``: a scenario is a function of ``sim``; the
 :func:`backend` fixture runs it on every backend of :func:`installed_backends` (not a fixed pair),
-and :func:`reference` gives PyNN's own module of the same simulator (the registry's
-``pynn_reference``) so a scenario can compare the two. The emulated chip runs as an *ideal* chip
+and :attr:`Backend.reference` gives PyNN's own module of the same simulator (the registry's
+``pynn_reference``; backends registered without one are not standard PyNN backends and are left
+out) so a scenario can compare the two. The emulated chip runs as an *ideal* chip
 (no fixed-pattern noise, unquantised weights): what is left are its documented limits.
 
 A scenario a backend cannot run is listed in :data:`UNSUPPORTED` with the reason; the test then
@@ -72,7 +73,13 @@ class _NoCheck:
         return False
 
 
-@pytest.fixture(params=installed_backends())
+def conformance_backends() -> list[str]:
+    """Installed backends that implement PyNN's standard API (those with a ``pynn_reference``; a
+    hardware dialect registered without one has its own tests)."""
+    return [name for name in installed_backends() if backend_info(name).pynn_reference]
+
+
+@pytest.fixture(params=conformance_backends())
 def backend(request) -> Backend:
     """Every installed backend in turn (end() is called afterwards even if the scenario failed).
 
