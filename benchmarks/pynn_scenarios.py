@@ -4,7 +4,8 @@ Every scenario function of ``test/system/scenarios`` in PyNN 0.13's source distr
 from PyPI with ``pip download --no-deps --no-binary :all: pynn==0.13.*`` into the cache folder
 ``$CORTEXSIM_CACHE_DIR/pynn-sdist``, default ``~/.cache/cortexsim/pynn-sdist``; nothing of PyNN is
 copied into this repository) runs once per configuration, each in its own process (pytest on that
-one function) with a timeout, so no state leaks from one scenario into another. Configurations:
+one function, forked from a server process that imported the configuration's module once) with a
+timeout, so no simulator state leaks from one scenario into another. Configurations:
 PyNN's own ``pyNN.nest`` and ``pyNN.brian2`` (the references), every installed cortexsim backend
 (``installed_backends()``), and the emulated chip also as an ideal chip (no fixed-pattern noise,
 unquantised weights).
@@ -64,12 +65,14 @@ PYNN_REQUIREMENT = "pynn==0.13.*"
 #: PyNN's own modules: the references.
 REFERENCE_CONFIGURATIONS = {
     "pyNN.nest": {"module": "pyNN.nest", "setup": {}, "reference": None},
-    "pyNN.brian2": {"module": "pyNN.brian2", "setup": {}, "reference": None},
+    "pyNN.brian2": {"module": "pyNN.brian2", "setup": {}, "reference": None, "warm_up": True},
 }
 #: Extra configurations of a cortexsim backend: name -> (backend, setup options).
 BACKEND_VARIANTS = {
     "brainscales_ideal": ("brainscales", {"fixed_pattern_noise": False, "quantize_weights": False}),
 }
+#: cortexsim backends warmed up like their reference (see warm_up()).
+WARMED_UP = ("brian2",)
 #: Outcome classes that are not regressions on a configuration (everything else is).
 ACCEPTED_NON_PASSES = {
     "brian2_standalone": ("unsupported",),
@@ -86,7 +89,8 @@ def configurations() -> dict:
     configs = dict(REFERENCE_CONFIGURATIONS)
     for name in installed_backends():
         info = BACKENDS[name]
-        configs[name] = {"module": info.module, "setup": {}, "reference": info.pynn_reference}
+        configs[name] = {"module": info.module, "setup": {}, "reference": info.pynn_reference,
+                         "warm_up": name in WARMED_UP}
     for name, (backend, options) in BACKEND_VARIANTS.items():
         if backend in configs:
             configs[name] = dict(configs[backend], setup=options)
@@ -197,12 +201,19 @@ def list_scenarios(scenarios: Path) -> list[dict]:
     return found
 
 
-def prepare(pynn_source: Path, workdir: Path) -> Path:
+def prepare(pynn_source: Path, workdir: Path, brian2_target: str) -> Path:
+    """A temporary copy of the scenarios with this benchmark's fixtures, conftest and Brian2 preferences.
+
+    ``brian2_target`` is Brian2's code generation target for the runtime-mode configurations
+    (``pyNN.brian2`` and ``brian2`` alike), written to the ``brian_preferences`` file Brian2 reads from
+    the working folder: the target changes how fast a scenario runs, not what it computes.
+    """
     source = pynn_source / "test" / "system" / "scenarios"
     destination = workdir / "scenarios"
     shutil.copytree(source, destination)
     (destination / "fixtures.py").write_text(FIXTURES)
     (workdir / "conftest.py").write_text(CONFTEST)
+    (workdir / "brian_preferences").write_text(f"codegen.target = '{brian2_target}'\n")
     return destination
 
 
@@ -221,26 +232,135 @@ def classify(outcome: dict) -> str:
     return "crash"
 
 
-def run_scenario(entry: dict, config: dict, workdir: Path, timeout_s: float) -> dict:
-    """One scenario on one configuration, in its own pytest process."""
-    outcome_file = workdir / "outcome.json"
-    outcome_file.unlink(missing_ok=True)
-    environment = dict(os.environ, SCENARIO_CONFIGURATION=json.dumps(config), SCENARIO_OUTCOME=str(outcome_file),
-                       OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", PYNEST_QUIET="1")
-    node = f"scenarios/{entry['module']}.py::{entry['scenario']}"
-    start = time.perf_counter()
+# Imported once per configuration by the server process, before it forks one child per scenario.
+WARM_IMPORTS = ("numpy", "scipy.sparse", "quantities", "neo", "pytest", "pyNN", "pyNN.utility",
+                "pyNN.random", "pyNN.space", "pyNN.errors")
+
+
+def warm_up(sim) -> None:
+    """Build and run one tiny network of every standard cell type once, then ``end()``.
+
+    Only for the Brian2 runtime configurations (reference and backend alike): Brian2's in-memory
+    caches of parsed equations then live in the server, and every forked scenario starts with them
+    instead of re-deriving them (minutes per scenario on a loaded machine). Nothing of the network
+    survives: each scenario calls ``setup()`` itself, which starts a new Brian2 network.
+    """
     try:
-        completed = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-W", "ignore",
-                                    node], cwd=workdir, env=environment, capture_output=True, text=True,
-                                   timeout=timeout_s)
-        outcome = json.loads(outcome_file.read_text()) if outcome_file.exists() else {
-            "outcome": "failed", "exception_classes": ["NoResult"],
-            "message": (completed.stdout + completed.stderr)[-400:]}
-    except subprocess.TimeoutExpired:
-        outcome = {"outcome": "hang", "message": f"no result within {timeout_s:.0f} s"}
-    outcome["wall_time_s"] = round(time.perf_counter() - start, 2)
-    outcome["classification"] = classify(outcome)
-    return {**entry, **outcome}
+        sim.setup(timestep=0.1)
+        sources = sim.Population(2, sim.SpikeSourceArray(spike_times=[1.0, 2.0]))
+        for name in ("IF_cond_exp", "IF_curr_exp", "IF_cond_alpha", "IF_curr_alpha", "EIF_cond_exp_isfa_ista",
+                     "EIF_cond_alpha_isfa_ista", "HH_cond_exp", "Izhikevich", "IF_curr_delta"):
+            cell_type = getattr(sim, name, None)
+            if cell_type is None:
+                continue
+            try:
+                population = sim.Population(2, cell_type())
+                population.record(["spikes", "v"])
+                sim.Projection(sources, population, sim.AllToAllConnector(), sim.StaticSynapse(weight=0.01),
+                               receptor_type="excitatory")
+            except Exception:  # noqa: BLE001 - a cell type the module lacks
+                continue
+        sim.Population(2, sim.SpikeSourcePoisson(rate=10.0)).record("spikes")
+        sim.run(2.0)
+        sim.end()
+    except Exception:  # noqa: BLE001 - warming up is an optimisation only
+        pass
+
+
+def serve(config: dict, nodes: list[str], workdir: Path, timeout_s: float, results_file: Path) -> None:
+    """Run ``nodes`` (pytest node ids) of one configuration, each in its own forked process.
+
+    The server imports the configuration's module and PyNN's heavy dependencies once (importing
+    pyNN.brian2 alone takes ~45 s of CPU on a loaded machine); every scenario then runs in a fresh
+    child forked from that state, before any ``setup()``, so no simulator state passes from one
+    scenario to the next. A child that gives no result within ``timeout_s`` is killed (``hang``).
+    One JSON line per scenario is appended to ``results_file``.
+    """
+    import importlib
+    import signal
+
+    os.chdir(workdir)
+    sys.path.insert(0, str(workdir))
+    for name in WARM_IMPORTS + (config["module"],):
+        try:
+            importlib.import_module(name)
+        except Exception:  # noqa: BLE001 - the scenario itself reports what fails to import
+            pass
+    if config.get("warm_up"):
+        warm_up(importlib.import_module(config["module"]))
+    for node in nodes:
+        outcome_file = workdir / "outcome.json"
+        outcome_file.unlink(missing_ok=True)
+        start = time.perf_counter()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        child = os.fork()
+        if child == 0:  # the scenario's own process
+            code = 1
+            try:
+                import pytest
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, 1)
+                os.dup2(devnull, 2)
+                os.environ["SCENARIO_OUTCOME"] = str(outcome_file)
+                code = pytest.main(["-q", "-p", "no:cacheprovider", "-W", "ignore", node])
+            finally:
+                os._exit(int(code))
+        deadline = start + timeout_s
+        status = None
+        while time.perf_counter() < deadline:
+            pid, status = os.waitpid(child, os.WNOHANG)
+            if pid == child:
+                break
+            status = None
+            time.sleep(0.2)
+        if status is None:
+            os.kill(child, signal.SIGKILL)
+            os.waitpid(child, 0)
+            outcome = {"outcome": "hang", "message": f"no result within {timeout_s:.0f} s"}
+        elif outcome_file.exists():
+            outcome = json.loads(outcome_file.read_text())
+        else:
+            outcome = {"outcome": "failed", "exception_classes": ["NoResult"],
+                       "message": f"the scenario's process ended with status {status} and no result"}
+        outcome["wall_time_s"] = round(time.perf_counter() - start, 2)
+        with open(results_file, "a") as handle:
+            handle.write(json.dumps({"node": node, **outcome}) + "\n")
+
+
+def run_configuration(scenarios: list[dict], config: dict, workdir: Path, timeout_s: float,
+                      progress_label: str = "") -> list[dict]:
+    """Every scenario on one configuration: one server process, one forked child per scenario."""
+    results_file = workdir / "results.jsonl"
+    results_file.unlink(missing_ok=True)
+    nodes = [f"scenarios/{entry['module']}.py::{entry['scenario']}" for entry in scenarios]
+    environment = dict(os.environ, SCENARIO_CONFIGURATION=json.dumps(config), OMP_NUM_THREADS="1",
+                       OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", PYNEST_QUIET="1")
+    server = subprocess.Popen([sys.executable, __file__, "--serve", json.dumps(config), str(workdir),
+                               str(timeout_s), str(results_file)] + nodes, env=environment, cwd=workdir,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    reported = 0
+    while True:
+        done = server.poll() is not None
+        lines = results_file.read_text().splitlines() if results_file.exists() else []
+        for line in lines[reported:]:
+            item = json.loads(line)
+            print(f"[{progress_label} {reported + 1}/{len(nodes)}] {item['node']}: {item['outcome']} "
+                  f"({item['wall_time_s']:.0f} s)", flush=True)
+            reported += 1
+        if done:
+            break
+        time.sleep(1.0)
+    by_node = {json.loads(line)["node"]: json.loads(line) for line in lines}
+    entries = []
+    for entry, node in zip(scenarios, nodes):
+        outcome = by_node.get(node, {"outcome": "failed", "exception_classes": ["NoResult"],
+                                     "message": f"the configuration's server ended ({server.returncode}) "
+                                                "before this scenario ran"})
+        outcome.pop("node", None)
+        outcome["classification"] = classify(outcome)
+        entries.append({**entry, **outcome})
+    return entries
 
 
 def regressions(per_configuration: dict, configs: dict) -> dict:
@@ -276,12 +396,19 @@ def summarise(per_configuration: dict, configs: dict) -> dict:
 
 
 def main(argv=None) -> dict:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] == "--serve":  # internal: the per-configuration server (see serve())
+        serve(json.loads(argv[1]), argv[5:], Path(argv[2]), float(argv[3]), Path(argv[4]))
+        return {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     all_configs = configurations()
     parser.add_argument("--configurations", nargs="+", default=list(all_configs), choices=list(all_configs))
     parser.add_argument("--scenarios", nargs="+", default=None, help="only these scenario function names")
     parser.add_argument("--timeout", type=float, default=600.0, help="per scenario and configuration (s)")
     parser.add_argument("--pynn-source", type=Path, default=None, help="an unpacked PyNN 0.13 sdist")
+    parser.add_argument("--brian2-target", choices=("numpy", "cython"), default="numpy",
+                        help="Brian2's code generation target in runtime mode (reference and backend alike); "
+                             "numpy: no compiler run per scenario")
     parser.add_argument("--update", action="store_true",
                         help="keep the other configurations' results of an existing results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -296,16 +423,12 @@ def main(argv=None) -> dict:
     timings = dict(previous.get("wall_time_s", {})) if args.update else {}
     with tempfile.TemporaryDirectory(prefix="pynn_scenarios_") as temporary:
         workdir = Path(temporary)
-        scenarios = list_scenarios(prepare(pynn_source, workdir))
+        scenarios = list_scenarios(prepare(pynn_source, workdir, args.brian2_target))
         if args.scenarios:
             scenarios = [s for s in scenarios if s["scenario"] in args.scenarios]
         for name in args.configurations:
-            start, entries = time.perf_counter(), []
-            for k, entry in enumerate(scenarios):
-                result = run_scenario(entry, all_configs[name], workdir, args.timeout)
-                entries.append(result)
-                print(f"[{name} {k + 1}/{len(scenarios)}] {entry['module']}::{entry['scenario']}: "
-                      f"{result['classification']} ({result['wall_time_s']:.0f} s)", flush=True)
+            start = time.perf_counter()
+            entries = run_configuration(scenarios, all_configs[name], workdir, args.timeout, name)
             per_configuration[name] = entries
             timings[name] = round(time.perf_counter() - start, 1)
             partial = {"scenarios": per_configuration, "wall_time_s": timings}
@@ -323,6 +446,7 @@ def main(argv=None) -> dict:
                             "skipped": "the scenario skipped itself"},
         "accepted_non_passes": ACCEPTED_NON_PASSES,
         "timeout_s": args.timeout,
+        "brian2_codegen_target": args.brian2_target,
         "pynn_sdist": sdist,
         "wall_time_s": timings,
         "scenarios": per_configuration,
