@@ -96,6 +96,10 @@ class BackendInfo:
     requires: tuple
     description: str
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: PyNN's own module of the simulator underneath (``pyNN.nest``, ``pyNN.brian2``): what the
+    #: backend must agree with wherever the README lists no deviation (conformance tests, the
+    #: PyNN scenario benchmark's regressions). None if there is none.
+    pynn_reference: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -117,6 +121,7 @@ register_backend(BackendInfo(
                 "and native Poisson noise without relay neurons",
     # NEST's rng_seed must lie in [1, 2**32 - 1]
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True, seed_range=(1, 2**32 - 2)),
+    pynn_reference="pyNN.nest",
 ))
 register_backend(BackendInfo(
     name="brian2",
@@ -125,6 +130,7 @@ register_backend(BackendInfo(
     description="Brian2 runtime mode (generated code) through pyNN.brian2, seeded, exponential-Euler "
                 "IF_cond_exp, working TsodyksMarkramSynapse, PoissonInput noise",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))
 
 
@@ -138,6 +144,7 @@ register_backend(BackendInfo(
                 "hardware-time report",
     capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
                                            has_chip=True),
+    pynn_reference="pyNN.nest",
 ))
 
 
@@ -225,4 +232,5 @@ register_backend(BackendInfo(
     description="Brian2 C++ standalone mode for PyNN-built networks (brian2 cell types and noise): compiled "
                 "once per network structure, weights/biases/states passed as run arguments, seeded",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))
