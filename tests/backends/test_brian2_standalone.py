@@ -249,3 +249,18 @@ def test_from_list_connector_in_one_pass_equals_pynns_per_cell_loop(sim):
     assert len(got["pynn"]["i"]) == 60
     for key, reference in got["pynn"].items():
         np.testing.assert_array_equal(got["one_pass"][key], reference, err_msg=key)
+
+
+def test_a_new_project_root_compiles_its_own_project(sim, tmp_path):
+    """Benchmarks time a compilation by pointing the backend at a fresh folder; a project compiled
+    earlier in the process (in another folder) must not be reused from memory."""
+    _counts(sim, seed=5, durations=[10.0])  # compiled (or loaded) in the session's folder
+    before = sim.compilation_count()
+    sim.set_project_root(tmp_path)
+    try:
+        _counts(sim, seed=5, durations=[10.0])
+        assert sim.compilation_count() == before + 1
+        _counts(sim, seed=6, durations=[10.0])  # same folder again: reused
+        assert sim.compilation_count() == before + 1
+    finally:
+        sim.set_project_root(None)
