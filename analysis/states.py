@@ -112,10 +112,10 @@ def states_on_grid_from_arrays(times_ms: np.ndarray, indices: np.ndarray, n: int
     grid = t_start + dt * np.arange(n_steps)
     on = np.searchsorted(grid, times_ms, side="left")  # first t with s <= t
     off = np.searchsorted(grid - tau_ref, times_ms, side="left")  # first t with t - tau_ref >= s
-    changes = np.zeros((n_steps + 1, int(n)), dtype=np.int32)
-    np.add.at(changes, (on, indices), 1)
-    np.add.at(changes, (off, indices), -1)
-    return (np.cumsum(changes[:-1], axis=0) > 0).astype(np.uint8)
+    size = (n_steps + 1) * int(n)
+    changes = (np.bincount(on * n + indices, minlength=size) - np.bincount(off * n + indices, minlength=size))
+    active = np.cumsum(changes.reshape(n_steps + 1, int(n))[:-1], axis=0)
+    return (active > 0).view(np.uint8)
 
 
 def _on_segments(s: np.ndarray, tau_ref: float) -> tuple[np.ndarray, np.ndarray]:
