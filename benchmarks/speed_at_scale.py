@@ -11,8 +11,7 @@ Parts (``--parts``, all by default), each interleaving package and native routes
     synapses; PyNEST). Times: build, compile, run, spike read (arrays), whole process.
 ``cd``
     CD iterations of the same RBM on the fastest route (brian2_standalone): 10 clamped images x 60 ms
-    + 400 ms free per iteration (MNIST-like binary images, ~19 % of pixels on, one of 10 label units
-    on). Package: the network built for training (both receptor synapses on every visible-hidden
+    + 400 ms free per iteration (MNIST training images binarised at 0.5, with their one-hot labels). Package: the network built for training (both receptor synapses on every visible-hidden
     pair, since weights change sign) and the CD engine's digits statistics with the backend's
     one-launch schedule; native: ``NativeStandaloneCD`` (one launch per iteration). Per iteration:
     wall time and its parts, after one compilation.
@@ -68,21 +67,13 @@ def bipartite_mask(n_visible: int, n_hidden: int) -> np.ndarray:
     return mask | mask.T
 
 
-def mnist_like_images(n: int, seed: int) -> np.ndarray:
-    """Binary rows of 784 pixels (~19 % on, in blobs like digit strokes) + 10 one-hot label units."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, N_VISIBLE))
-    for k in range(n):
-        canvas = np.zeros((28, 28))
-        for _ in range(6):  # a few strokes
-            r, c = rng.integers(6, 22, 2)
-            dr, dc = rng.integers(-1, 2, 2)
-            for step in range(8):
-                rr, cc = np.clip([r + dr * step, c + dc * step], 0, 26)
-                canvas[rr:rr + 3, cc:cc + 3] = 1.0
-        images[k, :784] = canvas.reshape(-1)
-        images[k, 784 + rng.integers(10)] = 1.0
-    return images
+def mnist_rows(n: int, seed: int) -> np.ndarray:
+    """``n`` MNIST training images (drawn with ``seed``), binarised at 0.5, with their one-hot labels: (n, 794)."""
+    from cortexsim.models.datasets import mnist
+
+    train = mnist("train")
+    rows = np.random.default_rng(seed).choice(train.x.shape[0], n, replace=False)
+    return np.hstack([(train.x[rows] > 0.5).astype(float), train.targets[rows].astype(float)])
 
 
 # --- RBM sampling --------------------------------------------------------------------------------
@@ -161,7 +152,7 @@ def native_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, see
 
 def part_cd(args) -> dict:
     bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=args.seed)
-    images = mnist_like_images(200, args.seed)
+    images = mnist_rows(200, args.seed)
     schedule = CDSchedule()
     out = {"schedule": schedule.__dict__, "pixels_on_fraction": float(images[:, :784].mean())}
     for side, function in (("native", native_cd), ("package", package_cd)):
