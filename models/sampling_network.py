@@ -6,7 +6,10 @@ high-conductance state: leak potentials from the biases, synaptic weights from W
 z_k = 1 for tau_ref after each of its spikes.
 
 The network is built once; :meth:`SamplingNetwork.set_bm` (or ``set_parameters(W, b)``) changes leak
-potentials and weights in place, so training loops never rebuild it.
+potentials and weights in place, so training loops never rebuild it. Only the synapses that exist are
+created (one per nonzero weight, receptor by sign; or, with ``connectivity``, both receptors on every
+pair a training mask allows): see :mod:`cortexsim.models.recurrent` for the rule when a weight crosses
+zero.
 
 Example
 -------
@@ -30,20 +33,10 @@ import numpy as np
 from ..backends.noise import add_poisson_background
 from .boltzmann import BoltzmannMachine
 from .lif_translation import LIFNetworkParameters, bm_to_lif
+from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, recurrent_synapse_type
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type"]
-
-#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
-SYNAPSE_KINDS = ("renewing", "static")
-
-
-def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
-    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0) or "static"."""
-    if kind == "renewing":
-        return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
-    return sim.StaticSynapse(weight=0.0, delay=delay)
-
 
 @dataclass
 class SamplingNetwork:
@@ -56,8 +49,8 @@ class SamplingNetwork:
     population : Population
         The n sampling neurons (``IF_cond_exp``), spikes recorded.
     projection_exc, projection_inh : Projection
-        All-to-all recurrent projections (no self-connections) onto the excitatory and inhibitory
-        receptors; a weight is zero where W has the other sign.
+        The recurrent projections made at build time onto the excitatory and inhibitory receptors
+        (only the synapses that exist, see :mod:`cortexsim.models.recurrent`).
     bm : BoltzmannMachine
         The Boltzmann machine currently represented.
     lif : LIFNetworkParameters
@@ -75,6 +68,7 @@ class SamplingNetwork:
     noise: NoiseParameters
     synapses: str
     background: dict = field(default_factory=dict)
+    recurrent: RecurrentSynapses | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -102,10 +96,7 @@ class SamplingNetwork:
         if lif.n_neurons != self.n_neurons:
             raise ValueError(f"lif has {lif.n_neurons} neurons but the network has {self.n_neurons}")
         self.population.set(v_rest=lif.e_leak)
-        mask = ~np.eye(self.n_neurons, dtype=bool)
-        # Projection.set takes (n_pre, n_post) arrays; entries without a connection are ignored.
-        self.projection_exc.set(weight=np.where(mask, lif.excitatory_weights, np.nan))
-        self.projection_inh.set(weight=np.where(mask, lif.inhibitory_weights, np.nan))
+        self.recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
         self.lif = lif
         if bm is not None:
             self.bm = bm
@@ -120,7 +111,7 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
                            neuron: NeuronParameters = DEFAULT_NEURON,
                            noise: NoiseParameters = DEFAULT_NOISE,
                            synapses: str = "renewing", label: str = "sampling",
-                           background: bool = True) -> SamplingNetwork:
+                           background: bool = True, connectivity: np.ndarray | None = None) -> SamplingNetwork:
     """Build a LIF sampling network for ``bm`` with backend ``sim`` (``setup`` already called).
 
     Parameters
@@ -141,6 +132,9 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
         Population label.
     background : bool
         Whether to add the Poisson background (False when another source of noise is wired in).
+    connectivity : bool array (n, n), optional
+        Pairs whose weight may become nonzero (a training mask): both receptor synapses there. None:
+        one synapse per nonzero weight of ``bm`` (see :mod:`cortexsim.models.recurrent`).
     """
     if not isinstance(bm, BoltzmannMachine):
         raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
@@ -154,16 +148,11 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     population.initialize(v=lif.e_leak)
     population.record("spikes")
     delay = sim.get_min_delay()
-    connector = sim.AllToAllConnector(allow_self_connections=False)
-    projection_exc = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_E, delay),
-                                    receptor_type="excitatory", label=f"{label}_exc")
-    projection_inh = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_I, delay),
-                                    receptor_type="inhibitory", label=f"{label}_inh")
-    network = SamplingNetwork(sim, population, projection_exc, projection_inh, bm, lif, fit, neuron,
-                              noise, synapses)
-    network.set_lif(lif, bm)
+    recurrent = RecurrentSynapses.build(sim, population, lif.weights, synapses,
+                                        {"excitatory": neuron.tau_syn_E, "inhibitory": neuron.tau_syn_I}, delay,
+                                        label, connectivity)
+    network = SamplingNetwork(sim, population, recurrent.projection_exc, recurrent.projection_inh, bm, lif, fit,
+                              neuron, noise, synapses, recurrent=recurrent)
     if background:
         network.background = add_poisson_background(sim, population, noise)
     return network

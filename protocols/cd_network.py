@@ -31,7 +31,6 @@ from cortexsim.checks import check_choice, check_fraction, check_int, check_non_
 from cortexsim.results import read_json, write_json_atomic
 from cortexsim.seeds import check_seed
 
-from ..backends.projection_weights import set_projection_weights
 from ..backends.registry import backend_info, check_dt
 from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import LearningRateSchedule
@@ -67,8 +66,7 @@ def apply_bm(network: SamplingNetwork, bm: BoltzmannMachine) -> None:
         raise ValueError(f"bm has {bm.n_units} units but the network has {network.n_neurons} neurons")
     lif = bm_to_lif(bm, network.neuron, network.noise, network.fit)
     network.population.set(v_rest=lif.e_leak)
-    set_projection_weights(network.sim, network.projection_exc, lif.excitatory_weights)
-    set_projection_weights(network.sim, network.projection_inh, lif.inhibitory_weights)
+    network.recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
     network.lif = lif
     network.bm = bm
 
