@@ -10,7 +10,7 @@ import pytest
 from cortexsim.backends import registry
 from cortexsim.cli import main as cli_main
 from cortexsim.protocols.validation import (EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, Alteration, ModelError,
-                                            ValidationConfig, load_model, validate)
+                                            ValidationConfig, load_model, report_lines, validate)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "validate_balanced_ei.py"
 
@@ -88,6 +88,11 @@ def test_missing_unregistered_and_failing_backends_are_reported(tmp_path, monkey
     assert report["backends"]["no_such_backend"]["status"] == "unregistered"
     html = (tmp_path / "out" / "report.html").read_text()
     assert "this model does not run on brian2" in html and "not registered" in html
+    lines = report_lines(result)  # what `cortexsim validate` prints
+    assert lines[:4] == ["nest: ok", f"brian2: failed ({result.backends['brian2'].message})",
+                         f"not_installed: missing ({result.backends['not_installed'].message})",
+                         f"no_such_backend: unregistered ({result.backends['no_such_backend'].message})"]
+    assert lines[-1].startswith("incomplete: a backend is missing or failed; report: ")
 
 
 def test_config_rejects_bad_values():
