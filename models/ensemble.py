@@ -123,6 +123,11 @@ class Ensemble:
         """Undo :meth:`clamp`: every neuron gets the leak potential of the BMs represented."""
         self.population.set(v_rest=self.e_leak)
 
+    def clamp_schedule(self, units, rows, clamp_bias: float) -> np.ndarray:
+        """Leak potentials (mV) of phases: ``units`` clamped to each row of ``rows``, then released
+        (as :meth:`cortexsim.models.sampling_network.SamplingNetwork.clamp_schedule`)."""
+        return np.vstack([clamped_leak(self.e_leak, self.fit, units, row, clamp_bias) for row in rows] + [self.e_leak])
+
     def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
 

@@ -61,9 +61,9 @@ def _check_connectivity(connectivity, n: int) -> np.ndarray | None:
     if connectivity is None:
         return None
     mask = np.asarray(connectivity)
-    if mask.shape != (n, n) or mask.dtype.kind not in "bui":
-        raise ValueError(f"connectivity must be a boolean (n, n) = ({n}, {n}) mask of the pairs whose weight may be "
-                         f"nonzero, got shape {mask.shape} and dtype {mask.dtype}")
+    if mask.shape != (n, n) or mask.dtype.kind not in "buif" or not np.all((mask == 0) | (mask == 1)):
+        raise ValueError(f"connectivity must be an (n, n) = ({n}, {n}) mask of 0/1 (or bool) marking the pairs whose "
+                         f"weight may be nonzero, got shape {mask.shape} and dtype {mask.dtype}")
     mask = mask.astype(bool)
     np.fill_diagonal(mask, False)
     return mask

@@ -153,6 +153,15 @@ class SamplingNetwork:
         """Undo :meth:`clamp`: every unit gets the leak potential of the BM represented."""
         self.population.set(v_rest=np.asarray(self.lif.e_leak, dtype=float))
 
+    def clamp_schedule(self, units, rows, clamp_bias: float) -> np.ndarray:
+        """Leak potentials (mV) of phases: ``units`` clamped to each row of ``rows`` (0/1), then released.
+
+        Row k of the result is :meth:`clamp` with ``rows[k]``, the last row :meth:`release`; shape
+        ``(len(rows) + 1, n)``, for :func:`cortexsim.backends.schedules.run_parameter_schedule`.
+        """
+        e_leak = np.asarray(self.lif.e_leak, dtype=float)
+        return np.vstack([clamped_leak(e_leak, self.fit, units, row, clamp_bias) for row in rows] + [e_leak])
+
     def spiketrains(self, clear: bool = False) -> list:
         """Recorded spike trains (``neo.SpikeTrain``, one per neuron) of the current segment."""
         block = self.population.get_data("spikes", clear=clear)

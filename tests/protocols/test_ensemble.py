@@ -200,8 +200,9 @@ def test_sampling_network_update_path_sets_what_pynn_reads_back():
     n = 7
     sim = load_backend("nest")
     sim.setup(timestep=0.1, seed=1)
-    network = build_sampling_network(sim, random_bm(n, seed=1), FIT)
     off = ~np.eye(n, dtype=bool)
+    # both receptor synapses on every pair (a training network): every weight is readable on both projections
+    network = build_sampling_network(sim, random_bm(n, seed=1), FIT, connectivity=off)
 
     def check(bm):
         expected = bm_to_lif(bm, network.neuron, network.noise, FIT)
