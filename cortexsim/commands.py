@@ -275,6 +275,9 @@ def handle_train_cd(args) -> int:
 
 def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     add_common_arguments(parser, "out/ensemble")
+    parser.add_argument("--poisson-backend", default=None,
+                        help="backend of the Poisson-driven reference networks (default: the backend's reference, "
+                             "nest for brainscales; else the backend itself)")
     parser.add_argument("--networks", type=int, default=50, help="M networks (>= 2, default 50)")
     parser.add_argument("--neurons", type=int, default=5, help="N neurons per network (default 5)")
     parser.add_argument("--in-degree", type=int, default=30, help="K exc. and K inh. background sources (default 30)")
@@ -293,6 +296,14 @@ def add_ensemble_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--eval-duration", type=float, default=50000.0, help="evaluation time (ms, default 50000)")
     parser.add_argument("--calibration-duration", type=float, default=20000.0,
                         help="background measurement time (ms, default 20000)")
+    parser.add_argument("--calibration-points", type=int, default=25,
+                        help="probe leak potentials per activation sweep under the ensemble background (default 25)")
+    parser.add_argument("--calibration-groups", type=int, default=10,
+                        help="activation sweeps, each with its own background source set (default 10)")
+    parser.add_argument("--membrane-probes", type=int, default=5,
+                        help="non-spiking probes of the free membrane (default 5); on a chip the ensemble and all "
+                             "probes must fit its neuron circuits (bss2: 512, e.g. --networks 100 "
+                             "--calibration-points 10 --calibration-groups 1 --membrane-probes 2)")
 
 
 def handle_ensemble(args) -> int:
@@ -300,13 +311,16 @@ def handle_ensemble(args) -> int:
     from cortexsim.protocols.ensemble import EnsembleConfig, run_ensemble
 
     neuron, noise = parameter_set(args.parameter_set)
-    config = EnsembleConfig(seed=args.seed, backend=args.backend, n_networks=args.networks, n_neurons=args.neurons,
+    config = EnsembleConfig(seed=args.seed, backend=args.backend, poisson_backend=args.poisson_backend,
+                            n_networks=args.networks, n_neurons=args.neurons,
                             in_degree=args.in_degree, source_sharing=args.source_sharing,
                             background_synapse=args.background_synapse, tau_rec_ms=args.tau_rec,
                             train_iterations=args.train_iterations,
                             sampling_ms=args.sampling, sampling_end_ms=args.sampling_end,
                             average_fraction=args.average_fraction, eval_duration_ms=args.eval_duration,
-                            calibration_ms=args.calibration_duration, dt_ms=args.dt, neuron=neuron, noise=noise)
+                            calibration_ms=args.calibration_duration, calibration_points=args.calibration_points,
+                            calibration_groups=args.calibration_groups, membrane_probes=args.membrane_probes,
+                            dt_ms=args.dt, neuron=neuron, noise=noise)
     results = run_ensemble(config, out_dir=args.out, progress=True)
     for key in ("dkl_poisson_untrained", "dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained"):
         q = results[key]
@@ -316,6 +330,10 @@ def handle_ensemble(args) -> int:
               f"mean |corr| {bg['inputs']['mean_abs_correlation']:.3f}; free membrane std "
               f"{bg['free_membrane']['std_mv']:.2f} mV, correlation time "
               f"{bg['free_membrane']['correlation_time_ms']:.1f} ms")
+    for phase, report in results.get("hardware", {}).items():
+        print(f"chip, {phase}: {report['hardware_time_s']:.4f} s of hardware time "
+              f"({report['biological_time_ms'] / 1e3:.1f} s biological at speed-up {report['speedup']:g}), "
+              f"{report['used_neurons']} neurons, {report['background']['generators_used']} generators in use")
     print(f"results: {args.out / 'results.json'}; figures: {', '.join(results['files'].values())}")
     return 0
 
