@@ -27,6 +27,7 @@ benchmarks/figures/chip_ensemble/.
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 import time
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-ms", type=float, default=None, help="evaluation time (ms; default 50000; quick 5000)")
     parser.add_argument("--quick", action="store_true", help="short smoke run (not the acceptance run)")
     args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")   # the protocol's progress
     chip = load_backend("brainscales")
     previous = chip.select_chip(chip="bss2", chip_seed=args.chip_seed, fixed_pattern_noise=True, calibration="auto")
     config = _config(args)
