@@ -34,14 +34,14 @@ from types import ModuleType
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
 
 from ..analysis.compare import CORRECTIONS, StatisticsSettings, compare_groups, population_statistics
 from ..backends.registry import known_backends, load_backend
 from .validation_runs import BackendRun, ModelError, collect_run
 
 __all__ = ["Alteration", "ValidationConfig", "ValidationResult", "ModelError", "load_model", "run_backend",
-           "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE"]
+           "run", "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE"]
 
 logger = logging.getLogger(__name__)
 
@@ -103,12 +103,16 @@ class ValidationConfig:
         Integration step (ms), > 0.
     alpha : float
         Family-wise error rate (Holm) or false discovery rate (Benjamini-Hochberg), in (0, 1).
-    correction : str
-        "holm" or "benjamini-hochberg".
+    correction : {"holm", "benjamini-hochberg"}
+        Multiple-comparison correction.
     statistics : StatisticsSettings
         Windows and bins of the statistics (ms).
     alterations : tuple of Alteration
-        Test hook: parameter changes applied on one backend only.
+        Test hook: parameter changes applied on one backend only (also given as dicts or as text
+        ``BACKEND:PARAM=FACTOR``).
+    model : str, optional
+        The model: a Python file or an importable module defining ``build(sim)`` (what :func:`run`
+        validates; :func:`validate` takes it as an argument instead).
     """
 
     seed: int
@@ -121,6 +125,7 @@ class ValidationConfig:
     correction: str = "holm"
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
     alterations: tuple = ()
+    model: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -142,7 +147,8 @@ class ValidationConfig:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha!r}")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
-        alterations = tuple(self.alterations)
+        alterations = tuple(Alteration(**a) if isinstance(a, dict) else Alteration.parse(a) if isinstance(a, str)
+                            else a for a in self.alterations)
         object.__setattr__(self, "alterations", alterations)
         for alteration in alterations:
             if not isinstance(alteration, Alteration):
@@ -257,7 +263,14 @@ class ValidationResult:
     def n_differ(self) -> int:
         return sum(c.verdict == "differ" for c in self.comparisons)
 
+    def summary(self) -> dict:
+        """Headline figures: the verdict, statistics compared and found different, backend statuses."""
+        data = self.to_dict()
+        return {"verdict": data["verdict"], "n_compared": data["n_compared"], "n_differ": self.n_differ,
+                **{f"{name}_status": run.status for name, run in self.backends.items()}}
+
     def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
         return {"model": self.model, "model_parameters": self.model_parameters, "config": config_to_dict(self.config),
                 "duration_ms": self.duration_ms, "transient_ms": self.transient_ms,
                 "verdict": {EXIT_AGREE: "all statistics agree", EXIT_DIFFER: "some statistics differ",
@@ -267,6 +280,16 @@ class ValidationResult:
                 "backends": {name: run.to_dict() for name, run in self.backends.items()},
                 "summaries": self.summaries, "comparisons": [vars(c) for c in self.comparisons],
                 "files": self.files, "versions": self.versions, "machine": self.machine}
+
+
+def run(config: ValidationConfig, out_dir=None, progress: bool = False) -> ValidationResult:
+    """The protocol behind ``cortexsim validate MODEL``: :func:`validate` of ``config.model``.
+
+    The command's exit code is the result's ``exit_code`` (0 agree, 1 differ, 3 incomplete).
+    """
+    if config.model is None:
+        raise ValueError("model must name a Python file or module defining build(sim)")
+    return validate(config.model, config, out_dir=out_dir, progress=progress)
 
 
 def validate(model, config: ValidationConfig, out_dir=None, progress: bool = False) -> ValidationResult:
@@ -319,4 +342,5 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
         rasters = {b: {p: rec.spiketrains for p, rec in runs[b].runs[0].items()} for b in summaries}
         write_report(out, report, rasters, (transient, duration))
         result.files = {"html": str(out / "report.html"), "json": str(out / "report.json")}
+        write_results(out, result.to_dict(), config)
     return result
