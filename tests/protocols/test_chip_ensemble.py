@@ -45,3 +45,20 @@ def test_tiny_chip_ensemble_runs_without_generators_and_reports_hardware_time():
     assert hardware["ensemble_trained"]["biological_time_ms"] == pytest.approx(550.0, abs=1.0)
     assert np.isfinite(results["dkl_ensemble_trained"]["median"])
     assert results["ensemble_background"]["delay_max_ms"] == config.dt_ms
+
+
+def test_cli_places_the_ensemble_on_the_chip_and_refuses_an_over_budget_one_before_running(tmp_path, capsys):
+    """``cortexsim ensemble --backend brainscales``: the probe options reach the config; 100 networks
+    with the default probes (755 circuits) are refused with exit code 2, naming the budget."""
+    from cortexsim.cli import COMMANDS, build_config, build_parser, main
+
+    command = next(c for c in COMMANDS if c.name == "ensemble")
+    args = build_parser().parse_args(["ensemble", "--backend", "brainscales", "--networks", "100",
+                                      "--calibration-points", "10", "--calibration-groups", "1",
+                                      "--membrane-probes", "2", "--out", str(tmp_path / "ok")])
+    _, config = build_config(command, args)
+    assert (config.backend, config.n_networks, config.calibration_points, config.calibration_groups,
+            config.membrane_probes, config.reference_backend) == ("brainscales", 100, 10, 1, 2, "nest")
+    assert main(["ensemble", "--backend", "brainscales", "--networks", "100", "--out", str(tmp_path / "no")]) == 2
+    assert "need 755 neurons; backend 'brainscales' has at most 512" in capsys.readouterr().err
+    assert not (tmp_path / "no").exists()
