@@ -59,6 +59,15 @@ def _config(args) -> EnsembleConfig:
                           momentum=0.5, eval_duration_ms=args.eval_ms or 20000.0, calibration_ms=10000.0)
 
 
+def _portable(value, cache: str):
+    """``value`` with the local cache folder written as ``$CORTEXSIM_CACHE_DIR`` (no machine paths in results)."""
+    if isinstance(value, dict):
+        return {key: _portable(item, cache) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_portable(item, cache) for item in value]
+    return value.replace(cache, "$CORTEXSIM_CACHE_DIR") if isinstance(value, str) else value
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -108,8 +117,10 @@ def main(argv=None) -> int:
     results = {"benchmark": "chip_ensemble", "description": __doc__.split("\n\n")[0], "summary": summary,
                **results, "wall_time_s": time.perf_counter() - tic, "load_average_at_end": list(os.getloadavg()),
                "command": " ".join([Path(sys.executable).name, *sys.argv])}
-    for name in ("results.json", "config.json"):
+    for name in ("results.json", "config.json", "checkpoint.json"):
         (out / name).unlink(missing_ok=True)          # the benchmark's JSON is the one in results/
+    cache = os.environ.get("CORTEXSIM_CACHE_DIR", str(Path.home() / ".cache" / "cortexsim"))
+    results = _portable(results, cache)
     write_json_atomic(ROOT / "results" / ("chip_ensemble_quick.json" if args.quick else "chip_ensemble.json"), results)
     for key in ("dkl_untrained_chip", "dkl_trained_chip", "dkl_poisson_nest"):
         print(f"{key}: {summary[key]:.4f}")
