@@ -212,7 +212,8 @@ COMMANDS: tuple[Command, ...] = (
              Option("--backends", "backends", metavar="nest,brian2"), Option("--repeats", "repeats"),
              Option("--duration", "duration_ms"), Option("--transient", "transient_ms"),
              Option("--alpha", "alpha"), Option("--correction", "correction"),
-             Option("--alter", "alterations", action="append", metavar="BACKEND:PARAM=FACTOR"))),
+             Option("--alter", "alterations", action="append", metavar="BACKEND:PARAM=FACTOR")),
+            report="report_lines"),
     Command("backends", "list the simulator backends, whether installed, and their capabilities",
             handler=_handle_backends, add_arguments=_add_backends_arguments),
 )
