@@ -57,6 +57,10 @@ class Capabilities:
     seed_range : tuple of int
         Smallest and largest run seed the backend accepts. Protocols also use ``seed + 1`` (the
         calibration's fine sweep), so the upper end is one below the simulator's own limit.
+    reference_backend : str or None
+        Software backend whose runs serve as the reference for this one where a protocol compares
+        against an idealised run (e.g. Poisson-driven networks beside a chip's noise-free ensemble);
+        None: the backend is its own reference.
     """
 
     dt_range_ms: tuple = (0.001, 1.0)
@@ -69,6 +73,7 @@ class Capabilities:
     renewing_synapses: bool = True
     has_chip: bool = False
     seed_range: tuple = (0, 2**32 - 2)
+    reference_backend: str | None = None
 
     @classmethod
     def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
@@ -143,7 +148,7 @@ register_backend(BackendInfo(
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
     capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
-                                           has_chip=True),
+                                           has_chip=True, reference_backend="nest"),
     pynn_reference="pyNN.nest",
 ))
 
