@@ -54,6 +54,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("urbanczik", "Urbanczik-Senn dendritic-prediction learning (NEST / Brian2)"),
     Command("lagrangian", "real-time learning with Latent Equilibrium dynamics"),
     Command("validate", "run a PyNN model on several backends and compare statistics"),
+    Command("pong", "learn Pong with reward-modulated STDP on the emulated chip or NEST (Wunderlich 2019)"),
     Command("backends", "list the simulator backends, whether installed, and their capabilities"),
 )
 

@@ -134,6 +134,53 @@ def record_chip(args: argparse.Namespace) -> dict | None:
     return booked
 
 
+# --- pong ----------------------------------------------------------------------------------------------
+
+def add_pong_arguments(parser: argparse.ArgumentParser) -> None:
+    from cortexsim.protocols.pong import BACKENDS
+
+    parser.add_argument("--backend", choices=BACKENDS, default="brainscales",
+                        help="brainscales: the emulated BrainScaleS-2 chip (its own PyNN dialect, plasticity "
+                             "kernel on the chip); nest: the software reference (default: brainscales)")
+    parser.add_argument("--seed", type=_non_negative_int, default=1, help="seed of the run (default: 1)")
+    parser.add_argument("--out", type=Path, default=Path("out/pong"), help="output folder (default: out/pong)")
+    parser.add_argument("--iterations", type=int, default=2000, help="training iterations (default: 2000)")
+    parser.add_argument("--rows", type=int, default=32, help="rows of the game = input = output neurons (default 32)")
+    parser.add_argument("--probe-repeats", type=_non_negative_int, default=2,
+                        help="excitability probe before training: every input row this many times (default 2)")
+    add_chip_options(parser)
+
+
+def handle_pong(args) -> int:
+    from cortexsim.protocols.pong import PongConfig, run
+
+    from cortexsim.backends import load_backend
+
+    chip_seed, fixed_pattern_noise = 0, True
+    sim = load_backend(args.backend)
+    if hasattr(sim, "selected_chip"):           # the chip booked by main() from --chip/--chip-seed
+        booking = asdict(sim.selected_chip())
+        if booking["chip"] != "bss2":
+            raise ValueError(f"--chip: pong runs on bss2 (its plasticity processors), got {booking['chip']!r}")
+        if booking["calibration"] is not None:
+            raise ValueError("--chip-calibration: pong calibrates the neurons' membranes itself (BrainScaleS-2's "
+                             "calibrated cells); leave it out")
+        chip_seed, fixed_pattern_noise = booking["chip_seed"], booking["fixed_pattern_noise"]
+    config = PongConfig(seed=args.seed, backend=args.backend, iterations=args.iterations, n_rows=args.rows,
+                        chip_seed=chip_seed, fixed_pattern_noise=fixed_pattern_noise,
+                        probe_repeats=args.probe_repeats)
+    result = run(config, out_dir=args.out, progress=True)
+    summary = result.summary()
+    print(f"mean reward over the last {config.eval_fraction:.0%} of {config.iterations} iterations: "
+          f"{summary['mean_reward']:.3f} (first 10 %: {summary['mean_reward_first_10pct']:.3f}); "
+          f"paddle hits {summary['hits']}, misses {summary['misses']}")
+    if summary["weight_excitability_r"] is not None:
+        print(f"learned target weights vs excitability: Pearson r = {summary['weight_excitability_r']:.2f}")
+    print(f"energy per iteration: {summary['energy_j_per_iteration']:.3g} J ({result.energy['model']} model)")
+    print(f"results and figures in {args.out}/")
+    return 0
+
+
 # --- calibrate -----------------------------------------------------------------------------------------
 
 def add_calibrate_arguments(parser: argparse.ArgumentParser) -> None:

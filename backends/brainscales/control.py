@@ -12,6 +12,8 @@ from .chip_state import ChipSession
 from .emulator import ChipSelection
 from ..chips import chip_spec
 from .errors import UnsupportedFeatureError
+from .plasticity import DEFAULT_PLASTICITY_PERIOD_MS, DEFAULT_STDP_SENSORS
+from ..correlation import SensorParameters
 
 __all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end",
            "get_hardware_report", "get_chip"]
@@ -86,7 +88,8 @@ def _check_seed(name: str, value) -> None:
 def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", *, seed: int = 0,
           chip=_FROM_SELECTION, chip_seed=_FROM_SELECTION, fixed_pattern_noise=_FROM_SELECTION,
           trial_noise=_FROM_SELECTION, quantize_weights=_FROM_SELECTION, clip_weights=_FROM_SELECTION,
-          calibration=_FROM_SELECTION, rng_seed: int | None = None, **extra_params) -> int:
+          calibration=_FROM_SELECTION, rng_seed: int | None = None,
+          plasticity_period: float = DEFAULT_PLASTICITY_PERIOD_MS, correlation_sensors=None, **extra_params) -> int:
     """Start a new emulation on the chip (the PyNN ``setup()`` of this backend).
 
     Every chip option left out is taken from the booked chip (:func:`select_chip`; by default bss2
@@ -124,6 +127,12 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         measure the chip and write it there.
     rng_seed : int, optional
         ``pyNN.nest``'s name for the run seed; overrides ``seed`` when given.
+    plasticity_period : float
+        Time between two weight updates of the plasticity processors for ``STDPMechanism``
+        projections (biological ms, > 0; see :mod:`.plasticity`).
+    correlation_sensors : SensorParameters or dict, optional
+        The synapses' correlation sensors as STDP reads them (:mod:`cortexsim.backends.correlation`;
+        default: amplitude 2 LSB per pair, nominal imperfections; ``tau_us`` comes from each STDP rule).
     **extra_params
         Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``).
 
@@ -155,6 +164,15 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
                           quantize_weights=bool(options.quantize_weights),
                           clip_weights=bool(options.clip_weights),
                           rng_seed=int(seed if rng_seed is None else rng_seed))
+    if not (isinstance(plasticity_period, (int, float)) and np.isfinite(plasticity_period) and plasticity_period > 0):
+        raise ValueError(f"plasticity_period must be a time > 0 ms, got {plasticity_period!r}")
+    session.plasticity_period_ms = float(plasticity_period)
+    if isinstance(correlation_sensors, dict):
+        correlation_sensors = SensorParameters(**{**DEFAULT_STDP_SENSORS.to_dict(), **correlation_sensors})
+    elif correlation_sensors is not None and not isinstance(correlation_sensors, SensorParameters):
+        raise TypeError(f"correlation_sensors must be a SensorParameters or a dict, got "
+                        f"{type(correlation_sensors).__name__}")
+    session.sensor_parameters = correlation_sensors
     extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
@@ -165,7 +183,10 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         corrections, source = load_or_measure(session, options.calibration, run)
         session.set_calibration(corrections, source)
         session.forget_network()
-    return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    rank = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    from ..pynn_nest import keep_kernel_status_small
+    keep_kernel_status_small()      # many runs in a row stay fast (see there)
+    return rank
 
 
 def get_chip() -> ChipSession:
@@ -192,11 +213,32 @@ def _finish_run(t_start: float) -> None:
     chip.n_runs += 1
 
 
+def _run_with_plasticity(t_stop: float, callbacks) -> float:
+    """Run to ``t_stop`` (ms), pausing at every plasticity-processor update of the STDP programs."""
+    chip = emulator.current_chip()
+    if callbacks:
+        raise UnsupportedFeatureError(chip.spec.name, "run callbacks with STDP projections", "callbacks", "None")
+    period = chip.plasticity_period_ms
+    t = emulator.state.t
+    while t < t_stop - 1e-9:
+        next_update = (np.floor(t / period + 1e-9) + 1.0) * period
+        target = min(next_update, t_stop)
+        _pynn_nest.run_until(target)
+        t = target
+        if abs(target - next_update) < 1e-9:
+            for program in chip.ppu_programs:
+                program.update()
+    return emulator.state.t
+
+
 def run(simtime: float, callbacks=None) -> float:
     """Advance the emulation by ``simtime`` (biological ms); returns the current time (ms)."""
     _start_run()
     t_start = emulator.state.t
-    result = _pynn_nest.run(simtime, callbacks=callbacks)
+    if emulator.current_chip().ppu_programs:
+        result = _run_with_plasticity(t_start + simtime, callbacks)
+    else:
+        result = _pynn_nest.run(simtime, callbacks=callbacks)
     _finish_run(t_start)
     return result
 
@@ -208,7 +250,10 @@ def run_until(time_point: float, callbacks=None) -> float:
     """Advance the emulation until ``time_point`` (biological ms); returns the current time (ms)."""
     _start_run()
     t_start = emulator.state.t
-    result = _pynn_nest.run_until(time_point, callbacks=callbacks)
+    if emulator.current_chip().ppu_programs:
+        result = _run_with_plasticity(time_point, callbacks)
+    else:
+        result = _pynn_nest.run_until(time_point, callbacks=callbacks)
     _finish_run(t_start)
     return result
 
