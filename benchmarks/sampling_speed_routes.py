@@ -33,6 +33,7 @@ from dataclasses import replace
 import numpy as np
 
 from cortexsim.backends import load_backend
+from cortexsim.backends.spikes import spike_arrays
 from cortexsim.models.ensemble import DEFAULT_BACKGROUND, build_ensemble
 from cortexsim.models.lif_translation import bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
@@ -65,9 +66,12 @@ def block_pairs(bms, fit):
 
 
 def _finish(timestamps: dict, cpu: float, n_spikes: int, **extra) -> dict:
+    """Wall times (s): build, compile (Brian2; warm-up run on the package), run, read (spikes to arrays,
+    or to neo for plain PyNN), total = the whole process from the first call to the spikes in hand."""
     start, built, compiled, ran = (timestamps[k] for k in ("start", "built", "compiled", "ran"))
+    read = timestamps.get("read", ran)
     outcome = {"build_s": built - start, "compile_s": compiled - built, "run_s": ran - compiled,
-               "total_s": ran - start, "cpu_s": cpu, "n_spikes": int(n_spikes)}
+               "read_s": read - ran, "total_s": read - start, "cpu_s": cpu, "n_spikes": int(n_spikes)}
     outcome.update(extra)
     outcome["load_average"] = list(os.getloadavg())
     return outcome
@@ -90,8 +94,9 @@ def run_package(bms, fit, duration_ms, backend, seed, threads=1):
     stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
     sim.run(duration_ms)
     stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
-    spiketrains = ensemble.spiketrains()
-    per_network = [sum(len(st) for st in spiketrains[block]) for block in ensemble.blocks]
+    _, indices = spike_arrays(ensemble.population)
+    stamps["read"] = time.perf_counter()
+    per_network = np.bincount(indices // ensemble.n_neurons, minlength=ensemble.n_networks)
     extra = {"n_networks_split": len(per_network), "threads": threads}
     if backend == "brian2_standalone":
         extra["compilations_so_far"] = sim.compilation_count()
@@ -129,7 +134,10 @@ def run_native_nest(bms, fit, duration_ms, threads, seed):
     cpu_start = cpu_seconds()
     nest.Simulate(duration_ms)
     stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
-    return _finish(stamps, cpu, recorder.n_events, threads=threads)
+    events = recorder.get("events")
+    times, senders = np.asarray(events["times"]), np.asarray(events["senders"])
+    stamps["read"] = time.perf_counter()
+    return _finish(stamps, cpu, times.size, threads=threads, n_senders=int(np.unique(senders).size))
 
 
 _NEURON_EQUATIONS = """
@@ -198,7 +206,9 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
         stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
         device.run(directory=directory, with_output=False)
         stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
-        n_spikes = int(monitor.num_spikes)
+        times, _indices = np.asarray(monitor.t_[:]), np.asarray(monitor.i[:])
+        stamps["read"] = time.perf_counter()
+        n_spikes = int(times.size)
         device.reinit()
         from brian2.devices.device import reset_device
         reset_device()
@@ -208,7 +218,9 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
         stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
         network.run(duration_ms * b2.ms)
         stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
-        n_spikes = int(monitor.num_spikes)
+        times, _indices = np.asarray(monitor.t_[:]), np.asarray(monitor.i[:])
+        stamps["read"] = time.perf_counter()
+        n_spikes = int(times.size)
     return _finish(stamps, cpu, n_spikes)
 
 
@@ -244,11 +256,12 @@ def run_plain_pynn_nest(bms, fit, duration_ms, threads, seed):
     sim.run(duration_ms)
     stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
     n_spikes = sum(len(st) for st in population.get_data("spikes").segments[-1].spiketrains)
+    stamps["read"] = time.perf_counter()
     sim.end()
     return _finish(stamps, cpu, n_spikes, threads=threads)
 
 
-def median_entry(runs: dict, keys=("build_s", "compile_s", "run_s", "total_s", "cpu_s")) -> dict:
+def median_entry(runs: dict, keys=("build_s", "compile_s", "run_s", "read_s", "total_s", "cpu_s")) -> dict:
     """Medians over repeats of package and native runs, and their ratios (package / native)."""
     entry = {"runs": runs}
     for key in keys:

@@ -29,13 +29,15 @@ import brian2
 import numpy as np
 from brian2.devices.device import reset_device
 
-__all__ = ["StandaloneUnsupported", "CompiledProject", "describe_network", "get_project",
+from .synapse_forms import Carried, plan_synapses
+
+__all__ = ["StandaloneUnsupported", "CompiledProject", "Schedule", "describe_network", "get_project",
            "compilation_statistics", "default_project_root"]
 
 #: Name of the control group (start time, duration and seed of each run).
 CONTROL_NAME = "cortexsim_control"
 #: Version of the project layout; bump to invalidate cached projects.
-PROJECT_FORMAT = 1
+PROJECT_FORMAT = 2
 
 _STATISTICS = {"compilations": 0, "compile_wall_s": 0.0, "loaded_from_disk": 0, "reused_in_memory": 0}
 _PROJECTS: dict = {}
@@ -72,8 +74,45 @@ def _state_variables(obj) -> list[str]:
     return sorted(names)
 
 
-def describe_network(network) -> list[dict]:
+@dataclass(frozen=True)
+class Schedule:
+    """A per-neuron parameter of one population read from a table during the run (one launch).
+
+    ``variable`` (Brian2 name) takes, from the start of the run, the row ``k`` of a table of ``rows``
+    rows at the time ``t_start + k * grid_steps * dt``; the table's last row holds beyond its end.
+    """
+
+    group: str
+    variable: str
+    grid_steps: int
+    rows: int
+
+
+class _GroupCarrier:
+    """Carried values of a neuron group, Poisson input or monitor: runtime variables of the same name."""
+
+    def __init__(self, obj, names):
+        self.obj = obj
+        self.carry = [Carried(0, name, name, read_back=True) for name in names]
+
+    def state_names(self) -> list[str]:
+        return [c.compiled for c in self.carry]
+
+    def values(self, carried: Carried) -> np.ndarray:
+        return np.asarray(self.obj.variables[carried.runtime].get_value())
+
+    def read_back(self, carried: Carried, values: np.ndarray) -> None:
+        self.obj.variables[carried.runtime].set_value(values)
+
+    def after_run(self, t_start_s: float) -> None:
+        pass
+
+
+def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) -> list[dict]:
     """Describe the objects of a PyNN Brian2 ``Network`` in build order (groups first).
+
+    ``t_start_ms`` is the time the next run starts (some synapse forms depend on the state then, see
+    :mod:`.synapse_forms`); ``schedules`` are :class:`Schedule` s compiled into the project.
 
     Raises
     ------
@@ -109,17 +148,24 @@ def describe_network(network) -> list[dict]:
     inputs.sort(key=lambda p: (index.get(p._group.name, -1), p.target_var, float(p.rate / brian2.Hz),
                                str(p.weight), int(p.N)))
     monitors.sort(key=lambda m: (index.get(m.source.name, -1), type(m).__name__, tuple(m.record_variables)))
+    by_group = {s.group: s for s in schedules}
     described = []
     for obj in groups:
         extra_events = set(obj.events) - {"spike"}
         if extra_events or len(obj.contained_objects) > 3:
             raise StandaloneUnsupported(f"neuron group {obj.name}: custom events or run_regularly "
                                         "operations are not supported on brian2_standalone")
+        names = _state_variables(obj)
+        schedule = by_group.get(obj.name)
+        if schedule is not None and schedule.variable not in names:
+            raise StandaloneUnsupported(f"{schedule.variable} of {obj.name} is not a per-neuron variable; "
+                                        "only those can follow a schedule")
         described.append({
-            "kind": "NeuronGroup", "object": obj, "N": int(obj.N), "model": str(obj.equations),
-            "threshold": obj.events.get("spike"), "reset": obj.event_codes.get("spike"),
+            "kind": "NeuronGroup", "object": _GroupCarrier(obj, names), "N": int(obj.N),
+            "model": str(obj.equations), "threshold": obj.events.get("spike"), "reset": obj.event_codes.get("spike"),
             "refractory": repr(obj._refractory), "method": repr(obj.state_updater.method_choice),
-            "dt": float(obj.clock.dt_), "state": _state_variables(obj)})
+            "dt": float(obj.clock.dt_), "state": names,
+            "schedule": None if schedule is None else [schedule.variable, schedule.grid_steps, schedule.rows]})
     for obj in synapses:
         spec = getattr(obj, "_cortexsim_spec", None)
         if spec is None:
@@ -131,19 +177,17 @@ def describe_network(network) -> list[dict]:
             if group.name not in index:
                 raise StandaloneUnsupported(f"synapses {obj.name} connect a PopulationView/subgroup "
                                             f"({group.name}); only whole populations are supported")
-        delays = np.asarray(obj.delay[:]) if "delay" in obj.variables else np.zeros(0)
+        spec["state"] = [n for n in _state_variables(obj) if n != "delay"]
+    for unit in plan_synapses(synapses, t_start_ms * 1e-3):
         described.append({
-            "kind": "Synapses", "object": obj, "source": index[obj.source.name],
-            "target": index[obj.target.name], "model": spec["model"], "on_pre": spec["on_pre"],
-            "on_post": spec["on_post"], "n_synapses": int(len(obj)),
-            "i_hash": _hash_array(obj.i[:]), "j_hash": _hash_array(obj.j[:]), "delay_hash": _hash_array(delays),
-            "dt": float(obj.clock.dt_), "state": [n for n in _state_variables(obj) if n != "delay"]})
+            "kind": "Synapses", "object": unit, "source": index[unit.source.name], "target": index[unit.target.name],
+            **unit.signature_items(), "dt": float(unit.members[0].obj.clock.dt_), "state": unit.state_names()})
     for obj in inputs:
         if obj._group.name not in index:
             raise StandaloneUnsupported(f"PoissonInput {obj.name} targets a subgroup; not supported")
         weight = obj.weight if isinstance(obj.weight, str) else repr(obj.weight)
         described.append({
-            "kind": "PoissonInput", "object": obj, "target": index[obj._group.name],
+            "kind": "PoissonInput", "object": _GroupCarrier(obj, []), "target": index[obj._group.name],
             "target_var": obj.target_var, "N": int(obj.N), "rate_hz": float(obj.rate / brian2.Hz),
             "weight": weight, "when": obj.when, "order": int(obj.order)})
     for obj in monitors:
@@ -153,7 +197,7 @@ def describe_network(network) -> list[dict]:
             record = bool(obj.record)  # PyNN passes its dict of recorded IDs: truthy means "record"
         else:
             record = _hash_array(np.asarray(obj.record, dtype=int))
-        entry = {"kind": type(obj).__name__, "object": obj, "source": index[obj.source.name],
+        entry = {"kind": type(obj).__name__, "object": _GroupCarrier(obj, []), "source": index[obj.source.name],
                  "variables": list(obj.record_variables), "record": record, "when": obj.when,
                  "dt": float(obj.clock.dt_)}
         if isinstance(obj, brian2.StateMonitor):
@@ -189,6 +233,9 @@ class CompiledProject:
         ``{"t_start"|"duration"|"seed": cli_name}`` of the control group.
     compile_wall_s : float
         Wall time of the compilation (0 if loaded from the cache).
+    schedules : dict
+        Per scheduled group (description position, as a string): CLI names of its table
+        (``"values"``), of its start time (``"t0"``) and the table's dtype.
     """
 
     directory: Path
@@ -197,6 +244,7 @@ class CompiledProject:
     monitors: list
     control: dict
     compile_wall_s: float = 0.0
+    schedules: dict = None
 
     @property
     def binary(self) -> Path:
@@ -204,7 +252,8 @@ class CompiledProject:
 
     def to_dict(self) -> dict:
         return {"signature": self.signature, "state": self.state, "monitors": self.monitors,
-                "control": self.control, "compile_wall_s": self.compile_wall_s, "format": PROJECT_FORMAT}
+                "control": self.control, "compile_wall_s": self.compile_wall_s, "schedules": self.schedules or {},
+                "format": PROJECT_FORMAT}
 
     @classmethod
     def load(cls, directory: Path) -> "CompiledProject | None":
@@ -215,36 +264,58 @@ class CompiledProject:
         if data.get("format") != PROJECT_FORMAT:
             return None
         return cls(directory, data["signature"], data["state"], data["monitors"], data["control"],
-                   data["compile_wall_s"])
+                   data["compile_wall_s"], data.get("schedules", {}))
 
 
-def _mirror(description: list[dict], clock) -> list:
-    """Create standalone copies of the described objects (deterministic names cs<k>)."""
-    mirrors = []
+def _mirror(description: list[dict], clock) -> tuple[list, dict]:
+    """Create standalone copies of the described objects (deterministic names cs<k>).
+
+    Returns the mirrors and, per scheduled group (by position), its ``TimedArray``.
+    """
+    mirrors, tables = [], {}
     for k, item in enumerate(description):
         name = f"cs{k}"
         kind = item["kind"]
         obj = item["object"]
         if kind == "NeuronGroup":
+            group = obj.obj
             # NeuronGroup adds lastspike/not_refractory itself when refractory is set
-            model = brian2.Equations([eq for eq in obj.equations.ordered
+            model = brian2.Equations([eq for eq in group.equations.ordered
                                       if eq.varname not in ("lastspike", "not_refractory")])
+            namespace = {}
+            if item["schedule"] is not None:
+                variable, grid_steps, rows = item["schedule"]
+                model = model + brian2.Equations("cortexsim_t0 : second (shared, constant)")
+                var = group.variables[variable]
+                table = brian2.TimedArray(np.zeros((rows, item["N"])) * brian2.Quantity(1, dim=var.dim),
+                                          dt=grid_steps * item["dt"] * brian2.second, name=f"cortexsim_schedule_{k}")
+                namespace[table.name] = table
+                tables[k] = table
             mirror = brian2.NeuronGroup(item["N"], model=model, threshold=item["threshold"],
-                                        reset=item["reset"], refractory=obj._refractory,
-                                        method=obj.state_updater.method_choice, clock=clock, name=name)
+                                        reset=item["reset"], refractory=group._refractory,
+                                        method=group.state_updater.method_choice, clock=clock, name=name,
+                                        namespace=namespace)
+            if item["schedule"] is not None:
+                mirror.run_regularly(f"{variable} = {table.name}(t - cortexsim_t0, i)",
+                                     dt=grid_steps * item["dt"] * brian2.second, when="start",
+                                     name=f"cortexsim_schedule_update_{k}")
         elif kind == "Synapses":
-            spec = obj._cortexsim_spec
-            mirror = brian2.Synapses(mirrors[item["source"]], mirrors[item["target"]], model=spec["model"],
-                                     on_pre=spec["on_pre"], on_post=spec["on_post"], clock=clock,
-                                     multisynaptic_index=spec.get("multisynaptic_index"), name=name)
-            i, j = np.asarray(obj.i[:]), np.asarray(obj.j[:])
-            if i.size:
-                mirror.connect(i=i, j=j)
-                if "delay" in obj.variables:
-                    mirror.delay = np.asarray(obj.delay[:]) * brian2.second
+            unit = obj
+            extra = {}
+            if unit.form == "general":
+                extra["multisynaptic_index"] = unit.members[0].obj._cortexsim_spec.get("multisynaptic_index")
+            if unit.delay is not None:
+                extra["delay"] = unit.delay * brian2.second
+            mirror = brian2.Synapses(mirrors[item["source"]], mirrors[item["target"]], model=unit.model,
+                                     on_pre=unit.on_pre, on_post=unit.on_post, clock=clock, name=name, **extra)
+            if unit.n_synapses:
+                mirror.connect(i=unit.i, j=unit.j)  # source order (see synapse_forms)
+                if unit.delay is None:
+                    mirror.delay = unit.delays * brian2.second
         elif kind == "PoissonInput":
+            source = obj.obj
             mirror = brian2.PoissonInput(mirrors[item["target"]], item["target_var"], item["N"],
-                                         item["rate_hz"] * brian2.Hz, obj.weight, when=item["when"],
+                                         item["rate_hz"] * brian2.Hz, source.weight, when=item["when"],
                                          order=item["order"])
         elif kind == "SpikeMonitor":
             mirror = brian2.SpikeMonitor(mirrors[item["source"]], record=item["record"], when=item["when"],
@@ -253,7 +324,7 @@ def _mirror(description: list[dict], clock) -> list:
             mirror = brian2.StateMonitor(mirrors[item["source"]], item["variables"], record=item["record_indices"],
                                          when=item["when"], dt=item["dt"] * brian2.second, name=name)
         mirrors.append(mirror)
-    return mirrors
+    return mirrors, tables
 
 
 def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProject:
@@ -268,22 +339,32 @@ def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProj
         clock = brian2.Clock(dt * brian2.second, name="cortexsim_clock")
         control = brian2.NeuronGroup(1, "t_start : second\nduration : second\nseed : integer",
                                      clock=clock, name=CONTROL_NAME)
-        mirrors = _mirror(description, clock)
+        mirrors, tables = _mirror(description, clock)
         network = brian2.Network(control, *mirrors)
         network.run(dt * brian2.second, namespace={})
         array = {name: device.get_array_name(control.variables[name]) for name in ("t_start", "duration", "seed")}
+        clocks = sorted({obj.clock for obj in network.sorted_objects}, key=lambda c: c.name)
         for func, args in device.main_queue:
             if func == "run_network" and args[0] is network:
                 lines = args[1]
                 position = next(k for k, line in enumerate(lines) if line.startswith(f"{network.name}.run("))
+                # Network::run sets every clock's time step but not its time t, which the first step of
+                # the run reads (lastspike, t_last, monitors): set both here.
+                clock_lines = []
+                for c in clocks:
+                    t_name, step_name = (device.get_array_name(c.variables[v]) for v in ("t", "timestep"))
+                    dt_name = device.get_array_name(c.variables["dt"])
+                    clock_lines += [f"{c.name}.set_interval({array['t_start']}[0], "
+                                    f"{array['t_start']}[0] + {array['duration']}[0]);",
+                                    f"{t_name}[0] = {step_name}[0] * {dt_name}[0];"]
                 lines[position:position + 1] = [
                     "for (int _i=0; _i<1; _i++) "
                     f"brian::_random_generators[_i].seed((unsigned long) {array['seed']}[0] + _i);",
-                    f"{network.name}.t = {array['t_start']}[0];",
+                    f"{network.name}.t = {array['t_start']}[0];", *clock_lines,
                     f"{network.name}.run({array['duration']}[0], NULL, 10.0);"]
         device.build(directory=str(directory), compile=True, run=False, with_output=False)
-        state, monitors = [], []
-        for item, mirror in zip(description, mirrors):
+        state, monitors, schedules = [], [], {}
+        for k, (item, mirror) in enumerate(zip(description, mirrors)):
             names = item.get("state", [])
             state.append([[name, f"{mirror.name}.{name}", device.get_array_filename(mirror.variables[name]),
                            np.dtype(mirror.variables[name].dtype).str] for name in names])
@@ -293,12 +374,16 @@ def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProj
                                        np.dtype(mirror.variables[var].dtype).str] for var in recorded})
             else:
                 monitors.append(None)
+            if k in tables:
+                schedules[str(k)] = {"values": f"{tables[k].name}.values", "t0": f"{mirror.name}.cortexsim_t0",
+                                     "dtype": np.dtype(tables[k].values.dtype).str}
         control_names = {name: f"{CONTROL_NAME}.{name}" for name in ("t_start", "duration", "seed")}
     finally:
         brian2.prefs.devices.cpp_standalone.extra_make_args_unix = previous_make_args
         device.reinit()
         reset_device()
-    project = CompiledProject(directory, sig, state, monitors, control_names, time.perf_counter() - start)
+    project = CompiledProject(directory, sig, state, monitors, control_names, time.perf_counter() - start,
+                              schedules)
     (directory / "cortexsim_project.json").write_text(json.dumps(project.to_dict()))
     _STATISTICS["compilations"] += 1
     _STATISTICS["compile_wall_s"] += project.compile_wall_s

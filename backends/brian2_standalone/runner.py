@@ -65,7 +65,7 @@ def _append_monitor(monitor, files: dict, results: Path) -> None:
 
 
 def run_project(project: CompiledProject, description: list[dict], clock, t_start_ms: float,
-                duration_ms: float, seed: int) -> None:
+                duration_ms: float, seed: int, schedule_tables: dict | None = None) -> None:
     """Run ``project`` for ``duration_ms`` from ``t_start_ms`` and update the runtime objects.
 
     Parameters
@@ -80,22 +80,37 @@ def run_project(project: CompiledProject, description: list[dict], clock, t_star
         Start and length of the run (ms).
     seed : int
         Seed of Brian2's random number generator for this run.
+    schedule_tables : dict, optional
+        Per scheduled group (description position): its table (rows, N) in Brian2's base units
+        (required for every schedule the project was compiled with).
     """
     io_start = time.perf_counter()
+    schedule_tables = schedule_tables or {}
     with tempfile.TemporaryDirectory(prefix="run_", dir=project.directory) as tmp:
         tmp = Path(tmp)
         results = tmp / "results"
         results.mkdir()
         args = [str(project.binary), "--results_dir", str(results) + "/"]
-        for k, (item, carried) in enumerate(zip(description, project.state)):
-            obj = item["object"]
-            for name, cli_name, _, dtype in carried:
-                values = np.ascontiguousarray(obj.variables[name].get_value(), dtype=np.dtype(dtype))
+        for k, (item, carried_files) in enumerate(zip(description, project.state)):
+            carrier = item["object"]
+            files = {name: (cli_name, dtype) for name, cli_name, _, dtype in carried_files}
+            for carried in carrier.carry:
+                if not carried.pass_in:
+                    continue
+                cli_name, dtype = files[carried.compiled]
+                values = np.ascontiguousarray(carrier.values(carried), dtype=np.dtype(dtype))
                 if values.size == 0:
                     continue
-                path = tmp / f"{k}_{name}.dat"
+                path = tmp / f"{k}_{carried.compiled}.dat"
                 values.tofile(path)
                 args.append(f"{cli_name}={path}")
+        for position, names in project.schedules.items():
+            table = np.ascontiguousarray(schedule_tables[int(position)], dtype=np.dtype(names["dtype"]))
+            path = tmp / f"schedule_{position}.dat"
+            table.tofile(path)
+            t0 = tmp / f"schedule_{position}_t0.dat"
+            np.asarray([t_start_ms * 1e-3], dtype=np.float64).tofile(t0)
+            args += [f"{names['values']}={path}", f"{names['t0']}={t0}"]
         control = {"t_start": t_start_ms * 1e-3, "duration": duration_ms * 1e-3, "seed": int(seed)}
         for name, cli_name in project.control.items():
             value = control[name]
@@ -109,15 +124,19 @@ def run_project(project: CompiledProject, description: list[dict], clock, t_star
         if completed.returncode != 0:
             raise RuntimeError(f"brian2_standalone binary failed (exit {completed.returncode}) in "
                                f"{project.directory}: {completed.stderr.strip() or completed.stdout.strip()}")
-        for item, carried, monitor_files in zip(description, project.state, project.monitors):
-            obj = item["object"]
-            for name, _, result_file, dtype in carried:
-                variable = obj.variables[name]
-                if variable.size == 0:
+        for item, carried_files, monitor_files in zip(description, project.state, project.monitors):
+            carrier = item["object"]
+            files = {name: (result_file, dtype) for name, _, result_file, dtype in carried_files}
+            for carried in carrier.carry:
+                if not carried.read_back:
                     continue
-                variable.set_value(_read(results / result_file, dtype))
+                result_file, dtype = files[carried.compiled]
+                values = _read(results / result_file, dtype)
+                if values.size:
+                    carrier.read_back(carried, values)
+            carrier.after_run(t_start_ms * 1e-3)
             if monitor_files is not None:
-                _append_monitor(obj, monitor_files, results)
+                _append_monitor(carrier.obj, monitor_files, results)
     steps = int(round((t_start_ms + duration_ms) / float(clock.dt / brian2.ms)))
     clock.variables["timestep"].set_value(np.int64(steps))
     clock.variables["t"].set_value(steps * float(clock.dt_))

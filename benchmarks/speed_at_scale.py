@@ -1,0 +1,303 @@
+"""Speed at MNIST scale: the package against native scripts of the same networks, in the same run.
+
+Parts (``--parts``, all by default), each interleaving package and native routes within every repeat:
+
+``rbm``
+    A 794-visible + 500-hidden RBM (random weights, see ``speed_at_scale_native.rbm_problem``;
+    397,000 visible-hidden pairs, one renewing synapse per pair and direction, excitatory or
+    inhibitory by sign: 794,000 synapses), 2 x 3 kHz Poisson noise, ``--rbm-ms`` of biological time.
+    Package: ``load_backend(name)`` + ``build_sampling_network`` (which creates only the synapses W
+    has); native: ``speed_at_scale_native`` (Brian2 cpp_standalone with lean, source-ordered
+    synapses; PyNEST). Times: build, compile, run, spike read (arrays), whole process.
+``cd``
+    CD iterations of the same RBM on the fastest route (brian2_standalone): 10 clamped images x 60 ms
+    + 400 ms free per iteration (MNIST-like binary images, ~19 % of pixels on, one of 10 label units
+    on). Package: the network built for training (both receptor synapses on every visible-hidden
+    pair, since weights change sign) and the CD engine's digits statistics with the backend's
+    one-launch schedule; native: ``NativeStandaloneCD`` (one launch per iteration). Per iteration:
+    wall time and its parts, after one compilation.
+``ensembles``
+    1000 networks x 10 neurons in Poisson mode (``sampling_speed_routes``) on NEST and
+    brian2_standalone against native scripts: whole process (build + compile + run + spike read).
+``build``
+    Building the RBM (for training) on NEST in a fresh process: wall time and peak memory,
+    including the first weight setting.
+
+Writes ``benchmarks/results/speed_at_scale.json`` with a ``summary``: ``rbm_standalone_ratio``
+(package / native run time), ``rbm_cd_iteration_s`` (package, s per iteration, median),
+``ens1000_standalone_ratio`` and ``ens1000_nest_ratio`` (package / native, whole process),
+``build_s_rbm_nest``, ``build_peak_mb_rbm_nest``; load averages per run. The 2 cores are shared:
+CPU times are reported beside wall times.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/speed_at_scale.py [--parts rbm,cd,ensembles,build]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from sampling_speed_routes import median_entry, run_native_brian2, run_native_nest, run_package  # noqa: E402
+from speed_at_scale_native import (FIT, CDSchedule, NativeStandaloneCD, cpu_seconds, native_nest_rbm,  # noqa: E402
+                                   native_standalone_rbm, rbm_problem)
+
+from cortexsim.backends import load_backend  # noqa: E402
+from cortexsim.backends.spikes import spike_arrays  # noqa: E402
+from cortexsim.models.boltzmann import random_bm  # noqa: E402
+from cortexsim.results import library_versions, machine_info, write_json_atomic  # noqa: E402
+
+RESULTS = HERE / "results" / "speed_at_scale.json"
+N_VISIBLE, N_HIDDEN = 794, 500
+
+
+def bipartite_mask(n_visible: int, n_hidden: int) -> np.ndarray:
+    mask = np.zeros((n_visible + n_hidden,) * 2, dtype=bool)
+    mask[:n_visible, n_visible:] = True
+    return mask | mask.T
+
+
+def mnist_like_images(n: int, seed: int) -> np.ndarray:
+    """Binary rows of 784 pixels (~19 % on, in blobs like digit strokes) + 10 one-hot label units."""
+    rng = np.random.default_rng(seed)
+    images = np.zeros((n, N_VISIBLE))
+    for k in range(n):
+        canvas = np.zeros((28, 28))
+        for _ in range(6):  # a few strokes
+            r, c = rng.integers(6, 22, 2)
+            dr, dc = rng.integers(-1, 2, 2)
+            for step in range(8):
+                rr, cc = np.clip([r + dr * step, c + dc * step], 0, 26)
+                canvas[rr:rr + 3, cc:cc + 3] = 1.0
+        images[k, :784] = canvas.reshape(-1)
+        images[k, 784 + rng.integers(10)] = 1.0
+    return images
+
+
+# --- RBM sampling --------------------------------------------------------------------------------
+
+def package_rbm(backend: str, bm, duration_ms: float, seed: int) -> dict:
+    """The package: build_sampling_network (only W's synapses), warm-up run (compiles), timed run, spike read."""
+    from cortexsim.models.sampling_network import build_sampling_network
+
+    sim = load_backend(backend)
+    if backend == "brian2_standalone":
+        sim.set_project_root(tempfile.mkdtemp(prefix="speed_at_scale_projects_"))
+    stamps = {"start": time.perf_counter()}
+    sim.setup(timestep=0.1, seed=seed, **({"threads": 1} if backend == "nest" else {}))
+    network = build_sampling_network(sim, bm, FIT)
+    stamps["built"] = time.perf_counter()
+    if backend != "nest":
+        sim.run(0.1)
+    stamps["compiled"], cpu_start = time.perf_counter(), cpu_seconds()
+    sim.run(duration_ms)
+    stamps["ran"], cpu = time.perf_counter(), cpu_seconds() - cpu_start
+    times, _ = spike_arrays(network.population)
+    stamps["read"] = time.perf_counter()
+    n_synapses = len(network.projection_exc) + len(network.projection_inh)
+    sim.end()
+    out = {"build_s": stamps["built"] - stamps["start"], "compile_s": stamps["compiled"] - stamps["built"],
+           "run_s": stamps["ran"] - stamps["compiled"], "read_s": stamps["read"] - stamps["ran"],
+           "total_s": stamps["read"] - stamps["start"], "cpu_s": cpu, "n_spikes": int(times.size),
+           "n_synapses": int(n_synapses), "load_average": list(os.getloadavg())}
+    return out
+
+
+def part_rbm(args) -> dict:
+    bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=args.seed)
+    out = {}
+    for backend in args.rbm_backends:
+        runs = {"package": [], "native": []}
+        for repeat in range(args.repeats):
+            order = ("native", "package") if repeat % 2 == 0 else ("package", "native")
+            for side in order:
+                if side == "package":
+                    result = package_rbm(backend, bm, args.rbm_ms, args.seed + repeat)
+                elif backend == "brian2_standalone":
+                    result = native_standalone_rbm(bm, args.rbm_ms, args.seed + repeat)
+                else:
+                    result = native_nest_rbm(bm, args.rbm_ms, args.seed + repeat)
+                runs[side].append(result)
+                print(f"rbm {backend} {side}: " + json.dumps({k: round(v, 3) for k, v in result.items()
+                                                              if isinstance(v, float)}), flush=True)
+        out[backend] = median_entry(runs, keys=("build_s", "compile_s", "run_s", "read_s", "total_s", "cpu_s"))
+    return out
+
+
+# --- CD iterations --------------------------------------------------------------------------------
+
+def package_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, seed: int) -> dict:
+    """CD iterations with the package on brian2_standalone through the CD engine's digits statistics."""
+    from cortexsim.protocols.cd_digits import one_launch_iteration_timing
+
+    return one_launch_iteration_timing(bm, images, schedule, iterations, seed, FIT, N_VISIBLE)
+
+
+def native_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, seed: int) -> dict:
+    tic = time.perf_counter()
+    cd = NativeStandaloneCD(bm, N_VISIBLE, schedule, seed)
+    setup_s = time.perf_counter() - tic
+    timings = []
+    try:
+        for k in range(iterations):
+            batch = images[(k * schedule.n_images + np.arange(schedule.n_images)) % images.shape[0]]
+            timings.append(cd.iteration(bm, batch)["timing"])
+    finally:
+        cd.close()
+    return {"build_s": cd.build_s, "compile_s": cd.compile_s, "setup_s": setup_s, "iterations": timings,
+            "iteration_s": float(np.median([t["total_s"] for t in timings])), "load_average": list(os.getloadavg())}
+
+
+def part_cd(args) -> dict:
+    bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=args.seed)
+    images = mnist_like_images(200, args.seed)
+    schedule = CDSchedule()
+    out = {"schedule": schedule.__dict__, "pixels_on_fraction": float(images[:, :784].mean())}
+    for side, function in (("native", native_cd), ("package", package_cd)):
+        out[side] = function(bm, images, schedule, args.cd_iterations, args.seed)
+        print(f"cd {side}: {out[side]['iteration_s']:.3f} s per iteration", flush=True)
+    out["ratio_package_over_native"] = out["package"]["iteration_s"] / out["native"]["iteration_s"]
+    return out
+
+
+# --- ensembles ------------------------------------------------------------------------------------
+
+def part_ensembles(args) -> dict:
+    bms = [random_bm(10, seed=args.seed * 100000 + m) for m in range(args.networks)]
+    out = {}
+    for backend in args.ensemble_backends:
+        runs = {"package": [], "native": []}
+        for repeat in range(args.repeats):
+            order = ("native", "package") if repeat % 2 == 0 else ("package", "native")
+            for side in order:
+                if side == "package":
+                    result = run_package(bms, FIT, args.ensemble_ms, backend, args.seed + repeat)
+                elif backend == "nest":
+                    result = run_native_nest(bms, FIT, args.ensemble_ms, 1, args.seed + repeat)
+                else:
+                    result = run_native_brian2(bms, FIT, args.ensemble_ms, True, args.seed + repeat)
+                runs[side].append(result)
+                print(f"ensembles {backend} {side}: " + json.dumps({k: round(v, 3) for k, v in result.items()
+                                                                    if isinstance(v, float)}), flush=True)
+        out[backend] = median_entry(runs, keys=("build_s", "compile_s", "run_s", "read_s", "total_s", "cpu_s"))
+    return out
+
+
+# --- NEST build -----------------------------------------------------------------------------------
+
+def build_worker(seed: int) -> dict:
+    """In a fresh process: build the RBM for training on NEST, set weights once, report times and peak memory."""
+    from cortexsim.models.sampling_network import build_sampling_network
+
+    bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=seed)
+    sim = load_backend("nest")
+    tic = time.perf_counter()
+    sim.setup(timestep=0.1, seed=seed, threads=1)
+    network = build_sampling_network(sim, bm, FIT, connectivity=bipartite_mask(N_VISIBLE, N_HIDDEN))
+    built = time.perf_counter()
+    network.set_parameters(bm.W * 0.9, bm.b)
+    first_set = time.perf_counter()
+    network.set_parameters(bm.W, bm.b)
+    second_set = time.perf_counter()
+    return {"build_s": built - tic, "first_set_parameters_s": first_set - built,
+            "second_set_parameters_s": second_set - first_set, "build_and_first_set_s": first_set - tic,
+            "n_connections": int(len(network.projection_exc) + len(network.projection_inh)),
+            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "load_average": list(os.getloadavg())}
+
+
+def part_build(args) -> dict:
+    runs = []
+    for _ in range(args.repeats):
+        completed = subprocess.run([sys.executable, __file__, "--build-worker", str(args.seed)], capture_output=True,
+                                   text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+        if completed.returncode != 0:
+            raise RuntimeError(completed.stderr[-3000:])
+        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+        print(f"build nest: {runs[-1]}", flush=True)
+    return {"runs": runs, **{key: float(np.median([r[key] for r in runs])) for key in
+                            ("build_s", "first_set_parameters_s", "build_and_first_set_s", "peak_rss_mb")}}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="rbm,cd,ensembles,build")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument("--rbm-ms", type=float, default=1000.0)
+    parser.add_argument("--rbm-backends", default="brian2_standalone,nest")
+    parser.add_argument("--cd-iterations", type=int, default=5)
+    parser.add_argument("--networks", type=int, default=1000)
+    parser.add_argument("--ensemble-ms", type=float, default=10000.0)
+    parser.add_argument("--ensemble-backends", default="brian2_standalone,nest")
+    parser.add_argument("--results", type=Path, default=RESULTS)
+    parser.add_argument("--build-worker", type=int, default=None, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.build_worker is not None:
+        print(json.dumps(build_worker(args.build_worker)))
+        return 0
+    args.rbm_backends = args.rbm_backends.split(",")
+    args.ensemble_backends = args.ensemble_backends.split(",")
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    results.update({"description": __doc__.split("\n\n")[1].replace("\n", " "), "seed": args.seed,
+                    "repeats": args.repeats, "versions": library_versions(), "machine": machine_info()})
+    functions = {"rbm": part_rbm, "cd": part_cd, "ensembles": part_ensembles, "build": part_build}
+    for part in args.parts.split(","):
+        load_before = list(os.getloadavg())
+        tic = time.perf_counter()
+        results[part] = functions[part](args)
+        results[part].update({"load_average_before": load_before, "load_average_after": list(os.getloadavg()),
+                              "wall_s": time.perf_counter() - tic, "parameters": {
+                                  "rbm_ms": args.rbm_ms, "cd_iterations": args.cd_iterations,
+                                  "networks": args.networks, "ensemble_ms": args.ensemble_ms}})
+        write_json_atomic(args.results, results)
+    results["summary"] = summarise(results)
+    write_json_atomic(args.results, results)
+    print(json.dumps(results["summary"], indent=1))
+    return 0
+
+
+def summarise(results: dict) -> dict:
+    summary = {}
+    if "rbm" in results and "brian2_standalone" in results["rbm"]:
+        entry = results["rbm"]["brian2_standalone"]
+        summary["rbm_standalone_ratio"] = entry["run_s"]["ratio_package_over_native"]
+        summary["rbm_standalone_cpu_ratio"] = entry["cpu_s"]["ratio_package_over_native"]
+    if "rbm" in results and "nest" in results["rbm"]:
+        summary["rbm_nest_ratio"] = results["rbm"]["nest"]["run_s"]["ratio_package_over_native"]
+    if "cd" in results:
+        summary["rbm_cd_iteration_s"] = results["cd"]["package"]["iteration_s"]
+        summary["rbm_cd_iteration_native_s"] = results["cd"]["native"]["iteration_s"]
+    for backend in ("brian2_standalone", "nest"):
+        if "ensembles" in results and backend in results["ensembles"]:
+            key = "ens1000_standalone_ratio" if backend == "brian2_standalone" else "ens1000_nest_ratio"
+            summary[key] = results["ensembles"][backend]["total_s"]["ratio_package_over_native"]
+    if "build" in results:
+        summary["build_s_rbm_nest"] = results["build"]["build_s"]
+        summary["build_and_first_set_s_rbm_nest"] = results["build"]["build_and_first_set_s"]
+        summary["build_peak_mb_rbm_nest"] = results["build"]["peak_rss_mb"]
+    summary["criteria"] = {
+        "rbm_standalone_ratio <= 1.3": summary.get("rbm_standalone_ratio", np.inf) <= 1.3,
+        "rbm_cd_iteration_s < 1.0": summary.get("rbm_cd_iteration_s", np.inf) < 1.0,
+        "ens1000_standalone_ratio <= 1.2": summary.get("ens1000_standalone_ratio", np.inf) <= 1.2,
+        "ens1000_nest_ratio <= 1.2": summary.get("ens1000_nest_ratio", np.inf) <= 1.2,
+        "build_s_rbm_nest < 10": summary.get("build_s_rbm_nest", np.inf) < 10.0,
+        "build_peak_mb_rbm_nest < 2048": summary.get("build_peak_mb_rbm_nest", np.inf) < 2048.0}
+    summary["load_averages"] = {part: [results[part].get("load_average_before"), results[part].get("load_average_after")]
+                                for part in ("rbm", "cd", "ensembles", "build") if part in results}
+    return summary
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
