@@ -4,8 +4,8 @@
 * :func:`plot_reward_curves` - running mean reward vs iteration, one band (mean and min-max over
   seeds) per route;
 * :func:`plot_weight_matrix` - the input x output weights;
-* :func:`plot_weights_vs_excitability` - each output's learned target weight against its
-  excitability, with Pearson r.
+* :func:`plot_weights_vs_excitability` - each output's learned weights (mean input weight and target
+  weight) against its excitability, with Pearson r.
 
 Figures are PNG files written like :mod:`cortexsim.analysis.plots` (returns the path).
 """
@@ -70,20 +70,30 @@ def plot_weight_matrix(weights, path: str | Path, unit: str, title: str | None =
     return _save(fig, path)
 
 
-def plot_weights_vs_excitability(target_weights, excitability, path: str | Path,
-                                 weight_unit: str = "6-bit weight", title: str | None = None) -> Path:
-    """Learned target weight (input i -> output i) against output i's excitability, with Pearson r."""
-    target_weights = np.asarray(target_weights, dtype=float)
+def plot_weights_vs_excitability(weights, excitability, path: str | Path, weight_unit: str = "6-bit weight",
+                                 title: str | None = None) -> Path:
+    """Each output neuron's learned weights against its excitability, with Pearson r.
+
+    Two markers per neuron: the mean of its input weights (its column of ``weights``, inputs x
+    outputs) and its target weight (input i -> output i).
+    """
+    weights = np.asarray(weights, dtype=float)
     excitability = np.asarray(excitability, dtype=float)
-    if target_weights.shape != excitability.shape:
-        raise ValueError("one target weight per excitability value expected")
-    fig = _new_figure(5.0, 4.0)
+    if weights.ndim != 2 or weights.shape[1] != excitability.size:
+        raise ValueError("weights must be inputs x outputs with one column per excitability value")
+    fig = _new_figure(5.5, 4.2)
     ax = fig.add_subplot()
-    ax.scatter(excitability, target_weights, s=18)
-    r = np.corrcoef(excitability, target_weights)[0, 1] if np.std(excitability) > 0 and np.std(target_weights) > 0 \
-        else float("nan")
+    for values, label, marker in ((weights.mean(axis=0), "mean input weight", "o"),
+                                  (np.diag(weights) if weights.shape[0] == weights.shape[1] else None,
+                                   "target weight (input i -> output i)", "x")):
+        if values is None:
+            continue
+        r = np.corrcoef(excitability, values)[0, 1] if np.std(excitability) > 0 and np.std(values) > 0 \
+            else float("nan")
+        ax.scatter(excitability, values, s=20, marker=marker, label=f"{label}: r = {r:.2f}")
     ax.set_xlabel("excitability (spikes per probe iteration, equal weights)")
-    ax.set_ylabel(f"learned target weight ({weight_unit})")
+    ax.set_ylabel(f"learned weight ({weight_unit})")
     ax.grid(True, alpha=0.3)
-    ax.set_title(title or f"fixed-pattern noise compensation: Pearson r = {r:.2f}")
+    ax.legend(fontsize="small")
+    ax.set_title(title or "fixed-pattern noise compensation")
     return _save(fig, path)

@@ -13,6 +13,7 @@ from .emulator import ChipSelection
 from ..chips import chip_spec
 from .errors import UnsupportedFeatureError
 from .plasticity import DEFAULT_PLASTICITY_PERIOD_MS, DEFAULT_STDP_SENSORS
+from ..energy import chip_energy
 from ..correlation import SensorParameters
 
 __all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end",
@@ -285,12 +286,17 @@ def get_hardware_report() -> dict:
         any); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
         offset standard deviations in mV, relative standard deviations of the multiplicative
         deviations left after calibration); ``background`` (on-chip Poisson generators used and
-        available, and each background source) and ``clamped_parameters`` (circuits whose realised reset
-        or threshold had to be kept below the next voltage).
+        available, and each background source), ``clamped_parameters`` (circuits whose realised reset
+        or threshold had to be kept below the next voltage), ``energy`` (the energy model,
+        :func:`cortexsim.backends.energy.chip_energy`: ASIC energy = published power x hardware time,
+        system energy = system power x estimated wall time; J) and ``plasticity`` (STDP projections run
+        by the plasticity processors, their update period and the updates so far).
     """
     chip = emulator.current_chip()
     spec = chip.spec
     hardware_time_s = chip.biological_time_ms / 1000.0 / spec.speedup
+    wall_time_s = (chip.n_configurations * spec.configuration_overhead_s + chip.n_runs * spec.run_overhead_s
+                   + hardware_time_s)
     summaries = [projection.quantisation_summary() for projection in chip.projections]
     n_weights = sum(s["n_weights"] for s in summaries)
     quantisation = {"enabled": chip.quantize_weights, "weight_bits": spec.weight_bits, "n_weights": int(n_weights),
@@ -315,8 +321,7 @@ def get_hardware_report() -> dict:
         "hardware_time_s": float(hardware_time_s),
         "n_runs": chip.n_runs,
         "n_configurations": chip.n_configurations,
-        "estimated_wall_time_s": float(chip.n_configurations * spec.configuration_overhead_s
-                                  + chip.n_runs * spec.run_overhead_s + hardware_time_s),
+        "estimated_wall_time_s": float(wall_time_s),
         "used_neurons": int(chip.next_circuit),
         "max_neurons": spec.n_neurons,
         "synapse_rows": int(sum(s["n_rows"] for s in summaries)),
@@ -338,4 +343,7 @@ def get_hardware_report() -> dict:
             "sources": [dict(entry) for entry in chip.background],
         },
         "clamped_parameters": {name: len(circuits) for name, circuits in chip.clamped_parameters.items()},
+        "energy": chip_energy(spec.name, hardware_time_s, wall_time_s),
+        "plasticity": {"stdp_projections": len(chip.ppu_programs), "period_ms": chip.plasticity_period_ms,
+                       "updates": int(sum(program.updates for program in chip.ppu_programs))},
     }

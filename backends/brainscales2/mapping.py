@@ -162,6 +162,7 @@ class Mapping:
         self.generators = 0
         self.duration_s = 0.0
         self._pushed_parameters = {}  # id(dialect population) -> engine parameters last written
+        self._engine_time = None       # engine ms, known after the first run_until
         self.started = time.perf_counter()
         self._build()
         self.duration_s = time.perf_counter() - self.started
@@ -471,7 +472,7 @@ class Mapping:
         if key is None or (old is not None and len(old) == len(key)
                            and all(np.array_equal(a, b) for a, b in zip(old, key))):
             return
-        now = self.engine.get_current_time()
+        now = self.engine_time()
         dt = self.options.timestep_ms * hw.SPEEDUP
         times = [t[t > now + dt / 2] for t in self._source_times(population)]
         self.populations[id(population)].set(spike_times=[Sequence(t) for t in times])
@@ -483,7 +484,7 @@ class Mapping:
         table = placed.tables.get(k)
         if table is None:
             table = placed.engine[k]._table()
-            if self.engine.get_current_time() > 0:
+            if self.engine_time() > 0:
                 placed.tables[k] = table
         return table
 
@@ -513,8 +514,15 @@ class Mapping:
         """Advance the emulation to hardware time ``t_hw`` (ms)."""
         dt = self.options.timestep_ms * hw.SPEEDUP
         target = round((t_hw - self.offset_ms) * hw.SPEEDUP / dt) * dt
-        if target > self.engine.get_current_time() + 1e-9:
+        if target > self.engine_time() + 1e-9:
             self.engine.run_until(target)
+            self._engine_time = target
+
+    def engine_time(self) -> float:
+        """The engine's current time (ms); kept here because asking NEST reads its whole kernel status."""
+        if self._engine_time is None:
+            self._engine_time = float(self.engine.get_current_time())
+        return self._engine_time
 
     def harvest(self, snippets: dict) -> None:
         """Move the data recorded since the last harvest into ``snippets`` (population id -> snippet)."""

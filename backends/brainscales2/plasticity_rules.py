@@ -184,13 +184,16 @@ class SynapseRows:
         clipped = np.clip(rounded, 0, WEIGHT_MAX)
         self._rule.statistics["weights_written"] += int(clipped.size)
         self._rule.statistics["weights_clipped"] += int(np.count_nonzero(clipped != rounded))
-        sign = np.sign(self.projection.integer_weights())
+        current = self.projection.integer_weights()
+        sign = np.sign(current)
         sign[sign == 0] = -1 if self._negative_receptor() else 1
         new = (sign * clipped).astype(int)
-        for connection, weight in zip(self.projection.connections, new.tolist()):
-            connection.weight = weight
+        changed = np.flatnonzero(new != current)
+        for index in changed.tolist():
+            self.projection.connections[index].weight = int(new[index])
         self.weights[self._pre, self._post] = clipped.astype(int)
-        self._state.push_weights(self.projection)
+        if changed.size:
+            self._state.push_weights(self.projection)
 
     def _negative_receptor(self) -> bool:
         return self.projection.receptor_type == "inhibitory" and not getattr(self.projection.post,

@@ -19,7 +19,7 @@ NEURON = dict(leak_v_leak=821, leak_i_bias=100, leak_enable_division=True, thres
               membrane_capacitance_capacitance=15, excitatory_input_enable=True, excitatory_input_i_bias_tau=153,
               excitatory_input_i_bias_gm=1022)
 STEP = 1e-4          # emulation step (hardware ms); a played-in spike reaches the synapses two steps later
-TAU_US, AMPLITUDE = 20.0, 2.0
+TAU_US, AMPLITUDE = 5.0, 2.0
 
 
 def network(rule, pre_times, teacher_times, weight=0, sensors=None, record=True):
@@ -196,3 +196,25 @@ def test_static_recording_synapse_records_correlation_per_connection():
     assert projection.get_data("correlation_causal")[0][0].data == expected
     assert expected[0] > 0 and expected[1] == 0                 # the second input only fires after the posts
     assert projection.get_data("weights")[0][0].data == [[0], [0]]
+
+
+def test_the_sensor_sees_a_presynaptic_spike_when_it_reaches_the_synapse():
+    """Pairs 1 us apart with tau = 2 us: the two emulation steps of relay and delay (0.2 us) are visible."""
+    seen = {}
+
+    def read(context):
+        seen["causal"] = context.synapses(0).correlation()[0]
+
+    rule = pynn.PlasticityRule(pynn.Timer(start=0.1, period=1.0, num_periods=1), python_kernel=read)
+    pre = (0.0100 + 0.0100 * np.arange(9)).tolist()
+    sensors = SensorParameters.ideal(amplitude=AMPLITUDE, tau_us=2.0)
+    _, post, _ = network(rule, [pre, []], [t + 0.0005 for t in pre], sensors=sensors)
+    pynn.run(0.11)
+    spikes = post.get_data("spikes").segments[0].spiketrains[0].magnitude
+    assert len(spikes) == 9
+
+    def expected(delay):
+        return round(sum(AMPLITUDE * math.exp(-(t - max(p + delay for p in pre if p + delay < t)) / 0.002)
+                         for t in spikes))
+
+    assert seen["causal"][0, 0] == expected(2 * STEP) != expected(0.0)

@@ -105,3 +105,18 @@ def test_stdp_time_constant_outside_the_sensor_range_is_a_chip_limit():
     with pytest.raises(ValueError, match="plasticity_period"):
         sim.setup(plasticity_period=0.0)
     sim.end()
+
+
+def test_hardware_report_carries_the_energy_model_and_the_ppu_updates():
+    sim.setup(seed=1, plasticity_period=100.0)
+    cells = sim.Population(2, sim.IF_cond_exp())
+    stdp = sim.STDPMechanism(timing_dependence=sim.SpikePairRule(tau_plus=20.0, tau_minus=20.0),
+                             weight_dependence=sim.AdditiveWeightDependence(w_max=0.01), weight=0.002)
+    sim.Projection(cells, cells, sim.AllToAllConnector(allow_self_connections=False), stdp)
+    sim.run(1000.0)
+    report = sim.get_hardware_report()
+    sim.end()
+    assert report["hardware_time_s"] == pytest.approx(1e-3)          # 1 s of biology at speed-up 1000
+    assert report["energy"]["asic_j"] == pytest.approx(192e-6 / 276e-6 * 1e-3)
+    assert report["energy"]["system_j"] == pytest.approx(5.6 * report["estimated_wall_time_s"])
+    assert report["plasticity"] == {"stdp_projections": 1, "period_ms": 100.0, "updates": 10}

@@ -82,6 +82,8 @@ def test_short_run_writes_results_and_figures(tmp_path, backend):
     assert len(data["rewards"]) == 6 and np.array(data["weights_final"]).shape == (8, 8)
     assert all((tmp_path / name).exists() for name in data["files"].values())
     assert len(data["excitability"]) == 8
+    assert sorted(data["eval_rows"]) == sorted(list(range(8)) * config.eval_repeats)      # every row, no learning
+    assert summary["mean_reward"] == pytest.approx(np.mean(data["eval_rewards"]))
     # the rewards are the distance rewards of the recorded winners and rows
     distance = np.abs(result.winners - result.rows)
     np.testing.assert_allclose(result.rewards, np.choose(np.minimum(distance, 4), [1.0, 0.7, 0.4, 0.1, 0.0]))
@@ -90,3 +92,14 @@ def test_short_run_writes_results_and_figures(tmp_path, backend):
         # 0.2 ms of hardware time per iteration at the ASIC's 0.70 W, probe iterations not counted
         assert summary["energy_j_per_iteration"] == pytest.approx(192e-6 / 276e-6 * 0.2e-3, rel=1e-6)
         assert np.issubdtype(np.array(data["weights_final"]).dtype, np.integer)
+
+
+def test_cli_runs_the_nest_route_and_names_bad_input(tmp_path, capsys):
+    from cortexsim.cli import main
+
+    out = tmp_path / "pong"
+    assert main(["pong", "--backend", "nest", "--iterations", "3", "--rows", "4", "--probe-repeats", "0",
+                 "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["summary"]["iterations"] == 3
+    assert main(["pong", "--backend", "nest", "--rows", "1", "--out", str(tmp_path / "bad")]) == 2
+    assert "n_rows" in capsys.readouterr().err
