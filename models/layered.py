@@ -14,8 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import expit
 
-__all__ = ["Activation", "LayeredNetwork", "logistic", "soft_relu", "tanh", "linear"]
+__all__ = ["Activation", "LayeredNetwork", "logistic", "soft_relu", "tanh", "linear", "hard_sigmoid"]
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ class Activation:
 def logistic(slope: float = 1.0) -> Activation:
     """phi(u) = 1 / (1 + exp(-slope * u))."""
     def phi(u):
-        return 0.5 * (1.0 + np.tanh(0.5 * slope * u))
+        return expit(slope * u) if slope != 1.0 else expit(u)
 
     def dphi(u):
         s = phi(u)
@@ -51,17 +52,38 @@ def soft_relu(gamma: float = 1.0, beta: float = 1.0, theta: float = 0.0) -> Acti
     return Activation("soft_relu", phi, dphi, {"gamma": gamma, "beta": beta, "theta": theta})
 
 
+def hard_sigmoid() -> Activation:
+    """phi(u) = min(max(u, 0), 1) (Haider et al. 2021's MNIST networks); phi' = 1 on (0, 1), else 0."""
+    def phi(u):
+        return np.clip(u, 0.0, 1.0)
+
+    def dphi(u):
+        u = np.asarray(u)
+        return ((u > 0.0) & (u < 1.0)).astype(u.dtype if np.issubdtype(u.dtype, np.floating) else float)
+
+    return Activation("hard_sigmoid", phi, dphi)
+
+
 def tanh() -> Activation:
     """phi(u) = tanh(u)."""
     return Activation("tanh", np.tanh, lambda u: 1.0 - np.tanh(u) ** 2)
 
 
 def linear() -> Activation:
-    """phi(u) = u."""
-    return Activation("linear", lambda u: np.asarray(u, dtype=float), lambda u: np.ones_like(u, dtype=float))
+    """phi(u) = u (float32 stays float32)."""
+    def phi(u):
+        u = np.asarray(u)
+        return u if np.issubdtype(u.dtype, np.floating) else u.astype(float)
+
+    def dphi(u):
+        u = np.asarray(u)
+        return np.ones_like(u, dtype=u.dtype if np.issubdtype(u.dtype, np.floating) else float)
+
+    return Activation("linear", phi, dphi)
 
 
-ACTIVATIONS = {"logistic": logistic, "soft_relu": soft_relu, "tanh": tanh, "linear": linear}
+ACTIVATIONS = {"logistic": logistic, "soft_relu": soft_relu, "tanh": tanh, "linear": linear,
+               "hard_sigmoid": hard_sigmoid}
 
 
 @dataclass
@@ -164,6 +186,57 @@ class LayeredNetwork:
             if l:
                 delta = (self.weights[l].T @ delta) * self.hidden.dphi(us[l])
         return grad_w, grad_b
+
+    def batch_gradients(self, x: np.ndarray, target: np.ndarray) -> tuple[list, list]:
+        """Gradients of C = 1/2 sum over samples ||target - output||^2, for a batch (rows), by backprop.
+
+        The sum over the batch of :meth:`backprop`'s per-sample gradients, computed with matrix
+        products in the dtype of the weights (float32 stays float32).
+
+        Parameters
+        ----------
+        x : ndarray (batch, n_in)
+            Inputs.
+        target : ndarray (batch, n_out)
+            Targets.
+
+        Returns
+        -------
+        grad_w, grad_b : lists of ndarray
+            dC/dW[l] and dC/db[l] (shapes of the weights and biases).
+
+        Examples
+        --------
+        >>> net = LayeredNetwork.random([3, 4, 2], seed=0)
+        >>> gw, gb = net.batch_gradients(np.ones((5, 3)), np.zeros((5, 2)))
+        >>> [g.shape for g in gw]
+        [(4, 3), (2, 4)]
+        """
+        dtype = np.result_type(*self.weights)
+        x = np.atleast_2d(np.asarray(x, dtype=dtype))
+        target = np.atleast_2d(np.asarray(target, dtype=dtype))
+        if x.shape[1] != self.sizes[0] or target.shape != (x.shape[0], self.sizes[-1]):
+            raise ValueError(f"batch_gradients needs x (batch, {self.sizes[0]}) and target (batch, "
+                             f"{self.sizes[-1]}); got {x.shape} and {target.shape}")
+        us, rs = self.forward_batch(x)
+        n = len(self.weights)
+        delta = (rs[-1] - target) * self.output.dphi(us[-1])
+        grad_w, grad_b = [None] * n, [None] * n
+        for l in range(n - 1, -1, -1):
+            grad_w[l] = delta.T @ rs[l]
+            grad_b[l] = delta.sum(axis=0)
+            if l:
+                delta = (delta @ self.weights[l]) * self.hidden.dphi(us[l])
+        return grad_w, grad_b
+
+    def forward_batch(self, x: np.ndarray) -> tuple[list, list]:
+        """:meth:`forward` for a batch (batch, n_in) in the weights' dtype (no conversion to float64)."""
+        us, rs = [x], [x]
+        for l, (w, b) in enumerate(zip(self.weights, self.biases)):
+            u = rs[-1] @ w.T + b
+            us.append(u)
+            rs.append(self.activation(l).phi(u))
+        return us, rs
 
     def accuracy(self, x: np.ndarray, labels: np.ndarray) -> float:
         """Fraction of samples whose largest output is the label."""

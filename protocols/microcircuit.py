@@ -8,8 +8,8 @@ CLI: ``cortexsim microcircuit --task sps|teacher|yinyang|digits --seed N --out D
 
 from __future__ import annotations
 
-import logging
 import json
+import logging
 import platform
 import time
 from dataclasses import asdict, dataclass, field, replace
@@ -18,17 +18,42 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.models import datasets
-from cortexsim.models.layered import LayeredNetwork, linear, logistic, soft_relu
+from cortexsim.models.layered import LayeredNetwork, angle_degrees, linear, logistic, soft_relu
+from cortexsim.models.microcircuit.batched import READOUTS, BatchedMicrocircuit
 from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
-                                                      basal_attenuation, self_predicting_weights)
+                                                      basal_attenuation, effective_network, self_predicting_weights)
 from cortexsim.models.microcircuit.steady_state import steady_state, train_epoch
+from cortexsim.protocols.microcircuit_training import (CheckpointTimer, FullSchedule, load_checkpoint,
+                                                       save_checkpoint, train_backprop_epoch, train_full_epoch)
+from cortexsim.results import write_json_atomic
 
-__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "run_microcircuit", "teacher_student_data"]
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "IMAGE_TASKS", "run_microcircuit",
+           "teacher_student_data", "image_data"]
 
 logger = logging.getLogger(__name__)
 
-TASKS = ("sps", "teacher", "yinyang", "digits")
+TASKS = ("sps", "teacher", "yinyang", "digits", "mnist", "fashion")
+IMAGE_TASKS = ("mnist", "fashion")
+LEARNING = ("microcircuit", "backprop")
+#: Held-out part of the MNIST / Fashion-MNIST training set used as validation set (``validation=True``).
+N_VALIDATION = 10_000
+#: MNIST-scale learning rates (1/ms) by number of weight layers: (eta_up, eta_ip, eta_pi), the same for
+#: Fashion-MNIST. NOT YET TUNED: with these and every other setting tried so far (validation split,
+#: batch 8) the steady-state 784-500-500-10 stays near chance. Diagnosis (measured): the hidden signals
+#: are 0.03-0.4 of the backprop gradient (so the hidden rates must be large), while any change of the
+#: output weights breaks the self-predicting state of the top interneurons faster than W_IP can follow
+#: (both learn from the same non-centred rates r_2, so they share one stability bound); the free-phase
+#: apical residual (|v_A| ~ 0.3 within 50 batches) then dwarfs the error part (~0.01) and the large
+#: hidden rates amplify it. Backprop of the same network learns (validation 88 % after 4000 images).
+MNIST_ETA = {
+    1: ((2e-5,), (), ()),
+    2: ((2e-4, 2e-5), (2e-5,), (2e-5,)),
+    3: ((2e-4, 1e-4, 2e-5), (2e-5, 2e-5), (2e-5, 2e-5)),
+}
+#: Backprop reference: learning rates per sample and weight layer (summed over the batch), by number of
+#: weight layers; chosen on the validation split (batch 8).
+MNIST_BACKPROP_LR = {1: (1e-3,), 2: (0.5, 5e-4), 3: (1.0, 0.3, 1e-3)}
 # per task: layer sizes, epochs, forward / interneuron learning rates (1/ms), top-down mode
 _DEFAULTS = {
     "sps": dict(sizes=(30, 50, 10), epochs=100, eta_up=(0.0, 0.0), eta_ip=(5e-5,), eta_pi=(2e-4,), topdown="fixed",
@@ -42,7 +67,12 @@ _DEFAULTS = {
     "digits": dict(sizes=(64, 100, 10), epochs=100, eta_up=(8e-3, 1e-4), eta_ip=(1e-4,), eta_pi=(3e-4,),
                    topdown="transposed", input_range=(0.0, 1.0), weight_scale=2.0, bias_scale=0.0, decay_after=0.7,
                    batch_size=8),
+    # MNIST / Fashion-MNIST: 784-500-500-10 (Sacramento et al. 2018); rates chosen on the validation split
+    "mnist": dict(sizes=(784, 500, 500, 10), epochs=20, eta_up=MNIST_ETA[3][0], eta_ip=MNIST_ETA[3][1],
+                  eta_pi=MNIST_ETA[3][2], topdown="fixed", input_range=(0.0, 1.0), weight_scale=1.0, bias_scale=0.0,
+                  decay_after=0.75, batch_size=32),
 }
+_DEFAULTS["fashion"] = dict(_DEFAULTS["mnist"])
 # Learning-rate choice (steady state, batch 16 or 8, 100 ms patterns, g_som 0.8): near the self-predicting
 # state the hidden-layer signal is about c_A b_int a_N / lambda_N ~ 0.06 of the backprop delta and the
 # output signal a_N ~ 0.42 of the output error, so hidden rates are ~10x the output rates for similar
@@ -97,8 +127,10 @@ class MicrocircuitConfig:
         Start in the analytic self-predicting state (ignored by the "sps" task, which starts random).
     shallow : bool
         Freeze all but the output weights (the "shallow learner" baseline).
-    n_train, n_test : int
-        Sizes of procedurally generated data sets (yinyang, teacher, sps); digits uses a 20 % test split.
+    n_train, n_test : int or None
+        Sizes of procedurally generated data sets (yinyang, teacher, sps; default 5000 and 1000); digits
+        uses a 20 % test split. MNIST / Fashion-MNIST: the first ``n_train`` images of the (fixed,
+        shuffled) training set and the first ``n_test`` test images; None = all.
     input_range : tuple (lo, hi) or None
         The data sets' inputs lie in [0, 1]; they are mapped linearly onto [lo, hi] (dimensionless;
         teacher: must stay (0, 1)).
@@ -117,6 +149,34 @@ class MicrocircuitConfig:
     interneuron_plasticity : str
         "always" or "free_phase" (see ``MicrocircuitParams``); only matters for "full" dynamics (the
         steady-state variant always trains W_IP and W_PI on the free fixed point).
+    learning : str
+        "microcircuit" or "backprop" (plain mini-batch backprop of the equivalent feed-forward network,
+        same architecture, initial weights, data order, batch size, epochs and annealing; the reference).
+    backprop_lr : tuple of float or None
+        Backprop's learning rates per sample, one per weight layer (None: task default).
+    validation : bool
+        MNIST / Fashion-MNIST: train on all but the last 10,000 images of the fixed shuffled training set
+        and report accuracy on those 10,000 (the split used to choose hyperparameters); the test set
+        is not touched.
+    readout : str
+        Full dynamics: "membrane" (rates from somatic potentials) or "prospective" (Latent-Equilibrium
+        style, see :mod:`cortexsim.models.microcircuit.batched`).
+    free_ms, nudge_ms : float or None
+        Full dynamics: each pattern is shown for ``free_ms`` without and ``nudge_ms`` with target (ms).
+        None (both) = the protocol's original schedule: one phase of ``pattern_duration`` with target
+        (or a free and a nudged phase of ``pattern_duration`` each with "free_phase" plasticity), with
+        the learning rates as given. With a schedule, rates are rescaled so that a pattern changes the
+        weights as much as in the steady state: forward rates by pattern_duration / (nudge_ms -
+        settle_ms), lateral rates by pattern_duration / (length of the phase they learn in - settle_ms).
+    settle_ms : float
+        Full dynamics: plasticity signals enter the filters only from this time into each phase (ms).
+    dt, tau_w : float
+        Full dynamics: Euler step and plasticity low-pass time constant (ms).
+    checkpoint_s : float
+        With an output folder: save a checkpoint at least every this many seconds of wall time
+        (and after every epoch); ``resume=True`` continues from it.
+    resume : bool
+        Continue from ``out_dir/checkpoint.npz`` if it exists (same configuration required).
     """
 
     seed: int
@@ -134,23 +194,50 @@ class MicrocircuitConfig:
     noise: float = 0.0
     sps_init: bool = True
     shallow: bool = False
-    n_train: int = 5000
-    n_test: int = 1000
+    n_train: int | None = None
+    n_test: int | None = None
     input_range: tuple | None = None
     weight_scale: float | None = None
     bias_scale: float | None = None
     decay_after: float | None = None
     decay_factor: float = 0.1
     interneuron_plasticity: str = "always"
+    learning: str = "microcircuit"
+    backprop_lr: float | None = None
+    validation: bool = False
+    readout: str = "membrane"
+    free_ms: float | None = None
+    nudge_ms: float | None = None
+    settle_ms: float = 0.0
+    dt: float = 0.1
+    tau_w: float = 30.0
+    checkpoint_s: float = 300.0
+    resume: bool = False
 
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
         if self.dynamics not in ("steady", "full"):
             raise ValueError(f"dynamics must be 'steady' or 'full', got {self.dynamics!r}")
+        if self.learning not in LEARNING:
+            raise ValueError(f"learning must be one of {LEARNING}, got {self.learning!r}")
+        if self.readout not in READOUTS:
+            raise ValueError(f"readout must be one of {READOUTS}, got {self.readout!r}")
         if (self.batch_size is not None and self.batch_size < 1) or self.pattern_duration <= 0 \
-                or min(self.n_train, self.n_test) < 1:
+                or min(self.n_train or 1, self.n_test or 1) < 1:
             raise ValueError("batch_size, n_train, n_test must be >= 1 and pattern_duration > 0 ms")
+        if (self.free_ms is None) != (self.nudge_ms is None):
+            raise ValueError("free_ms and nudge_ms must be given together (or neither)")
+        if self.free_ms is not None:
+            FullSchedule(self.free_ms, self.nudge_ms, self.settle_ms)      # checks the phase lengths
+        if self.backprop_lr is not None and not (isinstance(self.backprop_lr, tuple)
+                                                 and all(v > 0 for v in self.backprop_lr)):
+            raise ValueError(f"backprop_lr must be a tuple of rates > 0 (one per weight layer), got {self.backprop_lr}")
+        if self.validation and self.task not in IMAGE_TASKS:
+            raise ValueError(f"validation applies to {IMAGE_TASKS}, not to task {self.task!r}")
+        if not (self.dt > 0 and self.tau_w > 0 and self.checkpoint_s > 0):
+            raise ValueError(f"dt, tau_w and checkpoint_s must be > 0, got {self.dt}, {self.tau_w}, "
+                             f"{self.checkpoint_s}")
         if self.epochs is not None and self.epochs < 0:
             raise ValueError(f"epochs must be >= 0, got {self.epochs}")
         if not ((self.decay_after is None or 0 < self.decay_after <= 1) and 0 < self.decay_factor <= 1):
@@ -164,19 +251,49 @@ class MicrocircuitConfig:
 
     def resolved(self) -> "MicrocircuitConfig":
         """Copy with every ``None`` replaced by the task default."""
-        d = _DEFAULTS[self.task]
+        d = dict(_DEFAULTS[self.task])
+        if self.task in IMAGE_TASKS:
+            depth = len(self.sizes if self.sizes is not None else d["sizes"]) - 1
+            if depth not in MNIST_ETA:
+                raise ValueError(f"{self.task}: default learning rates exist for {sorted(MNIST_ETA)} weight layers, "
+                                 f"got sizes {self.sizes}; give eta_up, eta_ip and eta_pi")
+            d.update(zip(("eta_up", "eta_ip", "eta_pi"), MNIST_ETA[depth]))
+            d["backprop_lr"] = MNIST_BACKPROP_LR[depth]
+            d["n_train"], d["n_test"] = None, None
+        else:
+            d["backprop_lr"] = (1e-2,) * (len(self.sizes if self.sizes is not None else d["sizes"]) - 1)
+            d["n_train"], d["n_test"] = 5000, 1000
         return replace(self, **{k: (d[k] if getattr(self, k) is None else getattr(self, k))
                                 for k in ("sizes", "epochs", "eta_up", "eta_ip", "eta_pi", "topdown",
-                                          "input_range", "weight_scale", "bias_scale", "decay_after", "batch_size")})
+                                          "input_range", "weight_scale", "bias_scale", "decay_after", "batch_size",
+                                          "backprop_lr", "n_train", "n_test")})
+
+    def schedule(self) -> FullSchedule:
+        """How the full dynamics show each pattern (see ``free_ms``, ``nudge_ms``)."""
+        if self.free_ms is None:
+            free = self.pattern_duration if self.interneuron_plasticity == "free_phase" else 0.0
+            return FullSchedule(free, self.pattern_duration, 0.0,
+                                lateral_in_nudged=self.interneuron_plasticity == "always", forward_in_free=True)
+        return FullSchedule(self.free_ms, self.nudge_ms, self.settle_ms,
+                            lateral_in_nudged=self.interneuron_plasticity == "always",
+                            forward_in_free=self.interneuron_plasticity == "always")
 
     def params(self) -> MicrocircuitParams:
         c = self.resolved()
         n = len(c.sizes) - 1
         eta_up = tuple(0.0 if (c.shallow and l < n - 1) else e for l, e in enumerate(c.eta_up))
+        eta_ip, eta_pi = c.eta_ip, c.eta_pi
+        if c.dynamics == "full" and c.free_ms is not None:      # same weight change per pattern as the steady state
+            sch = c.schedule()
+            eta_up = tuple(e * c.pattern_duration / (sch.nudge_ms - sch.settle_ms) for e in eta_up)
+            lateral_ms = (sch.free_ms - sch.settle_ms) if not sch.lateral_in_nudged else \
+                (sch.nudge_ms - sch.settle_ms) + max(sch.free_ms - sch.settle_ms, 0.0)
+            eta_ip = tuple(e * c.pattern_duration / lateral_ms for e in eta_ip)
+            eta_pi = tuple(e * c.pattern_duration / lateral_ms for e in eta_pi)
         return MicrocircuitParams(g_som=c.g_som, noise=c.noise, topdown=c.topdown, eta_up=eta_up,
-                                  eta_ip=c.eta_ip, eta_pi=c.eta_pi,
-                                  eta_down=c.eta_pi if c.topdown == "learned" else (),
-                                  interneuron_plasticity=c.interneuron_plasticity)
+                                  eta_ip=eta_ip, eta_pi=eta_pi,
+                                  eta_down=eta_pi if c.topdown == "learned" else (),
+                                  interneuron_plasticity=c.interneuron_plasticity, dt=c.dt, tau_w=c.tau_w)
 
 
 @dataclass
@@ -204,9 +321,42 @@ def teacher_student_data(n_samples: int, seed: int, teacher_seed: int = 12345):
     return datasets.Dataset(x, None, teacher.predict(x), "teacher"), teacher
 
 
+def image_data(task: str, n_train: int | None = None, n_test: int | None = None, validation: bool = False):
+    """MNIST or Fashion-MNIST train and test (or validation) sets, float32.
+
+    The training set is shuffled once with a fixed seed (0, the same for every run; Fashion-MNIST is
+    stored sorted by class); with ``validation`` its last 10,000 images become the evaluation set and
+    the test set is not loaded. ``n_train`` / ``n_test`` take the first images of each.
+    """
+    loader = {"mnist": datasets.mnist, "fashion": datasets.fashion_mnist}[task]
+    full = loader("train")
+    order = np.random.default_rng(0).permutation(len(full))
+
+    def take(data, idx, name):
+        return datasets.Dataset(data.x[idx], data.y[idx], data.targets[idx].astype(np.float32), name)
+
+    if validation:
+        train = take(full, order[:-N_VALIDATION], f"{task}-train-minus-validation")
+        test = take(full, order[-N_VALIDATION:], f"{task}-validation")
+    else:
+        train = take(full, order, f"{task}-train")
+        test = loader("test")
+        test = datasets.Dataset(test.x, test.y, test.targets.astype(np.float32), f"{task}-test")
+    for name, n, data in (("n_train", n_train, train), ("n_test", n_test, test)):
+        if n is not None and n > len(data):
+            raise ValueError(f"{name} = {n} is larger than the {len(data)} images available")
+    if n_train is not None:
+        train = take(train, np.arange(n_train), train.name)
+    if n_test is not None:
+        test = take(test, np.arange(n_test), test.name)
+    return train, test
+
+
 def _data(cfg: MicrocircuitConfig):
     """Train and test sets with inputs mapped from [0, 1] onto ``cfg.input_range``."""
-    if cfg.task == "yinyang":
+    if cfg.task in IMAGE_TASKS:
+        train, test = image_data(cfg.task, cfg.n_train, cfg.n_test, cfg.validation)
+    elif cfg.task == "yinyang":
         train, test = datasets.yinyang(cfg.n_train, cfg.seed), datasets.yinyang(cfg.n_test, cfg.seed + 10_000)
     elif cfg.task == "digits":
         train, test = datasets.train_test_split(datasets.digits(), 0.2, cfg.seed)
@@ -222,7 +372,7 @@ def _data(cfg: MicrocircuitConfig):
     if (lo, hi) != (0.0, 1.0):
         if cfg.task == "teacher":
             raise ValueError("input_range must be (0, 1) for the teacher task (the teacher sees [0, 1] inputs)")
-        train, test = (replace(d, x=lo + (hi - lo) * d.x) for d in (train, test))
+        train, test = (replace(d, x=(lo + (hi - lo) * d.x).astype(d.x.dtype)) for d in (train, test))
     return train, test
 
 
@@ -242,32 +392,43 @@ def _initial_weights(cfg: MicrocircuitConfig, params: MicrocircuitParams) -> Mic
         weights = self_predicting_weights(weights, params, transposed_topdown=params.topdown == "transposed")
     elif params.topdown == "transposed":
         weights.W_down = [w.T.copy() for w in weights.W_up[1:]]
+    if cfg.task in IMAGE_TASKS:      # float32 at MNIST scale (twice as fast; signals are >> float32 rounding)
+        weights = MicrocircuitWeights(*[[np.asarray(a, dtype=np.float32) for a in getattr(weights, name)]
+                                        for name in ("W_up", "b_up", "W_down", "W_IP", "b_IP", "W_PI")],
+                                      hidden=weights.hidden, output=weights.output)
     return weights
 
 
-def _evaluate(cfg, weights, params, test) -> dict:
-    fixed = steady_state(weights, params, test.x, None, tol=1e-8, max_iter=300)
-    out = {"apical_norm": float(sum(np.linalg.norm(v, axis=1).mean() for v in fixed.v_A)),
-           "fixed_point_converged": bool(fixed.converged)}
-    if cfg.task in ("yinyang", "digits"):
-        out["test_accuracy"] = float(np.mean(np.argmax(fixed.u[-1], axis=1) == test.y))
-    if cfg.task == "teacher":
-        out["test_loss"] = float(0.5 * np.mean(np.sum((fixed.u[-1] - test.targets) ** 2, axis=1)))
+def _tolerance(weights: MicrocircuitWeights) -> float:
+    """Fixed-point tolerance: 1e-8 in float64, 1e-5 in float32 (its resolution near 1 is 6e-8)."""
+    return 1e-5 if weights.W_up[0].dtype == np.float32 else 1e-8
+
+
+def _evaluate(cfg, weights, params, test, chunk: int = 2000) -> dict:
+    outputs, apical, converged = [], 0.0, True
+    for start in range(0, len(test), chunk):
+        fixed = steady_state(weights, params, test.x[start:start + chunk], None, tol=_tolerance(weights),
+                             max_iter=300)
+        outputs.append(fixed.u[-1])
+        apical += sum(np.linalg.norm(v, axis=1).sum() for v in fixed.v_A)
+        converged = converged and fixed.converged
+    output = np.concatenate(outputs)
+    out = {"apical_norm": float(apical / len(test)), "fixed_point_converged": bool(converged)}
+    out.update(_scores(cfg, output, test))
+    if weights.n_layers > 1 and cfg.task in IMAGE_TASKS:
+        out["topdown_angle_deg"] = [angle_degrees(weights.W_down[l], weights.W_up[l + 1].T)
+                                    for l in range(weights.n_layers - 1)]
     return out
 
 
-def _train_full(cfg, weights, params, train, epoch) -> MicrocircuitWeights:
-    model = NumpyMicrocircuit(weights, params, seed=cfg.seed * 1000 + epoch)
-    order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
-    steps = int(round(cfg.pattern_duration / params.dt))
-    x, targets = train.x[order], None if train.targets is None else train.targets[order]
-    if targets is not None and params.interneuron_plasticity == "free_phase":
-        # every sample twice: a free phase (lateral weights learn) then a nudged phase
-        x = np.repeat(x, 2, axis=0)
-        targets = np.repeat(targets, 2, axis=0)
-        targets[0::2] = np.nan
-    model.run(x, targets, steps_per_pattern=steps)
-    return model.weights()
+def _scores(cfg, output: np.ndarray, test) -> dict:
+    if cfg.task in ("yinyang", "digits") + IMAGE_TASKS:
+        return {"test_accuracy": float(np.mean(np.argmax(output, axis=1) == test.y))}
+    if cfg.task == "teacher":
+        return {"test_loss": float(0.5 * np.mean(np.sum((output - test.targets) ** 2, axis=1)))}
+    return {}
+
+
 
 
 def _versions() -> dict:
@@ -305,9 +466,90 @@ def _plot(result: MicrocircuitResult, out_dir: Path) -> list:
     return [str(path)]
 
 
+class _Trainer:
+    """The state one run trains: microcircuit weights (steady), a running network (full) or a plain
+    feed-forward network (backprop); one interface for the epoch loop and the checkpoints."""
+
+    def __init__(self, cfg: MicrocircuitConfig, params: MicrocircuitParams, weights: MicrocircuitWeights):
+        self.cfg, self.params, self.weights = cfg, params, weights
+        self.model = self.net = None
+        if cfg.learning == "backprop":
+            net = effective_network(weights, params)
+            self.net = LayeredNetwork([w.copy() for w in net.weights], [b.copy() for b in net.biases],
+                                      net.hidden, net.output)
+        elif cfg.dynamics == "full":
+            self.model = BatchedMicrocircuit(weights, params, copies=cfg.batch_size, readout=cfg.readout,
+                                             seed=cfg.seed * 1000)
+
+    def set_forward_factor(self, factor: float) -> None:
+        """Anneal: forward learning rates (and backprop's) times ``factor`` from now on."""
+        self.factor = factor
+        params = replace(self.params, eta_up=tuple(factor * e for e in self.params.eta_up))
+        self.current_params = params
+        if self.model is not None:
+            self.model.set_params(params)
+
+    def train_epoch(self, x, targets, epoch: int, start_batch: int = 0, on_batch=None) -> dict:
+        cfg = self.cfg
+        order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(x))
+        if self.net is not None:
+            if len(cfg.backprop_lr) != len(self.net.weights):
+                raise ValueError(f"backprop_lr needs {len(self.net.weights)} rates (one per weight layer), "
+                                 f"got {cfg.backprop_lr}")
+            train_backprop_epoch(self.net, x, targets, order, cfg.batch_size,
+                                 tuple(self.factor * lr for lr in cfg.backprop_lr))
+            return {}
+        if self.model is not None:
+            train_full_epoch(self.model, x, targets, order, cfg.schedule(), start_batch, on_batch)
+            self.weights = self.model.weights()
+            return {}
+        return train_epoch(self.weights, self.current_params, x, targets, cfg.pattern_duration, cfg.batch_size,
+                           seed=cfg.seed * 1000 + epoch, tol=_tolerance(self.weights))
+
+    def evaluate(self, test) -> dict:
+        if self.net is not None:
+            output = np.concatenate([self.net.forward_batch(test.x[i:i + 2000])[1][-1]
+                                     for i in range(0, len(test), 2000)])
+            return _scores(self.cfg, output, test)
+        return _evaluate(self.cfg, self.weights, self.params, test)
+
+    def state(self) -> dict:
+        if self.net is not None:
+            return {**{f"W.{l}": w for l, w in enumerate(self.net.weights)},
+                    **{f"b.{l}": b for l, b in enumerate(self.net.biases)}}
+        if self.model is not None:
+            return self.model.state_arrays()
+        return {f"{name}.{l}": a for name in ("W_up", "b_up", "W_down", "W_IP", "b_IP", "W_PI")
+                for l, a in enumerate(getattr(self.weights, name))}
+
+    def load(self, arrays: dict) -> None:
+        try:
+            if self.net is not None:
+                for l in range(len(self.net.weights)):
+                    self.net.weights[l][...] = arrays[f"W.{l}"]
+                    self.net.biases[l][...] = arrays[f"b.{l}"]
+            elif self.model is not None:
+                self.model.load_state(arrays)
+                self.weights = self.model.weights()
+            else:
+                for name in ("W_up", "b_up", "W_down", "W_IP", "b_IP", "W_PI"):
+                    for l, a in enumerate(getattr(self.weights, name)):
+                        a[...] = arrays[f"{name}.{l}"]
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"checkpoint does not fit this configuration ({exc})") from None
+
+
+#: Fields that may differ between a checkpoint and the run resuming it (``epochs``: a run can be extended).
+_RESUME_IGNORED = ("resume", "checkpoint_s", "epochs")
+
+
 def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
                      progress: bool = False) -> MicrocircuitResult:
-    """Train the microcircuit on ``cfg.task``; write results.json and figures to ``out_dir`` if given."""
+    """Train the microcircuit on ``cfg.task``; write results.json and figures to ``out_dir`` if given.
+
+    With ``out_dir`` a checkpoint (``checkpoint.npz``) is written after every epoch and, in the full
+    dynamics, at least every ``cfg.checkpoint_s`` seconds; ``cfg.resume`` continues from it.
+    """
     start = time.perf_counter()
     cfg = cfg.resolved()
     params = cfg.params()
@@ -316,35 +558,66 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
     result = MicrocircuitResult(config=asdict(cfg), versions=_versions())
     result.config["resolved_params"] = asdict(params)
     targets = None if cfg.task == "sps" else train.targets
-    result.curve.append({"epoch": 0, **_evaluate(cfg, weights, params, test)})
+    if cfg.learning == "backprop" and targets is None:
+        raise ValueError(f"learning='backprop' needs targets; task {cfg.task!r} has none")
+    trainer = _Trainer(cfg, params, weights)
+    out_dir = Path(out_dir) if out_dir is not None else None
+    ckpt = out_dir / "checkpoint.npz" if out_dir is not None else None
+    identity = {k: v for k, v in asdict(cfg).items() if k not in _RESUME_IGNORED}
+    first_epoch, start_batch, elapsed_before = 1, 0, 0.0
+    if cfg.resume and ckpt is not None and ckpt.exists():
+        arrays, header = load_checkpoint(ckpt)
+        if json.loads(json.dumps(identity, default=str)) != header["config"]:
+            raise ValueError(f"{ckpt} belongs to another configuration; use another --out or delete it")
+        trainer.load(arrays)
+        result.curve = header["curve"]
+        first_epoch, start_batch, elapsed_before = header["epoch"], header["batch"], header["wall_time_s"]
+        if progress:
+            logger.info("resuming from %s: epoch %d, batch %d", ckpt, first_epoch, start_batch)
+    else:
+        result.curve.append({"epoch": 0, **trainer.evaluate(test)})
+
+    def checkpoint(epoch, batch):
+        if ckpt is not None:
+            save_checkpoint(ckpt, trainer.state(), {"config": identity, "epoch": epoch, "batch": batch,
+                                                    "curve": result.curve,
+                                                    "wall_time_s": elapsed_before + time.perf_counter() - start})
+
+    timer = CheckpointTimer(cfg.checkpoint_s)
     decay_from = int(np.ceil(cfg.decay_after * cfg.epochs)) + 1
-    for epoch in range(1, cfg.epochs + 1):
-        if epoch == decay_from:
-            params = replace(params, eta_up=tuple(cfg.decay_factor * e for e in params.eta_up))
-        if cfg.dynamics == "steady":
-            info = train_epoch(weights, params, train.x, targets, cfg.pattern_duration, cfg.batch_size,
-                               seed=cfg.seed * 1000 + epoch)
-        else:
-            weights = _train_full(cfg, weights, params, replace(train, targets=targets), epoch)
-            info = {}
-        row = {"epoch": epoch, **_evaluate(cfg, weights, params, test), **info}
+    for epoch in range(first_epoch, cfg.epochs + 1):
+        trainer.set_forward_factor(cfg.decay_factor if epoch >= decay_from else 1.0)
+        n_batches = -(-len(train) // cfg.batch_size)
+
+        def on_batch(b, epoch=epoch, n_batches=n_batches):
+            if timer.due():
+                checkpoint(epoch, b + 1)
+                if progress:
+                    logger.info("epoch %d: batch %d/%d, %.0f s", epoch, b + 1, n_batches,
+                                time.perf_counter() - start)
+
+        info = trainer.train_epoch(train.x, targets, epoch, start_batch, on_batch)
+        start_batch = 0
+        row = {"epoch": epoch, **trainer.evaluate(test), **info,
+               "wall_time_s": elapsed_before + time.perf_counter() - start}
         result.curve.append(row)
+        checkpoint(epoch + 1, 0)
         if progress:
             logger.info(json.dumps(row))
         if not np.all(np.isfinite([v for v in row.values() if isinstance(v, float)])):
             result.final["diverged_at_epoch"] = epoch
             break
-    result.final.update({k: v for k, v in result.curve[-1].items() if k != "epoch"})
+    result.final.update({k: v for k, v in result.curve[-1].items() if k not in ("epoch", "wall_time_s")})
+    weights = trainer.weights
     if cfg.task == "sps":
         first, last = result.curve[0]["apical_norm"], result.curve[-1]["apical_norm"]
         result.final["apical_norm_reduction"] = first / last if last > 0 else float("inf")
         result.final["analytic_sps_max_abs_apical"] = analytic_sps_apical(weights, params, test.x[:5])
-    result.wall_time_s = time.perf_counter() - start
+    result.wall_time_s = elapsed_before + time.perf_counter() - start
     if out_dir is not None:
-        out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
         result.figures = _plot(result, out_dir)
-        (out_dir / "results.json").write_text(json.dumps(asdict(result), indent=2, default=str))
+        write_json_atomic(out_dir / "results.json", asdict(result))
     return result
 
 

@@ -179,8 +179,8 @@ class MicrocircuitWeights:
         return self.output if layer == self.n_layers else self.hidden
 
     def copy(self) -> "MicrocircuitWeights":
-        def c(ws):
-            return [np.array(w, dtype=float, copy=True) for w in ws]
+        def c(ws):   # float32 stays float32 (large networks), everything else becomes float64
+            return [np.array(w, dtype=np.result_type(np.asarray(w).dtype, np.float32), copy=True) for w in ws]
         return MicrocircuitWeights(c(self.W_up), c(self.b_up), c(self.W_down), c(self.W_IP), c(self.b_IP),
                                    c(self.W_PI), self.hidden, self.output)
 

@@ -45,6 +45,11 @@ class SteadyState:
         return self.rates_in if layer == 0 else weights.activation(layer).phi(self.u[layer - 1])
 
 
+def _float_dtype(weights: MicrocircuitWeights) -> np.dtype:
+    """float32 if all forward weights are float32 (fast large networks), else float64."""
+    return np.result_type(*weights.W_up, np.float32)
+
+
 def _topdown(weights: MicrocircuitWeights, params: MicrocircuitParams, l: int) -> np.ndarray:
     return weights.W_up[l + 1].T if params.topdown == "transposed" else weights.W_down[l]
 
@@ -58,30 +63,36 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
     starts from ``start`` (e.g. the free fixed point of the same batch when computing the nudged one)
     or, if None, from the feed-forward pass of the self-predicting state.
     """
-    x = np.atleast_2d(np.asarray(x, dtype=float))
+    dtype = _float_dtype(weights)
+    x = np.atleast_2d(np.asarray(x, dtype=dtype))
     sizes, n = weights.sizes, weights.n_layers
     if x.shape[1] != sizes[0]:
         raise ValueError(f"x must have shape (batch, {sizes[0]}), got {x.shape}")
     if tol <= 0 or max_iter < 1:
         raise ValueError(f"tol must be > 0 and max_iter >= 1, got {tol}, {max_iter}")
     if target is None:
-        nudge, tgt = np.zeros((x.shape[0], sizes[-1])), np.zeros((x.shape[0], sizes[-1]))
+        nudge = tgt = np.zeros((x.shape[0], sizes[-1]), dtype=dtype)
     else:
-        target = np.broadcast_to(np.asarray(target, dtype=float), (x.shape[0], sizes[-1]))
+        target = np.broadcast_to(np.asarray(target, dtype=dtype), (x.shape[0], sizes[-1]))
         on = ~np.isnan(target)
-        nudge, tgt = np.where(on, params.g_som, 0.0), np.where(on, target, 0.0)
+        nudge = np.where(on, params.g_som, 0.0).astype(dtype)
+        tgt = np.where(on, target, 0.0).astype(dtype)
     g_hid = params.g_lk + params.g_B + params.g_A
     g_int = params.g_lk + params.g_D + params.g_som_int
+    # the input layer's basal potentials do not change during the sweeps: computed once (or taken from
+    # ``start``, which holds them for the same inputs and weights)
     if start is not None:
         if start.rates_in.shape != x.shape:
             raise ValueError(f"start was computed for inputs of shape {start.rates_in.shape}, x has {x.shape}")
         u, u_I = list(start.u), list(start.u_I)
         r = [x] + [weights.activation(l + 1).phi(u[l]) for l in range(n)]
+        basal_in = start.v_B[0]
     else:   # feed-forward pass in the self-predicting state
+        basal_in = x @ weights.W_up[0].T + weights.b_up[0]
         u, r = [], [x]
         for l in range(n):
             lam = basal_attenuation(params, hidden=l < n - 1)
-            u.append(lam * (r[-1] @ weights.W_up[l].T + weights.b_up[l]))
+            u.append(lam * (basal_in if l == 0 else r[-1] @ weights.W_up[l].T + weights.b_up[l]))
             r.append(weights.activation(l + 1).phi(u[-1]))
         u_I = [interneuron_attenuation(params) * (r[l + 1] @ weights.W_IP[l].T + weights.b_IP[l])
                for l in range(n - 1)]
@@ -91,7 +102,7 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
         change = 0.0
         for l in range(n):
             k = l + 1
-            v_B[l] = r[l] @ weights.W_up[l].T + weights.b_up[l]
+            v_B[l] = basal_in if l == 0 else r[l] @ weights.W_up[l].T + weights.b_up[l]
             if k < n:
                 r_int = weights.activation(k + 1).phi(u_I[l])
                 v_A[l] = r[k + 1] @ _topdown(weights, params, l).T + r_int @ weights.W_PI[l].T
@@ -110,7 +121,7 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
             break
     # dendrites consistent with the final somata
     for l in range(n):
-        v_B[l] = r[l] @ weights.W_up[l].T + weights.b_up[l]
+        v_B[l] = basal_in if l == 0 else r[l] @ weights.W_up[l].T + weights.b_up[l]
     for l in range(n - 1):
         r_int = weights.activation(l + 2).phi(u_I[l])
         v_A[l] = r[l + 2] @ _topdown(weights, params, l).T + r_int @ weights.W_PI[l].T
@@ -180,7 +191,7 @@ def train_epoch(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if pattern_duration <= 0:
         raise ValueError(f"pattern_duration must be > 0 ms, got {pattern_duration}")
-    x = np.atleast_2d(np.asarray(x, dtype=float))
+    x = np.atleast_2d(np.asarray(x, dtype=_float_dtype(weights)))
     order = np.random.default_rng(seed).permutation(x.shape[0])
     max_it, all_conv = 0, True
     for start in range(0, x.shape[0], batch_size):

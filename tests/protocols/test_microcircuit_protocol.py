@@ -38,7 +38,7 @@ def test_cli_registration_and_bad_config():
     args = build_parser().parse_args(["microcircuit", "--task", "digits", "--seed", "2", "--out", "x"])
     assert args.task == "digits" and args.seed == 2 and callable(args.run)
     with pytest.raises(ValueError, match="task"):
-        MicrocircuitConfig(seed=0, task="mnist")
+        MicrocircuitConfig(seed=0, task="cifar")
 
 
 def test_bias_scale_spreads_first_layer_biases():

@@ -208,3 +208,32 @@ def test_eta_layer_factors_scale_each_layers_update():
         LatentEquilibrium(net, LEParameters(eta_layer_factors=(1.0,)))
     with pytest.raises(ValueError, match="eta_layer_factors"):
         LEParameters(eta_layer_factors=(-1.0, 1.0))
+
+
+def test_shared_copies_run_like_separate_networks_and_sum_their_plasticity():
+    from cortexsim.models.latent_equilibrium import LatentEquilibrium, LEParameters
+    from cortexsim.models.layered import LayeredNetwork, hard_sigmoid, linear
+
+    net = LayeredNetwork.random([5, 7, 3], seed=4, hidden=hard_sigmoid(), output=linear(), bias_scale=0.3)
+    params = LEParameters(tau=10.0, dt=0.1, beta=0.2, eta=0.05, eta_bias=0.03)
+    rng = np.random.default_rng(5)
+    x, t = rng.uniform(0, 1, (3, 5)), rng.uniform(0, 1, (3, 3))
+    shared = LatentEquilibrium(net, params, copies=3)
+    separate = LatentEquilibrium([net, net, net], params)
+    for _ in range(3):                                   # without plasticity: identical neurons
+        shared.step(x, t, learn=False)
+        separate.step(x, t, learn=False)
+    for a, b in zip(shared.rates(), separate.rates()):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    shared = LatentEquilibrium(net, params, copies=3)
+    separate = LatentEquilibrium([net, net, net], params)
+    shared.step(x, t)
+    separate.step(x, t)
+    for l in range(2):                                   # one step: the shared change is the sum of the three
+        change = separate.weights[l] - net.weights[l][None]
+        np.testing.assert_allclose(shared.weights[l][0] - net.weights[l], change.sum(axis=0), rtol=1e-10, atol=1e-15)
+        np.testing.assert_allclose(shared.biases[l][0] - net.biases[l],
+                                   (separate.biases[l] - net.biases[l][None]).sum(axis=0), rtol=1e-10, atol=1e-15)
+    assert np.abs(shared.weights[0][0] - net.weights[0]).max() > 1e-6
+    with pytest.raises(ValueError, match="copies"):
+        LatentEquilibrium([net, net], params, copies=2)
