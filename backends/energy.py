@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 __all__ = ["ChipPower", "CHIP_POWER", "DEFAULT_CPU_POWER_W_PER_CORE", "chip_energy", "software_energy",
-           "energy_comparison"]
+           "energy_comparison", "energy_per_unit"]
 
 
 @dataclass(frozen=True)
@@ -145,3 +145,21 @@ def energy_comparison(chip: dict, software: dict, units: float, unit_name: str) 
     asic = chip["asic_j"]
     per["software_over_chip_asic"] = None if not asic else software["energy_j"] / asic
     return per
+
+
+def energy_per_unit(energy: dict, units: float, unit_name: str) -> dict:
+    """Joules per unit (sample, iteration, ...) of a :func:`chip_energy` or :func:`software_energy` result.
+
+    Examples
+    --------
+    >>> energy_per_unit(software_energy(cpu_time_s=2.0), units=4, unit_name="sample")
+    {'j_per_sample': 7.5}
+    >>> sorted(energy_per_unit(chip_energy("bss2", 1e-3), units=10, unit_name="sample"))
+    ['asic_j_per_sample', 'prototype_j_per_sample', 'system_j_per_sample']
+    """
+    if not units > 0:
+        raise ValueError(f"units must be > 0, got {units!r}")
+    if "energy_j" in energy:
+        return {f"j_per_{unit_name}": energy["energy_j"] / units}
+    return {f"{kind}_j_per_{unit_name}": None if energy[f"{kind}_j"] is None else energy[f"{kind}_j"] / units
+            for kind in ("asic", "system", "prototype")}

@@ -46,7 +46,7 @@ import numpy as np
 from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
 
 from ..analysis.pong import plot_reward_curves, plot_weight_matrix, plot_weights_vs_excitability, running_mean
-from ..backends.energy import DEFAULT_CPU_POWER_W_PER_CORE, chip_energy, software_energy
+from ..backends.energy import DEFAULT_CPU_POWER_W_PER_CORE, chip_energy, energy_per_unit, software_energy
 from ..models.pong_game import PongGame
 from ..models.rstdp import MeanReward, reward_table, rstdp_update, winner
 
@@ -253,7 +253,7 @@ class NestAgent:
     def energy(self, hardware_time_s: float, cpu_s: float, iterations: int) -> dict:
         """Software energy: the training's CPU time x the stated power of a core."""
         software = software_energy(cpu_s, self.config.cpu_power_w)
-        return {"model": "software", **software, "j_per_iteration": software["energy_j"] / iterations}
+        return {"model": "software", **software, **energy_per_unit(software, iterations, "iteration")}
 
 
 # --- the emulated chip ----------------------------------------------------------------------------------
@@ -378,7 +378,7 @@ class ChipAgent:
                    fixed_pattern_noise=config.fixed_pattern_noise, membrane_noise=p.membrane_noise_nA,
                    correlation_sensors=SensorParameters(amplitude=p.sensor_amplitude, tau_us=p.sensor_tau_us))
         self.kernel = PongKernel(n, p.learning_rate, np.random.default_rng(rng.integers(2**63)))
-        total = config.iterations + config.probe_repeats * n + 1
+        total = config.iterations + (config.probe_repeats + config.eval_repeats) * n + 1
         self.rule = pynn.PlasticityRule(pynn.Timer(start=self.period_hw - 5e-4, period=self.period_hw,
                                                    num_periods=total), python_kernel=self.kernel)
         if p.calibrate_membrane:
@@ -413,8 +413,11 @@ class ChipAgent:
         self.rule.reward = reward_table(row, self.config.n_rows)
         self.kernel.row = row
         self.kernel.learning = learn
+        events = self.rule.statistics["events"]
         self.pynn.run(self.period_hw)
         self.t_hw += self.period_hw
+        if self.rule.statistics["events"] != events + 1:
+            raise RuntimeError("the plasticity kernel did not run in this iteration (timer exhausted)")
         k = self.kernel
         return k.last_winner, k.last_reward, k.last_success, k.last_counts
 
@@ -449,9 +452,10 @@ class ChipAgent:
         from ..backends.chips import chip_spec
         wall = hardware_time_s + iterations * chip_spec("bss2").run_overhead_s
         chip = chip_energy("bss2", hardware_time_s, wall)
-        return {"model": "chip", **chip, "j_per_iteration": chip["asic_j"] / iterations,
-                "prototype_j_per_iteration": chip["prototype_j"] / iterations,
-                "system_j_per_iteration": chip["system_j"] / iterations}
+        per = energy_per_unit(chip, iterations, "iteration")
+        return {"model": "chip", **chip, "j_per_iteration": per["asic_j_per_iteration"],
+                "prototype_j_per_iteration": per["prototype_j_per_iteration"],
+                "system_j_per_iteration": per["system_j_per_iteration"]}
 
     def final_weights(self) -> np.ndarray:
         n = self.config.n_rows
