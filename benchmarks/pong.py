@@ -5,7 +5,7 @@ For every seed, the same game and iterations run on both routes of :mod:`cortexs
 chip, ``--chip-seed``; membranes calibrated, synaptic inputs not, see ``ChipPongParameters``) and the
 NEST reference after NEST 3.10's Pong example. Criteria:
 
-* mean reward after training (the protocol's evaluation: every row 5 times with learning off; mean
+* mean reward after training (the protocol's evaluation: every row ``--eval-repeats`` times, learning off; mean
   over seeds): chip >= 90 % of NEST;
 * each chip neuron's learned weights (the mean of its input weights) against its excitability (spikes
   per iteration with equal weights, measured on the chip before training): Pearson r <= -0.5 (the
@@ -59,6 +59,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3, 4, 5])
     parser.add_argument("--iterations", type=int, default=2000)
     parser.add_argument("--chip-seed", type=int, default=0)
+    parser.add_argument("--eval-repeats", type=int, default=PongConfig.eval_repeats,
+                        help="evaluation after training: every row this many times, learning off")
+    parser.add_argument("--probe-repeats", type=int, default=PongConfig.probe_repeats,
+                        help="excitability probe of the chip before training (NEST has no fixed-pattern noise: "
+                             "no probe there)")
     parser.add_argument("--work", type=Path, default=Path("out/pong_benchmark"))
     parser.add_argument("--output", type=Path, default=HERE / "results" / "pong.json")
     args = parser.parse_args(argv)
@@ -67,7 +72,9 @@ def main(argv: list[str] | None = None) -> int:
     runs = {route: [] for route in ROUTES}
     for seed in args.seeds:
         for route in ROUTES:
-            config = PongConfig(seed=seed, backend=route, iterations=args.iterations, chip_seed=args.chip_seed)
+            config = PongConfig(seed=seed, backend=route, iterations=args.iterations, chip_seed=args.chip_seed,
+                                eval_repeats=args.eval_repeats,
+                                probe_repeats=args.probe_repeats if route == "brainscales" else 0)
             runs[route].append(one_run(config, args.work))
             loads.append(os.getloadavg())
 
@@ -137,7 +144,9 @@ def main(argv: list[str] | None = None) -> int:
         "criteria": {"chip_over_nest_reward_at_least": 0.9, "weight_excitability_r_at_most": -0.5},
         "routes": per_route,
         "parameters": {"chip": asdict(ChipPongParameters()), "nest": asdict(NestPongParameters()),
-                       "config": asdict(PongConfig(seed=0, iterations=args.iterations, chip_seed=args.chip_seed))},
+                       "config": asdict(PongConfig(seed=0, iterations=args.iterations, chip_seed=args.chip_seed,
+                                                   eval_repeats=args.eval_repeats,
+                                                   probe_repeats=args.probe_repeats))},
         "per_seed_files": {route: [str(args.work / f"{route}_seed{s}_it{args.iterations}_chip{args.chip_seed}")
                                    for s in args.seeds] for route in ROUTES},
         "figures": {k: str(Path(v).relative_to(HERE.parent)) for k, v in files.items()},

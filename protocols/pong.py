@@ -296,6 +296,7 @@ class ChipPongParameters:
     sensor_tau_us: float = 20.0
     learning_rate: float = 2.0
     probe_weight: int = 35
+    correlation_cap_lsb: float | None = None
 
     def _cadc(self, mv: float) -> float:
         from ..backends.brainscales2 import hardware_model as hw
@@ -333,14 +334,19 @@ class PongKernel:
     The experiment writes ``row`` (the ball's row, the synapse row that learns) and ``rule.reward``
     (the bare reward for every possible winner) before each run; the kernel reads the rate counters
     (winner, ties broken by its own random numbers), the success from its per-row mean reward, the
-    causal correlation of the active row, writes the new weights (rounded and clipped to 0 .. 63 by
-    the chip) and resets sensors and counters. It keeps its results for the host (``last_*``).
+    causal correlation of the active row (cut off at ``correlation_cap`` if given, the "accumulated STDP"
+    cut-off of both reference codes), writes the new weights (rounded and clipped to 0 .. 63 by the
+    chip) and resets sensors and counters. It keeps its results for the host (``last_*``).
     """
 
-    def __init__(self, n_rows: int, learning_rate: float, rng: np.random.Generator):
+    def __init__(self, n_rows: int, learning_rate: float, rng: np.random.Generator,
+                 correlation_cap: float | None = None):
+        if correlation_cap is not None and not correlation_cap > 0:
+            raise ValueError(f"correlation_cap must be > 0 (CADC LSB) or None, got {correlation_cap!r}")
         self.row = None
         self.learning = True
         self.learning_rate = float(learning_rate)
+        self.correlation_cap = correlation_cap
         self.rng = rng
         self.tracker = MeanReward(n_rows)
         self.last_winner = self.last_reward = self.last_success = self.last_counts = None
@@ -357,8 +363,11 @@ class PongKernel:
             return
         success = self.tracker.update(self.row, reward)
         self.last_success = success
+        correlation = causal[self.row].astype(float)
+        if self.correlation_cap is not None:
+            correlation = np.minimum(correlation, self.correlation_cap)
         new = rows.weights.astype(float)
-        new[self.row] = rstdp_update(new[self.row], causal[self.row], success, self.learning_rate, 0.0, 63.0)
+        new[self.row] = rstdp_update(new[self.row], correlation, success, self.learning_rate, 0.0, 63.0)
         rows.set_weights(new)
 
 
@@ -377,7 +386,7 @@ class ChipAgent:
         pynn.setup(seed=int(rng.integers(0, 2**31 - 2)), chip_seed=config.chip_seed,
                    fixed_pattern_noise=config.fixed_pattern_noise, membrane_noise=p.membrane_noise_nA,
                    correlation_sensors=SensorParameters(amplitude=p.sensor_amplitude, tau_us=p.sensor_tau_us))
-        self.kernel = PongKernel(n, p.learning_rate, np.random.default_rng(rng.integers(2**63)))
+        self.kernel = PongKernel(n, p.learning_rate, np.random.default_rng(rng.integers(2**63)), p.correlation_cap_lsb)
         total = config.iterations + (config.probe_repeats + config.eval_repeats) * n + 1
         self.rule = pynn.PlasticityRule(pynn.Timer(start=self.period_hw - 5e-4, period=self.period_hw,
                                                    num_periods=total), python_kernel=self.kernel)

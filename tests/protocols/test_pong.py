@@ -56,6 +56,18 @@ def test_kernel_rewards_the_active_row_with_success_times_correlation():
     assert np.all(rows.written[1] < 20)                        # punished: the correlated synapses weaken
 
 
+def test_kernel_cuts_the_correlation_off_at_its_cap():
+    kernel = PongKernel(n_rows=2, learning_rate=2.0, rng=np.random.default_rng(0), correlation_cap=5.0)
+    kernel.row = 0
+    weights = [[20, 20], [20, 20]]
+    kernel(FakeContext([1, 0], FakeRows(weights, [[4, 9], [0, 0]]), reward=[0.4, 0.1]))   # first visit: mean 0.4
+    rows = FakeRows(weights, [[4, 9], [0, 0]])
+    kernel(FakeContext([3, 0], rows, reward=[1.0, 0.7]))                                   # success 0.6
+    np.testing.assert_array_equal(rows.written[0], np.rint(20 + 2.0 * 0.6 * np.array([4, 5])))
+    with pytest.raises(ValueError, match="correlation_cap"):
+        PongKernel(n_rows=2, learning_rate=1.0, rng=np.random.default_rng(0), correlation_cap=0.0)
+
+
 def test_kernel_without_learning_only_reports():
     kernel = PongKernel(n_rows=2, learning_rate=2.0, rng=np.random.default_rng(0))
     kernel.row, kernel.learning = 0, False
