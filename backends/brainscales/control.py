@@ -135,7 +135,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         The synapses' correlation sensors as STDP reads them (:mod:`cortexsim.backends.correlation`;
         default: amplitude 2 LSB per pair, nominal imperfections; ``tau_us`` comes from each STDP rule).
     **extra_params
-        Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``).
+        Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``). As on
+        ``pyNN.nest``, ``reset()`` after a run needs ``t_flush`` (the emulation runs on NEST).
 
     Returns
     -------
@@ -174,7 +175,6 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         raise TypeError(f"correlation_sensors must be a SensorParameters or a dict, got "
                         f"{type(correlation_sensors).__name__}")
     session.sensor_parameters = correlation_sensors
-    extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
@@ -185,6 +185,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         session.set_calibration(corrections, source)
         session.forget_network()
     rank = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    if "t_flush" not in extra_params:  # reset() needs an explicit t_flush, as on pyNN.nest
+        _pynn_nest.simulator.state.t_flush = -1
     from ..pynn_nest import keep_kernel_status_small
     keep_kernel_status_small()      # many runs in a row stay fast (see there)
     return rank
