@@ -34,15 +34,19 @@ from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
 ROUTES = ("nest", "brainscales")
+ROUTE_PARAMETERS = {"nest": NestPongParameters, "brainscales": ChipPongParameters}
 
 
 def one_run(config: PongConfig, work: Path) -> dict:
-    """The results.json of one run, from ``work`` if it was finished before, otherwise run now."""
+    """The results.json of one run, from ``work`` if it was finished before with the same config and the
+    same route parameters, otherwise run now."""
     folder = work / f"{config.backend}_seed{config.seed}_it{config.iterations}_chip{config.chip_seed}"
     path = folder / "results.json"
     if path.exists():
         data = json.loads(path.read_text())
-        if data.get("config") == json.loads(json.dumps(asdict(config))):
+        parameters = ROUTE_PARAMETERS[config.backend]()
+        if (data.get("config") == json.loads(json.dumps(asdict(config)))
+                and data.get("parameters") == json.loads(json.dumps(asdict(parameters)))):
             print(f"reusing {path}", flush=True)
             return data
     print(f"running {config.backend} seed {config.seed} ({config.iterations} iterations)", flush=True)
