@@ -1,6 +1,6 @@
 """Pong learned with reward-modulated STDP, on the emulated BrainScaleS-2 chip or on NEST.
 
-    cortexsim pong --backend brainscales --seed 1 --iterations 2000 --out out/pong
+    cortexsim pong --backend brainscales --seed 1 --iterations 2000 --chip-seed 0 --out out/pong
     cortexsim pong --backend nest --seed 1 --iterations 2000 --out out/pong_nest
 
 The task of Wunderlich et al. 2019 (Front. Neurosci. 13:260): a one-player game of Pong
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
 
 from ..analysis.pong import plot_reward_curves, plot_weight_matrix, plot_weights_vs_excitability, running_mean
 from ..backends.energy import DEFAULT_CPU_POWER_W_PER_CORE, chip_energy, energy_per_unit, software_energy
@@ -637,6 +637,5 @@ def run(config: PongConfig, out_dir: str | Path | None = None, progress: bool = 
         if excitability is not None:
             result.files["weights_vs_excitability"] = plot_weights_vs_excitability(
                 weights_final, excitability, out / "pong_weights_vs_excitability.png", unit).name
-        write_json_atomic(out / "config.json", asdict(config))
-        write_json_atomic(out / "results.json", result.to_dict())
+        write_results(out, result.to_dict(), config)
     return result

@@ -115,3 +115,16 @@ def test_cli_runs_the_nest_route_and_names_bad_input(tmp_path, capsys):
     assert json.loads((out / "results.json").read_text())["summary"]["iterations"] == 3
     assert main(["pong", "--backend", "nest", "--rows", "1", "--out", str(tmp_path / "bad")]) == 2
     assert "n_rows" in capsys.readouterr().err
+    assert main(["pong", "--chip-calibration", "auto", "--out", str(tmp_path / "bad")]) == 2
+    assert "--chip-calibration" in capsys.readouterr().err
+    assert main(["pong", "--backend", "nest", "--chip-seed", "3", "--out", str(tmp_path / "bad")]) == 2
+    assert "--chip-seed" in capsys.readouterr().err
+    assert not (tmp_path / "bad").exists()                      # refused before anything ran
+
+
+def test_cli_chip_seed_selects_the_chip_of_the_run():
+    from cortexsim.cli import build_config, build_parser
+
+    args = build_parser().parse_args(["pong", "--chip-seed", "3", "--iterations", "5", "--eval-repeats", "1"])
+    _, config = build_config(args.command_entry, args)
+    assert (config.backend, config.chip_seed, config.iterations, config.eval_repeats) == ("brainscales", 3, 5, 1)
