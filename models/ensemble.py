@@ -231,7 +231,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         measures the activation function of ONE neuron's background (without the offsets between
         neurons that different source sets cause). Probes are numbered group by group.
     membrane_probes : array (q,), optional
-        Leak potentials (mV) of non-spiking probes (threshold above e_rev_E) recording ``v``: the free
+        Leak potentials (mV) of non-spiking probes (threshold 40 mV above v_thresh) recording ``v``: the free
         membrane potential. Probes are appended after the activation probes in ``ensemble.probes``.
 
     Raises
@@ -273,7 +273,10 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         leaks = np.concatenate(probe_leaks)
         probe_cell = neuron.as_pynn()
         probe_cell["v_rest"] = leaks
-        probe_cell["v_thresh"] = np.where(np.arange(leaks.size) < n_act, neuron.v_thresh, neuron.e_rev_E + 10.0)
+        # non-spiking: 40 mV above the threshold, out of reach of a free membrane in the high-conductance
+        # state (fluctuations ~1 mV) and within a chip's voltage range (bss2: up to -10 mV)
+        probe_cell["v_thresh"] = np.where(np.arange(leaks.size) < n_act, neuron.v_thresh,
+                                          min(neuron.v_thresh + 40.0, neuron.e_rev_E + 10.0))
         ensemble.probes = sim.Population(leaks.size, sim.IF_cond_exp(**probe_cell), label=f"{label}_probes")
         ensemble.probes.initialize(v=leaks)
         ensemble.probes.record("spikes")
