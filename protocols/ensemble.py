@@ -184,8 +184,9 @@ def train(sim: ModuleType, settings: RunSettings, training: CDSettings, targets:
 
     def factory(sim, W, b, first_iteration):
         seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
+        # every within-network pair carries both receptor synapses: weights change sign in training
         return build(sim, settings, [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], fit, mode,
-                     translation_noise, seed)
+                     translation_noise, seed, connectivity=mask[block_slices(sizes)[0], block_slices(sizes)[0]])
 
     statistics = TargetStatistics(targets, settings.neuron.tau_refrac)
     if not train_cd(factory, statistics, training, state, sim, mask, save=save, progress=progress,
