@@ -291,6 +291,8 @@ def build_config(command: Command, args: argparse.Namespace):
     for name in ("backend", "dt_ms", "dt"):
         if name in vars(args) and name in names:
             given[name] = getattr(args, name)
+    if "chip_seed" in names and getattr(args, "chip_seed", None) is not None:   # a config that owns its chip
+        given["chip_seed"] = args.chip_seed
     if "seed" in vars(args) or "seed" not in values:
         given["seed"] = getattr(args, "seed", 1)
     if len(command.tasks) > 1 and "task" in names and ("task" in vars(args) or "task" not in values):
@@ -392,9 +394,11 @@ def check_chip_options(args: argparse.Namespace, backend: str | None) -> None:
                              f"or use --chip-calibration auto for the per-chip cache)")
 
 
-def book_chip(args: argparse.Namespace, backend: str | None) -> dict | None:
+def book_chip(args: argparse.Namespace, backend: str | None, default_calibration: str | None = "auto") -> dict | None:
     """Book the chip the parsed ``args`` ask for on ``backend``; returns the booking (plain data), or
-    None for a backend without a chip. The calibration defaults to ``auto`` (see above).
+    None for a backend without a chip. The calibration defaults to ``default_calibration`` (``auto``,
+    see above); with None, and no chip option given, nothing is booked (a protocol that sets up its
+    chip itself).
 
     Raises
     ------
@@ -409,7 +413,10 @@ def book_chip(args: argparse.Namespace, backend: str | None) -> dict | None:
         value = getattr(args, dest, None)
         if value is not None:
             options[keyword] = None if (dest == "chip_calibration" and value == "none") else value
-    options.setdefault("calibration", "auto")
+    if default_calibration is not None:
+        options.setdefault("calibration", default_calibration)
+    if not options:
+        return None
     from cortexsim.backends import load_backend
     from cortexsim.backends.registry import chip_booking
 
@@ -482,7 +489,9 @@ def _run_protocol(command: Command, args: argparse.Namespace, argv: list[str], c
     module, config = build_config(command, args)        # every check of the config: nothing has run yet
     check_chip_options(args, getattr(config, "backend", None))
     claimed.out = claim_output_folder(args, argv)
-    book_chip(args, getattr(config, "backend", None))
+    # a config that owns its chip (a chip_seed field, e.g. pong) sets the chip up itself: no default calibration
+    owns_chip = "chip_seed" in {f.name for f in dataclasses.fields(config)}
+    book_chip(args, getattr(config, "backend", None), None if owns_chip else "auto")
     kwargs = {"resume": True} if resume is not None else {}
     result = module.run(config, args.out, progress=args.verbose - args.quiet >= 0, **kwargs)
     if result is None:
