@@ -142,6 +142,8 @@ class Mapping:
     def __init__(self, state, options: SetupOptions):
         self.state = state
         self.options = options
+        state.n_mappings = getattr(state, "n_mappings", 0) + 1
+        self.index = state.n_mappings
         self.offset_ms = float(state.t)
         self.engine = _engine()
         self.populations = {}        # id(dialect population) -> engine population (root)
@@ -158,9 +160,11 @@ class Mapping:
     # --- building ----------------------------------------------------------------------------------
     def _engine_setup(self) -> None:
         o = self.options
+        # every placement is a new trial on the same chip: its own run seed (trial noise, on-chip sources)
+        seed = int(np.random.SeedSequence([int(o.seed), self.index]).generate_state(1)[0])
         self.engine.setup(timestep=o.timestep_ms * hw.SPEEDUP, chip="bss2", chip_seed=int(o.chip_seed),
                           fixed_pattern_noise=o.fixed_pattern_noise, trial_noise=float(o.trial_noise),
-                          quantize_weights=False, clip_weights=False, calibration=None, seed=int(o.seed),
+                          quantize_weights=False, clip_weights=False, calibration=None, seed=seed,
                           spike_precision="on_grid")
         if o.neuron_permutation is not None:
             self.engine.get_chip().placement = np.asarray(o.neuron_permutation, dtype=int)
