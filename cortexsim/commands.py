@@ -120,6 +120,16 @@ def _check_output_folder(config, args) -> None:
         raise ValueError(f"--out {out} exists and is not a folder")
 
 
+def _check_pong_chip(config, args) -> None:
+    """Pong runs on bss2's plasticity processors and calibrates its neurons' membranes itself."""
+    chip = getattr(args, "chip", None)
+    if chip is not None and chip != "bss2":
+        raise ValueError(f"--chip: pong runs on bss2 (its plasticity processors), got {chip!r}")
+    if getattr(args, "chip_calibration", None) is not None:
+        raise ValueError("--chip-calibration: pong calibrates the neurons' membranes itself (BrainScaleS-2's "
+                         "calibrated cells); leave it out")
+
+
 #: Checks every subcommand runs on its config and arguments before any simulation (``check(config, args)``,
 #: raising ValueError with a message naming the parameter). Output-folder rules and other checks that
 #: hold for every protocol go here; a command's own ones go to :attr:`Command.checks`.
@@ -214,6 +224,11 @@ COMMANDS: tuple[Command, ...] = (
              Option("--alpha", "alpha"), Option("--correction", "correction"),
              Option("--alter", "alterations", action="append", metavar="BACKEND:PARAM=FACTOR")),
             report="report_lines"),
+    Command("pong", "Pong learned with reward-modulated STDP on the emulated BrainScaleS-2 chip or NEST",
+            {"pong": P + "pong:PongConfig"},
+            (Option("--iterations", "iterations"), Option("--rows", "n_rows"),
+             Option("--probe-repeats", "probe_repeats"), Option("--eval-repeats", "eval_repeats")),
+            checks=(_check_pong_chip,)),
     Command("backends", "list the simulator backends, whether installed, and their capabilities",
             handler=_handle_backends, add_arguments=_add_backends_arguments),
 )
