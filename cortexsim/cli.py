@@ -200,10 +200,12 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, command: Command) -
                             help=f"what to run (default: {command.tasks[0]})")
     simulation = parser.add_argument_group("simulation")
     if "backend" in fields:
-        simulation.add_argument("--backend", default=_UNSET, help=f"{_backend_help()} (default: nest)")
+        simulation.add_argument("--backend", default=_UNSET,
+                                help=f"{_backend_help()} ({_default_text(command, 'backend')})")
     if "dt_ms" in fields or "dt" in fields:
         simulation.add_argument("--dt", type=float, default=_UNSET, dest="dt_ms" if "dt_ms" in fields else "dt",
-                                help="integration step in ms (default: 0.1)")
+                                help=f"integration step in ms "
+                                     f"({_default_text(command, 'dt_ms' if 'dt_ms' in fields else 'dt')})")
     if {"neuron", "noise"} <= fields:
         from .parameters import PARAMETER_SETS
 
@@ -284,6 +286,8 @@ def build_config(command: Command, args: argparse.Namespace):
     for name in ("backend", "dt_ms", "dt"):
         if name in vars(args) and name in names:
             given[name] = getattr(args, name)
+    if "chip_seed" in names and getattr(args, "chip_seed", None) is not None:   # a config that owns its chip
+        given["chip_seed"] = args.chip_seed
     if "seed" in vars(args) or "seed" not in values:
         given["seed"] = getattr(args, "seed", 1)
     if len(command.tasks) > 1 and "task" in names and ("task" in vars(args) or "task" not in values):
