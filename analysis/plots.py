@@ -58,8 +58,8 @@ TOP_STATES = 64
 def top_states(series: Sequence[np.ndarray], k: int) -> np.ndarray:
     """Indices of the ``k`` states with the largest probability in any of ``series``, in state order.
 
-    Example
-    -------
+    Examples
+    --------
     >>> top_states([np.array([0.1, 0.5, 0.05, 0.35]), np.array([0.4, 0.2, 0.3, 0.1])], 2).tolist()
     [0, 1]
     """

@@ -201,8 +201,8 @@ def check_backend_seed(name: str, seed, parameter: str = "seed") -> int:
     ValueError
         Naming ``parameter``, the backend and the allowed range.
 
-    Example
-    -------
+    Examples
+    --------
     >>> check_backend_seed("nest", 1)
     1
     """

@@ -93,8 +93,8 @@ def file_lock(path: str | os.PathLike):
     Used around read-modify-write of files that several processes share (the calibration caches),
     so that concurrent writers do not lose each other's entries.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with file_lock(cache_path):
     ...     cache = read_json(cache_path); cache[key] = entry; write_json_atomic(cache_path, cache)
     """
@@ -379,8 +379,8 @@ def differences(old, new, path: str = "") -> list[tuple[str, object, object]]:
     Dicts are compared key by key (a missing key shows as ``<missing>``), lists of equal length
     element by element; anything else by equality.
 
-    Example
-    -------
+    Examples
+    --------
     >>> differences({"a": 1, "b": {"c": 2}}, {"a": 1, "b": {"c": 3}})
     [('b.c', 2, 3)]
     """

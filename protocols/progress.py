@@ -81,8 +81,8 @@ def run_with_progress(sim: ModuleType, duration_ms: float, enabled: bool = True,
 class Phase:
     """Log (INFO) the start and the wall time of a long phase that has no progress bar of its own.
 
-    Example
-    -------
+    Examples
+    --------
     >>> with Phase("fitting", enabled=True):
     ...     fit = expensive()
     """
