@@ -34,14 +34,23 @@ from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, N
 
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type"]
 
-#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
-SYNAPSE_KINDS = ("renewing", "static")
+#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0), "static", or
+#: "depressing" (Tsodyks-Markram with the given small U and long tau_rec: the mixing mechanism of Leng et al.
+#: 2018, see :mod:`cortexsim.models.short_term_depression`).
+SYNAPSE_KINDS = ("renewing", "static", "depressing")
 
 
-def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
-    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0) or "static"."""
+def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float, depression=None):
+    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0), "static", or
+    "depressing" (TM with ``depression.U`` and ``depression.tau_rec_ms``, tau_facil=0; ``depression`` a
+    :class:`cortexsim.models.short_term_depression.ShortTermDepression`)."""
     if kind == "renewing":
         return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
+    if kind == "depressing":
+        if depression is None:
+            raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
+        return sim.TsodyksMarkramSynapse(U=float(depression.U), tau_rec=float(depression.tau_rec_ms),
+                                         tau_facil=0.0, weight=0.0, delay=delay)
     return sim.StaticSynapse(weight=0.0, delay=delay)
 
 
@@ -120,7 +129,7 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
                            neuron: NeuronParameters = DEFAULT_NEURON,
                            noise: NoiseParameters = DEFAULT_NOISE,
                            synapses: str = "renewing", label: str = "sampling",
-                           background: bool = True) -> SamplingNetwork:
+                           background: bool = True, depression=None) -> SamplingNetwork:
     """Build a LIF sampling network for ``bm`` with backend ``sim`` (``setup`` already called).
 
     Parameters
@@ -135,17 +144,23 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
         Neuron parameters (PyNN units); ``v_rest`` is replaced per neuron by the translated leak.
     noise : NoiseParameters
         Poisson background per neuron (Hz, uS).
-    synapses : {"renewing", "static"}
+    synapses : {"renewing", "static", "depressing"}
         Recurrent synapse kind.
     label : str
         Population label.
     background : bool
         Whether to add the Poisson background (False when another source of noise is wired in).
+    depression : ShortTermDepression, optional
+        U and tau_rec (ms) of "depressing" recurrent synapses (required for that kind, else unused).
+        The weights written are the translated ones; their correction for depression is the caller's
+        (:func:`cortexsim.models.short_term_depression.corrected_lif`).
     """
     if not isinstance(bm, BoltzmannMachine):
         raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
     if synapses not in SYNAPSE_KINDS:
         raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {synapses!r}")
+    if synapses == "depressing" and depression is None:
+        raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
     lif = bm_to_lif(bm, neuron, noise, fit)
     n = bm.n_units
     cell_parameters = neuron.as_pynn()
@@ -156,10 +171,10 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     delay = sim.get_min_delay()
     connector = sim.AllToAllConnector(allow_self_connections=False)
     projection_exc = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_E, delay),
+                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_E, delay, depression),
                                     receptor_type="excitatory", label=f"{label}_exc")
     projection_inh = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_I, delay),
+                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_I, delay, depression),
                                     receptor_type="inhibitory", label=f"{label}_inh")
     network = SamplingNetwork(sim, population, projection_exc, projection_inh, bm, lif, fit, neuron,
                               noise, synapses)
