@@ -64,7 +64,7 @@ class ShortTermDepression:
 
 
 #: Small U, long tau_rec (Leng et al. 2018's regime; values chosen and measured here, see module docstring).
-LENG_LIKE_DEPRESSION = ShortTermDepression(U=0.05, tau_rec_ms=500.0)
+LENG_LIKE_DEPRESSION = ShortTermDepression(U=0.1, tau_rec_ms=500.0)
 
 
 def steady_state_availability(depression: ShortTermDepression, interval_ms: float) -> float:
