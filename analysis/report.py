@@ -170,6 +170,15 @@ def render_html(report: dict, figures: list[tuple[str, str]]) -> str:
              f"<h1>Cross-simulator validation of <code>{esc(str(report.get('model', '')))}</code></h1>",
              f"<p class='verdict' id='verdict'>{esc(str(report.get('verdict', '')))} "
              f"({report.get('n_differ', 0)} of {report.get('n_compared', 0)} tested statistics differ)</p>"]
+    statement = report.get("detectable_difference", {}).get("statement")
+    if statement:
+        parts.append(f"<p id='detectable'><b>Detectable difference</b>: {esc(statement)}</p>")
+    if report.get("silent_populations"):
+        parts.append("<p id='silent'>Not compared (no spikes on any backend): "
+                     f"{esc(', '.join(report['silent_populations']))}</p>")
+    notes = [f"{name}: {note}" for name, info in report.get("backends", {}).items() for note in info.get("notes", [])]
+    if notes:
+        parts.append("<ul id='notes'>" + "".join(f"<li>{esc(n)}</li>" for n in notes) + "</ul>")
     config = report.get("config", {})
     first, repeats = config.get("seed"), config.get("repeats")
     seeds = f"{first} to {first + repeats - 1}" if isinstance(first, int) and isinstance(repeats, int) else "-"

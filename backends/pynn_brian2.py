@@ -9,8 +9,12 @@ Everything of ``pyNN.brian2`` is re-exported unchanged except:
     constants, capacitance and reversal potentials that are the same for all neurons of a population
     at creation are stored once per population (Brian2 ``shared``, :data:`SHARED_WHEN_HOMOGENEOUS`),
     so Brian2 computes the synaptic decay factors once per step instead of once per neuron (measured
-    on 1000 neurons: the state update ~3x faster, as fast as a native Brian2 script); such a
-    parameter can afterwards only be set to one value for the whole population.
+    on 1000 neurons: the state update ~3x faster, as fast as a native Brian2 script). Reading and
+    setting them behaves as in ``pyNN.brian2`` (views, IDs, ``get(simplify=False)``, any subset):
+    a set that gives neurons different values switches that parameter to per-neuron storage
+    (:func:`store_per_neuron`), one that keeps it homogeneous keeps the fast storage.
+``Population`` / ``PopulationView``
+    Read parameters stored once per population as per-neuron values and set them for any subset.
 ``TsodyksMarkramSynapse``
     Event-driven Tsodyks-Markram equations written here (PyNN 0.13's Brian2 version raises
     ``TypeError`` when built, references §7); ``tau_facil = 0`` is allowed (no facilitation).
@@ -209,33 +213,112 @@ class Recorder(_pynn_brian2.recording.Recorder):
                 device.variables["count"].set_value(0)
 
 
+def _without_shared_flag(equations: brian2.Equations, name: str) -> brian2.Equations:
+    """``equations`` with parameter ``name`` stored per neuron again (its ``shared`` flag removed)."""
+    from brian2.equations.equations import PARAMETER, SingleEquation
+
+    changed = []
+    for eq in equations.ordered:
+        if eq.type == PARAMETER and eq.varname == name and "shared" in eq.flags:
+            eq = SingleEquation(PARAMETER, eq.varname, eq.dim, var_type=eq.var_type,
+                                flags=[flag for flag in eq.flags if flag != "shared"])
+        changed.append(eq)
+    return brian2.Equations(changed)
+
+
+def is_stored_once(group, name: str) -> bool:
+    """Whether parameter ``name`` of Brian2 ``group`` is stored once for all neurons (``shared``)."""
+    variable = group.variables.get(name) if name in SHARED_WHEN_HOMOGENEOUS else None
+    return variable is not None and bool(variable.scalar)
+
+
+def store_per_neuron(group, name: str) -> None:
+    """Switch parameter ``name`` of ``group`` from one value per population to one per neuron.
+
+    The value is kept for every neuron. Brian2 generates the state update from the group's
+    equations and variables at every ``run``, so the next run integrates with per-neuron values.
+    """
+    old = group.variables[name]
+    value = np.asarray(old.get_value()).reshape(-1)[0]
+    group.equations = _without_shared_flag(group.equations, name)
+    variables = group.variables
+    del variables._variables[name]
+    variables.indices.pop(name, None)
+    variables.add_array(name, size=group.N, dimensions=old.dim, dtype=old.dtype, constant=old.constant)
+    variables[name].set_value(np.full(group.N, value, dtype=old.dtype))
+
+
+def _read_native(group, name: str, size: int, mask=None):
+    """PyNN's reading of a native parameter, with values stored once per population broadcast per neuron."""
+    value = getattr(group, name)
+    if is_stored_once(group, name):
+        return value * np.ones(size)  # a Quantity array with the parameter's units
+    if hasattr(value, "shape") and value.shape != ():
+        return value[:] if mask is None else value[mask]
+    return value
+
+
+def _set_stored_once(group, parameter_space, mask) -> _ParameterSpace:
+    """Set the parameters of ``parameter_space`` that ``group`` stores once per population.
+
+    ``mask`` selects the neurons the values are for (``slice(None)``: all). A value that leaves the
+    population homogeneous stays stored once; any other switches the parameter to per-neuron
+    storage (:func:`store_per_neuron`), so setting a subset behaves as in PyNN. Returns the other
+    parameters, for PyNN's own ``_set_parameters``.
+    """
+    parameter_space.evaluate(simplify=False)
+    others = {}
+    for name, value in parameter_space.items():
+        if not is_stored_once(group, name):
+            others[name] = value
+            continue
+        current = np.asarray(group.variables[name].get_value()).reshape(-1)[0]
+        proposed = np.full(group.N, current, dtype=float)
+        proposed[mask] = np.asarray(value, dtype=float)
+        if _is_homogeneous(proposed):
+            group.variables[name].set_value(proposed[:1].reshape(()))
+        else:
+            store_per_neuron(group, name)
+            group.variables[name].set_value(proposed)
+    return _ParameterSpace(others, shape=parameter_space.shape)
+
+
+class PopulationView(_pynn_brian2.PopulationView):
+    __doc__ = _pynn_brian2.PopulationView.__doc__
+
+    def _get_view(self, selector, label=None):
+        return PopulationView(self, selector, label)
+
+    def _get_native_parameters(self, *names):
+        """PyNN's; parameters stored once per population read as this view's per-neuron values."""
+        values = {name: _simplify(_read_native(self.brian2_group, name, self.size, self.mask)) for name in names}
+        return _ParameterSpace(values, shape=(self.size,))
+
+    def _set_parameters(self, parameter_space):
+        """PyNN's; parameters stored once per population can be set for any subset of neurons."""
+        rest = _set_stored_once(self.brian2_group, parameter_space, self.mask)
+        if rest.keys():
+            super()._set_parameters(rest)
+
+
 class Population(_pynn_brian2.Population):
     __doc__ = _pynn_brian2.Population.__doc__
     _recorder_class = Recorder
 
-    def _set_parameters(self, parameter_space):
-        """PyNN's ``_set_parameters``; parameters stored once per population take one value only.
+    def _get_view(self, selector, label=None):
+        return PopulationView(self, selector, label)
 
-        Raises
-        ------
-        ValueError
-            If a parameter stored once per population (see :data:`SHARED_WHEN_HOMOGENEOUS`) is
-            given different values for different neurons.
-        """
-        parameter_space.evaluate(simplify=False)
-        group, per_neuron = self.brian2_group, {}
-        for name, value in parameter_space.items():
-            variable = group.variables.get(name) if name in SHARED_WHEN_HOMOGENEOUS else None
-            if variable is None or not variable.scalar:
-                per_neuron[name] = value
-            elif not _is_homogeneous(value):
-                raise ValueError(f"{name} was the same for all neurons when the population was created, so "
-                                 "the brian2 backends store it once per population: set one value for all "
-                                 "neurons (or create the population with per-neuron values)")
-            else:
-                setattr(group, name, _simplify(value))
-        if per_neuron:
-            super()._set_parameters(_ParameterSpace(per_neuron, shape=(self.size,)))
+    def _get_native_parameters(self, *names):
+        """PyNN's; parameters stored once per population read as per-neuron values."""
+        values = {name: _read_native(self.brian2_group, name, self.size) for name in names}
+        return _ParameterSpace(values, shape=(self.size,))
+
+    def _set_parameters(self, parameter_space):
+        """PyNN's; a parameter stored once per population switches to per-neuron storage when set
+        to different values for different neurons (see :func:`store_per_neuron`)."""
+        rest = _set_stored_once(self.brian2_group, parameter_space, slice(None))
+        if rest.keys():
+            super()._set_parameters(rest)
 
 
 def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | None = None, **extra_params):

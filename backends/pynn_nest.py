@@ -32,6 +32,7 @@ os.environ.setdefault("PYNEST_QUIET", "1")  # no NEST banner on import (set PYNE
 import nest  # noqa: E402
 import numpy as np
 import pyNN.nest as _pynn_nest
+from pyNN import common as _pynn_common
 from pyNN.nest import *  # noqa: F401,F403  (the PyNN API of this backend)
 from pyNN.nest.synapses import NESTSynapseMixin as _NESTSynapseMixin
 from pyNN.standardmodels import build_translations
@@ -127,18 +128,100 @@ class Projection(_pynn_nest.Projection):
         return None
 
 
+#: NEST synapse models (base names of PyNN's ``*_lbl`` copies) for which every parameter PyNN passes
+#: to NEST is a per-connection property: one ``nest.Connect`` with all of them in the synapse
+#: specification then creates what PyNN's per-cell ``Connect`` + ``SetStatus`` creates. Models with
+#: common (per-model) properties, ``tsodyks_synapse`` (PyNN copies ``tau_psc`` per target) and native
+#: synapse types take PyNN's path.
+ONE_CALL_SYNAPSE_MODELS = frozenset({"static_synapse", "tsodyks2_synapse", "stdp_synapse"})
+
+
+def one_call_fallback_reason(connector, projection) -> str | None:
+    """Why ``AllToAllConnector`` must take PyNN's own per-cell path for ``projection`` (None: it need not).
+
+    The one-call path (:meth:`AllToAllConnector.connect`) is used only when all of these hold, so
+    that it gives the same connections, NEST weights, delays, receptor ports and synapse parameters
+    as PyNN 0.13's ``_convergent_connect``:
+
+    * pre and post are Populations or PopulationViews (no Assembly: mixed cell types);
+    * the NEST synapse model is one of :data:`ONE_CALL_SYNAPSE_MODELS`, with PyNN's own weight and
+      delay variables;
+    * every synapse parameter is one value for all connections (no arrays, functions, random
+      distributions: PyNN evaluates those per cell or with NEST's RNGs);
+    * no ``location_selector`` and no ``callback`` on the connector, one MPI process, and at least
+      two cells to pair (PyNN checks weights only when it creates a connection).
+
+    Everything else PyNN's path does is repeated by the one-call path: the weight checks of
+    ``safe`` connectors, the per-cell-type ``receptor_scale`` (Izhikevich, IF_curr_delta: weights
+    in mV), negative conductances and ``Wmax`` for inhibitory conductance-based STDP, and the
+    receptor port of cell types with named receptors (composed ``PointNeuron``, native types such as
+    ``ht_neuron``).
+    """
+    for side in ("pre", "post"):
+        if isinstance(getattr(projection, side), _pynn_common.Assembly):
+            return f"{side} is an Assembly"
+    model = str(projection.nest_synapse_model)
+    base_model = model[:-len("_lbl")] if model.endswith("_lbl") else model
+    if base_model not in ONE_CALL_SYNAPSE_MODELS:
+        return f"synapse model {base_model} is not one of {sorted(ONE_CALL_SYNAPSE_MODELS)}"
+    synapse = projection.synapse_type
+    for attribute, default in (("weight_variable", "weight"), ("delay_variable", "delay")):
+        if getattr(synapse, attribute, None) not in (None, default):
+            return f"the synapse type routes {default} to {getattr(synapse, attribute)}"
+    parameters = synapse.native_parameters
+    heterogeneous = [name for name in parameters.keys() if not parameters[name].is_homogeneous]
+    if heterogeneous:
+        return f"synapse parameters {heterogeneous} differ between connections"
+    if getattr(connector, "location_selector", None) is not None:
+        return "the connector has a location_selector"
+    if getattr(connector, "callback", None) is not None:
+        return "the connector has a progress callback"
+    if num_processes() > 1:
+        return "more than one MPI process"
+    if projection.pre.size * projection.post.size < 2:
+        return "fewer than two cell pairs"
+    return None
+
+
 class AllToAllConnector(_pynn_nest.AllToAllConnector):
     __doc__ = _pynn_nest.AllToAllConnector.__doc__
 
     def connect(self, projection):
-        """One ``nest.Connect(..., "all_to_all")`` when every synapse parameter is a single value.
+        """One ``nest.Connect(..., "all_to_all")`` where that equals PyNN's path, else PyNN's path.
 
-        PyNN 0.13 otherwise calls ``nest.Connect`` once per post-synaptic cell (~2 ms each).
+        PyNN 0.13 calls ``nest.Connect`` once per post-synaptic cell (~2 ms each). The conditions
+        are listed in :func:`one_call_fallback_reason`; with native RNGs PyNN itself connects in
+        one call, and that path is kept unchanged.
         """
-        parameters = projection.synapse_type.native_parameters
-        if all(parameters[name].is_homogeneous for name in parameters.keys()):
-            return self.native_connect(projection)
-        return super().connect(projection)
+        if (projection.synapse_type.native_parameters.has_native_rngs
+                or one_call_fallback_reason(self, projection) is not None):
+            return super().connect(projection)
+        return self._connect_in_one_call(projection)
+
+    def _connect_in_one_call(self, projection):
+        """What PyNN's ``_convergent_connect`` does for every post-synaptic cell, in one NEST call."""
+        post_type = projection.post.celltype
+        if self.safe:  # PyNN's connector checks the (native, unsigned) values before connecting
+            native_values = self._parameters_from_synapse_type(projection, distance_map=None)
+            synapse = projection.synapse_type
+            for name, check in getattr(synapse, "parameter_checks", {}).items():
+                native_name = synapse.translations[name]["translated_name"]
+                if native_name in native_values.keys():
+                    check(native_values[native_name].evaluate(simplify=True), projection)
+        syn_params = self.synapse_parameters(projection)  # weight already negative for inhibitory cond.
+        if (projection.receptor_type == "inhibitory" and projection.post.conductance_based
+                and "stdp" in projection.nest_synapse_model and "Wmax" in syn_params):
+            syn_params["Wmax"] = -syn_params["Wmax"]  # NEST: Wmax has the sign of the weight
+        if hasattr(post_type, "receptor_scale"):
+            syn_params["weight"] = syn_params["weight"] * post_type.receptor_scale
+        if not post_type.standard_receptor_type:
+            syn_params["receptor_type"] = post_type.get_receptor_type(projection.receptor_type)
+        for name, value in syn_params.items():
+            if isinstance(value, np.generic):
+                syn_params[name] = value.item()  # NEST chokes on numpy scalar types
+        rule_params = {"allow_autapses": self.allow_self_connections, "allow_multapses": False,
+                       "rule": "all_to_all"}
+        projection._connect(rule_params, syn_params)
 
 
 def _index_of(ids: np.ndarray, wanted: np.ndarray) -> np.ndarray:
@@ -161,15 +244,22 @@ def setup(timestep: float = 0.1, min_delay: float | str = "auto", seed: int | No
         Seed of NEST's kernel random number generator; the same seed gives the same spikes.
     threads : int
         Number of NEST threads (>= 1).
+    **extra_params
+        Passed on to ``pyNN.nest.setup``. ``t_flush`` (ms) is PyNN's opt-in for ``reset()`` on NEST
+        (NEST cannot reset; PyNN simulates ``t_flush`` more and hides it). Without it ``reset()``
+        raises PyNN's ValueError, also when an earlier ``setup`` in this process passed one
+        (``pyNN.nest`` would keep that earlier value).
     """
     if seed is not None:
         extra_params["rng_seed"] = int(seed)
     if int(threads) < 1:
         raise ValueError(f"threads must be >= 1, got {threads}")
-    extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     _POISSON_GENERATORS.clear()  # NEST's kernel is reset: generators of an earlier run are gone
-    return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, threads=int(threads), **extra_params)
+    result = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, threads=int(threads), **extra_params)
+    if "t_flush" not in extra_params:
+        _pynn_nest.simulator.state.t_flush = -1  # PyNN's own default: reset() refused
+    return result
 
 
 #: Poisson generators of the current NEST kernel, by rate (Hz): one generator serves every target

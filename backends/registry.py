@@ -86,6 +86,10 @@ class BackendInfo:
     requires: tuple
     description: str
     capabilities: Capabilities = field(default_factory=Capabilities)
+    #: PyNN's own module of the simulator underneath (``pyNN.nest``, ``pyNN.brian2``): what the
+    #: backend must agree with wherever the README lists no deviation (conformance tests, the
+    #: PyNN scenario benchmark's regressions). None if there is none.
+    pynn_reference: str | None = None
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -106,6 +110,7 @@ register_backend(BackendInfo(
     description="NEST 3 through pyNN.nest, with a working TsodyksMarkramSynapse (tsodyks2_synapse) "
                 "and native Poisson noise without relay neurons",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.nest",
 ))
 register_backend(BackendInfo(
     name="brian2",
@@ -114,6 +119,7 @@ register_backend(BackendInfo(
     description="Brian2 runtime mode (generated code) through pyNN.brian2, seeded, exponential-Euler "
                 "IF_cond_exp, working TsodyksMarkramSynapse, PoissonInput noise",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))
 
 
@@ -126,6 +132,7 @@ register_backend(BackendInfo(
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
     capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.nest",
 ))
 
 
@@ -184,4 +191,5 @@ register_backend(BackendInfo(
     description="Brian2 C++ standalone mode for PyNN-built networks (brian2 cell types and noise): compiled "
                 "once per network structure, weights/biases/states passed as run arguments, seeded",
     capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    pynn_reference="pyNN.brian2",
 ))

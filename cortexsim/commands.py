@@ -501,10 +501,16 @@ def handle_validate(args) -> int:
     for name, run in result.backends.items():
         line = f"{name}: {run.status}" + (f" ({run.message})" if run.message else "")
         print(line)
+        for note in run.notes:
+            print(f"{name}: note: {note}")
     for c in result.comparisons:
         print(f"{c.population:>14s} {c.statistic:>12s} {c.group_a} vs {c.group_b}: {c.verdict:8s} "
               f"{c.mean_a:10.4g} vs {c.mean_b:10.4g}  g = {c.hedges_g:7.2f}  p_adj = {c.p_adjusted:.3g}")
-    print(f"{result.to_dict()['verdict']}; report: {result.files.get('html', '-')}")
+    if result.silent_populations:
+        print(f"not compared (no spikes on any backend): {', '.join(result.silent_populations)}")
+    if result.detectable.get("statement"):
+        print(result.detectable["statement"])
+    print(f"{result.verdict}; report: {result.files.get('html', '-')}")
     return result.exit_code
 
 

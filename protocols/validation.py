@@ -1,22 +1,30 @@
 """Cross-simulator validation: run one PyNN model on several backends and compare its statistics.
 
 A model is a Python file (or importable module) defining ``build(sim)``, which creates a network
-with the PyNN module ``sim`` (``setup`` already called) and records at least one population
-(``population.record("spikes")``, optionally ``"v"``). ``build`` may take a keyword ``rng`` (it then
-gets a ``sim.NumpyRNG`` seeded from the run's seed, for connectivity and initial values) or ``seed``
-(the run's seed, an int). It may return its populations (a Population, a list, or a dict name ->
-Population); otherwise every recorded population is used. Optional module attributes:
-``DURATION_MS`` (simulated time per run), ``TRANSIENT_MS`` (initial time left out of the
-statistics) and ``PARAMETERS`` (recorded in the report).
+with the PyNN module ``sim`` and records at least one population (``population.record("spikes")``,
+optionally ``"v"``). ``setup`` has been called when ``build`` starts; a model may call
+``sim.setup(...)`` itself, as ordinary PyNN scripts do: every ``setup`` call then gets the run's
+seed and ``--dt`` (a different model ``timestep`` is overridden with a warning naming both
+values), and ``sim.NumpyRNG()`` / ``sim.RandomDistribution(...)`` created without a seed get one
+derived from the run's seed (:class:`~cortexsim.protocols.validation_runs.SeededSimulator`); numpy's
+global RNG is seeded too. ``build`` may take a keyword ``rng`` (a ``sim.NumpyRNG`` seeded from the
+run's seed) or ``seed`` (the run's seed, an int). It may return its populations (a Population, a
+list, or a dict name -> Population); otherwise every recorded population is used. Optional module
+attributes: ``DURATION_MS`` (simulated time per run), ``TRANSIENT_MS`` (initial time left out of
+the statistics) and ``PARAMETERS`` (recorded in the report).
 
 Each backend runs the model R times with seeds ``seed, seed + 1, ..., seed + R - 1``; the per-run
 statistics (:mod:`cortexsim.analysis.compare`) of every backend pair are tested against the run-to-run
-spread with a multiple-comparison correction, and ``report.html`` / ``report.json`` are written.
+spread with a multiple-comparison correction, and ``report.html`` / ``report.json`` (with the
+per-repeat ``summaries``) are written. With fewer than 5 repeats the report states the smallest
+difference the run could detect, statistic by statistic.
 
     cortexsim validate examples/validate_balanced_ei.py --backends nest,brian2 --repeats 5 --out out/validate
 
-Exit codes of the command: 0 every statistic agrees; 1 at least one statistic differs; 3 nothing
-differs but a requested backend was missing or failed (so the comparison is incomplete).
+Exit codes of the command: 0 every statistic agrees; 1 at least one statistic differs; 2 bad input
+(unknown or uninstalled backend, unusable model: refused before anything runs); 3 nothing was
+compared (no recorded population spiked on any backend) or the comparison is incomplete (a backend
+failed); 4 a backend's repeats gave identical statistics (the seeds do not reach its simulator).
 """
 
 from __future__ import annotations
@@ -37,16 +45,21 @@ from cortexsim.config import config_to_dict
 from cortexsim.results import library_versions, machine_info, output_dir
 
 from ..analysis.compare import CORRECTIONS, StatisticsSettings, compare_groups, population_statistics
-from ..backends.registry import known_backends, load_backend
-from .validation_runs import BackendRun, ModelError, collect_run
+from ..backends.registry import installed_backends, known_backends, load_backend
+from .validation_runs import BackendRun, ModelError, SeededSimulator, collect_run, identical_repeats
 
 __all__ = ["Alteration", "ValidationConfig", "ValidationResult", "ModelError", "load_model", "run_backend",
-           "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE"]
+           "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE", "EXIT_NOTHING_TO_COMPARE",
+           "EXIT_UNSEEDED", "RECOMMENDED_REPEATS"]
 
 logger = logging.getLogger(__name__)
 
-EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE = 0, 1, 3
+EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, EXIT_UNSEEDED = 0, 1, 3, 4
+#: Nothing was compared: no recorded population spiked on any backend (same code as incomplete).
+EXIT_NOTHING_TO_COMPARE = EXIT_INCOMPLETE
 DEFAULT_DURATION_MS = 1000.0
+#: Below this many repeats the report states the smallest difference the run could detect.
+RECOMMENDED_REPEATS = 5
 
 
 @dataclass(frozen=True)
@@ -92,7 +105,8 @@ class ValidationConfig:
     seed : int
         Seed of the first repeat; repeat r uses seed + r on every backend (required).
     backends : tuple of str
-        Backend names (>= 2 entries, no duplicates); any name, a missing one is reported as such.
+        Backend names (>= 2 entries, no duplicates), each registered (see ``known_backends()``);
+        :func:`validate` also refuses backends that are not installed, before anything runs.
     repeats : int
         Runs per backend R (>= 2): the run-to-run spread comes from them.
     duration_ms : float or None
@@ -129,6 +143,10 @@ class ValidationConfig:
         object.__setattr__(self, "backends", backends)
         if len(backends) < 2 or len(set(backends)) != len(backends) or not all(isinstance(b, str) for b in backends):
             raise ValueError(f"backends must name >= 2 different backends, got {backends!r}")
+        unknown = [b for b in backends if b not in known_backends()]
+        if unknown:
+            raise ValueError(f"unknown backend(s) {', '.join(map(repr, unknown))} in backends; known backends: "
+                             f"{', '.join(known_backends())}")
         if int(self.repeats) < 2:
             raise ValueError(f"repeats must be >= 2 (the run-to-run spread needs them), got {self.repeats}")
         for name in ("duration_ms", "transient_ms"):
@@ -199,6 +217,9 @@ def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_m
                 alterations=(), progress: bool = False) -> BackendRun:
     """Run ``model`` on ``backend`` once per seed; failures are recorded in the result, not raised.
 
+    Each run calls ``setup(timestep=dt_ms, seed=seed)`` and then ``model.build`` with a
+    :class:`SeededSimulator` (so a ``setup`` call of the model gets the same seed and step), with
+    numpy's global random generator seeded from the run's seed (restored afterwards).
     A :class:`ModelError` (the model records nothing, returns something unusable) is raised: it is a
     fault of the model, not of the backend.
     """
@@ -214,10 +235,13 @@ def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_m
     for seed in seeds:
         if progress:
             logger.info(f"validate: {backend} seed {seed}")
+        seeded = SeededSimulator(sim, int(seed), dt_ms)
+        numpy_state = np.random.get_state()
+        np.random.seed(int(np.random.SeedSequence([int(seed), 2**31]).generate_state(1)[0]))
         try:
-            sim.setup(timestep=dt_ms, seed=int(seed))
+            seeded.setup()
             try:
-                returned = model.build(sim, **_build_kwargs(model.build, sim, int(seed)))
+                returned = model.build(seeded, **_build_kwargs(model.build, seeded, int(seed)))
                 run.runs.append(collect_run(sim, returned, duration_ms, alterations, _model_name(model)))
             finally:
                 try:
@@ -232,13 +256,51 @@ def run_backend(model: ModuleType, backend: str, seeds, duration_ms: float, dt_m
             run.traceback = traceback.format_exc()
             run.runs = []
             break
+        finally:
+            np.random.set_state(numpy_state)
+            run.notes.extend(n for n in seeded.notes if n not in run.notes)
     run.wall_time_s = time.perf_counter() - start
     return run
 
 
+def _silent_populations(summaries: dict) -> list[str]:
+    """Populations recording spikes that did not spike in any repeat on any backend."""
+    populations = {pop for runs in summaries.values() for one in runs for pop in one}
+    silent = []
+    for pop in sorted(populations):
+        rates = [one[pop].get("rate_hz") for runs in summaries.values() for one in runs if pop in one]
+        rates = [r for r in rates if r is not None and not (isinstance(r, float) and np.isnan(r))]
+        if rates and all(r == 0 for r in rates):
+            silent.append(pop)
+    return silent
+
+
+def _detectable_differences(comparisons, repeats: int) -> dict:
+    """The smallest difference each test could flag (its tolerance), and a statement if repeats are few."""
+    rows = [{"population": c.population, "statistic": c.statistic, "backends": [c.group_a, c.group_b],
+             "smallest_detectable": c.tolerance,
+             "relative_to_mean": c.tolerance / abs(c.mean_a) if c.mean_a else float("nan")}
+            for c in comparisons if c.verdict in ("agree", "differ") and np.isfinite(c.tolerance)]
+    statement = ""
+    if repeats < RECOMMENDED_REPEATS and rows:
+        from ..analysis.compare import STATISTICS
+
+        parts = [f"{r['population']} {r['statistic']} {r['smallest_detectable']:.3g} "
+                 f"{STATISTICS.get(r['statistic'], ('', ''))[1]}"
+                 + (f" ({100 * r['relative_to_mean']:.0f} %)" if np.isfinite(r["relative_to_mean"]) else "")
+                 for r in rows]
+        statement = (f"With {repeats} repeats per backend this run could only detect differences larger than: "
+                     + "; ".join(parts) + f". Smaller differences may exist undetected; use --repeats "
+                     f"{RECOMMENDED_REPEATS} or more.")
+    return {"repeats": repeats, "statement": statement, "per_statistic": rows}
+
+
 @dataclass
 class ValidationResult:
-    """Outcome of a validation: backend statuses, per-run statistics, comparisons, verdict."""
+    """Outcome of a validation: backend statuses, per-run statistics, comparisons, verdict.
+
+    ``verdict`` says in words what ``exit_code`` says (see the module docstring).
+    """
 
     config: ValidationConfig
     model: str
@@ -249,6 +311,9 @@ class ValidationResult:
     summaries: dict
     comparisons: list
     exit_code: int
+    verdict: str = ""
+    silent_populations: list = field(default_factory=list)
+    detectable: dict = field(default_factory=dict)
     files: dict = field(default_factory=dict)
     versions: dict = field(default_factory=dict)
     machine: dict = field(default_factory=dict)
@@ -260,13 +325,38 @@ class ValidationResult:
     def to_dict(self) -> dict:
         return {"model": self.model, "model_parameters": self.model_parameters, "config": config_to_dict(self.config),
                 "duration_ms": self.duration_ms, "transient_ms": self.transient_ms,
-                "verdict": {EXIT_AGREE: "all statistics agree", EXIT_DIFFER: "some statistics differ",
-                            EXIT_INCOMPLETE: "incomplete: a backend is missing or failed"}[self.exit_code],
-                "exit_code": self.exit_code, "n_differ": self.n_differ,
+                "verdict": self.verdict, "exit_code": self.exit_code, "n_differ": self.n_differ,
                 "n_compared": sum(c.verdict in ("agree", "differ") for c in self.comparisons),
+                "silent_populations": self.silent_populations, "detectable_difference": self.detectable,
                 "backends": {name: run.to_dict() for name, run in self.backends.items()},
                 "summaries": self.summaries, "comparisons": [vars(c) for c in self.comparisons],
                 "files": self.files, "versions": self.versions, "machine": self.machine}
+
+
+def _check_backends_installed(backends) -> None:
+    """Refuse, before anything runs, backends whose packages are not installed."""
+    missing = [b for b in backends if b not in installed_backends()]
+    if missing:
+        raise ValueError(f"backend(s) {', '.join(map(repr, missing))} not installed; installed backends: "
+                         f"{', '.join(installed_backends()) or 'none'}")
+
+
+def _verdict(runs: dict, summaries: dict, comparisons: list, silent: list) -> tuple[int, str]:
+    unseeded = [name for name, run in runs.items() if run.status == "identical_repeats"]
+    failed = [name for name, run in runs.items() if run.status not in ("ok", "identical_repeats")]
+    compared = [c for c in comparisons if c.verdict in ("agree", "differ")]
+    if unseeded:
+        return EXIT_UNSEEDED, (f"error: the seeds do not reach the simulator on {', '.join(unseeded)} "
+                               "(every repeat gave identical statistics)")
+    if any(c.verdict == "differ" for c in compared):
+        return EXIT_DIFFER, "some statistics differ"
+    if failed:
+        return EXIT_INCOMPLETE, f"incomplete: backend(s) {', '.join(failed)} failed or missing"
+    if not compared:
+        why = (f"no recorded population spiked on any backend ({', '.join(silent)})" if silent
+               else "no statistic could be tested")
+        return EXIT_NOTHING_TO_COMPARE, f"nothing to compare: {why}"
+    return EXIT_AGREE, "all statistics agree"
 
 
 def validate(model, config: ValidationConfig, out_dir=None, progress: bool = False) -> ValidationResult:
@@ -275,8 +365,10 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
     Raises
     ------
     ValueError
-        If the model cannot be loaded, defines no ``build(sim)`` or records nothing (ModelError).
+        Before anything runs: if a backend is not installed, the model cannot be loaded, defines no
+        ``build(sim)``; or, on the first run, records nothing (ModelError).
     """
+    _check_backends_installed(config.backends)
     model = load_model(model)
     duration = float(config.duration_ms if config.duration_ms is not None
                      else getattr(model, "DURATION_MS", DEFAULT_DURATION_MS))
@@ -296,16 +388,24 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
                                                         config.statistics)
                              for pop, rec in one_run.items()} for one_run in runs[backend].runs]
         summaries[backend] = [{pop: stats.summary for pop, stats in one.items()} for one in details[backend]]
-    comparisons = compare_groups(summaries, config.alpha, config.correction) if len(summaries) >= 2 else []
-    if any(c.verdict == "differ" for c in comparisons):
-        exit_code = EXIT_DIFFER
-    elif len(summaries) < len(config.backends):
-        exit_code = EXIT_INCOMPLETE
-    else:
-        exit_code = EXIT_AGREE
+    silent = _silent_populations(summaries)  # nothing happened there: not a sign of missing seeds
+    for backend, per_repeat in summaries.items():
+        active = [{p: v for p, v in one.items() if p not in silent} for one in per_repeat]
+        if any(active) and identical_repeats(active):
+            runs[backend].status = "identical_repeats"
+            runs[backend].message = (f"all {len(seeds)} repeats gave identical statistics: the seeds do not reach "
+                                     "the simulator (does the model seed its own random numbers, or build with "
+                                     "a PyNN module other than the sim it is given?)")
+    comparable = {b: s for b, s in summaries.items() if runs[b].status == "ok"}
+    for_comparison = {b: [{p: v for p, v in one.items() if p not in silent} for one in s]
+                      for b, s in comparable.items()}
+    comparisons = (compare_groups(for_comparison, config.alpha, config.correction)
+                   if len(for_comparison) >= 2 else [])
+    exit_code, verdict = _verdict(runs, summaries, comparisons, silent)
     result = ValidationResult(config, _model_name(model), getattr(model, "PARAMETERS", None), duration, transient,
-                              runs, summaries, comparisons, exit_code, versions=library_versions(),
-                              machine=machine_info())
+                              runs, summaries, comparisons, exit_code, verdict, silent,
+                              _detectable_differences(comparisons, int(config.repeats)),
+                              versions=library_versions(), machine=machine_info())
     if out_dir is not None:
         from ..analysis.report import write_report
 

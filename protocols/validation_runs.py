@@ -5,12 +5,18 @@ Used by :mod:`cortexsim.protocols.validation`; works with any PyNN backend built
 
 from __future__ import annotations
 
+import itertools
+import logging
+import math
 import re
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["ModelError", "PopulationRecording", "BackendRun", "recorded_populations", "collect_run"]
+__all__ = ["ModelError", "PopulationRecording", "BackendRun", "SeededSimulator", "recorded_populations",
+           "collect_run", "identical_repeats"]
+
+logger = logging.getLogger(__name__)
 
 _AUTO_LABEL = re.compile(r"^population\d+$")
 
@@ -50,11 +56,94 @@ class BackendRun:
     runs: list = field(default_factory=list)
     traceback: str = ""
     wall_time_s: float = 0.0
+    notes: list = field(default_factory=list)
 
     def to_dict(self) -> dict:
         return {"status": self.status, "message": self.message, "n_runs": len(self.runs),
                 "traceback": self.traceback, "wall_time_s": self.wall_time_s,
-                "populations": sorted(self.runs[0]) if self.runs else []}
+                "populations": sorted(self.runs[0]) if self.runs else [], "notes": list(self.notes)}
+
+
+class SeededSimulator:
+    """The backend module as a model sees it in one validation run: seeded, at the run's time step.
+
+    Ordinary PyNN scripts call ``sim.setup(...)`` themselves (resetting NEST to its default seed
+    and choosing their own time step) and create ``sim.NumpyRNG()`` / ``sim.RandomDistribution``
+    without a seed. Here every ``setup`` call gets the run's ``seed`` and ``timestep`` (a model
+    ``timestep`` that differs, or a model ``seed``/``rng_seed``, is overridden with a logged warning
+    naming both values, also kept in :attr:`notes`), and RNGs created without a seed get one derived
+    from the run's seed in creation order, so the same command gives the same numbers and
+    different repeats differ. Everything else is the backend module itself.
+
+    Parameters
+    ----------
+    sim : module
+        The backend's PyNN module.
+    seed : int
+        The run's seed.
+    dt_ms : float
+        The run's integration step (ms).
+    """
+
+    def __init__(self, sim, seed: int, dt_ms: float):
+        self._sim = sim
+        self._seed = int(seed)
+        self._dt_ms = float(dt_ms)
+        self._rng_numbers = itertools.count()
+        self.notes: list[str] = []
+
+    def __getattr__(self, name):
+        return getattr(self._sim, name)
+
+    @property
+    def __name__(self) -> str:
+        return self._sim.__name__
+
+    def _note(self, message: str) -> None:
+        if message not in self.notes:
+            self.notes.append(message)
+            logger.warning(message)
+
+    def setup(self, timestep: float | None = None, min_delay="auto", **extra_params):
+        """The backend's ``setup`` with the run's seed and time step (see the class docstring)."""
+        for name in ("seed", "rng_seed"):
+            if name in extra_params:
+                value = extra_params.pop(name)
+                if value is not None and int(value) != self._seed:
+                    self._note(f"the model calls setup({name}={value}); validation uses the run's seed "
+                               f"{self._seed} instead (repeats must differ only by their seed)")
+        if timestep is not None and not math.isclose(float(timestep), self._dt_ms, rel_tol=1e-9):
+            self._note(f"the model calls setup(timestep={timestep}) but the validation runs at --dt "
+                       f"{self._dt_ms} ms: using {self._dt_ms} ms on every backend")
+        if min_delay not in ("auto", None) and float(min_delay) < self._dt_ms:
+            self._note(f"the model's min_delay {min_delay} ms is below the time step {self._dt_ms} ms: "
+                       "using 'auto'")
+            min_delay = "auto"
+        return self._sim.setup(timestep=self._dt_ms, min_delay=min_delay, seed=self._seed, **extra_params)
+
+    def NumpyRNG(self, seed=None, parallel_safe=True):  # noqa: N802 (PyNN's name)
+        """``sim.NumpyRNG``; without a seed, one derived from the run's seed (creation order)."""
+        if seed is None:
+            seed = int(np.random.SeedSequence([self._seed, next(self._rng_numbers)]).generate_state(1)[0])
+        return self._sim.NumpyRNG(seed=seed, parallel_safe=parallel_safe)
+
+    def RandomDistribution(self, distribution, parameters_pos=None, rng=None, **parameters_named):  # noqa: N802
+        """``sim.RandomDistribution``; without an ``rng``, a :meth:`NumpyRNG` seeded from the run."""
+        return self._sim.RandomDistribution(distribution, parameters_pos,
+                                            rng=self.NumpyRNG() if rng is None else rng, **parameters_named)
+
+
+def identical_repeats(summaries: list) -> bool:
+    """Whether >= 2 per-repeat summaries ({population: {statistic: value}}) are all the same."""
+    if len(summaries) < 2:
+        return False
+
+    def flat(summary):
+        return [(pop, stat, None if value is None or (isinstance(value, float) and math.isnan(value)) else value)
+                for pop, stats in sorted(summary.items()) for stat, value in sorted(stats.items())]
+
+    first = flat(summaries[0])
+    return all(flat(other) == first for other in summaries[1:])
 
 
 def _is_population(obj) -> bool:

@@ -125,7 +125,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     rng_seed : int, optional
         ``pyNN.nest``'s name for the run seed; overrides ``seed`` when given.
     **extra_params
-        Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``).
+        Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``). As on
+        ``pyNN.nest``, ``reset()`` after a run needs ``t_flush`` (the emulation runs on NEST).
 
     Returns
     -------
@@ -155,7 +156,6 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
                           quantize_weights=bool(options.quantize_weights),
                           clip_weights=bool(options.clip_weights),
                           rng_seed=int(seed if rng_seed is None else rng_seed))
-    extra_params.setdefault("t_flush", 100.0)
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
@@ -165,7 +165,10 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         corrections, source = load_or_measure(session, options.calibration, run)
         session.set_calibration(corrections, source)
         session.forget_network()
-    return _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    rank = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
+    if "t_flush" not in extra_params:  # reset() needs an explicit t_flush, as on pyNN.nest
+        _pynn_nest.simulator.state.t_flush = -1
+    return rank
 
 
 def get_chip() -> ChipSession:

@@ -9,8 +9,9 @@ import pytest
 
 from cortexsim.backends import registry
 from cortexsim.cli import main as cli_main
-from cortexsim.protocols.validation import (EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, Alteration, ModelError,
-                                            ValidationConfig, load_model, validate)
+from cortexsim.protocols.validation import (EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, EXIT_NOTHING_TO_COMPARE,
+                                            EXIT_UNSEEDED, Alteration, ModelError, ValidationConfig, load_model,
+                                            validate)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "validate_balanced_ei.py"
 
@@ -39,6 +40,17 @@ def build(sim, rng=None):
 """
 
 
+@pytest.fixture
+def brian2_numpy_target():
+    """Brian2 runtime code for numpy: Cython compiles an extension per new object name (minutes on a
+    busy machine); the target changes how Brian2 executes the equations, not the model."""
+    import brian2
+
+    previous, brian2.prefs.codegen.target = brian2.prefs.codegen.target, "numpy"
+    yield
+    brian2.prefs.codegen.target = previous
+
+
 def write_model(tmp_path, text, name="model.py"):
     path = tmp_path / name
     path.write_text(textwrap.dedent(text))
@@ -65,10 +77,26 @@ def test_model_recording_nothing_is_a_clear_error(tmp_path):
         validate(path, config)
 
 
-def test_missing_unregistered_and_failing_backends_are_reported(tmp_path, monkeypatch):
+def test_unknown_and_uninstalled_backends_are_refused_before_anything_runs(tmp_path, monkeypatch, capsys):
+    marker = tmp_path / "built"
+    path = write_model(tmp_path, f"""
+        def build(sim):
+            open({str(marker)!r}, "w").close()
+            pop = sim.Population(2, sim.SpikeSourcePoisson(rate=20.0))
+            pop.record("spikes")
+    """)
+    assert cli_main(["validate", str(path), "--backends", "nest,foo", "--out", str(tmp_path / "o")]) == 2
+    assert "'foo'" in capsys.readouterr().err and not marker.exists()
     monkeypatch.setitem(registry.BACKENDS, "not_installed", registry.BackendInfo(
         name="not_installed", module="cortexsim_no_such_module", requires=("cortexsim_no_such_package",),
         description="test entry"))
+    with pytest.raises(ValueError, match="'not_installed' not installed"):
+        validate(path, ValidationConfig(seed=1, backends=("nest", "not_installed"), repeats=2, duration_ms=50.0))
+    assert not marker.exists() and not (tmp_path / "o").exists()
+
+
+@pytest.mark.usefixtures("brian2_numpy_target")
+def test_failing_backend_is_reported(tmp_path):
     path = write_model(tmp_path, """
         def build(sim):
             if "brian2" in sim.__name__:
@@ -77,20 +105,91 @@ def test_missing_unregistered_and_failing_backends_are_reported(tmp_path, monkey
             pop.record("spikes")
             return pop
     """)
-    config = ValidationConfig(seed=1, backends=("nest", "brian2", "not_installed", "no_such_backend"),
-                              repeats=2, duration_ms=300.0)
+    config = ValidationConfig(seed=1, backends=("nest", "brian2"), repeats=2, duration_ms=300.0)
     result = validate(path, config, out_dir=tmp_path / "out")
-    status = {name: run.status for name, run in result.backends.items()}
-    assert status == {"nest": "ok", "brian2": "failed", "not_installed": "missing", "no_such_backend": "unregistered"}
+    assert {name: run.status for name, run in result.backends.items()} == {"nest": "ok", "brian2": "failed"}
     assert "does not run on brian2" in result.backends["brian2"].message
     assert result.exit_code == EXIT_INCOMPLETE and result.comparisons == []
-    report = json.loads((tmp_path / "out" / "report.json").read_text())
-    assert report["backends"]["no_such_backend"]["status"] == "unregistered"
     html = (tmp_path / "out" / "report.html").read_text()
-    assert "this model does not run on brian2" in html and "not registered" in html
+    assert "this model does not run on brian2" in html
+
+
+# An ordinary PyNN script: calls setup() itself (own timestep, no seed), unseeded RNGs, Poisson sources.
+SCRIPT_MODEL = """
+def build(sim):
+    sim.setup(timestep=0.05, min_delay=1.0)
+    noise = sim.Population(40, sim.SpikeSourcePoisson(rate=30.0), label="noise")
+    cells = sim.Population(20, sim.IF_cond_exp(tau_m=10.0, v_thresh=-55.0), label="cells")
+    cells.initialize(v=sim.RandomDistribution("uniform", (-65.0, -55.0)))
+    sim.Projection(noise, cells, sim.FixedProbabilityConnector(0.5, rng=sim.NumpyRNG()),
+                   sim.StaticSynapse(weight=0.01, delay=1.0))
+    cells.record("spikes")
+    noise.record("spikes")
+"""
+
+
+@pytest.mark.usefixtures("brian2_numpy_target")
+def test_a_model_calling_setup_itself_is_seeded_and_reproducible(tmp_path):
+    path = write_model(tmp_path, SCRIPT_MODEL)
+    config = ValidationConfig(seed=5, backends=("nest", "brian2"), repeats=3, duration_ms=300.0)
+    first = validate(path, config, out_dir=tmp_path / "first")
+    validate(path, config, out_dir=tmp_path / "second")
+    for name, run in first.backends.items():
+        assert run.status == "ok", run.message
+        # repeats differ from each other (NEST reset to its default seed made them identical) ...
+        rates = [one["cells"]["rate_hz"] for one in first.summaries[name]]
+        assert len(set(rates)) == 3, (name, rates)
+        # ... and the model's own timestep is overridden with a note naming both values
+        assert any("timestep=0.05" in note and "0.1 ms" in note for note in run.notes), run.notes
+    reports = [json.loads((tmp_path / d / "report.json").read_text()) for d in ("first", "second")]
+    assert reports[0]["summaries"] == reports[1]["summaries"]  # the same command twice: same numbers
+    assert [c["p_value"] for c in reports[0]["comparisons"]] == [c["p_value"] for c in reports[1]["comparisons"]]
+    assert {b: len(s) for b, s in reports[0]["summaries"].items()} == {"nest": 3, "brian2": 3}  # per repeat
+    # 3 < 5 repeats: the report states the smallest difference it could detect
+    assert "could only detect differences larger than" in reports[0]["detectable_difference"]["statement"]
+    assert "cells rate_hz" in reports[0]["detectable_difference"]["statement"]
+    assert "Detectable difference" in (tmp_path / "first" / "report.html").read_text()
+
+
+@pytest.mark.usefixtures("brian2_numpy_target")
+def test_a_silent_network_is_nothing_to_compare(tmp_path, capsys):
+    path = write_model(tmp_path, """
+        def build(sim):
+            noise = sim.Population(5, sim.SpikeSourcePoisson(rate=10.0))
+            cells = sim.Population(5, sim.IF_cond_exp(v_thresh=0.0))  # far above anything the input reaches
+            sim.Projection(noise, cells, sim.OneToOneConnector(), sim.StaticSynapse(weight=0.001))
+            cells.record("spikes")
+            return cells
+    """)
+    code = cli_main(["validate", str(path), "--backends", "nest,brian2", "--repeats", "2", "--duration", "200",
+                     "--out", str(tmp_path / "o"), "--quiet"])
+    assert code == EXIT_NOTHING_TO_COMPARE == 3
+    out = capsys.readouterr().out
+    assert "nothing to compare" in out and "all statistics agree" not in out
+    report = json.loads((tmp_path / "o" / "report.json").read_text())
+    assert report["silent_populations"] == ["population0"] and report["n_compared"] == 0
+
+
+@pytest.mark.usefixtures("brian2_numpy_target")
+def test_identical_repeats_are_an_error(tmp_path):
+    """A model whose randomness ignores the seed (here: none at all) cannot be compared statistically."""
+    path = write_model(tmp_path, """
+        def build(sim):
+            src = sim.Population(5, sim.SpikeSourceArray(spike_times=[10.0, 30.0, 31.0, 50.0]))
+            cells = sim.Population(5, sim.IF_cond_exp(v_thresh=-64.0, v_reset=-70.0))
+            sim.Projection(src, cells, sim.OneToOneConnector(), sim.StaticSynapse(weight=0.01, delay=1.0))
+            cells.record("spikes")
+            return cells
+    """)
+    result = validate(path, ValidationConfig(seed=1, backends=("nest", "brian2"), repeats=2, duration_ms=100.0))
+    assert result.exit_code == EXIT_UNSEEDED
+    assert {run.status for run in result.backends.values()} == {"identical_repeats"}
+    assert "seeds do not reach the simulator" in result.verdict
 
 
 def test_config_rejects_bad_values():
+    with pytest.raises(ValueError, match="unknown backend.*'foo'"):
+        ValidationConfig(seed=1, backends=("nest", "foo"))
     with pytest.raises(ValueError, match="repeats"):
         ValidationConfig(seed=1, repeats=1)
     with pytest.raises(ValueError, match="backends"):
