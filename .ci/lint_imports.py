@@ -18,18 +18,25 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def build_tree(target: Path) -> None:
-    settings = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    mapping = settings["package-dir"]
+def package_folders(root: Path = ROOT) -> dict[str, Path]:
+    """Every package of ``pyproject.toml`` and the folder it comes from (``package-dir`` mapping)."""
+    settings = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapping, folders = settings["package-dir"], {}
     for package in settings["packages"]:
         # the folder of a package: its own package-dir entry, else its parent's folder + its last name
         parts = package.split(".")
         for depth in range(len(parts), 0, -1):
             prefix = ".".join(parts[:depth])
             if prefix in mapping:
-                source = ROOT / mapping[prefix] / Path(*parts[depth:])
+                folders[package] = root / mapping[prefix] / Path(*parts[depth:])
                 break
-        destination = target / Path(*parts)
+    return folders
+
+
+def build_tree(target: Path) -> None:
+    """The package as symbolic links below ``target``, laid out as ``package-dir`` maps it."""
+    for package, source in package_folders(ROOT).items():
+        destination = target / Path(*package.split("."))
         destination.mkdir(parents=True, exist_ok=True)
         for module in source.glob("*.py"):
             (destination / module.name).symlink_to(module)

@@ -36,7 +36,7 @@ class InputStatistics:
     rate_hz : mean firing rate of the target's inputs (Hz).
     cv : mean CV of ISIs of its inputs (inputs with fewer than 3 spikes ignored; NaN if none).
     correlation : mean signed correlation coefficient over pairs of its inputs.
-    abs_correlation : mean |correlation coefficient| over pairs of its inputs.
+    abs_correlation : mean absolute correlation coefficient over pairs of its inputs.
     bin_size_ms : bin of the spike counts used for correlations (ms).
     """
 
@@ -248,14 +248,11 @@ def net_input_correlations(spiketrains, sources_exc, sources_inh, group_size: in
 
 def plot_background(inputs: Mapping[str, InputStatistics], membranes: Mapping[str, MembraneStatistics],
                     path: str | Path, title: str | None = None) -> Path:
-    """One figure: input rates, CVs, |correlations| (histograms over targets), free-membrane densities and
+    """One figure: input rates, CVs, absolute correlations (histograms over targets), free-membrane densities and
     (if measured) free-membrane autocorrelations.
 
     ``inputs`` and ``membranes`` map a label (e.g. "poisson", "ensemble") to the statistics.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 

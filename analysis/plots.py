@@ -1,5 +1,8 @@
 """Figures saved as PNG files: distributions, D_KL over time, rasters, activation functions, learning curves.
 
+Every figure of the package is drawn here (or in another module of :mod:`cortexsim.analysis`), never
+in a protocol or a model: protocols hand over arrays.
+
 Every function takes the output ``path``, creates missing parent folders, saves a PNG and returns
 the path. Figures are drawn on matplotlib's Agg canvas directly (``Figure`` + ``FigureCanvasAgg``),
 so no pyplot state is created and the user's interactive backend is left alone.
@@ -20,6 +23,9 @@ __all__ = [
     "plot_raster",
     "plot_activation_function",
     "plot_learning_curve",
+    "plot_value_distributions",
+    "plot_curve_panels",
+    "plot_error_curves",
 ]
 
 MAX_LABELLED_STATES = 64
@@ -181,4 +187,90 @@ def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str 
         ax.legend()
     if title:
         ax.set_title(title)
+    return _save(fig, path)
+
+
+def plot_value_distributions(values: Mapping[str, np.ndarray], path: str | Path, ylabel: str,
+                             title: str | None = None, logy: bool = True) -> Path:
+    """Box plot per group (label -> values, e.g. D_KL per network) with the individual values jittered.
+
+    Examples
+    --------
+    >>> import tempfile, pathlib
+    >>> path = pathlib.Path(tempfile.mkdtemp()) / "dkl.png"
+    >>> plot_value_distributions({"a": [0.01, 0.02], "b": [0.1, 0.2]}, path, "D_KL (nats)").name
+    'dkl.png'
+    """
+    fig = _new_figure(8.0, 4.5)
+    ax = fig.add_subplot()
+    labels = list(values)
+    arrays = [np.asarray(values[k], dtype=float) for k in labels]
+    ax.boxplot(arrays, showfliers=False)
+    for i, array in enumerate(arrays, start=1):
+        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, array.size)  # horizontal spread only
+        ax.plot(i + jitter, array, ".", alpha=0.5, color=f"C{i}")
+    ax.set_xticks(range(1, len(labels) + 1), [k.replace("_", "\n") for k in labels])
+    if logy:
+        ax.set_yscale("log")
+    ax.set_ylabel(ylabel)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _save(fig, path)
+
+
+def plot_curve_panels(x, panels: Mapping[str, Mapping[str, np.ndarray]], path: str | Path, xlabel: str,
+                      title: str | None = None, logy: Sequence[str] = (), ylim: Mapping[str, tuple] | None = None
+                      ) -> Path:
+    """One panel per entry of ``panels`` (y label -> {curve label -> values over ``x``}), side by side.
+
+    ``logy`` names the panels with a logarithmic y axis; ``ylim`` fixes y ranges by panel.
+    """
+    x = np.asarray(x, dtype=float)
+    fig = _new_figure(4.5 * max(1, len(panels)), 3.5)
+    axes = fig.subplots(1, max(1, len(panels)), squeeze=False)[0]
+    for ax, (ylabel, curves) in zip(axes, panels.items()):
+        for label, curve in curves.items():
+            curve = np.asarray(curve, dtype=float)
+            if curve.shape != x.shape:
+                raise ValueError(f"curve {label!r} has shape {curve.shape}, x has {x.shape}")
+            ax.plot(x, curve, marker=".", label=str(label))
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        if ylabel in logy:
+            ax.set_yscale("log")
+        if ylim and ylabel in ylim:
+            ax.set_ylim(*ylim[ylabel])
+        if len(curves) > 1:
+            ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title)
+    return _save(fig, path)
+
+
+def plot_error_curves(curves: Mapping[str, Sequence[np.ndarray]], path: str | Path,
+                      reference: Mapping | None = None) -> Path:
+    """RMS dendritic prediction error per repetition (Urbanczik & Senn 2014 Fig. 1B), per simulator.
+
+    ``curves`` maps a simulator to its runs' error curves (mV): every run is a thin line, the mean
+    over a simulator's runs (of equal length) a thick one. ``reference`` (optional) is
+    ``{"first_mV", "last_mV", "repetitions", "label"}``.
+    """
+    fig = _new_figure(7.0, 4.0)
+    ax = fig.add_subplot()
+    for colour, (name, runs) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), curves.items()):
+        runs = [np.asarray(run, dtype=float) for run in runs]
+        for run in runs:
+            ax.plot(np.arange(1, run.size + 1), run, color=colour, lw=0.6, alpha=0.45)
+        if len({run.size for run in runs}) == 1:
+            mean = np.mean(runs, axis=0)
+            ax.plot(np.arange(1, mean.size + 1), mean, color=colour, lw=2.2,
+                    label=f"{name}, mean of {len(runs)} seed(s)")
+    if reference:
+        ax.plot([1, reference["repetitions"]], [reference["first_mV"], reference["last_mV"]], "k*", ms=10,
+                label=reference.get("label", "reference"))
+    ax.set_xlabel("repetition of the input pattern (teacher on)")
+    ax.set_ylabel(r"RMS of $V_w^\ast - U_M$ (mV)")
+    ax.set_title("Urbanczik & Senn 2014 Fig. 1B: dendritic prediction error")
+    ax.set_ylim(bottom=0)
+    ax.legend(fontsize=8)
     return _save(fig, path)

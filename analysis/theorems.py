@@ -1,9 +1,10 @@
 """Numerical checks of the Lagrangian / Latent Equilibrium theorems.
 
 Theorem 1: at equilibrium, hidden errors are backpropagated errors,
-    e_i = phi'(v_i) * W_{i+1}^T e_{i+1}.
+``e_i = phi'(v_i) * W_{i+1}^T e_{i+1}``.
+
 Theorem 2: the error-times-rate products become the cost gradient as the nudging vanishes,
-    (1/beta) e_i r_{i-1}^T -> -dC/dW_i  (and (1/beta) e_i -> -dC/db_i)  as beta -> 0,
+``(1/beta) e_i r_{i-1}^T -> -dC/dW_i`` (and ``(1/beta) e_i -> -dC/db_i``) as ``beta -> 0``,
 with C = 1/2 ||target - output||^2 evaluated in the free (un-nudged) network; reference gradients
 come from :meth:`LayeredNetwork.backprop`, itself checked against central finite differences.
 """
@@ -84,13 +85,13 @@ def finite_difference_gradient(network: LayeredNetwork, x: np.ndarray, target: n
 
 def plot_theorem2_convergence(betas, errors: np.ndarray, path, labels=None) -> None:
     """Log-log plot of Theorem 2's relative error against beta; ``errors`` (n_networks, n_betas)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
 
     errors = np.atleast_2d(errors)
-    fig, ax = plt.subplots(figsize=(4.5, 3.5))
+    fig = Figure(figsize=(4.5, 3.5))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
     for k, row in enumerate(errors):
         ax.loglog(betas, row, marker="o", lw=1, label=None if labels is None else labels[k])
     ax.loglog(betas, np.asarray(betas, dtype=float), "k--", lw=0.8, label="slope 1")
@@ -101,4 +102,3 @@ def plot_theorem2_convergence(betas, errors: np.ndarray, path, labels=None) -> N
         ax.legend(fontsize=7)
     fig.tight_layout()
     fig.savefig(path, dpi=130)
-    plt.close(fig)

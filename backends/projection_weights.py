@@ -23,35 +23,42 @@ __all__ = ["set_projection_weights", "FAST_ROUTES"]
 def _nest_set_weights(projection, weights: np.ndarray) -> None:
     """All weights of a ``pyNN.nest`` projection through one NEST ``SynapseCollection.set``.
 
-    The connections' (pre, post) indices are read once per projection and cached on it; NEST keeps
-    the order of a projection's connections fixed unless connections are created later (then the
-    next ``Simulate`` re-sorts them), so call this only once the network is complete. Weights are
-    PyNN's (uS, magnitudes for the inhibitory receptor); NEST's are nS, negative for inhibition.
+    The connections' (pre, post) indices are read once and cached on the projection. NEST re-sorts
+    connections at the first ``Simulate`` after any connection was created anywhere in the kernel, which
+    changes the order ``GetConnections`` returns; an index read before that sort would put weights on
+    the wrong connections. So the cache is keyed by the kernel's total number of connections, and an
+    index read since the last change of that number is re-read once after the next ``Simulate`` (the
+    biological time has advanced and no connection was created: the order is final). Two cheap kernel
+    reads per call (``num_connections``, ``biological_time``) keep it correct; reading the endpoints
+    every call would cost tens of ms. Weights are PyNN's (uS, magnitudes for the inhibitory receptor);
+    NEST's are nS, negative for inhibition.
     """
     import nest
 
-    connections = nest.GetConnections(source=projection.pre.node_collection,
-                                      target=projection.post.node_collection,
-                                      synapse_model=projection.nest_synapse_model,
-                                      synapse_label=projection.nest_synapse_label)
+    total, now = int(nest.num_connections), float(nest.biological_time)
     cache = getattr(projection, "_cortexsim_weight_index", None)
-    if cache is None or cache[0] != len(connections):
+    if cache is None or cache["total"] != total or not (cache["final"] or cache["time"] == now):
+        connections = nest.GetConnections(source=projection.pre.node_collection,
+                                          target=projection.post.node_collection,
+                                          synapse_model=projection.nest_synapse_model,
+                                          synapse_label=projection.nest_synapse_label)
         pre_ids = np.asarray(projection.pre.all_cells, dtype=np.int64)
         post_ids = np.asarray(projection.post.all_cells, dtype=np.int64)
         endpoints = connections.get(["source", "target"])
         sources = np.asarray(endpoints["source"], dtype=np.int64).reshape(-1)
         targets = np.asarray(endpoints["target"], dtype=np.int64).reshape(-1)
         pre_order, post_order = np.argsort(pre_ids), np.argsort(post_ids)
-        pre_index = pre_order[np.searchsorted(pre_ids, sources, sorter=pre_order)]
-        post_index = post_order[np.searchsorted(post_ids, targets, sorter=post_order)]
-        cache = (len(connections), pre_index, post_index)
+        # final: no connection created since the previous read, and a Simulate (which sorts) since then
+        final = cache is not None and cache["total"] == total and now > cache["time"]
+        cache = {"total": total, "time": now, "final": final, "connections": connections,
+                 "pre": pre_order[np.searchsorted(pre_ids, sources, sorter=pre_order)],
+                 "post": post_order[np.searchsorted(post_ids, targets, sorter=post_order)]}
         projection._cortexsim_weight_index = cache
-    _, pre_index, post_index = cache
     sign = -1.0 if (projection.receptor_type == "inhibitory" and projection.post.conductance_based) else 1.0
-    values = sign * 1000.0 * weights[pre_index, post_index]  # uS -> nS
+    values = sign * 1000.0 * weights[cache["pre"], cache["post"]]  # uS -> nS
     # A list of per-connection dicts: NEST's SynapseCollection.set then skips the two extra kernel-status
     # queries it makes for a dict of lists (each costs several ms, and much more on a busy machine).
-    connections.set([{"weight": value} for value in values.tolist()])
+    cache["connections"].set([{"weight": value} for value in values.tolist()])
 
 
 #: Fast routes by backend module name (used when the module has no ``set_projection_weights``).

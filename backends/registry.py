@@ -24,7 +24,7 @@ from types import ModuleType
 from .chips import DEFAULT_CHIP, ChipSpec, chip_spec
 
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
-           "known_backends", "installed_backends", "register_backend"]
+           "known_backends", "installed_backends", "register_backend", "chip_booking"]
 
 
 @dataclass(frozen=True)
@@ -174,6 +174,16 @@ def load_backend(name: str) -> ModuleType:
                          f"known backends: {', '.join(known_backends())}; "
                          f"installed: {', '.join(installed_backends()) or 'none'}")
     return importlib.import_module(info.module)
+
+
+def chip_booking(sim: ModuleType) -> dict | None:
+    """The chip a chip backend runs on (``sim.selected_chip()`` as plain data), None for other backends.
+
+    Protocols record it with their results (:func:`cortexsim.results.write_results`), so a result says
+    which emulated chip (chip, chip seed, calibration) produced it, through the CLI and the Python API.
+    """
+    selected = getattr(sim, "selected_chip", None)
+    return None if selected is None else asdict(selected())
 
 
 def check_dt(name: str, dt: float) -> float:

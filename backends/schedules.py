@@ -42,8 +42,8 @@ def run_parameter_schedule(sim: ModuleType, population, name: str, values, durat
     ValueError
         Wrong shapes, non-finite values or durations <= 0 (before anything runs).
 
-    Example
-    -------
+    Examples
+    --------
     >>> leaks = np.tile(network.lif.e_leak, (3, 1)); leaks[0, :10] = -40.0   # clamp 10 units on
     >>> run_parameter_schedule(sim, network.population, "v_rest", leaks, [60.0, 60.0, 400.0])
     """

@@ -50,8 +50,8 @@ def spike_arrays(population, clear: bool = False) -> tuple[np.ndarray, np.ndarra
     ValueError
         If ``population`` does not record spikes.
 
-    Example
-    -------
+    Examples
+    --------
     >>> times, indices = spike_arrays(network.population, clear=True)
     >>> rates_hz = np.bincount(indices, minlength=network.population.size) / (duration_ms / 1000.0)
     """

@@ -41,7 +41,7 @@ def train(config: TargetTrainingConfig) -> dict:
     start, cpu_start = time.perf_counter(), cpu_seconds()
     result = train_target(config, fit=FIT)
     wall, cpu = time.perf_counter() - start, cpu_seconds() - cpu_start
-    summary = result.summary()
+    summary = result.to_dict()
     return {"wall_s": wall, "cpu_s": cpu, "timing": summary["timing"], "dkl_initial": summary["dkl_initial"],
             "dkl_final": summary["dkl_final"], "load_average_at_end": os.getloadavg()}
 

@@ -45,11 +45,13 @@ def main() -> int:
     start = time.perf_counter()
     result = train_target(config, out_dir=args.out, resume=args.resume, progress=True)
     wall = time.perf_counter() - start
-    summary = result.summary()
+    summary = result.to_dict()
     initial = np.array([d["dkl_sampled_target"] for d in result.dkl_initial])
     final = np.array([d["dkl_sampled_target"] for d in result.dkl_final])
     report = {
         "benchmark": "cd_target",
+        "summary": {"median_dkl_untrained": float(np.median(initial)), "median_dkl_trained": float(np.median(final)),
+                    "overhead_fraction": result.timing["overhead_fraction"]},
         "description": "CD training on NEST of 10 random 5-neuron BMs (random_bm(5, seed=1..10)), Poisson "
                        "noise, renewing synapses; D_KL(sampled || target) after 1e5 ms, before (translation) "
                        "and after training",
@@ -70,7 +72,7 @@ def main() -> int:
         "timing": result.timing,
         "wall_time_s": wall,
         "config": config_to_dict(config),
-        "seeds": {"run": args.seed, "target_bms": [args.seed + k for k in range(10)]},
+        "seeds": {"run": args.seed, "target_bms": list(config.target_seeds)},
         "activation_fit": result.fit.to_dict(),
         "history_segment_dkl": summary["history"]["segment_dkl_sampled_target"],
         "versions": library_versions(),

@@ -47,6 +47,10 @@ def main(argv=None) -> int:
     results["figures_folder"] = str(out.relative_to(ROOT.parent))
     (out / "results.json").unlink(missing_ok=True)  # the benchmark's JSON is the one in results/
     (out / "config.json").unlink(missing_ok=True)
+    (out / "checkpoint.json").unlink(missing_ok=True)
+    results["summary"] = {key: results[key]["median"] for key in ("dkl_poisson_untrained", "dkl_poisson_trained",
+                                                                  "dkl_ensemble_untrained", "dkl_ensemble_trained")}
+    results["summary"]["ratio_ensemble_trained_to_poisson_trained"] = results["ratio_ensemble_trained_to_poisson_trained"]
     name = "ensemble_sampling" + ("_quick" if args.quick else "") + ("" if args.seed == 1 else f"_seed{args.seed}") + ".json"
     write_json_atomic(ROOT / "results" / name, results)
     for key in ("dkl_poisson_untrained", "dkl_poisson_trained", "dkl_ensemble_untrained", "dkl_ensemble_trained"):

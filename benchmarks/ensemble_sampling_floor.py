@@ -31,7 +31,7 @@ from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.parameters import ActivationFit
 from cortexsim.seeds import derive_seed
 from cortexsim.protocols.ensemble import EnsembleConfig, quartiles
-from cortexsim.protocols.ensemble_training import build
+from cortexsim.protocols.ensemble import build
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent

@@ -43,7 +43,7 @@ from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.seeds import derive_seed
 from cortexsim.protocols.ensemble import EnsembleConfig
-from cortexsim.protocols.ensemble_training import build, measure_background, train
+from cortexsim.protocols.ensemble import build, measure_background, train
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent

@@ -22,10 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.models.microcircuit.urbanczik import (UrbanczikConfig, UrbanczikNeuronParams, error_fall_ratio,
-                                                     plot_error_curves)
+from cortexsim.analysis.plots import plot_error_curves
+from cortexsim.models.microcircuit.urbanczik import UrbanczikConfig, UrbanczikNeuronParams, error_fall_ratio
 from cortexsim.models.microcircuit.urbanczik_brian2 import run_brian2_urbanczik
 from cortexsim.models.microcircuit.urbanczik_nest import run_nest_urbanczik
+from cortexsim.protocols.urbanczik import error_curves
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 HERE = Path(__file__).resolve().parent
@@ -105,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     figures = HERE / "figures"
     figures.mkdir(exist_ok=True)
     figure = figures / "urbanczik_error_curves.png"
-    plot_error_curves(results, figure, reference=REFERENCE)
+    plot_error_curves(error_curves(results), figure, reference=REFERENCE)
     out = {"benchmark": "urbanczik_nest",
            "criterion": f"RMS(V_w* - U_M) of repetition 1 / mean over the last {TAIL} repetitions >= 2 "
                         "on NEST and on Brian2",

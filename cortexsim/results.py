@@ -16,8 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["to_jsonable", "write_json_atomic", "read_json", "output_dir", "library_versions",
-           "machine_info", "save_spiketrains"]
+__all__ = ["to_jsonable", "write_json_atomic", "read_json", "output_dir", "write_results", "library_versions",
+           "machine_info", "save_spiketrains", "RESULTS_FILE", "CONFIG_FILE"]
+
+#: File names every protocol writes into its output folder.
+RESULTS_FILE, CONFIG_FILE = "results.json", "config.json"
 
 #: Distributions whose versions a result records.
 RECORDED_DISTRIBUTIONS = ("cortexsim", "numpy", "scipy", "PyNN", "nest-simulator", "brian2", "neo",
@@ -79,6 +82,45 @@ def output_dir(path: str | os.PathLike) -> Path:
         raise ValueError(f"output path {path} exists and is not a folder")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def write_results(out_dir: str | os.PathLike, results: dict, config=None, chip: dict | None = None) -> Path:
+    """Write a run's ``results.json`` (and ``config.json``) atomically: the one way results reach disk.
+
+    Parameters
+    ----------
+    out_dir : path
+        Output folder (created if needed).
+    results : dict
+        The result's ``to_dict()``.
+    config : dataclass, optional
+        The run's config, written as ``config.json`` (``cortexsim SUBCOMMAND --config FILE`` re-runs it)
+        and recorded under ``"config"`` in ``results.json`` if not already there.
+    chip : dict, optional
+        The chip a chip backend ran on (its booking: chip, chip seed, calibration); recorded under
+        ``"chip"``. Protocols pass :func:`cortexsim.backends.registry.chip_booking` of their backend.
+
+    Returns
+    -------
+    Path
+        The ``results.json`` written.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> write_results(folder, {"dkl": 0.01}, chip={"chip": "bss2"}).name
+    'results.json'
+    """
+    out = output_dir(out_dir)
+    data = dict(results)
+    if config is not None:
+        config_dict = to_jsonable(config)
+        write_json_atomic(out / CONFIG_FILE, config_dict)
+        data.setdefault("config", config_dict)
+    if chip is not None:
+        data["chip"] = dict(chip)
+    return write_json_atomic(out / RESULTS_FILE, data)
 
 
 def library_versions() -> dict[str, str]:

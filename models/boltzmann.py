@@ -40,7 +40,7 @@ MAX_EXACT_UNITS = 20
 """Largest number of units for which the joint distribution is enumerated exactly."""
 
 SYMMETRY_TOLERANCE = 1e-10
-"""Relative tolerance for the symmetry and zero-diagonal checks, times max(1, max |W|)."""
+"""Relative tolerance for the symmetry and zero-diagonal checks, times ``max(1, max(abs(W)))``."""
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,13 @@ exact moments of a target distribution p* as data statistics and the exact momen
 the update is the gradient of ``-D_KL(p* || p_model)`` (the log-likelihood gradient).
 
 Everything here is deterministic numpy: moments from samples or from distributions, the update,
-learning-rate schedules, a momentum optimizer whose state can be saved and restored, input checks
-for training data, and an exact block-Gibbs sampler for bipartite (restricted) BMs, used as the
-numpy baseline of the digits task.
+learning-rate schedules, a momentum optimizer whose state can be saved and restored, growing
+sampling times, iterate averaging, input checks for training data, and an exact block-Gibbs sampler
+for bipartite (restricted) BMs, used as the numpy baseline of the digits task.
+
+:class:`CDUpdate` is the one parameter update every CD loop of the package makes (the spiking
+engine :mod:`cortexsim.protocols.cd_engine` and the exact sampler of the digits task): gradient from
+data and model moments, learning-rate schedule, momentum optimizer, mask, iterate averaging.
 """
 
 from __future__ import annotations
@@ -38,6 +42,8 @@ __all__ = [
     "block_gibbs",
     "sampling_durations",
     "IterateAverage",
+    "CDUpdate",
+    "gradient_norm",
 ]
 
 #: Learning-rate schedules: ``constant`` eta0; ``inverse`` eta0 * tau / (tau + t) (references §3).
@@ -366,3 +372,91 @@ class IterateAverage:
         if self.count == 0:
             return self._last
         return self._sum_W / self.count, self._sum_b / self.count
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable state (exact: ``json`` writes floats with full precision)."""
+        as_list = lambda a: None if a is None else a.tolist()  # noqa: E731
+        return {"start": self.start, "count": self.count, "sum_W": as_list(self._sum_W),
+                "sum_b": as_list(self._sum_b),
+                "last_W": as_list(self._last[0]) if self._last else None,
+                "last_b": as_list(self._last[1]) if self._last else None}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "IterateAverage":
+        """Restore a state written by :meth:`to_dict`."""
+        average = cls(0, 0.0)
+        average.start, average.count = int(data["start"]), int(data["count"])
+        as_array = lambda a: None if a is None else np.asarray(a, dtype=float)  # noqa: E731
+        average._sum_W, average._sum_b = as_array(data["sum_W"]), as_array(data["sum_b"])
+        if data["last_W"] is not None:
+            average._last = (as_array(data["last_W"]), as_array(data["last_b"]))
+        return average
+
+
+def gradient_norm(grad_W: np.ndarray, grad_b: np.ndarray) -> float:
+    """Norm of a CD update direction, each symmetric weight pair counted once:
+    ``sqrt(sum(grad_W**2) / 2 + sum(grad_b**2))``."""
+    return float(np.sqrt(np.sum(np.asarray(grad_W) ** 2) / 2 + np.sum(np.asarray(grad_b) ** 2)))
+
+
+class CDUpdate:
+    """The CD parameter update: direction, learning-rate schedule, momentum, mask, iterate averaging.
+
+    ``W, b = update(iteration, W, b, data_moments, model_moments)`` moves (W, b) by the optimizer step
+    along :func:`cd_gradient` with learning rate ``schedule.rate(iteration)``, and records the new
+    iterate for averaging; :meth:`result` gives the trained parameters (the average of the last
+    ``average_fraction`` of the iterates, or the last one). Its state (optimizer velocities,
+    average) round-trips through :meth:`to_dict` / :meth:`from_dict` exactly, for checkpoints.
+
+    Parameters
+    ----------
+    schedule : LearningRateSchedule
+    optimizer : MomentumOptimizer
+    mask : array (n, n), optional
+        Connectivity mask of the weights (bipartite for an RBM, block-diagonal for independent BMs).
+    average : IterateAverage, optional
+        Iterate averaging (default: none, the last iterate is the result).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> update = CDUpdate(LearningRateSchedule(0.5, "constant"), MomentumOptimizer.create(2))
+    >>> data = (np.array([0.5, 0.5]), np.array([[0.5, 0.4], [0.4, 0.5]]))
+    >>> model = (np.array([0.5, 0.5]), np.array([[0.5, 0.25], [0.25, 0.5]]))
+    >>> W, b = update(0, np.zeros((2, 2)), np.zeros(2), data, model)
+    >>> round(float(W[0, 1]), 6), update.last_learning_rate   # 0.5 * (0.4 - 0.25)
+    (0.075, 0.5)
+    """
+
+    def __init__(self, schedule: LearningRateSchedule, optimizer: MomentumOptimizer, mask: np.ndarray | None = None,
+                 average: IterateAverage | None = None):
+        self.schedule = schedule
+        self.optimizer = optimizer
+        self.mask = None if mask is None else np.asarray(mask, dtype=float)
+        self.average = average if average is not None else IterateAverage(1, 0.0)
+        self.last_learning_rate = float("nan")
+        self.last_gradient_norm = float("nan")
+
+    def __call__(self, iteration: int, W: np.ndarray, b: np.ndarray, data_moments, model_moments
+                 ) -> tuple[np.ndarray, np.ndarray]:
+        grad_W, grad_b = cd_gradient(data_moments, model_moments, self.mask)
+        eta = self.schedule.rate(iteration)
+        W, b = self.optimizer.step(W, b, grad_W, grad_b, eta, self.mask)
+        self.average.add(iteration, W, b)
+        self.last_learning_rate = eta
+        self.last_gradient_norm = gradient_norm(grad_W, grad_b)
+        return W, b
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """The trained parameters: the iterate average, or the last iterate."""
+        return self.average.result()
+
+    def to_dict(self) -> dict:
+        """Optimizer and averaging state (the schedule and mask are settings, not state)."""
+        return {"optimizer": self.optimizer.to_dict(), "average": self.average.to_dict()}
+
+    def load(self, state: dict) -> "CDUpdate":
+        """Restore the optimizer and averaging state written by :meth:`to_dict`; returns self."""
+        self.optimizer = MomentumOptimizer.from_dict(state["optimizer"])
+        self.average = IterateAverage.from_dict(state["average"])
+        return self

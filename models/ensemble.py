@@ -17,7 +17,7 @@ background selected by ``mode``:
     background conductance is that of either pure mode.
 
 Choice of the ensemble weights (documented default, :func:`matched_background`)
-------------------------------------------------------------------------------
+-------------------------------------------------------------------------------
 A Poisson background of rate R and weight w0 per receptor gives the mean conductance
 ``R w0 tau_syn`` and, for shot noise, the variance ``R w0^2 tau_syn / 2``. K sources firing at rate
 nu with weight w give ``K nu w tau_syn`` and (if they were independent Poisson trains)
@@ -46,14 +46,13 @@ import numpy as np
 from cortexsim.seeds import derive_rng
 
 from ..backends.noise import add_poisson_background
-from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine, block_diagonal
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
                                   equivalent_noise, kick_spike_times, matched_background)
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from .sampling_network import SYNAPSE_KINDS, recurrent_synapse_type
+from .sampling_network import SYNAPSE_KINDS, clamped_leak, recurrent_synapse_type, write_lif
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
            "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times",
@@ -86,6 +85,7 @@ class Ensemble:
     created: dict = field(default_factory=dict)
     probes: object = None
     probe_sources: tuple | None = None
+    e_leak: np.ndarray | None = None
 
     @property
     def n_networks(self) -> int:
@@ -103,13 +103,42 @@ class Ensemble:
         return [slice(m * N, (m + 1) * N) for m in range(self.n_networks)]
 
     def set_bms(self, bms: list) -> None:
-        """Represent ``bms`` (one per network) from now on: leak potentials and recurrent weights in place."""
+        """Represent ``bms`` (one per network) from now on: leak potentials and recurrent weights in place.
+
+        Through :func:`cortexsim.models.sampling_network.write_lif`, the update path of every network kind.
+        """
         bms = _check_bms(bms, self.n_networks)
         lif = _translate(bms, self.neuron, self.translation_noise, self.fit)
-        self.population.set(v_rest=lif.e_leak)
-        set_projection_weights(self.sim, self.projection_exc, lif.excitatory_weights)
-        set_projection_weights(self.sim, self.projection_inh, lif.inhibitory_weights)
-        self.bms = bms
+        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh, lif)
+        self.bms, self.e_leak = bms, np.asarray(lif.e_leak, dtype=float)
+
+    def clamp(self, units, values, clamp_bias: float) -> None:
+        """Clamp ``units`` (indices into all M * N neurons) to ``values`` (0/1) through their leak
+        potentials, as :meth:`cortexsim.models.sampling_network.SamplingNetwork.clamp`; :meth:`release` undoes it."""
+        self.population.set(v_rest=clamped_leak(self.e_leak, self.fit, units, values, clamp_bias))
+
+    def release(self) -> None:
+        """Undo :meth:`clamp`: every neuron gets the leak potential of the BMs represented."""
+        self.population.set(v_rest=self.e_leak)
+
+    def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
+
+        Entries outside the diagonal blocks must be zero (the networks are not coupled by W).
+        """
+        W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+        n = self.n_networks * self.n_neurons
+        if W.shape != (n, n) or b.shape != (n,):
+            raise ValueError(f"W must be ({n}, {n}) and b ({n},) for {self.n_networks} networks of "
+                             f"{self.n_neurons} neurons, got {W.shape} and {b.shape}")
+        blocks = self.blocks
+        outside = W.copy()
+        for s in blocks:
+            outside[s, s] = 0.0
+        if np.any(outside != 0):
+            raise ValueError("W couples different networks of the ensemble (non-zero entries outside the "
+                             "diagonal blocks)")
+        self.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in blocks])
 
     def spiketrains(self, clear: bool = False) -> list:
         """Recorded spike trains of all M * N neurons (current segment)."""
@@ -235,7 +264,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
                                           sim.FromListConnector(pairs, column_names=["weight"]), synapse,
                                           receptor_type=receptor, label=f"{label}_{receptor[:3]}"))
     ensemble = Ensemble(sim, mode, bms, fit, neuron, noise, translation_noise, background, synapses, population,
-                        projections[0], projections[1])
+                        projections[0], projections[1], e_leak=np.asarray(e_leak, dtype=float))
     probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes)
                    if x is not None]
     group_size = 1 if activation_probes is None or np.ndim(activation_probes) < 2 else np.shape(activation_probes)[1]

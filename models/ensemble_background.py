@@ -69,7 +69,7 @@ class EnsembleBackground:
         neurons of a network draw their N * 2 K sources jointly without replacement, so no source
         feeds two neurons of the same network (needs 2 K <= M - 1). See :func:`draw_background_sources`.
         Measured (benchmarks/ensemble_source_screening.py, NEST, 50 x 5, 150 CD iterations): at K = 24
-        "disjoint" lowers the mean |r| of the net background inputs of two neurons of one network from
+        "disjoint" lowers the mean absolute correlation of the net background inputs of two neurons of one network from
         0.065 to 0.039 but not the trained D_KL (median 0.0160 vs 0.0165 at 20 s, extrapolated 0.0054 vs
         0.0058; paired p = 0.09 and 0.65), so "random" stays the default (both measured with static
         background synapses).

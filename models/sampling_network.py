@@ -5,8 +5,13 @@ high-conductance state: leak potentials from the biases, synaptic weights from W
 :mod:`cortexsim.models.lif_translation`), Poisson background on every neuron. Neuron k is in state
 z_k = 1 for tau_ref after each of its spikes.
 
-The network is built once; :meth:`SamplingNetwork.set_bm` (or ``set_parameters(W, b)``) changes leak
-potentials and weights in place, so training loops never rebuild it.
+The network is built once; :meth:`SamplingNetwork.set_parameters` (``set_parameters(W, b)``, or
+``set_bm(bm)``) changes leak potentials and weights in place, so training loops never rebuild it. All
+in-place updates of every network kind (this one, RBMs, :class:`cortexsim.models.ensemble.Ensemble`) go
+through :func:`write_lif`: leak potentials with one ``Population.set`` and each projection's weights
+with :func:`cortexsim.backends.projection_weights.set_projection_weights` (the backend's fast route where
+one exists, exactly equivalent to PyNN's ``Projection.set``). :meth:`SamplingNetwork.clamp` clamps
+units through their leak potentials (a very strong bias), :meth:`SamplingNetwork.release` undoes it.
 
 Example
 -------
@@ -14,9 +19,9 @@ Example
 >>> from cortexsim.models.boltzmann import random_bm
 >>> from cortexsim.models.lif_translation import ActivationFit
 >>> sim = load_backend("nest")
->>> sim.setup(timestep=0.1, seed=1)
+>>> _ = sim.setup(timestep=0.1, seed=1)
 >>> net = build_sampling_network(sim, random_bm(5, seed=1), ActivationFit(v_p05=-50.61, alpha=0.82))
->>> sim.run(1000.0)
+>>> _ = sim.run(1000.0)
 >>> spiketrains = net.spiketrains()
 """
 
@@ -28,11 +33,13 @@ from types import ModuleType
 import numpy as np
 
 from ..backends.noise import add_poisson_background
+from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
-__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type"]
+__all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif",
+           "clamped_leak"]
 
 #: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0), "static", or
 #: "depressing" (Tsodyks-Markram with the given small U and long tau_rec: the mixing mechanism of Leng et al.
@@ -52,6 +59,39 @@ def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: fl
         return sim.TsodyksMarkramSynapse(U=float(depression.U), tau_rec=float(depression.tau_rec_ms),
                                          tau_facil=0.0, weight=0.0, delay=delay)
     return sim.StaticSynapse(weight=0.0, delay=delay)
+
+
+def write_lif(sim: ModuleType, population, projection_exc, projection_inh, lif: LIFNetworkParameters) -> None:
+    """Write translated LIF parameters into a built network, in place: the one update path of every network.
+
+    Leak potentials (mV) with one ``population.set(v_rest=...)``; the excitatory and inhibitory weight
+    magnitudes (uS, ``(n_pre, n_post)``; entries without a connection are ignored) with
+    :func:`~cortexsim.backends.projection_weights.set_projection_weights`, the backend's fast route
+    (NEST: one ``SynapseCollection.set``) or PyNN's ``Projection.set``.
+    """
+    population.set(v_rest=np.asarray(lif.e_leak, dtype=float))
+    set_projection_weights(sim, projection_exc, lif.excitatory_weights)
+    set_projection_weights(sim, projection_inh, lif.inhibitory_weights)
+
+
+def clamped_leak(e_leak: np.ndarray, fit: ActivationFit, units, values, clamp_bias: float) -> np.ndarray:
+    """Leak potentials (mV) with ``units`` clamped to ``values`` (0/1) and the others as in ``e_leak``.
+
+    A clamped unit gets the bias ``+clamp_bias`` (value 1) or ``-clamp_bias`` (value 0): the leak
+    potential ``v_p05 +- alpha * clamp_bias``.
+
+    Examples
+    --------
+    >>> clamped_leak(np.array([-50.0, -51.0]), ActivationFit(v_p05=-50.0, alpha=1.0), [1], [1.0], 40.0)
+    array([-50., -10.])
+    """
+    values = np.asarray(values, dtype=float)
+    if values.shape != np.shape(units):
+        raise ValueError(f"clamp values must match the clamped units in shape, got {values.shape} and "
+                         f"{np.shape(units)}")
+    leak = np.array(e_leak, dtype=float)
+    leak[units] = fit.v_p05 + fit.alpha * clamp_bias * (2.0 * values - 1.0)
+    return leak
 
 
 @dataclass
@@ -107,17 +147,27 @@ class SamplingNetwork:
         self.set_bm(BoltzmannMachine(W=W, b=b))
 
     def set_lif(self, lif: LIFNetworkParameters, bm: BoltzmannMachine | None = None) -> None:
-        """Set LIF parameters directly (mV, uS); ``bm`` records what they represent, if known."""
+        """Set LIF parameters directly (mV, uS) through :func:`write_lif`; ``bm`` records what they represent."""
         if lif.n_neurons != self.n_neurons:
             raise ValueError(f"lif has {lif.n_neurons} neurons but the network has {self.n_neurons}")
-        self.population.set(v_rest=lif.e_leak)
-        mask = ~np.eye(self.n_neurons, dtype=bool)
-        # Projection.set takes (n_pre, n_post) arrays; entries without a connection are ignored.
-        self.projection_exc.set(weight=np.where(mask, lif.excitatory_weights, np.nan))
-        self.projection_inh.set(weight=np.where(mask, lif.inhibitory_weights, np.nan))
+        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh, lif)
         self.lif = lif
         if bm is not None:
             self.bm = bm
+
+    def clamp(self, units, values, clamp_bias: float) -> None:
+        """Clamp ``units`` to ``values`` (0/1) through their leak potentials; the others keep theirs.
+
+        A clamped unit gets the bias ``+clamp_bias`` (value 1) or ``-clamp_bias`` (value 0), i.e. the
+        leak potential ``v_p05 +- alpha * clamp_bias`` (mV): a plain PyNN ``population.set`` that
+        works on every backend. The weights onto a clamped unit do not matter while it is clamped and
+        are left as they are. :meth:`release` undoes every clamp.
+        """
+        self.population.set(v_rest=clamped_leak(self.lif.e_leak, self.fit, units, values, clamp_bias))
+
+    def release(self) -> None:
+        """Undo :meth:`clamp`: every unit gets the leak potential of the BM represented."""
+        self.population.set(v_rest=np.asarray(self.lif.e_leak, dtype=float))
 
     def spiketrains(self, clear: bool = False) -> list:
         """Recorded spike trains (``neo.SpikeTrain``, one per neuron) of the current segment."""

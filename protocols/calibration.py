@@ -24,15 +24,16 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, read_json, write_json_atomic
+from cortexsim.results import library_versions, output_dir, read_json, write_json_atomic, write_results
 from cortexsim.seeds import derive_seed
 
 from ..backends.noise import add_poisson_background
-from ..backends.registry import check_dt, load_backend
+from ..analysis.plots import plot_activation_function
+from ..backends.registry import check_dt, chip_booking, load_backend
 from ..models.lif_translation import fit_activation, free_membrane
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
-__all__ = ["CalibrationConfig", "CalibrationResult", "calibrate", "default_cache_path",
+__all__ = ["CalibrationConfig", "CalibrationResult", "run", "calibrate", "default_cache_path",
            "measure_activation"]
 
 logger = logging.getLogger(__name__)
@@ -70,6 +71,8 @@ class CalibrationConfig:
         Simulated time of the coarse sweep (ms).
     coarse_half_width_mv : float
         The coarse sweep covers the analytic guess +- this (mV).
+    use_cache : bool
+        Reuse a cached fit with the same settings (and store new fits); False measures anew.
     """
 
     seed: int
@@ -82,6 +85,7 @@ class CalibrationConfig:
     coarse_points: int = 41
     coarse_duration_ms: float = 1000.0
     coarse_half_width_mv: float = 20.0
+    use_cache: bool = True
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -100,6 +104,7 @@ class CalibrationConfig:
         """Hash of every setting that changes the calibration (the seed does not)."""
         settings = config_to_dict(self)
         settings.pop("seed")
+        settings.pop("use_cache")
         return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -115,10 +120,18 @@ class CalibrationResult:
     wall_time_s: float
     versions: dict = field(default_factory=dict)
 
+    files: dict = field(default_factory=dict)
+
     def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
         return {"config": config_to_dict(self.config), "v_p05": self.fit.v_p05, "alpha": self.fit.alpha,
                 "e_leak": self.e_leak, "p_on": self.p_on, "from_cache": self.from_cache,
-                "wall_time_s": self.wall_time_s, "versions": self.versions}
+                "wall_time_s": self.wall_time_s, "versions": self.versions, "files": self.files}
+
+    def summary(self) -> dict:
+        """Headline figures: the fit (mV) and where it came from."""
+        return {"backend": self.config.backend, "v_p05_mV": self.fit.v_p05, "alpha_mV": self.fit.alpha,
+                "from_cache": self.from_cache}
 
 
 def measure_activation(sim, e_leak: np.ndarray, neuron: NeuronParameters, noise: NoiseParameters,
@@ -154,6 +167,21 @@ def _load_cache(path: Path) -> dict:
     except ValueError:
         return {}  # a corrupt cache only costs a recalibration
     return data if isinstance(data, dict) else {}
+
+
+def run(config: CalibrationConfig, out_dir: str | os.PathLike | None = None,
+        progress: bool = False) -> CalibrationResult:
+    """Calibrate (``config.use_cache``) and, with ``out_dir``, write ``results.json`` and the fit's figure.
+
+    The protocol behind ``cortexsim calibrate``; :func:`calibrate` is the function other protocols call.
+    """
+    result = calibrate(config, use_cache=config.use_cache, progress=progress)
+    if out_dir is not None:
+        out = output_dir(out_dir)
+        figure = plot_activation_function(result.e_leak, result.p_on, result.fit, out / "activation_function.png")
+        result.files = {"activation_function": Path(figure).name}
+        write_results(out, result.to_dict(), config, chip_booking(load_backend(config.backend)))
+    return result
 
 
 def calibrate(config: CalibrationConfig, cache_path: str | os.PathLike | None = None,

@@ -7,37 +7,41 @@ are the exact moments of p*, references §3). Several independent targets train 
 blocks of one block-diagonal network in one simulation. D_KL(sampled || target) is measured over
 ``eval_duration_ms`` before and after training, and from every iteration's samples (learning curve).
 
-The network is built once per checkpoint segment and updated in place between iterations; see
-:mod:`cortexsim.protocols.cd_network` for why segments make resumption bit-identical on NEST.
-The digits task lives in :mod:`cortexsim.protocols.cd_digits`; the CLI (``cortexsim train-cd``) here.
+Training is the CD engine (:func:`cortexsim.protocols.cd_engine.train_cd`) with a factory that builds a
+Poisson-driven :class:`~cortexsim.models.sampling_network.SamplingNetwork` of the block-diagonal BM and
+the statistics function :class:`~cortexsim.protocols.cd_engine.TargetStatistics`. The network is built
+once per checkpoint segment and updated in place between iterations; see
+:mod:`cortexsim.protocols.cd_engine` for why segments make resumption bit-identical on NEST.
+The digits task lives in :mod:`cortexsim.protocols.cd_digits`.
 """
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
 from cortexsim.seeds import check_seed, derive_seed
+
+from cortexsim.checks import check_choice, check_non_negative, check_positive
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 from ..analysis import plots
 from ..analysis.divergence import dkl_both
 from ..analysis.states import joint_distribution
-from ..backends.registry import load_backend
-from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, exact_moments, joint, random_bm
-from ..models.cd_learning import (LearningRateSchedule, MomentumOptimizer,
-                                  block_diagonal_mask, cd_gradient, moments_from_distribution)
-from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from ..models.sampling_network import build_sampling_network
+from ..backends.registry import backend_info, check_dt, chip_booking, load_backend
+from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
+from ..models.cd_learning import block_diagonal_mask
+from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
-from .cd_network import (TimedSimulator, apply_bm, check_training_settings, load_checkpoint,
-                         save_checkpoint)
+from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, compose_blocks, load_checkpoint,
+                        save_checkpoint, train_cd)
+from .progress import run_with_progress
 
-__all__ = ["TargetTrainingConfig", "TargetTrainingResult", "train_target", "INIT_KINDS"]
+__all__ = ["TargetTrainingConfig", "TargetTrainingResult", "run", "train_target", "INIT_KINDS"]
 
 #: Starting points of the target task: the translated target itself, or a random BM.
 INIT_KINDS = ("translated", "random")
@@ -61,6 +65,8 @@ class TargetTrainingConfig:
     target_seeds : tuple of int, optional
         Instead: the random targets ``random_bm(n_neurons, s)`` for each ``s`` (e.g. the standard set
         1..10 of the benchmarks); sets ``n_targets``.
+    target_file : str, optional
+        Instead: a JSON file ``{"W": [[...]], "b": [...]}`` holding the one target BM (at most 20 units).
     init : {"translated", "random"}
         Start from the targets' own parameters (their translation) or from a random BM
         (``random_bm`` with ``init_scale`` as weight and bias scale).
@@ -104,6 +110,7 @@ class TargetTrainingConfig:
     n_neurons: int = 5
     n_targets: int = 1
     target_seeds: tuple | None = None
+    target_file: str | None = None
     init: str = "translated"
     init_scale: float = 0.5
     iterations: int = 100
@@ -122,7 +129,11 @@ class TargetTrainingConfig:
     noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        check_training_settings(self)
+        check_seed(self.seed)
+        backend_info(self.backend)
+        check_dt(self.backend, self.dt_ms)
+        check_choice(self.synapses, "synapses", SYNAPSE_KINDS)
+        self.cd_settings()  # iterations, sampling time, optimizer, checkpoint_every, burn-in
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         if int(self.n_targets) < 1:
@@ -134,17 +145,19 @@ class TargetTrainingConfig:
             object.__setattr__(self, "target_seeds", seeds)
         if self.init not in INIT_KINDS:
             raise ValueError(f"init must be one of {INIT_KINDS}, got {self.init!r}")
-        if not np.isfinite(self.init_scale) or self.init_scale < 0:
-            raise ValueError(f"init_scale must be a finite number >= 0, got {self.init_scale!r}")
-        for name in ("sampling_ms", "eval_duration_ms"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be a finite number > 0 (ms), got {getattr(self, name)!r}")
-        if not np.isfinite(self.burn_in_ms) or self.burn_in_ms < 0:
-            raise ValueError(f"burn_in_ms must be a finite number >= 0 (ms), got {self.burn_in_ms!r}")
+        check_non_negative(self.init_scale, "init_scale")
+        check_positive(self.eval_duration_ms, "eval_duration_ms", "ms")
 
     def calibration(self) -> CalibrationConfig:
         return CalibrationConfig(seed=self.seed, backend=self.backend, neuron=self.neuron,
                                  noise=self.noise, dt_ms=self.dt_ms)
+
+    def cd_settings(self) -> CDSettings:
+        """How the CD engine trains (constant sampling time, last iterate, segments of checkpoint_every)."""
+        return CDSettings(iterations=self.iterations, sampling_ms=self.sampling_ms, learning_rate=self.learning_rate,
+                          schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
+                          weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every,
+                          burn_in_ms=self.burn_in_ms)
 
 
 @dataclass
@@ -163,8 +176,15 @@ class TargetTrainingResult:
     files: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """JSON-serialisable summary (``results.json``); ``dkl_initial``/``dkl_final`` are medians
-        over targets of D_KL(sampled || target) after ``eval_duration_ms``."""
+        """Headline figures: median over targets of D_KL(sampled || target) after ``eval_duration_ms``,
+        before and after training, and the share of wall time spent outside ``sim.run``."""
+        forward = lambda rows: float(np.median([row["dkl_sampled_target"] for row in rows]))  # noqa: E731
+        return {"dkl_initial": forward(self.dkl_initial), "dkl_final": forward(self.dkl_final),
+                "iterations": self.config.iterations, "backend": self.config.backend,
+                "overhead_fraction": self.timing.get("overhead_fraction")}
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it (``dkl_initial``/``dkl_final``: medians over targets)."""
         forward = lambda rows: [row["dkl_sampled_target"] for row in rows]  # noqa: E731
         return {
             "task": "target",
@@ -187,44 +207,17 @@ class TargetTrainingResult:
         }
 
 
-def _compose(bms: list) -> BoltzmannMachine:
-    """One block-diagonal BM holding independent BMs."""
-    n = sum(bm.n_units for bm in bms)
-    W, b = np.zeros((n, n)), np.zeros(n)
-    start = 0
-    for bm in bms:
-        stop = start + bm.n_units
-        W[start:stop, start:stop], b[start:stop] = bm.W, bm.b
-        start = stop
-    return BoltzmannMachine(W, b)
-
-
-def _blocks(sizes) -> list[slice]:
-    edges = np.concatenate(([0], np.cumsum(sizes))).astype(int)
-    return [slice(a, b) for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())]
-
-
-def _split(W: np.ndarray, b: np.ndarray, blocks) -> list[BoltzmannMachine]:
-    return [BoltzmannMachine(W[s, s], b[s]) for s in blocks]
-
-
-def _block_distributions(spiketrains, blocks, tau_ref, t_start, t_stop) -> list[np.ndarray]:
-    return [joint_distribution(spiketrains[s], tau_ref, t_start, t_stop) for s in blocks]
-
-
 def _evaluate(config, sim, fit, bms, targets, duration_ms, seed, progress=False) -> list[dict]:
     """D_KL against ``targets`` of networks representing ``bms``, sampled for ``duration_ms`` (one simulation)."""
-    from .progress import run_with_progress
-
-    blocks = _blocks([bm.n_units for bm in bms])
+    blocks = block_slices([bm.n_units for bm in bms])
     sim.setup(timestep=config.dt_ms, seed=seed)
-    network = build_sampling_network(sim, _compose(bms), fit, config.neuron, config.noise, config.synapses)
+    network = build_sampling_network(sim, compose_blocks(bms), fit, config.neuron, config.noise, config.synapses)
     run_with_progress(sim, config.burn_in_ms + duration_ms, enabled=progress, label="evaluation")
     spiketrains = network.spiketrains(clear=True)
     sim.end()
     t0 = config.burn_in_ms
-    p = _block_distributions(spiketrains, blocks, config.neuron.tau_refrac, t0, t0 + duration_ms)
-    return [dkl_both(p_k, joint(target)) for p_k, target in zip(p, targets)]
+    return [dkl_both(joint_distribution(spiketrains[s], config.neuron.tau_refrac, t0, t0 + duration_ms),
+                     joint(target)) for s, target in zip(blocks, targets)]
 
 
 def _fresh_state(config: TargetTrainingConfig, targets: list) -> dict:
@@ -233,16 +226,19 @@ def _fresh_state(config: TargetTrainingConfig, targets: list) -> dict:
     else:
         starts = [random_bm(bm.n_units, seed=derive_seed(config.seed, 7, k), weight_scale=config.init_scale,
                             bias_scale=config.init_scale) for k, bm in enumerate(targets)]
-    start = _compose(starts)
-    n = start.n_units
-    optimizer = MomentumOptimizer.create(n, config.momentum, config.weight_decay)
-    return {"task": "target", "iteration": 0, "W": start.W.tolist(), "b": start.b.tolist(),
-            "initial": [bm.to_dict() for bm in starts], "targets": [bm.to_dict() for bm in targets],
-            "optimizer": optimizer.to_dict(), "dkl_initial": None,
-            "history": {"iteration": [], "learning_rate": [], "dkl_sampled_target": [],
-                        "segment_end": [], "segment_dkl_sampled_target": []},
-            "timing": {"training_wall_s": 0.0, "run_wall_s": 0.0, "read_wall_s": 0.0,
-                       "update_wall_s": 0.0, "build_wall_s": 0.0, "iterations_timed": 0}}
+    start = compose_blocks(starts)
+    mask = block_diagonal_mask([bm.n_units for bm in targets])
+    return {"task": "target", "initial": [bm.to_dict() for bm in starts],
+            "targets": [bm.to_dict() for bm in targets], "dkl_initial": None,
+            "cd": CDState.fresh(start.W, start.b, config.cd_settings(), mask).to_dict()}
+
+
+def run(config: TargetTrainingConfig, out_dir: str | Path | None = None, progress: bool = False,
+        resume: bool = False) -> TargetTrainingResult:
+    """The protocol behind ``cortexsim train-cd --task target``: :func:`train_target` on ``config.target_file``
+    (or random targets); ``resume`` continues the run whose checkpoint is in ``out_dir``."""
+    targets = [BoltzmannMachine.from_json(config.target_file)] if config.target_file is not None else None
+    return train_target(config, targets=targets, out_dir=out_dir, resume=resume, progress=progress)
 
 
 def train_target(config: TargetTrainingConfig, targets: list | None = None, fit: ActivationFit | None = None,
@@ -290,106 +286,38 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
         state = _fresh_state(config, targets)
         state["config"] = config_to_dict(config)
     sim = load_backend(config.backend)
-    blocks = _blocks([bm.n_units for bm in targets])
+    save = (lambda cd: save_checkpoint(output_dir(out_dir), {**state, "cd": cd.to_dict()})) if out_dir else None
     if state["dkl_initial"] is None:
         initial = [BoltzmannMachine.from_dict(d) for d in state["initial"]]
         state["dkl_initial"] = _evaluate(config, sim, fit, initial, targets, config.eval_duration_ms,
                                          derive_seed(config.seed, 1, 0), progress)
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
-    finished = _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress, stop_after_iteration)
+    cd = CDState.from_dict(state["cd"])
+    settings = config.cd_settings()
+    mask = block_diagonal_mask([bm.n_units for bm in targets])
+
+    def build(sim, W, b, first_iteration):
+        sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
+        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
+
+    finished = train_cd(build, TargetStatistics(targets, config.neuron.tau_refrac), settings, cd, sim, mask,
+                        save=save, progress=progress, label=f"CD on {config.backend}",
+                        stop_after_iteration=stop_after_iteration)
     if not finished:
         return None
-    final = _split(np.asarray(state["W"]), np.asarray(state["b"]), blocks)
+    W, b = cd.trained(settings, mask)
+    final = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([bm.n_units for bm in targets])]
     dkl_final = _evaluate(config, sim, fit, final, targets, config.eval_duration_ms, derive_seed(config.seed, 2, 0),
                           progress)
-    timing = dict(state["timing"])
-    timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
-    timing["overhead_definition"] = "1 - (wall time in sim.run) / (wall time of the training loop)"
     result = TargetTrainingResult(config, targets, [BoltzmannMachine.from_dict(d) for d in state["initial"]],
-                                  final, state["dkl_initial"], dkl_final, state["history"], timing, fit)
+                                  final, state["dkl_initial"], dkl_final, cd.history, dict(cd.timing), fit)
     if out_dir is not None:
-        _write_outputs(result, output_dir(out_dir))
+        _write_outputs(result, output_dir(out_dir), chip_booking(sim))
     return result
 
 
-def _train_segments(config, state, sim, fit, targets, blocks, out_dir, progress, stop_after) -> bool:
-    """Run the remaining iterations segment by segment; True when all iterations are done."""
-    schedule = LearningRateSchedule(config.learning_rate, config.schedule, config.schedule_tau)
-    optimizer = MomentumOptimizer.from_dict(state["optimizer"])
-    mask = block_diagonal_mask([bm.n_units for bm in targets])
-    data = [exact_moments(bm) for bm in targets]
-    p_targets = [joint(bm) for bm in targets]
-    n = mask.shape[0]
-    data_mean = np.concatenate([m for m, _ in data])
-    data_second = np.zeros((n, n))
-    for s, (_, second) in zip(blocks, data):
-        data_second[s, s] = second
-    W, b = np.asarray(state["W"], dtype=float), np.asarray(state["b"], dtype=float)
-    history, timing = state["history"], state["timing"]
-    tau_ref = config.neuron.tau_refrac
-    bar = None
-    if progress:
-        from tqdm import tqdm
-        bar = tqdm(total=config.iterations, initial=state["iteration"], desc=f"CD on {config.backend}",
-                   unit="it")
-    try:
-        while state["iteration"] < config.iterations:
-            first = state["iteration"]
-            last = min(first + config.checkpoint_every, config.iterations)
-            tic = time.perf_counter()
-            sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first))
-            network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
-                                             config.synapses)
-            timed = TimedSimulator(sim)
-            if config.burn_in_ms > 0:
-                timed.run(config.burn_in_ms)
-                network.spiketrains(clear=True)
-            timing["build_wall_s"] += time.perf_counter() - tic
-            pooled = [np.zeros(2 ** (s.stop - s.start)) for s in blocks]
-            for iteration in range(first, last):
-                t_start, t_stop = timed.run(config.sampling_ms)
-                tic_read = time.perf_counter()
-                spiketrains = network.spiketrains(clear=True)
-                p_blocks = _block_distributions(spiketrains, blocks, tau_ref, t_start, t_stop)
-                timing["read_wall_s"] += time.perf_counter() - tic_read
-                tic_update = time.perf_counter()
-                model_mean, model_second = np.zeros(n), np.zeros((n, n))
-                dkl = []
-                for k, (s, p_k) in enumerate(zip(blocks, p_blocks)):
-                    model_mean[s], model_second[s, s] = moments_from_distribution(p_k, s.stop - s.start)
-                    pooled[k] += p_k
-                    dkl.append(dkl_both(p_k, p_targets[k])["dkl_sampled_target"])
-                grad_W, grad_b = cd_gradient((data_mean, data_second), (model_mean, model_second), mask)
-                eta = schedule.rate(iteration)
-                W, b = optimizer.step(W, b, grad_W, grad_b, eta, mask)
-                apply_bm(network, BoltzmannMachine(W, b))
-                timing["update_wall_s"] += time.perf_counter() - tic_update
-                history["iteration"].append(iteration)
-                history["learning_rate"].append(eta)
-                history["dkl_sampled_target"].append(dkl)
-                if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(dkl_median=f"{np.median(dkl):.4f}")
-            sim.end()
-            timing["run_wall_s"] += timed.run_wall_s
-            timing["training_wall_s"] += time.perf_counter() - tic
-            timing["iterations_timed"] += last - first
-            history["segment_end"].append(last)
-            history["segment_dkl_sampled_target"].append(
-                [dkl_both(p / p.sum(), q)["dkl_sampled_target"] for p, q in zip(pooled, p_targets)])
-            state.update(iteration=last, W=W.tolist(), b=b.tolist(), optimizer=optimizer.to_dict())
-            if out_dir is not None:
-                save_checkpoint(output_dir(out_dir), state)
-            if stop_after is not None and last >= stop_after and last < config.iterations:
-                return False
-    finally:
-        if bar is not None:
-            bar.close()
-    return True
-
-
-def _write_outputs(result: TargetTrainingResult, out: Path) -> None:
+def _write_outputs(result: TargetTrainingResult, out: Path, chip: dict | None = None) -> None:
     history = result.history
     per_iteration = np.asarray(history["dkl_sampled_target"], dtype=float)
     curves = {"median over targets, per iteration": np.median(per_iteration, axis=1)}
@@ -404,5 +332,4 @@ def _write_outputs(result: TargetTrainingResult, out: Path) -> None:
         history["segment_end"], {f"target {k}": segments[:, k] for k in range(segments.shape[1])},
         out / "dkl_per_segment.png", ylabel="D_KL(sampled || target), pooled over a segment", logy=True)
     result.files = {name: Path(path).name for name, path in files.items()}
-    write_json_atomic(out / "config.json", config_to_dict(result.config))
-    write_json_atomic(out / "results.json", result.summary())
+    write_results(out, result.to_dict(), result.config, chip)

@@ -13,10 +13,38 @@
    rate R / K per receptor, which sum to the background's rate R);
 3. evaluates D_KL of every network for: Poisson noise untrained, ensemble noise untrained (translated
    with the ensemble fit), then trains all networks with CD under each noise (same settings,
-   :mod:`cortexsim.protocols.ensemble_training`) and evaluates them again;
+   the CD engine) and evaluates them again;
 4. writes ``results.json`` (``dkl_poisson_trained``, ``dkl_ensemble_untrained``,
    ``dkl_ensemble_trained``, ``dkl_poisson_untrained``: median and quartiles over networks of
    D_KL(sampled || target), nats, time-continuous read-out) and figures.
+
+Runs, evaluations and training
+------------------------------
+Each function starts a fresh simulation (``sim.setup`` with the given simulator seed), builds the
+ensemble with :func:`cortexsim.models.ensemble.build_ensemble` (background connectivity, kick and
+initial potentials from ``network_seed``, identical in every run of a protocol, so every run sees
+the SAME networks), and reads one joint distribution per network (time-continuous, analysis.states).
+
+Training (:func:`train`) is the CD engine (:func:`cortexsim.protocols.cd_engine.train_cd`) with the
+ensemble as the network factory and :class:`~cortexsim.protocols.cd_engine.TargetStatistics` as the
+statistics function, the same as the target task's: the data statistics are the exact moments of each
+network's target, the model statistics those of the network's own samples; all M networks update at
+once (block-diagonal mask) and their parameters are set in place between iterations (no rebuild within
+a segment). The engine's growing sampling time and iterate averaging are used here; a protocol applies
+the same settings to both noise modes. With ``checkpoint_every`` set, training runs in segments that
+each restart the (deterministic) ensemble from its seeded initial conditions and write a checkpoint.
+
+Measured (NEST, 50 x 5 neurons, K = 30, 150 iterations of 1 -> 3 s, eta 1 / (1 + t / 50), momentum
+0.5, mean of the last 75 iterates, 50 s evaluations; benchmarks/ensemble_sampling.py). With STATIC
+background synapses the ensemble ended at median D_KL 0.0132 against 0.0026 under Poisson noise:
+its background follows the other networks' persistent states (sources fire bursts while in z = 1),
+so the networks mixed 2.3x more slowly (finite-sampling term B 234 vs 104 ms) and kept a higher
+extrapolated floor (0.0082 vs 0.0006, benchmarks/ensemble_sampling_floor.py). Neither disjoint source
+sets, nor K = 15 / 24, nor M = 100, nor a per-neuron bias start closed the gap
+(benchmarks/ensemble_source_screening.py). With the default DEPRESSING background synapses
+(:data:`cortexsim.models.ensemble.DEFAULT_BACKGROUND`) the ensemble mixes faster than Poisson-driven
+networks (B 76 vs 104 ms) and trains to 0.0025 against Poisson's 0.0027 (seed 1, re-run on the CD
+engine; before it 0.0023 vs 0.0026 with another calibration; seed 2: 0.0022 vs 0.0024), from 0.123 untrained.
 """
 
 from __future__ import annotations
@@ -24,27 +52,218 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from types import ModuleType
 
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir, write_json_atomic
-
-from ..analysis.background import plot_background
-from ..analysis.plots import plot_activation_function, plot_learning_curve
-from ..backends.registry import backend_info, check_dt, load_backend
-from ..models.boltzmann import MAX_EXACT_UNITS, random_bm
-from ..models.cd_learning import SCHEDULE_KINDS
-from ..models.ensemble import check_ensemble_size, equivalent_noise, matched_background
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
+from cortexsim.seeds import derive_seed
+
+from ..analysis.background import input_statistics, membrane_statistics, plot_background
+from ..analysis.divergence import dkl_both
+from ..analysis.plots import plot_activation_function, plot_learning_curve, plot_value_distributions
+from ..analysis.states import joint_distribution
+from ..backends.registry import backend_info, check_dt, chip_booking, load_backend
+from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, block_diagonal, joint, random_bm
+from ..models.cd_learning import SCHEDULE_KINDS, block_diagonal_mask
+from ..models.ensemble import (Ensemble, EnsembleBackground, build_ensemble, check_ensemble_size, equivalent_noise,
+                               matched_background)
+from ..models.lif_translation import fit_activation
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
-from cortexsim.seeds import derive_seed
-from .ensemble_training import RunSettings, TrainingSettings, evaluate, measure_background, train
+from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, load_checkpoint, save_checkpoint,
+                        train_cd)
 
-__all__ = ["EnsembleConfig", "run_ensemble", "quartiles"]
+__all__ = ["EnsembleConfig", "EnsembleResult", "run", "run_ensemble", "quartiles", "RunSettings", "build",
+           "network_distributions", "evaluate", "train", "fresh_training", "measure_background"]
 
 logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RunSettings:
+    """What every run of one protocol shares.
+
+    Attributes
+    ----------
+    dt_ms : integration step (ms).
+    burn_in_ms : time discarded after the start of each simulation (ms).
+    network_seed : seed of the background connectivity, kick and initial potentials.
+    background : ensemble background parameters.
+    neuron, noise : neuron parameters and Poisson background (PyNN units).
+    synapses : recurrent synapse kind.
+    """
+
+    dt_ms: float
+    burn_in_ms: float
+    network_seed: int
+    background: EnsembleBackground
+    neuron: NeuronParameters
+    noise: NoiseParameters
+    synapses: str = "renewing"
+
+
+def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,
+          translation_noise: NoiseParameters, sim_seed: int, **probes) -> Ensemble:
+    """``sim.setup`` with ``sim_seed``, then :func:`build_ensemble` with the shared settings."""
+    sim.setup(timestep=settings.dt_ms, seed=int(sim_seed))
+    return build_ensemble(sim, bms, fit, mode=mode, background=settings.background, seed=settings.network_seed,
+                          neuron=settings.neuron, noise=settings.noise, translation_noise=translation_noise,
+                          synapses=settings.synapses, **probes)
+
+
+def network_distributions(spiketrains, ensemble: Ensemble, t_start: float, t_stop: float) -> list[np.ndarray]:
+    """Time-continuous joint distribution of each network over ``[t_start, t_stop)`` (ms)."""
+    tau_ref = ensemble.neuron.tau_refrac
+    return [joint_distribution(spiketrains[s], tau_ref, t_start, t_stop) for s in ensemble.blocks]
+
+
+def evaluate(sim: ModuleType, settings: RunSettings, bms: list, targets: list, fit: ActivationFit, mode: str,
+             translation_noise: NoiseParameters, duration_ms: float, sim_seed: int) -> dict:
+    """D_KL of every network (representing ``bms``) against its target after ``duration_ms`` of sampling.
+
+    Returns
+    -------
+    dict with ``dkl_sampled_target`` and ``dkl_target_sampled`` (lists, one per network),
+    ``rates_hz`` (all neurons) and ``run_wall_s``.
+    """
+    ensemble = build(sim, settings, bms, fit, mode, translation_noise, sim_seed)
+    tic = time.perf_counter()
+    sim.run(settings.burn_in_ms + duration_ms)
+    wall = time.perf_counter() - tic
+    spiketrains = ensemble.spiketrains()
+    sim.end()
+    t0 = settings.burn_in_ms
+    dists = network_distributions(spiketrains, ensemble, t0, t0 + duration_ms)
+    both = [dkl_both(p, joint(target)) for p, target in zip(dists, targets)]
+    rates = np.array([np.sum((np.asarray(st.magnitude) >= t0)) for st in spiketrains]) / duration_ms * 1e3
+    return {"dkl_sampled_target": [d["dkl_sampled_target"] for d in both],
+            "dkl_target_sampled": [d["dkl_target_sampled"] for d in both],
+            "rates_hz": rates.tolist(), "run_wall_s": wall}
+
+
+def fresh_training(start: list, settings: CDSettings) -> CDState:
+    """The engine state before the first iteration, from the BMs ``start`` (one per network)."""
+    composite = block_diagonal(start)
+    return CDState.fresh(composite.W, composite.b, settings, block_diagonal_mask([bm.n_units for bm in start]))
+
+
+def train(sim: ModuleType, settings: RunSettings, training: CDSettings, targets: list, start: list | CDState,
+          fit: ActivationFit, mode: str, translation_noise: NoiseParameters, sim_seed: int,
+          progress: bool = False, save=None, stop_after_iteration: int | None = None) -> tuple[list, dict]:
+    """CD-train all networks of one ensemble at once towards their ``targets``, from ``start``.
+
+    The CD engine with the ensemble as network factory: burn-in, then per iteration free sampling
+    (``training.sampling_ms``, growing to ``training.sampling_end_ms`` if set), the update
+    ``dW = eta (<zz>_target - <zz>_sampled)``, ``db = eta (<z>_target - <z>_sampled)`` per network
+    (block-diagonal mask), and the new parameters set in place. Segment k > 0 of a run with
+    ``training.checkpoint_every`` uses the simulator seed ``derive_seed(sim_seed, first_iteration)``.
+
+    Parameters
+    ----------
+    start : list of BoltzmannMachine or CDState
+        Starting BMs (one per network), or the engine state of a checkpoint to continue from.
+    save : callable, optional
+        Called with the :class:`~cortexsim.protocols.cd_engine.CDState` after every segment.
+    stop_after_iteration : int, optional
+        Interrupt after the segment that reaches this iteration (returns None, None).
+
+    Returns
+    -------
+    final : list of BoltzmannMachine
+        The last iterate, or the mean of the last iterates (``training.average_fraction``).
+    history : dict with per-iteration ``learning_rate``, ``sampling_ms``, ``dkl_sampled_target`` (per
+        network), ``dkl_median`` (median over networks of D_KL(sampled || target) of that iteration's
+        samples), ``averaged_iterations``, and ``timing``.
+    """
+    state = start if isinstance(start, CDState) else fresh_training(start, training)
+    sizes = [bm.n_units for bm in targets]
+    mask = block_diagonal_mask(sizes)
+
+    def factory(sim, W, b, first_iteration):
+        seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
+        return build(sim, settings, [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], fit, mode,
+                     translation_noise, seed)
+
+    statistics = TargetStatistics(targets, settings.neuron.tau_refrac)
+    if not train_cd(factory, statistics, training, state, sim, mask, save=save, progress=progress,
+                    label=f"CD, {mode} noise", stop_after_iteration=stop_after_iteration):
+        return None, None
+    W, b = state.trained(training, mask)
+    history = dict(state.history)
+    history["dkl_median"] = [float(np.median(d)) for d in history["dkl_sampled_target"]]
+    history["averaged_iterations"] = int(round(training.average_fraction * training.iterations))
+    history["timing"] = dict(state.timing)
+    return [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], history
+
+
+def measure_background(sim: ModuleType, config, settings: RunSettings, targets: list, fit: ActivationFit,
+                       mode: str) -> dict:
+    """One run with probes: activation function (ensemble mode), free membrane and input statistics.
+
+    ``config`` is a :class:`cortexsim.protocols.ensemble.EnsembleConfig` (its calibration, probe,
+    burn-in and seed settings are used). Returns ``membrane`` (MembraneStatistics), ``rates_hz`` of
+    the networks' neurons, ``inputs`` (InputStatistics) and, in ensemble mode, the activation sweep
+    (``sweep``, ``p_on``), its fit ``fit`` and the per-source-set ``group_v_p05``/``group_alpha``.
+    """
+    T = config.calibration_ms
+    sweep = fit.v_p05 + np.linspace(-8.0, 8.0, config.calibration_points) * fit.alpha
+    membrane = np.full(config.membrane_probes, fit.v_p05)
+    probes = {"membrane_probes": membrane}
+    if mode == "ensemble":
+        probes["activation_probes"] = np.tile(sweep, (config.calibration_groups, 1))
+    translation = equivalent_noise(settings.background, mode, config.noise)
+    ensemble = build(sim, settings, targets, fit, mode, translation,
+                     derive_seed(config.seed, 4, int(mode == "ensemble")), **probes)
+    poisson_sources = None
+    if mode == "poisson":  # the Poisson background as K independent trains per receptor (rate R / K)
+        K = settings.background.in_degree
+        poisson_sources = sim.Population(2 * K * 10, sim.SpikeSourcePoisson(rate=config.noise.rate_exc / K),
+                                         label="poisson_inputs")
+        poisson_sources.record("spikes")
+    sim.run(config.burn_in_ms + T)
+    t0, t1 = config.burn_in_ms, config.burn_in_ms + T
+    spiketrains = ensemble.spiketrains()
+    segment = ensemble.probes.get_data().segments[-1]
+    v = np.asarray(segment.analogsignals[0].magnitude)
+    step = max(1, int(round(1.0 / config.dt_ms)))  # one sample per ms suffices
+    start = int(round(t0 / config.dt_ms))
+    v = v[start:start + int(5000.0 / config.dt_ms):step]
+    result = {"membrane": membrane_statistics(v, dt_ms=step * config.dt_ms),
+              "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
+    if mode == "ensemble":
+        n_act = config.calibration_points * config.calibration_groups
+        p_on = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in segment.spiketrains[:n_act]]) \
+            * config.neuron.tau_refrac / T
+        p_on = p_on.reshape(config.calibration_groups, config.calibration_points)
+        group_fits = []
+        for row in p_on:
+            try:
+                group_fits.append(fit_activation(sweep, row))
+            except ValueError:
+                continue  # a sweep whose transition lies outside the range; counted below
+        if len(group_fits) < max(1, (config.calibration_groups + 1) // 2):
+            rates = result["rates_hz"]
+            frozen = float(np.mean((rates < 1.0) | (rates > 0.95e3 / config.neuron.tau_refrac)))
+            raise ValueError(f"the activation function under the ensemble background could be fitted for only "
+                             f"{len(group_fits)} of {config.calibration_groups} probe groups; {100 * frozen:.0f} % of "
+                             "the ensemble's neurons are silent or fire at the maximum rate (a frozen, noise-free "
+                             "ensemble): use more networks (n_networks) or another in_degree")
+        v_p05s = np.array([f.v_p05 for f in group_fits])
+        alphas = np.array([f.alpha for f in group_fits])
+        fit_ensemble = ActivationFit(v_p05=float(v_p05s.mean()), alpha=float(np.median(alphas)),
+                                     n_points=int(sum(f.n_points for f in group_fits)))
+        result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble, group_v_p05=v_p05s, group_alpha=alphas)
+        sources = np.hstack([ensemble.sources_exc, ensemble.sources_inh])
+        result["inputs"] = input_statistics(spiketrains, sources, t0, t1)
+    else:
+        trains = list(poisson_sources.get_data("spikes").segments[-1].spiketrains)
+        result["inputs"] = input_statistics(trains, np.arange(len(trains)).reshape(10, -1), t0, t1)
+    sim.end()
+    return result
+
 
 
 @dataclass(frozen=True)
@@ -82,6 +301,10 @@ class EnsembleConfig:
     average_fraction : float
         In [0, 1): trained parameters = mean of the iterates over this last fraction of the
         iterations (Polyak-Ruppert averaging); 0 keeps the last iterate.
+    checkpoint_every : int, optional
+        CD iterations per training segment; a checkpoint is written after each (``resume`` continues
+        from it). Every segment restarts the ensemble from its seeded initial conditions. None: one
+        segment per noise mode (checkpoints only between the protocol's phases).
     learning_rate, schedule, schedule_tau, momentum :
         CD optimizer (eta0; "constant" or "inverse" eta0 tau / (tau + t); tau in iterations; momentum in [0, 1)).
     eval_duration_ms : float
@@ -119,6 +342,7 @@ class EnsembleConfig:
     sampling_ms: float = 1000.0
     sampling_end_ms: float | None = None
     average_fraction: float = 0.0
+    checkpoint_every: int | None = None
     learning_rate: float = 1.0
     schedule: str = "inverse"
     schedule_tau: float = 50.0
@@ -169,9 +393,38 @@ class EnsembleConfig:
         return RunSettings(self.dt_ms, self.burn_in_ms, derive_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
-    def training(self) -> TrainingSettings:
-        return TrainingSettings(self.train_iterations, self.sampling_ms, self.learning_rate, self.schedule,
-                                self.schedule_tau, self.momentum, self.sampling_end_ms, self.average_fraction)
+    def training(self) -> CDSettings:
+        """How the CD engine trains each noise mode."""
+        return CDSettings(iterations=self.train_iterations, sampling_ms=self.sampling_ms,
+                          learning_rate=self.learning_rate, schedule=self.schedule, schedule_tau=self.schedule_tau,
+                          momentum=self.momentum, dt_ms=self.dt_ms, sampling_end_ms=self.sampling_end_ms,
+                          average_fraction=self.average_fraction, checkpoint_every=self.checkpoint_every,
+                          burn_in_ms=self.burn_in_ms)
+
+
+@dataclass
+class EnsembleResult:
+    """Outcome of :func:`run`: the ``results.json`` content (see :func:`run_ensemble`)."""
+
+    data: dict
+
+    def summary(self) -> dict:
+        """Headline figures: median D_KL(sampled || target) per condition (nats) and the ratios."""
+        out = {key: self.data[key]["median"] for key in ("dkl_poisson_untrained", "dkl_poisson_trained",
+                                                         "dkl_ensemble_untrained", "dkl_ensemble_trained")}
+        out["ratio_ensemble_trained_to_poisson_trained"] = self.data["ratio_ensemble_trained_to_poisson_trained"]
+        out["improvement_ensemble_untrained_to_trained"] = self.data["improvement_ensemble_untrained_to_trained"]
+        return out
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return self.data
+
+
+def run(config: EnsembleConfig, out_dir=None, progress: bool = False, resume: bool = False) -> EnsembleResult | None:
+    """The protocol behind ``cortexsim ensemble`` (:func:`run_ensemble`); None if interrupted."""
+    data = run_ensemble(config, out_dir=out_dir, progress=progress, resume=resume)
+    return None if data is None else EnsembleResult(data)
 
 
 def quartiles(values) -> dict:
@@ -183,16 +436,35 @@ def quartiles(values) -> dict:
 
 
 def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
-                 poisson_fit: ActivationFit | None = None) -> dict:
+                 poisson_fit: ActivationFit | None = None, resume: bool = False,
+                 stop_after_iteration: int | None = None) -> dict | None:
     """Run the protocol (see the module docstring); returns the ``results.json`` content.
 
     ``poisson_fit`` (the activation function under Poisson noise) is calibrated (cached) if not given.
+    With ``out_dir``, a checkpoint is written after every phase (evaluations, and training segments,
+    see ``checkpoint_every``); ``resume`` continues a killed run from it. The background measurements
+    are repeated on resumption (they are seeded, so they give the same result). ``stop_after_iteration``
+    interrupts the first training that reaches it (returns None), for tests of resumption.
     """
+    if resume and out_dir is None:
+        raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     tic_total = time.perf_counter()
     say = logger.info if progress else (lambda *a, **k: None)
     sim = load_backend(config.backend)
     settings = config.run_settings()
     targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(config.n_networks)]
+    if resume:
+        state = load_checkpoint(out_dir, "ensemble")
+        if state["config"] != config_to_dict(config):
+            raise ValueError("the checkpoint was written with another config; resume with the same settings")
+    else:
+        state = {"task": "ensemble", "config": config_to_dict(config), "evaluations": {}, "training": {},
+                 "trained": {}, "histories": {}}
+
+    def save() -> None:
+        if out_dir is not None:
+            save_checkpoint(output_dir(out_dir), state)
+
     calibration = CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
                                     noise=config.noise, dt_ms=config.dt_ms)
     poisson_fit = poisson_fit or calibrate(calibration, progress=progress).fit
@@ -208,23 +480,42 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
         f"mean rate {source_rate:.1f} Hz")
     modes = {"poisson": (poisson_fit, config.noise), "ensemble": (ensemble_fit, ensemble_noise)}
-    evaluations, histories, trained = {}, {}, {}
+    evaluations, histories = state["evaluations"], state["histories"]
     for index, (mode, (fit, noise)) in enumerate(modes.items()):
         tic = time.perf_counter()
-        evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
-                                                    config.eval_duration_ms, derive_seed(config.seed, 5, index))
+        if f"{mode}_untrained" not in evaluations:
+            evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
+                                                        config.eval_duration_ms, derive_seed(config.seed, 5, index))
+            save()
         say(f"{mode} untrained: median D_KL {np.median(evaluations[f'{mode}_untrained']['dkl_sampled_target']):.4f}")
-        trained[mode], histories[mode] = train(sim, settings, config.training(), targets, targets, fit, mode, noise,
-                                               derive_seed(config.seed, 6, index), progress)
-        evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained[mode], targets, fit, mode, noise,
-                                                  config.eval_duration_ms, derive_seed(config.seed, 7, index))
+        if mode not in state["trained"]:
+            start = CDState.from_dict(state["training"][mode]) if mode in state["training"] else targets
+
+            def save_training(cd: CDState, mode=mode) -> None:
+                state["training"][mode] = cd.to_dict()
+                save()
+
+            bms, history = train(sim, settings, config.training(), targets, start, fit, mode, noise,
+                                 derive_seed(config.seed, 6, index), progress, save=save_training,
+                                 stop_after_iteration=stop_after_iteration)
+            if bms is None:
+                return None
+            state["trained"][mode], histories[mode] = [bm.to_dict() for bm in bms], history
+            save()
+        trained = [BoltzmannMachine.from_dict(d) for d in state["trained"][mode]]
+        if f"{mode}_trained" not in evaluations:
+            evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained, targets, fit, mode, noise,
+                                                      config.eval_duration_ms, derive_seed(config.seed, 7, index))
+            save()
         say(f"{mode} trained: median D_KL {np.median(evaluations[f'{mode}_trained']['dkl_sampled_target']):.4f}")
         timings[f"{mode}_s"] = time.perf_counter() - tic
     timings["total_s"] = time.perf_counter() - tic_total
+    trained = {mode: [BoltzmannMachine.from_dict(d) for d in bms] for mode, bms in state["trained"].items()}
     results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
                          evaluations, histories, trained, targets, timings)
     if out_dir is not None:
-        _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit)
+        _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit,
+                       chip_booking(sim))
     return results
 
 
@@ -264,40 +555,16 @@ def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_pois
     }
 
 
-def _plot_dkl(dkl: dict, path, title: str):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(8.0, 4.5))
-    FigureCanvasAgg(fig)
-    ax = fig.add_subplot()
-    labels = list(dkl)
-    ax.boxplot([np.asarray(dkl[k], dtype=float) for k in labels], showfliers=False)
-    for i, key in enumerate(labels, start=1):
-        values = np.asarray(dkl[key], dtype=float)
-        jitter = np.random.default_rng(i).uniform(-0.15, 0.15, values.size)  # plotting only
-        ax.plot(i + jitter, values, ".", alpha=0.5, color=f"C{i}")
-    ax.set_xticks(range(1, len(labels) + 1), [k.replace("_", "\n") for k in labels])
-    ax.set_yscale("log")
-    ax.set_ylabel("D_KL(sampled || target) per network (nats)")
-    ax.set_title(title, fontsize=9)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    return path
-
-
-def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories, poisson_fit) -> None:
+def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories, poisson_fit,
+                   chip: dict | None = None) -> None:
     config = results["config"]
     dkl = {key: evaluations[key]["dkl_sampled_target"] for key in
            ("poisson_untrained", "poisson_trained", "ensemble_untrained", "ensemble_trained")}
     files = {
-        "dkl_distributions": _plot_dkl(dkl, out / "dkl_distributions.png",
-                                       f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
-                                       f"{config['train_iterations']} CD iterations, "
-                                       f"eval {config['eval_duration_ms']:g} ms"),
+        "dkl_distributions": plot_value_distributions(
+            dkl, out / "dkl_distributions.png", "D_KL(sampled || target) per network (nats)",
+            title=f"{config['n_networks']} networks x {config['n_neurons']} neurons, "
+                  f"{config['train_iterations']} CD iterations, eval {config['eval_duration_ms']:g} ms"),
         "background": plot_background({"poisson": bg_poisson["inputs"], "ensemble": bg_ensemble["inputs"]},
                                       {"poisson": bg_poisson["membrane"], "ensemble": bg_ensemble["membrane"]},
                                       out / "background.png", title="background: Poisson vs ensemble"),
@@ -310,5 +577,4 @@ def _write_outputs(results, out, bg_poisson, bg_ensemble, evaluations, histories
                                         out / "training.png", ylabel="median D_KL per iteration's samples", logy=True),
     }
     results["files"] = {name: str(path.name) for name, path in files.items()}
-    write_json_atomic(out / "config.json", config)
-    write_json_atomic(out / "results.json", results)
+    write_results(out, results, config, chip)

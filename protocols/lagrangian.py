@@ -16,7 +16,6 @@ presentation time gets the same total plasticity per pattern.
 from __future__ import annotations
 
 import logging
-import json
 import math
 import platform
 import time
@@ -25,11 +24,14 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.results import write_results
+
+from ..analysis.plots import plot_curve_panels
 from ..models import datasets
 from ..models.latent_equilibrium import LatentEquilibrium, LEParameters
 from ..models.layered import LayeredNetwork, linear, logistic
 
-__all__ = ["LagrangianConfig", "LagrangianResult", "run_lagrangian", "TASKS"]
+__all__ = ["LagrangianConfig", "LagrangianResult", "run", "run_lagrangian", "task_defaults", "TASKS"]
 
 logger = logging.getLogger(__name__)
 
@@ -43,18 +45,18 @@ class LagrangianConfig:
 
     Attributes
     ----------
-    task : str
-        "bars" (9-H-3), "yinyang" (4-H-3) or "digits" (64-H-10).
+    task : {"bars", "yinyang", "digits"}
+        Bars (9-H-3), Yin-Yang (4-H-3) or digits (64-H-10).
     t_pres : float
         Presentation time per pattern in ms (> 0).
     seed : int
         First seed; network k uses seed + k for weights, data and order.
     n_seeds : int
         Number of networks trained side by side (>= 1).
-    dynamics : str
-        "latent_equilibrium" (prospective read-out) or "original" (membrane read-out).
-    errors : str
-        "direct" or "microcircuit" (interneurons and apical dendrites carry hidden errors).
+    dynamics : {"latent_equilibrium", "original"}
+        Prospective read-out (Latent Equilibrium) or membrane read-out (the original dynamics).
+    errors : {"direct", "microcircuit"}
+        Errors computed directly, or carried by interneurons and apical dendrites (microcircuit).
     tau : float
         Membrane time constant in ms.
     hidden : int
@@ -168,7 +170,12 @@ class LagrangianResult:
     versions: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return asdict(self) | {"summary": self.summary()}
+
     def summary(self) -> dict:
+        """Headline figures: real-time and settled test accuracy over the seeds."""
         rt = np.asarray(self.realtime_test_accuracy)
         st = np.asarray(self.settled_test_accuracy)
         return {"realtime_mean": float(rt.mean()), "realtime_std": float(rt.std(ddof=1)) if rt.size > 1 else 0.0,
@@ -222,6 +229,11 @@ def realtime_accuracy(sim: LatentEquilibrium, xs: np.ndarray, labels: np.ndarray
     return correct / xs.shape[1]
 
 
+def run(cfg: LagrangianConfig, out_dir: str | Path | None = None, progress: bool = False) -> LagrangianResult:
+    """The protocol behind ``cortexsim lagrangian`` (:func:`run_lagrangian`)."""
+    return run_lagrangian(cfg, out_dir, progress)
+
+
 def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None,
                    progress: bool = False) -> LagrangianResult:
     """Train ``cfg.n_seeds`` networks in real time; optionally write results.json and a figure."""
@@ -260,34 +272,21 @@ def run_lagrangian(cfg: LagrangianConfig, out_dir: str | Path | None = None,
                               train_accuracy=train_acc, curve_epochs=curve_epochs, curve_realtime_accuracy=curve_acc,
                               wall_time_s=time.perf_counter() - start, versions=versions())
     if out_dir is not None:
-        write_result(result, Path(out_dir))
+        write_result(result, Path(out_dir), cfg)
     return result
 
 
-def write_result(result: LagrangianResult, out_dir: Path) -> None:
-    """Write results.json and learning_curve.png into ``out_dir``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+def write_result(result: LagrangianResult, out_dir: Path, config: LagrangianConfig | None = None) -> None:
+    """Write results.json (and config.json) and learning_curve.png into ``out_dir``."""
     acc = np.asarray(result.curve_realtime_accuracy)
-    for k, seed in enumerate(result.seeds):
-        ax.plot(result.curve_epochs, 100 * acc[:, k], marker=".", label=f"seed {seed}")
     cfg = result.config
-    ax.set(xlabel="epoch", ylabel="real-time test accuracy (%)", ylim=(0, 102),
-           title=f"{cfg['task']}, {cfg['dynamics']}, t_pres = {cfg['t_pres']} ms")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    fig.savefig(out_dir / "learning_curve.png", dpi=120)
-    plt.close(fig)
+    label = "real-time test accuracy (%)"
+    plot_curve_panels(result.curve_epochs, {label: {f"seed {seed}": 100 * acc[:, k]
+                                                    for k, seed in enumerate(result.seeds)}},
+                      Path(out_dir) / "learning_curve.png", xlabel="epoch", ylim={label: (0, 102)},
+                      title=f"{cfg['task']}, {cfg['dynamics']}, t_pres = {cfg['t_pres']} ms")
     result.files = ["results.json", "learning_curve.png"]
-    payload = asdict(result) | {"summary": result.summary()}
-    tmp = out_dir / "results.json.tmp"
-    tmp.write_text(json.dumps(payload, indent=2))
-    tmp.replace(out_dir / "results.json")
+    write_results(out_dir, result.to_dict(), config)
 
 
 def task_defaults(task: str) -> dict:

@@ -31,9 +31,9 @@ import numpy as np
 
 from cortexsim.models.latent_equilibrium import LatentEquilibrium, LEParameters
 from cortexsim.models.layered import LayeredNetwork, hard_sigmoid, linear
-from cortexsim.results import library_versions, machine_info, write_json_atomic
+from cortexsim.results import library_versions, machine_info, write_results
 
-__all__ = ["ImageLagrangianConfig", "ImageLagrangianResult", "run_lagrangian_images", "IMAGE_TASKS",
+__all__ = ["ImageLagrangianConfig", "ImageLagrangianResult", "run", "run_lagrangian_images", "IMAGE_TASKS",
            "IMAGE_DYNAMICS"]
 
 logger = logging.getLogger(__name__)
@@ -48,12 +48,12 @@ class ImageLagrangianConfig:
 
     Attributes
     ----------
-    task : str
-        "mnist" or "fashion".
+    task : {"mnist", "fashion"}
+        MNIST or Fashion-MNIST.
     seed : int
         Seed of the initial weights and the presentation order.
-    dynamics : str
-        "latent_equilibrium", "original" or "backprop".
+    dynamics : {"latent_equilibrium", "original", "backprop"}
+        Latent Equilibrium, the original dynamics, or plain backprop of the same network (the reference).
     sizes : tuple of int
         Layer sizes, input first (784-300-100-10 in Haider et al. 2021).
     tau : float
@@ -154,6 +154,10 @@ class ImageLagrangianResult:
     machine: dict = field(default_factory=dict)
     files: list = field(default_factory=list)
 
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return asdict(self) | {"summary": self.summary()}
+
     def summary(self) -> dict:
         return {"test_accuracy": self.test_accuracy, "settled_test_accuracy": self.settled_test_accuracy,
                 "epochs": self.config["epochs"], "wall_time_s": self.wall_time_s}
@@ -244,5 +248,11 @@ def run_lagrangian_images(cfg: ImageLagrangianConfig, out_dir: str | Path | None
                             out / "learning_curve.png", ylabel=f"{which} accuracy (%)", xlabel="epoch",
                             title=f"{cfg.task}, {cfg.dynamics}, tau {cfg.tau} ms, t_pres {cfg.presentation} ms")
         result.files = ["results.json", "learning_curve.png"]
-        write_json_atomic(out / "results.json", asdict(result) | {"summary": result.summary()})
+        write_results(out, result.to_dict(), cfg)
     return result
+
+
+def run(cfg: ImageLagrangianConfig, out_dir: str | Path | None = None, progress: bool = False
+        ) -> ImageLagrangianResult:
+    """The protocol behind ``cortexsim lagrangian --task mnist|fashion`` (:func:`run_lagrangian_images`)."""
+    return run_lagrangian_images(cfg, out_dir, progress)

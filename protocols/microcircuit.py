@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from cortexsim.analysis.plots import plot_curve_panels
 from cortexsim.models import datasets
 from cortexsim.models.layered import LayeredNetwork, angle_degrees, linear, logistic, soft_relu
 from cortexsim.models.microcircuit.batched import READOUTS, BatchedMicrocircuit
@@ -26,9 +27,9 @@ from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, Microc
 from cortexsim.models.microcircuit.steady_state import steady_state, train_epoch
 from cortexsim.protocols.microcircuit_training import (CheckpointTimer, FullSchedule, load_checkpoint,
                                                        save_checkpoint, train_backprop_epoch, train_full_epoch)
-from cortexsim.results import write_json_atomic
+from cortexsim.results import output_dir, write_results
 
-__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "IMAGE_TASKS", "run_microcircuit",
+__all__ = ["MicrocircuitConfig", "MicrocircuitResult", "TASKS", "IMAGE_TASKS", "run", "run_microcircuit",
            "teacher_student_data", "image_data"]
 
 logger = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ N_VALIDATION = 10_000
 #: are 0.03-0.4 of the backprop gradient (so the hidden rates must be large), while any change of the
 #: output weights breaks the self-predicting state of the top interneurons faster than W_IP can follow
 #: (both learn from the same non-centred rates r_2, so they share one stability bound); the free-phase
-#: apical residual (|v_A| ~ 0.3 within 50 batches) then dwarfs the error part (~0.01) and the large
+#: apical residual (abs(v_A) ~ 0.3 within 50 batches) then dwarfs the error part (~0.01) and the large
 #: hidden rates amplify it. Backprop of the same network learns (validation 88 % after 4000 images).
 MNIST_ETA = {
     1: ((2e-5,), (), ()),
@@ -100,11 +101,11 @@ class MicrocircuitConfig:
     ----------
     seed : int
         Seed of data, initial weights and presentation order (required).
-    task : str
-        "sps" (learn the self-predicting state from random weights, forward plasticity off),
-        "teacher" (30-50-10 student learns a 30-20-10 soft-ReLU teacher), "yinyang", "digits".
-    dynamics : str
-        "steady" (fixed point per pattern) or "full" (time-continuous numpy twin, dt from ``g``-params).
+    task : {"sps", "teacher", "yinyang", "digits", "mnist", "fashion"}
+        sps: learn the self-predicting state from random weights (forward plasticity off); teacher:
+        30-50-10 student learns a 30-20-10 soft-ReLU teacher; yinyang; digits; MNIST; Fashion-MNIST.
+    dynamics : {"steady", "full"}
+        steady: fixed point per pattern; full: time-continuous numpy twin (dt from ``g``-params).
     sizes : tuple of int or None
         Layer sizes, input first.
     epochs : int or None
@@ -117,8 +118,9 @@ class MicrocircuitConfig:
         (a free phase, then a nudged phase).
     eta_up, eta_ip, eta_pi : tuple of float or None
         Learning rates (1/ms) of forward, interneuron and interneuron-to-pyramidal weights.
-    topdown : str or None
-        "fixed", "transposed" or "learned" (learned uses ``eta_pi`` as its rate).
+    topdown : {"fixed", "fixed-random", "transposed", "learned"}
+        Top-down weights: fixed random ("fixed-random" is the same as "fixed"), the transpose of the
+        forward weights, or learned (with ``eta_pi`` as its rate); None: the task's default.
     g_som : float
         Output nudging conductance (1/ms).
     noise : float
@@ -146,11 +148,11 @@ class MicrocircuitConfig:
         ``decay_factor`` (annealing; 1 = never). Fraction in (0, 1].
     decay_factor : float
         Annealing factor in (0, 1].
-    interneuron_plasticity : str
-        "always" or "free_phase" (see ``MicrocircuitParams``); only matters for "full" dynamics (the
-        steady-state variant always trains W_IP and W_PI on the free fixed point).
-    learning : str
-        "microcircuit" or "backprop" (plain mini-batch backprop of the equivalent feed-forward network,
+    interneuron_plasticity : {"always", "free_phase"}
+        Lateral weights learn always or only in free phases (see ``MicrocircuitParams``); only matters
+        for "full" dynamics (the steady-state variant always trains W_IP and W_PI on the free fixed point).
+    learning : {"microcircuit", "backprop"}
+        The microcircuit, or "backprop" (plain mini-batch backprop of the equivalent feed-forward network,
         same architecture, initial weights, data order, batch size, epochs and annealing; the reference).
     backprop_lr : tuple of float or None
         Backprop's learning rates per sample, one per weight layer (None: task default).
@@ -158,7 +160,7 @@ class MicrocircuitConfig:
         MNIST / Fashion-MNIST: train on all but the last 10,000 images of the fixed shuffled training set
         and report accuracy on those 10,000 (the split used to choose hyperparameters); the test set
         is not touched.
-    readout : str
+    readout : {"membrane", "prospective"}
         Full dynamics: "membrane" (rates from somatic potentials) or "prospective" (Latent-Equilibrium
         style, see :mod:`cortexsim.models.microcircuit.batched`).
     free_ms, nudge_ms : float or None
@@ -203,7 +205,7 @@ class MicrocircuitConfig:
     decay_factor: float = 0.1
     interneuron_plasticity: str = "always"
     learning: str = "microcircuit"
-    backprop_lr: float | None = None
+    backprop_lr: tuple | None = None
     validation: bool = False
     readout: str = "membrane"
     free_ms: float | None = None
@@ -217,6 +219,8 @@ class MicrocircuitConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+        if self.topdown == "fixed-random":
+            object.__setattr__(self, "topdown", "fixed")
         if self.dynamics not in ("steady", "full"):
             raise ValueError(f"dynamics must be 'steady' or 'full', got {self.dynamics!r}")
         if self.learning not in LEARNING:
@@ -306,6 +310,14 @@ class MicrocircuitResult:
     versions: dict = field(default_factory=dict)
     figures: list = field(default_factory=list)
     wall_time_s: float = 0.0
+
+    def summary(self) -> dict:
+        """Headline figures: the final test measures (accuracy, loss or apical norm)."""
+        return {key: value for key, value in self.final.items() if isinstance(value, (int, float))}
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
+        return asdict(self)
 
 
 def teacher_student_data(n_samples: int, seed: int, teacher_seed: int = 12345):
@@ -444,26 +456,20 @@ def _versions() -> dict:
 
 
 def _plot(result: MicrocircuitResult, out_dir: Path) -> list:
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     keys = [k for k in ("test_accuracy", "test_loss", "apical_norm") if k in result.curve[0]]
-    fig, axes = plt.subplots(1, len(keys), figsize=(4.5 * len(keys), 3.5), squeeze=False)
     epochs = [row["epoch"] for row in result.curve]
-    for ax, key in zip(axes[0], keys):
-        ax.plot(epochs, [row[key] for row in result.curve], marker=".")
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key.replace("_", " "))
-        if key == "apical_norm":
-            ax.set_yscale("log")
-    fig.suptitle(f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
-                 f"seed {result.config['seed']})")
-    fig.tight_layout()
-    path = out_dir / "learning_curve.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return [str(path)]
+    panels = {key.replace("_", " "): {key: [row[key] for row in result.curve]} for key in keys}
+    path = plot_curve_panels(epochs, panels, out_dir / "learning_curve.png", xlabel="epoch", logy=("apical norm",),
+                             title=f"microcircuit {result.config['task']} ({result.config['dynamics']} dynamics, "
+                                   f"seed {result.config['seed']})")
+    return [Path(path).name]
+
+
+def run(cfg: MicrocircuitConfig, out_dir: str | Path | None = None, progress: bool = False,
+        resume: bool = False) -> MicrocircuitResult:
+    """The protocol behind ``cortexsim microcircuit`` (:func:`run_microcircuit`); ``resume`` continues from
+    ``out_dir/checkpoint.npz`` (as ``cfg.resume``)."""
+    return run_microcircuit(replace(cfg, resume=True) if resume else cfg, out_dir, progress)
 
 
 class _Trainer:
@@ -615,15 +621,16 @@ def run_microcircuit(cfg: MicrocircuitConfig, out_dir: str | Path | None = None,
         result.final["analytic_sps_max_abs_apical"] = analytic_sps_apical(weights, params, test.x[:5])
     result.wall_time_s = elapsed_before + time.perf_counter() - start
     if out_dir is not None:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        out_dir = output_dir(out_dir)
         result.figures = _plot(result, out_dir)
-        write_json_atomic(out_dir / "results.json", asdict(result))
+        write_results(out_dir, result.to_dict(), cfg)
     return result
 
 
 def analytic_sps_apical(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.ndarray,
                         steps_per_pattern: int = 1000) -> float:
-    """Largest |v_A| after the numpy twin (no plasticity, no noise) settles in the analytic SPS."""
+    """Largest absolute apical potential v_A after the numpy twin (no plasticity, no noise) settles in the
+    analytic SPS."""
     frozen = replace(params, noise=0.0, eta_up=(), eta_ip=(), eta_pi=(), eta_down=())
     model = NumpyMicrocircuit(self_predicting_weights(weights, frozen), frozen)
     worst = 0.0

@@ -15,23 +15,21 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.config import config_to_dict
-from cortexsim.results import (library_versions, machine_info, output_dir, save_spiketrains,
-                               write_json_atomic)
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.results import library_versions, machine_info, output_dir, save_spiketrains, write_results
 
 from ..analysis import plots
 from ..analysis.divergence import dkl_both, dkl_over_time
 from ..analysis.spike_statistics import cv_isi, firing_rates_hz
 from ..analysis.states import (discrete_samples, joint_distribution, joint_distribution_over_time,
                                sample_distribution)
-from ..backends.registry import backend_info, check_dt, load_backend
+from ..backends.registry import backend_info, check_dt, chip_booking, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
-from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .progress import run_with_progress
 
-__all__ = ["SamplingConfig", "SamplingResult", "sample", "log_checkpoints"]
+__all__ = ["SamplingConfig", "SamplingResult", "run", "sample", "log_checkpoints"]
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +60,9 @@ class SamplingConfig:
         Points of the D_KL-over-time curve (log-spaced).
     raster_ms : float
         Length of the raster plot window (ms).
+    bm_file : str, optional
+        JSON file ``{"W": [[...]], "b": [...]}`` with the Boltzmann machine to sample from (its size
+        overrides ``n_neurons``); None: a random BM ``random_bm(n_neurons, seed)``.
     """
 
     seed: int
@@ -74,6 +75,7 @@ class SamplingConfig:
     noise: NoiseParameters = DEFAULT_NOISE
     n_checkpoints: int = 30
     raster_ms: float = 500.0
+    bm_file: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -119,7 +121,13 @@ class SamplingResult:
     files: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """JSON-serialisable summary (written as ``results.json``)."""
+        """Headline figures: both D_KL directions (nats) after ``duration_ms``."""
+        return {"dkl_sampled_target": self.dkl_sampled_target, "dkl_target_sampled": self.dkl_target_sampled,
+                "n_neurons": self.bm.n_units, "backend": self.config.backend,
+                "duration_ms": self.config.duration_ms, "simulation_time_s": self.simulation_time_s}
+
+    def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
         return {
             "dkl_sampled_target": self.dkl_sampled_target,
             "dkl_target_sampled": self.dkl_target_sampled,
@@ -148,6 +156,12 @@ def log_checkpoints(duration_ms: float, n: int, first_ms: float = 100.0) -> np.n
     """``n`` log-spaced times from ``min(first_ms, duration_ms)`` to ``duration_ms`` (ms)."""
     first = min(first_ms, duration_ms)
     return np.unique(np.geomspace(first, duration_ms, n))
+
+
+def run(config: SamplingConfig, out_dir: str | Path | None = None, progress: bool = False) -> SamplingResult:
+    """The protocol behind ``cortexsim sample``: :func:`sample` from ``config.bm_file`` or a random BM."""
+    bm = BoltzmannMachine.from_json(config.bm_file) if config.bm_file is not None else None
+    return sample(config, bm=bm, out_dir=out_dir, progress=progress)
 
 
 def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: ActivationFit | None = None,
@@ -207,14 +221,13 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
         _write_outputs(result, Path(out_dir))
     result.wall_time_s = time.perf_counter() - start
     if out_dir is not None:
-        write_json_atomic(Path(out_dir) / "results.json", result.summary())
+        write_results(out_dir, result.to_dict(), config, chip_booking(sim))
     return result
 
 
 def _write_outputs(result: SamplingResult, out: Path) -> None:
     out = output_dir(out)
     config = result.config
-    write_json_atomic(out / "config.json", config_to_dict(config))
     files = {
         "distributions": plots.plot_distributions(
             result.p_target, result.p_sampled, out / "distributions.png",

@@ -42,15 +42,15 @@ from types import ModuleType
 import numpy as np
 
 from cortexsim.config import config_to_dict
-from cortexsim.results import library_versions, machine_info, output_dir
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
 
 from ..analysis.compare import CORRECTIONS, StatisticsSettings, compare_groups, population_statistics
 from ..backends.registry import installed_backends, known_backends, load_backend
 from .validation_runs import BackendRun, ModelError, SeededSimulator, collect_run, identical_repeats
 
 __all__ = ["Alteration", "ValidationConfig", "ValidationResult", "ModelError", "load_model", "run_backend",
-           "validate", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE", "EXIT_NOTHING_TO_COMPARE",
-           "EXIT_UNSEEDED", "RECOMMENDED_REPEATS"]
+           "run", "validate", "report_lines", "EXIT_AGREE", "EXIT_DIFFER", "EXIT_INCOMPLETE",
+           "EXIT_NOTHING_TO_COMPARE", "EXIT_UNSEEDED", "RECOMMENDED_REPEATS"]
 
 logger = logging.getLogger(__name__)
 
@@ -117,12 +117,16 @@ class ValidationConfig:
         Integration step (ms), > 0.
     alpha : float
         Family-wise error rate (Holm) or false discovery rate (Benjamini-Hochberg), in (0, 1).
-    correction : str
-        "holm" or "benjamini-hochberg".
+    correction : {"holm", "benjamini-hochberg"}
+        Multiple-comparison correction.
     statistics : StatisticsSettings
         Windows and bins of the statistics (ms).
     alterations : tuple of Alteration
-        Test hook: parameter changes applied on one backend only.
+        Test hook: parameter changes applied on one backend only (also given as dicts or as text
+        ``BACKEND:PARAM=FACTOR``).
+    model : str, optional
+        The model: a Python file or an importable module defining ``build(sim)`` (what :func:`run`
+        validates; :func:`validate` takes it as an argument instead).
     """
 
     seed: int
@@ -135,6 +139,7 @@ class ValidationConfig:
     correction: str = "holm"
     statistics: StatisticsSettings = field(default_factory=StatisticsSettings)
     alterations: tuple = ()
+    model: str | None = None
 
     def __post_init__(self):
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -160,7 +165,8 @@ class ValidationConfig:
             raise ValueError(f"alpha must lie in (0, 1), got {self.alpha!r}")
         if self.correction not in CORRECTIONS:
             raise ValueError(f"correction must be one of {CORRECTIONS}, got {self.correction!r}")
-        alterations = tuple(self.alterations)
+        alterations = tuple(Alteration(**a) if isinstance(a, dict) else Alteration.parse(a) if isinstance(a, str)
+                            else a for a in self.alterations)
         object.__setattr__(self, "alterations", alterations)
         for alteration in alterations:
             if not isinstance(alteration, Alteration):
@@ -322,7 +328,14 @@ class ValidationResult:
     def n_differ(self) -> int:
         return sum(c.verdict == "differ" for c in self.comparisons)
 
+    def summary(self) -> dict:
+        """Headline figures: the verdict, statistics compared and found different, backend statuses."""
+        data = self.to_dict()
+        return {"verdict": data["verdict"], "n_compared": data["n_compared"], "n_differ": self.n_differ,
+                **{f"{name}_status": run.status for name, run in self.backends.items()}}
+
     def to_dict(self) -> dict:
+        """Everything, as ``results.json`` holds it."""
         return {"model": self.model, "model_parameters": self.model_parameters, "config": config_to_dict(self.config),
                 "duration_ms": self.duration_ms, "transient_ms": self.transient_ms,
                 "verdict": self.verdict, "exit_code": self.exit_code, "n_differ": self.n_differ,
@@ -331,6 +344,17 @@ class ValidationResult:
                 "backends": {name: run.to_dict() for name, run in self.backends.items()},
                 "summaries": self.summaries, "comparisons": [vars(c) for c in self.comparisons],
                 "files": self.files, "versions": self.versions, "machine": self.machine}
+
+
+def run(config: ValidationConfig, out_dir=None, progress: bool = False) -> ValidationResult:
+    """The protocol behind ``cortexsim validate MODEL``: :func:`validate` of ``config.model``.
+
+    The command's exit code is the result's ``exit_code`` (0 agree, 1 differ, 3 incomplete or nothing
+    to compare, 4 identical repeats); bad input exits with 2 before anything runs.
+    """
+    if config.model is None:
+        raise ValueError("model must name a Python file or module defining build(sim)")
+    return validate(config.model, config, out_dir=out_dir, progress=progress)
 
 
 def _check_backends_installed(backends) -> None:
@@ -419,4 +443,28 @@ def validate(model, config: ValidationConfig, out_dir=None, progress: bool = Fal
         rasters = {b: {p: rec.spiketrains for p, rec in runs[b].runs[0].items()} for b in summaries}
         write_report(out, report, rasters, (transient, duration))
         result.files = {"html": str(out / "report.html"), "json": str(out / "report.json")}
+        write_results(out, result.to_dict(), config)
     return result
+
+
+def report_lines(result: ValidationResult) -> list[str]:
+    """What ``cortexsim validate`` prints: each backend's status, each comparison, the verdict.
+
+    Examples
+    --------
+    >>> for line in report_lines(result):  # doctest: +SKIP
+    ...     print(line)
+    """
+    lines = []
+    for name, backend_run in result.backends.items():
+        lines.append(f"{name}: {backend_run.status}" + (f" ({backend_run.message})" if backend_run.message else ""))
+        lines += [f"{name}: note: {note}" for note in backend_run.notes]
+    lines += [f"{c.population:>14s} {c.statistic:>12s} {c.group_a} vs {c.group_b}: {c.verdict:8s} "
+              f"{c.mean_a:10.4g} vs {c.mean_b:10.4g}  g = {c.hedges_g:7.2f}  p_adj = {c.p_adjusted:.3g}"
+              for c in result.comparisons]
+    if result.silent_populations:
+        lines.append(f"not compared (no spikes on any backend): {', '.join(result.silent_populations)}")
+    if result.detectable.get("statement"):
+        lines.append(result.detectable["statement"])
+    lines.append(f"{result.verdict}; report: {result.files.get('html', '-')}")
+    return lines

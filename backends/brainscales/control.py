@@ -49,8 +49,8 @@ def select_chip(**options) -> ChipSelection:
     ChipSelection
         The previous booking (pass ``**dataclasses.asdict(previous)`` to restore it).
 
-    Example
-    -------
+    Examples
+    --------
     >>> previous = sim.select_chip(chip_seed=5, calibration="auto")
     >>> train_target(TargetTrainingConfig(seed=1, backend="brainscales"))   # every setup: chip 5
     """

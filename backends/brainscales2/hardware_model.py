@@ -15,6 +15,7 @@ Time
 Voltages
     A hardware voltage V_hw in [0, 1.2] V (the CapMem range) maps linearly onto the biological range
     [-100, -10] mV: ``V_bio = -100 mV + 75 mV/V * V_hw`` (13.3 mV on chip per biological mV).
+
     * threshold: ``V_hw = code / 1022 * 1.2 V``;
     * leak and reset pass a source follower (gain 0.68, offset 0.19 V; clipped at 0 V):
       ``V_hw = max(code * 0.8 mV - 0.19 V, 0)``, so the documented leak range 300 .. 1000 spans

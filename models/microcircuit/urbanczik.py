@@ -31,8 +31,7 @@ from cortexsim.seeds import derive_rng
 
 __all__ = ["UrbanczikNeuronParams", "UrbanczikConfig", "UrbanczikResult", "frozen_input_pattern",
            "teacher_conductances", "phi", "h", "dendritic_prediction", "matching_potential",
-           "weight_update_scale", "prediction_error_per_repetition", "error_fall_ratio", "repetition_noise",
-           "plot_error_curves"]
+           "weight_update_scale", "prediction_error_per_repetition", "error_fall_ratio", "repetition_noise"]
 
 
 def _require(condition: bool, message: str) -> None:
@@ -335,37 +334,3 @@ def repetition_noise(errors: np.ndarray) -> float:
     if errors.ndim != 1 or errors.size < 3:
         raise ValueError(f"errors must be a 1-d curve with >= 3 repetitions, got shape {errors.shape}")
     return float(np.std(np.diff(errors), ddof=1) / np.sqrt(2.0))
-
-
-def plot_error_curves(results: list[UrbanczikResult], path, reference: dict | None = None) -> None:
-    """One figure of the RMS dendritic prediction error per repetition (PNG at ``path``).
-
-    Results are grouped by ``simulator``: every run is a thin line, the mean over a simulator's runs a
-    thick one. ``reference`` (optional) is ``{"first_mV", "last_mV", "repetitions", "label"}``.
-    """
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    groups: dict[str, list[np.ndarray]] = {}
-    for res in results:
-        groups.setdefault(res.simulator, []).append(res.errors_rms)
-    fig, ax = plt.subplots(figsize=(7, 4))
-    for colour, (name, curves) in zip(("tab:blue", "tab:orange", "tab:green", "tab:red"), groups.items()):
-        for curve in curves:
-            ax.plot(np.arange(1, curve.size + 1), curve, color=colour, lw=0.6, alpha=0.45)
-        if len({c.size for c in curves}) == 1:
-            mean = np.mean(curves, axis=0)
-            ax.plot(np.arange(1, mean.size + 1), mean, color=colour, lw=2.2,
-                    label=f"{name}, mean of {len(curves)} seed(s)")
-    if reference:
-        ax.plot([1, reference["repetitions"]], [reference["first_mV"], reference["last_mV"]], "k*", ms=10,
-                label=reference.get("label", "reference"))
-    ax.set_xlabel("repetition of the input pattern (teacher on)")
-    ax.set_ylabel(r"RMS of $V_w^\ast - U_M$ (mV)")
-    ax.set_title("Urbanczik & Senn 2014 Fig. 1B: dendritic prediction error")
-    ax.set_ylim(bottom=0)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)

@@ -1,7 +1,8 @@
 """Urbanczik-Senn learning written as Brian2 equations (spiking two-compartment neuron).
 
 The same model as NEST's ``pp_cond_exp_mc_urbanczik`` + ``urbanczik_synapse`` (see
-:mod:`.urbanczik` for the maths), expressed as one ``NeuronGroup`` and one ``Synapses`` object:
+:mod:`cortexsim.models.microcircuit.urbanczik` for the maths), expressed as one ``NeuronGroup`` and one
+``Synapses`` object:
 
 * the neuron integrates soma, dendrite, dendritic current and the teacher's conductances
   (first-order low-pass of the target conductances, a ``TimedArray``); it spikes with probability

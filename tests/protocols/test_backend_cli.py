@@ -1,12 +1,14 @@
 """``--chip``, ``--chip-seed`` and ``--chip-calibration``: the CLI books the chip that the subcommand's
-protocol then runs on (``sample`` and ``train-cd`` on ``--backend brainscales``)."""
+protocol then runs on (``sample`` and ``train-cd`` on ``--backend brainscales``), and the protocol
+records it in its results.json (through the CLI and through the Python API)."""
 
 from dataclasses import asdict
 
 import pytest
 
 import cortexsim.cli as cli
-import cortexsim.commands as commands
+import cortexsim.protocols.cd_training as cd_training
+import cortexsim.protocols.sampling as sampling
 from cortexsim.backends import installed_backends
 
 pytestmark = pytest.mark.skipif("brainscales" not in installed_backends(), reason="brainscales not installed")
@@ -21,30 +23,36 @@ def chip_sim():
     sim.select_chip(**asdict(previous))
 
 
-def _capture_handler(monkeypatch, module, name, chip_sim, seen):
-    def handler(args):
+class _NoResult:
+    def summary(self):
+        return {}
+
+
+def _capture_run(monkeypatch, module, chip_sim, seen):
+    def run(config, out_dir=None, progress=False, **kwargs):
         # what a protocol's setup() would run on: a real setup on the booked chip
-        chip_sim.setup(timestep=0.1, seed=args.seed)
+        chip_sim.setup(timestep=0.1, seed=config.seed)
         chip = chip_sim.get_chip()
         seen.append((chip.spec.name, chip.seed, chip.rng_seed, chip.calibration_source))
-        return 0
+        return _NoResult()
 
-    monkeypatch.setattr(module, name, handler)
+    monkeypatch.setattr(module, "run", run)
 
 
-@pytest.mark.parametrize("command, module, handler", [("sample", commands, "handle_sample"),
-                                                      ("train-cd", commands, "handle_train_cd")])
-def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, handler, chip_sim, monkeypatch):
+@pytest.mark.parametrize("command, module", [("sample", sampling), ("train-cd", cd_training)])
+def test_chip_seed_and_chip_reach_the_protocols_setup(command, module, chip_sim, monkeypatch, tmp_path):
     seen = []
-    _capture_handler(monkeypatch, module, handler, chip_sim, seen)
-    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip-seed", "17"]) == 0
-    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip", "bss1", "--chip-seed", "5"]) == 0
+    _capture_run(monkeypatch, module, chip_sim, seen)
+    out = ["--out", str(tmp_path)]
+    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip-seed", "17", *out]) == 0
+    assert cli.main([command, "--backend", "brainscales", "--seed", "4", "--chip", "bss1", "--chip-seed", "5",
+                     *out]) == 0
     assert seen == [("bss2", 17, 4, "none"), ("bss1", 5, 4, "none")]
 
 
 def test_same_chip_seed_same_chip_and_calibration_option(chip_sim, monkeypatch, tmp_path):
     seen, patterns = [], []
-    _capture_handler(monkeypatch, commands, "handle_sample", chip_sim, seen)
+    _capture_run(monkeypatch, sampling, chip_sim, seen)
     original = chip_sim.get_chip
 
     def get_chip():
@@ -54,14 +62,15 @@ def test_same_chip_seed_same_chip_and_calibration_option(chip_sim, monkeypatch, 
 
     monkeypatch.setattr(chip_sim, "get_chip", get_chip)
     for seed in ("8", "8", "9"):
-        assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", seed]) == 0
+        assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", seed, "--out", str(tmp_path)]) == 0
     assert (patterns[0] == patterns[1]).all() and not (patterns[0] == patterns[2]).all()
     # the calibration option reaches the booking (measuring it is tested in test_brainscales_limits.py)
-    monkeypatch.setattr(commands, "handle_sample", lambda args: 0)
+    monkeypatch.setattr(sampling, "run", lambda config, out_dir=None, progress=False: _NoResult())
     path = tmp_path / "chip9.json"
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "9", "--chip-calibration", str(path)]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "9", "--chip-calibration", str(path),
+                     "--out", str(tmp_path)]) == 0
     assert chip_sim.selected_chip().calibration == str(path)
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-calibration", "none"]) == 0
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-calibration", "none", "--out", str(tmp_path)]) == 0
     assert chip_sim.selected_chip().calibration is None and chip_sim.selected_chip().chip_seed == 9
 
 
@@ -76,20 +85,25 @@ def test_chip_options_need_a_chip_backend_and_valid_values(capsys, chip_sim):
 
 
 def test_the_booked_chip_is_written_into_results_json(chip_sim, monkeypatch, tmp_path):
+    """The sample protocol itself records the chip it ran on: from the CLI and from the Python API."""
     import json
+    from types import SimpleNamespace
 
-    def handler(args):  # a protocol that writes its results.json
-        args.out.mkdir(parents=True, exist_ok=True)
-        (args.out / "results.json").write_text(json.dumps({"dkl": 0.1}))
-        return 0
+    from cortexsim.parameters import ActivationFit
 
-    monkeypatch.setattr(commands, "handle_sample", handler)
-    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", "--out", str(tmp_path / "a")]) == 0
+    fit = SimpleNamespace(fit=ActivationFit(v_p05=-50.61, alpha=0.82), from_cache=True)  # no calibration run
+    monkeypatch.setattr(sampling, "calibrate", lambda *args, **kwargs: fit)
+    short = ["--neurons", "2", "--duration", "200"]
+    assert cli.main(["sample", "--backend", "brainscales", "--chip-seed", "13", *short,
+                     "--out", str(tmp_path / "a")]) == 0
     results = json.loads((tmp_path / "a" / "results.json").read_text())
-    assert results["dkl"] == 0.1 and results["chip"]["chip_seed"] == 13 and results["chip"]["chip"] == "bss2"
-    # no chip option: the default booking is recorded too; a backend without a chip adds nothing
-    chip_sim.select_chip()
-    assert cli.main(["sample", "--backend", "brainscales", "--out", str(tmp_path / "b")]) == 0
-    assert json.loads((tmp_path / "b" / "results.json").read_text())["chip"]["chip_seed"] == chip_sim.selected_chip().chip_seed
-    assert cli.main(["sample", "--backend", "nest", "--out", str(tmp_path / "c")]) == 0
+    assert results["chip"]["chip_seed"] == 13 and results["chip"]["chip"] == "bss2"
+    assert results["n_neurons"] == 2 and results["config"]["backend"] == "brainscales"
+    # the Python API (no CLI, no chip option): the booking in force is recorded
+    chip_sim.select_chip(chip_seed=21)
+    sampling.sample(sampling.SamplingConfig(seed=2, backend="brainscales", n_neurons=2, duration_ms=200.0),
+                    out_dir=tmp_path / "b")
+    assert json.loads((tmp_path / "b" / "results.json").read_text())["chip"]["chip_seed"] == 21
+    # a backend without a chip records none
+    assert cli.main(["sample", "--backend", "nest", *short, "--out", str(tmp_path / "c")]) == 0
     assert "chip" not in json.loads((tmp_path / "c" / "results.json").read_text())

@@ -55,7 +55,7 @@ def test_killed_and_resumed_run_ends_with_identical_parameters(tmp_path):
     stopped = train_target(config, targets=targets, fit=FIT, out_dir=tmp_path / "split", stop_after_iteration=2)
     assert stopped is None
     checkpoint = json.loads((tmp_path / "split" / "checkpoint.json").read_text())
-    assert checkpoint["iteration"] == 2
+    assert checkpoint["cd"]["iteration"] == 2
     resumed = train_target(config, targets=targets, fit=FIT, out_dir=tmp_path / "split", resume=True)
     for a, b in zip(whole.final, resumed.final):
         assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
@@ -79,7 +79,7 @@ def test_resume_refuses_other_settings(tmp_path):
 
 @pytest.mark.parametrize("learning_rate", [0.0, -1.0])
 def test_non_positive_learning_rate_is_rejected(learning_rate):
-    from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig
+    from cortexsim.protocols.cd_digits import DigitsTrainingConfig
 
     with pytest.raises(ValueError, match="learning rate"):
         TargetTrainingConfig(seed=1, learning_rate=learning_rate)
@@ -96,23 +96,23 @@ def test_cli_reports_bad_learning_rate(capsys):
 
 
 def test_digits_training_data_must_be_binary_and_74_wide():
-    from cortexsim.models.cd_learning import LearningRateSchedule, MomentumOptimizer
+    from cortexsim.models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer
     from cortexsim.protocols.cd_digits import initial_rbm, train_exact
 
     rng = np.random.default_rng(0)
     rbm = initial_rbm(5, rng)
-    optimizer, schedule = MomentumOptimizer.create(79), LearningRateSchedule(0.1)
+    update = CDUpdate(LearningRateSchedule(0.1), MomentumOptimizer.create(79))
     chains = np.zeros((2, 74))
     with pytest.raises(ValueError, match="74 columns"):
-        train_exact(np.array(rbm.W), np.array(rbm.b), optimizer, schedule, np.zeros((3, 64)), 1, 2, chains, rng)
+        train_exact(np.array(rbm.W), np.array(rbm.b), update, np.zeros((3, 64)), 1, 2, chains, rng)
     grey = np.full((3, 74), 0.5)
     with pytest.raises(ValueError, match="binary"):
-        train_exact(np.array(rbm.W), np.array(rbm.b), optimizer, schedule, grey, 1, 2, chains, rng)
+        train_exact(np.array(rbm.W), np.array(rbm.b), update, grey, 1, 2, chains, rng)
 
 
 def test_digits_pipeline_runs_and_writes_results(tmp_path):
     """A tiny digits run: exact pre-training and baseline, 2 spiking updates, both evaluations."""
-    from cortexsim.protocols.cd_digits_training import DigitsTrainingConfig, train_digits
+    from cortexsim.protocols.cd_digits import DigitsTrainingConfig, train_digits
 
     config = DigitsTrainingConfig(seed=2, n_hidden=8, pretrain_iterations=300, iterations=2, batch_size=2,
                                   clamp_ms=30.0, settle_ms=10.0, model_ms=60.0, checkpoint_every=1,

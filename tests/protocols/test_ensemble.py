@@ -148,3 +148,102 @@ def test_depressing_background_fluctuates_faster_than_static():
     # acf lag has a sampling error ~ 1/sqrt(10 probes x 3000 samples) = 0.006, i.e. well under 1 ms
     # on the 100-lag integral for white lags: a factor 3 leaves a wide margin.
     assert taus["static"] > 3.0 * taus["depressing"], taus
+
+
+def test_deterministic_ensemble_resumes_bit_identically_from_its_checkpoint(tmp_path):
+    """CD training of a deterministic ensemble in segments: stopped after the first checkpoint and resumed
+    from the JSON file, it ends with exactly the parameters of the uninterrupted run."""
+    import json
+
+    from cortexsim.protocols.cd_engine import CDSettings, CDState
+    from cortexsim.protocols.ensemble import RunSettings, train
+    from cortexsim.parameters import DEFAULT_NEURON
+
+    sim = load_backend("nest")
+    settings = RunSettings(dt_ms=0.1, burn_in_ms=50.0, network_seed=7, background=BACKGROUND,
+                           neuron=DEFAULT_NEURON, noise=DEFAULT_NOISE)
+    training = CDSettings(iterations=4, sampling_ms=200.0, sampling_end_ms=300.0, learning_rate=1.0,
+                          schedule="inverse", schedule_tau=10.0, momentum=0.5, dt_ms=0.1, average_fraction=0.5,
+                          checkpoint_every=2, burn_in_ms=50.0)
+    targets = [random_bm(N, seed=50 + m) for m in range(M)]
+    starts = [random_bm(N, seed=80 + m, weight_scale=0.3, bias_scale=0.3) for m in range(M)]
+    whole, history = train(sim, settings, training, targets, starts, FIT, "ensemble", DEFAULT_NOISE, sim_seed=3)
+    path = tmp_path / "checkpoint.json"
+    stopped, _ = train(sim, settings, training, targets, starts, FIT, "ensemble", DEFAULT_NOISE, sim_seed=3,
+                       save=lambda state: path.write_text(json.dumps(state.to_dict())), stop_after_iteration=2)
+    assert stopped is None
+    state = CDState.from_dict(json.loads(path.read_text()))
+    assert state.iteration == 2
+    resumed, resumed_history = train(sim, settings, training, targets, state, FIT, "ensemble", DEFAULT_NOISE,
+                                     sim_seed=3)
+    for a, b in zip(whole, resumed):
+        assert np.array_equal(a.W, b.W) and np.array_equal(a.b, b.b)
+    assert history["dkl_sampled_target"] == resumed_history["dkl_sampled_target"]
+    assert history["sampling_ms"] == [200.0, 233.3, 266.7, 300.0]
+    assert not np.array_equal(whole[0].W, starts[0].W)  # training changed the parameters
+
+
+def test_sampling_network_update_path_sets_what_pynn_reads_back():
+    """set_parameters (the one in-place path, fast route on NEST) against PyNN's own Projection.get.
+
+    Regression: NEST re-sorts connections at the first Simulate after connections were created, so a
+    connection index read at build time put later weights on the wrong synapses (7 neurons: errors of
+    several nS). Updates before and after runs, and after more connections were added, must all land.
+    """
+    from cortexsim.models.lif_translation import bm_to_lif
+    from cortexsim.models.sampling_network import build_sampling_network
+
+    n = 7
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    network = build_sampling_network(sim, random_bm(n, seed=1), FIT)
+    off = ~np.eye(n, dtype=bool)
+
+    def check(bm):
+        expected = bm_to_lif(bm, network.neuron, network.noise, FIT)
+        for projection, weights in ((network.projection_exc, expected.excitatory_weights),
+                                    (network.projection_inh, expected.inhibitory_weights)):
+            got = projection.get("weight", format="array")
+            np.testing.assert_allclose(got[off], weights[off], rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(network.population.get("v_rest"), expected.e_leak, rtol=1e-12)
+        assert np.any(expected.excitatory_weights[off] > 0) and np.any(expected.inhibitory_weights[off] > 0)
+        return expected
+
+    check(network.bm)                               # build: written before the first Simulate
+    for seed in (2, 3):
+        sim.run(50.0)
+        new = random_bm(n, seed=seed)
+        network.set_parameters(new.W, new.b)
+        expected = check(new)
+    extra = sim.Population(n, sim.SpikeSourcePoisson(rate=5.0))     # connections created after a run
+    sim.Projection(extra, network.population, sim.OneToOneConnector(), sim.StaticSynapse(weight=0.001))
+    new = random_bm(n, seed=4)
+    network.set_parameters(new.W, new.b)
+    sim.run(50.0)
+    check(new)
+    network.set_parameters(new.W + 0.1 * off, new.b)
+    expected = check(random_bm(n, seed=4).__class__(new.W + 0.1 * off, new.b))
+    network.clamp(np.array([0, 3]), np.array([1.0, 0.0]), 40.0)
+    v_rest = network.population.get("v_rest")
+    assert v_rest[0] == pytest.approx(FIT.v_p05 + 40 * FIT.alpha) and v_rest[3] == pytest.approx(FIT.v_p05 - 40 * FIT.alpha)
+    network.release()
+    np.testing.assert_allclose(network.population.get("v_rest"), expected.e_leak, rtol=1e-12)
+    sim.end()
+
+
+def test_ensemble_clamps_and_releases_like_a_sampling_network():
+    """Data tasks clamp units of an ensemble through the same leak-potential route (ClampedStatistics)."""
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(N, seed=m) for m in range(M)]
+    ensemble = build_ensemble(sim, bms, FIT, background=BACKGROUND, seed=1)
+    free = np.asarray(ensemble.population.get("v_rest"), dtype=float)
+    units = np.array([0, N + 2, 3 * N + 4])
+    ensemble.clamp(units, np.array([1.0, 0.0, 1.0]), 40.0)
+    clamped = np.asarray(ensemble.population.get("v_rest"), dtype=float)
+    expected = free.copy()
+    expected[units] = FIT.v_p05 + FIT.alpha * 40.0 * np.array([1.0, -1.0, 1.0])
+    np.testing.assert_allclose(clamped, expected)
+    ensemble.release()
+    np.testing.assert_allclose(ensemble.population.get("v_rest"), free)
+    sim.end()

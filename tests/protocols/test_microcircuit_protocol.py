@@ -36,7 +36,7 @@ def test_teacher_data_is_deterministic_and_nonlinear():
 
 def test_cli_registration_and_bad_config():
     args = build_parser().parse_args(["microcircuit", "--task", "digits", "--seed", "2", "--out", "x"])
-    assert args.task == "digits" and args.seed == 2 and callable(args.run)
+    assert args.task == "digits" and args.seed == 2 and args.command_entry.name == "microcircuit"
     with pytest.raises(ValueError, match="task"):
         MicrocircuitConfig(seed=0, task="cifar")
 

@@ -73,7 +73,7 @@ def test_cli_sample_with_users_bm(tmp_path, capsys):
     out = tmp_path / "out"
     assert main(["sample", "--bm", str(bm_file), "--duration", "2000", "--seed", "3", "--out", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "D_KL(sampled || target)" in printed and "D_KL(target || sampled)" in printed
+    assert "dkl_sampled_target: " in printed and "dkl_target_sampled: " in printed
     summary = json.loads((out / "results.json").read_text())
     assert summary["n_neurons"] == 3 and summary["bm"]["b"] == [0.1, -0.3, 0.4]
 

@@ -11,7 +11,7 @@ from cortexsim.backends import registry
 from cortexsim.cli import main as cli_main
 from cortexsim.protocols.validation import (EXIT_AGREE, EXIT_DIFFER, EXIT_INCOMPLETE, EXIT_NOTHING_TO_COMPARE,
                                             EXIT_UNSEEDED, Alteration, ModelError, ValidationConfig, load_model,
-                                            validate)
+                                            report_lines, validate)
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "validate_balanced_ei.py"
 
@@ -112,6 +112,10 @@ def test_failing_backend_is_reported(tmp_path):
     assert result.exit_code == EXIT_INCOMPLETE and result.comparisons == []
     html = (tmp_path / "out" / "report.html").read_text()
     assert "this model does not run on brian2" in html
+    lines = report_lines(result)  # what `cortexsim validate` prints
+    statuses = [line for line in lines if ": note: " not in line][:2]
+    assert statuses == ["nest: ok", f"brian2: failed ({result.backends['brian2'].message})"]
+    assert lines[-1] == f"incomplete: backend(s) brian2 failed or missing; report: {tmp_path / 'out' / 'report.html'}"
 
 
 # An ordinary PyNN script: calls setup() itself (own timestep, no seed), unseeded RNGs, Poisson sources.

@@ -5,7 +5,7 @@ import pytest
 
 from cortexsim.protocols.ensemble import EnsembleConfig
 from cortexsim.models.cd_learning import IterateAverage, sampling_durations
-from cortexsim.protocols.ensemble_training import TrainingSettings
+from cortexsim.protocols.cd_engine import CDSettings
 
 
 def test_sampling_durations_grow_linearly_on_the_time_grid():
@@ -51,4 +51,5 @@ def test_bad_training_settings_raise(field, value):
     with pytest.raises(ValueError, match=field):
         EnsembleConfig(seed=1, **{field: value})
     with pytest.raises(ValueError, match=field):
-        TrainingSettings(10, 100.0, 1.0, "inverse", 50.0, 0.5, **{field: value})
+        CDSettings(iterations=10, sampling_ms=100.0, learning_rate=1.0, schedule="inverse", schedule_tau=50.0,
+                   momentum=0.5, **{field: value})

@@ -96,8 +96,10 @@ class HXNeuron(_NeuronCellType):
 class CalibHXNeuronCuba(_NeuronCellType):
     """Calibrated neuron with current-based synaptic input; parameters are calibration targets.
 
-    Parameters (each a scalar or one value per neuron; ranges as on BrainScaleS-2)
-    ---------------------------------------------------------------------------------
+    Each parameter is a scalar or one value per neuron; ranges as on BrainScaleS-2.
+
+    Parameters
+    ----------
     v_rest, v_reset : float
         Leak and reset potential, CADC units, 50 .. 160.
     v_thresh : float

@@ -1,0 +1,463 @@
+"""The contrastive-divergence engine: the one training loop of every spiking CD task.
+
+A task supplies two things, everything else is the engine's:
+
+* a **network factory** ``build(sim, W, b, first_iteration) -> network``: starts a fresh simulation
+  (``sim.setup`` with a seed the task derives from its run seed and ``first_iteration``) and builds the
+  network representing ``(W, b)``. The network must offer ``set_parameters(W, b)`` (the in-place update
+  path, :func:`cortexsim.models.sampling_network.write_lif`) and ``spiketrains(clear=True)``;
+  :class:`~cortexsim.models.sampling_network.SamplingNetwork` (target and digits tasks) and
+  :class:`~cortexsim.models.ensemble.Ensemble` do.
+* a **statistics function** ``statistics(network, timed, iteration, duration_ms, rng) -> Statistics``:
+  runs the network for one iteration (``timed.run(...)``) and returns the data and model moments
+  ``(<z>, <z z^T>)`` plus what to record for that iteration. :class:`TargetStatistics` (the exact
+  moments of target BMs against each block's sampled distribution) serves the target and ensemble
+  tasks; :class:`ClampedStatistics` (data rows clamped onto the visible units, then a free run) the
+  data tasks (digits; any network with ``clamp``/``release``).
+
+The engine (:func:`train_cd`) owns the schedule (learning rate, sampling time growing from
+``sampling_ms`` to ``sampling_end_ms``), the update (:class:`cortexsim.models.cd_learning.CDUpdate`:
+CD direction, momentum optimizer, mask, iterate averaging), the history, the timing and the
+checkpoints.
+
+Segments, checkpoints and bit-identical resumption
+--------------------------------------------------
+Training runs in *segments* of ``checkpoint_every`` iterations (all iterations in one segment if it is
+None). Each segment starts a fresh simulation through the factory, burns in for ``burn_in_ms``, and then
+only updates parameters in place, iteration by iteration. At the end of every segment the engine's
+state (:class:`CDState`: iteration, parameters, optimizer and averaging state, the random generator of
+the task's data draws, history, timing) is handed to the ``save`` callback, which writes it atomically
+with the rest of the protocol's checkpoint. Because a segment's simulation depends only on (seed,
+first iteration, parameters), a resumed run repeats exactly what the uninterrupted run did: on a
+seedable backend the final parameters are bit-identical. A deterministic ensemble (no random source at
+all) therefore also resumes from its checkpointed state; its dynamics restart at every segment
+boundary from the seeded initial conditions, in the uninterrupted run as in the resumed one.
+(Re-seeding a running simulation would not be enough: membrane, refractory and synapse states, and
+NEST's adaptive integrator steps, would differ.)
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Callable
+
+import numpy as np
+
+from cortexsim.checks import check_fraction, check_int, check_non_negative, check_positive
+from cortexsim.results import read_json, write_json_atomic
+
+from ..analysis.divergence import dkl_both
+from ..analysis.states import joint_distribution, states_on_grid
+from ..models.boltzmann import BoltzmannMachine, exact_moments, joint
+from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule, MomentumOptimizer,
+                                  check_binary_data, moments_from_distribution, moments_from_states,
+                                  sampling_durations)
+
+__all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
+           "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
+
+logger = logging.getLogger(__name__)
+
+CHECKPOINT_FILE = "checkpoint.json"
+
+
+@dataclass(frozen=True)
+class CDSettings:
+    """How the engine trains (times in ms, ``schedule_tau`` in iterations).
+
+    Attributes
+    ----------
+    iterations : int
+        Parameter updates, >= 1.
+    sampling_ms : float
+        Sampling time of the first iteration (ms), > 0 (what the statistics function runs per iteration).
+    learning_rate : float
+        eta0 of the schedule, > 0.
+    schedule : {"constant", "inverse"}
+        Learning-rate schedule (``inverse``: eta0 * tau / (tau + t)).
+    schedule_tau : float
+        Decay constant of the inverse schedule (iterations), > 0.
+    momentum : float
+        Momentum in [0, 1).
+    weight_decay : float
+        L2 penalty on the weights, >= 0.
+    dt_ms : float
+        Integration step (ms); sampling times are rounded to it.
+    sampling_end_ms : float, optional
+        Sampling time of the last iteration (ms); linear growth from ``sampling_ms``. None: constant.
+    average_fraction : float
+        In [0, 1): the trained parameters are the mean of the iterates over this last fraction of the
+        iterations (Polyak-Ruppert averaging); 0 keeps the last iterate.
+    checkpoint_every : int, optional
+        Iterations per segment (fresh simulation, checkpoint at its end); None: one segment.
+    burn_in_ms : float
+        Time run and discarded at the start of every segment (ms), >= 0.
+    """
+
+    iterations: int
+    sampling_ms: float
+    learning_rate: float
+    schedule: str
+    schedule_tau: float
+    momentum: float
+    weight_decay: float = 0.0
+    dt_ms: float = 0.1
+    sampling_end_ms: float | None = None
+    average_fraction: float = 0.0
+    checkpoint_every: int | None = None
+    burn_in_ms: float = 0.0
+
+    def __post_init__(self) -> None:
+        check_int(self.iterations, "iterations", minimum=1)
+        check_positive(self.sampling_ms, "sampling_ms", "ms")
+        if self.sampling_end_ms is not None:
+            check_positive(self.sampling_end_ms, "sampling_end_ms", "ms")
+        LearningRateSchedule(self.learning_rate, self.schedule, self.schedule_tau)
+        check_fraction(self.momentum, "momentum")
+        check_non_negative(self.weight_decay, "weight_decay")
+        check_positive(self.dt_ms, "dt_ms", "ms")
+        check_fraction(self.average_fraction, "average_fraction")
+        if self.checkpoint_every is not None:
+            check_int(self.checkpoint_every, "checkpoint_every", minimum=1)
+        check_non_negative(self.burn_in_ms, "burn_in_ms", "ms")
+
+    @property
+    def segment_length(self) -> int:
+        """Iterations per segment."""
+        return int(self.checkpoint_every or self.iterations)
+
+    def durations(self) -> np.ndarray:
+        """Sampling time of every iteration (ms), on the dt grid."""
+        return sampling_durations(self.sampling_ms, self.sampling_end_ms, self.iterations, self.dt_ms)
+
+    def update(self, mask: np.ndarray | None, n_units: int) -> CDUpdate:
+        """A fresh :class:`~cortexsim.models.cd_learning.CDUpdate` for these settings."""
+        return CDUpdate(LearningRateSchedule(self.learning_rate, self.schedule, self.schedule_tau),
+                        MomentumOptimizer.create(n_units, self.momentum, self.weight_decay), mask,
+                        IterateAverage(self.iterations, self.average_fraction))
+
+
+@dataclass
+class CDState:
+    """Everything a CD run needs to continue: written at every checkpoint, exact in JSON.
+
+    ``rng`` is the state of the numpy generator the statistics function draws from (None when it
+    draws nothing); ``update`` the optimizer and averaging state; ``history`` per-iteration and
+    per-segment records; ``timing`` wall times (s).
+    """
+
+    iteration: int
+    W: np.ndarray
+    b: np.ndarray
+    update: dict
+    rng: dict | None = None
+    history: dict = field(default_factory=dict)
+    timing: dict = field(default_factory=dict)
+
+    @classmethod
+    def fresh(cls, W, b, settings: CDSettings, mask: np.ndarray | None = None,
+              rng: np.random.Generator | None = None) -> "CDState":
+        """The state before the first iteration, starting from (W, b)."""
+        W, b = np.array(W, dtype=float), np.array(b, dtype=float)
+        update = settings.update(mask, b.shape[0])
+        return cls(0, W, b, update.to_dict(), None if rng is None else rng.bit_generator.state,
+                   {"iteration": [], "learning_rate": [], "sampling_ms": [], "gradient_norm": [],
+                    "segment_end": []},
+                   {"training_wall_s": 0.0, "run_wall_s": 0.0, "build_wall_s": 0.0, "statistics_wall_s": 0.0,
+                    "update_wall_s": 0.0, "iterations_timed": 0})
+
+    def generator(self) -> np.random.Generator | None:
+        """The numpy generator restored from :attr:`rng`."""
+        if self.rng is None:
+            return None
+        bit_generator = getattr(np.random, self.rng["bit_generator"])()
+        bit_generator.state = self.rng
+        return np.random.Generator(bit_generator)
+
+    def to_dict(self) -> dict:
+        return {"iteration": self.iteration, "W": self.W.tolist(), "b": self.b.tolist(), "update": self.update,
+                "rng": self.rng, "history": self.history, "timing": self.timing}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "CDState":
+        return cls(int(data["iteration"]), np.asarray(data["W"], dtype=float), np.asarray(data["b"], dtype=float),
+                   data["update"], data.get("rng"), data["history"], data["timing"])
+
+    def trained(self, settings: CDSettings, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """The trained parameters: the iterate average (``average_fraction``) or the last iterate."""
+        if self.iteration == 0:
+            return self.W.copy(), self.b.copy()
+        return settings.update(mask, self.b.shape[0]).load(self.update).result()
+
+
+@dataclass
+class Statistics:
+    """One iteration's statistics: data and model moments ``(mean (n,), second (n, n))`` and records."""
+
+    data: tuple
+    model: tuple
+    record: dict = field(default_factory=dict)
+
+
+class TimedSimulator:
+    """A ``sim`` wrapper that tracks the simulated time itself and the wall time spent in ``sim.run``.
+
+    Asking PyNN-on-NEST for the current time costs a full kernel-status query, so the time is
+    counted here (ms since ``setup``).
+    """
+
+    def __init__(self, sim: ModuleType):
+        self.sim = sim
+        self.t_ms = 0.0
+        self.run_wall_s = 0.0
+
+    def run(self, duration_ms: float) -> tuple[float, float]:
+        """Advance by ``duration_ms``; returns the window ``(t_start, t_stop)`` in ms."""
+        start = self.t_ms
+        tic = time.perf_counter()
+        self.sim.run(float(duration_ms))
+        self.run_wall_s += time.perf_counter() - tic
+        self.t_ms += float(duration_ms)
+        return start, self.t_ms
+
+
+def block_slices(sizes) -> list[slice]:
+    """Consecutive slices of blocks of the given sizes."""
+    edges = np.concatenate(([0], np.cumsum(sizes))).astype(int)
+    return [slice(a, b) for a, b in zip(edges[:-1].tolist(), edges[1:].tolist())]
+
+
+def compose_blocks(bms: list) -> BoltzmannMachine:
+    """One block-diagonal BM holding independent BMs (in order)."""
+    n = sum(bm.n_units for bm in bms)
+    W, b = np.zeros((n, n)), np.zeros(n)
+    for s, bm in zip(block_slices([bm.n_units for bm in bms]), bms):
+        W[s, s], b[s] = bm.W, bm.b
+    return BoltzmannMachine(W, b)
+
+
+class TargetStatistics:
+    """Statistics function of target learning: each block of the network should sample its target BM.
+
+    Data statistics are the exact moments of the targets (references §3); model statistics those of
+    each block's time-continuous joint distribution over the iteration's window. Records per
+    iteration ``dkl_sampled_target`` (one value per block, nats); per segment (the distributions
+    pooled over the segment) ``segment_dkl_sampled_target``.
+    """
+
+    def __init__(self, targets: list, tau_ref_ms: float):
+        self.targets = list(targets)
+        self.blocks = block_slices([bm.n_units for bm in self.targets])
+        self.tau_ref_ms = float(tau_ref_ms)
+        n = sum(bm.n_units for bm in self.targets)
+        self.data_mean, self.data_second = np.zeros(n), np.zeros((n, n))
+        for s, target in zip(self.blocks, self.targets):
+            self.data_mean[s], self.data_second[s, s] = exact_moments(target)
+        self.p_targets = [joint(target) for target in self.targets]
+        self._pooled = None
+
+    def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
+                 rng=None) -> Statistics:
+        t_start, t_stop = timed.run(duration_ms)
+        spiketrains = network.spiketrains(clear=True)
+        n = self.data_mean.shape[0]
+        model_mean, model_second = np.zeros(n), np.zeros((n, n))
+        dkl = []
+        if self._pooled is None:
+            self._pooled = [np.zeros(2 ** (s.stop - s.start)) for s in self.blocks]
+        for k, (s, p_target) in enumerate(zip(self.blocks, self.p_targets)):
+            p = joint_distribution(spiketrains[s], self.tau_ref_ms, t_start, t_stop)
+            model_mean[s], model_second[s, s] = moments_from_distribution(p, s.stop - s.start)
+            self._pooled[k] += p
+            dkl.append(dkl_both(p, p_target)["dkl_sampled_target"])
+        return Statistics((self.data_mean, self.data_second), (model_mean, model_second),
+                          {"dkl_sampled_target": dkl})
+
+    def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
+        """D_KL(sampled || target) per block of the distributions pooled over the segment."""
+        pooled, self._pooled = self._pooled or [], None
+        return {"segment_dkl_sampled_target": [dkl_both(p / p.sum(), q)["dkl_sampled_target"]
+                                               for p, q in zip(pooled, self.p_targets)]}
+
+
+class ClampedStatistics:
+    """Statistics function of learning from data: one clamped data phase and one free model phase.
+
+    Per iteration: ``batch_size`` rows of ``data`` (drawn with the engine's generator) are clamped one
+    after the other onto the units ``visible`` for ``clamp_ms`` each, through the network's
+    ``clamp(units, values, clamp_bias)`` (then ``release()``); the data statistics are the states read
+    after ``settle_ms`` of each clamp, with the clamped units at their clamped values. Then the network
+    runs free for the iteration's sampling time (model phase). States are read on a grid of
+    ``readout_dt_ms`` (ms). Records ``model_mean_activity`` per iteration; ``on_segment(W, b) -> dict``
+    (optional) adds per-segment records (e.g. a test accuracy of the current parameters).
+
+    Parameters
+    ----------
+    data : array (n_rows, n_visible)
+        Binary training rows, one value per unit of ``visible``.
+    visible : array of int
+        Network units the rows are clamped onto (``n_visible`` of them).
+    batch_size : int
+        Rows per iteration.
+    clamp_ms, settle_ms, readout_dt_ms : float
+        Clamp time per row, its discarded start, read-out grid (ms).
+    clamp_bias : float
+        Bias magnitude that clamps a unit (BM units).
+    on_segment : callable, optional
+    """
+
+    def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
+                 readout_dt_ms: float, clamp_bias: float, on_segment: Callable | None = None):
+        self.visible = np.asarray(visible, dtype=int)
+        self.data = check_binary_data(data, self.visible.size, "training data")
+        self.batch_size = check_int(batch_size, "batch_size", minimum=1)
+        self.clamp_ms = check_positive(clamp_ms, "clamp_ms", "ms")
+        self.settle_ms = check_non_negative(settle_ms, "settle_ms", "ms")
+        self.readout_dt_ms = check_positive(readout_dt_ms, "readout_dt_ms", "ms")
+        self.clamp_bias = check_positive(clamp_bias, "clamp_bias")
+        self.on_segment = on_segment
+
+    def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
+                 rng: np.random.Generator) -> Statistics:
+        batch = self.data[rng.integers(0, self.data.shape[0], self.batch_size)]
+        windows = []
+        t_begin = timed.t_ms
+        for row in batch:
+            network.clamp(self.visible, row, self.clamp_bias)
+            windows.append(timed.run(self.clamp_ms))
+        network.release()
+        model_window = timed.run(duration_ms)
+        spiketrains = network.spiketrains(clear=True)
+        dt = self.readout_dt_ms
+        states = states_on_grid(spiketrains, network.neuron.tau_refrac, t_begin, timed.t_ms, dt)
+        data_rows = []
+        for row, (t0, t1) in zip(batch, windows):
+            first, last = int(round((t0 + self.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
+            block = states[first:last].astype(float)
+            block[:, self.visible] = row  # the data: clamped units take their clamped values
+            data_rows.append(block)
+        first = int(round((model_window[0] - t_begin) / dt))
+        model = moments_from_states(states[first:])
+        return Statistics(moments_from_states(np.vstack(data_rows)), model,
+                          {"model_mean_activity": float(np.mean(model[0]))})
+
+    def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
+        return {} if self.on_segment is None else self.on_segment(W, b)
+
+
+def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state: CDState, sim: ModuleType,
+             mask: np.ndarray | None = None, save: Callable[[CDState], None] | None = None,
+             progress: bool = False, label: str = "CD", stop_after_iteration: int | None = None) -> bool:
+    """Run the remaining iterations of ``state`` (updated in place); True when all are done.
+
+    Parameters
+    ----------
+    build : callable
+        Network factory ``build(sim, W, b, first_iteration) -> network`` (calls ``sim.setup``).
+    statistics : callable
+        ``statistics(network, timed, iteration, duration_ms, rng) -> Statistics``; may have an
+        ``end_segment(W, b) -> dict`` method whose values are appended to the history per segment.
+    settings : CDSettings
+    state : CDState
+        Where to start (:meth:`CDState.fresh` or a checkpoint); updated in place.
+    sim : module
+        The PyNN backend module.
+    mask : array (n, n), optional
+        Weight connectivity mask (bipartite, block-diagonal).
+    save : callable, optional
+        Called with the state after every segment (writes the checkpoint atomically).
+    progress : bool
+        Progress bar with ETA over iterations.
+    label : str
+        Name of the progress bar.
+    stop_after_iteration : int, optional
+        Stop after the first segment that ends at or after this iteration and return False (an
+        interruption, for tests of resumption).
+    """
+    update = settings.update(mask, state.b.shape[0]).load(state.update)
+    durations = settings.durations()
+    rng = state.generator()
+    W, b = state.W, state.b
+    history, timing = state.history, state.timing
+    end_segment = getattr(statistics, "end_segment", None)
+    bar = None
+    if progress:
+        from tqdm import tqdm
+
+        bar = tqdm(total=settings.iterations, initial=state.iteration, desc=label, unit="it")
+    try:
+        while state.iteration < settings.iterations:
+            first = state.iteration
+            last = min(first + settings.segment_length, settings.iterations)
+            tic = time.perf_counter()
+            network = build(sim, W, b, first)
+            timed = TimedSimulator(sim)
+            if settings.burn_in_ms > 0:
+                timed.run(settings.burn_in_ms)
+                network.spiketrains(clear=True)
+            timing["build_wall_s"] += time.perf_counter() - tic
+            for iteration in range(first, last):
+                tic_statistics = time.perf_counter()
+                run_before = timed.run_wall_s
+                stats = statistics(network, timed, iteration, float(durations[iteration]), rng)
+                timing["statistics_wall_s"] += (time.perf_counter() - tic_statistics
+                                                - (timed.run_wall_s - run_before))
+                tic_update = time.perf_counter()
+                W, b = update(iteration, W, b, stats.data, stats.model)
+                network.set_parameters(W, b)
+                timing["update_wall_s"] += time.perf_counter() - tic_update
+                history["iteration"].append(iteration)
+                history["learning_rate"].append(update.last_learning_rate)
+                history["sampling_ms"].append(float(durations[iteration]))
+                history["gradient_norm"].append(update.last_gradient_norm)
+                for key, value in stats.record.items():
+                    history.setdefault(key, []).append(value)
+                if bar is not None:
+                    bar.update(1)
+                    if "dkl_sampled_target" in stats.record:
+                        bar.set_postfix(dkl_median=f"{np.median(stats.record['dkl_sampled_target']):.4f}")
+            sim.end()
+            timing["run_wall_s"] += timed.run_wall_s
+            timing["training_wall_s"] += time.perf_counter() - tic
+            timing["iterations_timed"] += last - first
+            history["segment_end"].append(last)
+            if end_segment is not None:
+                for key, value in end_segment(W, b).items():
+                    history.setdefault(key, []).append(value)
+            state.iteration, state.W, state.b = last, W, b
+            state.update = update.to_dict()
+            state.rng = None if rng is None else rng.bit_generator.state
+            if save is not None:
+                save(state)
+            if stop_after_iteration is not None and stop_after_iteration <= last < settings.iterations:
+                return False
+    finally:
+        if bar is not None:
+            bar.close()
+    timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
+    timing["overhead_definition"] = "1 - (wall time in sim.run) / (wall time of the training loop)"
+    return True
+
+
+def save_checkpoint(folder, state: dict):
+    """Write a protocol's checkpoint ``state`` atomically to ``folder/checkpoint.json``."""
+    from pathlib import Path
+
+    return write_json_atomic(Path(folder) / CHECKPOINT_FILE, state)
+
+
+def load_checkpoint(folder, task: str) -> dict:
+    """Read the checkpoint in ``folder``; ValueError if it is missing or belongs to another task."""
+    from pathlib import Path
+
+    path = Path(folder) / CHECKPOINT_FILE
+    if not path.is_file():
+        raise ValueError(f"no checkpoint to resume from: {path} does not exist")
+    state = read_json(path)
+    if not isinstance(state, dict) or state.get("task") != task:
+        found = state.get("task") if isinstance(state, dict) else None
+        raise ValueError(f"{path} is not a checkpoint of the {task!r} task (found {found!r})")
+    return state

@@ -1,0 +1,169 @@
+"""The CD engine without a simulator: a fake ``sim`` and a network whose "samples" are exact.
+
+The statistics function returns the EXACT moments of the parameters the network currently holds
+(enumeration), so the engine's loop - factory, statistics, update, in-place parameter path, segments,
+checkpoints - is tested against an independent fact: CD with exact statistics ascends the
+log-likelihood, i.e. D_KL(target || model) falls towards 0. A sign error in the update, an update
+that is not passed to the network, or a wrong learning-rate schedule stops that. Resumption is tested
+bit for bit, with random draws from the engine's generator in every iteration.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cortexsim.models.boltzmann import BoltzmannMachine, exact_moments, joint, random_bm
+from cortexsim.models.cd_learning import block_diagonal_mask
+from cortexsim.protocols.cd_engine import CDSettings, CDState, Statistics, train_cd
+
+
+def kl(p, q):
+    return float(np.sum(p * np.log(p / q)))
+
+
+class FakeSim:
+    """Counts setups and ends; ``run`` only advances time."""
+
+    def __init__(self):
+        self.setups, self.ends, self.t = [], 0, 0.0
+
+    def run(self, duration):
+        self.t += duration
+
+    def end(self):
+        self.ends += 1
+
+
+class FakeNetwork:
+    def __init__(self, W, b):
+        self.set_parameters(W, b)
+        self.updates = 0
+
+    def set_parameters(self, W, b):
+        self.bm = BoltzmannMachine(np.array(W), np.array(b))
+        self.updates = getattr(self, "updates", -1) + 1
+
+    def spiketrains(self, clear=False):
+        return []
+
+
+def make_factory(sim):
+    def build(sim_module, W, b, first_iteration):
+        sim.setups.append(first_iteration)
+        sim.t = 0.0
+        return FakeNetwork(W, b)
+    return build
+
+
+class ExactStatistics:
+    """Data: exact target moments; model: exact moments of the network's current BM (plus a draw)."""
+
+    def __init__(self, target, noise=0.0):
+        self.data = exact_moments(target)
+        self.noise = noise
+        self.segments = 0
+
+    def __call__(self, network, timed, iteration, duration_ms, rng):
+        timed.run(duration_ms)
+        mean, second = exact_moments(network.bm)
+        if self.noise:
+            jitter = rng.normal(0.0, self.noise, mean.shape)
+            mean = mean + jitter
+        return Statistics(self.data, (mean, second), {"draw": float(mean[0])})
+
+    def end_segment(self, W, b):
+        self.segments += 1
+        return {"segment_count": self.segments}
+
+
+def test_exact_statistics_drive_the_model_to_the_target():
+    target = random_bm(4, seed=3)
+    start = random_bm(4, seed=4, weight_scale=0.1, bias_scale=0.1)
+    settings = CDSettings(iterations=300, sampling_ms=100.0, learning_rate=0.5, schedule="constant",
+                          schedule_tau=10.0, momentum=0.5, checkpoint_every=60)
+    state = CDState.fresh(start.W, start.b, settings)
+    sim = FakeSim()
+    before = kl(joint(target), joint(start))
+    assert train_cd(make_factory(sim), ExactStatistics(target), settings, state, sim)
+    after = kl(joint(target), joint(BoltzmannMachine(state.W, state.b)))
+    assert before > 0.1 and after < 1e-4 * before, (before, after)
+    # five segments: a fresh simulation (setup/build) and an end for each, 100 ms per iteration
+    assert sim.setups == [0, 60, 120, 180, 240] and sim.ends == 5
+    assert state.history["segment_end"] == [60, 120, 180, 240, 300]
+    assert state.history["segment_count"] == [1, 2, 3, 4, 5]
+    assert state.history["sampling_ms"] == [100.0] * 300
+    assert state.timing["iterations_timed"] == 300
+
+
+def test_learning_rate_schedule_and_growing_sampling_time_reach_the_statistics():
+    target = random_bm(3, seed=1)
+    settings = CDSettings(iterations=5, sampling_ms=100.0, sampling_end_ms=500.0, learning_rate=2.0,
+                          schedule="inverse", schedule_tau=4.0, momentum=0.0)
+    seen = []
+
+    class Recording(ExactStatistics):
+        def __call__(self, network, timed, iteration, duration_ms, rng):
+            seen.append(duration_ms)
+            return super().__call__(network, timed, iteration, duration_ms, rng)
+
+    state = CDState.fresh(np.zeros((3, 3)), np.zeros(3), settings)
+    sim = FakeSim()
+    train_cd(make_factory(sim), Recording(target), settings, state, sim)
+    np.testing.assert_allclose(seen, [100.0, 200.0, 300.0, 400.0, 500.0])
+    np.testing.assert_allclose(state.history["learning_rate"], [2.0 * 4.0 / (4.0 + t) for t in range(5)])
+    # momentum 0: the first update is exactly eta0 * (data - model) of the zero-parameter model
+    data_mean, _ = exact_moments(target)
+    first = settings.update(None, 3)
+    W, b = first(0, np.zeros((3, 3)), np.zeros(3), exact_moments(target), exact_moments(BoltzmannMachine(
+        np.zeros((3, 3)), np.zeros(3))))
+    np.testing.assert_allclose(b, 2.0 * (data_mean - 0.5))
+
+
+def test_stopped_and_resumed_run_is_bit_identical(tmp_path):
+    """Checkpoint through JSON after a segment, resume: parameters and history equal the whole run's."""
+    target = random_bm(5, seed=7)
+    mask = block_diagonal_mask([2, 3])
+    settings = CDSettings(iterations=9, sampling_ms=50.0, learning_rate=0.3, schedule="inverse",
+                          schedule_tau=5.0, momentum=0.7, weight_decay=0.01, average_fraction=0.4,
+                          checkpoint_every=3)
+
+    def fresh():
+        return CDState.fresh(np.zeros((5, 5)), np.zeros(5), settings, mask, rng=np.random.default_rng(11))
+
+    whole = fresh()
+    sim = FakeSim()
+    assert train_cd(make_factory(sim), ExactStatistics(target, noise=0.01), settings, whole, sim, mask)
+    path = tmp_path / "checkpoint.json"
+    split = fresh()
+    assert not train_cd(make_factory(FakeSim()), ExactStatistics(target, noise=0.01), settings, split, FakeSim(),
+                        mask, save=lambda s: path.write_text(json.dumps(s.to_dict())), stop_after_iteration=4)
+    resumed = CDState.from_dict(json.loads(path.read_text()))
+    assert resumed.iteration == 6
+    statistics = ExactStatistics(target, noise=0.01)
+    statistics.segments = 2
+    assert train_cd(make_factory(FakeSim()), statistics, settings, resumed, FakeSim(), mask)
+    assert np.array_equal(whole.W, resumed.W) and np.array_equal(whole.b, resumed.b)
+    assert whole.history["draw"] == resumed.history["draw"]
+    assert whole.history["segment_count"] == resumed.history["segment_count"]
+    W_avg, b_avg = whole.trained(settings, mask)
+    W_res, b_res = resumed.trained(settings, mask)
+    assert np.array_equal(W_avg, W_res) and np.array_equal(b_avg, b_res)
+    # the average (last 40 % = 4 iterates) differs from the last iterate, and the mask holds
+    assert not np.array_equal(W_avg, whole.W)
+    assert np.all(W_avg[:2, 2:] == 0) and np.all(whole.W[:2, 2:] == 0)
+
+
+@pytest.mark.parametrize("field, value, message", [("iterations", 0, "iterations"),
+                                                   ("sampling_ms", -1.0, "sampling_ms"),
+                                                   ("learning_rate", 0.0, "learning rate"),
+                                                   ("momentum", 1.0, "momentum"),
+                                                   ("checkpoint_every", 0, "checkpoint_every"),
+                                                   ("burn_in_ms", -5.0, "burn_in_ms")])
+def test_bad_settings_are_rejected_with_the_parameter_named(field, value, message):
+    base = dict(iterations=3, sampling_ms=10.0, learning_rate=0.1, schedule="constant", schedule_tau=1.0,
+                momentum=0.0)
+    with pytest.raises(ValueError, match=message):
+        CDSettings(**{**base, field: value})
