@@ -17,6 +17,8 @@ Index
     Times of switches between modes and their rate (1/s of biological time).
 :func:`dwell_times_ms`
     Durations of completed stays in a mode (ms); the first and last (censored) stays are left out.
+:func:`mode_indicator`
+    1 while the last mode visited is a given mode: the observable whose autocorrelation measures mixing.
 :func:`integrated_autocorrelation_time`, :func:`effective_sample_size`
     Sokal's windowed estimate of the integrated autocorrelation time of a scalar series, and N / tau.
 :func:`pattern_overlap`
@@ -41,6 +43,7 @@ __all__ = [
     "mode_switches",
     "switches_per_second",
     "dwell_times_ms",
+    "mode_indicator",
     "autocorrelation",
     "integrated_autocorrelation_time",
     "effective_sample_size",
@@ -182,6 +185,25 @@ def switches_per_second(labels, dt_ms: float) -> float:
     return float(mode_switches(labels).size / (labels.size * dt_ms / 1000.0))
 
 
+def mode_indicator(labels, mode: int = 0) -> np.ndarray:
+    """1.0 while the committed mode (:func:`committed_modes`) is ``mode``, else 0.0, from the first mode visit on.
+
+    The slow observable of mixing between modes: a sampler stuck in one mode gives a constant series
+    (no effective samples, :func:`effective_sample_size` = 0), whereas the pattern overlap of a stuck
+    sampler still fluctuates within its mode and would suggest fast mixing.
+
+    Examples
+    --------
+    >>> mode_indicator([-1, 0, -1, 1, 1, 0])
+    array([1., 1., 0., 0., 1.])
+    """
+    committed = committed_modes(labels)
+    visited = np.flatnonzero(committed != NO_MODE)
+    if visited.size == 0:
+        return np.empty(0)
+    return (committed[visited[0]:] == int(mode)).astype(float)
+
+
 def dwell_times_ms(labels, dt_ms: float) -> np.ndarray:
     """Durations (ms) of the completed stays in a mode, between two switches.
 
@@ -258,6 +280,8 @@ def effective_sample_size(x, c: float = 5.0) -> float:
     """Effective number of independent samples ``N / tau`` of a scalar series (see
     :func:`integrated_autocorrelation_time`); 0 for a constant series (a chain that never moved)."""
     x = np.asarray(x, dtype=float)
+    if x.ndim == 1 and x.size < 2:
+        return 0.0
     tau = integrated_autocorrelation_time(x, c)
     if not np.isfinite(tau):
         return 0.0

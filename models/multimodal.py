@@ -58,7 +58,7 @@ class MultimodalTarget:
         """
         from .boltzmann import all_states
 
-        states = all_states(self.bm.n_units)
+        states = all_states(self.bm.n_units).astype(np.int64)  # uint8 differences would wrap around
         d0 = np.abs(states - self.patterns[0]).sum(axis=1)
         d1 = np.abs(states - self.patterns[1]).sum(axis=1)
         halfway = states[d0 == d1]

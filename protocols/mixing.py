@@ -13,8 +13,9 @@ measures the mixing.
     :func:`cortexsim.models.multimodal.bistable_bm` (two complementary patterns, barrier ``J n^2 / 2``).
     A state is in a mode when at most ``mode_max_distance`` units differ from its pattern; a switch is a
     change of the last mode visited. Reported per mechanism: switches per biological second, dwell
-    times, mode occupancy over time, integrated autocorrelation time of the pattern overlap (read every
-    tau_ref), effective samples per CPU second of the simulation, and D_KL (both directions) of the
+    times, mode occupancy over time, integrated autocorrelation time of the mode indicator (1 while
+    the last mode visited is pattern A, read every tau_ref; :func:`~cortexsim.analysis.mixing.mode_indicator`),
+    effective samples per CPU second of the simulation, and D_KL (both directions) of the
     time-averaged distribution to the exact target, over time. A non-spiking parallel-tempering Gibbs
     sampler (:mod:`cortexsim.models.tempering`) runs for the same CPU time as the depressing network and
     gives its effective samples per CPU second.
@@ -26,7 +27,9 @@ measures the mixing.
     second (changes of the network state on the read-out grid) and class changes per second.
 
 Weight correction of the depressing synapses: analytic (:func:`~cortexsim.models.short_term_depression.
-depression_weight_factor`, times ``weight_factor_scale``), no training.
+depression_weight_factor`, times ``weight_factor_scale``), no training; or (``weight_correction="cd"``,
+bistable target) in addition a short CD fit of the depressing network through the package's CD engine
+(:func:`cd_fit_depressing`).
 """
 
 from __future__ import annotations
@@ -44,8 +47,8 @@ from cortexsim.results import library_versions, machine_info, output_dir, write_
 from ..analysis import plots
 from ..analysis.divergence import dkl_both, dkl_over_time
 from ..analysis.mixing import (NO_MODE, classes_visited, dominant_classes, dwell_times_ms, effective_sample_size,
-                               integrated_autocorrelation_time, mode_occupancy, mode_switches, nearest_mode,
-                               pattern_overlap)
+                               integrated_autocorrelation_time, mode_indicator, mode_occupancy, mode_switches,
+                               nearest_mode, pattern_overlap)
 from ..analysis.mixing_plots import plot_class_sequences, plot_dwell_times, plot_mode_trajectories
 from ..analysis.states import joint_distribution, joint_distribution_over_time, sample_distribution, states_on_grid
 from ..backends.registry import backend_info, check_dt, load_backend
@@ -57,7 +60,8 @@ from ..models.tempering import geometric_betas, parallel_tempering
 from .calibration import CalibrationConfig, calibrate
 from .progress import run_with_progress
 
-__all__ = ["MixingConfig", "MixingResult", "MECHANISMS", "TARGETS", "run", "digits_rbm"]
+__all__ = ["MixingConfig", "MixingResult", "MECHANISMS", "TARGETS", "WEIGHT_CORRECTIONS", "run", "digits_rbm",
+           "cd_fit_depressing"]
 
 logger = logging.getLogger(__name__)
 
@@ -65,6 +69,8 @@ logger = logging.getLogger(__name__)
 MECHANISMS = ("renewing", "depressing")
 #: Targets.
 TARGETS = ("bistable", "digits")
+#: Weight corrections of the depressing synapses.
+WEIGHT_CORRECTIONS = ("analytic", "cd")
 #: Biological time per mechanism (ms) when not given.
 DEFAULT_DURATION_MS = {"bistable": 60000.0, "digits": 10000.0}
 
@@ -94,6 +100,16 @@ class MixingConfig:
         Recovery time constant of the depressing synapses (ms), > 0.
     weight_factor_scale : float
         Multiplies the analytic weight correction of the depressing synapses (1: as derived), > 0.
+    weight_correction : {"analytic", "cd"}
+        "analytic": the translated weights times the analytic factor; "cd": in addition a short CD fit
+        of (W, b) on the depressing network itself (bistable target only; the package's CD engine with
+        the exact moments of the target), starting from the analytic correction.
+    cd_iterations : int
+        Updates of the CD fit (>= 1).
+    cd_sampling_ms : float
+        Free-running time per CD update (ms), > 0.
+    cd_learning_rate : float
+        eta0 of the CD fit (inverse schedule, tau 10 iterations, momentum 0.5), > 0.
     n_units : int
         Units of the bistable target (even, 2..20).
     coupling : float
@@ -129,6 +145,10 @@ class MixingConfig:
     U: float = 0.1
     tau_rec_ms: float = 500.0
     weight_factor_scale: float = 0.8
+    weight_correction: str = "analytic"
+    cd_iterations: int = 20
+    cd_sampling_ms: float = 10000.0
+    cd_learning_rate: float = 0.5
     n_units: int = 6
     coupling: float = 0.6
     mode_max_distance: int = 1
@@ -157,7 +177,12 @@ class MixingConfig:
                              f"got {list(mechanisms)}")
         object.__setattr__(self, "mechanisms", mechanisms)
         ShortTermDepression(self.U, self.tau_rec_ms)  # checks U and tau_rec_ms
-        for name in ("duration_ms", "readout_dt_ms", "class_window_ms", "weight_factor_scale", "coupling"):
+        if self.weight_correction not in WEIGHT_CORRECTIONS:
+            raise ValueError(f"weight_correction must be one of {WEIGHT_CORRECTIONS}, got {self.weight_correction!r}")
+        if self.weight_correction == "cd" and self.target != "bistable":
+            raise ValueError('weight_correction="cd" needs the exact target moments: target must be "bistable"')
+        for name in ("duration_ms", "readout_dt_ms", "class_window_ms", "weight_factor_scale", "coupling",
+                     "cd_sampling_ms", "cd_learning_rate"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
@@ -169,7 +194,7 @@ class MixingConfig:
                              f"got {self.duration_ms}")
         for name, low, high in (("n_units", 2, 20), ("mode_max_distance", 0, 10), ("n_checkpoints", 2, 1000),
                                 ("tempering_replicas", 0, 64), ("digits_hidden", 1, 1000),
-                                ("digits_pretrain_iterations", 1, 10**7)):
+                                ("digits_pretrain_iterations", 1, 10**7), ("cd_iterations", 1, 10**5)):
             value = getattr(self, name)
             if int(value) != value or not low <= value <= high:
                 raise ValueError(f"{name} must be an integer in [{low}, {high}], got {value!r}")
@@ -200,6 +225,7 @@ class MixingResult:
     mechanisms: dict
     tempering: dict | None = None
     target: dict = field(default_factory=dict)
+    cd_fit: dict | None = None
     files: dict = field(default_factory=dict)
     wall_time_s: float = 0.0
 
@@ -220,20 +246,90 @@ class MixingResult:
 
     def to_dict(self) -> dict:
         return {"summary": self.summary(), "config": self.config, "activation_fit": self.fit.to_dict(),
-                "weight_factor": self.weight_factor, "target": self.target, "mechanisms": self.mechanisms,
+                "weight_factor": self.weight_factor, "weight_correction": self.config.weight_correction,
+                "cd_fit": self.cd_fit, "target": self.target, "mechanisms": self.mechanisms,
                 "tempering": self.tempering, "wall_time_s": self.wall_time_s, "files": self.files,
                 "versions": library_versions(), "machine": machine_info()}
 
 
-def digits_rbm(seed: int, n_hidden: int, iterations: int) -> tuple[BoltzmannMachine, dict]:
-    """The digits RBM trained by exact-sampler CD with ``train-cd --task digits``'s pre-training defaults.
+def digits_rbm(seed: int, n_hidden: int, iterations: int, use_cache: bool = True) -> tuple[BoltzmannMachine, dict]:
+    """The digits RBM trained by exact-sampler CD: ``train-cd --task digits``'s pre-training and defaults.
 
-    Returns the BM (units [64 pixels | 10 labels | hidden]) and ``{"test_accuracy": ...}`` (exact
-    free-energy classification on the held-out split).
+    Units [64 pixels | 10 labels | hidden]. The parameters are cached (JSON, atomic) as
+    ``$CORTEXSIM_CACHE_DIR/digits_rbm/seed{seed}_hidden{n_hidden}_it{iterations}.json``: the training costs
+    minutes of CPU and depends only on these three numbers and the task's defaults. Returns the BM and
+    ``{"exact_test_accuracy": ..., "pretrain_iterations": ..., "n_hidden": ...}`` (free-energy
+    classification of the held-out split).
     """
-    from .cd_digits import digits_pretrained_rbm
+    from cortexsim.results import read_json, write_json_atomic
 
-    return digits_pretrained_rbm(seed, n_hidden, iterations)
+    from .calibration import default_cache_path
+    from .cd_digits import DigitsTrainingConfig, free_energy_accuracy, load_digits_split, pretrain_exact
+
+    config = DigitsTrainingConfig(seed=seed, n_hidden=n_hidden, pretrain_iterations=iterations)
+    path = default_cache_path().parent / "digits_rbm" / f"seed{seed}_hidden{n_hidden}_it{iterations}.json"
+    if use_cache and path.exists():
+        try:
+            cached = read_json(path)
+            return BoltzmannMachine(cached["W"], cached["b"]), cached["info"]
+        except (ValueError, KeyError, TypeError) as err:
+            logger.warning(f"ignoring unreadable digits RBM cache {path}: {err}")
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, seed)
+    logger.info(f"training the digits RBM (exact sampler, {iterations} updates, {n_hidden} hidden units)")
+    W, b, _, _, _ = pretrain_exact(config, data, test_x, test_y)
+    info = {"exact_test_accuracy": free_energy_accuracy(W, b, test_x, test_y), "pretrain_iterations": iterations,
+            "n_hidden": n_hidden, "trained_by": "exact-sampler CD, train-cd --task digits pre-training defaults"}
+    if use_cache:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        write_json_atomic(path, {"W": W.tolist(), "b": b.tolist(), "info": info})
+    return BoltzmannMachine(W, b), info
+
+
+class _CorrectedNetwork:
+    """A depressing sampling network whose every weight update goes through the analytic factor."""
+
+    def __init__(self, network, factor: float):
+        self.network, self.factor = network, float(factor)
+        self.set_parameters(network.bm.W, network.bm.b)
+
+    def set_parameters(self, W, b) -> None:
+        from ..models.lif_translation import bm_to_lif
+
+        net = self.network
+        bm = BoltzmannMachine(W, b)
+        net.set_lif(corrected_lif(bm_to_lif(bm, net.neuron, net.noise, net.fit), self.factor), bm)
+
+    def spiketrains(self, clear: bool = False) -> list:
+        return self.network.spiketrains(clear=clear)
+
+
+def cd_fit_depressing(config: MixingConfig, bm: BoltzmannMachine, fit: ActivationFit, weight_factor: float,
+                      progress: bool = False) -> tuple[BoltzmannMachine, dict]:
+    """Fit (W, b) of the depressing network to ``bm`` with the package's CD engine (exact target moments).
+
+    The network factory builds the depressing network with the analytic weight factor; the statistics
+    are :class:`cortexsim.protocols.cd_engine.TargetStatistics` (time-continuous moments of the free
+    run against the exact moments of ``bm``). Returns the fitted BM and the engine's history.
+    """
+    from cortexsim.seeds import derive_seed
+
+    from .cd_engine import CDSettings, CDState, TargetStatistics, train_cd
+
+    settings = CDSettings(iterations=config.cd_iterations, sampling_ms=config.cd_sampling_ms,
+                          learning_rate=config.cd_learning_rate, schedule="inverse", schedule_tau=10.0,
+                          momentum=0.5, dt_ms=config.dt_ms, burn_in_ms=500.0)
+
+    def build(sim, W, b, first_iteration):
+        sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 300 + first_iteration))
+        network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
+                                         synapses="depressing", depression=config.depression)
+        return _CorrectedNetwork(network, weight_factor)
+
+    state = CDState.fresh(bm.W, bm.b, settings)
+    train_cd(build, TargetStatistics([bm], config.neuron.tau_refrac), settings, state, load_backend(config.backend),
+             progress=progress, label="CD fit of the depressing network")
+    W, b = state.trained(settings)
+    return BoltzmannMachine(W, b), state.history
 
 
 def _simulate(config: MixingConfig, bm: BoltzmannMachine, fit: ActivationFit, mechanism: str, seed: int,
@@ -263,9 +359,9 @@ def _bistable_measures(config, target, spiketrains, cpu_s, checkpoints) -> dict:
     window = max(1, int(round(config.duration_ms / 20 / config.readout_dt_ms)))
     occupancy = mode_occupancy(labels, target.n_modes, window)
     every = max(1, int(round(tau_ref / config.readout_dt_ms)))  # one sample per tau_ref
-    overlap = pattern_overlap(states[::every], target.patterns[0])
-    tau = integrated_autocorrelation_time(overlap)
-    ess = effective_sample_size(overlap)
+    indicator = mode_indicator(labels[::every], 0)
+    tau = integrated_autocorrelation_time(indicator) if indicator.size >= 2 else float("nan")
+    ess = effective_sample_size(indicator)
     p_target = joint(target.bm)
     p_sampled = joint_distribution(spiketrains, tau_ref, 0.0, config.duration_ms)
     curves = dkl_over_time(joint_distribution_over_time(spiketrains, tau_ref, 0.0, checkpoints), p_target)
@@ -282,13 +378,15 @@ def _bistable_measures(config, target, spiketrains, cpu_s, checkpoints) -> dict:
         "autocorrelation_time_ms": float(tau * every * config.readout_dt_ms) if np.isfinite(tau) else None,
         "effective_samples": ess,
         # Sokal's estimate needs a run of many tau; a chain stuck in one mode looks fast (within-mode tau).
-        "autocorrelation_estimate_reliable": bool(np.isfinite(tau) and overlap.size > 50 * tau and switches.size >= 10),
+        "autocorrelation_estimate_reliable": bool(np.isfinite(tau) and indicator.size > 50 * tau
+                                                  and switches.size >= 10),
         "cpu_time_s": cpu_s,
         "ess_per_cpu_s": float(ess / cpu_s) if cpu_s > 0 else None,
         **dkl_both(p_sampled, p_target),
         "dkl_over_time": {"t_ms": checkpoints.tolist(), **{k: np.asarray(v).tolist() for k, v in curves.items()}},
         "rates_hz": [float(len(s) / (config.duration_ms / 1000.0)) for s in spiketrains],
-        "_overlap_grid": (np.arange(states.shape[0]) * config.readout_dt_ms, pattern_overlap(states, target.patterns[0])),
+        "_overlap_grid": (np.arange(states.shape[0]) * config.readout_dt_ms,
+                          pattern_overlap(states, target.patterns[0])),
     }
 
 
@@ -354,10 +452,18 @@ def run(config: MixingConfig, out_dir: str | Path | None = None, progress: bool 
             info = {}
         target_info = {"kind": "digits", "n_units": bm.n_units, **info}
     checkpoints = np.unique(np.geomspace(min(100.0, config.duration_ms), config.duration_ms, config.n_checkpoints))
+    networks = {mechanism: bm for mechanism in config.mechanisms}
+    cd_fit = None
+    if config.weight_correction == "cd" and "depressing" in networks:
+        fitted, history = cd_fit_depressing(config, bm, fit, weight_factor, progress)
+        networks["depressing"] = fitted
+        cd_fit = {"W": fitted.W.tolist(), "b": fitted.b.tolist(),
+                  "segment_dkl_sampled_target": history.get("segment_dkl_sampled_target"),
+                  "dkl_sampled_target_per_iteration": history.get("dkl_sampled_target")}
     mechanisms, overlaps = {}, {}
     for index, mechanism in enumerate(config.mechanisms):
         seed = derive_seed(config.seed, 100 + index)
-        spiketrains, cpu = _simulate(config, bm, fit, mechanism, seed, weight_factor, progress)
+        spiketrains, cpu = _simulate(config, networks[mechanism], fit, mechanism, seed, weight_factor, progress)
         if config.target == "bistable":
             measures = _bistable_measures(config, target, spiketrains, cpu, checkpoints)
             overlaps[mechanism] = measures.pop("_overlap_grid")
@@ -371,17 +477,18 @@ def run(config: MixingConfig, out_dir: str | Path | None = None, progress: bool 
         budget = max(m["cpu_time_s"] for m in mechanisms.values())
         pt = parallel_tempering(bm, geometric_betas(config.tempering_replicas, config.tempering_beta_min), None,
                                 seed=derive_seed(config.seed, 200), cpu_budget_s=max(budget, 0.05))
-        overlap = pattern_overlap(pt.samples, target.patterns[0])
-        ess = effective_sample_size(overlap)
         labels = nearest_mode(pt.samples, target.patterns, config.mode_max_distance)
+        indicator = mode_indicator(labels, 0)
+        ess = effective_sample_size(indicator)
         tempering = {"replicas": config.tempering_replicas, "betas": pt.betas.tolist(),
                      "swap_acceptance": pt.swap_acceptance.tolist(), "steps": int(pt.samples.shape[0]),
                      "cpu_time_s": pt.cpu_time_s, "effective_samples": ess,
                      "ess_per_cpu_s": float(ess / pt.cpu_time_s),
                      "switches_per_step": float(mode_switches(labels).size / labels.size),
-                     "autocorrelation_time_steps": integrated_autocorrelation_time(overlap),
+                     "autocorrelation_time_steps": (integrated_autocorrelation_time(indicator)
+                                                    if indicator.size >= 2 else None),
                      **dkl_both(sample_distribution(pt.samples), joint(bm))}
-    result = MixingResult(config, fit, weight_factor, mechanisms, tempering, target_info)
+    result = MixingResult(config, fit, weight_factor, mechanisms, tempering, target_info, cd_fit=cd_fit)
     result.wall_time_s = time.perf_counter() - start
     if out_dir is not None:
         out = output_dir(out_dir)
@@ -406,7 +513,8 @@ def _figures(result: MixingResult, overlaps: dict, checkpoints, out: Path) -> di
         files["dwell_times"] = plot_dwell_times({k: np.asarray(m["dwell_times_ms"])
                                                  for k, m in result.mechanisms.items()}, out / "dwell_times.png")
         files["dkl_over_time"] = plots.plot_dkl_over_time(
-            checkpoints, {k: np.asarray(m["dkl_over_time"]["dkl_sampled_target"]) for k, m in result.mechanisms.items()},
+            checkpoints,
+            {k: np.asarray(m["dkl_over_time"]["dkl_sampled_target"]) for k, m in result.mechanisms.items()},
             out / "dkl_over_time.png",
             title=f"D_KL(sampled || target) of [0, t], {config.duration_ms / 1000:g} s per mechanism")
     else:

@@ -66,3 +66,25 @@ def test_digits_target_reads_classes_from_the_label_units(tmp_path):
 def test_bad_settings_are_refused_before_anything_runs(changes, message):
     with pytest.raises(ValueError, match=message):
         MixingConfig(seed=1, **changes)
+
+
+def test_cli_refuses_bad_depression_parameters_before_running(tmp_path, capsys):
+    from cortexsim.cli import main
+
+    assert main(["mixing", "--U", "1.5", "--out", str(tmp_path / "o")]) == 2
+    assert "U must lie in (0, 1]" in capsys.readouterr().err
+    assert main(["mixing", "--target", "digits", "--weight-correction", "cd", "--out", str(tmp_path / "o")]) == 2
+    assert "bistable" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_cli_runs_a_short_bistable_comparison(tmp_path):
+    from cortexsim.cli import main
+
+    out = tmp_path / "run"
+    assert main(["mixing", "--target", "bistable", "--duration", "2000", "--units", "4", "--coupling", "0.8",
+                 "--tempering-replicas", "3", "--seed", "5", "--out", str(out), "-q"]) == 0
+    written = json.loads((out / "results.json").read_text())
+    assert set(written["mechanisms"]) == {"renewing", "depressing"}
+    assert written["config"]["U"] == 0.1 and written["config"]["duration_ms"] == 2000.0
+    assert {"switches_per_s_stp", "switches_per_s_renewing", "dkl_stp"} <= set(written["summary"])

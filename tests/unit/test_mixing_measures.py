@@ -8,7 +8,7 @@ import pytest
 from cortexsim.analysis.mixing import (NO_MODE, autocorrelation, classes_visited, committed_modes,
                                        dominant_classes, dwell_times_ms, effective_sample_size,
                                        integrated_autocorrelation_time, mode_occupancy, mode_switches,
-                                       nearest_mode, pattern_overlap, switches_per_second)
+                                       mode_indicator, nearest_mode, pattern_overlap, switches_per_second)
 
 
 def ar1(phi: float, n: int, seed: int) -> np.ndarray:
@@ -139,3 +139,19 @@ def test_dominant_classes_and_classes_visited():
 def test_bad_input_names_the_parameter(call, message):
     with pytest.raises(ValueError, match=message):
         call()
+
+
+def test_mode_indicator_gives_no_effective_samples_to_a_stuck_sampler():
+    # Within-mode flicker (one unit off now and then) must not count as mixing between modes.
+    rng = np.random.default_rng(8)
+    patterns = np.array([[1, 1, 1, 0, 0, 0], [0, 0, 0, 1, 1, 1]])
+    states = np.tile(patterns[0], (5000, 1))
+    flicker = rng.random(5000) < 0.3
+    states[flicker, rng.integers(0, 3, flicker.sum())] = 0
+    labels = nearest_mode(states, patterns, 1)
+    assert effective_sample_size(pattern_overlap(states, patterns[0])) > 1000  # the overlap would suggest mixing
+    assert effective_sample_size(mode_indicator(labels, 0)) == 0.0
+    # A two-state Markov chain: the indicator is the chain itself, tau = (1 - p) / p.
+    chain = two_state_chain(0.05, 100_000, seed=9)
+    indicator = mode_indicator(chain, 0)
+    assert integrated_autocorrelation_time(indicator) == pytest.approx(19.0, abs=4 * sokal_sd(19.0, indicator.size))
