@@ -73,6 +73,46 @@ def _slim(result) -> dict:
     return data
 
 
+def _headline(report: dict, runs: list, args) -> None:
+    """Summary, acceptance and per-seed figures of the bistable runs (analytic correction)."""
+    per = _bistable_figures(runs)
+    sw_stp, sw_ren = float(np.mean(per["sw_stp"])), float(np.mean(per["sw_ren"]))
+    ratio = sw_stp / sw_ren if sw_ren > 0 else float("inf")
+    dkl_stp = float(np.mean(per["dkl_stp"]))
+    report["summary"].update({
+        "switches_per_s_stp": sw_stp,
+        "switches_per_s_renewing": sw_ren,
+        "switch_ratio_stp_over_renewing": ratio,
+        "dkl_stp": dkl_stp,
+        "dkl_renewing": float(np.mean(per["dkl_ren"])),
+        "ess_per_cpu_s_stp": float(np.mean(per["ess_stp"])),
+        "ess_per_cpu_s_renewing": float(np.mean(per["ess_ren"])),
+        "ess_per_cpu_s_tempering": float(np.mean(per["ess_per_cpu_s_tempering"])),
+        "weight_correction": "analytic",
+    })
+    report["acceptance"].update(bistable_switches_at_least_10x=bool(ratio >= 10.0),
+                                bistable_dkl_stp_at_most_0_02=bool(dkl_stp <= 0.02))
+    report["per_seed"] = {"seeds": args.seeds, **per}
+    report["bistable_runs"] = [_slim(r) for r in runs]
+    report["config"] = config_to_dict(runs[0].config)
+
+
+def _digits(report: dict, args, common: dict) -> None:
+    """The digits RBM running free with both mechanisms."""
+    config = MixingConfig(seed=args.digits_seed, target="digits", duration_ms=args.digits_ms, **common)
+    digits = run(config, out_dir=args.out / f"digits_seed{args.digits_seed}", progress=False)
+    logging.info(f"digits: {digits.summary()}")
+    stp, ren = digits.mechanisms["depressing"], digits.mechanisms["renewing"]
+    report["summary"].update(digits_classes_visited_stp=stp["n_classes_visited"],
+                             digits_classes_visited_renewing=ren["n_classes_visited"],
+                             digits_class_changes_per_s_stp=stp["class_changes_per_s"],
+                             digits_class_changes_per_s_renewing=ren["class_changes_per_s"],
+                             digits_state_switches_per_s_stp=stp["state_switches_per_s"],
+                             digits_state_switches_per_s_renewing=ren["state_switches_per_s"])
+    report["acceptance"]["digits_at_least_8_classes_stp"] = bool(stp["n_classes_visited"] >= 8)
+    report["digits_run"] = _slim(digits)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=_ints, default=[1, 2, 3, 4, 5], help="bistable runs (default 1..5)")
@@ -89,6 +129,8 @@ def main() -> int:
     parser.add_argument("--cd-iterations", type=int, default=20)
     parser.add_argument("--cd-learning-rate", type=float, default=0.5)
     parser.add_argument("--skip-digits", action="store_true")
+    parser.add_argument("--cd-only", action="store_true",
+                        help="only the CD-fitted runs, added to the existing results file (a second invocation)")
     parser.add_argument("--out", type=Path, default=Path("out/mixing"))
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
@@ -119,48 +161,27 @@ def main() -> int:
         report["load_average"] = os.getloadavg()
         write_json_atomic(RESULTS, report)
 
-    runs = []
-    for seed in args.seeds:
+    if args.cd_only:
+        from cortexsim.results import read_json
+
+        report = read_json(RESULTS)
+        report["complete"] = False
+        per = report["per_seed"]
+        args.seeds = per["seeds"]
+    runs = [] if not args.cd_only else None
+    for seed in (args.seeds if not args.cd_only else []):
         config = MixingConfig(seed=seed, target="bistable", duration_ms=args.bistable_ms, n_units=args.n_units,
                               coupling=args.coupling, **common)
         result = run(config, out_dir=args.out / f"bistable_seed{seed}", progress=False)
         runs.append(result)
         logging.info(f"bistable seed {seed}: {result.summary()}")
-    per = _bistable_figures(runs)
-    sw_stp, sw_ren = float(np.mean(per["sw_stp"])), float(np.mean(per["sw_ren"]))
-    ratio = sw_stp / sw_ren if sw_ren > 0 else float("inf")
-    dkl_stp = float(np.mean(per["dkl_stp"]))
-    report["summary"].update({
-        "switches_per_s_stp": sw_stp,
-        "switches_per_s_renewing": sw_ren,
-        "switch_ratio_stp_over_renewing": ratio,
-        "dkl_stp": dkl_stp,
-        "dkl_renewing": float(np.mean(per["dkl_ren"])),
-        "ess_per_cpu_s_stp": float(np.mean(per["ess_stp"])),
-        "ess_per_cpu_s_renewing": float(np.mean(per["ess_ren"])),
-        "ess_per_cpu_s_tempering": float(np.mean(per["ess_per_cpu_s_tempering"])),
-        "weight_correction": "analytic",
-    })
-    report["acceptance"].update(bistable_switches_at_least_10x=bool(ratio >= 10.0),
-                                bistable_dkl_stp_at_most_0_02=bool(dkl_stp <= 0.02))
-    report["per_seed"] = {"seeds": args.seeds, **per}
-    report["bistable_runs"] = [_slim(r) for r in runs]
-    report["config"] = config_to_dict(runs[0].config)
-    save()
-    if not args.skip_digits:
-        config = MixingConfig(seed=args.digits_seed, target="digits", duration_ms=args.digits_ms, **common)
-        digits = run(config, out_dir=args.out / f"digits_seed{args.digits_seed}", progress=False)
-        logging.info(f"digits: {digits.summary()}")
-        stp, ren = digits.mechanisms["depressing"], digits.mechanisms["renewing"]
-        report["summary"].update(digits_classes_visited_stp=stp["n_classes_visited"],
-                                 digits_classes_visited_renewing=ren["n_classes_visited"],
-                                 digits_class_changes_per_s_stp=stp["class_changes_per_s"],
-                                 digits_class_changes_per_s_renewing=ren["class_changes_per_s"],
-                                 digits_state_switches_per_s_stp=stp["state_switches_per_s"],
-                                 digits_state_switches_per_s_renewing=ren["state_switches_per_s"])
-        report["acceptance"]["digits_at_least_8_classes_stp"] = bool(stp["n_classes_visited"] >= 8)
-        report["digits_run"] = _slim(digits)
+    if not args.cd_only:
+        _headline(report, runs, args)
         save()
+    if not args.skip_digits and not args.cd_only:
+        _digits(report, args, common)
+        save()
+    per = report["per_seed"]
     if args.cd_seeds:
         cd_runs = []
         for seed in args.cd_seeds:
@@ -175,6 +196,7 @@ def main() -> int:
         dkl = [r.mechanisms["depressing"]["dkl_sampled_target"] for r in cd_runs]
         renewing_same_seeds = [per["sw_ren"][args.seeds.index(s)] for s in args.cd_seeds if s in args.seeds]
         report["summary"].update(switches_per_s_stp_cd_fit=float(np.mean(sw)), dkl_stp_cd_fit=float(np.mean(dkl)))
+        report["seeds"]["cd_fit"] = args.cd_seeds
         report["cd_fit"] = {"seeds": args.cd_seeds, "switches_per_s": sw, "dkl_sampled_target": dkl,
                             "switches_per_s_renewing_same_seeds": renewing_same_seeds,
                             "runs": [_slim(r) for r in cd_runs]}
