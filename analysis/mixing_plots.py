@@ -54,7 +54,8 @@ def plot_mode_trajectories(times_ms, overlaps: Mapping[str, np.ndarray], path: s
         ax.set_yticks([-1, 0, 1], [mode_names[1], "0", mode_names[0]])
         ax.set_ylabel(f"{name}\noverlap")
     axes[-1].set_xlabel("biological time (s)")
-    window = f"window {times_ms[0] / 1000:g}-{times_ms[-1] / 1000:g} s"
+    end = times_ms[-1] + (times_ms[-1] - times_ms[-2])  # the last read-out covers one more step
+    window = f"window {times_ms[0] / 1000:g}-{end / 1000:g} s"
     fig.suptitle(f"{title}, {window}" if title else f"State trajectory, {window}")
     return _save(fig, path)
 

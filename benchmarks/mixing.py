@@ -97,6 +97,20 @@ def _headline(report: dict, runs: list, args) -> None:
     report["config"] = config_to_dict(runs[0].config)
 
 
+def _early_dkl(report: dict, t_ms: float = 10000.0) -> None:
+    """Mean over seeds of D_KL(sampled || target) of [0, t] at the last checkpoint <= t_ms (how fast each
+    mechanism approaches the target), from the stored runs."""
+    for mech, key in (("depressing", "stp"), ("renewing", "renewing")):
+        values = []
+        for run_dict in report.get("bistable_runs", []):
+            curve = run_dict["mechanisms"][mech]["dkl_over_time"]
+            t = np.asarray(curve["t_ms"], dtype=float)
+            values.append(float(np.asarray(curve["dkl_sampled_target"], dtype=float)[t <= t_ms][-1]))
+        if values:
+            report["summary"][f"dkl_first_{t_ms / 1000:g}s_{key}"] = float(np.mean(values))
+            report["per_seed"][f"dkl_first_{t_ms / 1000:g}s_{key}"] = values
+
+
 def _digits(report: dict, args, common: dict) -> None:
     """The digits RBM running free with both mechanisms."""
     config = MixingConfig(seed=args.digits_seed, target="digits", duration_ms=args.digits_ms, **common)
@@ -177,7 +191,8 @@ def main() -> int:
         logging.info(f"bistable seed {seed}: {result.summary()}")
     if not args.cd_only:
         _headline(report, runs, args)
-        save()
+    _early_dkl(report)
+    save()
     if not args.skip_digits and not args.cd_only:
         _digits(report, args, common)
         save()

@@ -88,3 +88,23 @@ def test_cli_runs_a_short_bistable_comparison(tmp_path):
     assert set(written["mechanisms"]) == {"renewing", "depressing"}
     assert written["config"]["U"] == 0.1 and written["config"]["duration_ms"] == 2000.0
     assert {"switches_per_s_stp", "switches_per_s_renewing", "dkl_stp"} <= set(written["summary"])
+
+
+def test_cd_fit_strengthens_couplings_that_the_weight_correction_left_too_weak():
+    """The CD engine fits the depressing network: with 0.3 x the analytic factor the couplings act too
+    weakly (modes too shallow, groups too independent), so the fit must grow both the excitatory
+    within-group and the inhibitory between-group weights of the BM it hands to the network."""
+    from cortexsim.models.short_term_depression import depression_weight_factor
+    from cortexsim.protocols.mixing import cd_fit_depressing
+
+    config = MixingConfig(seed=4, n_units=4, coupling=0.6, weight_correction="cd", cd_iterations=3,
+                          cd_sampling_ms=3000.0, cd_learning_rate=2.0)
+    from cortexsim.models.multimodal import bistable_bm
+
+    target = bistable_bm(4, 0.6)
+    factor = 0.15 * depression_weight_factor(config.depression, config.neuron.tau_refrac, config.neuron.tau_syn_E)
+    fitted, history = cd_fit_depressing(config, target.bm, FIT, factor)
+    assert len(history["iteration"]) == 3
+    within, between = (0, 1), (0, 2)  # units 0, 1 form pattern A; unit 2 belongs to pattern B
+    assert fitted.W[within] > target.bm.W[within] + 0.1
+    assert fitted.W[between] < target.bm.W[between] - 0.1
