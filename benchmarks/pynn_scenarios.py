@@ -79,7 +79,7 @@ ACCEPTED_NON_PASSES = {
     "brainscales_ideal": ("unsupported",),
     "brainscales": ("unsupported", "numerical_failure"),
 }
-OUTCOME_CLASSES = ("pass", "unsupported", "numerical_failure", "crash", "hang", "skipped")
+OUTCOME_CLASSES = ("pass", "unsupported", "numerical_failure", "crash", "hang", "skipped", "not_run")
 UNSUPPORTED_ERRORS = ("ChipConstraintError", "StandaloneUnsupported", "NotImplementedError",
                       "NoModelAvailableError")
 
@@ -222,8 +222,8 @@ def classify(outcome: dict) -> str:
         return "pass"
     if outcome["outcome"] == "skipped":
         return "skipped"
-    if outcome["outcome"] == "hang":
-        return "hang"
+    if outcome["outcome"] in ("hang", "not_run"):
+        return outcome["outcome"]
     classes = outcome.get("exception_classes", [])
     if any(name in classes for name in UNSUPPORTED_ERRORS):
         return "unsupported"
@@ -267,7 +267,8 @@ def warm_up(sim) -> None:
         pass
 
 
-def serve(config: dict, nodes: list[str], workdir: Path, timeout_s: float, results_file: Path) -> None:
+def serve(config: dict, nodes: list[str], workdir: Path, timeout_s: float, results_file: Path,
+          stop_at: float = float("inf")) -> None:
     """Run ``nodes`` (pytest node ids) of one configuration, each in its own forked process.
 
     The server imports the configuration's module and PyNN's heavy dependencies once (importing
@@ -289,6 +290,11 @@ def serve(config: dict, nodes: list[str], workdir: Path, timeout_s: float, resul
     if config.get("warm_up"):
         warm_up(importlib.import_module(config["module"]))
     for node in nodes:
+        if time.time() >= stop_at:  # the run's time budget is spent: recorded as not run, never guessed
+            with open(results_file, "a") as handle:
+                handle.write(json.dumps({"node": node, "outcome": "not_run", "wall_time_s": 0.0,
+                                         "message": "not started: the run's --stop-at time had passed"}) + "\n")
+            continue
         outcome_file = workdir / "outcome.json"
         outcome_file.unlink(missing_ok=True)
         start = time.perf_counter()
@@ -329,7 +335,7 @@ def serve(config: dict, nodes: list[str], workdir: Path, timeout_s: float, resul
 
 
 def run_configuration(scenarios: list[dict], config: dict, workdir: Path, timeout_s: float,
-                      progress_label: str = "") -> list[dict]:
+                      progress_label: str = "", stop_at: float = float("inf")) -> list[dict]:
     """Every scenario on one configuration: one server process, one forked child per scenario."""
     results_file = workdir / "results.jsonl"
     results_file.unlink(missing_ok=True)
@@ -337,7 +343,7 @@ def run_configuration(scenarios: list[dict], config: dict, workdir: Path, timeou
     environment = dict(os.environ, SCENARIO_CONFIGURATION=json.dumps(config), OMP_NUM_THREADS="1",
                        OPENBLAS_NUM_THREADS="1", MPLBACKEND="Agg", PYNEST_QUIET="1")
     server = subprocess.Popen([sys.executable, __file__, "--serve", json.dumps(config), str(workdir),
-                               str(timeout_s), str(results_file)] + nodes, env=environment, cwd=workdir,
+                               str(timeout_s), str(results_file), str(stop_at)] + nodes, env=environment, cwd=workdir,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     reported = 0
     while True:
@@ -377,42 +383,72 @@ def regressions(per_configuration: dict, configs: dict) -> dict:
              "message": e.get("message", "")}
             for e in entries
             if reference_outcome.get((e["module"], e["scenario"])) == "pass"
-            and e["classification"] not in ("pass",) + accepted]
+            and e["classification"] not in ("pass", "not_run") + accepted]
     return found
+
+
+def stated_limit(message: str) -> str:
+    """The limit a chip error names: ``"not supported on chip 'bss2': cell type: requested ..."`` -> ``cell type``."""
+    _, _, rest = message.partition("': ")
+    return rest.split(":")[0].strip() if rest else message[:60]
 
 
 def summarise(per_configuration: dict, configs: dict) -> dict:
     counts = {name: {cls: sum(e["classification"] == cls for e in entries) for cls in OUTCOME_CLASSES}
               for name, entries in per_configuration.items()}
+    complete = {name: all(e["classification"] != "not_run" for e in entries)
+                for name, entries in per_configuration.items()}
     found = regressions(per_configuration, configs)
-    imperfections = {name: [e["scenario"] for e in entries if e["classification"] == "numerical_failure"]
-                     for name, entries in per_configuration.items() if name == "brainscales"}
+    chips = [name for name in per_configuration if configs.get(name, {}).get("module") == BACKENDS["brainscales"].module]
+    imperfections = {name: [e["scenario"] for e in per_configuration[name] if e["classification"] == "numerical_failure"]
+                     for name in chips}
+    chip_limits = {}
+    for name in chips:
+        grouped: dict = {}
+        for e in per_configuration[name]:
+            if e["classification"] == "unsupported":
+                grouped.setdefault(stated_limit(e.get("message", "")), []).append(e["scenario"])
+        chip_limits[name] = grouped
+    required = ("nest", "brian2")
+    established = all(name in found and complete.get(name) and complete.get(configs[name]["reference"], False)
+                      for name in required if name in configs)
     return {"n_scenarios": max((len(e) for e in per_configuration.values()), default=0),
             "counts": counts,
+            "complete": complete,
             "regressions": {name: len(items) for name, items in found.items()},
-            "zero_regressions_on_nest_and_brian2": all(not found.get(n) for n in ("nest", "brian2")
-                                                       if n in found),
-            "regression_list": found, "chip_imperfections": imperfections}
+            "zero_regressions_on_nest_and_brian2": (all(not found[n] for n in required) if established else None),
+            "regression_list": found, "chip_imperfections": imperfections,
+            "chip_limits_of_unsupported_scenarios": chip_limits}
 
 
 def main(argv=None) -> dict:
     argv = sys.argv[1:] if argv is None else argv
     if argv and argv[0] == "--serve":  # internal: the per-configuration server (see serve())
-        serve(json.loads(argv[1]), argv[5:], Path(argv[2]), float(argv[3]), Path(argv[4]))
+        serve(json.loads(argv[1]), argv[6:], Path(argv[2]), float(argv[3]), Path(argv[4]), float(argv[5]))
         return {}
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     all_configs = configurations()
-    parser.add_argument("--configurations", nargs="+", default=list(all_configs), choices=list(all_configs))
+    parser.add_argument("--configurations", nargs="*", default=list(all_configs), choices=list(all_configs))
     parser.add_argument("--scenarios", nargs="+", default=None, help="only these scenario function names")
     parser.add_argument("--timeout", type=float, default=600.0, help="per scenario and configuration (s)")
     parser.add_argument("--pynn-source", type=Path, default=None, help="an unpacked PyNN 0.13 sdist")
     parser.add_argument("--brian2-target", choices=("numpy", "cython"), default="numpy",
                         help="Brian2's code generation target in runtime mode (reference and backend alike); "
                              "numpy: no compiler run per scenario")
+    parser.add_argument("--stop-at", default=None, metavar="HH:MM",
+                        help="UTC time after which no further scenario starts (the rest is recorded as not_run)")
+    parser.add_argument("--merge", type=Path, nargs="*", default=[],
+                        help="results files of other runs whose configurations are added to this one's")
     parser.add_argument("--update", action="store_true",
                         help="keep the other configurations' results of an existing results file")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
+    stop_at = float("inf")
+    if args.stop_at:
+        import datetime
+        hour, minute = (int(part) for part in args.stop_at.split(":"))
+        now = datetime.datetime.now(datetime.timezone.utc)
+        stop_at = now.replace(hour=hour, minute=minute, second=0, microsecond=0).timestamp()
 
     if args.pynn_source is not None:
         pynn_source, sdist = args.pynn_source, {"archive": str(args.pynn_source), "source": "given folder"}
@@ -421,6 +457,11 @@ def main(argv=None) -> dict:
     previous = read_json(args.out) if args.update and args.out.exists() else {}
     per_configuration = dict(previous.get("scenarios", {})) if args.update else {}
     timings = dict(previous.get("wall_time_s", {})) if args.update else {}
+    for other_file in args.merge:  # configurations run in another invocation (e.g. at the same time)
+        other = read_json(other_file)
+        per_configuration.update(other["scenarios"])
+        timings.update(other.get("wall_time_s", {}))
+        previous.setdefault("configurations", {}).update(other.get("configurations", {}))
     with tempfile.TemporaryDirectory(prefix="pynn_scenarios_") as temporary:
         workdir = Path(temporary)
         scenarios = list_scenarios(prepare(pynn_source, workdir, args.brian2_target))
@@ -428,11 +469,13 @@ def main(argv=None) -> dict:
             scenarios = [s for s in scenarios if s["scenario"] in args.scenarios]
         for name in args.configurations:
             start = time.perf_counter()
-            entries = run_configuration(scenarios, all_configs[name], workdir, args.timeout, name)
+            entries = run_configuration(scenarios, all_configs[name], workdir, args.timeout, name, stop_at)
             per_configuration[name] = entries
             timings[name] = round(time.perf_counter() - start, 1)
             partial = {"scenarios": per_configuration, "wall_time_s": timings}
             write_json_atomic(args.out.with_suffix(".partial.json"), partial)  # progress survives a crash
+    order = list(all_configs) + [n for n in per_configuration if n not in all_configs]
+    per_configuration = {n: per_configuration[n] for n in order if n in per_configuration}
     summary = summarise(per_configuration, {**all_configs, **previous.get("configurations", {})})
     results = {
         "benchmark": "pynn_scenarios",

@@ -64,6 +64,10 @@ def main(argv=None) -> dict:
     parser.add_argument("--dts", nargs="+", type=float, default=[0.1, 0.01])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--duration", type=float, default=None,
+                        help="simulated time per run (ms; default: each model's DURATION_MS)")
+    parser.add_argument("--transient", type=float, default=None,
+                        help="initial time left out (ms; default: each model's TRANSIENT_MS)")
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--reports", type=Path, default=ROOT / "out" / "validation_dt")
     parser.add_argument("--update", action="store_true", help="keep other models/dts of an existing results file")
@@ -74,10 +78,12 @@ def main(argv=None) -> dict:
     for model in args.models:
         for dt in args.dts:
             key = f"{model}_dt{dt:g}"
-            config = ValidationConfig(seed=args.seed, backends=("nest", "brian2"), repeats=args.repeats, dt_ms=dt)
+            config = ValidationConfig(seed=args.seed, backends=("nest", "brian2"), repeats=args.repeats, dt_ms=dt,
+                                      duration_ms=args.duration, transient_ms=args.transient)
             start = time.perf_counter()
-            result = validate(MODELS[model], config, out_dir=args.reports / key)
-            runs[key] = {"model": model, "dt_ms": dt, "exit_code": result.exit_code, "verdict": result.verdict,
+            result = validate(MODELS[model], config, out_dir=args.reports / key, progress=True)
+            runs[key] = {"model": model, "dt_ms": dt, "duration_ms": result.duration_ms,
+                         "transient_ms": result.transient_ms, "exit_code": result.exit_code, "verdict": result.verdict,
                          "wall_time_s": round(time.perf_counter() - start, 1),
                          "backends": {b: {"status": r.status, "wall_time_s": round(r.wall_time_s, 1), "notes": r.notes}
                                       for b, r in result.backends.items()},
@@ -107,6 +113,7 @@ def main(argv=None) -> dict:
         summary[model] = entry
     results = {"benchmark": "validation_dt", "description": __doc__.split("\n")[0],
                "summary": summary, "parameters": {"repeats": args.repeats, "seed": args.seed, "dts_ms": args.dts,
+                                                  "duration_ms": args.duration, "transient_ms": args.transient,
                                                   "backends": ["nest", "brian2"], "alpha": 0.05,
                                                   "correction": "holm"},
                "runs": runs, "versions": library_versions(),
