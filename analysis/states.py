@@ -20,6 +20,7 @@ from cortexsim.models.boltzmann import MAX_EXACT_UNITS, states_to_indices
 __all__ = [
     "spike_times_ms",
     "states_on_grid",
+    "states_on_grid_from_arrays",
     "joint_distribution",
     "joint_distribution_over_time",
     "joint_distribution_in_windows",
@@ -67,25 +68,54 @@ def _check_n(n: int) -> None:
 def states_on_grid(spiketrains, tau_ref: float, t_start: float, t_stop: float, dt: float) -> np.ndarray:
     """Binary states at the grid times ``t_start + i * dt``, ``i = 0 .. floor((t_stop - t_start) / dt) - 1``.
 
-    ``z_k(t) = 1`` iff neuron k spiked in ``(t - tau_ref, t]``. Vectorised with ``np.searchsorted``.
+    ``z_k(t) = 1`` iff neuron k spiked in ``(t - tau_ref, t]``. Vectorised over all spikes (see
+    :func:`states_on_grid_from_arrays`).
 
     Returns
     -------
     states : array (n_steps, n), uint8
     """
-    _check_window(tau_ref, t_start, t_stop)
-    if not np.isfinite(dt) or dt <= 0:
-        raise ValueError(f"dt must be > 0 ms, got {dt!r}")
     times = spike_times_ms(spiketrains)
     if len(times) < 1:
         raise ValueError("spiketrains must hold at least one neuron")
+    indices = np.repeat(np.arange(len(times)), [t.size for t in times])
+    flat = np.concatenate(times) if times else np.zeros(0)
+    return states_on_grid_from_arrays(flat, indices, len(times), tau_ref, t_start, t_stop, dt)
+
+
+def states_on_grid_from_arrays(times_ms: np.ndarray, indices: np.ndarray, n: int, tau_ref: float, t_start: float,
+                               t_stop: float, dt: float) -> np.ndarray:
+    """:func:`states_on_grid` from spike arrays: times (ms) and neuron indices ``0 .. n - 1``.
+
+    Each spike at ``s`` switches its neuron on at the first grid time ``t >= s`` and off at the first
+    grid time with ``t - tau_ref >= s``; overlapping on-periods merge. The comparisons are those of
+    ``s <= t`` and ``t - tau_ref < s`` on the grid's own float values.
+
+    Example
+    -------
+    >>> states_on_grid_from_arrays(np.array([5.0]), np.array([0]), 1, 10.0, 0.0, 20.0, 5.0)[:, 0]
+    array([0, 1, 1, 0], dtype=uint8)
+    """
+    _check_window(tau_ref, t_start, t_stop)
+    if not np.isfinite(dt) or dt <= 0:
+        raise ValueError(f"dt must be > 0 ms, got {dt!r}")
+    times_ms, indices = np.asarray(times_ms, dtype=float).reshape(-1), np.asarray(indices, dtype=np.int64).reshape(-1)
+    if times_ms.shape != indices.shape:
+        raise ValueError(f"times_ms and indices must have the same length, got {times_ms.size} and {indices.size}")
+    if int(n) < 1:
+        raise ValueError("n (number of neurons) must be >= 1")
+    if indices.size and (indices.min() < 0 or indices.max() >= n):
+        raise ValueError(f"indices must lie in [0, {int(n) - 1}]")
+    if not np.all(np.isfinite(times_ms)):
+        raise ValueError("spike times must be finite (NaN or inf found)")
     n_steps = int(np.floor((t_stop - t_start) / dt * (1 + 1e-12)))
     grid = t_start + dt * np.arange(n_steps)
-    states = np.empty((n_steps, len(times)), dtype=np.uint8)
-    for k, s in enumerate(times):
-        recent = np.searchsorted(s, grid, side="right") - np.searchsorted(s, grid - tau_ref, side="right")
-        states[:, k] = recent > 0
-    return states
+    on = np.searchsorted(grid, times_ms, side="left")  # first t with s <= t
+    off = np.searchsorted(grid - tau_ref, times_ms, side="left")  # first t with t - tau_ref >= s
+    size = (n_steps + 1) * int(n)
+    changes = (np.bincount(on * n + indices, minlength=size) - np.bincount(off * n + indices, minlength=size))
+    active = np.cumsum(changes.reshape(n_steps + 1, int(n))[:-1], axis=0)
+    return (active > 0).view(np.uint8)
 
 
 def _on_segments(s: np.ndarray, tau_ref: float) -> tuple[np.ndarray, np.ndarray]:

@@ -149,6 +149,10 @@ class ChipSpec:
         (BrainScaleS-2's PyNN rejects rate x size above the generator clock; *assumption*: one
         event per cycle of a 125 MHz clock on both chips). A population whose background needs
         more is spread over several generators.
+    correlation_sensors : bool
+        Whether the emulation has the synapses' correlation sensors and plasticity processors
+        (bss2: :mod:`cortexsim.backends.correlation`; ``STDPMechanism`` runs on them). bss1's STDP
+        circuits are not emulated.
     """
 
     name: str
@@ -176,6 +180,7 @@ class ChipSpec:
     run_overhead_s: float = 0.05
     background_generators: int = 8
     background_max_event_rate_hz: float = 125e6
+    correlation_sensors: bool = False
 
     @property
     def max_weight_int(self) -> int:
@@ -234,7 +239,7 @@ CHIPS: dict[str, ChipSpec] = {
         speedup=1e3,
         cell_types=("IF_cond_exp", "IF_curr_exp", "EIF_cond_exp_isfa_ista"),
         spike_source_types=("SpikeSourceArray", "SpikeSourcePoisson"),
-        synapse_types=("StaticSynapse", "TsodyksMarkramSynapse"),
+        synapse_types=("StaticSynapse", "TsodyksMarkramSynapse", "STDPMechanism"),
         stp_exclusive=True,
         receptor_types=("excitatory", "inhibitory"),
         recordables=("spikes", "v"),
@@ -244,6 +249,7 @@ CHIPS: dict[str, ChipSpec] = {
         calibration_step_mV=0.12,
         configuration_overhead_s=0.5,
         run_overhead_s=0.02,
+        correlation_sensors=True,
     ),
     "bss1": ChipSpec(
         name="bss1",

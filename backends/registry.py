@@ -49,6 +49,10 @@ class Capabilities:
         Emulation speed-up over biological time (1.0 for software simulators).
     renewing_synapses : bool
         Whether the package can build renewing (Tsodyks-Markram U=1) synapses on it.
+    reference_backend : str or None
+        Software backend whose runs serve as the reference for this one where a protocol compares
+        against an idealised run (e.g. Poisson-driven networks beside a chip's noise-free ensemble);
+        None: the backend is its own reference.
     """
 
     dt_range_ms: tuple = (0.001, 1.0)
@@ -59,6 +63,7 @@ class Capabilities:
     seedable: bool = True
     speedup: float = 1.0
     renewing_synapses: bool = True
+    reference_backend: str | None = None
 
     @classmethod
     def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
@@ -131,7 +136,8 @@ register_backend(BackendInfo(
                 "limits checked at creation, "
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
-    capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True),
+    capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
+                                       reference_backend="nest"),
     pynn_reference="pyNN.nest",
 ))
 

@@ -1,8 +1,9 @@
 """Routes of benchmarks/sampling_speed.py: one function per way of simulating the same M x N networks.
 
 All routes simulate the M independent networks as ONE block-diagonal network (one population of
-M * N neurons, one excitatory and one inhibitory recurrent projection holding only the within-network
-synapses, one noise object per receptor), which is how a user runs many independent networks:
+M * N neurons, one excitatory and one inhibitory recurrent projection holding one synapse per nonzero
+within-network weight, on the receptor of its sign, one noise object per receptor), which is how a
+user runs many independent networks:
 
 * ``package`` (backend ``nest``, ``brian2`` or ``brian2_standalone``): ``load_backend(name)`` +
   :func:`cortexsim.models.ensemble.build_ensemble` in ``"poisson"`` mode (the package's builder for M
@@ -10,17 +11,19 @@ synapses, one noise object per receptor), which is how a user runs many independ
 * ``native_nest``: ``nest.Create`` / ``nest.Connect`` of the same neurons (``iaf_cond_exp``), renewing
   synapses (``tsodyks2_synapse`` U=1) and ``poisson_generator`` noise.
 * ``native_brian2`` (runtime or ``cpp_standalone``): the same neurons, renewing synapses and
-  ``PoissonInput`` noise written directly in Brian2 with the package's equations and methods
-  (exponential Euler, dt 0.1 ms, PoissonInput with 100 sources, event-driven Tsodyks-Markram).
+  ``PoissonInput`` noise written directly in Brian2 as an expert would for speed (exponential Euler,
+  dt 0.1 ms, PoissonInput with 100 sources, the renewing synapse with U = 1 folded in: weight and
+  last spike time per synapse, one exp per event, synapses in source order, one delay value).
 * ``plain_pynn_nest``: a PyNN script on PyNN's own ``pyNN.nest`` module with PyNN's
   ``SpikeSourcePoisson`` sources (relayed through parrot neurons) -- what a user gets without this
   package (renewing synapses through ``native_synapse_type("tsodyks2_synapse")``, since PyNN's
   ``TsodyksMarkramSynapse`` delivers nothing on NEST).
 
-Each function returns build/compile/run/total wall times (s), ``cpu_s``: the CPU time of the timed run
-(s; this process, all its threads, plus the compiled binaries it waited for), the load average at the
-end, and the spike count. Run time excludes compilation: Brian2 routes first run 0.1 ms (compiling or
-loading generated code), then time the run.
+Each function returns build/compile/run/read/total wall times (s; total = the whole process, from the
+first call to the spikes as arrays), ``cpu_s``: the CPU time of the timed run (s; this process, all its
+threads, plus the compiled binaries it waited for), the load average at the end, and the spike count.
+Run time excludes compilation: Brian2 routes first run 0.1 ms (compiling into a fresh project folder),
+then time the run.
 """
 
 from __future__ import annotations
@@ -50,19 +53,23 @@ def cpu_seconds() -> float:
 
 
 def block_pairs(bms, fit):
-    """Leak potentials (mV) and within-network (pre, post, w_exc, w_inh) of the block-diagonal network."""
-    leaks, pre, post, w_exc, w_inh = [], [], [], [], []
+    """Leak potentials (mV) and the synapses of the block-diagonal network: one per nonzero weight.
+
+    Returns ``leaks, excitatory, inhibitory`` with each synapse set ``(pre, post, weight (uS, > 0))``
+    in source order: the synapses the package's builders create (only where W is nonzero, on the
+    receptor of its sign).
+    """
+    leaks, exc, inh = [], [], []
     offset = 0
     for bm in bms:
         lif = bm_to_lif(bm, DEFAULT_NEURON, DEFAULT_NOISE, fit)
-        i, j = np.nonzero(~np.eye(bm.n_units, dtype=bool))
         leaks.append(lif.e_leak)
-        pre.append(i + offset)
-        post.append(j + offset)
-        w_exc.append(lif.excitatory_weights[i, j])
-        w_inh.append(lif.inhibitory_weights[i, j])
+        for out, weights in ((exc, lif.excitatory_weights), (inh, lif.inhibitory_weights)):
+            i, j = np.nonzero(weights > 0)
+            out.append((i + offset, j + offset, weights[i, j]))
         offset += bm.n_units
-    return tuple(np.concatenate(x) for x in (leaks, pre, post, w_exc, w_inh))
+    pack = lambda parts: tuple(np.concatenate([p[k] for p in parts]) for k in range(3))  # noqa: E731
+    return np.concatenate(leaks), pack(exc), pack(inh)
 
 
 def _finish(timestamps: dict, cpu: float, n_spikes: int, **extra) -> dict:
@@ -110,7 +117,7 @@ def run_native_nest(bms, fit, duration_ms, threads, seed):
 
     neuron = DEFAULT_NEURON
     stamps = {"start": time.perf_counter()}
-    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
+    leaks, exc, inh = block_pairs(bms, fit)
     nest.ResetKernel()
     nest.set(resolution=0.1, local_num_threads=threads, rng_seed=seed, print_time=False)
     cells = nest.Create("iaf_cond_exp", leaks.size, params={
@@ -119,7 +126,7 @@ def run_native_nest(bms, fit, duration_ms, threads, seed):
         "tau_syn_ex": neuron.tau_syn_E, "tau_syn_in": neuron.tau_syn_I,
         "E_ex": neuron.e_rev_E, "E_in": neuron.e_rev_I, "V_m": leaks})
     ids = np.array(cells.tolist())
-    for weights, sign, tau in ((w_exc, 1.0, neuron.tau_syn_E), (w_inh, -1.0, neuron.tau_syn_I)):
+    for (pre, post, weights), sign, tau in ((exc, 1.0, neuron.tau_syn_E), (inh, -1.0, neuron.tau_syn_I)):
         nest.Connect(ids[pre], ids[post], "one_to_one",
                      {"synapse_model": "tsodyks2_synapse", "weight": sign * 1000.0 * weights,
                       "delay": np.full(pre.size, 0.1), "U": 1.0, "u": 1.0, "x": 1.0, "tau_rec": tau,
@@ -146,18 +153,16 @@ dge/dt = -ge/tau_syn_E : siemens
 dgi/dt = -gi/tau_syn_I : siemens
 v_rest : volt
 """
+# Renewing synapse (Tsodyks-Markram with U = 1) written for speed: with U = 1 a spike uses all
+# resources, so those available at the next spike are 1 - exp(-(t - t_last) / tau_rec); per synapse
+# only the weight and the time of the last spike, one exp per event.
 _RENEWING_SYNAPSE = """
-weight : siemens
-x_tm : 1
-t_last_tm : second
+weight : siemens (constant)
+t_last : second
 """
-# Tsodyks-Markram with U = 1 (the package's equations with u_tm = U = 1): the resource recovers
-# with tau_rec = tau_syn since the last spike, is used completely at a spike.
 _ON_PRE = """
-x_tm = 1 - (1 - x_tm) * exp(-(t - t_last_tm) / tau_rec)
-{target} += weight * x_tm
-x_tm = 0
-t_last_tm = t
+{target} += weight * (1 - exp((t_last - t) / tau_rec))
+t_last = t
 """
 
 
@@ -177,7 +182,7 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
     b2.start_scope()
     b2.seed(seed)
     b2.defaultclock.dt = 0.1 * b2.ms
-    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
+    leaks, exc, inh = block_pairs(bms, fit)
     namespace = {"g_l": neuron.g_l * b2.uS, "e_rev_E": neuron.e_rev_E * b2.mV, "e_rev_I": neuron.e_rev_I * b2.mV,
                  "C_m": neuron.cm * b2.nF, "tau_syn_E": neuron.tau_syn_E * b2.ms, "tau_syn_I": neuron.tau_syn_I * b2.ms,
                  "v_thresh": neuron.v_thresh * b2.mV, "v_reset": neuron.v_reset * b2.mV}
@@ -186,13 +191,12 @@ def run_native_brian2(bms, fit, duration_ms, standalone, seed):
     group.v_rest = leaks * b2.mV
     group.v = leaks * b2.mV
     synapses = []
-    for target, weights, tau in (("ge", w_exc, neuron.tau_syn_E), ("gi", w_inh, neuron.tau_syn_I)):
+    for target, (pre, post, weights), tau in (("ge", exc, neuron.tau_syn_E), ("gi", inh, neuron.tau_syn_I)):
         syn = b2.Synapses(group, group, _RENEWING_SYNAPSE, on_pre=_ON_PRE.format(target=target),
                           delay=0.1 * b2.ms, namespace={"tau_rec": tau * b2.ms})
         syn.connect(i=pre, j=post)
         syn.weight = weights * b2.uS
-        syn.x_tm = 1.0
-        syn.t_last_tm = -1e6 * b2.second
+        syn.t_last = -1e6 * b2.second
         synapses.append(syn)
     noise = [b2.PoissonInput(group, "ge", 100, DEFAULT_NOISE.rate_exc / 100 * b2.Hz, DEFAULT_NOISE.weight_exc * b2.uS),
              b2.PoissonInput(group, "gi", 100, DEFAULT_NOISE.rate_inh / 100 * b2.Hz, DEFAULT_NOISE.weight_inh * b2.uS)]
@@ -235,14 +239,15 @@ def run_plain_pynn_nest(bms, fit, duration_ms, threads, seed):
 
     neuron = DEFAULT_NEURON
     stamps = {"start": time.perf_counter()}
-    leaks, pre, post, w_exc, w_inh = block_pairs(bms, fit)
+    leaks, exc, inh = block_pairs(bms, fit)
     sim.setup(timestep=0.1, threads=threads, rng_seed=seed, verbosity="error")
     cell = neuron.as_pynn()
     cell["v_rest"] = leaks
     population = sim.Population(leaks.size, sim.IF_cond_exp(**cell), initial_values={"v": leaks})
     population.record("spikes")
     renewing = sim.native_synapse_type("tsodyks2_synapse")
-    for weights, receptor, tau in ((w_exc, "excitatory", neuron.tau_syn_E), (w_inh, "inhibitory", neuron.tau_syn_I)):
+    for (pre, post, weights), receptor, tau in ((exc, "excitatory", neuron.tau_syn_E),
+                                                (inh, "inhibitory", neuron.tau_syn_I)):
         connections = np.column_stack([pre, post, 1000.0 * weights])
         sim.Projection(population, population, sim.FromListConnector(connections, column_names=["weight"]),
                        renewing(U=1.0, u=1.0, x=1.0, tau_rec=tau, tau_fac=0.0, delay=0.1), receptor_type=receptor)

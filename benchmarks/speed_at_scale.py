@@ -11,17 +11,18 @@ Parts (``--parts``, all by default), each interleaving package and native routes
     synapses; PyNEST). Times: build, compile, run, spike read (arrays), whole process.
 ``cd``
     CD iterations of the same RBM on the fastest route (brian2_standalone): 10 clamped images x 60 ms
-    + 400 ms free per iteration (MNIST-like binary images, ~19 % of pixels on, one of 10 label units
-    on). Package: the network built for training (both receptor synapses on every visible-hidden
-    pair, since weights change sign) and the CD engine's digits statistics with the backend's
-    one-launch schedule; native: ``NativeStandaloneCD`` (one launch per iteration). Per iteration:
-    wall time and its parts, after one compilation.
+    + 400 ms free per iteration (MNIST training images binarised at 0.5, with their one-hot labels).
+    Package: the network built for training (both receptor synapses on every visible-hidden pair,
+    since weights change sign), the CD engine's ``ClampedStatistics`` (one launch per iteration),
+    ``CDUpdate`` and ``set_parameters``; native: ``NativeStandaloneCD`` (one launch per iteration).
+    Per iteration: wall time and its parts, after one compilation.
 ``ensembles``
     1000 networks x 10 neurons in Poisson mode (``sampling_speed_routes``) on NEST and
     brian2_standalone against native scripts: whole process (build + compile + run + spike read).
 ``build``
-    Building the RBM (for training) on NEST in a fresh process: wall time and peak memory,
-    including the first weight setting.
+    Building the RBM on NEST in a fresh process, for sampling (one synapse per nonzero weight) and for
+    training (bipartite mask, both receptors): wall and CPU time, peak memory after the build and
+    after the first parameter setting.
 
 Writes ``benchmarks/results/speed_at_scale.json`` with a ``summary``: ``rbm_standalone_ratio``
 (package / native run time), ``rbm_cd_iteration_s`` (package, s per iteration, median),
@@ -68,21 +69,13 @@ def bipartite_mask(n_visible: int, n_hidden: int) -> np.ndarray:
     return mask | mask.T
 
 
-def mnist_like_images(n: int, seed: int) -> np.ndarray:
-    """Binary rows of 784 pixels (~19 % on, in blobs like digit strokes) + 10 one-hot label units."""
-    rng = np.random.default_rng(seed)
-    images = np.zeros((n, N_VISIBLE))
-    for k in range(n):
-        canvas = np.zeros((28, 28))
-        for _ in range(6):  # a few strokes
-            r, c = rng.integers(6, 22, 2)
-            dr, dc = rng.integers(-1, 2, 2)
-            for step in range(8):
-                rr, cc = np.clip([r + dr * step, c + dc * step], 0, 26)
-                canvas[rr:rr + 3, cc:cc + 3] = 1.0
-        images[k, :784] = canvas.reshape(-1)
-        images[k, 784 + rng.integers(10)] = 1.0
-    return images
+def mnist_rows(n: int, seed: int) -> np.ndarray:
+    """``n`` MNIST training images (drawn with ``seed``), binarised at 0.5, with their one-hot labels: (n, 794)."""
+    from cortexsim.models.datasets import mnist
+
+    train = mnist("train")
+    rows = np.random.default_rng(seed).choice(train.x.shape[0], n, replace=False)
+    return np.hstack([(train.x[rows] > 0.5).astype(float), train.targets[rows].astype(float)])
 
 
 # --- RBM sampling --------------------------------------------------------------------------------
@@ -138,10 +131,54 @@ def part_rbm(args) -> dict:
 # --- CD iterations --------------------------------------------------------------------------------
 
 def package_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, seed: int) -> dict:
-    """CD iterations with the package on brian2_standalone through the CD engine's digits statistics."""
-    from cortexsim.protocols.cd_digits import one_launch_iteration_timing
+    """CD iterations with the package on brian2_standalone: the CD engine's parts, one launch per iteration.
 
-    return one_launch_iteration_timing(bm, images, schedule, iterations, seed, FIT, N_VISIBLE)
+    The network is built for training (``connectivity`` = the bipartite mask: both receptor synapses on
+    every visible-hidden pair, compiled fused); each iteration is the engine's ``ClampedStatistics``
+    (10 rows clamped through leak potentials, then the free phase, as ONE parameter schedule; spikes
+    as arrays), the ``CDUpdate`` and ``network.set_parameters`` (weights and leaks as run arguments
+    of the next launch). The first iteration compiles; the median is over the others.
+    """
+    from cortexsim.models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask
+    from cortexsim.models.sampling_network import build_sampling_network
+    from cortexsim.protocols.cd_engine import ClampedStatistics, TimedSimulator
+
+    sim = load_backend("brian2_standalone")
+    sim.set_project_root(tempfile.mkdtemp(prefix="speed_at_scale_cd_"))
+    tic = time.perf_counter()
+    sim.setup(timestep=0.1, seed=seed)
+    mask = bipartite_mask(N_VISIBLE, N_HIDDEN)
+    network = build_sampling_network(sim, bm, FIT, connectivity=mask)
+    build_s = time.perf_counter() - tic
+    statistics = ClampedStatistics(images, np.arange(N_VISIBLE), schedule.n_images, schedule.clamp_ms,
+                                   schedule.settle_ms, schedule.readout_dt_ms, schedule.clamp_bias)
+    update = CDUpdate(LearningRateSchedule(0.01, "constant"), MomentumOptimizer.create(bm.n_units), mask)
+    timed, rng = TimedSimulator(sim), np.random.default_rng(seed)
+    W, b = bm.W, bm.b
+    timings = []
+    for k in range(iterations + 1):
+        compilations = sim.compilation_count()
+        t0, run_before, cpu0 = time.perf_counter(), timed.run_wall_s, cpu_seconds()
+        stats = statistics(network, timed, k, schedule.model_ms, rng)
+        t1 = time.perf_counter()
+        W, b = update(k, W, b, stats.data, stats.model)
+        network.set_parameters(W, b)
+        t2 = time.perf_counter()
+        run_s = timed.run_wall_s - run_before
+        timings.append({"run_s": run_s, "statistics_s": t1 - t0 - run_s, "update_and_set_s": t2 - t1,
+                        "total_s": t2 - t0, "cpu_s": cpu_seconds() - cpu0,
+                        "compiled": sim.compilation_count() > compilations,
+                        "model_mean_activity": stats.record["model_mean_activity"]})
+    n_synapses = network.recurrent.n_synapses()
+    sim.end()
+    steady = [t for t in timings[1:] if not t["compiled"]]
+    return {"build_s": build_s, "first_iteration_s": timings[0]["total_s"], "iterations": timings,
+            "iteration_s": float(np.median([t["total_s"] for t in steady])) if steady else float("nan"),
+            "iteration_cpu_s": float(np.median([t["cpu_s"] for t in steady])) if steady else float("nan"),
+            "breakdown_median_s": {key: float(np.median([t[key] for t in steady])) if steady else float("nan")
+                                   for key in ("run_s", "statistics_s", "update_and_set_s")},
+            "compilations_after_first": sum(t["compiled"] for t in timings[1:]), "n_synapses": n_synapses,
+            "load_average": list(os.getloadavg())}
 
 
 def native_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, seed: int) -> dict:
@@ -152,16 +189,19 @@ def native_cd(bm, images: np.ndarray, schedule: CDSchedule, iterations: int, see
     try:
         for k in range(iterations):
             batch = images[(k * schedule.n_images + np.arange(schedule.n_images)) % images.shape[0]]
-            timings.append(cd.iteration(bm, batch)["timing"])
+            cpu0 = cpu_seconds()
+            timings.append({**cd.iteration(bm, batch)["timing"]})
+            timings[-1]["cpu_s"] = cpu_seconds() - cpu0
     finally:
         cd.close()
     return {"build_s": cd.build_s, "compile_s": cd.compile_s, "setup_s": setup_s, "iterations": timings,
-            "iteration_s": float(np.median([t["total_s"] for t in timings])), "load_average": list(os.getloadavg())}
+            "iteration_s": float(np.median([t["total_s"] for t in timings])),
+            "iteration_cpu_s": float(np.median([t["cpu_s"] for t in timings])), "load_average": list(os.getloadavg())}
 
 
 def part_cd(args) -> dict:
     bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=args.seed)
-    images = mnist_like_images(200, args.seed)
+    images = mnist_rows(200, args.seed)
     schedule = CDSchedule()
     out = {"schedule": schedule.__dict__, "pixels_on_fraction": float(images[:, :784].mean())}
     for side, function in (("native", native_cd), ("package", package_cd)):
@@ -196,38 +236,50 @@ def part_ensembles(args) -> dict:
 
 # --- NEST build -----------------------------------------------------------------------------------
 
-def build_worker(seed: int) -> dict:
-    """In a fresh process: build the RBM for training on NEST, set weights once, report times and peak memory."""
+def build_worker(seed: int, mode: str) -> dict:
+    """In a fresh process: build the RBM on NEST, set its parameters twice; times (wall, CPU) and peak memory.
+
+    ``mode="sampling"``: ``build_sampling_network`` as for sampling (one synapse per nonzero weight,
+    794,000); ``"training"``: with the bipartite mask (both receptors on every pair, 1,588,000).
+    """
+    from cortexsim.models.cd_learning import bipartite_mask
     from cortexsim.models.sampling_network import build_sampling_network
 
     bm = rbm_problem(N_VISIBLE, N_HIDDEN, seed=seed)
     sim = load_backend("nest")
-    tic = time.perf_counter()
+    connectivity = bipartite_mask(N_VISIBLE, N_HIDDEN) if mode == "training" else None
+    tic, cpu0 = time.perf_counter(), cpu_seconds()
     sim.setup(timestep=0.1, seed=seed, threads=1)
-    network = build_sampling_network(sim, bm, FIT, connectivity=bipartite_mask(N_VISIBLE, N_HIDDEN))
-    built = time.perf_counter()
+    network = build_sampling_network(sim, bm, FIT, connectivity=connectivity)
+    built, cpu1 = time.perf_counter(), cpu_seconds()
+    peak_built = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     network.set_parameters(bm.W * 0.9, bm.b)
-    first_set = time.perf_counter()
+    first_set, cpu2 = time.perf_counter(), cpu_seconds()
     network.set_parameters(bm.W, bm.b)
     second_set = time.perf_counter()
-    return {"build_s": built - tic, "first_set_parameters_s": first_set - built,
+    return {"mode": mode, "build_s": built - tic, "build_cpu_s": cpu1 - cpu0, "peak_rss_mb_after_build": peak_built,
+            "first_set_parameters_s": first_set - built, "first_set_parameters_cpu_s": cpu2 - cpu1,
             "second_set_parameters_s": second_set - first_set, "build_and_first_set_s": first_set - tic,
-            "n_connections": int(len(network.projection_exc) + len(network.projection_inh)),
+            "n_connections": int(sum(network.recurrent.n_synapses().values())),
             "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
             "load_average": list(os.getloadavg())}
 
 
 def part_build(args) -> dict:
-    runs = []
-    for _ in range(args.repeats):
-        completed = subprocess.run([sys.executable, __file__, "--build-worker", str(args.seed)], capture_output=True,
-                                   text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
-        if completed.returncode != 0:
-            raise RuntimeError(completed.stderr[-3000:])
-        runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
-        print(f"build nest: {runs[-1]}", flush=True)
-    return {"runs": runs, **{key: float(np.median([r[key] for r in runs])) for key in
-                            ("build_s", "first_set_parameters_s", "build_and_first_set_s", "peak_rss_mb")}}
+    out = {}
+    for mode in ("sampling", "training"):
+        runs = []
+        for _ in range(args.repeats):
+            completed = subprocess.run([sys.executable, __file__, "--build-worker", str(args.seed), "--build-mode", mode],
+                                       capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+            if completed.returncode != 0:
+                raise RuntimeError(completed.stderr[-3000:])
+            runs.append(json.loads(completed.stdout.strip().splitlines()[-1]))
+            print(f"build nest {mode}: {runs[-1]}", flush=True)
+        out[mode] = {"runs": runs, **{key: float(np.median([r[key] for r in runs])) for key in
+                                      ("build_s", "build_cpu_s", "first_set_parameters_s", "first_set_parameters_cpu_s",
+                                       "build_and_first_set_s", "peak_rss_mb_after_build", "peak_rss_mb")}}
+    return out
 
 
 def main(argv=None) -> int:
@@ -243,9 +295,10 @@ def main(argv=None) -> int:
     parser.add_argument("--ensemble-backends", default="brian2_standalone,nest")
     parser.add_argument("--results", type=Path, default=RESULTS)
     parser.add_argument("--build-worker", type=int, default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--build-mode", default="sampling", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.build_worker is not None:
-        print(json.dumps(build_worker(args.build_worker)))
+        print(json.dumps(build_worker(args.build_worker, args.build_mode)))
         return 0
     args.rbm_backends = args.rbm_backends.split(",")
     args.ensemble_backends = args.ensemble_backends.split(",")
@@ -279,14 +332,22 @@ def summarise(results: dict) -> dict:
     if "cd" in results:
         summary["rbm_cd_iteration_s"] = results["cd"]["package"]["iteration_s"]
         summary["rbm_cd_iteration_native_s"] = results["cd"]["native"]["iteration_s"]
+        summary["rbm_cd_iteration_cpu_s"] = results["cd"]["package"]["iteration_cpu_s"]
+        summary["rbm_cd_iteration_native_cpu_s"] = results["cd"]["native"]["iteration_cpu_s"]
     for backend in ("brian2_standalone", "nest"):
         if "ensembles" in results and backend in results["ensembles"]:
             key = "ens1000_standalone_ratio" if backend == "brian2_standalone" else "ens1000_nest_ratio"
             summary[key] = results["ensembles"][backend]["total_s"]["ratio_package_over_native"]
     if "build" in results:
-        summary["build_s_rbm_nest"] = results["build"]["build_s"]
-        summary["build_and_first_set_s_rbm_nest"] = results["build"]["build_and_first_set_s"]
-        summary["build_peak_mb_rbm_nest"] = results["build"]["peak_rss_mb"]
+        sampling, training = results["build"]["sampling"], results["build"]["training"]
+        summary["build_s_rbm_nest"] = sampling["build_s"]
+        summary["build_cpu_s_rbm_nest"] = sampling["build_cpu_s"]
+        summary["build_peak_mb_rbm_nest"] = sampling["peak_rss_mb_after_build"]
+        summary["first_set_parameters_s_rbm_nest"] = sampling["first_set_parameters_s"]
+        summary["peak_mb_rbm_nest_incl_first_set"] = sampling["peak_rss_mb"]
+        summary["build_s_rbm_nest_training"] = training["build_s"]
+        summary["build_peak_mb_rbm_nest_training"] = training["peak_rss_mb_after_build"]
+        summary["peak_mb_rbm_nest_training_incl_first_set"] = training["peak_rss_mb"]
     summary["criteria"] = {
         "rbm_standalone_ratio <= 1.3": summary.get("rbm_standalone_ratio", np.inf) <= 1.3,
         "rbm_cd_iteration_s < 1.0": summary.get("rbm_cd_iteration_s", np.inf) < 1.0,

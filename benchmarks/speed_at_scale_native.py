@@ -34,7 +34,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from cortexsim.models.boltzmann import BoltzmannMachine
-from cortexsim.models.lif_translation import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, bm_to_lif
+from cortexsim.models.lif_translation import bm_to_lif
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit
 
 #: Activation function of the default parameter set (references §1, measured on NEST).
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)

@@ -284,6 +284,8 @@ def build_config(command: Command, args: argparse.Namespace):
     for name in ("backend", "dt_ms", "dt"):
         if name in vars(args) and name in names:
             given[name] = getattr(args, name)
+    if "chip_seed" in names and getattr(args, "chip_seed", None) is not None:   # a config that owns its chip
+        given["chip_seed"] = args.chip_seed
     if "seed" in vars(args) or "seed" not in values:
         given["seed"] = getattr(args, "seed", 1)
     if len(command.tasks) > 1 and "task" in names and ("task" in vars(args) or "task" not in values):

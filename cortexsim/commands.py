@@ -120,6 +120,16 @@ def _check_output_folder(config, args) -> None:
         raise ValueError(f"--out {out} exists and is not a folder")
 
 
+def _check_pong_chip(config, args) -> None:
+    """Pong runs on bss2's plasticity processors and calibrates its neurons' membranes itself."""
+    chip = getattr(args, "chip", None)
+    if chip is not None and chip != "bss2":
+        raise ValueError(f"--chip: pong runs on bss2 (its plasticity processors), got {chip!r}")
+    if getattr(args, "chip_calibration", None) is not None:
+        raise ValueError("--chip-calibration: pong calibrates the neurons' membranes itself (BrainScaleS-2's "
+                         "calibrated cells); leave it out")
+
+
 #: Checks every subcommand runs on its config and arguments before any simulation (``check(config, args)``,
 #: raising ValueError with a message naming the parameter). Output-folder rules and other checks that
 #: hold for every protocol go here; a command's own ones go to :attr:`Command.checks`.
@@ -181,7 +191,9 @@ COMMANDS: tuple[Command, ...] = (
              Option("--tau-rec", "tau_rec_ms"), Option("--train-iterations", "train_iterations"),
              Option("--sampling", "sampling_ms"), Option("--sampling-end", "sampling_end_ms"),
              Option("--average-fraction", "average_fraction"), Option("--eval-duration", "eval_duration_ms"),
-             Option("--calibration-duration", "calibration_ms"), Option("--checkpoint-every", "checkpoint_every"))),
+             Option("--calibration-duration", "calibration_ms"), Option("--checkpoint-every", "checkpoint_every"),
+             Option("--poisson-backend", "poisson_backend"), Option("--calibration-points", "calibration_points"),
+             Option("--calibration-groups", "calibration_groups"), Option("--membrane-probes", "membrane_probes"))),
     Command("microcircuit", "train a dendritic cortical microcircuit (Sacramento 2018)",
             {"microcircuit": P + "microcircuit:MicrocircuitConfig"},
             (Option("--task", "task"), Option("--dynamics", "dynamics"), Option("--epochs", "epochs"),
@@ -221,6 +233,11 @@ COMMANDS: tuple[Command, ...] = (
              Option("--units", "n_units"), Option("--coupling", "coupling"),
              Option("--mode-distance", "mode_max_distance"), Option("--tempering-replicas", "tempering_replicas"),
              Option("--hidden", "digits_hidden"), Option("--class-window", "class_window_ms"))),
+    Command("pong", "Pong learned with reward-modulated STDP on the emulated BrainScaleS-2 chip or NEST",
+            {"pong": P + "pong:PongConfig"},
+            (Option("--iterations", "iterations"), Option("--rows", "n_rows"),
+             Option("--probe-repeats", "probe_repeats"), Option("--eval-repeats", "eval_repeats")),
+            checks=(_check_pong_chip,)),
     Command("backends", "list the simulator backends, whether installed, and their capabilities",
             handler=_handle_backends, add_arguments=_add_backends_arguments),
 )

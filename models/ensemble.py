@@ -52,7 +52,8 @@ from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE
                                   equivalent_noise, kick_spike_times, matched_background)
 from .lif_translation import LIFNetworkParameters, bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
-from .sampling_network import SYNAPSE_KINDS, clamped_leak, recurrent_synapse_type, write_lif
+from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, signed_pairs
+from .sampling_network import clamped_leak, write_lif
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "background_synapse_type",
            "DEFAULT_BACKGROUND", "Ensemble", "build_ensemble", "draw_background_sources", "kick_spike_times",
@@ -85,6 +86,7 @@ class Ensemble:
     created: dict = field(default_factory=dict)
     probes: object = None
     probe_sources: tuple | None = None
+    recurrent: RecurrentSynapses | None = None
     e_leak: np.ndarray | None = None
 
     @property
@@ -109,7 +111,7 @@ class Ensemble:
         """
         bms = _check_bms(bms, self.n_networks)
         lif = _translate(bms, self.neuron, self.translation_noise, self.fit)
-        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh, lif)
+        write_lif(self.population, self.recurrent, lif)
         self.bms, self.e_leak = bms, np.asarray(lif.e_leak, dtype=float)
 
     def clamp(self, units, values, clamp_bias: float) -> None:
@@ -120,6 +122,11 @@ class Ensemble:
     def release(self) -> None:
         """Undo :meth:`clamp`: every neuron gets the leak potential of the BMs represented."""
         self.population.set(v_rest=self.e_leak)
+
+    def clamp_schedule(self, units, rows, clamp_bias: float) -> np.ndarray:
+        """Leak potentials (mV) of phases: ``units`` clamped to each row of ``rows``, then released
+        (as :meth:`cortexsim.models.sampling_network.SamplingNetwork.clamp_schedule`)."""
+        return np.vstack([clamped_leak(self.e_leak, self.fit, units, row, clamp_bias) for row in rows] + [self.e_leak])
 
     def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
@@ -165,18 +172,30 @@ def _translate(bms: list, neuron, noise, fit) -> LIFNetworkParameters:
     return bm_to_lif(block_diagonal(bms), neuron, noise, fit)
 
 
-def _block_pairs(bms: list, neuron, noise, fit):
-    """Recurrent (pre, post, weight) lists of the block-diagonal network, excitatory and inhibitory."""
+def _block_rows(bms: list, neuron, noise, fit, connectivity):
+    """Recurrent synapses of the block-diagonal network, network by network (source order).
+
+    Returns ``({receptor: (pre, post, magnitude)}, e_leak, allowed)`` with ``allowed`` the sorted keys
+    ``pre * n + post`` of the pairs ``connectivity`` allows in every network (None without a mask).
+    """
     N = bms[0].n_units
-    pre, post = np.nonzero(~np.eye(N, dtype=bool))
-    exc, inh, leaks = [], [], []
+    n = len(bms) * N
+    rows = {"excitatory": ([], [], []), "inhibitory": ([], [], [])}
+    leaks = []
     for m, bm in enumerate(bms):
         lif = bm_to_lif(bm, neuron, noise, fit)
         leaks.append(lif.e_leak)
-        offset = m * N
-        exc.append(np.column_stack([pre + offset, post + offset, lif.excitatory_weights[pre, post]]))
-        inh.append(np.column_stack([pre + offset, post + offset, lif.inhibitory_weights[pre, post]]))
-    return np.concatenate(exc), np.concatenate(inh), np.concatenate(leaks)
+        for (receptor, (pre, post)), sign in zip(signed_pairs(lif.weights, connectivity).items(), (1.0, -1.0)):
+            rows[receptor][0].append(pre + m * N)
+            rows[receptor][1].append(post + m * N)
+            rows[receptor][2].append(np.maximum(sign * lif.weights[pre, post], 0.0))
+    rows = {receptor: tuple(np.concatenate(part) for part in parts) for receptor, parts in rows.items()}
+    allowed = None
+    if connectivity is not None:
+        pre, post = np.nonzero(np.asarray(connectivity, dtype=bool) & ~np.eye(N, dtype=bool))
+        offsets = (np.arange(len(bms)) * N)[:, None]
+        allowed = np.sort(((pre + offsets) * n + (post + offsets)).reshape(-1))
+    return rows, np.concatenate(leaks), allowed
 
 
 def background_synapse_type(sim: ModuleType, background: EnsembleBackground, weight: float):
@@ -200,7 +219,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
                    neuron: NeuronParameters = DEFAULT_NEURON, noise: NoiseParameters = DEFAULT_NOISE,
                    translation_noise: NoiseParameters | None = None, synapses: str = "renewing",
                    activation_probes: np.ndarray | None = None, membrane_probes: np.ndarray | None = None,
-                   label: str = "ensemble") -> Ensemble:
+                   label: str = "ensemble", connectivity: np.ndarray | None = None) -> Ensemble:
     """Build M sampling networks (one per BM in ``bms``) as one PyNN network (``sim.setup`` called).
 
     Parameters
@@ -231,8 +250,11 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         measures the activation function of ONE neuron's background (without the offsets between
         neurons that different source sets cause). Probes are numbered group by group.
     membrane_probes : array (q,), optional
-        Leak potentials (mV) of non-spiking probes (threshold above e_rev_E) recording ``v``: the free
+        Leak potentials (mV) of non-spiking probes (threshold 40 mV above v_thresh) recording ``v``: the free
         membrane potential. Probes are appended after the activation probes in ``ensemble.probes``.
+    connectivity : bool array (N, N), optional
+        Pairs of every network whose weight may become nonzero (training): both receptor synapses
+        there. None: one synapse per nonzero weight (see :mod:`cortexsim.models.recurrent`).
 
     Raises
     ------
@@ -249,22 +271,19 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     if translation_noise is None:
         translation_noise = equivalent_noise(background, mode, noise)
     rng = derive_rng(seed, 1)
-    exc_pairs, inh_pairs, e_leak = _block_pairs(bms, neuron, translation_noise, fit)
+    rows, e_leak, allowed = _block_rows(bms, neuron, translation_noise, fit, connectivity)
     cell = neuron.as_pynn()
     cell["v_rest"] = e_leak
     population = sim.Population(M * N, sim.IF_cond_exp(**cell), label=label)
     population.initialize(v=rng.uniform(neuron.v_reset - 5.0, neuron.v_thresh, M * N))
     population.record("spikes")
     delay = max(sim.get_min_delay(), sim.get_time_step())
-    projections = []
-    for pairs, receptor, tau in ((exc_pairs, "excitatory", neuron.tau_syn_E),
-                                 (inh_pairs, "inhibitory", neuron.tau_syn_I)):
-        synapse = recurrent_synapse_type(sim, synapses, tau, delay)
-        projections.append(sim.Projection(population, population,
-                                          sim.FromListConnector(pairs, column_names=["weight"]), synapse,
-                                          receptor_type=receptor, label=f"{label}_{receptor[:3]}"))
+    recurrent = RecurrentSynapses.from_rows(sim, population, rows, synapses,
+                                            {"excitatory": neuron.tau_syn_E, "inhibitory": neuron.tau_syn_I},
+                                            delay, label, allowed)
     ensemble = Ensemble(sim, mode, bms, fit, neuron, noise, translation_noise, background, synapses, population,
-                        projections[0], projections[1], e_leak=np.asarray(e_leak, dtype=float))
+                        recurrent.projection_exc, recurrent.projection_inh, recurrent=recurrent,
+                        e_leak=np.asarray(e_leak, dtype=float))
     probe_leaks = [np.asarray(x, dtype=float).reshape(-1) for x in (activation_probes, membrane_probes)
                    if x is not None]
     group_size = 1 if activation_probes is None or np.ndim(activation_probes) < 2 else np.shape(activation_probes)[1]
@@ -273,7 +292,10 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         leaks = np.concatenate(probe_leaks)
         probe_cell = neuron.as_pynn()
         probe_cell["v_rest"] = leaks
-        probe_cell["v_thresh"] = np.where(np.arange(leaks.size) < n_act, neuron.v_thresh, neuron.e_rev_E + 10.0)
+        # non-spiking: 40 mV above the threshold, out of reach of a free membrane in the high-conductance
+        # state (fluctuations ~1 mV) and within a chip's voltage range (bss2: up to -10 mV)
+        probe_cell["v_thresh"] = np.where(np.arange(leaks.size) < n_act, neuron.v_thresh,
+                                          min(neuron.v_thresh + 40.0, neuron.e_rev_E + 10.0))
         ensemble.probes = sim.Population(leaks.size, sim.IF_cond_exp(**probe_cell), label=f"{label}_probes")
         ensemble.probes.initialize(v=leaks)
         ensemble.probes.record("spikes")

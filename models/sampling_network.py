@@ -6,12 +6,15 @@ high-conductance state: leak potentials from the biases, synaptic weights from W
 z_k = 1 for tau_ref after each of its spikes.
 
 The network is built once; :meth:`SamplingNetwork.set_parameters` (``set_parameters(W, b)``, or
-``set_bm(bm)``) changes leak potentials and weights in place, so training loops never rebuild it. All
-in-place updates of every network kind (this one, RBMs, :class:`cortexsim.models.ensemble.Ensemble`) go
-through :func:`write_lif`: leak potentials with one ``Population.set`` and each projection's weights
-with :func:`cortexsim.backends.projection_weights.set_projection_weights` (the backend's fast route where
-one exists, exactly equivalent to PyNN's ``Projection.set``). :meth:`SamplingNetwork.clamp` clamps
-units through their leak potentials (a very strong bias), :meth:`SamplingNetwork.release` undoes it.
+``set_bm(bm)``) changes leak potentials and weights in place, so training loops never rebuild it. Only
+the synapses that exist are created (one per nonzero weight, receptor by sign; or, with
+``connectivity``, both receptors on every pair a training mask allows): see
+:mod:`cortexsim.models.recurrent` for the rule when a weight crosses zero. All in-place updates of
+every network kind (this one, RBMs, :class:`cortexsim.models.ensemble.Ensemble`) go through
+:func:`write_lif`: leak potentials with one ``Population.set`` and the weights with
+:meth:`cortexsim.models.recurrent.RecurrentSynapses.write` (the backend's fast route where one exists,
+exactly equivalent to PyNN's ``Projection.set``). :meth:`SamplingNetwork.clamp` clamps units through
+their leak potentials (a very strong bias), :meth:`SamplingNetwork.release` undoes it.
 
 Example
 -------
@@ -33,45 +36,25 @@ from types import ModuleType
 import numpy as np
 
 from ..backends.noise import add_poisson_background
-from ..backends.projection_weights import set_projection_weights
 from .boltzmann import BoltzmannMachine
 from .lif_translation import LIFNetworkParameters, bm_to_lif
+from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, recurrent_synapse_type
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif",
            "clamped_leak"]
 
-#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0), "static", or
-#: "depressing" (Tsodyks-Markram with the given small U and long tau_rec: the mixing mechanism of Leng et al.
-#: 2018, see :mod:`cortexsim.models.short_term_depression`).
-SYNAPSE_KINDS = ("renewing", "static", "depressing")
-
-
-def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float, depression=None):
-    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0), "static", or
-    "depressing" (TM with ``depression.U`` and ``depression.tau_rec_ms``, tau_facil=0; ``depression`` a
-    :class:`cortexsim.models.short_term_depression.ShortTermDepression`)."""
-    if kind == "renewing":
-        return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
-    if kind == "depressing":
-        if depression is None:
-            raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
-        return sim.TsodyksMarkramSynapse(U=float(depression.U), tau_rec=float(depression.tau_rec_ms),
-                                         tau_facil=0.0, weight=0.0, delay=delay)
-    return sim.StaticSynapse(weight=0.0, delay=delay)
-
-
-def write_lif(sim: ModuleType, population, projection_exc, projection_inh, lif: LIFNetworkParameters) -> None:
+def write_lif(population, recurrent: RecurrentSynapses, lif: LIFNetworkParameters) -> None:
     """Write translated LIF parameters into a built network, in place: the one update path of every network.
 
     Leak potentials (mV) with one ``population.set(v_rest=...)``; the excitatory and inhibitory weight
-    magnitudes (uS, ``(n_pre, n_post)``; entries without a connection are ignored) with
-    :func:`~cortexsim.backends.projection_weights.set_projection_weights`, the backend's fast route
-    (NEST: one ``SynapseCollection.set``) or PyNN's ``Projection.set``.
+    magnitudes (uS, ``(n_pre, n_post)``) with :meth:`~cortexsim.models.recurrent.RecurrentSynapses.write`
+    (through :func:`~cortexsim.backends.projection_weights.set_projection_weights`, the backend's fast
+    route, NEST: one ``SynapseCollection.set`` per projection, or PyNN's ``Projection.set``; synapses a
+    weight needs but that do not exist are grown first, see :mod:`cortexsim.models.recurrent`).
     """
     population.set(v_rest=np.asarray(lif.e_leak, dtype=float))
-    set_projection_weights(sim, projection_exc, lif.excitatory_weights)
-    set_projection_weights(sim, projection_inh, lif.inhibitory_weights)
+    recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
 
 
 def clamped_leak(e_leak: np.ndarray, fit: ActivationFit, units, values, clamp_bias: float) -> np.ndarray:
@@ -105,8 +88,8 @@ class SamplingNetwork:
     population : Population
         The n sampling neurons (``IF_cond_exp``), spikes recorded.
     projection_exc, projection_inh : Projection
-        All-to-all recurrent projections (no self-connections) onto the excitatory and inhibitory
-        receptors; a weight is zero where W has the other sign.
+        The recurrent projections made at build time onto the excitatory and inhibitory receptors
+        (only the synapses that exist, see :mod:`cortexsim.models.recurrent`).
     bm : BoltzmannMachine
         The Boltzmann machine currently represented.
     lif : LIFNetworkParameters
@@ -124,6 +107,7 @@ class SamplingNetwork:
     noise: NoiseParameters
     synapses: str
     background: dict = field(default_factory=dict)
+    recurrent: RecurrentSynapses | None = None
 
     @property
     def n_neurons(self) -> int:
@@ -150,7 +134,7 @@ class SamplingNetwork:
         """Set LIF parameters directly (mV, uS) through :func:`write_lif`; ``bm`` records what they represent."""
         if lif.n_neurons != self.n_neurons:
             raise ValueError(f"lif has {lif.n_neurons} neurons but the network has {self.n_neurons}")
-        write_lif(self.sim, self.population, self.projection_exc, self.projection_inh, lif)
+        write_lif(self.population, self.recurrent, lif)
         self.lif = lif
         if bm is not None:
             self.bm = bm
@@ -169,6 +153,15 @@ class SamplingNetwork:
         """Undo :meth:`clamp`: every unit gets the leak potential of the BM represented."""
         self.population.set(v_rest=np.asarray(self.lif.e_leak, dtype=float))
 
+    def clamp_schedule(self, units, rows, clamp_bias: float) -> np.ndarray:
+        """Leak potentials (mV) of phases: ``units`` clamped to each row of ``rows`` (0/1), then released.
+
+        Row k of the result is :meth:`clamp` with ``rows[k]``, the last row :meth:`release`; shape
+        ``(len(rows) + 1, n)``, for :func:`cortexsim.backends.schedules.run_parameter_schedule`.
+        """
+        e_leak = np.asarray(self.lif.e_leak, dtype=float)
+        return np.vstack([clamped_leak(e_leak, self.fit, units, row, clamp_bias) for row in rows] + [e_leak])
+
     def spiketrains(self, clear: bool = False) -> list:
         """Recorded spike trains (``neo.SpikeTrain``, one per neuron) of the current segment."""
         block = self.population.get_data("spikes", clear=clear)
@@ -179,7 +172,8 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
                            neuron: NeuronParameters = DEFAULT_NEURON,
                            noise: NoiseParameters = DEFAULT_NOISE,
                            synapses: str = "renewing", label: str = "sampling",
-                           background: bool = True, depression=None) -> SamplingNetwork:
+                           background: bool = True, connectivity: np.ndarray | None = None,
+                           depression=None) -> SamplingNetwork:
     """Build a LIF sampling network for ``bm`` with backend ``sim`` (``setup`` already called).
 
     Parameters
@@ -194,12 +188,15 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
         Neuron parameters (PyNN units); ``v_rest`` is replaced per neuron by the translated leak.
     noise : NoiseParameters
         Poisson background per neuron (Hz, uS).
-    synapses : {"renewing", "static", "depressing"}
+    synapses : {"renewing", "static"}
         Recurrent synapse kind.
     label : str
         Population label.
     background : bool
         Whether to add the Poisson background (False when another source of noise is wired in).
+    connectivity : bool array (n, n), optional
+        Pairs whose weight may become nonzero (a training mask): both receptor synapses there. None:
+        one synapse per nonzero weight of ``bm`` (see :mod:`cortexsim.models.recurrent`).
     depression : ShortTermDepression, optional
         U and tau_rec (ms) of "depressing" recurrent synapses (required for that kind, else unused).
         The weights written are the translated ones; their correction for depression is the caller's
@@ -219,16 +216,11 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     population.initialize(v=lif.e_leak)
     population.record("spikes")
     delay = sim.get_min_delay()
-    connector = sim.AllToAllConnector(allow_self_connections=False)
-    projection_exc = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_E, delay, depression),
-                                    receptor_type="excitatory", label=f"{label}_exc")
-    projection_inh = sim.Projection(population, population, connector,
-                                    recurrent_synapse_type(sim, synapses, neuron.tau_syn_I, delay, depression),
-                                    receptor_type="inhibitory", label=f"{label}_inh")
-    network = SamplingNetwork(sim, population, projection_exc, projection_inh, bm, lif, fit, neuron,
-                              noise, synapses)
-    network.set_lif(lif, bm)
+    recurrent = RecurrentSynapses.build(sim, population, lif.weights, synapses,
+                                        {"excitatory": neuron.tau_syn_E, "inhibitory": neuron.tau_syn_I}, delay,
+                                        label, connectivity, depression=depression)
+    network = SamplingNetwork(sim, population, recurrent.projection_exc, recurrent.projection_inh, bm, lif, fit,
+                              neuron, noise, synapses, recurrent=recurrent)
     if background:
         network.background = add_poisson_background(sim, population, noise)
     return network

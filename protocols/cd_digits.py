@@ -448,7 +448,8 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
 
     def build(sim, W, b, first_iteration):
         sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
-        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
+        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
+                                      connectivity=mask)  # both receptors where a trained weight may change sign
 
     statistics = ClampedStatistics(data, np.arange(N_VISIBLE), config.batch_size, config.clamp_ms, config.settle_ms,
                                    config.readout_dt_ms, config.clamp_bias,

@@ -50,7 +50,9 @@ from cortexsim.checks import check_fraction, check_int, check_non_negative, chec
 from cortexsim.results import read_json, write_json_atomic
 
 from ..analysis.divergence import dkl_both
-from ..analysis.states import joint_distribution, states_on_grid
+from ..analysis.states import joint_distribution, states_on_grid, states_on_grid_from_arrays
+from ..backends.schedules import run_parameter_schedule
+from ..backends.spikes import spike_arrays
 from ..models.boltzmann import BoltzmannMachine, exact_moments, joint
 from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule, MomentumOptimizer,
                                   check_binary_data, moments_from_distribution, moments_from_states,
@@ -223,6 +225,20 @@ class TimedSimulator:
         self.t_ms += float(duration_ms)
         return start, self.t_ms
 
+    def run_schedule(self, population, name: str, values: np.ndarray, durations_ms) -> list[tuple[float, float]]:
+        """Phases in which ``population``'s parameter ``name`` takes ``values[k]`` for ``durations_ms[k]``.
+
+        Through :func:`cortexsim.backends.schedules.run_parameter_schedule` (one launch on backends that
+        compile, ``population.set`` + ``run`` per phase elsewhere). Returns the window of every phase (ms).
+        """
+        start = self.t_ms
+        tic = time.perf_counter()
+        run_parameter_schedule(self.sim, population, name, values, durations_ms)
+        self.run_wall_s += time.perf_counter() - tic
+        bounds = start + np.concatenate([[0.0], np.cumsum(np.asarray(durations_ms, dtype=float))])
+        self.t_ms = float(bounds[-1])
+        return [(float(a), float(b)) for a, b in zip(bounds[:-1], bounds[1:])]
+
 
 def block_slices(sizes) -> list[slice]:
     """Consecutive slices of blocks of the given sizes."""
@@ -288,7 +304,12 @@ class ClampedStatistics:
 
     Per iteration: ``batch_size`` rows of ``data`` (drawn with the engine's generator) are clamped one
     after the other onto the units ``visible`` for ``clamp_ms`` each, through the network's
-    ``clamp(units, values, clamp_bias)`` (then ``release()``); the data statistics are the states read
+    ``clamp(units, values, clamp_bias)`` (then ``release()``). A network with
+    ``clamp_schedule(units, rows, clamp_bias)`` (leak potentials per phase) runs the whole iteration as
+    ONE parameter schedule instead (:func:`cortexsim.backends.schedules.run_parameter_schedule`: one
+    launch of the compiled binary on ``brian2_standalone``, which then also delivers the spikes in
+    flight at phase boundaries; ``population.set`` + ``run`` per phase elsewhere, as before) and its
+    spikes are read as arrays (:func:`cortexsim.backends.spikes.spike_arrays`). The data statistics are the states read
     after ``settle_ms`` of each clamp, with the clamped units at their clamped values. Then the network
     runs free for the iteration's sampling time (model phase). States are read on a grid of
     ``readout_dt_ms`` (ms). Records ``model_mean_activity`` per iteration; ``on_segment(W, b) -> dict``
@@ -323,16 +344,27 @@ class ClampedStatistics:
     def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
                  rng: np.random.Generator) -> Statistics:
         batch = self.data[rng.integers(0, self.data.shape[0], self.batch_size)]
-        windows = []
         t_begin = timed.t_ms
-        for row in batch:
-            network.clamp(self.visible, row, self.clamp_bias)
-            windows.append(timed.run(self.clamp_ms))
-        network.release()
-        model_window = timed.run(duration_ms)
-        spiketrains = network.spiketrains(clear=True)
         dt = self.readout_dt_ms
-        states = states_on_grid(spiketrains, network.neuron.tau_refrac, t_begin, timed.t_ms, dt)
+        schedule = getattr(network, "clamp_schedule", None)
+        if schedule is not None:
+            # the whole iteration as one parameter schedule (one launch on brian2_standalone), spikes as arrays
+            leaks = schedule(self.visible, batch, self.clamp_bias)
+            phases = timed.run_schedule(network.population, "v_rest", leaks,
+                                        [self.clamp_ms] * len(batch) + [duration_ms])
+            windows, model_window = phases[:-1], phases[-1]
+            times, indices = spike_arrays(network.population, clear=True)
+            states = states_on_grid_from_arrays(times, indices, network.population.size, network.neuron.tau_refrac,
+                                                t_begin, timed.t_ms, dt)
+        else:
+            windows = []
+            for row in batch:
+                network.clamp(self.visible, row, self.clamp_bias)
+                windows.append(timed.run(self.clamp_ms))
+            network.release()
+            model_window = timed.run(duration_ms)
+            spiketrains = network.spiketrains(clear=True)
+            states = states_on_grid(spiketrains, network.neuron.tau_refrac, t_begin, timed.t_ms, dt)
         data_rows = []
         for row, (t0, t1) in zip(batch, windows):
             first, last = int(round((t0 + self.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))

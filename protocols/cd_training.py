@@ -299,7 +299,8 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
 
     def build(sim, W, b, first_iteration):
         sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
-        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
+        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
+                                      connectivity=mask)  # both receptors where a trained weight may change sign
 
     finished = train_cd(build, TargetStatistics(targets, config.neuron.tau_refrac), settings, cd, sim, mask,
                         save=save, progress=progress, label=f"CD on {config.backend}",

@@ -184,8 +184,9 @@ def train(sim: ModuleType, settings: RunSettings, training: CDSettings, targets:
 
     def factory(sim, W, b, first_iteration):
         seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
+        # every within-network pair carries both receptor synapses: weights change sign in training
         return build(sim, settings, [BoltzmannMachine(W[s, s], b[s]) for s in block_slices(sizes)], fit, mode,
-                     translation_noise, seed)
+                     translation_noise, seed, connectivity=mask[block_slices(sizes)[0], block_slices(sizes)[0]])
 
     statistics = TargetStatistics(targets, settings.neuron.tau_refrac)
     if not train_cd(factory, statistics, training, state, sim, mask, save=save, progress=progress,
@@ -275,7 +276,12 @@ class EnsembleConfig:
     seed : int
         Seed of everything (required): targets, connectivity, kick, simulator seeds.
     backend : str
-        Registered backend name (deterministic runs need a seedable one, e.g. nest).
+        Registered backend name of the noise-free ensemble (deterministic runs need a seedable one,
+        e.g. nest, or the emulated chip ``brainscales``).
+    poisson_backend : str, optional
+        Backend of the Poisson-driven reference networks and of the Poisson activation fit; None:
+        the ensemble backend's registered reference (``Capabilities.reference_backend``: nest for
+        the emulated chip) or the ensemble backend itself.
     n_networks : int
         M, >= 2.
     n_neurons : int
@@ -320,7 +326,9 @@ class EnsembleConfig:
         each sweep measures one neuron's activation function. The ensemble fit is the mean v_p05 and
         the median alpha of the sweeps; the spread of v_p05 (offsets between source sets) is reported.
     delay_max_ms : float
-        Background delays are uniform in [1 ms, delay_max_ms] (>= 1 ms).
+        Background delays are uniform in [1 ms, delay_max_ms] (>= 1 ms). On a backend without
+        programmable delays (the emulated chip) every background synapse has the fixed minimal delay
+        (one time step) instead.
     membrane_probes : int
         Non-spiking probes (>= 1) recording the free membrane potential (first 5 s are used).
     dt_ms : float
@@ -331,6 +339,7 @@ class EnsembleConfig:
 
     seed: int
     backend: str = "nest"
+    poisson_backend: str | None = None
     n_networks: int = 50
     n_neurons: int = 5
     in_degree: int = 30
@@ -364,6 +373,7 @@ class EnsembleConfig:
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
         backend_info(self.backend)
         check_dt(self.backend, self.dt_ms)
+        check_dt(self.reference_backend, self.dt_ms)
         if not 1 <= int(self.n_neurons) <= MAX_EXACT_UNITS:
             raise ValueError(f"n_neurons must lie in [1, {MAX_EXACT_UNITS}], got {self.n_neurons}")
         check_ensemble_size(self.n_networks, self.n_neurons, self.in_degree, "ensemble", self.source_sharing)
@@ -385,11 +395,32 @@ class EnsembleConfig:
             raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {self.synapses!r}")
         self.training()  # sampling_end_ms and average_fraction checked there
         self.run_settings()  # background_synapse and tau_rec_ms checked there
+        max_neurons = backend_info(self.backend).capabilities.max_neurons
+        needed = self.n_networks * self.n_neurons + self.calibration_points * self.calibration_groups \
+            + self.membrane_probes
+        if max_neurons is not None and needed > max_neurons:
+            raise ValueError(f"the ensemble ({self.n_networks} x {self.n_neurons} neurons) and its probes "
+                             f"(calibration_points x calibration_groups = {self.calibration_points} x "
+                             f"{self.calibration_groups}, membrane_probes = {self.membrane_probes}) need {needed} "
+                             f"neurons; backend {self.backend!r} has at most {max_neurons}: use fewer networks or "
+                             "probes")
 
-    def run_settings(self) -> RunSettings:
+    @property
+    def reference_backend(self) -> str:
+        """Backend of the Poisson-driven reference (see ``poisson_backend``)."""
+        if self.poisson_backend is not None:
+            return self.poisson_backend
+        return backend_info(self.backend).capabilities.reference_backend or self.backend
+
+    def run_settings(self, backend: str | None = None) -> RunSettings:
+        """Settings of the runs on ``backend`` (default: the ensemble backend): without programmable
+        delays the background synapses get the fixed minimal delay (one time step)."""
+        delays = {"delay_max_ms": self.delay_max_ms}
+        if not backend_info(backend or self.backend).capabilities.delays_allowed:
+            delays = {"delay_ms": self.dt_ms, "delay_max_ms": self.dt_ms}
         background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
-                                        delay_max_ms=self.delay_max_ms, source_sharing=self.source_sharing,
-                                        synapse=self.background_synapse, tau_rec_ms=self.tau_rec_ms)
+                                        source_sharing=self.source_sharing,
+                                        synapse=self.background_synapse, tau_rec_ms=self.tau_rec_ms, **delays)
         return RunSettings(self.dt_ms, self.burn_in_ms, derive_seed(self.seed, 3), background, self.neuron,
                            self.noise, self.synapses)
 
@@ -414,6 +445,11 @@ class EnsembleResult:
                                                          "dkl_ensemble_untrained", "dkl_ensemble_trained")}
         out["ratio_ensemble_trained_to_poisson_trained"] = self.data["ratio_ensemble_trained_to_poisson_trained"]
         out["improvement_ensemble_untrained_to_trained"] = self.data["improvement_ensemble_untrained_to_trained"]
+        hardware = self.data.get("hardware")
+        if hardware:  # a chip backend: what the ensemble used of the chip, over all phases
+            out["chip_neurons_used"] = max(r["used_neurons"] for r in hardware.values())
+            out["chip_generators_in_use"] = max(r["background"]["generators_used"] for r in hardware.values())
+            out["chip_hardware_time_s"] = float(sum(r["hardware_time_s"] for r in hardware.values()))
         return out
 
     def to_dict(self) -> dict:
@@ -450,8 +486,10 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     tic_total = time.perf_counter()
     say = logger.info if progress else (lambda *a, **k: None)
-    sim = load_backend(config.backend)
-    settings = config.run_settings()
+    backends = {"poisson": config.reference_backend, "ensemble": config.backend}
+    sims = {mode: load_backend(name) for mode, name in backends.items()}
+    run_settings = {mode: config.run_settings(name) for mode, name in backends.items()}
+    settings = run_settings["ensemble"]
     targets = [random_bm(config.n_neurons, seed=derive_seed(config.seed, 10, m)) for m in range(config.n_networks)]
     if resume:
         state = load_checkpoint(out_dir, "ensemble")
@@ -459,20 +497,22 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
             raise ValueError("the checkpoint was written with another config; resume with the same settings")
     else:
         state = {"task": "ensemble", "config": config_to_dict(config), "evaluations": {}, "training": {},
-                 "trained": {}, "histories": {}}
+                 "trained": {}, "histories": {}, "hardware": {}}
 
     def save() -> None:
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
 
-    calibration = CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron,
-                                    noise=config.noise, dt_ms=config.dt_ms)
-    poisson_fit = poisson_fit or calibrate(calibration, progress=progress).fit
-    say(f"Poisson activation function: v_p05 = {poisson_fit.v_p05:.3f} mV, alpha = {poisson_fit.alpha:.3f} mV")
-    timings = {}
+    poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=backends["poisson"],
+                                                             neuron=config.neuron, noise=config.noise,
+                                                             dt_ms=config.dt_ms), progress=progress).fit
+    say(f"Poisson activation function ({backends['poisson']}): v_p05 = {poisson_fit.v_p05:.3f} mV, "
+        f"alpha = {poisson_fit.alpha:.3f} mV")
+    timings, hardware = {}, state.setdefault("hardware", {})
     tic = time.perf_counter()
-    bg_poisson = measure_background(sim, config, settings, targets, poisson_fit, "poisson")
-    bg_ensemble = measure_background(sim, config, settings, targets, poisson_fit, "ensemble")
+    bg_poisson = measure_background(sims["poisson"], config, run_settings["poisson"], targets, poisson_fit, "poisson")
+    bg_ensemble = measure_background(sims["ensemble"], config, settings, targets, poisson_fit, "ensemble")
+    _record_hardware(hardware, "background", sims["ensemble"])
     timings["background_s"] = time.perf_counter() - tic
     ensemble_fit = bg_ensemble["fit"]
     source_rate = float(np.mean(bg_ensemble["rates_hz"]))
@@ -483,9 +523,11 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     evaluations, histories = state["evaluations"], state["histories"]
     for index, (mode, (fit, noise)) in enumerate(modes.items()):
         tic = time.perf_counter()
+        sim, mode_settings = sims[mode], run_settings[mode]
         if f"{mode}_untrained" not in evaluations:
-            evaluations[f"{mode}_untrained"] = evaluate(sim, settings, targets, targets, fit, mode, noise,
+            evaluations[f"{mode}_untrained"] = evaluate(sim, mode_settings, targets, targets, fit, mode, noise,
                                                         config.eval_duration_ms, derive_seed(config.seed, 5, index))
+            _record_hardware(hardware, f"{mode}_untrained", sim)
             save()
         say(f"{mode} untrained: median D_KL {np.median(evaluations[f'{mode}_untrained']['dkl_sampled_target']):.4f}")
         if mode not in state["trained"]:
@@ -495,17 +537,19 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
                 state["training"][mode] = cd.to_dict()
                 save()
 
-            bms, history = train(sim, settings, config.training(), targets, start, fit, mode, noise,
+            bms, history = train(sim, mode_settings, config.training(), targets, start, fit, mode, noise,
                                  derive_seed(config.seed, 6, index), progress, save=save_training,
                                  stop_after_iteration=stop_after_iteration)
             if bms is None:
                 return None
+            _record_hardware(hardware, f"{mode}_training", sim)
             state["trained"][mode], histories[mode] = [bm.to_dict() for bm in bms], history
             save()
         trained = [BoltzmannMachine.from_dict(d) for d in state["trained"][mode]]
         if f"{mode}_trained" not in evaluations:
-            evaluations[f"{mode}_trained"] = evaluate(sim, settings, trained, targets, fit, mode, noise,
+            evaluations[f"{mode}_trained"] = evaluate(sim, mode_settings, trained, targets, fit, mode, noise,
                                                       config.eval_duration_ms, derive_seed(config.seed, 7, index))
+            _record_hardware(hardware, f"{mode}_trained", sim)
             save()
         say(f"{mode} trained: median D_KL {np.median(evaluations[f'{mode}_trained']['dkl_sampled_target']):.4f}")
         timings[f"{mode}_s"] = time.perf_counter() - tic
@@ -513,10 +557,20 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     trained = {mode: [BoltzmannMachine.from_dict(d) for d in bms] for mode, bms in state["trained"].items()}
     results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
                          evaluations, histories, trained, targets, timings)
+    results["backends"] = backends
+    if hardware:
+        results["hardware"] = hardware
     if out_dir is not None:
         _write_outputs(results, output_dir(out_dir), bg_poisson, bg_ensemble, evaluations, histories, poisson_fit,
-                       chip_booking(sim))
+                       chip_booking(sims["ensemble"]))
     return results
+
+
+def _record_hardware(store: dict, phase: str, sim) -> None:
+    """The chip's report of the run just finished (backends that emulate hardware report one)."""
+    report = getattr(sim, "get_hardware_report", None)
+    if report is not None:
+        store[phase] = report()
 
 
 def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble, evaluations,

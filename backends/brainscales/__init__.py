@@ -30,6 +30,7 @@ from pyNN import errors, random, space                               # noqa: F40
 from pyNN.network import Network                                     # noqa: F401
 from pyNN.random import NumpyRNG, GSLRNG, RandomDistribution         # noqa: F401
 from pyNN.space import Space                                         # noqa: F401
+from pyNN.parameters import Sequence                                 # noqa: F401
 from pyNN.nest.standardmodels.cells import *                         # noqa: F401,F403
 from pyNN.nest.standardmodels.synapses import *                      # noqa: F401,F403
 from pyNN.nest.standardmodels.receptors import *                     # noqa: F401,F403

@@ -114,6 +114,12 @@ class ChipSession:
     #: Optional placement: entry k is the circuit of the k-th neuron placed (creation order); None
     #: places neurons on circuits 0, 1, 2, ... (BrainScaleS-2's ``neuronPermutation``).
     placement: np.ndarray | None = None
+    #: Plasticity processors: STDP programs (one per STDP projection), their update period (biological
+    #: ms), the correlation sensors they read, and the next free synapse row for their sensors.
+    ppu_programs: list = field(default_factory=list)
+    plasticity_period_ms: float = 10.0
+    sensor_parameters: object = None
+    next_sensor_row: int = 0
 
     def __post_init__(self):
         if self.trial_noise < 0 or not np.isfinite(self.trial_noise):
@@ -151,6 +157,8 @@ class ChipSession:
         self.populations = []
         self.projections = []
         self.background = []
+        self.ppu_programs = []
+        self.next_sensor_row = 0
         self.fan_in = np.zeros(self.spec.n_neurons, dtype=int)
         self.biological_time_ms = 0.0
         self.n_runs = self.n_configurations = self.n_trials = 0

@@ -12,6 +12,9 @@ from .chip_state import ChipSession
 from .emulator import ChipSelection
 from ..chips import chip_spec
 from .errors import UnsupportedFeatureError
+from .plasticity import DEFAULT_PLASTICITY_PERIOD_MS, DEFAULT_STDP_SENSORS
+from ..energy import chip_energy
+from ..correlation import SensorParameters
 
 __all__ = ["setup", "select_chip", "selected_chip", "device_identity", "run", "run_until", "run_for", "reset", "end",
            "get_hardware_report", "get_chip"]
@@ -86,7 +89,8 @@ def _check_seed(name: str, value) -> None:
 def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", *, seed: int = 0,
           chip=_FROM_SELECTION, chip_seed=_FROM_SELECTION, fixed_pattern_noise=_FROM_SELECTION,
           trial_noise=_FROM_SELECTION, quantize_weights=_FROM_SELECTION, clip_weights=_FROM_SELECTION,
-          calibration=_FROM_SELECTION, rng_seed: int | None = None, **extra_params) -> int:
+          calibration=_FROM_SELECTION, rng_seed: int | None = None,
+          plasticity_period: float = DEFAULT_PLASTICITY_PERIOD_MS, correlation_sensors=None, **extra_params) -> int:
     """Start a new emulation on the chip (the PyNN ``setup()`` of this backend).
 
     Every chip option left out is taken from the booked chip (:func:`select_chip`; by default bss2
@@ -124,6 +128,12 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
         measure the chip and write it there.
     rng_seed : int, optional
         ``pyNN.nest``'s name for the run seed; overrides ``seed`` when given.
+    plasticity_period : float
+        Time between two weight updates of the plasticity processors for ``STDPMechanism``
+        projections (biological ms, > 0; see :mod:`.plasticity`).
+    correlation_sensors : SensorParameters or dict, optional
+        The synapses' correlation sensors as STDP reads them (:mod:`cortexsim.backends.correlation`;
+        default: amplitude 2 LSB per pair, nominal imperfections; ``tau_us`` comes from each STDP rule).
     **extra_params
         Passed on to ``pyNN.nest.setup`` (e.g. ``threads``, ``verbosity``, ``t_flush``). As on
         ``pyNN.nest``, ``reset()`` after a run needs ``t_flush`` (the emulation runs on NEST).
@@ -156,6 +166,15 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
                           quantize_weights=bool(options.quantize_weights),
                           clip_weights=bool(options.clip_weights),
                           rng_seed=int(seed if rng_seed is None else rng_seed))
+    if not (isinstance(plasticity_period, (int, float)) and np.isfinite(plasticity_period) and plasticity_period > 0):
+        raise ValueError(f"plasticity_period must be a time > 0 ms, got {plasticity_period!r}")
+    session.plasticity_period_ms = float(plasticity_period)
+    if isinstance(correlation_sensors, dict):
+        correlation_sensors = SensorParameters(**{**DEFAULT_STDP_SENSORS.to_dict(), **correlation_sensors})
+    elif correlation_sensors is not None and not isinstance(correlation_sensors, SensorParameters):
+        raise TypeError(f"correlation_sensors must be a SensorParameters or a dict, got "
+                        f"{type(correlation_sensors).__name__}")
+    session.sensor_parameters = correlation_sensors
     extra_params.setdefault("verbosity", "error")
     extra_params.setdefault("threads", 1)
     extra_params["rng_seed"] = session.rng_seed % (2 ** 31 - 2) + 1   # NEST needs 1 .. 2**32 - 2
@@ -168,6 +187,8 @@ def setup(timestep: float = _DEFAULT_TIMESTEP, min_delay: float | str = "auto", 
     rank = _pynn_nest.setup(timestep=timestep, min_delay=min_delay, **extra_params)
     if "t_flush" not in extra_params:  # reset() needs an explicit t_flush, as on pyNN.nest
         _pynn_nest.simulator.state.t_flush = -1
+    from ..pynn_nest import keep_kernel_status_small
+    keep_kernel_status_small()      # many runs in a row stay fast (see there)
     return rank
 
 
@@ -195,11 +216,32 @@ def _finish_run(t_start: float) -> None:
     chip.n_runs += 1
 
 
+def _run_with_plasticity(t_stop: float, callbacks) -> float:
+    """Run to ``t_stop`` (ms), pausing at every plasticity-processor update of the STDP programs."""
+    chip = emulator.current_chip()
+    if callbacks:
+        raise UnsupportedFeatureError(chip.spec.name, "run callbacks with STDP projections", "callbacks", "None")
+    period = chip.plasticity_period_ms
+    t = emulator.state.t
+    while t < t_stop - 1e-9:
+        next_update = (np.floor(t / period + 1e-9) + 1.0) * period
+        target = min(next_update, t_stop)
+        _pynn_nest.run_until(target)
+        t = target
+        if abs(target - next_update) < 1e-9:
+            for program in chip.ppu_programs:
+                program.update()
+    return emulator.state.t
+
+
 def run(simtime: float, callbacks=None) -> float:
     """Advance the emulation by ``simtime`` (biological ms); returns the current time (ms)."""
     _start_run()
     t_start = emulator.state.t
-    result = _pynn_nest.run(simtime, callbacks=callbacks)
+    if emulator.current_chip().ppu_programs:
+        result = _run_with_plasticity(t_start + simtime, callbacks)
+    else:
+        result = _pynn_nest.run(simtime, callbacks=callbacks)
     _finish_run(t_start)
     return result
 
@@ -211,7 +253,10 @@ def run_until(time_point: float, callbacks=None) -> float:
     """Advance the emulation until ``time_point`` (biological ms); returns the current time (ms)."""
     _start_run()
     t_start = emulator.state.t
-    result = _pynn_nest.run_until(time_point, callbacks=callbacks)
+    if emulator.current_chip().ppu_programs:
+        result = _run_with_plasticity(time_point, callbacks)
+    else:
+        result = _pynn_nest.run_until(time_point, callbacks=callbacks)
     _finish_run(t_start)
     return result
 
@@ -243,12 +288,17 @@ def get_hardware_report() -> dict:
         any); ``fixed_pattern_noise`` (scale, trial noise, calibration source, residual
         offset standard deviations in mV, relative standard deviations of the multiplicative
         deviations left after calibration); ``background`` (on-chip Poisson generators used and
-        available, and each background source) and ``clamped_parameters`` (circuits whose realised reset
-        or threshold had to be kept below the next voltage).
+        available, and each background source), ``clamped_parameters`` (circuits whose realised reset
+        or threshold had to be kept below the next voltage), ``energy`` (the energy model,
+        :func:`cortexsim.backends.energy.chip_energy`: ASIC energy = published power x hardware time,
+        system energy = system power x estimated wall time; J) and ``plasticity`` (STDP projections run
+        by the plasticity processors, their update period and the updates so far).
     """
     chip = emulator.current_chip()
     spec = chip.spec
     hardware_time_s = chip.biological_time_ms / 1000.0 / spec.speedup
+    wall_time_s = (chip.n_configurations * spec.configuration_overhead_s + chip.n_runs * spec.run_overhead_s
+                   + hardware_time_s)
     summaries = [projection.quantisation_summary() for projection in chip.projections]
     n_weights = sum(s["n_weights"] for s in summaries)
     quantisation = {"enabled": chip.quantize_weights, "weight_bits": spec.weight_bits, "n_weights": int(n_weights),
@@ -273,8 +323,7 @@ def get_hardware_report() -> dict:
         "hardware_time_s": float(hardware_time_s),
         "n_runs": chip.n_runs,
         "n_configurations": chip.n_configurations,
-        "estimated_wall_time_s": float(chip.n_configurations * spec.configuration_overhead_s
-                                  + chip.n_runs * spec.run_overhead_s + hardware_time_s),
+        "estimated_wall_time_s": float(wall_time_s),
         "used_neurons": int(chip.next_circuit),
         "max_neurons": spec.n_neurons,
         "synapse_rows": int(sum(s["n_rows"] for s in summaries)),
@@ -296,4 +345,7 @@ def get_hardware_report() -> dict:
             "sources": [dict(entry) for entry in chip.background],
         },
         "clamped_parameters": {name: len(circuits) for name, circuits in chip.clamped_parameters.items()},
+        "energy": chip_energy(spec.name, hardware_time_s, wall_time_s),
+        "plasticity": {"stdp_projections": len(chip.ppu_programs), "period_ms": chip.plasticity_period_ms,
+                       "updates": int(sum(program.updates for program in chip.ppu_programs))},
     }

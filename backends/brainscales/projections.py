@@ -2,6 +2,8 @@
 
 Checked when a projection is created: synapse type, receptor type, short-term-plasticity mode,
 delays, fan-in (synapses onto one neuron, all projections together) and weight sign and range.
+``STDPMechanism`` projections (bss2) hold static NEST synapses whose weights the chip's plasticity
+processors rewrite from the correlation sensors (:mod:`.plasticity`), at a row scale fixed by w_max.
 Weights are then written as the chip holds them: n-bit integers times a per-row scale (one row = one
 presynaptic cell of this projection), multiplied in NEST by the target circuit's synaptic-gain
 mismatch. Every later weight write (``set(weight=...)``, ``connection.weight = ...``) is quantised the
@@ -16,12 +18,13 @@ from __future__ import annotations
 import nest
 import numpy as np
 from pyNN.nest import projections as _nest_projections
-from pyNN.nest.standardmodels.synapses import StaticSynapse
+from pyNN.nest.standardmodels.synapses import StaticSynapse, STDPMechanism
 from pyNN.space import Space
 
 from . import emulator
-from ..chips import max_weight
+from ..chips import max_weight, weight_unit
 from .errors import ChipLimitError, UnsupportedFeatureError
+from .plasticity import DEFAULT_STDP_SENSORS, StdpProgram, stdp_rule
 from .quantisation import check_weight_range, quantise_rows, snap_to_rows
 from .standardmodels import TsodyksMarkramSynapse
 
@@ -53,6 +56,13 @@ class Projection(_nest_projections.Projection):
         spec = chip.spec
         synapse_type = synapse_type or self._static_synapse_class()
         model = type(synapse_type).__name__
+        self._stdp_rule = None
+        self._stdp_scale_int = None
+        if isinstance(synapse_type, STDPMechanism):
+            # the PPU runs it (see .plasticity): NEST only holds static synapses whose weights it rewrites
+            self._stdp_rule = stdp_rule(synapse_type, spec)
+            synapse_type = self._static_synapse_for(synapse_type, postsynaptic_population, receptor_type)
+            model = type(synapse_type).__name__
         if model not in spec.synapse_types or not isinstance(synapse_type, (StaticSynapse,
                                                                             TsodyksMarkramSynapse)):
             raise UnsupportedFeatureError(spec.name, "synapse type", model, f"one of {spec.synapse_types}")
@@ -79,6 +89,47 @@ class Projection(_nest_projections.Projection):
         self._row_scale_int = np.ones(self.pre.size, dtype=int)
         self._check_and_configure()
         chip.projections.append(self)
+        if self._stdp_rule is not None:
+            if not hasattr(self.pre, "all_cells") or not hasattr(self.post, "all_cells"):
+                raise UnsupportedFeatureError(spec.name, "STDP projection endpoints", "an Assembly",
+                                              "a Population or PopulationView")
+            program = StdpProgram(self, self._stdp_rule, chip.sensor_parameters or DEFAULT_STDP_SENSORS, chip,
+                                  chip.next_sensor_row, emulator.state.min_delay)
+            chip.next_sensor_row += self.pre.size
+            chip.ppu_programs.append(program)
+
+    def _static_synapse_for(self, stdp, post, receptor_type) -> StaticSynapse:
+        """The static synapse NEST runs for an STDP projection, and the fixed row scale that fits w_max."""
+        chip = emulator.current_chip()
+        conductance_based = bool(getattr(post, "conductance_based", True))
+        unit, unit_name = weight_unit(chip.spec, conductance_based)
+        rule = self._stdp_rule
+        if rule.w_max > max_weight(chip.spec, conductance_based):
+            raise ChipLimitError(chip.spec.name, "STDP w_max", f"{rule.w_max:g} {unit_name}",
+                                 f"at most {max_weight(chip.spec, conductance_based):g} {unit_name}")
+        self._stdp_scale_int = int(np.clip(np.ceil(rule.w_max / (unit * chip.spec.max_weight_int) * (1 - 1e-12)),
+                                           1, chip.spec.max_row_scale_int))
+        values = {name: stdp.parameter_space[name].base_value for name in ("weight", "delay")
+                  if name in stdp.parameter_space.keys() and stdp.parameter_space[name].base_value is not None}
+        return StaticSynapse(**values)
+
+    def _apply_stdp(self, table: dict, c_plus: np.ndarray, c_minus: np.ndarray, rule) -> None:
+        """The PPU's weight update of one period (c+ / c-: causal / acausal pairs at zero delay)."""
+        chip = emulator.current_chip()
+        w = self._configured_weights(table)
+        if rule.multiplicative:
+            dw = rule.a_plus * (rule.w_max - w) * c_plus - rule.a_minus * (w - rule.w_min) * c_minus
+        else:
+            dw = rule.w_max * (rule.a_plus * c_plus - rule.a_minus * c_minus)
+        if chip.quantize_weights:
+            unit, _ = weight_unit(chip.spec, self._conductance_based)
+            step = self._stdp_scale_int * unit
+            lowest = np.ceil(rule.w_min / step - 1e-9)
+            highest = min(np.floor(rule.w_max / step + 1e-9), chip.spec.max_weight_int)
+            new = np.clip(np.rint(w / step) + np.rint(dw / step), lowest, highest) * step
+        else:
+            new = np.clip(w + dw, rule.w_min, rule.w_max)
+        self._write_weights(table, new)
 
     @property
     def nest_connections(self):
@@ -195,7 +246,11 @@ class Projection(_nest_projections.Projection):
         spec = chip.spec
         weights, n_clipped = check_weight_range(requested, spec, chip.clip_weights,
                                                 conductance_based=self._conductance_based)
-        if chip.quantize_weights:
+        if chip.quantize_weights and self._stdp_scale_int is not None:
+            # STDP rows keep the scale that fits w_max: the PPU writes integers at a fixed row scale
+            self._row_scale_int = np.full(self.pre.size, self._stdp_scale_int, dtype=int)
+            configured = snap_to_rows(weights, table["pre"], self._row_scale_int, spec, self._conductance_based)
+        elif chip.quantize_weights:
             configured, self._row_scale_int = quantise_rows(weights, table["pre"], self.pre.size, spec,
                                                             self._conductance_based)
         else:

@@ -17,6 +17,8 @@ from pyNN.recording import get_io
 from . import simulator
 from .mapping import Mapping, SetupOptions, _Rebuild
 from .plasticity_rules import RuleContext
+from .ppu import network_rules
+from ..correlation import SensorParameters
 from .recording import empty_snippet
 
 __all__ = ["RunCommand", "setup", "run", "run_for", "run_until", "reset", "end", "preprocess",
@@ -88,6 +90,20 @@ def _permutation(values, what: str, size: int) -> list:
     return [int(v) for v in values]
 
 
+def _sensor_parameters(value) -> SensorParameters:
+    if value is None:
+        return SensorParameters()
+    if isinstance(value, SensorParameters):
+        return value
+    if isinstance(value, dict):
+        unknown = set(value) - set(SensorParameters.__dataclass_fields__)
+        if unknown:
+            raise ValueError(f"correlation_sensors: unknown fields {sorted(unknown)}; known: "
+                             f"{sorted(SensorParameters.__dataclass_fields__)}")
+        return SensorParameters(**value)
+    raise TypeError(f"correlation_sensors must be a SensorParameters or a dict, got {type(value).__name__}")
+
+
 def setup(timestep: float | None = None, min_delay="auto", **extra_params) -> int:
     """Start a new experiment on the emulated BrainScaleS-2 chip (destroys any existing network).
 
@@ -106,7 +122,13 @@ def setup(timestep: float | None = None, min_delay="auto", **extra_params) -> in
         (None/empty only: raw hardware configuration is not emulated). The emulator's own:
         ``seed`` (run seed: Poisson trains, NEST; default 0), ``chip_seed`` (which emulated chip:
         its fixed-pattern noise; default 0), ``fixed_pattern_noise`` (True, False or a scale),
-        ``trial_noise`` (fraction of the nominal noise, redrawn every trial). Unknown keywords raise
+        ``trial_noise`` (fraction of the nominal noise, redrawn every trial), ``membrane_noise``
+        (temporal noise of the analog circuits: standard deviation in nA of a white noise current
+        into every neuron circuit, redrawn every 1 us of hardware time, independent between
+        circuits; default 0 = none; *assumption*: the emulator's stand-in for the circuits' thermal
+        and shot noise, whose magnitude is not known here), ``correlation_sensors``
+        (:class:`~cortexsim.backends.correlation.SensorParameters` or a dict of its fields:
+        the synapses' correlation sensors as plasticity rules see them). Unknown keywords raise
         KeyError (as on BrainScaleS-2).
 
     Returns
@@ -130,12 +152,18 @@ def setup(timestep: float | None = None, min_delay="auto", **extra_params) -> in
         setattr(options, name, int(value))
     options.fixed_pattern_noise = params.pop("fixed_pattern_noise", True)
     options.trial_noise = params.pop("trial_noise", 0.0)
+    options.membrane_noise_nA = params.pop("membrane_noise", 0.0)
+    if not (isinstance(options.membrane_noise_nA, (int, float)) and np.isfinite(options.membrane_noise_nA)
+            and 0 <= options.membrane_noise_nA <= 10):
+        raise ValueError(f"membrane_noise must be a current standard deviation in [0, 10] nA, "
+                         f"got {options.membrane_noise_nA!r}")
     if "neuronPermutation" in params:
         options.neuron_permutation = _permutation(params.pop("neuronPermutation"), "neuronPermutation", 512)
     if "backgroundPermutation" in params:
         options.background_permutation = _permutation(params.pop("backgroundPermutation"),
                                                       "backgroundPermutation", 8)
     options.calibration_cache = params.pop("calibration_cache", None)
+    options.correlation_sensors = _sensor_parameters(params.pop("correlation_sensors", None))
     if params.pop("enable_neuron_bypass", False):
         raise _unsupported("neuron bypass mode (setup(enable_neuron_bypass=True))")
     for name in ("initial_config", "connection", "injected_calib_target", "injected_calib_options"):
@@ -182,7 +210,7 @@ def _mapping(state) -> Mapping:
 
 
 class _RuleState:
-    """What a Python plasticity kernel may touch (weights and membranes of the placed network)."""
+    """What a Python plasticity kernel may touch (weights, sensors, counters and membranes of the placed network)."""
 
     def __init__(self, mapping: Mapping):
         self.mapping = mapping
@@ -193,15 +221,16 @@ class _RuleState:
     def read_membranes(self, population, device):
         return self.mapping.read_membranes(population, device)
 
+    def read_correlation(self, projection):
+        return self.mapping.plasticity.read_correlation(projection)
 
-def _rules(state) -> list:
-    rules = []
-    for owner in list(state.projections) + list(state.populations):
-        kind = getattr(owner, "synapse_type", None) or owner.celltype
-        rule = getattr(kind, "plasticity_rule", None)
-        if rule is not None and rule not in rules:
-            rules.append(rule)
-    return rules
+    def reset_correlation(self, projection, rows=None) -> None:
+        self.mapping.plasticity.reset_correlation(projection, rows)
+
+    def rate_counters(self, population, reset: bool):
+        return self.mapping.plasticity.rate_counters(population, reset)
+
+
 
 
 def _run_snippet(state, runtime: float) -> None:
@@ -212,16 +241,20 @@ def _run_snippet(state, runtime: float) -> None:
         snippet = empty_snippet(t0)
         population.recorder.snippets.append(snippet)
         snippets[id(population)] = snippet
-    rules = _rules(state)
+    rules = network_rules(state)
     events = []
     for index, rule in enumerate(rules):
+        rule._check_kernel()
         rule._start_run()
         events.extend((float(t), index) for t in rule.timer.event_times(t0, t1))
     context_state = _RuleState(mapping)
     for t_event, index in sorted(events):
         mapping.run_until(t_event)
+        mapping.plasticity.collect()          # spikes so far -> correlation sensors, rate counters
+        rules[index].statistics["events"] += 1
         rules[index].execute(RuleContext(t_event, rules[index], context_state))
     mapping.run_until(t1)
+    mapping.plasticity.collect()
     mapping.harvest(snippets)
     state.t = t1
     state.runtimes.append(runtime)
@@ -244,6 +277,7 @@ def _restore(state, snapshot: dict) -> None:
     for projection in state.projections:
         for connection, weight in zip(projection.connections, snapshot["weights"][id(projection)].tolist()):
             connection._weight = weight
+        projection._weights_changed = True
 
 
 def run(runtime: float | None, command: RunCommand = RunCommand.EXECUTE) -> float:

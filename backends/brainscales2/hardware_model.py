@@ -41,7 +41,7 @@ Synaptic input (per receptor, ``excitatory_input_*`` / ``inhibitory_input_*``)
     Time constant from the bias i_tau: ``tau_syn = 0.3 ms * 1022 / max(i_tau, 10)`` (0.3 .. 30.7 ms).
     Current-based (default): a synapse of weight w (0 .. 63) adds a current jump of
     ``w / 63 * 0.9 nA * i_gm / 1022`` (i_gm = ``*_i_bias_gm``); ``enable`` False means no input.
-    Conductance-based (``*_enable_coba_mode``): a conductance jump of ``w / 63 * 0.02 uS * i_gm / 1022``
+    Conductance-based (``*_enable_coba_mode``): a conductance jump of ``w / 63 * 0.05 uS * i_gm / 1022``
     towards the reversal potential ``*_v_rev_coba`` (CapMem code, no source follower).
     Synaptic-input voltages (``exc_synin`` / ``inh_synin`` recordings): the input line rests at
     0.6 V and is pulled down by 0.06 V per nA of synaptic current.
@@ -88,7 +88,7 @@ TAU_SYN_FULL_MS, TAU_SYN_MIN_BIAS = 0.3, 10
 #: Refractory counter clock periods (hardware us = biological ms): slow (0), fast (1).
 REFRACTORY_CLOCK_US = (0.125, 0.04)
 #: Current (nA) / conductance (uS) of a weight-63 synapse at full OTA bias.
-I_SYN_FULL_NA, G_SYN_FULL_US = 0.9, 0.02
+I_SYN_FULL_NA, G_SYN_FULL_US = 0.9, 0.05
 #: Offset current at full bias (nA).
 I_OFFSET_FULL_NA = 1.0
 #: Synaptic input line: resting voltage (V) and pull-down per nA of synaptic current (V/nA).

@@ -27,7 +27,8 @@ import numpy as np
 
 from . import hardware_model as hw
 from .atomic_neuron import AtomicNeuron
-from .plasticity_rules import synapses_per_connection
+from .ppu import PlasticityState, network_rules
+from ..correlation import SensorParameters
 from .recording import CADC_SAMPLE_PERIOD_MS
 from .standardmodels.cells import (CalibHXNeuronCuba, HXNeuron, SpikeSourceArray, SpikeSourcePoisson,
                                    SpikeSourcePoissonOnChip)
@@ -36,6 +37,8 @@ __all__ = ["Mapping", "SetupOptions", "neuron_codes", "biological_parameters"]
 
 #: Largest number of on-chip background generators (one per PADI bus and hemisphere).
 N_BACKGROUND_GENERATORS = 8
+#: The temporal membrane noise (``setup(membrane_noise=...)``) is redrawn this often (hardware ms).
+MEMBRANE_NOISE_PERIOD_MS = 1e-3
 
 
 @dataclass
@@ -47,9 +50,11 @@ class SetupOptions:
     chip_seed: int = 0
     fixed_pattern_noise: bool | float = True
     trial_noise: float = 0.0
+    membrane_noise_nA: float = 0.0       # temporal noise: white current noise per circuit (sd, nA)
     neuron_permutation: list | None = None
     background_permutation: list | None = None
     calibration_cache: str | None = None
+    correlation_sensors: SensorParameters = field(default_factory=SensorParameters)
 
 
 def _engine():
@@ -102,19 +107,24 @@ def _weight_units(codes: dict, receptor: str, coba: bool) -> np.ndarray:
 
 
 def _synapse_counts(projection) -> tuple:
-    """Hardware synapses each connection needs for its current weight (at least one)."""
-    return tuple(len(synapses_per_connection(c.weight)) for c in projection.connections)
+    """Hardware synapses each connection needs for its current weight (at least one; see
+    :func:`~.plasticity_rules.synapses_per_connection`)."""
+    magnitude = np.abs(projection.integer_weights())
+    return tuple(np.maximum(1, -(-magnitude // 63)).tolist())
 
 
 def _synapse_layers(projection, counts: tuple) -> list:
     """Per hardware-synapse layer k: arrays (pre, post, integer magnitude) of the connections that have a
     k-th synapse (``counts``: synapses placed per connection); a weight fills its synapses in order."""
-    layers = [[] for _ in range(max(counts, default=0))]
-    for c, n in zip(projection.connections, counts):
-        magnitude = abs(int(c.weight))
-        for k in range(n):
-            layers[k].append((c.presynaptic_index, c.postsynaptic_index, min(63, max(magnitude - 63 * k, 0))))
-    return [np.array(layer, dtype=int).reshape(-1, 3) for layer in layers]
+    counts = np.asarray(counts, dtype=int)
+    magnitude = np.abs(projection.integer_weights())
+    pre = np.array([c.presynaptic_index for c in projection.connections], dtype=int)
+    post = np.array([c.postsynaptic_index for c in projection.connections], dtype=int)
+    layers = []
+    for k in range(int(counts.max(initial=0))):
+        has = counts > k
+        layers.append(np.column_stack([pre[has], post[has], np.clip(magnitude[has] - 63 * k, 0, 63)]).reshape(-1, 3))
+    return layers
 
 
 def _root(cells):
@@ -133,7 +143,7 @@ class _PlacedProjection:
     layers: list
     engine: list                      # engine projections, one per layer
     signature: tuple                  # hardware synapses placed per connection
-    order: list = field(default_factory=list)   # per layer: (pre_root, post_root) in engine order
+    tables: dict = field(default_factory=dict)  # k -> engine connection table, cached after the first run
 
 
 class Mapping:
@@ -142,6 +152,8 @@ class Mapping:
     def __init__(self, state, options: SetupOptions):
         self.state = state
         self.options = options
+        state.n_mappings = getattr(state, "n_mappings", 0) + 1
+        self.index = state.n_mappings
         self.offset_ms = float(state.t)
         self.engine = _engine()
         self.populations = {}        # id(dialect population) -> engine population (root)
@@ -151,6 +163,8 @@ class Mapping:
         self.multimeters = []        # (population, variable, device, multimeter, cell ids)
         self.generators = 0
         self.duration_s = 0.0
+        self._pushed_parameters = {}  # id(dialect population) -> engine parameters last written
+        self._engine_time = None       # engine ms, known after the first run_until
         self.started = time.perf_counter()
         self._build()
         self.duration_s = time.perf_counter() - self.started
@@ -158,9 +172,11 @@ class Mapping:
     # --- building ----------------------------------------------------------------------------------
     def _engine_setup(self) -> None:
         o = self.options
+        # every placement is a new trial on the same chip: its own run seed (trial noise, on-chip sources)
+        seed = int(np.random.SeedSequence([int(o.seed), self.index]).generate_state(1)[0])
         self.engine.setup(timestep=o.timestep_ms * hw.SPEEDUP, chip="bss2", chip_seed=int(o.chip_seed),
                           fixed_pattern_noise=o.fixed_pattern_noise, trial_noise=float(o.trial_noise),
-                          quantize_weights=False, clip_weights=False, calibration=None, seed=int(o.seed),
+                          quantize_weights=False, clip_weights=False, calibration=None, seed=seed,
                           spike_precision="on_grid")
         if o.neuron_permutation is not None:
             self.engine.get_chip().placement = np.asarray(o.neuron_permutation, dtype=int)
@@ -241,8 +257,12 @@ class Mapping:
                     label=label)
         for projection in self.state.projections:
             self._place_projection(projection)
+            projection._weights_changed = False
         self._check_madc()
         self._set_up_recording()
+        self.plasticity = PlasticityState(self, network_rules(self.state), self.options.correlation_sensors)
+        self._mapped_sources = {id(p): self._source_key(p) for p in self.state.populations
+                                if not p.celltype.receptor_types}
 
     def _parameters_of(self, population) -> tuple[dict, dict, bool]:
         codes = neuron_codes(population)
@@ -264,7 +284,14 @@ class Mapping:
             pynn_logger.setLevel(level)
         # the circuits run continuously on the chip: a run starts with each membrane at its own leak
         cells.initialize(v=cells.realised_parameters("E_L")["E_L"])
+        if self.options.membrane_noise_nA > 0:
+            # temporal noise of the circuits (setup(membrane_noise=...)): NEST draws it independently
+            # for every target, redrawn every MEMBRANE_NOISE_PERIOD_MS of hardware time
+            noise = nest.Create("noise_generator", params={"std": 1000.0 * self.options.membrane_noise_nA,
+                                                           "dt": MEMBRANE_NOISE_PERIOD_MS * hw.SPEEDUP})
+            nest.Connect(noise, cells.node_collection)
         self.populations[id(population)] = cells
+        self._pushed_parameters[id(population)] = parameters
         self.coba[id(population)] = coba
         population._codes_mapped = codes
 
@@ -348,8 +375,6 @@ class Mapping:
                 engine.StaticSynapse(), receptor_type=projection.receptor_type,
                 label=f"{projection.label}[synapse {k}]")
             placed.engine.append(engine_projection)
-            table = engine_projection._table()
-            placed.order.append((table["pre"], table["post"]))
         self.projections[id(projection)] = placed
 
     def _engine_weights(self, projection, post_root_indices, magnitudes, coba) -> np.ndarray:
@@ -414,15 +439,58 @@ class Mapping:
                    for p in self.state.projections)
 
     def push(self) -> None:
-        """Write the current parameters and weights into the placed network."""
+        """Write what changed since the last run into the placed network: neuron parameters, weights,
+        spike times of the sources played in."""
         for population in self._neuron_populations():
             codes, parameters, coba = self._parameters_of(population)
             if coba != self.coba[id(population)]:
                 raise _Rebuild()
-            self.populations[id(population)].set(**parameters)
+            pushed = self._pushed_parameters.get(id(population))
+            if pushed is None or any(not np.array_equal(pushed[k], v) for k, v in parameters.items()):
+                self.populations[id(population)].set(**parameters)
+                self._pushed_parameters[id(population)] = parameters
             population._codes_mapped = codes
         for projection in self.state.projections:
-            self.push_weights(projection)
+            if getattr(projection, "_weights_changed", True):
+                self.push_weights(projection)
+        for population in self.state.populations:
+            if id(population) in self._mapped_sources:
+                self._push_source_times(population)
+
+    def _source_key(self, population) -> list | None:
+        """The hardware spike times of a played-in source population (None for on-chip sources)."""
+        if isinstance(population.celltype, SpikeSourcePoissonOnChip):
+            return None
+        celltype = population.celltype
+        if isinstance(celltype, SpikeSourcePoisson):
+            return self._poisson_trains(population)
+        spike_times = population._parameters["spike_times"]
+        if not isinstance(spike_times, np.ndarray) or spike_times.dtype != object:
+            spike_times = [spike_times] * population.size
+        return [np.asarray(getattr(t, "value", t), dtype=float) for t in spike_times]
+
+    def _push_source_times(self, population) -> None:
+        """Play the current spike times of a source population from now on (spikes in the past are dropped)."""
+        key = self._source_key(population)
+        old = self._mapped_sources[id(population)]
+        if key is None or (old is not None and len(old) == len(key)
+                           and all(np.array_equal(a, b) for a, b in zip(old, key))):
+            return
+        now = self.engine_time()
+        dt = self.options.timestep_ms * hw.SPEEDUP
+        times = [t[t > now + dt / 2] for t in self._source_times(population)]
+        self.populations[id(population)].set(spike_times=[Sequence(t) for t in times])
+        self._mapped_sources[id(population)] = key
+
+    def _engine_table(self, placed: "_PlacedProjection", k: int) -> dict:
+        """Connections of the k-th engine projection in NEST's order, cached once the network has run
+        (NEST sorts connections when a simulation starts; afterwards the placed network gains none)."""
+        table = placed.tables.get(k)
+        if table is None:
+            table = placed.engine[k]._table()
+            if self.engine_time() > 0:
+                placed.tables[k] = table
+        return table
 
     def push_weights(self, projection) -> None:
         """Write one projection's current weights (same synapse structure) into the placed network."""
@@ -430,26 +498,35 @@ class Mapping:
         if not self._fits(placed, projection):
             raise _Rebuild()
         layers = _synapse_layers(projection, placed.signature)
-        coba = self.coba[id(_root(projection.post))]
-        for layer, engine_projection, (pre_order, post_order) in zip(layers, placed.engine, placed.order):
+        post_root = _root(projection.post)
+        coba = self.coba[id(post_root)]
+        shape = (_root(projection.pre).size, post_root.size)
+        for k, layer in enumerate(layers):
             if not len(layer):
                 continue
-            pre = _root_indices(projection.pre, layer[:, 0])
-            post = _root_indices(projection.post, layer[:, 1])
-            magnitude = {}
-            for i, j, m in zip(pre.tolist(), post.tolist(), layer[:, 2].tolist()):
-                magnitude[(i, j)] = magnitude.get((i, j), 0) + m
-            ordered = np.array([magnitude[(i, j)] for i, j in zip(pre_order.tolist(), post_order.tolist())])
-            weights = np.abs(self._engine_weights(projection, post_order, ordered, coba))
-            engine_projection._write_weights(engine_projection._table(), weights)
+            magnitude = np.zeros(shape)
+            cells = (_root_indices(projection.pre, layer[:, 0]), _root_indices(projection.post, layer[:, 1]))
+            np.add.at(magnitude, cells, layer[:, 2])
+            table = self._engine_table(placed, k)
+            weights = np.abs(self._engine_weights(projection, table["post"], magnitude[table["pre"], table["post"]],
+                                                  coba))
+            placed.engine[k]._write_weights(table, weights)
+        projection._weights_changed = False
 
     # --- running -------------------------------------------------------------------------------------
     def run_until(self, t_hw: float) -> None:
         """Advance the emulation to hardware time ``t_hw`` (ms)."""
         dt = self.options.timestep_ms * hw.SPEEDUP
         target = round((t_hw - self.offset_ms) * hw.SPEEDUP / dt) * dt
-        if target > self.engine.get_current_time() + 1e-9:
+        if target > self.engine_time() + 1e-9:
             self.engine.run_until(target)
+            self._engine_time = target
+
+    def engine_time(self) -> float:
+        """The engine's current time (ms); kept here because asking NEST reads its whole kernel status."""
+        if self._engine_time is None:
+            self._engine_time = float(self.engine.get_current_time())
+        return self._engine_time
 
     def harvest(self, snippets: dict) -> None:
         """Move the data recorded since the last harvest into ``snippets`` (population id -> snippet)."""

@@ -45,6 +45,7 @@ class State(common.control.BaseState):
         self.id_counter = 0
         self.segment_counter = -1
         self.mapping = None
+        self.n_mappings = 0
         self.changed_topology = True
         self.rng = None
         self.reset()

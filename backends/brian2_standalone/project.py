@@ -395,12 +395,12 @@ def get_project(description: list[dict], root: Path | None = None) -> CompiledPr
     from brian2.utils.filelock import FileLock
 
     sig = signature(description)
-    project = _PROJECTS.get(sig)
+    root = Path(root) if root is not None else default_project_root()
+    directory = root / sig
+    project = _PROJECTS.get(directory)  # by folder: a new project root compiles (or loads) its own copy
     if project is not None and project.binary.is_file():
         _STATISTICS["reused_in_memory"] += 1
         return project
-    root = Path(root) if root is not None else default_project_root()
-    directory = root / sig
     directory.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(directory) + ".lock"):
         project = CompiledProject.load(directory)
@@ -408,5 +408,5 @@ def get_project(description: list[dict], root: Path | None = None) -> CompiledPr
             _STATISTICS["loaded_from_disk"] += 1
         else:
             project = _compile(description, sig, directory)
-    _PROJECTS[sig] = project
+    _PROJECTS[directory] = project
     return project

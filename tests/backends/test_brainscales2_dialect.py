@@ -300,3 +300,45 @@ def test_logger_module(caplog):
     assert "Number of spikes: 12" in messages and "not shown" not in messages
     assert pynn.logger.get_loglevel(quiet) == pynn.logger.LogLevel.WARN
     pynn.logger.reset()
+
+
+def test_calibrated_coba_neurons_are_silent_alone_fire_with_input_and_feel_their_reversal_potentials():
+    pynn.setup()
+    pop = pynn.Population(3, pynn.cells.CalibHXNeuronCoba())
+    pop.record("spikes")
+    pop[0:1].record("v")
+    pynn.run(1.0)
+    assert sum(len(t) for t in pop.get_data("spikes").segments[0].spiketrains) == 0
+    rest = pop[0:1].get_data("v").segments[0].irregularlysampledsignals[0].magnitude[-100:].mean()
+    pynn.reset()
+    inhibition = pynn.Population(5, pynn.cells.SpikeSourceArray(spike_times=[0.5]))
+    pynn.Projection(inhibition, pop, pynn.AllToAllConnector(), pynn.synapses.StaticSynapse(weight=63),
+                    receptor_type="inhibitory")          # conductance-based: a positive weight
+    drive = pynn.Population(10, pynn.cells.SpikeSourcePoisson(rate=1e5, start=0, duration=0.4))
+    pynn.Projection(drive, pop, pynn.AllToAllConnector(), pynn.synapses.StaticSynapse(weight=63))
+    pynn.run(1.0)
+    segment = pop.get_data().segments[-1]
+    assert all(len(t) > 0 for t in segment.spiketrains)
+    v = segment.irregularlysampledsignals[0]
+    after_inhibition = v.magnitude[(v.times.magnitude > 0.5) & (v.times.magnitude < 0.52)].min()
+    assert after_inhibition < rest - 5          # pulled towards e_rev_I (CADC 30), below the resting level
+
+
+def test_on_chip_poisson_sources_use_background_generators_within_their_clock():
+    pynn.setup(fixed_pattern_noise=False)
+    neuron = pynn.Population(1, pynn.cells.CalibHXNeuronCuba())
+    neuron.record("spikes")
+    sources = pynn.Population(4, pynn.cells.SpikeSourcePoissonOnChip(rate=2e5, seed=3))
+    sources.record("spikes")
+    pynn.Projection(sources, neuron, pynn.AllToAllConnector(), pynn.synapses.StaticSynapse(weight=63))
+    pynn.run(2.0)
+    counts = [len(t) for t in sources.get_data().segments[0].spiketrains]
+    # 2e5 Hz of hardware time for 2 ms: 400 events per source (Poisson: sd 20)
+    assert all(abs(c - 400) < 100 for c in counts)
+    assert len(neuron.get_data().segments[0].spiketrains[0]) > 0
+    assert pynn.get_backend_statistics().background_spike_sources == 1
+    pynn.end()
+    pynn.setup()
+    pynn.Population(1000, pynn.cells.SpikeSourcePoissonOnChip(rate=2e5, seed=3))
+    with pytest.raises(ValueError, match="cannot be realised"):
+        pynn.run(0.01)

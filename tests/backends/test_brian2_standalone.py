@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from cortexsim.backends import load_backend
-from cortexsim.models.boltzmann import random_bm
+from cortexsim.models.boltzmann import BoltzmannMachine, random_bm
 from cortexsim.parameters import ActivationFit
 from cortexsim.models.sampling_network import build_sampling_network
 
@@ -50,8 +50,9 @@ def test_compiles_once_and_reruns_with_new_parameters_durations_and_setups(sim):
     # p_on = sigma(+-6) = 0.0025 / 0.9975: expected counts 0.12 / 49.9 per neuron in 500 ms
     assert silent.sum() <= 5
     assert np.all(busy >= 40)
-    # a new setup of the same structure, and another duration, reuse the compiled project
-    _counts(sim, seed=6, durations=[300.0, 700.0], bm=random_bm(5, seed=2))
+    # a new setup of the same structure (other weights of the same signs: the same synapses), and
+    # another duration, reuse the compiled project
+    _counts(sim, seed=6, durations=[300.0, 700.0], bm=BoltzmannMachine(W=0.5 * BM.W, b=-BM.b))
     assert sim.compilation_count() - before == compiled
     assert sim.statistics()["binary_runs"] >= 5
 
@@ -82,7 +83,7 @@ def test_state_continues_across_runs(sim):
 
 def test_weights_are_set_in_one_call(sim):
     sim.setup(timestep=0.1, seed=3)
-    network = build_sampling_network(sim, BM, FIT)
+    network = build_sampling_network(sim, BM, FIT, connectivity=~np.eye(5, dtype=bool))  # every pair
     weights = np.arange(25, dtype=float).reshape(5, 5) * 1e-4
     sim.set_projection_weights(network.projection_exc, weights)
     got = network.projection_exc.get("weight", format="array")
@@ -207,7 +208,9 @@ def test_specialised_renewing_synapses_equal_the_general_equations(sim):
         synapse_forms.SPECIALISE = specialise
         try:
             sim.setup(timestep=0.1, seed=11)
-            network = build_sampling_network(sim, random_bm(6, seed=3, weight_scale=2.0), FIT)
+            # both receptor synapses on every pair (a training network): the pair compiles fused
+            network = build_sampling_network(sim, random_bm(6, seed=3, weight_scale=2.0), FIT,
+                                             connectivity=~np.eye(6, dtype=bool))
             sim.run(150.0)
             sim.run(250.0)
             forms = [item["form"] for item in describe_network(simulator.state.network, simulator.state.t)
@@ -249,3 +252,18 @@ def test_from_list_connector_in_one_pass_equals_pynns_per_cell_loop(sim):
     assert len(got["pynn"]["i"]) == 60
     for key, reference in got["pynn"].items():
         np.testing.assert_array_equal(got["one_pass"][key], reference, err_msg=key)
+
+
+def test_a_new_project_root_compiles_its_own_project(sim, tmp_path):
+    """Benchmarks time a compilation by pointing the backend at a fresh folder; a project compiled
+    earlier in the process (in another folder) must not be reused from memory."""
+    _counts(sim, seed=5, durations=[10.0])  # compiled (or loaded) in the session's folder
+    before = sim.compilation_count()
+    sim.set_project_root(tmp_path)
+    try:
+        _counts(sim, seed=5, durations=[10.0])
+        assert sim.compilation_count() == before + 1
+        _counts(sim, seed=6, durations=[10.0])  # same folder again: reused
+        assert sim.compilation_count() == before + 1
+    finally:
+        sim.set_project_root(None)

@@ -11,7 +11,7 @@ from cortexsim.backends import load_backend
 from cortexsim.backends.schedules import run_parameter_schedule
 from cortexsim.backends.spikes import spike_arrays, spike_times_per_neuron
 from cortexsim.models.boltzmann import random_bm
-from cortexsim.models.lif_translation import ActivationFit
+from cortexsim.parameters import ActivationFit
 from cortexsim.models.sampling_network import build_sampling_network
 
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from cortexsim.backends import load_backend
-from cortexsim.models.boltzmann import random_bm
+from cortexsim.models.boltzmann import BoltzmannMachine, block_diagonal, random_bm
 from cortexsim.models.ensemble import EnsembleBackground, build_ensemble, matched_background
 from cortexsim.parameters import DEFAULT_NOISE, ActivationFit
 from cortexsim.protocols.ensemble import EnsembleConfig
@@ -62,13 +62,17 @@ def test_set_bms_updates_weights_and_leaks_in_place():
     ensemble = build_ensemble(sim, bms, FIT, background=BACKGROUND, seed=1)
     new = [random_bm(N, seed=100 + m) for m in range(M)]
     ensemble.set_bms(new)
-    from cortexsim.models.boltzmann import block_diagonal
     from cortexsim.models.lif_translation import bm_to_lif
     expected = bm_to_lif(block_diagonal(new), ensemble.neuron, ensemble.translation_noise, FIT)
-    weights = ensemble.projection_exc.get("weight", format="array")
-    inside = ~np.isnan(weights)
-    assert np.allclose(weights[inside], expected.excitatory_weights[inside], rtol=1e-9, atol=1e-12)
-    assert inside.sum() == M * N * (N - 1)  # block-diagonal only, no self-connections
+    blocks = block_diagonal([BoltzmannMachine(np.ones((N, N)) - np.eye(N), np.zeros(N))] * M).W > 0
+    for receptor, magnitudes in (("excitatory", expected.excitatory_weights),
+                                 ("inhibitory", expected.inhibitory_weights)):
+        # every weight on a synapse of its receptor (grown where the sign changed), none elsewhere
+        total = sum(np.nan_to_num(p.get("weight", format="array")) for p in ensemble.recurrent.projections[receptor])
+        assert np.allclose(total, magnitudes, rtol=1e-9, atol=1e-12)
+        exists = ensemble.recurrent.has_synapse(receptor)
+        assert not np.any(exists & ~blocks)  # block-diagonal only, no self-connections
+        assert np.all(exists[magnitudes > 0])
     assert np.allclose(ensemble.population.get("v_rest"), expected.e_leak)
     with pytest.raises(ValueError, match="expected 12 BMs"):
         ensemble.set_bms(new[:-1])
@@ -196,8 +200,9 @@ def test_sampling_network_update_path_sets_what_pynn_reads_back():
     n = 7
     sim = load_backend("nest")
     sim.setup(timestep=0.1, seed=1)
-    network = build_sampling_network(sim, random_bm(n, seed=1), FIT)
     off = ~np.eye(n, dtype=bool)
+    # both receptor synapses on every pair (a training network): every weight is readable on both projections
+    network = build_sampling_network(sim, random_bm(n, seed=1), FIT, connectivity=off)
 
     def check(bm):
         expected = bm_to_lif(bm, network.neuron, network.noise, FIT)

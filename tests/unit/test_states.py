@@ -154,3 +154,25 @@ def test_unsorted_input_is_accepted():
 def test_bad_input(call, match):
     with pytest.raises(ValueError, match=match):
         call()
+
+
+def test_states_on_grid_equals_the_definition_by_brute_force():
+    """z_k(t) = 1 iff a spike in (t - tau_ref, t], checked point by point against the vectorised code;
+    spikes on grid points, before t_start, at/after t_stop and bursts included (catches off-by-one
+    on/off steps and merged on-periods counted wrong)."""
+    from cortexsim.analysis.states import states_on_grid_from_arrays
+
+    rng = np.random.default_rng(11)
+    trains = [np.sort(np.concatenate([rng.uniform(-15.0, 130.0, 25), np.round(rng.uniform(0, 120, 8), 1),
+                                      [20.0, 21.0, 22.0], [120.0]])) for _ in range(5)]
+    t_start, t_stop, dt = 3.0, 120.0, 0.5
+    grid = t_start + dt * np.arange(int(np.floor((t_stop - t_start) / dt)))
+    expected = np.array([[np.any((s > t - TAU) & (s <= t)) for s in trains] for t in grid], dtype=np.uint8)
+    np.testing.assert_array_equal(states_on_grid(trains, TAU, t_start, t_stop, dt), expected)
+    times = np.concatenate(trains)
+    indices = np.repeat(np.arange(5), [len(s) for s in trains])
+    order = rng.permutation(times.size)  # any order of the arrays
+    np.testing.assert_array_equal(
+        states_on_grid_from_arrays(times[order], indices[order], 5, TAU, t_start, t_stop, dt), expected)
+    with pytest.raises(ValueError, match="indices"):
+        states_on_grid_from_arrays(np.array([1.0]), np.array([5]), 5, TAU, 0.0, 10.0, 1.0)

@@ -17,8 +17,10 @@
     ``start`` and ``duration`` in hardware ms, ``rate`` in Hz of hardware time; the trains are drawn
     (seeded by ``setup(seed=...)``) and played in like a ``SpikeSourceArray``.
 ``SpikeSourcePoissonOnChip``
-    One of the chip's on-chip background generators: ``rate`` (Hz of hardware time) per source and
-    ``seed``; rate x size must not exceed the generator clock (125 MHz).
+    One of the chip's on-chip background generators (at most 8 populations): ``rate`` (Hz of hardware
+    time) per source and ``seed``; rate x size must not exceed the generator clock (125 MHz). The
+    emulation draws the trains from the run seed of ``setup(seed=...)`` (a new one per placement);
+    ``seed`` is kept for compatibility.
 """
 
 from __future__ import annotations

@@ -44,9 +44,12 @@ class StaticRecordingSynapse(StaticSynapse, PlasticityRuleHandle):
     weight : int
         Integer weight (see the module docstring).
     observables : set of str
-        Subset of :data:`POSSIBLE_OBSERVABLES`; the emulator records ``"weights"`` (the correlation
-        sensors of the hardware synapses are not emulated: their names raise
-        UnsupportedFeatureError when a run would record them).
+        Subset of :data:`POSSIBLE_OBSERVABLES`: ``"weights"`` (per connection, the weights of its
+        hardware synapses), ``"correlation_causal"`` / ``"correlation_acausal"`` (per connection, the
+        baseline-subtracted CADC read of its correlation sensor, integer LSB; all sensors of the
+        projection are reset after each event's reads, see
+        :mod:`cortexsim.backends.correlation`). Correlation needs one hardware synapse per
+        connection (|weight| <= 63).
     """
 
     POSSIBLE_OBSERVABLES = ["weights", "correlation_causal", "correlation_acausal"]
@@ -59,14 +62,19 @@ class StaticRecordingSynapse(StaticSynapse, PlasticityRuleHandle):
 
         def execute(self, context) -> None:
             from ..plasticity_rules import synapses_per_connection
-            from ...brainscales.errors import UnsupportedFeatureError
-            for name in sorted(self.observables):
-                if name != "weights":
-                    raise UnsupportedFeatureError("bss2", "not supported by the emulator: synapse correlation "
-                                                  "sensors", f"observable {name!r}", "'weights'")
+            wanted = set(self.observables)
             for k, projection in enumerate(context.projections):
-                context.record("weights", projection,
-                               [synapses_per_connection(w) for w in context.weights(k)])
+                if "weights" in wanted:
+                    context.record("weights", projection,
+                                   [synapses_per_connection(w) for w in context.weights(k)])
+                if wanted & {"correlation_causal", "correlation_acausal"}:
+                    rows = context.synapses(k)
+                    causal, acausal = rows.correlation(reset=True)
+                    pre = [c.presynaptic_index for c in projection.connections]
+                    post = [c.postsynaptic_index for c in projection.connections]
+                    for name, values in (("correlation_causal", causal), ("correlation_acausal", acausal)):
+                        if name in wanted:
+                            context.record(name, projection, values[pre, post].tolist())
 
     def __init__(self, timer: Timer, weight, observables: set):
         unknown = set(observables) - set(self.POSSIBLE_OBSERVABLES)
