@@ -200,10 +200,12 @@ def _add_protocol_arguments(parser: argparse.ArgumentParser, command: Command) -
                             help=f"what to run (default: {command.tasks[0]})")
     simulation = parser.add_argument_group("simulation")
     if "backend" in fields:
-        simulation.add_argument("--backend", default=_UNSET, help=f"{_backend_help()} (default: nest)")
+        simulation.add_argument("--backend", default=_UNSET,
+                                help=f"{_backend_help()} ({_default_text(command, 'backend')})")
     if "dt_ms" in fields or "dt" in fields:
         simulation.add_argument("--dt", type=float, default=_UNSET, dest="dt_ms" if "dt_ms" in fields else "dt",
-                                help="integration step in ms (default: 0.1)")
+                                help=f"integration step in ms "
+                                     f"({_default_text(command, 'dt_ms' if 'dt_ms' in fields else 'dt')})")
     if {"neuron", "noise"} <= fields:
         from .parameters import PARAMETER_SETS
 
