@@ -23,9 +23,11 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/cortexsim sample --backend nest --seed 1 --neurons 5 --duration 10000 --out out/sample
 
-# The layer contract (import-linter, pyproject.toml) and the linter (ruff), then the tests.
+# The layer contract (import-linter, pyproject.toml) and the linter (ruff), then the tests, then the
+# documentation (warnings are errors, so a malformed docstring fails here, not only in CI).
 test: lint
 	$(PY) -m pytest -q -p no:cacheprovider
+	$(MAKE) --no-print-directory docs
 
 # The documentation (Sphinx, autodoc + numpydoc) in docs/_build/html; any warning fails the build, also
 # the Python warnings numpydoc gives for malformed docstrings (which sphinx-build -W lets pass).

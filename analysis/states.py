@@ -91,8 +91,8 @@ def states_on_grid_from_arrays(times_ms: np.ndarray, indices: np.ndarray, n: int
     grid time with ``t - tau_ref >= s``; overlapping on-periods merge. The comparisons are those of
     ``s <= t`` and ``t - tau_ref < s`` on the grid's own float values.
 
-    Example
-    -------
+    Examples
+    --------
     >>> states_on_grid_from_arrays(np.array([5.0]), np.array([0]), 1, 10.0, 0.0, 20.0, 5.0)[:, 0]
     array([0, 1, 1, 0], dtype=uint8)
     """

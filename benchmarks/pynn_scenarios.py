@@ -470,8 +470,22 @@ def main(argv=None) -> dict:
         for name in args.configurations:
             start = time.perf_counter()
             entries = run_configuration(scenarios, all_configs[name], workdir, args.timeout, name, stop_at)
+            if args.scenarios and args.update and name in per_configuration:
+                # a re-run of some scenarios (e.g. with a longer timeout): replace only those, keep the
+                # first outcome and timeout of each on record
+                rerun = {(e["module"], e["scenario"]): e for e in entries}
+                merged = []
+                for old in per_configuration[name]:
+                    new = rerun.get((old["module"], old["scenario"]))
+                    if new is None:
+                        merged.append(old)
+                        continue
+                    merged.append({**new, "rerun_timeout_s": args.timeout,
+                                   "first_run": {k: old.get(k) for k in ("classification", "wall_time_s", "message")}})
+                entries = merged
             per_configuration[name] = entries
-            timings[name] = round(time.perf_counter() - start, 1)
+            elapsed = round(time.perf_counter() - start, 1)
+            timings[name] = round(timings.get(name, 0.0) + elapsed, 1) if args.scenarios and args.update else elapsed
             partial = {"scenarios": per_configuration, "wall_time_s": timings}
             write_json_atomic(args.out.with_suffix(".partial.json"), partial)  # progress survives a crash
     order = list(all_configs) + [n for n in per_configuration if n not in all_configs]

@@ -58,9 +58,39 @@ def shrinkage(coarse: list[dict], fine: list[dict]) -> list[dict]:
     return rows
 
 
+def poisson_source_statistics(backend: str, dt_ms: float, rate_hz: float = 8000.0, n_sources: int = 100,
+                              duration_ms: float = 1000.0, bin_ms: float = 1.0, seed: int = 1) -> dict:
+    """Rate and Fano factor of ``SpikeSourcePoisson`` spike counts (``bin_ms`` bins) on one backend.
+
+    A Poisson process has Fano factor 1 in any bin. A source that draws at most one spike per time
+    step (a Bernoulli trial with p = rate dt) has the right mean but Fano factor 1 - rate dt: 0.2 at
+    8 kHz and dt 0.1 ms, 0.92 at dt 0.01 ms. The Brunel network's external drive is such a source.
+    """
+    from cortexsim.backends import load_backend
+
+    sim = load_backend(backend)
+    sim.setup(timestep=dt_ms, seed=seed)
+    sources = sim.Population(n_sources, sim.SpikeSourcePoisson(rate=rate_hz))
+    sources.record("spikes")
+    sim.run(duration_ms)
+    trains = sources.get_data("spikes").segments[0].spiketrains
+    sim.end()
+    edges = np.arange(0.0, duration_ms + bin_ms / 2, bin_ms)
+    counts = np.array([np.histogram(np.asarray(train.rescale("ms").magnitude), edges)[0] for train in trains])
+    per_source_fano = counts.var(axis=1, ddof=1) / counts.mean(axis=1)
+    return {"backend": backend, "dt_ms": dt_ms, "rate_hz_set": rate_hz, "n_sources": n_sources,
+            "duration_ms": duration_ms, "bin_ms": bin_ms,
+            "rate_hz_measured": float(counts.sum() / n_sources / (duration_ms / 1000.0)),
+            "fano_factor": float(per_source_fano.mean()),
+            "fano_factor_sem": float(per_source_fano.std(ddof=1) / np.sqrt(n_sources)),
+            "fano_factor_bernoulli_per_step": 1.0 - rate_hz * dt_ms / 1000.0, "fano_factor_poisson": 1.0}
+
+
 def main(argv=None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--models", nargs="+", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--models", nargs="*", default=list(MODELS), choices=list(MODELS))
+    parser.add_argument("--poisson-sources", action="store_true",
+                        help="also measure SpikeSourcePoisson count statistics on both backends at every dt")
     parser.add_argument("--dts", nargs="+", type=float, default=[0.1, 0.01])
     parser.add_argument("--repeats", type=int, default=10)
     parser.add_argument("--seed", type=int, default=1)
@@ -94,7 +124,20 @@ def main(argv=None) -> dict:
                   f"({runs[key]['wall_time_s']:.0f} s)", flush=True)
             write_json_atomic(args.out.with_suffix(".partial.json"), {"runs": runs})
 
+    sources = list(previous.get("poisson_sources", []))
+    if args.poisson_sources:
+        for dt in args.dts:
+            for backend in ("nest", "brian2"):
+                row = poisson_source_statistics(backend, dt, seed=args.seed)
+                sources = [r for r in sources if (r["backend"], r["dt_ms"]) != (backend, dt)] + [row]
+                print(f"SpikeSourcePoisson {backend} dt {dt:g}: rate {row['rate_hz_measured']:.0f} Hz, "
+                      f"Fano {row['fano_factor']:.3f} (Bernoulli per step {row['fano_factor_bernoulli_per_step']:.2f})",
+                      flush=True)
+
     summary = {}
+    if sources:
+        summary["poisson_sources_fano_factor"] = {f"{r['backend']}_dt{r['dt_ms']:g}": round(r["fano_factor"], 3)
+                                                  for r in sources}
     for model in MODELS:
         keys = sorted((k for k in runs if runs[k]["model"] == model), key=lambda k: -runs[k]["dt_ms"])
         if not keys:
@@ -116,7 +159,7 @@ def main(argv=None) -> dict:
                                                   "duration_ms": args.duration, "transient_ms": args.transient,
                                                   "backends": ["nest", "brian2"], "alpha": 0.05,
                                                   "correction": "holm"},
-               "runs": runs, "versions": library_versions(),
+               "runs": runs, "poisson_sources": sources, "versions": library_versions(),
                "machine": {**machine_info(), "load_average": os.getloadavg()}}
     write_json_atomic(args.out, results)
     args.out.with_suffix(".partial.json").unlink(missing_ok=True)

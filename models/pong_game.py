@@ -1,7 +1,7 @@
 """A one-player game of Pong on a grid, the environment of the R-STDP agent (pure numpy).
 
 The field is ``width`` x 1 (units), its height divided into ``n_rows`` rows. The ball moves by
-``ball_speed`` per step along a direction (vx, vy) with |vx| + |vy| = 1, bounces off the top, the
+``ball_speed`` per step along a direction (vx, vy) with ``|vx| + |vy| = 1``, bounces off the top, the
 bottom and the left wall; at the right wall the agent's paddle (length ``paddle_length``, centred on
 its position) returns it, or it is missed and a new ball starts in the middle of the field at a
 random height towards the paddle. Each step the paddle moves by ``paddle_speed`` towards the row the

@@ -49,7 +49,7 @@ class StaticRecordingSynapse(StaticSynapse, PlasticityRuleHandle):
         baseline-subtracted CADC read of its correlation sensor, integer LSB; all sensors of the
         projection are reset after each event's reads, see
         :mod:`cortexsim.backends.correlation`). Correlation needs one hardware synapse per
-        connection (|weight| <= 63).
+        connection (``|weight| <= 63``).
     """
 
     POSSIBLE_OBSERVABLES = ["weights", "correlation_causal", "correlation_acausal"]
