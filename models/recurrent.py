@@ -45,15 +45,24 @@ __all__ = ["SYNAPSE_KINDS", "RECEPTORS", "recurrent_synapse_type", "signed_pairs
 
 logger = logging.getLogger(__name__)
 
-#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0) or "static".
-SYNAPSE_KINDS = ("renewing", "static")
+#: Recurrent synapse kinds: "renewing" (Tsodyks-Markram U=1, tau_rec=tau_syn, tau_facil=0), "static", or
+#: "depressing" (Tsodyks-Markram with a given small U and long tau_rec: the mixing mechanism of Leng et al.
+#: 2018, see :mod:`cortexsim.models.short_term_depression`).
+SYNAPSE_KINDS = ("renewing", "static", "depressing")
 RECEPTORS = ("excitatory", "inhibitory")
 
 
-def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float):
-    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0) or "static"."""
+def recurrent_synapse_type(sim: ModuleType, kind: str, tau_syn: float, delay: float, depression=None):
+    """A PyNN synapse type of kind "renewing" (TM, U=1, tau_rec=tau_syn (ms), tau_facil=0), "static", or
+    "depressing" (TM with ``depression.U`` and ``depression.tau_rec_ms``, tau_facil=0; ``depression`` a
+    :class:`cortexsim.models.short_term_depression.ShortTermDepression`)."""
     if kind == "renewing":
         return sim.TsodyksMarkramSynapse(U=1.0, tau_rec=tau_syn, tau_facil=0.0, weight=0.0, delay=delay)
+    if kind == "depressing":
+        if depression is None:
+            raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
+        return sim.TsodyksMarkramSynapse(U=float(depression.U), tau_rec=float(depression.tau_rec_ms),
+                                         tau_facil=0.0, weight=0.0, delay=delay)
     return sim.StaticSynapse(weight=0.0, delay=delay)
 
 
@@ -122,7 +131,7 @@ class RecurrentSynapses:
         PyNN backend module (``setup`` called).
     population : Population
         Neurons (conductance-based); presynaptic and postsynaptic.
-    kind : {"renewing", "static"}
+    kind : {"renewing", "static", "depressing"}
         Synapse kind (see :func:`recurrent_synapse_type`).
     tau_syn : dict
         ``{"excitatory": tau_syn_E, "inhibitory": tau_syn_I}`` (ms): tau_rec of renewing synapses.
@@ -132,6 +141,8 @@ class RecurrentSynapses:
         Prefix of the projections' labels.
     connectivity : bool array (n, n), optional
         See the module docstring; None: synapses only where the built weights are nonzero.
+    depression : ShortTermDepression, optional
+        U and tau_rec (ms) of "depressing" synapses (required for that kind).
 
     Attributes
     ----------
@@ -141,10 +152,13 @@ class RecurrentSynapses:
     """
 
     def __init__(self, sim: ModuleType, population, kind: str, tau_syn: dict, delay: float, label: str,
-                 connectivity: np.ndarray | None = None):
+                 connectivity: np.ndarray | None = None, depression=None):
         if kind not in SYNAPSE_KINDS:
             raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {kind!r}")
+        if kind == "depressing" and depression is None:
+            raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
         self.sim, self.population, self.kind, self.tau_syn = sim, population, kind, dict(tau_syn)
+        self.depression = depression
         self.delay, self.label = float(delay), label
         self.n = int(population.size)
         self.connectivity = _check_connectivity(connectivity, self.n)
@@ -156,9 +170,9 @@ class RecurrentSynapses:
 
     @classmethod
     def build(cls, sim: ModuleType, population, weights: np.ndarray, kind: str, tau_syn: dict, delay: float,
-              label: str, connectivity: np.ndarray | None = None) -> "RecurrentSynapses":
+              label: str, connectivity: np.ndarray | None = None, depression=None) -> "RecurrentSynapses":
         """Create the synapses for the signed weights ``weights`` (uS, (n, n)) and set them."""
-        synapses = cls(sim, population, kind, tau_syn, delay, label, connectivity)
+        synapses = cls(sim, population, kind, tau_syn, delay, label, connectivity, depression)
         pairs = signed_pairs(weights, synapses.connectivity)
         weights = np.asarray(weights, dtype=float)
         for receptor, sign in zip(RECEPTORS, (1.0, -1.0)):
@@ -189,7 +203,7 @@ class RecurrentSynapses:
         number = len(self.projections[receptor])
         suffix = receptor[:3] if number == 0 else f"{receptor[:3]}_grown{number}"
         rows = np.column_stack([pre, post, magnitude]).astype(float)
-        synapse = recurrent_synapse_type(sim, self.kind, self.tau_syn[receptor], self.delay)
+        synapse = recurrent_synapse_type(sim, self.kind, self.tau_syn[receptor], self.delay, self.depression)
         projection = sim.Projection(self.population, self.population,
                                     sim.FromListConnector(rows, column_names=["weight"]), synapse,
                                     receptor_type=receptor, label=f"{self.label}_{suffix}")

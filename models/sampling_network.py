@@ -172,7 +172,8 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
                            neuron: NeuronParameters = DEFAULT_NEURON,
                            noise: NoiseParameters = DEFAULT_NOISE,
                            synapses: str = "renewing", label: str = "sampling",
-                           background: bool = True, connectivity: np.ndarray | None = None) -> SamplingNetwork:
+                           background: bool = True, connectivity: np.ndarray | None = None,
+                           depression=None) -> SamplingNetwork:
     """Build a LIF sampling network for ``bm`` with backend ``sim`` (``setup`` already called).
 
     Parameters
@@ -196,11 +197,17 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     connectivity : bool array (n, n), optional
         Pairs whose weight may become nonzero (a training mask): both receptor synapses there. None:
         one synapse per nonzero weight of ``bm`` (see :mod:`cortexsim.models.recurrent`).
+    depression : ShortTermDepression, optional
+        U and tau_rec (ms) of "depressing" recurrent synapses (required for that kind, else unused).
+        The weights written are the translated ones; their correction for depression is the caller's
+        (:func:`cortexsim.models.short_term_depression.corrected_lif`).
     """
     if not isinstance(bm, BoltzmannMachine):
         raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
     if synapses not in SYNAPSE_KINDS:
         raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {synapses!r}")
+    if synapses == "depressing" and depression is None:
+        raise ValueError('synapses="depressing" needs depression=ShortTermDepression(U, tau_rec_ms)')
     lif = bm_to_lif(bm, neuron, noise, fit)
     n = bm.n_units
     cell_parameters = neuron.as_pynn()
@@ -211,7 +218,7 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     delay = sim.get_min_delay()
     recurrent = RecurrentSynapses.build(sim, population, lif.weights, synapses,
                                         {"excitatory": neuron.tau_syn_E, "inhibitory": neuron.tau_syn_I}, delay,
-                                        label, connectivity)
+                                        label, connectivity, depression=depression)
     network = SamplingNetwork(sim, population, recurrent.projection_exc, recurrent.projection_inh, bm, lif, fit,
                               neuron, noise, synapses, recurrent=recurrent)
     if background:

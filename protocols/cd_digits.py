@@ -53,7 +53,7 @@ from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, 
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS", "N_LABELS",
            "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
-           "evaluate_exact", "evaluate_spiking", "spiking_scores", "initial_rbm"]
+           "evaluate_exact", "evaluate_spiking", "spiking_scores", "initial_rbm", "pretrain_exact"]
 
 logger = logging.getLogger(__name__)
 
@@ -358,8 +358,13 @@ class DigitsTrainingResult:
                 "machine": machine_info(), "files": self.files}
 
 
-def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
-    """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
+def pretrain_exact(config: DigitsTrainingConfig, data, test_x, test_y):
+    """The exact-sampler pre-training of the digits task (pure numpy, deterministic in the seed).
+
+    Returns ``(W, b, chains, rng, curve)``: the pre-trained parameters, the persistent chains and the
+    generator (the baseline continues with both), and (iteration, exact test accuracy) pairs. Also used
+    by :mod:`cortexsim.protocols.mixing` (the digits RBM it runs free).
+    """
     rng = np.random.default_rng(derive_seed(config.seed, 11))
     start = initial_rbm(config.n_hidden, rng)
     W, b = np.array(start.W), np.array(start.b)
@@ -374,6 +379,13 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
                                           config.pretrain_batch_size, chains, rng,
                                           curve_every=max(1, config.pretrain_iterations // 20),
                                           curve_data=(test_x, test_y))
+    return W, b, chains, rng, curve
+
+
+def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
+    """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
+    W, b, chains, rng, curve = pretrain_exact(config, data, test_x, test_y)
+    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
     pre_W, pre_b = W.copy(), b.copy()
     eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
     completion = test_x[:config.n_completion_images]

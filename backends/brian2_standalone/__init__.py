@@ -219,10 +219,13 @@ run_for = run
 
 
 def run_until(tstop: float, callbacks=None) -> float:
-    """Advance the network to time ``tstop`` (ms)."""
-    if tstop > _simulator.state.t:
-        return run(tstop - _simulator.state.t, callbacks)
-    return _simulator.state.t
+    """Advance the network to time ``tstop`` (ms); a time in the past raises ValueError, as in PyNN."""
+    now = _simulator.state.t
+    if tstop - now < -_simulator.state.dt / 2.0:  # PyNN's tolerance for floating-point error
+        raise ValueError(f"run_until: time {tstop} ms is in the past (current time {now} ms)")
+    if tstop > now:
+        return run(tstop - now, callbacks)
+    return now
 
 
 class Population(_base.Population):

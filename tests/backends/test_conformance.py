@@ -330,6 +330,28 @@ def test_poisson_background_gives_the_analytic_free_membrane_mean(backend):
     assert 0.2 < v.std() < 3.0
 
 
+def _run_until_session(sim) -> list:
+    sim.setup(timestep=0.1)
+    sim.Population(1, sim.IF_cond_exp())
+    times = [sim.run_until(12.7), sim.run_until(12.7), sim.run_until(30.0)]
+    try:
+        sim.run_until(20.0)
+        times.append("no error")
+    except ValueError:
+        times.append("ValueError")
+    sim.end()
+    return [round(float(t), 9) if not isinstance(t, str) else t for t in times]
+
+
+def test_run_until_like_pynn(backend):
+    """run_until advances to the time, stays at the same time, and refuses a time in the past.
+
+    Catches: a backend that silently ignores ``run_until`` into the past (PyNN raises ValueError;
+    PyNN 0.13 scenario ``test_run_until``).
+    """
+    assert _run_until_session(backend.sim) == _run_until_session(backend.reference)
+
+
 def test_recordings_can_be_cleared_between_runs(backend):
     """Training loops read and clear spikes every iteration (PyNN 0.13's Brian2 recorder could not)."""
     sim = backend.sim
