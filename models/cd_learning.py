@@ -192,6 +192,11 @@ def moments_from_states(states, weights=None) -> tuple[np.ndarray, np.ndarray]:
     z = np.asarray(states, dtype=float)
     if z.ndim != 2 or z.shape[0] == 0:
         raise ValueError(f"states must be a non-empty (m, n) array, got shape {z.shape}")
+    if weights is None and z.shape[0] < 2**24 and np.all((z == 0.0) | (z == 1.0)):
+        # binary states, equal weights: co-activation counts are integers below 2**24, exact in
+        # float32 whatever the summation order (twice as fast as float64), then divided by m once
+        z32 = z.astype(np.float32)
+        return z32.sum(axis=0, dtype=np.float64) / z.shape[0], (z32.T @ z32).astype(float) / z.shape[0]
     if weights is None:
         w = np.full(z.shape[0], 1.0 / z.shape[0])
     else:

@@ -17,6 +17,11 @@ cheaper but exactly equivalent form, chosen per run from the runtime objects' cu
     tau_rec, tau_facil, u, x per synapse and evaluates two ``exp``). Eligible only while the state
     is one the implicit ``x`` reproduces: ``x = 0`` (after a spike) or ``x = 1`` with the last spike
     so long ago that ``exp(-(t - t_last) / tau_rec)`` is 0 in double precision (the initial state).
+    The ``exp`` is evaluated through :data:`REUSED_EXP` (``cortexsim_exp_reused``): it returns the
+    previous result when its argument equals the previous argument. All synapses of one source
+    neuron receive the same spikes, so they hold the same ``t_last`` and, delivered one after the
+    other (source order), ask for the same ``exp``: it is computed once per spike instead of once
+    per synapse, with bit-identical values (same argument, same ``exp``).
     After the run, synapses that transmitted get ``x = 0``, ``u = 1``, exactly as the general form.
 
 In every form the compiled synapses are stored in source order (so the synapses of a spiking neuron
@@ -37,14 +42,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Carried", "SynapseUnit", "plan_synapses", "FORMS"]
+__all__ = ["Carried", "SynapseUnit", "plan_synapses", "FORMS", "REUSED_EXP", "reused_exp_function"]
 
 FORMS = ("general", "static", "renewing")
 #: Whether specialised forms and fusion are used (False: PyNN's equations, one object per projection,
 #: still in source order); for comparisons and as an escape hatch.
 SPECIALISE = True
+#: C++ of the renewing form's exp: the previous result for an argument equal to the previous one
+#: (bit-identical to exp; exp(0) = 1 exactly is the initial entry). Single-threaded projects only.
+REUSED_EXP_CPP = """
+static inline double cortexsim_exp_reused(const double x)
+{
+    static double last_x = 0.0, last_y = 1.0;
+    if (x != last_x) {
+        last_x = x;
+        last_y = exp(x);
+    }
+    return last_y;
+}
+"""
+#: Name of :data:`REUSED_EXP_CPP` in equations.
+REUSED_EXP = "cortexsim_exp_reused"
 #: (t - t_last) / tau_rec beyond which exp(-(t - t_last) / tau_rec) is exactly 0 in double precision.
 _EXP_UNDERFLOW = 746.0
+
+
+def reused_exp_function():
+    """The Brian2 ``Function`` :data:`REUSED_EXP` (C++ only; numpy's exp as its Python form)."""
+    from brian2.core.functions import Function
+
+    function = Function(np.exp, arg_units=[1], return_unit=1, stateless=True)
+    function.implementations.add_implementation("cpp", REUSED_EXP_CPP, name=REUSED_EXP)
+    return function
 
 
 def _hash(values) -> str:
@@ -203,7 +232,7 @@ def _single(obj, form: str, t_start_s: float) -> SynapseUnit:
     if form == "renewing":
         var = spec["target_var"]
         model = f"weight : {_units(obj)}\nt_last_tm : second\ntau_rec : second (shared)"
-        on_pre = f"{var} += weight * (1 - exp((t_last_tm - t) / tau_rec))\nt_last_tm = t"
+        on_pre = f"{var} += weight * (1 - {REUSED_EXP}((t_last_tm - t) / tau_rec))\nt_last_tm = t"
         carry = [Carried(0, "weight", "weight"), Carried(0, "t_last_tm", "t_last_tm", read_back=True),
                  Carried(0, "tau_rec", "tau_rec", shared=True)]
         unit = SynapseUnit(form, [member], obj.source, obj.target, model, on_pre, None, i, j, delay, delays, carry)
@@ -242,7 +271,7 @@ def _fuse(a: SynapseUnit, b: SynapseUnit) -> SynapseUnit:
     units = _units(a.members[0].obj)
     if a.form == "renewing":
         model = (f"{names[0]} : {units}\n{names[1]} : {units}\nt_last_tm : second\ntau_rec : second (shared)")
-        on_pre = ("x_release = 1 - exp((t_last_tm - t) / tau_rec)\n"
+        on_pre = (f"x_release = 1 - {REUSED_EXP}((t_last_tm - t) / tau_rec)\n"
                   + "".join(f"{m.target_var} += {n} * x_release\n" for m, n in zip(members, names))
                   + "t_last_tm = t")
         # both members end with the same t_last: the compiled value is written back to both
