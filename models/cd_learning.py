@@ -138,7 +138,8 @@ class MomentumOptimizer:
             raise ValueError(f"W and grad_W must have shape {self.velocity_W.shape}, got {W.shape}, {grad_W.shape}")
         if b.shape != self.velocity_b.shape or grad_b.shape != b.shape:
             raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, {grad_b.shape}")
-        step_W = _symmetrise(np.asarray(grad_W, dtype=float) - self.weight_decay * W)
+        grad_W = np.asarray(grad_W, dtype=float)
+        step_W = _symmetrise(grad_W - self.weight_decay * W if self.weight_decay else grad_W)
         if mask is not None:
             step_W = step_W * mask
         self.velocity_W = self.momentum * self.velocity_W + learning_rate * step_W

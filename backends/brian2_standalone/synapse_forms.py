@@ -133,9 +133,15 @@ class SynapseUnit:
     def signature_items(self) -> dict:
         """What ends up in generated code (for the project signature)."""
         return {"form": self.form, "model": self.model, "on_pre": self.on_pre, "on_post": self.on_post,
-                "n_synapses": self.n_synapses, "i_hash": _hash(self.i), "j_hash": _hash(self.j),
+                "n_synapses": self.n_synapses, **self._index_hashes(),
                 "delay": self.delay if self.delay is not None else _hash(self.delays),
                 "targets": [m.target_var for m in self.members]}
+
+    def _index_hashes(self) -> dict:
+        cache = getattr(self.members[0].obj, "_cortexsim_source_order", None)
+        if cache is not None and cache[2] is self.i and cache[3] is self.j:  # computed with the order
+            return {"i_hash": cache[4], "j_hash": cache[5]}
+        return {"i_hash": _hash(self.i), "j_hash": _hash(self.j)}
 
     def state_names(self) -> list[str]:
         """Compiled variables whose values are passed in or read back (each once)."""
@@ -152,10 +158,7 @@ class SynapseUnit:
         if not carried.read_back or carried.shared:
             return
         m = self.members[carried.member]
-        variable = m.obj.variables[carried.runtime]
-        current = np.array(variable.get_value())
-        current[m.order] = values
-        variable.set_value(current)
+        _assign(m.obj.variables[carried.runtime], m.order, values)
 
     def after_run(self, t_start_s: float) -> None:
         """Form-specific completion of the runtime state (renewing: x and u of synapses that transmitted)."""
@@ -166,9 +169,20 @@ class SynapseUnit:
             fired = np.asarray(variables["t_last_tm"].get_value()) >= t_start_s
             if fired.any():
                 for name, value in (("x_tm", 0.0), ("u_tm", 1.0)):
-                    current = np.array(variables[name].get_value())
-                    current[fired] = value
-                    variables[name].set_value(current)
+                    _assign(variables[name], fired, value)
+
+
+def _assign(variable, where, values) -> None:
+    """``variable[where] = values`` for a Brian2 runtime variable: in place in the array the device
+    holds (what ``set_value`` writes into), else through a copy and ``set_value``."""
+    array = variable.get_value()
+    if isinstance(array, np.ndarray) and array.flags.writeable:
+        array[where] = values
+        if np.may_share_memory(array, variable.get_value()):
+            return
+    current = np.array(variable.get_value())
+    current[where] = values
+    variable.set_value(current)
 
 
 def _order(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -178,7 +192,8 @@ def _order(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if cache is None or cache[0] != n:
         i, j = np.asarray(obj.i[:]), np.asarray(obj.j[:])
         order = np.lexsort((j, i)) if n else np.zeros(0, dtype=np.int64)
-        cache = (n, order, i[order].astype(np.int32), j[order].astype(np.int32))
+        i, j = i[order].astype(np.int32), j[order].astype(np.int32)
+        cache = (n, order, i, j, _hash(i), _hash(j))  # hashes for the project signature
         obj._cortexsim_source_order = cache
     return cache[1], cache[2], cache[3]
 
@@ -214,10 +229,9 @@ def _delays(obj, order) -> tuple[float | None, np.ndarray | None]:
     delays = np.asarray(obj.pre.variables["delay"].get_value(), dtype=float)
     if delays.size != len(obj):  # one delay for the whole pathway
         return float(delays[0]) if delays.size else 0.0, None
-    delays = delays[order]
-    if delays.size and _homogeneous(delays):
+    if delays.size and _homogeneous(delays):  # (checked before permuting: same answer, no copy)
         return float(delays[0]), None
-    return None, delays
+    return None, delays[order]
 
 
 def _units(obj) -> str:
