@@ -151,7 +151,7 @@ class SynapseUnit:
         """Value of ``carried`` in compiled order."""
         m = self.members[carried.member]
         values = np.asarray(m.obj.variables[carried.runtime].get_value())
-        return values[:1].copy() if carried.shared else values[m.order]
+        return values[:1].copy() if carried.shared else np.take(values, m.order)  # (take: faster than [order])
 
     def read_back(self, carried: Carried, values: np.ndarray) -> None:
         """Store compiled-order ``values`` of ``carried`` in the runtime object (if it is read back)."""
