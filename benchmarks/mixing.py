@@ -187,8 +187,8 @@ def main() -> int:
     parser.add_argument("--secondary-seeds", type=_ints, default=[1, 2, 3],
                         help="runs of the previous target --secondary-coupling (default 1,2,3; empty: none)")
     parser.add_argument("--secondary-coupling", type=float, default=0.6)
-    parser.add_argument("--brian2-seeds", type=_ints, default=[1, 2], help="Brian2 runs (default 1,2; empty: none)")
-    parser.add_argument("--brian2-ms", type=float, default=30000.0)
+    parser.add_argument("--brian2-seeds", type=_ints, default=[1, 2, 3], help="Brian2 runs (default 1,2,3; empty: none)")
+    parser.add_argument("--brian2-ms", type=float, default=40000.0)
     parser.add_argument("--digits-seed", type=int, default=1)
     parser.add_argument("--bistable-ms", type=float, default=100000.0)
     parser.add_argument("--digits-ms", type=float, default=10000.0)
