@@ -36,7 +36,7 @@ states one unit away from a pattern ~2.4 times too probable with either synapse 
 window is therefore the neuron's dead time on the backend, ``tau_refrac + dead_time_steps * dt``
 (:class:`cortexsim.backends.registry.Capabilities`; ``state_window_ms``). The activation function is
 calibrated with ``p_on = rate * tau_refrac``, 1 % lower at the same rate on NEST, which moves its
-midpoint by about 0.01 alpha (not recalibrated).
+midpoint by about 0.02 alpha (0.016 mV; not recalibrated).
 
 Weight correction of the depressing synapses: analytic (:func:`~cortexsim.models.short_term_depression.
 depression_weight_factor`, times ``weight_factor_scale``), no training; or (``weight_correction="cd"``,
