@@ -241,6 +241,60 @@ def cd_gradient(data_moments: tuple[np.ndarray, np.ndarray], model_moments: tupl
     return grad_W, mean_data - mean_model
 
 
+def tie_moments(moments: tuple[np.ndarray, np.ndarray], unit_orbits, pair_orbits
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Moments averaged over the orbits of a symmetry of the target (CD with tied parameters).
+
+    When the target is invariant under a group of unit permutations, its parameters are equal on each
+    orbit of units (biases) and of pairs (weights). Averaging the model moments over the same orbits
+    makes every parameter of an orbit receive the same CD update, so tied parameters stay tied, and the
+    average cancels fluctuations that the symmetry maps onto each other (e.g. which of two symmetric
+    modes a short run happened to visit longer).
+
+    Parameters
+    ----------
+    moments : (mean (n,), second (n, n))
+    unit_orbits : int array (n,)
+        Orbit label of every unit.
+    pair_orbits : int array (n, n)
+        Orbit label of every pair (symmetric; the diagonal is ignored: ``<z_i z_i> = <z_i>``).
+
+    Returns
+    -------
+    (mean, second) with every entry replaced by the mean over its orbit; the diagonal of ``second``
+    is the tied mean.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> mean, second = np.array([0.2, 0.4]), np.array([[0.2, 0.1], [0.1, 0.4]])
+    >>> tied = tie_moments((mean, second), [0, 0], np.zeros((2, 2), int))
+    >>> tied[0].tolist(), tied[1].tolist()
+    ([0.30000000000000004, 0.30000000000000004], [[0.30000000000000004, 0.1], [0.1, 0.30000000000000004]])
+    """
+    mean, second = (np.asarray(m, dtype=float) for m in moments)
+    n = mean.shape[0]
+    units, pairs = np.asarray(unit_orbits), np.asarray(pair_orbits)
+    if units.shape != (n,) or pairs.shape != (n, n):
+        raise ValueError(f"unit_orbits must have shape {(n,)} and pair_orbits {(n, n)}, got {units.shape} and "
+                         f"{pairs.shape}")
+    if second.shape != (n, n):
+        raise ValueError(f"second moment must have shape {(n, n)}, got {second.shape}")
+    if not np.array_equal(pairs, pairs.T):
+        raise ValueError("pair_orbits must be symmetric")
+    tied_mean = np.empty(n)
+    for label in np.unique(units):
+        tied_mean[units == label] = mean[units == label].mean()
+    tied_second = np.empty((n, n))
+    off = ~np.eye(n, dtype=bool)
+    symmetric = 0.5 * (second + second.T)
+    for label in np.unique(pairs[off]):
+        where = (pairs == label) & off
+        tied_second[where] = symmetric[where].mean()
+    np.fill_diagonal(tied_second, tied_mean)
+    return tied_mean, tied_second
+
+
 def exact_cd_gradient(model: BoltzmannMachine, p_target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Exact update direction for a target distribution ``p_target`` over the model's 2**n states.
 
