@@ -138,7 +138,8 @@ class MomentumOptimizer:
             raise ValueError(f"W and grad_W must have shape {self.velocity_W.shape}, got {W.shape}, {grad_W.shape}")
         if b.shape != self.velocity_b.shape or grad_b.shape != b.shape:
             raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, {grad_b.shape}")
-        step_W = _symmetrise(np.asarray(grad_W, dtype=float) - self.weight_decay * W)
+        grad_W = np.asarray(grad_W, dtype=float)
+        step_W = _symmetrise(grad_W - self.weight_decay * W if self.weight_decay else grad_W)
         if mask is not None:
             step_W = step_W * mask
         self.velocity_W = self.momentum * self.velocity_W + learning_rate * step_W
@@ -192,6 +193,11 @@ def moments_from_states(states, weights=None) -> tuple[np.ndarray, np.ndarray]:
     z = np.asarray(states, dtype=float)
     if z.ndim != 2 or z.shape[0] == 0:
         raise ValueError(f"states must be a non-empty (m, n) array, got shape {z.shape}")
+    if weights is None and z.shape[0] < 2**24 and np.all((z == 0.0) | (z == 1.0)):
+        # binary states, equal weights: co-activation counts are integers below 2**24, exact in
+        # float32 whatever the summation order (twice as fast as float64), then divided by m once
+        z32 = z.astype(np.float32)
+        return z32.sum(axis=0, dtype=np.float64) / z.shape[0], (z32.T @ z32).astype(float) / z.shape[0]
     if weights is None:
         w = np.full(z.shape[0], 1.0 / z.shape[0])
     else:
