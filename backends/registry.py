@@ -64,7 +64,8 @@ class Capabilities:
     dead_time_steps : int
         Integration steps after ``tau_refrac`` before a neuron can fire again: a neuron driven far above
         threshold fires every ``tau_refrac + dead_time_steps * dt`` (measured with IF_cond_exp at
-        dt = 0.1 ms: NEST 1, every interval 10.1 ms for tau_refrac 10 ms; Brian2 0). Protocols that read
+        dt = 0.1 ms: NEST 1, every interval 10.1 ms for tau_refrac 10 ms; the emulated chip (NEST
+        underneath) 1; Brian2 0). Protocols that read
         z = 1 for the dead time use it (:mod:`cortexsim.protocols.mixing`); 0 where not measured.
     """
 
@@ -155,7 +156,7 @@ register_backend(BackendInfo(
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
     capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
-                                           has_chip=True, reference_backend="nest"),
+                                           has_chip=True, reference_backend="nest", dead_time_steps=1),
     pynn_reference="pyNN.nest",
 ))
 

@@ -17,7 +17,9 @@ default ``state_window_ms``; see :mod:`cortexsim.protocols.mixing`). The depress
 tau_rec = 500 ms, 0.8 x the analytic weight factor) and the bistable target (n = 6, J = 0.7) were chosen
 in scans on development seeds 101-103 that are not among the benchmark's seeds (see
 ``parameter_selection``). Secondary rows: the previous target (J = 0.6) with the same settings, the
-tied CD fit, and the bistable comparison on Brian2 (shorter runs, its own calibration).
+tied CD fit, the bistable comparison on Brian2 (shorter runs, its own calibration) and on the emulated
+chip (``brainscales``, bss2, chip seed 0: its own calibration, fixed-pattern noise, 6-bit row-scaled
+weights, depressing Tsodyks-Markram rows; ``--chip-only`` adds these rows to an existing results file).
 Writes ``benchmarks/results/mixing.json`` (figures of every run in ``--out``).
 """
 
@@ -179,6 +181,48 @@ def _brian2(report: dict, args, common: dict) -> None:
                         "activation_fit": runs[0].fit.to_dict(), **rows}
 
 
+def _chip(report: dict, args, common: dict) -> None:
+    """The bistable comparison on the emulated chip (``brainscales``, default chip bss2): the protocol as is,
+    the chip's own calibration (``calibration="auto"``, cached per chip), fixed-pattern noise of chip seed
+    ``--chip-seed``, 6-bit row-scaled weights; the depressing rows are the chip's Tsodyks-Markram
+    synapses (depression only, tau_facil = 0). States read for the chip's dead time (tau_refrac + dt, the
+    default); a second row reads them for tau_refrac (the package's usual read-out) from new runs of the
+    same seeds, to show what the read-out does on the chip."""
+    from cortexsim.backends import load_backend
+    from cortexsim.backends.registry import chip_booking
+
+    sim = load_backend("brainscales")
+    sim.select_chip(chip_seed=args.chip_seed, calibration="auto")
+    booking = chip_booking(sim)
+    start = time.perf_counter()
+    section = {"backend": "brainscales", "booking": booking, "seeds": args.chip_seeds, "duration_ms": args.chip_ms}
+    for tag, window in (("", None), ("_window_tau_refrac", common_neuron_tau_refrac())):
+        runs = []
+        for seed in args.chip_seeds:
+            config = MixingConfig(seed=seed, target="bistable", backend="brainscales", duration_ms=args.chip_ms,
+                                  n_units=args.n_units, coupling=args.coupling, tempering_replicas=0,
+                                  state_window_ms=window, **common)
+            runs.append(run(config, out_dir=args.out / f"bistable_chip{tag}_seed{seed}"))
+            logging.info(f"chip{tag} bistable seed {seed}: {runs[-1].summary()}")
+        rows = _pair_rows(runs)
+        report["summary"].update({f"chip_{key}{tag}": value for key, value in rows["mean"].items()})
+        section[f"state_window_ms{tag}"] = runs[0].config.state_window_ms
+        section[f"rows{tag}"] = rows
+        if not tag:
+            section["activation_fit"] = runs[0].fit.to_dict()
+    section["wall_time_s"] = time.perf_counter() - start
+    section["load_average"] = os.getloadavg()
+    report["seeds"]["chip"] = args.chip_seeds
+    report["chip"] = section
+
+
+def common_neuron_tau_refrac() -> float:
+    """tau_refrac of the protocol's default neuron (ms)."""
+    from cortexsim.parameters import DEFAULT_NEURON
+
+    return float(DEFAULT_NEURON.tau_refrac)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seeds", type=_ints, default=[1, 2, 3, 4, 5], help="bistable runs (default 1..5)")
@@ -189,6 +233,12 @@ def main() -> int:
     parser.add_argument("--secondary-coupling", type=float, default=0.6)
     parser.add_argument("--brian2-seeds", type=_ints, default=[1, 2, 3], help="Brian2 runs (default 1,2,3; empty: none)")
     parser.add_argument("--brian2-ms", type=float, default=40000.0)
+    parser.add_argument("--chip-seeds", type=_ints, default=[1, 2, 3, 4, 5],
+                        help="runs on the emulated chip, backend brainscales (default 1..5; empty: none)")
+    parser.add_argument("--chip-ms", type=float, default=100000.0)
+    parser.add_argument("--chip-seed", type=int, default=0, help="identity of the emulated chip (fixed-pattern noise)")
+    parser.add_argument("--chip-only", action="store_true",
+                        help="only the emulated-chip runs, added to the existing results file (a second invocation)")
     parser.add_argument("--digits-seed", type=int, default=1)
     parser.add_argument("--bistable-ms", type=float, default=100000.0)
     parser.add_argument("--digits-ms", type=float, default=10000.0)
@@ -234,6 +284,16 @@ def main() -> int:
         report["load_average"] = os.getloadavg()
         write_json_atomic(RESULTS, report)
 
+    if args.chip_only:
+        from cortexsim.results import read_json
+
+        report = read_json(RESULTS)
+        report["complete"] = False
+        _chip(report, args, common)
+        report["complete"] = True
+        write_json_atomic(RESULTS, report)
+        logging.info(f"wrote {RESULTS}: chip rows {report['chip']['rows']['mean']}")
+        return 0
     if args.cd_only:
         from cortexsim.results import read_json
 
@@ -260,6 +320,9 @@ def main() -> int:
         save()
     if args.brian2_seeds and not args.cd_only:
         _brian2(report, args, common)
+        save()
+    if args.chip_seeds and not args.cd_only:
+        _chip(report, args, common)
         save()
     per = report["per_seed"]
     if args.cd_seeds:

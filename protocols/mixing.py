@@ -98,7 +98,9 @@ class MixingConfig:
     target : {"bistable", "digits"}
         The multimodal target.
     backend : str
-        Registered backend name (its TsodyksMarkramSynapse must accept U < 1: nest, brian2).
+        Registered backend name (its TsodyksMarkramSynapse must accept U < 1: nest, brian2, and the
+        emulated chip brainscales, whose synapse rows may depress; book the chip with its calibration first,
+        ``sim.select_chip(calibration="auto")``).
     duration_ms : float or None
         Biological time each mechanism runs free (ms), > 0; default (None) 60000 ms for the bistable
         target, 10000 ms for digits.
@@ -141,9 +143,9 @@ class MixingConfig:
         Units that may differ from a pattern for a state to count as in its mode (>= 0).
     state_window_ms : float or None
         Time a unit reads as z = 1 after each spike (ms), >= tau_refrac; None (default): the neuron's dead
-        time on the backend, ``tau_refrac + dead_time_steps * dt_ms`` (the backend's capability; NEST
-        tau_refrac + dt, Brian2 tau_refrac; module docstring). ``tau_refrac`` gives the package's usual
-        read-out.
+        time on the backend, ``tau_refrac + dead_time_steps * dt_ms`` (the backend's capability; NEST and
+        the emulated chip tau_refrac + dt, Brian2 tau_refrac; module docstring). ``tau_refrac`` gives the
+        package's usual read-out.
     readout_dt_ms : float
         Grid on which states are read for trajectories, switches and dwell times (ms), > 0.
     n_checkpoints : int
