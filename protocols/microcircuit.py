@@ -46,7 +46,7 @@ N_VALIDATION = 10_000
 #: layer is a fixed fraction of the feedback-alignment gradient (measured at 784-500-500-10: 0.026, 0.105
 #: and 0.43 for the three weight layers, angle 1-2 degrees), so the hidden rates are 10^2-10^3 x the
 #: output rate; each rate whose layer has interneurons stays below the stability bound of the
-#: delta rules, eta T batch |r|^2 (0.38) < 2 with non-centred logistic rates (|r|^2 ~ 125 for 500 units):
+#: delta rules, eta T batch sum(r^2) 0.38 < 2 with non-centred logistic rates (sum(r^2) ~ 125 for 500 units):
 #: output 2e-5 and second layer 1e-4 (its interneurons' rate 1.4e-4 against a bound of ~2e-4). The old
 #: rates (2e-4, 1e-4, 2e-5 / 2e-5 / 2e-5, batch 32) broke those bounds (W_PI's by 4x): NaN within 10 batches.
 MNIST_ETA = {

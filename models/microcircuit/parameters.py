@@ -245,9 +245,9 @@ def sps_tracking_rates(params: MicrocircuitParams, eta_up) -> tuple:
     ``eta_ip[l] = eta_up[l+1] * lambda_{l+2} / lambda_D * (g_lk + g_D + g_som_int) / g_som_int`` changes
     exactly as the SPS requires (to first order in the error). ``lambda`` are the basal attenuations
     (:func:`basal_attenuation`) and ``lambda_D`` the interneuron one (:func:`interneuron_attenuation`).
-    The rule is also a delta rule with its own stability bound (``eta_ip T batch |r|^2 (1 - g_D /
-    (g_lk + g_D + g_som_int) / lambda_D)`` below 2 for the presynaptic rates ``r``), which caps the forward
-    rate of every layer that has interneurons.
+    The rule is also a delta rule with its own stability bound (``eta_ip T batch sum(r^2) (lambda_D - g_D
+    / (g_lk + g_D + g_som_int))`` below 2 for ``T`` ms per pattern and presynaptic rates ``r``), which caps
+    the forward rate of every layer that has interneurons.
 
     Examples
     --------
