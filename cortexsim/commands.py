@@ -205,6 +205,7 @@ COMMANDS: tuple[Command, ...] = (
              Option("--batch-size", "batch_size"), Option("--learning", "learning"),
              Option("--backprop-lr", "backprop_lr", metavar="RATES"), Option("--shallow", "shallow"),
              Option("--interneuron-plasticity", "interneuron_plasticity"), Option("--readout", "readout"),
+             Option("--interneuron-phase", "interneuron_phase"), Option("--weight-scale", "weight_scale"),
              Option("--free-ms", "free_ms"), Option("--nudge-ms", "nudge_ms"), Option("--settle-ms", "settle_ms"),
              Option("--tau-w", "tau_w"), Option("--validation", "validation"))),
     Command("urbanczik", "Urbanczik-Senn dendritic-prediction learning (NEST / Brian2)",
