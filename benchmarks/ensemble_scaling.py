@@ -17,7 +17,6 @@ Writes benchmarks/results/ensemble_scaling.json.
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import time
@@ -40,6 +39,7 @@ def single(M: int, threads: int, duration_ms: float, seed: int) -> dict:
     from cortexsim.models.boltzmann import random_bm
     from cortexsim.models.ensemble import build_ensemble, matched_background
     from cortexsim.parameters import DEFAULT_NOISE, ActivationFit
+    from speed_at_scale_native import peak_rss_mb  # VmHWM: ru_maxrss would include the parent's peak at the fork
 
     load_before = os.getloadavg()
     sim = load_backend("nest")
@@ -64,7 +64,7 @@ def single(M: int, threads: int, duration_ms: float, seed: int) -> dict:
             "build_s": build_s, "warm_up_s": warm_s, "run_s": run_s,
             "wall_s_per_bio_s": run_s / (duration_ms * 1e-3), "cpu_s": cpu_s,
             "cpu_s_per_bio_s": cpu_s / (duration_ms * 1e-3), "mean_rate_hz": float(counts.mean() / duration_ms * 1e3),
-            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
+            "peak_rss_mb": peak_rss_mb(),
             "load_average_before": list(load_before), "load_average_after": list(os.getloadavg())}
 
 
@@ -77,6 +77,7 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--timeout", type=float, default=1800.0, help="wall-time limit per point (s)")
     parser.add_argument("--repeats", type=int, default=2, help="repeats, sizes interleaved within each")
+    parser.add_argument("--note", default="", help="remark on this run, stored in the JSON (e.g. reduced sizes)")
     args = parser.parse_args(argv)
     if args.single:
         print("RESULT " + json.dumps(single(args.single[0], args.single[1], args.duration, args.seed)))
@@ -121,6 +122,10 @@ def main(argv=None) -> int:
         [p.get("load_average_after", [np.nan])[0] for p in points]
     summary = {"medians": medians, "cost_growth": growth,
                "load_average_1min_range": [float(np.nanmin(loads)), float(np.nanmax(loads))]}
+    for key, value in medians.items():
+        if key.startswith(f"M{max(args.sizes)}_"):
+            summary[f"{key}_wall_s_per_bio_s"] = value["wall_s_per_bio_s"]
+            summary[f"{key}_cpu_s_per_bio_s"] = value["cpu_s_per_bio_s"]
     write_json_atomic(ROOT / "results" / "ensemble_scaling.json", {
         "description": __doc__.split("\n\n")[1].replace("\n", " "),
         "n_neurons_per_network": N_NEURONS, "in_degree": IN_DEGREE, "warm_up_ms": WARM_UP_MS,
@@ -129,6 +134,12 @@ def main(argv=None) -> int:
                               "wall: elapsed time of the timed run, cpu: CPU time of the process (all threads) "
                               "during it, which a busy machine inflates less"),
         "seed": args.seed, "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "duration_ms": args.duration, "sizes": args.sizes, "threads": args.threads, "repeats": args.repeats,
+        "peak_rss_mb_definition": "VmHWM of the point's own process (not ru_maxrss, which includes the parent's "
+                                  "peak at the fork)",
+        "scheduling_note": f"parent process nice {os.nice(0)}; points inherit it; the machine is shared "
+                           "(load averages recorded per point), CPU times are recorded beside wall times",
+        **({"run_note": args.note} if args.note else {}),
         "versions": library_versions(), "machine": machine_info()})
     return 0
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,23 @@ def _summarise(results: dict, runs: dict) -> None:
             "passed_wall": results["fastest_route"]["speedup_over_plain_pynn_nest"] >= MIN_SPEEDUP_OVER_PLAIN_PYNN,
             "passed_cpu": results["fastest_route"]["cpu_speedup_over_plain_pynn_nest"] >= MIN_SPEEDUP_OVER_PLAIN_PYNN}
     results["criteria"] = criteria
+    summary = {}
+    for group, entry in [*((f"nest_{t}_threads", e) for t, e in results["threads"].items()),
+                         *((g, results[g]) for g in ("brian2", "brian2_standalone") if g in results)]:
+        summary[f"{group}_run_ratio_wall"] = entry["run_s"]["ratio_package_over_native"]
+        summary[f"{group}_run_ratio_cpu"] = entry["cpu_s"]["ratio_package_over_native"]
+        summary[f"{group}_total_ratio_wall"] = entry["total_s"]["ratio_package_over_native"]
+    if "brian2_standalone" in results:
+        entry = results["brian2_standalone"]
+        summary["brian2_standalone_compile_ratio_wall"] = entry["compile_s"]["ratio_package_over_native"]
+        summary["brian2_standalone_compile_s"] = {k: entry["compile_s"][k] for k in ("package", "native")}
+        summary["brian2_standalone_compilations_per_package_run"] = sorted(
+            {r.get("compilations_so_far") for r in entry["runs"]["package"]})
+    if "fastest_route" in results:
+        summary["fastest_route"] = results["fastest_route"]["route"]
+        summary["speedup_over_plain_pynn_nest_wall"] = results["fastest_route"]["speedup_over_plain_pynn_nest"]
+        summary["speedup_over_plain_pynn_nest_cpu"] = results["fastest_route"]["cpu_speedup_over_plain_pynn_nest"]
+    results["summary"] = summary
 
 
 def _keep_earlier_nest_entries(results: dict, path: Path) -> None:
@@ -134,6 +152,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=5)
     parser.add_argument("--routes", default="nest,brian2,brian2_standalone,plain_pynn_nest")
     parser.add_argument("--results", type=Path, default=RESULTS, help="output JSON file")
+    parser.add_argument("--note", default="", help="remark on this run, stored in the JSON (e.g. reduced sizes)")
     args = parser.parse_args()
     routes = args.routes.split(",")
     threads = [int(t) for t in args.threads.split(",")]
@@ -156,7 +175,15 @@ def main() -> None:
         print(f"{name}: " + ", ".join(f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}"
                                       for k, v in criterion.items()), flush=True)
     results["load_average_at_end"] = list(os.getloadavg())
-    results["note"] = ("the machine (2 cores) is shared with other jobs: wall times are inflated by their load "
+    loads = [r["load_average"][0] for sides in runs.values() for side in sides.values() for r in side]
+    results["summary"]["load_average_1min_range"] = [min(loads + [load_at_start[0]]), max(loads)]
+    results["command"] = " ".join(["python", *sys.argv])
+    if args.note:
+        results["run_note"] = args.note
+    results["note"] = ("every route starts anew in each repeat: brian2_standalone (package and native) compiles "
+                       "into a fresh project folder every time (compile_s compares compilation with compilation; "
+                       "for the package it is the warm-up run of 0.1 ms, compilation plus one launch); "
+                       "the machine (2 cores) is shared with other jobs: wall times are inflated by their load "
                        "(load averages recorded per run); cpu_s is the CPU time of the timed run (process, all "
                        "threads and the compiled binaries it waited for) and is less sensitive to load")
     _keep_earlier_nest_entries(results, args.results)

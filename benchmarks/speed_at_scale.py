@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -60,7 +59,7 @@ sys.path.insert(0, str(HERE))
 
 from sampling_speed_routes import median_entry, run_native_brian2, run_native_nest, run_package  # noqa: E402
 from speed_at_scale_native import (FIT, CDSchedule, NativeStandaloneCD, cpu_seconds, native_nest_rbm,  # noqa: E402
-                                   native_standalone_rbm, own_cpu_seconds, rbm_problem, scheduling)
+                                   native_standalone_rbm, own_cpu_seconds, peak_rss_mb, rbm_problem, scheduling)
 
 from cortexsim.backends import load_backend  # noqa: E402
 from cortexsim.backends.spikes import spike_arrays  # noqa: E402
@@ -267,21 +266,6 @@ def part_ensembles(args) -> dict:
 
 
 # --- NEST build -----------------------------------------------------------------------------------
-
-def peak_rss_mb() -> float:
-    """Peak resident memory (MB) of this process since it started: ``VmHWM`` of /proc/self/status.
-
-    (``getrusage``'s ``ru_maxrss`` is not used: on Linux a process started by another one inherits the
-    parent's peak at the time of the fork, here the ~1 GB of the benchmark after its other parts.)
-    """
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return float(line.split()[1]) / 1024.0
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
 
 def build_worker(seed: int, mode: str) -> dict:
     """In a fresh process: build the RBM on NEST, set its parameters twice; times (wall, CPU) and peak memory.

@@ -27,6 +27,7 @@ compilation), ``run_s`` (the simulation), ``read_s`` (spikes to numpy arrays), `
 from __future__ import annotations
 
 import os
+import resource
 import tempfile
 import time
 from dataclasses import dataclass
@@ -66,6 +67,21 @@ def scheduling() -> dict:
     except OSError:
         pass
     return out
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory (MB) of this process since it started: ``VmHWM`` of /proc/self/status.
+
+    (``getrusage``'s ``ru_maxrss`` is not used: on Linux a process started by another one inherits the
+    parent's peak at the time of the fork, e.g. the ~1 GB of speed_at_scale after its other parts.)
+    """
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return float(line.split()[1]) / 1024.0
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def rbm_problem(n_visible: int = 794, n_hidden: int = 500, seed: int = 1, weight_std: float = 0.1,
