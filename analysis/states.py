@@ -114,7 +114,7 @@ def states_on_grid_from_arrays(times_ms: np.ndarray, indices: np.ndarray, n: int
     off = np.searchsorted(grid - tau_ref, times_ms, side="left")  # first t with t - tau_ref >= s
     size = (n_steps + 1) * int(n)
     changes = (np.bincount(on * n + indices, minlength=size) - np.bincount(off * n + indices, minlength=size))
-    active = np.cumsum(changes.reshape(n_steps + 1, int(n))[:-1], axis=0)
+    active = np.cumsum(changes.reshape(n_steps + 1, int(n))[:-1], axis=0, dtype=np.int32)  # counts < 2**31
     return (active > 0).view(np.uint8)
 
 

@@ -97,9 +97,10 @@ def set_projection_weights(sim: ModuleType, projection, weights) -> None:
     shape = (projection.pre.size, projection.post.size)
     if weights.shape != shape:
         raise ValueError(f"weights must have shape (n_pre, n_post) = {shape}, got {weights.shape}")
-    off_diagonal = weights[~np.eye(*shape, dtype=bool)] if shape[0] == shape[1] else weights
-    if not np.all(np.isfinite(off_diagonal)) or np.any(off_diagonal < 0):
-        raise ValueError("weights must be finite and >= 0 (uS; inhibitory weights as magnitudes)")
+    if not (np.all(weights >= 0) and np.all(weights < np.inf)):  # fast path: every entry valid (NaN fails >= 0)
+        off_diagonal = weights[~np.eye(*shape, dtype=bool)] if shape[0] == shape[1] else weights
+        if not np.all(np.isfinite(off_diagonal)) or np.any(off_diagonal < 0):
+            raise ValueError("weights must be finite and >= 0 (uS; inhibitory weights as magnitudes)")
     native = getattr(sim, "set_projection_weights", None) or FAST_ROUTES.get(sim.__name__)
     if native is not None:
         native(projection, weights)

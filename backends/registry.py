@@ -61,6 +61,12 @@ class Capabilities:
         Software backend whose runs serve as the reference for this one where a protocol compares
         against an idealised run (e.g. Poisson-driven networks beside a chip's noise-free ensemble);
         None: the backend is its own reference.
+    dead_time_steps : int
+        Integration steps after ``tau_refrac`` before a neuron can fire again: a neuron driven far above
+        threshold fires every ``tau_refrac + dead_time_steps * dt`` (measured with IF_cond_exp at
+        dt = 0.1 ms: NEST 1, every interval 10.1 ms for tau_refrac 10 ms; the emulated chip (NEST
+        underneath) 1; Brian2 0). Protocols that read
+        z = 1 for the dead time use it (:mod:`cortexsim.protocols.mixing`); 0 where not measured.
     """
 
     dt_range_ms: tuple = (0.001, 1.0)
@@ -74,6 +80,7 @@ class Capabilities:
     has_chip: bool = False
     seed_range: tuple = (0, 2**32 - 2)
     reference_backend: str | None = None
+    dead_time_steps: int = 0
 
     @classmethod
     def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
@@ -125,7 +132,8 @@ register_backend(BackendInfo(
     description="NEST 3 through pyNN.nest, with a working TsodyksMarkramSynapse (tsodyks2_synapse) "
                 "and native Poisson noise without relay neurons",
     # NEST's rng_seed must lie in [1, 2**32 - 1]
-    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True, seed_range=(1, 2**32 - 2)),
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True, seed_range=(1, 2**32 - 2),
+                              dead_time_steps=1),
     pynn_reference="pyNN.nest",
 ))
 register_backend(BackendInfo(
@@ -148,7 +156,7 @@ register_backend(BackendInfo(
                 "6-bit row-scaled weights, fixed-pattern noise from the chip seed, calibration, "
                 "hardware-time report",
     capabilities=Capabilities.from_chip(chip_spec(DEFAULT_CHIP), dt_range_ms=(0.001, 1.0), seedable=True,
-                                           has_chip=True, reference_backend="nest"),
+                                           has_chip=True, reference_backend="nest", dead_time_steps=1),
     pynn_reference="pyNN.nest",
 ))
 

@@ -30,6 +30,7 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -47,6 +48,24 @@ def cpu_seconds() -> float:
     """CPU time (s) of this process (all threads) and its finished children (compiled binaries)."""
     times = os.times()
     return times.user + times.system + times.children_user + times.children_system
+
+
+def own_cpu_seconds() -> float:
+    """CPU time (s) of this process alone (all threads), without its children."""
+    times = os.times()
+    return times.user + times.system
+
+
+def scheduling() -> dict:
+    """How this process is scheduled: its nice value and, where the kernel groups processes by
+    session (autogroup; then a process's nice value counts only within its session), its autogroup."""
+    out = {"nice": os.nice(0)}
+    try:
+        out["autogroup"] = Path("/proc/self/autogroup").read_text().strip()
+        out["autogroup_enabled"] = Path("/proc/sys/kernel/sched_autogroup_enabled").read_text().strip() == "1"
+    except OSError:
+        pass
+    return out
 
 
 def rbm_problem(n_visible: int = 794, n_hidden: int = 500, seed: int = 1, weight_std: float = 0.1,

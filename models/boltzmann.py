@@ -86,7 +86,7 @@ class BoltzmannMachine:
         if not np.all(np.isfinite(b)):
             raise ValueError("b contains NaN or inf entries; all biases must be finite")
         tol = SYMMETRY_TOLERANCE * max(1.0, float(np.max(np.abs(W))))
-        asym = float(np.max(np.abs(W - W.T)))
+        asym = 0.0 if np.array_equal(W, W.T) else float(np.max(np.abs(W - W.T)))  # exact symmetry: one pass
         if asym > tol:
             raise ValueError(f"W must be symmetric: max |W - W^T| = {asym:.3g} exceeds tolerance {tol:.3g}")
         diag = float(np.max(np.abs(np.diag(W))))

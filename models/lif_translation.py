@@ -253,12 +253,13 @@ class LIFNetworkParameters:
     @property
     def excitatory_weights(self) -> np.ndarray:
         """(n_pre, n_post) weights of the excitatory projection (uS, >= 0; 0 where inhibitory)."""
-        return np.where(self.weights > 0, self.weights, 0.0)
+        return np.maximum(self.weights, 0.0)  # (one pass; the weights are finite)
 
     @property
     def inhibitory_weights(self) -> np.ndarray:
         """(n_pre, n_post) magnitudes of the inhibitory projection (uS, >= 0; 0 where excitatory)."""
-        return np.where(self.weights < 0, -self.weights, 0.0)
+        magnitudes = np.negative(self.weights)
+        return np.maximum(magnitudes, 0.0, out=magnitudes)  # (in place: no second temporary array)
 
 
 def bm_to_lif(bm: BoltzmannMachine, neuron: NeuronParameters, noise: NoiseParameters,

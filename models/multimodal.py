@@ -21,7 +21,7 @@ import numpy as np
 
 from .boltzmann import BoltzmannMachine, energies, joint, states_to_indices
 
-__all__ = ["MultimodalTarget", "bistable_bm", "bistable_barrier", "half_pattern"]
+__all__ = ["MultimodalTarget", "bistable_bm", "bistable_barrier", "half_pattern", "bistable_symmetry_orbits"]
 
 
 @dataclass(frozen=True)
@@ -122,3 +122,27 @@ def bistable_bm(n_units: int = 6, coupling: float = 0.4, pattern=None) -> Multim
 def bistable_barrier(n_units: int, coupling: float) -> float:
     """Closed-form barrier ``J n^2 / 2`` of :func:`bistable_bm` with a balanced pattern and even n."""
     return float(coupling) * int(n_units) ** 2 / 2.0
+
+
+def bistable_symmetry_orbits(target: MultimodalTarget) -> tuple[np.ndarray, np.ndarray]:
+    """Orbits of the unit permutations that leave a :func:`bistable_bm` target unchanged.
+
+    The Mattis target is invariant under any permutation within the units that are on in pattern 0
+    and within those that are off; with a balanced pattern also under swapping the two groups. Returns
+    ``(unit_orbits (n,), pair_orbits (n, n))`` integer labels for
+    :func:`cortexsim.models.cd_learning.tie_moments`: units by group (one orbit when balanced); pairs
+    within a group (one orbit per group, one for both when balanced) and across the groups.
+
+    Examples
+    --------
+    >>> units, pairs = bistable_symmetry_orbits(bistable_bm(4, 0.5))
+    >>> units.tolist(), pairs[0].tolist()
+    ([0, 0, 0, 0], [0, 0, 2, 2])
+    """
+    xi = np.asarray(target.patterns[0], dtype=int)
+    balanced = 2 * int(xi.sum()) == xi.size
+    units = np.zeros(xi.size, dtype=int) if balanced else xi.copy()
+    same = xi[:, None] == xi[None, :]
+    within = np.zeros_like(same, dtype=int) if balanced else np.broadcast_to(xi[:, None], same.shape).astype(int)
+    pairs = np.where(same, within, 2)
+    return units, pairs

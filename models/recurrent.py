@@ -167,6 +167,7 @@ class RecurrentSynapses:
         self.projections = {receptor: [] for receptor in RECEPTORS}
         self._sizes = {receptor: [] for receptor in RECEPTORS}
         self._existing = {receptor: np.zeros(0, dtype=np.int64) for receptor in RECEPTORS}  # sorted pre * n + post
+        self._covered_cache = {}  # receptor -> (number of synapses, dense mask), see _covered
 
     @classmethod
     def build(cls, sim: ModuleType, population, weights: np.ndarray, kind: str, tau_syn: dict, delay: float,
@@ -237,6 +238,22 @@ class RecurrentSynapses:
         exists[self._existing[receptor]] = True
         return exists.reshape(self.n, self.n)
 
+    #: Largest n * n for which :meth:`write` keeps a dense bool mask per receptor (bytes of memory).
+    DENSE_MASK_LIMIT = 64_000_000
+
+    def _covered(self, receptor: str) -> np.ndarray | None:
+        """Bool (n, n): a synapse onto ``receptor`` exists, or the pair is on the diagonal (never
+        connected, ignored); cached until a projection is added. None above :attr:`DENSE_MASK_LIMIT`."""
+        if self.n * self.n > self.DENSE_MASK_LIMIT:
+            return None
+        cache = self._covered_cache
+        key = int(self._existing[receptor].size)
+        if receptor not in cache or cache[receptor][0] != key:
+            covered = self.has_synapse(receptor)
+            np.fill_diagonal(covered, True)
+            cache[receptor] = (key, covered)
+        return cache[receptor][1]
+
     @staticmethod
     def _member(keys: np.ndarray, sorted_keys: np.ndarray) -> np.ndarray:
         if sorted_keys.size == 0:
@@ -259,6 +276,10 @@ class RecurrentSynapses:
         for receptor, values in magnitudes.items():
             if values.shape != (self.n, self.n):
                 raise ValueError(f"{receptor} weights must have shape ({self.n}, {self.n}), got {values.shape}")
+            covered = self._covered(receptor)
+            if covered is not None:  # one pass over the dense mask instead of a search per nonzero entry
+                missing[receptor] = np.flatnonzero((values != 0) & ~covered)
+                continue
             needed = np.flatnonzero(values)
             needed = needed[needed // self.n != needed % self.n]  # the diagonal is never connected (ignored)
             missing[receptor] = needed[~self._member(needed, self._existing[receptor])]

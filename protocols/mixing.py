@@ -6,8 +6,8 @@
 For each mechanism (``renewing``: the package's standard sampling synapses; ``depressing``: Tsodyks-Markram
 with small U and long tau_rec, Leng et al. 2018, :mod:`cortexsim.models.short_term_depression`) the same
 target runs free on a LIF sampling network for ``duration_ms`` of biological time; the spikes become
-states (z = 1 for tau_ref after a spike) read every ``readout_dt_ms``, and :mod:`cortexsim.analysis.mixing`
-measures the mixing.
+states (z = 1 for ``state_window_ms`` after a spike, see below) read every ``readout_dt_ms``,
+and :mod:`cortexsim.analysis.mixing` measures the mixing.
 
 ``target = "bistable"``
     :func:`cortexsim.models.multimodal.bistable_bm` (two complementary patterns, barrier ``J n^2 / 2``).
@@ -25,6 +25,18 @@ measures the mixing.
     derivation), run free with no clamping. Per window of ``class_window_ms`` the label unit on longest
     (at least half the window) names the class shown; reported: classes visited, state switches per
     second (changes of the network state on the read-out grid) and class changes per second.
+
+State window: on NEST a neuron cannot fire again before ``tau_refrac + dt`` after a spike (it is
+clamped for ``tau_refrac`` and a threshold crossing counts one step later; 98.5 % of the inter-spike
+intervals of a unit held on by its mode are exactly 10.1 ms at dt = 0.1 ms; Brian2's neurons fire again
+after exactly ``tau_refrac``). Reading z = 1 for ``tau_refrac`` only leaves a gap of one step after every
+refractory period in which the unit reads as off but cannot fire and its synapses still act: a unit
+that should stay on reads as off ~1 % of the time (the bistable target asks for 0.25 %), which made
+states one unit away from a pattern ~2.4 times too probable with either synapse kind. The default
+window is therefore the neuron's dead time on the backend, ``tau_refrac + dead_time_steps * dt``
+(:class:`cortexsim.backends.registry.Capabilities`; ``state_window_ms``). The activation function is
+calibrated with ``p_on = rate * tau_refrac``, 1 % lower at the same rate on NEST, which moves its
+midpoint by about 0.02 alpha (0.016 mV; not recalibrated).
 
 Weight correction of the depressing synapses: analytic (:func:`~cortexsim.models.short_term_depression.
 depression_weight_factor`, times ``weight_factor_scale``), no training; or (``weight_correction="cd"``,
@@ -53,7 +65,7 @@ from ..analysis.mixing_plots import plot_class_sequences, plot_dwell_times, plot
 from ..analysis.states import joint_distribution, joint_distribution_over_time, sample_distribution, states_on_grid
 from ..backends.registry import backend_info, check_dt, load_backend
 from ..models.boltzmann import BoltzmannMachine, joint
-from ..models.multimodal import bistable_bm
+from ..models.multimodal import bistable_bm, bistable_symmetry_orbits
 from ..models.sampling_network import build_sampling_network
 from ..models.short_term_depression import ShortTermDepression, corrected_lif, depression_weight_factor
 from ..models.tempering import geometric_betas, parallel_tempering
@@ -86,7 +98,9 @@ class MixingConfig:
     target : {"bistable", "digits"}
         The multimodal target.
     backend : str
-        Registered backend name (its TsodyksMarkramSynapse must accept U < 1: nest, brian2).
+        Registered backend name (its TsodyksMarkramSynapse must accept U < 1: nest, brian2, and the
+        emulated chip brainscales, whose synapse rows may depress; book the chip with its calibration first,
+        ``sim.select_chip(calibration="auto")``).
     duration_ms : float or None
         Biological time each mechanism runs free (ms), > 0; default (None) 60000 ms for the bistable
         target, 10000 ms for digits.
@@ -109,13 +123,29 @@ class MixingConfig:
     cd_sampling_ms : float
         Free-running time per CD update (ms), > 0.
     cd_learning_rate : float
-        eta0 of the CD fit (inverse schedule, tau 10 iterations, momentum 0.5), > 0.
+        eta0 of the CD fit (inverse schedule, tau ``cd_schedule_tau`` iterations, momentum 0.5), > 0.
+        The CD defaults (30 updates of 10 s, eta0 2, tau 20, mean of the last half, tied) were set on
+        development seeds 101-102.
+    cd_schedule_tau : float
+        Decay of the CD fit's inverse learning-rate schedule (iterations), > 0.
+    cd_average_fraction : float
+        The fitted parameters are the mean of the iterates over this last fraction of the CD fit, in [0, 1).
+    cd_tied : bool
+        Tie the CD fit's parameters by the symmetry of the bistable target (its unit permutations:
+        :func:`~cortexsim.models.multimodal.bistable_symmetry_orbits`): the model moments are averaged
+        over the orbits (:func:`~cortexsim.models.cd_learning.tie_moments`), so one update per orbit
+        and no drift from which mode a short CD window happened to visit longer.
     n_units : int
         Units of the bistable target (even, 2..20).
     coupling : float
         Coupling J of the bistable target (> 0); barrier ``J n^2 / 2``.
     mode_max_distance : int
         Units that may differ from a pattern for a state to count as in its mode (>= 0).
+    state_window_ms : float or None
+        Time a unit reads as z = 1 after each spike (ms), >= tau_refrac; None (default): the neuron's dead
+        time on the backend, ``tau_refrac + dead_time_steps * dt_ms`` (the backend's capability; NEST and
+        the emulated chip tau_refrac + dt, Brian2 tau_refrac; module docstring). ``tau_refrac`` gives the
+        package's usual read-out.
     readout_dt_ms : float
         Grid on which states are read for trajectories, switches and dwell times (ms), > 0.
     n_checkpoints : int
@@ -146,12 +176,16 @@ class MixingConfig:
     tau_rec_ms: float = 500.0
     weight_factor_scale: float = 0.8
     weight_correction: str = "analytic"
-    cd_iterations: int = 20
+    cd_iterations: int = 30
     cd_sampling_ms: float = 10000.0
-    cd_learning_rate: float = 0.5
+    cd_learning_rate: float = 2.0
+    cd_schedule_tau: float = 20.0
+    cd_average_fraction: float = 0.5
+    cd_tied: bool = True
     n_units: int = 6
-    coupling: float = 0.6
+    coupling: float = 0.7
     mode_max_distance: int = 1
+    state_window_ms: float | None = None
     readout_dt_ms: float = 1.0
     n_checkpoints: int = 20
     tempering_replicas: int = 5
@@ -182,10 +216,19 @@ class MixingConfig:
         if self.weight_correction == "cd" and self.target != "bistable":
             raise ValueError('weight_correction="cd" needs the exact target moments: target must be "bistable"')
         for name in ("duration_ms", "readout_dt_ms", "class_window_ms", "weight_factor_scale", "coupling",
-                     "cd_sampling_ms", "cd_learning_rate"):
+                     "cd_sampling_ms", "cd_learning_rate", "cd_schedule_tau"):
             value = getattr(self, name)
             if not isinstance(value, (int, float, np.floating, np.integer)) or not np.isfinite(value) or value <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {value!r}")
+        if self.state_window_ms is None:
+            steps = backend_info(self.backend).capabilities.dead_time_steps
+            object.__setattr__(self, "state_window_ms", float(self.neuron.tau_refrac + steps * self.dt_ms))
+        window = self.state_window_ms
+        if (not isinstance(window, (int, float, np.floating, np.integer)) or not np.isfinite(window)
+                or not self.neuron.tau_refrac <= window <= self.neuron.tau_refrac + 10 * self.dt_ms):
+            high = self.neuron.tau_refrac + 10 * self.dt_ms
+            raise ValueError(f"state_window_ms must lie in [tau_refrac, tau_refrac + 10 dt] = "
+                             f"[{self.neuron.tau_refrac}, {high}] ms, got {window!r}")
         if self.readout_dt_ms > self.neuron.tau_refrac:
             raise ValueError(f"readout_dt_ms must be <= tau_refrac ({self.neuron.tau_refrac} ms) so that no "
                              f"on-period is missed, got {self.readout_dt_ms}")
@@ -203,6 +246,10 @@ class MixingConfig:
         if self.mode_max_distance >= self.n_units / 2:
             raise ValueError(f"mode_max_distance must be < n_units / 2 = {self.n_units / 2} so the modes do not "
                              f"overlap, got {self.mode_max_distance}")
+        if not isinstance(self.cd_average_fraction, (int, float)) or not 0 <= self.cd_average_fraction < 1:
+            raise ValueError(f"cd_average_fraction must lie in [0, 1), got {self.cd_average_fraction!r}")
+        if not isinstance(self.cd_tied, (bool, np.bool_)):
+            raise ValueError(f"cd_tied must be True or False, got {self.cd_tied!r}")
         if not 0 < self.tempering_beta_min < 1:
             raise ValueError(f"tempering_beta_min must lie in (0, 1), got {self.tempering_beta_min!r}")
 
@@ -303,6 +350,24 @@ class _CorrectedNetwork:
         return self.network.spiketrains(clear=clear)
 
 
+class _TiedStatistics:
+    """CD statistics with the model moments averaged over the target's symmetry orbits (see ``cd_tied``)."""
+
+    def __init__(self, inner, unit_orbits, pair_orbits):
+        self.inner, self.unit_orbits, self.pair_orbits = inner, unit_orbits, pair_orbits
+
+    def __call__(self, network, timed, iteration, duration_ms, rng=None):
+        from ..models.cd_learning import tie_moments
+
+        stats = self.inner(network, timed, iteration, duration_ms, rng)
+        stats.model = tie_moments(stats.model, self.unit_orbits, self.pair_orbits)
+        stats.data = tie_moments(stats.data, self.unit_orbits, self.pair_orbits)
+        return stats
+
+    def end_segment(self, W, b) -> dict:
+        return self.inner.end_segment(W, b)
+
+
 def cd_fit_depressing(config: MixingConfig, bm: BoltzmannMachine, fit: ActivationFit, weight_factor: float,
                       progress: bool = False) -> tuple[BoltzmannMachine, dict]:
     """Fit (W, b) of the depressing network to ``bm`` with the package's CD engine (exact target moments).
@@ -316,8 +381,9 @@ def cd_fit_depressing(config: MixingConfig, bm: BoltzmannMachine, fit: Activatio
     from .cd_engine import CDSettings, CDState, TargetStatistics, train_cd
 
     settings = CDSettings(iterations=config.cd_iterations, sampling_ms=config.cd_sampling_ms,
-                          learning_rate=config.cd_learning_rate, schedule="inverse", schedule_tau=10.0,
-                          momentum=0.5, dt_ms=config.dt_ms, burn_in_ms=500.0)
+                          learning_rate=config.cd_learning_rate, schedule="inverse",
+                          schedule_tau=config.cd_schedule_tau, momentum=0.5, dt_ms=config.dt_ms, burn_in_ms=500.0,
+                          average_fraction=config.cd_average_fraction)
 
     def build(sim, W, b, first_iteration):
         sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 300 + first_iteration))
@@ -325,8 +391,12 @@ def cd_fit_depressing(config: MixingConfig, bm: BoltzmannMachine, fit: Activatio
                                          synapses="depressing", depression=config.depression)
         return _CorrectedNetwork(network, weight_factor)
 
+    statistics = TargetStatistics([bm], config.state_window_ms)
+    if config.cd_tied:
+        orbits = bistable_symmetry_orbits(bistable_bm(config.n_units, config.coupling))
+        statistics = _TiedStatistics(statistics, *orbits)
     state = CDState.fresh(bm.W, bm.b, settings)
-    train_cd(build, TargetStatistics([bm], config.neuron.tau_refrac), settings, state, load_backend(config.backend),
+    train_cd(build, statistics, settings, state, load_backend(config.backend),
              progress=progress, label="CD fit of the depressing network")
     W, b = state.trained(settings)
     return BoltzmannMachine(W, b), state.history
@@ -351,8 +421,8 @@ def _simulate(config: MixingConfig, bm: BoltzmannMachine, fit: ActivationFit, me
 
 
 def _bistable_measures(config, target, spiketrains, cpu_s, checkpoints) -> dict:
-    tau_ref = config.neuron.tau_refrac
-    states = states_on_grid(spiketrains, tau_ref, 0.0, config.duration_ms, config.readout_dt_ms)
+    tau_ref, window_ms = config.neuron.tau_refrac, config.state_window_ms
+    states = states_on_grid(spiketrains, window_ms, 0.0, config.duration_ms, config.readout_dt_ms)
     labels = nearest_mode(states, target.patterns, config.mode_max_distance)
     switches = mode_switches(labels)
     dwell = dwell_times_ms(labels, config.readout_dt_ms)
@@ -363,8 +433,8 @@ def _bistable_measures(config, target, spiketrains, cpu_s, checkpoints) -> dict:
     tau = integrated_autocorrelation_time(indicator) if indicator.size >= 2 else float("nan")
     ess = effective_sample_size(indicator)
     p_target = joint(target.bm)
-    p_sampled = joint_distribution(spiketrains, tau_ref, 0.0, config.duration_ms)
-    curves = dkl_over_time(joint_distribution_over_time(spiketrains, tau_ref, 0.0, checkpoints), p_target)
+    p_sampled = joint_distribution(spiketrains, window_ms, 0.0, config.duration_ms)
+    curves = dkl_over_time(joint_distribution_over_time(spiketrains, window_ms, 0.0, checkpoints), p_target)
     return {
         "n_switches": int(switches.size),
         "switches_per_s": float(switches.size / (config.duration_ms / 1000.0)),
@@ -393,8 +463,7 @@ def _bistable_measures(config, target, spiketrains, cpu_s, checkpoints) -> dict:
 def _digits_measures(config, bm, spiketrains) -> dict:
     from .cd_digits import N_LABELS, N_PIXELS
 
-    tau_ref = config.neuron.tau_refrac
-    states = states_on_grid(spiketrains, tau_ref, 0.0, config.duration_ms, config.readout_dt_ms)
+    states = states_on_grid(spiketrains, config.state_window_ms, 0.0, config.duration_ms, config.readout_dt_ms)
     window = max(1, int(round(config.class_window_ms / config.readout_dt_ms)))
     classes = dominant_classes(states[:, N_PIXELS:N_PIXELS + N_LABELS], window)
     visited = classes_visited(classes)

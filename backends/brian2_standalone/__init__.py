@@ -362,6 +362,11 @@ def set_projection_weights(projection, weights: np.ndarray) -> None:
     Used by :func:`cortexsim.backends.projection_weights.set_projection_weights`.
     """
     syn = projection._brian2_synapses[0][0]
-    values = np.asarray(weights, dtype=float)[np.asarray(syn.i[:]), np.asarray(syn.j[:])]
+    weights = np.asarray(weights, dtype=float)
+    cache = getattr(syn, "_cortexsim_flat_index", None)
+    if cache is None or cache[0] != (len(syn), weights.shape):  # synapses are only ever added
+        i, j = np.asarray(syn.i[:], dtype=np.int64), np.asarray(syn.j[:], dtype=np.int64)
+        cache = ((len(syn), weights.shape), np.ravel_multi_index((i, j), weights.shape))
+        syn._cortexsim_flat_index = cache
     scale = 1e-6 if projection.post.celltype.conductance_based else 1e-9  # uS -> S, nA -> A
-    syn.variables["weight"].set_value(values * scale)
+    syn.variables["weight"].set_value(np.take(weights, cache[1]) * scale)

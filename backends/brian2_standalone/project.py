@@ -29,7 +29,7 @@ import brian2
 import numpy as np
 from brian2.devices.device import reset_device
 
-from .synapse_forms import Carried, plan_synapses
+from .synapse_forms import REUSED_EXP, REUSED_EXP_CPP, Carried, plan_synapses, reused_exp_function
 
 __all__ = ["StandaloneUnsupported", "CompiledProject", "Schedule", "describe_network", "get_project",
            "compilation_statistics", "default_project_root"]
@@ -37,7 +37,7 @@ __all__ = ["StandaloneUnsupported", "CompiledProject", "Schedule", "describe_net
 #: Name of the control group (start time, duration and seed of each run).
 CONTROL_NAME = "cortexsim_control"
 #: Version of the project layout; bump to invalidate cached projects.
-PROJECT_FORMAT = 2
+PROJECT_FORMAT = 3
 
 _STATISTICS = {"compilations": 0, "compile_wall_s": 0.0, "loaded_from_disk": 0, "reused_in_memory": 0}
 _PROJECTS: dict = {}
@@ -209,7 +209,8 @@ def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) ->
 def signature(description: list[dict]) -> str:
     """Hash of everything in ``description`` that ends up in generated code."""
     plain = [{k: v for k, v in item.items() if k not in ("object",)} for item in description]
-    text = json.dumps({"format": PROJECT_FORMAT, "brian2": brian2.__version__, "objects": plain},
+    text = json.dumps({"format": PROJECT_FORMAT, "brian2": brian2.__version__, "objects": plain,
+                       "functions": REUSED_EXP_CPP},
                       sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()[:20]
 
@@ -306,6 +307,8 @@ def _mirror(description: list[dict], clock) -> tuple[list, dict]:
                 extra["multisynaptic_index"] = unit.members[0].obj._cortexsim_spec.get("multisynaptic_index")
             if unit.delay is not None:
                 extra["delay"] = unit.delay * brian2.second
+            if REUSED_EXP in unit.on_pre:
+                extra["namespace"] = {REUSED_EXP: reused_exp_function()}
             mirror = brian2.Synapses(mirrors[item["source"]], mirrors[item["target"]], model=unit.model,
                                      on_pre=unit.on_pre, on_post=unit.on_post, clock=clock, name=name, **extra)
             if unit.n_synapses:

@@ -15,6 +15,7 @@ results slightly (seeded runs are reproducible for the same sequence of calls).
 
 from __future__ import annotations
 
+import os
 import subprocess
 import tempfile
 import time
@@ -33,6 +34,22 @@ _RUN_STATISTICS = {"binary_runs": 0, "binary_wall_s": 0.0, "io_wall_s": 0.0}
 def run_statistics() -> dict:
     """Counters of this process: binary runs, their wall time and the file input/output around them."""
     return dict(_RUN_STATISTICS)
+
+
+def scratch_root(project_directory: Path) -> Path:
+    """Folder for a run's argument and result files (tens of MB per run at MNIST scale, deleted after it).
+
+    ``$CORTEXSIM_RUN_DIR`` if set; else ``/dev/shm`` where it is a writable folder (memory: the files
+    never reach a disk, which on a busy machine saved 0.2 s of waiting per run of a 794 + 500 RBM);
+    else the project folder.
+    """
+    configured = os.environ.get("CORTEXSIM_RUN_DIR")
+    if configured:
+        return Path(configured)
+    shm = Path("/dev/shm")
+    if shm.is_dir() and os.access(shm, os.W_OK | os.X_OK):
+        return shm
+    return Path(project_directory)
 
 
 def _read(path: Path, dtype: str) -> np.ndarray:
@@ -86,7 +103,7 @@ def run_project(project: CompiledProject, description: list[dict], clock, t_star
     """
     io_start = time.perf_counter()
     schedule_tables = schedule_tables or {}
-    with tempfile.TemporaryDirectory(prefix="run_", dir=project.directory) as tmp:
+    with tempfile.TemporaryDirectory(prefix="cortexsim_run_", dir=scratch_root(project.directory)) as tmp:
         tmp = Path(tmp)
         results = tmp / "results"
         results.mkdir()

@@ -17,6 +17,11 @@ cheaper but exactly equivalent form, chosen per run from the runtime objects' cu
     tau_rec, tau_facil, u, x per synapse and evaluates two ``exp``). Eligible only while the state
     is one the implicit ``x`` reproduces: ``x = 0`` (after a spike) or ``x = 1`` with the last spike
     so long ago that ``exp(-(t - t_last) / tau_rec)`` is 0 in double precision (the initial state).
+    The ``exp`` is evaluated through :data:`REUSED_EXP` (``cortexsim_exp_reused``): it returns the
+    previous result when its argument equals the previous argument. All synapses of one source
+    neuron receive the same spikes, so they hold the same ``t_last`` and, delivered one after the
+    other (source order), ask for the same ``exp``: it is computed once per spike instead of once
+    per synapse, with bit-identical values (same argument, same ``exp``).
     After the run, synapses that transmitted get ``x = 0``, ``u = 1``, exactly as the general form.
 
 In every form the compiled synapses are stored in source order (so the synapses of a spiking neuron
@@ -37,14 +42,38 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Carried", "SynapseUnit", "plan_synapses", "FORMS"]
+__all__ = ["Carried", "SynapseUnit", "plan_synapses", "FORMS", "REUSED_EXP", "reused_exp_function"]
 
 FORMS = ("general", "static", "renewing")
 #: Whether specialised forms and fusion are used (False: PyNN's equations, one object per projection,
 #: still in source order); for comparisons and as an escape hatch.
 SPECIALISE = True
+#: C++ of the renewing form's exp: the previous result for an argument equal to the previous one
+#: (bit-identical to exp; exp(0) = 1 exactly is the initial entry). Single-threaded projects only.
+REUSED_EXP_CPP = """
+static inline double cortexsim_exp_reused(const double x)
+{
+    static double last_x = 0.0, last_y = 1.0;
+    if (x != last_x) {
+        last_x = x;
+        last_y = exp(x);
+    }
+    return last_y;
+}
+"""
+#: Name of :data:`REUSED_EXP_CPP` in equations.
+REUSED_EXP = "cortexsim_exp_reused"
 #: (t - t_last) / tau_rec beyond which exp(-(t - t_last) / tau_rec) is exactly 0 in double precision.
 _EXP_UNDERFLOW = 746.0
+
+
+def reused_exp_function():
+    """The Brian2 ``Function`` :data:`REUSED_EXP` (C++ only; numpy's exp as its Python form)."""
+    from brian2.core.functions import Function
+
+    function = Function(np.exp, arg_units=[1], return_unit=1, stateless=True)
+    function.implementations.add_implementation("cpp", REUSED_EXP_CPP, name=REUSED_EXP)
+    return function
 
 
 def _hash(values) -> str:
@@ -104,9 +133,15 @@ class SynapseUnit:
     def signature_items(self) -> dict:
         """What ends up in generated code (for the project signature)."""
         return {"form": self.form, "model": self.model, "on_pre": self.on_pre, "on_post": self.on_post,
-                "n_synapses": self.n_synapses, "i_hash": _hash(self.i), "j_hash": _hash(self.j),
+                "n_synapses": self.n_synapses, **self._index_hashes(),
                 "delay": self.delay if self.delay is not None else _hash(self.delays),
                 "targets": [m.target_var for m in self.members]}
+
+    def _index_hashes(self) -> dict:
+        cache = getattr(self.members[0].obj, "_cortexsim_source_order", None)
+        if cache is not None and cache[2] is self.i and cache[3] is self.j:  # computed with the order
+            return {"i_hash": cache[4], "j_hash": cache[5]}
+        return {"i_hash": _hash(self.i), "j_hash": _hash(self.j)}
 
     def state_names(self) -> list[str]:
         """Compiled variables whose values are passed in or read back (each once)."""
@@ -116,17 +151,14 @@ class SynapseUnit:
         """Value of ``carried`` in compiled order."""
         m = self.members[carried.member]
         values = np.asarray(m.obj.variables[carried.runtime].get_value())
-        return values[:1].copy() if carried.shared else values[m.order]
+        return values[:1].copy() if carried.shared else np.take(values, m.order)  # (take: faster than [order])
 
     def read_back(self, carried: Carried, values: np.ndarray) -> None:
         """Store compiled-order ``values`` of ``carried`` in the runtime object (if it is read back)."""
         if not carried.read_back or carried.shared:
             return
         m = self.members[carried.member]
-        variable = m.obj.variables[carried.runtime]
-        current = np.array(variable.get_value())
-        current[m.order] = values
-        variable.set_value(current)
+        _assign(m.obj.variables[carried.runtime], m.order, values)
 
     def after_run(self, t_start_s: float) -> None:
         """Form-specific completion of the runtime state (renewing: x and u of synapses that transmitted)."""
@@ -137,9 +169,20 @@ class SynapseUnit:
             fired = np.asarray(variables["t_last_tm"].get_value()) >= t_start_s
             if fired.any():
                 for name, value in (("x_tm", 0.0), ("u_tm", 1.0)):
-                    current = np.array(variables[name].get_value())
-                    current[fired] = value
-                    variables[name].set_value(current)
+                    _assign(variables[name], fired, value)
+
+
+def _assign(variable, where, values) -> None:
+    """``variable[where] = values`` for a Brian2 runtime variable: in place in the array the device
+    holds (what ``set_value`` writes into), else through a copy and ``set_value``."""
+    array = variable.get_value()
+    if isinstance(array, np.ndarray) and array.flags.writeable:
+        array[where] = values
+        if np.may_share_memory(array, variable.get_value()):
+            return
+    current = np.array(variable.get_value())
+    current[where] = values
+    variable.set_value(current)
 
 
 def _order(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -149,7 +192,8 @@ def _order(obj) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     if cache is None or cache[0] != n:
         i, j = np.asarray(obj.i[:]), np.asarray(obj.j[:])
         order = np.lexsort((j, i)) if n else np.zeros(0, dtype=np.int64)
-        cache = (n, order, i[order].astype(np.int32), j[order].astype(np.int32))
+        i, j = i[order].astype(np.int32), j[order].astype(np.int32)
+        cache = (n, order, i, j, _hash(i), _hash(j))  # hashes for the project signature
         obj._cortexsim_source_order = cache
     return cache[1], cache[2], cache[3]
 
@@ -185,10 +229,9 @@ def _delays(obj, order) -> tuple[float | None, np.ndarray | None]:
     delays = np.asarray(obj.pre.variables["delay"].get_value(), dtype=float)
     if delays.size != len(obj):  # one delay for the whole pathway
         return float(delays[0]) if delays.size else 0.0, None
-    delays = delays[order]
-    if delays.size and _homogeneous(delays):
+    if delays.size and _homogeneous(delays):  # (checked before permuting: same answer, no copy)
         return float(delays[0]), None
-    return None, delays
+    return None, delays[order]
 
 
 def _units(obj) -> str:
@@ -203,7 +246,7 @@ def _single(obj, form: str, t_start_s: float) -> SynapseUnit:
     if form == "renewing":
         var = spec["target_var"]
         model = f"weight : {_units(obj)}\nt_last_tm : second\ntau_rec : second (shared)"
-        on_pre = f"{var} += weight * (1 - exp((t_last_tm - t) / tau_rec))\nt_last_tm = t"
+        on_pre = f"{var} += weight * (1 - {REUSED_EXP}((t_last_tm - t) / tau_rec))\nt_last_tm = t"
         carry = [Carried(0, "weight", "weight"), Carried(0, "t_last_tm", "t_last_tm", read_back=True),
                  Carried(0, "tau_rec", "tau_rec", shared=True)]
         unit = SynapseUnit(form, [member], obj.source, obj.target, model, on_pre, None, i, j, delay, delays, carry)
@@ -242,7 +285,7 @@ def _fuse(a: SynapseUnit, b: SynapseUnit) -> SynapseUnit:
     units = _units(a.members[0].obj)
     if a.form == "renewing":
         model = (f"{names[0]} : {units}\n{names[1]} : {units}\nt_last_tm : second\ntau_rec : second (shared)")
-        on_pre = ("x_release = 1 - exp((t_last_tm - t) / tau_rec)\n"
+        on_pre = (f"x_release = 1 - {REUSED_EXP}((t_last_tm - t) / tau_rec)\n"
                   + "".join(f"{m.target_var} += {n} * x_release\n" for m, n in zip(members, names))
                   + "t_last_tm = t")
         # both members end with the same t_last: the compiled value is written back to both

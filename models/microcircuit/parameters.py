@@ -26,7 +26,8 @@ import numpy as np
 from cortexsim.models.layered import Activation, LayeredNetwork
 
 __all__ = ["MicrocircuitParams", "MicrocircuitWeights", "TOPDOWN_MODES", "INTERNEURON_PLASTICITY_MODES",
-           "basal_attenuation", "interneuron_attenuation", "self_predicting_weights", "effective_network"]
+           "basal_attenuation", "interneuron_attenuation", "self_predicting_weights", "effective_network",
+           "sps_tracking_rates"]
 
 TOPDOWN_MODES = ("fixed", "transposed", "learned")
 INTERNEURON_PLASTICITY_MODES = ("always", "free_phase")
@@ -233,3 +234,32 @@ def effective_network(weights: MicrocircuitWeights, params: MicrocircuitParams) 
     lams = [basal_attenuation(params, hidden=(l < n - 1)) for l in range(n)]
     return LayeredNetwork([lam * w for lam, w in zip(lams, weights.W_up)],
                           [lam * b for lam, b in zip(lams, weights.b_up)], weights.hidden, weights.output)
+
+
+def sps_tracking_rates(params: MicrocircuitParams, eta_up) -> tuple:
+    """Interneuron rates (W_IP, one per hidden layer) that keep the self-predicting state while W_up learns.
+
+    At the nudged fixed point near the SPS an interneuron's dendritic-prediction error is
+    ``g_som_int / (g_lk + g_D + g_som_int)`` times its partner's forward error, and the SPS needs
+    ``W_IP[l] = lambda_{l+2} / lambda_D * W_up[l+1]``; so W_IP learning on the nudged fixed point with
+    ``eta_ip[l] = eta_up[l+1] * lambda_{l+2} / lambda_D * (g_lk + g_D + g_som_int) / g_som_int`` changes
+    exactly as the SPS requires (to first order in the error). ``lambda`` are the basal attenuations
+    (:func:`basal_attenuation`) and ``lambda_D`` the interneuron one (:func:`interneuron_attenuation`).
+    The rule is also a delta rule with its own stability bound (``eta_ip T batch sum(r^2) (lambda_D - g_D
+    / (g_lk + g_D + g_som_int))`` below 2 for ``T`` ms per pattern and presynaptic rates ``r``), which caps
+    the forward rate of every layer that has interneurons.
+
+    Examples
+    --------
+    >>> p = MicrocircuitParams()          # g_lk 0.1, g_D 1, g_som_int 0.8: factor 1.9 / 0.8 = 2.375
+    >>> [round(e, 10) for e in sps_tracking_rates(p, (0.0, 2e-5))]
+    [4.75e-05]
+    """
+    eta_up = tuple(float(e) for e in eta_up)
+    n = len(eta_up)
+    if n < 1 or min(eta_up) < 0:
+        raise ValueError(f"eta_up must list one rate >= 0 per weight layer, got {eta_up}")
+    if not params.g_som_int > 0:
+        raise ValueError(f"g_som_int must be > 0 for interneurons to track the SPS, got {params.g_som_int}")
+    gain = (params.g_lk + params.g_D + params.g_som_int) / params.g_som_int / interneuron_attenuation(params)
+    return tuple(eta_up[l + 1] * basal_attenuation(params, hidden=l + 2 < n) * gain for l in range(n - 1))

@@ -12,6 +12,15 @@ reported, not hidden). Learning then applies the same dendritic-prediction rules
 model once per pattern: forward weights on the nudged fixed point, interneuron (W_IP), W_PI and
 learned top-down weights on the free (target-less) fixed point. A pattern shown for ``T`` ms in the
 continuous model changes a weight by about ``eta T signal``; the steady-state step uses exactly that.
+
+``interneuron_phase="nudged"`` lets W_IP learn on the nudged fixed point instead (where the interneuron
+is nudged by its partner's nudged potential). Near the self-predicting state its signal there is
+``g_som_int / (g_lk + g_D + g_som_int)`` times the forward signal of the partner, so with the rates of
+:func:`~cortexsim.models.microcircuit.parameters.sps_tracking_rates` W_IP follows the forward weights it
+imitates and the free apical potentials stay at zero while the network learns. Learning W_IP on the free
+fixed point instead is a delta rule that lags the moving forward weights; at 784-500-500-10 its
+stable rates are too small to follow them (measured: the free apical potentials grow and training
+diverges).
 All functions are batched over samples (rows).
 """
 
@@ -24,7 +33,10 @@ import numpy as np
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, interneuron_attenuation)
 
-__all__ = ["SteadyState", "steady_state", "plasticity_signals", "apply_signals", "train_epoch", "predict"]
+INTERNEURON_PHASES = ("free", "nudged")
+
+__all__ = ["INTERNEURON_PHASES", "SteadyState", "steady_state", "plasticity_signals", "apply_signals", "train_epoch",
+           "predict"]
 
 
 @dataclass
@@ -130,11 +142,15 @@ def steady_state(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np
 
 
 def plasticity_signals(weights: MicrocircuitWeights, params: MicrocircuitParams, free: SteadyState,
-                       nudged: SteadyState) -> dict:
+                       nudged: SteadyState, interneuron_phase: str = "free") -> dict:
     """Weight-change directions summed over the batch (the continuous rules' integrands at the fixed points).
 
-    Returns a dict with lists ``W_up, b_up`` (from ``nudged``), ``W_IP, b_IP, W_PI, W_down`` (from ``free``).
+    Returns a dict with lists ``W_up, b_up`` (from ``nudged``), ``W_PI, W_down`` (from ``free``) and
+    ``W_IP, b_IP`` (from ``free``, or from ``nudged`` if ``interneuron_phase == "nudged"``).
     """
+    if interneuron_phase not in INTERNEURON_PHASES:
+        raise ValueError(f"interneuron_phase must be one of {INTERNEURON_PHASES}, got {interneuron_phase!r}")
+    ip_state = nudged if interneuron_phase == "nudged" else free
     n = weights.n_layers
     out = {name: [] for name in ("W_up", "b_up", "W_IP", "b_IP", "W_PI", "W_down")}
     for l in range(n):
@@ -147,11 +163,11 @@ def plasticity_signals(weights: MicrocircuitWeights, params: MicrocircuitParams,
     lam_d = interneuron_attenuation(params)
     for l in range(n - 1):
         act = weights.activation(l + 2)
-        r_here = free.rate(weights, l + 1)
-        r_int = act.phi(free.u_I[l])
-        err_int = r_int - act.phi(lam_d * free.v_D[l])
-        out["W_IP"].append(err_int.T @ r_here)
+        r_int = act.phi(ip_state.u_I[l])
+        err_int = r_int - act.phi(lam_d * ip_state.v_D[l])
+        out["W_IP"].append(err_int.T @ ip_state.rate(weights, l + 1))
         out["b_IP"].append(err_int.sum(axis=0))
+        r_here, r_int = free.rate(weights, l + 1), act.phi(free.u_I[l])
         out["W_PI"].append(-free.v_A[l].T @ r_int)
         r_next = free.rate(weights, l + 2)
         recon = weights.hidden.phi(r_next @ weights.W_down[l].T)
@@ -180,11 +196,12 @@ def apply_signals(weights: MicrocircuitWeights, params: MicrocircuitParams, sign
 
 def train_epoch(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.ndarray,
                 targets: np.ndarray | None, pattern_duration: float, batch_size: int, seed: int,
-                tol: float = 1e-8, max_iter: int = 200) -> dict:
+                tol: float = 1e-8, max_iter: int = 200, interneuron_phase: str = "free") -> dict:
     """One shuffled pass over the data, updating ``weights`` in place after every batch.
 
     A batch update equals presenting its patterns one after another with the weights frozen
     (signals summed). ``targets=None`` trains only the interneuron / top-down weights (no nudging).
+    ``interneuron_phase``: fixed point on which W_IP learns (see :func:`plasticity_signals`).
     Returns ``{"max_iterations": int, "all_converged": bool}``.
     """
     if batch_size < 1:
@@ -199,7 +216,8 @@ def train_epoch(weights: MicrocircuitWeights, params: MicrocircuitParams, x: np.
         free = steady_state(weights, params, x[idx], None, tol, max_iter)
         nudged = free if targets is None else steady_state(weights, params, x[idx], targets[idx], tol, max_iter,
                                                            start=free)
-        apply_signals(weights, params, plasticity_signals(weights, params, free, nudged), pattern_duration)
+        apply_signals(weights, params, plasticity_signals(weights, params, free, nudged, interneuron_phase),
+                      pattern_duration)
         max_it = max(max_it, free.iterations, nudged.iterations)
         all_conv = all_conv and free.converged and nudged.converged
     return {"max_iterations": max_it, "all_converged": all_conv}

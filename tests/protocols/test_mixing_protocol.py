@@ -62,6 +62,8 @@ def test_digits_target_reads_classes_from_the_label_units(tmp_path):
     ({"n_units": 7}, "even"),
     ({"mode_max_distance": 3}, "mode_max_distance"),
     ({"readout_dt_ms": 20.0}, "readout_dt_ms"),
+    ({"state_window_ms": 9.0}, "state_window_ms"),
+    ({"cd_average_fraction": 1.0}, "cd_average_fraction"),
 ])
 def test_bad_settings_are_refused_before_anything_runs(changes, message):
     with pytest.raises(ValueError, match=message):
@@ -108,3 +110,29 @@ def test_cd_fit_strengthens_couplings_that_the_weight_correction_left_too_weak()
     within, between = (0, 1), (0, 2)  # units 0, 1 form pattern A; unit 2 belongs to pattern B
     assert fitted.W[within] > target.bm.W[within] + 0.1
     assert fitted.W[between] < target.bm.W[between] - 0.1
+
+
+@pytest.mark.parametrize("backend", ["nest", "brian2", "brainscales"])
+def test_default_state_window_is_the_neurons_dead_time(backend):
+    """A neuron driven far above threshold fires as soon as it may: every interval is its dead time
+    (NEST and the emulated chip on NEST: tau_refrac + dt; Brian2: tau_refrac), which the default state
+    window must equal, or a unit that should stay on reads as off for one step per period (~1 %) or on
+    while it could fire. The chip without fixed-pattern noise (its tau_refrac spread is not the point)."""
+    from cortexsim.backends import load_backend
+    from cortexsim.parameters import DEFAULT_NEURON
+
+    config = MixingConfig(seed=1, dt_ms=0.1, backend=backend)
+    sim = load_backend(backend)
+    previous = sim.select_chip(fixed_pattern_noise=False, calibration=None) if backend == "brainscales" else None
+    sim.setup(timestep=config.dt_ms, seed=5)
+    parameters = DEFAULT_NEURON.as_pynn()
+    parameters["v_rest"] = -30.0
+    population = sim.Population(1, sim.IF_cond_exp(**parameters))
+    population.record("spikes")
+    sim.run(300.0)
+    isi = np.diff(np.asarray(population.get_data("spikes").segments[-1].spiketrains[0].magnitude))
+    sim.end()
+    if previous is not None:
+        sim.select_chip(**{name: getattr(previous, name) for name in previous.__dataclass_fields__})
+    assert isi.size > 20
+    np.testing.assert_allclose(isi, config.state_window_ms, atol=1e-6)

@@ -81,6 +81,25 @@ def test_moments_from_states_and_distribution_agree():
     np.testing.assert_allclose(second_w, second, atol=1e-14)
 
 
+def test_moments_of_binary_states_are_exact_counts_over_m():
+    """Binary states with equal weights (the float32 counting path) against integer counting: every
+    moment is count / m exactly, correctly rounded; non-binary states (the float64 path) agree with
+    the textbook sums. Catches a wrong normalisation, a transposed product or float32 rounding."""
+    rng = np.random.default_rng(5)
+    z = (rng.random((301, 7)) < np.linspace(0.1, 0.8, 7)).astype(np.uint8)  # asymmetric activities
+    mean, second = moments_from_states(z)
+    counts = z.astype(np.int64)
+    np.testing.assert_array_equal(mean, counts.sum(axis=0) / 301)
+    np.testing.assert_array_equal(second, (counts.T @ counts) / 301)
+    weighted = moments_from_states(z, weights=np.ones(301))  # the general path, same moments
+    np.testing.assert_allclose(weighted[0], mean, rtol=1e-14)
+    np.testing.assert_allclose(weighted[1], second, rtol=1e-14)
+    soft = rng.random((40, 3))  # not binary: plain float64 sums
+    mean_soft, second_soft = moments_from_states(soft)
+    np.testing.assert_allclose(mean_soft, soft.mean(axis=0), rtol=1e-13)
+    np.testing.assert_allclose(second_soft, soft.T @ soft / 40, rtol=1e-13)
+
+
 def test_learning_rate_schedules():
     inverse = LearningRateSchedule(0.5, "inverse", tau=100)
     assert inverse.rate(0) == 0.5

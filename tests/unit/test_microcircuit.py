@@ -6,7 +6,7 @@ import pytest
 from cortexsim.models.layered import LayeredNetwork, angle_degrees, linear, logistic
 from cortexsim.models.microcircuit.numpy_twin import NumpyMicrocircuit
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
-                                                      effective_network, self_predicting_weights)
+                                                      effective_network, self_predicting_weights, sps_tracking_rates)
 from cortexsim.models.microcircuit.steady_state import (plasticity_signals, steady_state, train_epoch)
 
 SIZES = [5, 8, 6, 3]   # two hidden layers: exercises the general code paths
@@ -142,3 +142,62 @@ def test_steady_state_signals_are_scaled_backprop_gradients():
     lam_n = p.g_B / (p.g_lk + p.g_B)
     np.testing.assert_allclose(signals[1], -a_n * grads[1], rtol=0.02, atol=1e-9)
     np.testing.assert_allclose(signals[0], -(c_a * b_int * a_n / lam_n) * grads[0], rtol=0.05, atol=1e-9)
+
+
+def test_nudged_phase_interneuron_rule_keeps_the_sps_while_forward_weights_learn():
+    # Fixed random top-down weights, SPS start, forward weights learning. Interneurons learning on the nudged
+    # fixed point with sps_tracking_rates keep the free apical potentials at zero (up to second order in the
+    # error: measured 7e-5 and 2e-16 against apical error signals of 0.013 and 0.19); the free-phase delta
+    # rule at the same rates, or the nudged rule with half the rates, lets them grow to the size of the error
+    # signal itself (measured 0.016 / 0.16 and 0.009 / 0.08), which is what broke 784-500-500-10 on MNIST.
+    net = LayeredNetwork.random(SIZES, seed=1, hidden=logistic(), output=linear(), bias_scale=0.2)
+    base = MicrocircuitParams(topdown="fixed")
+    start = self_predicting_weights(MicrocircuitWeights.from_network(net, seed=101), base)
+    rng = np.random.default_rng(4)
+    x, targets = rng.uniform(0, 1, (64, SIZES[0])), rng.normal(0, 1, (64, SIZES[-1]))
+    eta_up = (2e-3, 2e-3, 5e-4)
+    tracking = sps_tracking_rates(base, eta_up)
+    # g_lk 0.1, g_D 1, g_som_int 0.8: factor (1.9 / 0.8) * lambda_next / lambda_D, lambda_D = 1 / 1.1
+    np.testing.assert_allclose(tracking, [2e-3 * (1 / 1.9) * 1.1 * 1.9 / 0.8, 5e-4 * 1.9 / 0.8], rtol=1e-12)
+
+    def train(phase, factor):
+        p = base.with_rates(eta_up=eta_up, eta_ip=tuple(factor * e for e in tracking), eta_pi=(0.0, 0.0))
+        w = start.copy()
+        for epoch in range(20):
+            train_epoch(w, p, x, targets, 100.0, 4, seed=epoch, tol=1e-13, interneuron_phase=phase)
+        free = steady_state(w, p, x, None, tol=1e-13)
+        nudged = steady_state(w, p, x, targets, tol=1e-13, start=free)
+        assert min(np.abs(a - b).max() for a, b in zip(w.W_up, start.W_up)) > 0.03     # forward weights moved
+        errors = [np.abs(a - b).mean() for a, b in zip(nudged.v_A, free.v_A)]
+        return [np.abs(v).max() / e for v, e in zip(free.v_A, errors)]
+
+    assert max(train("nudged", 1.0)) < 0.02
+    assert min(train("free", 1.0)) > 0.5
+    assert min(train("nudged", 0.5)) > 0.3
+    with pytest.raises(ValueError, match="interneuron_phase"):
+        train("both", 1.0)
+
+
+def test_fixed_random_topdown_signals_follow_feedback_alignment_not_backprop():
+    # Independent reference: the feedback-alignment gradient of the effective network, errors sent down
+    # through W_down (delta_k = phi'(a_k) * W_down[k] delta_{k+1}). At the SPS with weak nudging every layer's
+    # forward signal points along it; it is far from the backprop gradient, so a model that secretly used
+    # W_up.T top-down (or skipped the interneuron cancellation) fails one of the two checks.
+    p = MicrocircuitParams(g_som=0.01, topdown="fixed")
+    net = LayeredNetwork.random(SIZES, seed=2, hidden=logistic(), output=linear(), bias_scale=0.2)
+    weights = self_predicting_weights(MicrocircuitWeights.from_network(net, seed=3, topdown_scale=2.0), p)
+    rng = np.random.default_rng(6)
+    x, target = rng.uniform(0, 1, (16, SIZES[0])), rng.normal(0, 1, (16, SIZES[-1]))
+    free = steady_state(weights, p, x, None, tol=1e-14)
+    signals = plasticity_signals(weights, p, free, steady_state(weights, p, x, target, tol=1e-14))["W_up"]
+    eff = effective_network(weights, p)
+    us, rs = eff.forward_batch(x)
+    delta, feedback_alignment = target - rs[-1], [None] * len(SIZES[1:])
+    for l in range(len(SIZES) - 2, -1, -1):
+        feedback_alignment[l] = delta.T @ rs[l]
+        if l:
+            delta = (delta @ weights.W_down[l - 1].T) * eff.hidden.dphi(us[l])
+    backprop, _ = eff.batch_gradients(x, target)
+    for l in range(len(signals)):
+        assert angle_degrees(signals[l], feedback_alignment[l]) < 2.0
+    assert min(angle_degrees(signals[l], -backprop[l]) for l in range(len(signals) - 1)) > 20.0

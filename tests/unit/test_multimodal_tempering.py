@@ -13,7 +13,9 @@ from cortexsim.analysis.mixing import (effective_sample_size, integrated_autocor
                                        pattern_overlap, switches_per_second)
 from cortexsim.analysis.states import sample_distribution
 from cortexsim.models.boltzmann import joint, states_to_indices
-from cortexsim.models.multimodal import bistable_barrier, bistable_bm
+from cortexsim.models.boltzmann import all_states
+from cortexsim.models.cd_learning import moments_from_distribution, tie_moments
+from cortexsim.models.multimodal import bistable_barrier, bistable_bm, bistable_symmetry_orbits
 from cortexsim.models.short_term_depression import (ShortTermDepression, depression_weight_factor,
                                                     steady_state_availability, tm_availability_trace)
 from cortexsim.models.tempering import geometric_betas, parallel_tempering
@@ -43,6 +45,34 @@ def test_bistable_modes_are_the_two_most_probable_states_and_symmetric():
     np.testing.assert_array_equal(top_two, np.sort(states_to_indices(target.patterns)))
     np.testing.assert_allclose(p, p[::-1], rtol=1e-12)  # index of 1 - z is 2**n - 1 - index
     assert target.barrier() == pytest.approx(bistable_barrier(8, 0.5))  # enumeration vs closed form = 16
+
+
+@pytest.mark.parametrize("n_units, pattern", [(6, None), (5, [1, 1, 0, 0, 0])])
+def test_tied_moments_equal_the_moments_of_the_symmetrised_distribution(n_units, pattern):
+    """Tying by the orbits equals averaging an arbitrary distribution over every unit permutation that
+    leaves the target's (W, b) unchanged, found by brute force over all n! permutations."""
+    target = bistable_bm(n_units, 0.3, pattern=pattern)
+    W, b = target.bm.W, target.bm.b
+    group = [perm for perm in itertools.permutations(range(n_units))
+             if np.allclose(W[np.ix_(perm, perm)], W) and np.allclose(b[list(perm)], b)]
+    assert len(group) == (72 if n_units == 6 else 12)       # S3 x S3 x swap; S2 x S3
+    p = np.random.default_rng(4).dirichlet(np.ones(2 ** n_units))   # no symmetry at all
+    states = all_states(n_units)
+    p_sym = np.zeros_like(p)
+    for perm in group:
+        p_sym[states_to_indices(states[:, list(perm)])] += p / len(group)
+    expected_mean, expected_second = moments_from_distribution(p_sym, n_units)
+    mean, second = tie_moments(moments_from_distribution(p, n_units), *bistable_symmetry_orbits(target))
+    np.testing.assert_allclose(mean, expected_mean, atol=1e-12)
+    np.testing.assert_allclose(second, expected_second, atol=1e-12)
+
+
+def test_tie_moments_bad_input():
+    moments = (np.zeros(3), np.zeros((3, 3)))
+    with pytest.raises(ValueError, match="unit_orbits"):
+        tie_moments(moments, [0, 0], np.zeros((3, 3), int))
+    with pytest.raises(ValueError, match="symmetric"):
+        tie_moments(moments, [0, 0, 0], np.triu(np.ones((3, 3), int)))
 
 
 def test_bistable_bad_input():
