@@ -50,7 +50,7 @@ from ..models.rbm_readout import accuracy, completion_error, occlusion_mask, pre
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
-                        train_cd)
+                        train_cd, training_energy)
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS", "N_LABELS",
            "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
@@ -372,17 +372,20 @@ class DigitsTrainingResult:
     fit: ActivationFit
     final: BoltzmannMachine
     files: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline figures: test accuracy and completion error, spiking (before/after fine-tuning) and
-        the exact-Gibbs baseline."""
+        the exact-Gibbs baseline; energy per training iteration (J,
+        :func:`cortexsim.protocols.cd_engine.training_energy`)."""
         s = self.scores
         return {"test_accuracy": s["spiking_after"]["accuracy"],
                 "test_accuracy_before_finetuning": s["spiking_before"]["accuracy"],
                 "baseline_test_accuracy": s["baseline"]["accuracy"],
                 "completion_error": s["spiking_after"]["completion_error"],
                 "baseline_completion_error": s["baseline"]["completion_error"],
-                "iterations": self.config.iterations, "backend": self.config.backend}
+                "iterations": self.config.iterations, "backend": self.config.backend,
+                "energy_j_per_iteration": self.energy.get("j_per_iteration"), "energy_model": self.energy.get("model")}
 
     def to_dict(self) -> dict:
         """Everything, as ``results.json`` holds it."""
@@ -397,7 +400,7 @@ class DigitsTrainingResult:
                 "pretrained_exact": s["pretrained_exact"],
                 "completion_error_definition": "fraction of wrong pixels in the bottom half, top half clamped",
                 "config": config_to_dict(self.config), "activation_fit": self.fit.to_dict(),
-                "history": self.history, "timing": self.timing, "versions": library_versions(),
+                "history": self.history, "timing": self.timing, "energy": self.energy, "versions": library_versions(),
                 "machine": machine_info(), "files": self.files}
 
 
@@ -530,7 +533,8 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     scores = {"spiking_before": state["spiking_before"], "spiking_after": after,
               "baseline": prepared["baseline"], "pretrained_exact": prepared["pretrained_exact"]}
     history = dict(cd.history, pretrain_curve=prepared["pretrain_curve"], baseline_curve=prepared["baseline_curve"])
-    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b))
+    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b),
+                                  energy=training_energy(cd.timing) or {})
     if out_dir is not None:
         _write_outputs(result, output_dir(out_dir), chip_booking(sim))
     return result

@@ -75,7 +75,7 @@ from ..models.lif_translation import fit_activation
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, load_checkpoint, save_checkpoint,
-                        train_cd)
+                        train_cd, training_energy)
 from .progress import run_on_grid
 
 __all__ = ["EnsembleConfig", "EnsembleResult", "run", "run_ensemble", "quartiles", "RunSettings", "build",
@@ -464,6 +464,8 @@ class EnsembleResult:
             out["chip_neurons_used"] = max(r["used_neurons"] for r in hardware.values())
             out["chip_generators_in_use"] = max(r["background"]["generators_used"] for r in hardware.values())
             out["chip_hardware_time_s"] = float(sum(r["hardware_time_s"] for r in hardware.values()))
+        for mode, energy in self.data.get("training_energy", {}).items():   # J per CD iteration
+            out[f"{mode}_training_energy_j_per_iteration"] = (energy or {}).get("j_per_iteration")
         return out
 
     def to_dict(self) -> dict:
@@ -568,6 +570,8 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
                          evaluations, histories, trained, targets, timings)
     results["backends"] = backends
+    results["training_energy"] = {mode: training_energy(history.get("timing", {}))      # J per CD iteration
+                                  for mode, history in histories.items()}
     if hardware:
         results["hardware"] = hardware
     if out_dir is not None:
