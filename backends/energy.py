@@ -39,7 +39,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 
 __all__ = ["ChipPower", "CHIP_POWER", "DEFAULT_CPU_POWER_W_PER_CORE", "chip_energy", "software_energy",
-           "energy_comparison", "energy_per_unit"]
+           "energy_comparison", "energy_per_unit", "HardwareTime", "experiment_energy"]
 
 
 @dataclass(frozen=True)
@@ -163,3 +163,99 @@ def energy_per_unit(energy: dict, units: float, unit_name: str) -> dict:
         return {f"j_per_{unit_name}": energy["energy_j"] / units}
     return {f"{kind}_j_per_{unit_name}": None if energy[f"{kind}_j"] is None else energy[f"{kind}_j"] / units
             for kind in ("asic", "system", "prototype")}
+
+
+class HardwareTime:
+    """Hardware time of an experiment summed over its runs on a chip backend (several ``setup``/``end``).
+
+    Call :meth:`add` with the backend module before every ``sim.end()``: a backend that emulates a chip
+    (one with ``get_hardware_report``) adds its hardware time and estimated wall time; on any other
+    backend nothing is added and :attr:`chip` stays None.
+
+    Examples
+    --------
+    >>> import types
+    >>> hw = HardwareTime()
+    >>> hw.add(types.SimpleNamespace())               # a software backend: no report
+    >>> hw.chip is None
+    True
+    >>> chip = types.SimpleNamespace(get_hardware_report=lambda: {"chip": "bss2", "hardware_time_s": 1e-3,
+    ...                                                          "estimated_wall_time_s": 0.5})
+    >>> hw.add(chip); hw.add(chip)
+    >>> hw.chip, hw.hardware_time_s, hw.wall_time_s
+    ('bss2', 0.002, 1.0)
+    """
+
+    def __init__(self, chip: str | None = None, hardware_time_s: float = 0.0, wall_time_s: float = 0.0):
+        self.chip, self.hardware_time_s, self.wall_time_s = chip, float(hardware_time_s), float(wall_time_s)
+
+    def add(self, sim) -> None:
+        """Add the hardware time of the run(s) since ``sim.setup`` (no-op on a software backend)."""
+        report = getattr(sim, "get_hardware_report", None)
+        if report is None:
+            return
+        report = report()
+        if self.chip is not None and report["chip"] != self.chip:
+            raise ValueError(f"one experiment on two chips: {self.chip!r} and {report['chip']!r}")
+        self.chip = report["chip"]
+        self.hardware_time_s += float(report["hardware_time_s"])
+        self.wall_time_s += float(report["estimated_wall_time_s"])
+
+    def to_dict(self) -> dict:
+        return {"chip": self.chip, "hardware_time_s": self.hardware_time_s, "wall_time_s": self.wall_time_s}
+
+    @classmethod
+    def from_dict(cls, data: dict | None) -> "HardwareTime":
+        return cls() if not data else cls(data["chip"], data["hardware_time_s"], data["wall_time_s"])
+
+
+def experiment_energy(hardware: HardwareTime, cpu_time_s: float, units: float, unit_name: str,
+                      cpu_power_w_per_core: float = DEFAULT_CPU_POWER_W_PER_CORE) -> dict:
+    """Energy of one experiment and per unit of its output (J per sample, per training iteration, ...).
+
+    On a chip backend (``hardware.chip`` set) the energy is the chip model (:func:`chip_energy`: ASIC
+    power x hardware time, system power x estimated wall time, prototype power x hardware time) and
+    ``j_per_<unit>`` is the ASIC figure; the emulator's own CPU time is kept as
+    ``emulator_cpu_time_s`` (the cost of the emulation, not of the chip). On a software backend it is
+    :func:`software_energy` (measured CPU time x the stated power of a core).
+
+    Parameters
+    ----------
+    hardware : HardwareTime
+        Hardware time summed over the experiment's runs (no chip: software backend).
+    cpu_time_s : float
+        Process CPU time of the same experiment (s).
+    units : float
+        How many units (samples, iterations) the experiment produced (> 0).
+    unit_name : str
+        The unit, e.g. "sample" or "iteration".
+    cpu_power_w_per_core : float
+        Power of one busy core (W, assumption).
+
+    Returns
+    -------
+    dict
+        ``model`` ("chip" or "software"), ``unit``, ``units``, ``j_per_<unit>``, the per-unit figures
+        of every power figure, and the totals of :func:`chip_energy` / :func:`software_energy`.
+
+    Examples
+    --------
+    >>> e = experiment_energy(HardwareTime("bss2", 2e-3, 1.0), cpu_time_s=30.0, units=100, unit_name="sample")
+    >>> e["model"], round(e["j_per_sample"] * 1e6, 2)          # 2 ms x 0.696 W / 100 samples, in uJ
+    ('chip', 13.91)
+    >>> e = experiment_energy(HardwareTime(), cpu_time_s=30.0, units=100, unit_name="sample")
+    >>> e["model"], e["j_per_sample"]                          # 30 s x 15 W / 100 samples
+    ('software', 4.5)
+    """
+    if not units > 0:
+        raise ValueError(f"units must be > 0, got {units!r}")
+    cpu_time_s = _check_time("cpu_time_s", cpu_time_s)
+    if hardware.chip is not None:
+        chip = chip_energy(hardware.chip, hardware.hardware_time_s, hardware.wall_time_s)
+        per = energy_per_unit(chip, units, unit_name)
+        return {"model": "chip", "unit": unit_name, "units": float(units),
+                f"j_per_{unit_name}": per[f"asic_j_per_{unit_name}"], **per, **chip,
+                "emulator_cpu_time_s": cpu_time_s}
+    software = software_energy(cpu_time_s, cpu_power_w_per_core)
+    return {"model": "software", "unit": unit_name, "units": float(units),
+            **energy_per_unit(software, units, unit_name), **software}

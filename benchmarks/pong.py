@@ -111,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
         "chip_over_nest_reward": chip["mean_reward"] / nest["mean_reward"],
         "reward_criterion_met": bool(chip["mean_reward"] >= 0.9 * nest["mean_reward"]),
         "weight_excitability_r": float(np.mean(r_values)) if r_values else None,
+        "weight_excitability_r_per_seed": chip["weight_excitability_r_per_seed"],
+        "chip_mean_reward_per_seed": chip["mean_reward_per_seed"],
+        "nest_mean_reward_per_seed": nest["mean_reward_per_seed"],
         "weight_excitability_r_pooled": pearson(pooled_w, pooled_e),
         "target_weight_excitability_r": float(np.mean([r["summary"]["target_weight_excitability_r"]
                                                        for r in runs["brainscales"]])),
@@ -128,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
         "nest_wall_over_chip_hardware_time": nest["training_wall_s_per_iteration"]
         / chip["hardware_time_s_per_iteration"],
         "seeds": args.seeds, "iterations": args.iterations, "chip_seed": args.chip_seed,
+        "eval_repeats": args.eval_repeats, "chip_learning_rate": ChipPongParameters().learning_rate,
     }
     figures = HERE / "figures"
     files = {
@@ -155,7 +159,9 @@ def main(argv: list[str] | None = None) -> int:
                                    for s in args.seeds] for route in ROUTES},
         "figures": {k: str(Path(v).relative_to(HERE.parent)) for k, v in files.items()},
         "load_average": loads, "versions": library_versions(), "machine": machine_info(),
-        "notes": "routes interleaved per seed; timing figures are CPU/wall time on a shared 2-core machine "
+        "notes": "chip learning rate chosen on held-out seeds (benchmarks/pong_learning_rate.py -> "
+                 "benchmarks/results/pong_learning_rate.json), never on the reported seeds; "
+                 "routes interleaved per seed; timing figures are CPU/wall time on a shared 2-core machine "
                  "(load averages recorded); chip energies are models (cortexsim.backends.energy)",
     }
     write_json_atomic(args.output, output)

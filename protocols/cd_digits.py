@@ -46,14 +46,16 @@ from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import (CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask, block_gibbs,
                                   check_binary_data, moments_from_states)
 from ..models.datasets import digits, one_hot, train_test_split
+from ..models.rbm_readout import accuracy, completion_error, occlusion_mask, predicted_labels
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
-                        train_cd)
+                        train_cd, training_energy)
 
 __all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS", "N_LABELS",
            "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
-           "evaluate_exact", "evaluate_spiking", "spiking_scores", "initial_rbm", "pretrain_exact"]
+           "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
+           "pretrain_exact"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,49 +122,74 @@ def free_energy_accuracy(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, label
 
 
 def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray, n_sweeps: int,
-                   burn_in: int, rng: np.random.Generator, completion_pixels: np.ndarray) -> dict:
+                   burn_in: int, rng: np.random.Generator, completion_pixels: np.ndarray,
+                   occluded: np.ndarray | None = None) -> dict:
     """Classification accuracy and completion error with exact block-Gibbs sampling.
 
     Classification: pixels clamped, labels start at 0; the label with the highest mean sampled state
-    over sweeps ``burn_in ..`` wins. Completion: top half clamped, the rest starts random; a pixel is
-    predicted on if its mean sampled state exceeds 1/2.
+    over sweeps ``burn_in ..`` wins. Completion: the pixels not ``occluded`` (bool (m, 64); default the
+    bottom half, :func:`cortexsim.models.rbm_readout.occlusion_mask` ``"half"``) clamped, the rest starts
+    random; a pixel is predicted on if its mean sampled state exceeds 1/2.
     """
     W_vh, b_v, b_h = rbm_parts(W, b)
     clamp = np.zeros(N_VISIBLE, dtype=bool)
     clamp[:N_PIXELS] = True
     start = np.hstack([pixels, np.zeros((pixels.shape[0], N_LABELS))])
     _, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, n_sweeps, rng, clamp, record_from=burn_in)
-    accuracy = float(np.mean(np.argmax(v_mean[:, N_PIXELS:], axis=1) == labels))
-    clamp = np.zeros(N_VISIBLE, dtype=bool)
-    clamp[TOP_HALF] = True
-    start = np.hstack([completion_pixels, np.zeros((completion_pixels.shape[0], N_LABELS))])
-    start[:, ~clamp] = rng.integers(0, 2, size=(start.shape[0], int((~clamp).sum())))
+    accuracy = float(np.mean(predicted_labels(v_mean[:, N_PIXELS:]) == labels))
+    completed = exact_completion(W, b, completion_pixels, _occluded(occluded, completion_pixels.shape[0]),
+                                 n_sweeps, burn_in, rng)
+    return {"accuracy": accuracy, "completion_error": completion_error(
+        completed, completion_pixels, _occluded(occluded, completion_pixels.shape[0]))}
+
+
+def _occluded(occluded: np.ndarray | None, n_images: int) -> np.ndarray:
+    """The given occlusion mask, or the bottom half of every image."""
+    return occlusion_mask("half", n_images, 8) if occluded is None else np.asarray(occluded, dtype=bool)
+
+
+def exact_completion(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, occluded: np.ndarray, n_sweeps: int,
+                     burn_in: int, rng: np.random.Generator) -> np.ndarray:
+    """Mean block-Gibbs pixel states (m, 64) with the pixels not ``occluded`` (bool (m, 64)) clamped.
+
+    The hidden pixels and the labels start random (uniform 0/1); means over sweeps ``burn_in ..``.
+    """
+    W_vh, b_v, b_h = rbm_parts(W, b)
+    occluded = np.asarray(occluded, dtype=bool)
+    clamp = np.hstack([~occluded, np.zeros((occluded.shape[0], N_LABELS), dtype=bool)])
+    start = np.hstack([pixels, np.zeros((pixels.shape[0], N_LABELS))])
+    if np.all(clamp == clamp[:1]):      # one mask for all images: one draw over its free columns
+        clamp = clamp[0]
+        start[:, ~clamp] = rng.integers(0, 2, size=(start.shape[0], int((~clamp).sum())))
+    else:
+        start = np.where(clamp, start, rng.integers(0, 2, size=start.shape))
     _, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, n_sweeps, rng, clamp, record_from=burn_in)
-    free = np.setdiff1d(np.arange(N_PIXELS), TOP_HALF)
-    error = float(np.mean((v_mean[:, free] > 0.5) != (completion_pixels[:, free] > 0.5)))
-    return {"accuracy": accuracy, "completion_error": error}
+    return v_mean[:, :N_PIXELS]
 
 
-def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
-                     config, chunk: int = 50, progress: bool = False, label: str = "evaluation") -> np.ndarray:
-    """Fraction of read-out time each unit is on, per image, with ``clamp_pixels`` clamped.
+def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int = 50, progress: bool = False,
+                    label: str = "evaluation") -> np.ndarray:
+    """Fraction of read-out time every neuron of ``network`` is on, per clamp of ``clamps``.
 
-    Each image is clamped for ``eval_settle_ms + eval_read_ms``; the read-out window is the last
-    ``eval_read_ms``. Returns (m, n) on-fractions; the network's leak potentials are restored after.
-    With ``progress``, a progress bar counts the images.
+    ``clamps`` is a sequence of ``(units, values)`` (indices into the network's population and their
+    0/1 values). Each is clamped in turn for ``config.eval_settle_ms + config.eval_read_ms`` (through the
+    network's ``clamp``); the read-out window is the last ``eval_read_ms``, read on a grid of
+    ``config.readout_dt_ms``. Returns (len(clamps), population size) on-fractions; the network's leak
+    potentials are restored after. With ``progress``, a progress bar counts the clamps.
     """
     tau_ref = network.neuron.tau_refrac
     dt = config.readout_dt_ms
-    out = np.empty((pixels.shape[0], network.n_neurons))
+    clamps = list(clamps)
+    out = np.empty((len(clamps), network.population.size))
     bar = None
     if progress:
         from tqdm import tqdm
-        bar = tqdm(total=pixels.shape[0], desc=label, unit="image")
-    for start in range(0, pixels.shape[0], chunk):
+        bar = tqdm(total=len(clamps), desc=label, unit="image")
+    for start in range(0, len(clamps), chunk):
         windows = []
         t_begin = timed.t_ms
-        for image in pixels[start:start + chunk]:
-            network.clamp(clamp_pixels, image[clamp_pixels], config.clamp_bias)
+        for units, values in clamps[start:start + chunk]:
+            network.clamp(units, values, config.clamp_bias)
             t0, t1 = timed.run(config.eval_settle_ms + config.eval_read_ms)
             windows.append((t0 + config.eval_settle_ms, t1))
         states = states_on_grid(network.spiketrains(clear=True), tau_ref, t_begin, timed.t_ms, dt)
@@ -177,13 +204,29 @@ def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_p
     return out
 
 
+def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
+                     config, chunk: int = 50, progress: bool = False, label: str = "evaluation") -> np.ndarray:
+    """Fraction of read-out time each unit is on, per image, with ``clamp_pixels`` clamped.
+
+    ``clamp_pixels``: pixel indices clamped in every image, or a bool array (m, 64) of the pixels
+    clamped per image. Each image is clamped for ``eval_settle_ms + eval_read_ms``; the read-out window
+    is the last ``eval_read_ms`` (:func:`clamped_readout`). Returns (m, n) on-fractions.
+    """
+    clamp = np.asarray(clamp_pixels)
+    if clamp.dtype == bool:
+        clamps = [(np.flatnonzero(row), image[row]) for image, row in zip(pixels, clamp)]
+    else:
+        clamps = [(clamp, image[clamp]) for image in pixels]
+    return clamped_readout(network, timed, clamps, config, chunk, progress, label)
+
+
 def spiking_scores(on_fraction_classify: np.ndarray, labels: np.ndarray, on_fraction_complete: np.ndarray,
-                   completion_pixels: np.ndarray) -> dict:
-    """Accuracy and completion error from the spiking read-outs of :func:`evaluate_spiking`."""
-    accuracy = float(np.mean(np.argmax(on_fraction_classify[:, N_PIXELS:N_VISIBLE], axis=1) == labels))
-    free = np.setdiff1d(np.arange(N_PIXELS), TOP_HALF)
-    error = float(np.mean((on_fraction_complete[:, free] > 0.5) != (completion_pixels[:, free] > 0.5)))
-    return {"accuracy": accuracy, "completion_error": error}
+                   completion_pixels: np.ndarray, occluded: np.ndarray | None = None) -> dict:
+    """Accuracy and completion error from the spiking read-outs of :func:`evaluate_spiking`
+    (``occluded``: the hidden pixels, bool (m, 64); default the bottom half)."""
+    occluded = _occluded(occluded, completion_pixels.shape[0])
+    return {"accuracy": accuracy(predicted_labels(on_fraction_classify[:, N_PIXELS:N_VISIBLE]), labels),
+            "completion_error": completion_error(on_fraction_complete[:, :N_PIXELS], completion_pixels, occluded)}
 
 
 def initial_rbm(n_hidden: int, rng: np.random.Generator, scale: float = 0.01) -> BoltzmannMachine:
@@ -329,17 +372,20 @@ class DigitsTrainingResult:
     fit: ActivationFit
     final: BoltzmannMachine
     files: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline figures: test accuracy and completion error, spiking (before/after fine-tuning) and
-        the exact-Gibbs baseline."""
+        the exact-Gibbs baseline; energy per training iteration (J,
+        :func:`cortexsim.protocols.cd_engine.training_energy`)."""
         s = self.scores
         return {"test_accuracy": s["spiking_after"]["accuracy"],
                 "test_accuracy_before_finetuning": s["spiking_before"]["accuracy"],
                 "baseline_test_accuracy": s["baseline"]["accuracy"],
                 "completion_error": s["spiking_after"]["completion_error"],
                 "baseline_completion_error": s["baseline"]["completion_error"],
-                "iterations": self.config.iterations, "backend": self.config.backend}
+                "iterations": self.config.iterations, "backend": self.config.backend,
+                "energy_j_per_iteration": self.energy.get("j_per_iteration"), "energy_model": self.energy.get("model")}
 
     def to_dict(self) -> dict:
         """Everything, as ``results.json`` holds it."""
@@ -354,7 +400,7 @@ class DigitsTrainingResult:
                 "pretrained_exact": s["pretrained_exact"],
                 "completion_error_definition": "fraction of wrong pixels in the bottom half, top half clamped",
                 "config": config_to_dict(self.config), "activation_fit": self.fit.to_dict(),
-                "history": self.history, "timing": self.timing, "versions": library_versions(),
+                "history": self.history, "timing": self.timing, "energy": self.energy, "versions": library_versions(),
                 "machine": machine_info(), "files": self.files}
 
 
@@ -487,7 +533,8 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     scores = {"spiking_before": state["spiking_before"], "spiking_after": after,
               "baseline": prepared["baseline"], "pretrained_exact": prepared["pretrained_exact"]}
     history = dict(cd.history, pretrain_curve=prepared["pretrain_curve"], baseline_curve=prepared["baseline_curve"])
-    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b))
+    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b),
+                                  energy=training_energy(cd.timing) or {})
     if out_dir is not None:
         _write_outputs(result, output_dir(out_dir), chip_booking(sim))
     return result

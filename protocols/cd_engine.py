@@ -53,6 +53,7 @@ from cortexsim.timegrid import grid_duration
 
 from ..analysis.divergence import dkl_both
 from ..analysis.states import joint_distribution, states_on_grid, states_on_grid_from_arrays
+from ..backends.energy import DEFAULT_CPU_POWER_W_PER_CORE, HardwareTime, experiment_energy
 from ..backends.schedules import run_parameter_schedule
 from ..backends.spikes import spike_arrays
 from ..models.boltzmann import BoltzmannMachine, exact_moments, joint
@@ -61,7 +62,7 @@ from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule
                                   sampling_durations)
 
 __all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
-           "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
+           "training_energy", "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
 
 logger = logging.getLogger(__name__)
 
@@ -421,6 +422,9 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
     rng = state.generator()
     W, b = state.W, state.b
     history, timing = state.history, state.timing
+    timing.setdefault("training_cpu_s", 0.0)            # checkpoints written before these keys existed
+    timing.setdefault("iterations_cpu_timed", 0)
+    hardware = HardwareTime.from_dict(timing.get("hardware"))
     end_segment = getattr(statistics, "end_segment", None)
     bar = None
     if progress:
@@ -431,7 +435,7 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
         while state.iteration < settings.iterations:
             first = state.iteration
             last = min(first + settings.segment_length, settings.iterations)
-            tic = time.perf_counter()
+            tic, tic_cpu = time.perf_counter(), time.process_time()
             network = build(sim, W, b, first)
             timed = TimedSimulator(sim, settings.dt_ms)
             if settings.burn_in_ms > 0:
@@ -458,9 +462,13 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
                     bar.update(1)
                     if "dkl_sampled_target" in stats.record:
                         bar.set_postfix(dkl_median=f"{np.median(stats.record['dkl_sampled_target']):.4f}")
+            hardware.add(sim)
             sim.end()
             timing["run_wall_s"] += timed.run_wall_s
             timing["training_wall_s"] += time.perf_counter() - tic
+            timing["training_cpu_s"] += time.process_time() - tic_cpu
+            timing["iterations_cpu_timed"] += last - first
+            timing["hardware"] = hardware.to_dict()
             timing["iterations_timed"] += last - first
             history["segment_end"].append(last)
             if end_segment is not None:
@@ -479,6 +487,20 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
     timing["overhead_fraction"] = 1.0 - timing["run_wall_s"] / max(timing["training_wall_s"], 1e-12)
     timing["overhead_definition"] = "1 - (wall time in sim.run) / (wall time of the training loop)"
     return True
+
+
+def training_energy(timing: dict, cpu_power_w_per_core: float = DEFAULT_CPU_POWER_W_PER_CORE) -> dict | None:
+    """Energy per CD training iteration from the ``timing`` of a :class:`CDState` (J; None before any
+    iteration, or for a checkpoint written before the CPU time was recorded).
+
+    The chip's energy model (:func:`cortexsim.backends.energy.experiment_energy`: published power x
+    emulated hardware time of every segment, burn-in included) on a chip backend; the training loop's
+    CPU time (network builds, runs, statistics, updates) x the power of a core on a software backend.
+    """
+    if not timing.get("iterations_cpu_timed"):
+        return None
+    return experiment_energy(HardwareTime.from_dict(timing.get("hardware")), timing["training_cpu_s"],
+                             timing["iterations_cpu_timed"], "iteration", cpu_power_w_per_core)
 
 
 def save_checkpoint(folder, state: dict):

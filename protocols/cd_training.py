@@ -38,7 +38,7 @@ from ..models.cd_learning import block_diagonal_mask
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, compose_blocks, load_checkpoint,
-                        save_checkpoint, train_cd)
+                        save_checkpoint, train_cd, training_energy)
 from .progress import run_with_progress
 
 __all__ = ["TargetTrainingConfig", "TargetTrainingResult", "run", "train_target", "INIT_KINDS"]
@@ -175,14 +175,17 @@ class TargetTrainingResult:
     timing: dict
     fit: ActivationFit
     files: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
         """Headline figures: median over targets of D_KL(sampled || target) after ``eval_duration_ms``,
-        before and after training, and the share of wall time spent outside ``sim.run``."""
+        before and after training, the share of wall time spent outside ``sim.run`` and the energy per
+        training iteration (J; :func:`cortexsim.protocols.cd_engine.training_energy`)."""
         forward = lambda rows: float(np.median([row["dkl_sampled_target"] for row in rows]))  # noqa: E731
         return {"dkl_initial": forward(self.dkl_initial), "dkl_final": forward(self.dkl_final),
                 "iterations": self.config.iterations, "backend": self.config.backend,
-                "overhead_fraction": self.timing.get("overhead_fraction")}
+                "overhead_fraction": self.timing.get("overhead_fraction"),
+                "energy_j_per_iteration": self.energy.get("j_per_iteration"), "energy_model": self.energy.get("model")}
 
     def to_dict(self) -> dict:
         """Everything, as ``results.json`` holds it (``dkl_initial``/``dkl_final``: medians over targets)."""
@@ -202,6 +205,7 @@ class TargetTrainingResult:
             "final_parameters": [bm.to_dict() for bm in self.final],
             "history": self.history,
             "timing": self.timing,
+            "energy": self.energy,
             "versions": library_versions(),
             "machine": machine_info(),
             "files": self.files,
@@ -315,7 +319,8 @@ def train_target(config: TargetTrainingConfig, targets: list | None = None, fit:
     dkl_final = _evaluate(config, sim, fit, final, targets, config.eval_duration_ms, derive_seed(config.seed, 2, 0),
                           progress)
     result = TargetTrainingResult(config, targets, [BoltzmannMachine.from_dict(d) for d in state["initial"]],
-                                  final, state["dkl_initial"], dkl_final, cd.history, dict(cd.timing), fit)
+                                  final, state["dkl_initial"], dkl_final, cd.history, dict(cd.timing), fit,
+                                  energy=training_energy(cd.timing) or {})
     if out_dir is not None:
         _write_outputs(result, output_dir(out_dir), chip_booking(sim))
     return result

@@ -75,11 +75,12 @@ from ..models.lif_translation import fit_activation
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, load_checkpoint, save_checkpoint,
-                        train_cd)
+                        train_cd, training_energy)
 from .progress import run_on_grid
 
 __all__ = ["EnsembleConfig", "EnsembleResult", "run", "run_ensemble", "quartiles", "RunSettings", "build",
-           "network_distributions", "evaluate", "train", "fresh_training", "measure_background"]
+           "network_distributions", "evaluate", "train", "fresh_training", "measure_background",
+           "background_run_settings"]
 
 logger = logging.getLogger(__name__)
 
@@ -105,6 +106,24 @@ class RunSettings:
     neuron: NeuronParameters
     noise: NoiseParameters
     synapses: str = "renewing"
+
+
+def background_run_settings(config, backend: str) -> RunSettings:
+    """:class:`RunSettings` of an ensemble protocol's runs on ``backend``.
+
+    ``config`` has the ensemble fields of :class:`EnsembleConfig` (``seed``, ``noise``, ``in_degree``,
+    ``design_rate_hz``, ``source_sharing``, ``background_synapse``, ``tau_rec_ms``, ``delay_max_ms``,
+    ``dt_ms``, ``burn_in_ms``, ``neuron``, ``synapses``). Without programmable delays on ``backend`` the
+    background synapses get the fixed minimal delay (one time step).
+    """
+    delays = {"delay_max_ms": config.delay_max_ms}
+    if not backend_info(backend).capabilities.delays_allowed:
+        delays = {"delay_ms": config.dt_ms, "delay_max_ms": config.dt_ms}
+    background = matched_background(config.noise, config.in_degree, config.design_rate_hz,
+                                    source_sharing=config.source_sharing,
+                                    synapse=config.background_synapse, tau_rec_ms=config.tau_rec_ms, **delays)
+    return RunSettings(config.dt_ms, config.burn_in_ms, derive_seed(config.seed, 3), background, config.neuron,
+                       config.noise, config.synapses)
 
 
 def build(sim: ModuleType, settings: RunSettings, bms: list, fit: ActivationFit, mode: str,
@@ -417,14 +436,7 @@ class EnsembleConfig:
     def run_settings(self, backend: str | None = None) -> RunSettings:
         """Settings of the runs on ``backend`` (default: the ensemble backend): without programmable
         delays the background synapses get the fixed minimal delay (one time step)."""
-        delays = {"delay_max_ms": self.delay_max_ms}
-        if not backend_info(backend or self.backend).capabilities.delays_allowed:
-            delays = {"delay_ms": self.dt_ms, "delay_max_ms": self.dt_ms}
-        background = matched_background(self.noise, self.in_degree, self.design_rate_hz,
-                                        source_sharing=self.source_sharing,
-                                        synapse=self.background_synapse, tau_rec_ms=self.tau_rec_ms, **delays)
-        return RunSettings(self.dt_ms, self.burn_in_ms, derive_seed(self.seed, 3), background, self.neuron,
-                           self.noise, self.synapses)
+        return background_run_settings(self, backend or self.backend)
 
     def training(self) -> CDSettings:
         """How the CD engine trains each noise mode."""
@@ -452,6 +464,8 @@ class EnsembleResult:
             out["chip_neurons_used"] = max(r["used_neurons"] for r in hardware.values())
             out["chip_generators_in_use"] = max(r["background"]["generators_used"] for r in hardware.values())
             out["chip_hardware_time_s"] = float(sum(r["hardware_time_s"] for r in hardware.values()))
+        for mode, energy in self.data.get("training_energy", {}).items():   # J per CD iteration
+            out[f"{mode}_training_energy_j_per_iteration"] = (energy or {}).get("j_per_iteration")
         return out
 
     def to_dict(self) -> dict:
@@ -556,6 +570,8 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     results = _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_poisson, bg_ensemble,
                          evaluations, histories, trained, targets, timings)
     results["backends"] = backends
+    results["training_energy"] = {mode: training_energy(history.get("timing", {}))      # J per CD iteration
+                                  for mode, history in histories.items()}
     if hardware:
         results["hardware"] = hardware
     if out_dir is not None:

@@ -25,6 +25,7 @@ from ..analysis.divergence import dkl_both, dkl_over_time
 from ..analysis.spike_statistics import cv_isi, firing_rates_hz
 from ..analysis.states import (discrete_samples, joint_distribution, joint_distribution_over_time,
                                sample_distribution)
+from ..backends.energy import HardwareTime, experiment_energy
 from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, joint, random_bm
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
@@ -122,12 +123,15 @@ class SamplingResult:
     simulation_time_s: float
     spiketrains: list = field(repr=False, default_factory=list)
     files: dict = field(default_factory=dict)
+    energy: dict = field(default_factory=dict)
 
     def summary(self) -> dict:
-        """Headline figures: both D_KL directions (nats) after ``duration_ms``."""
+        """Headline figures: both D_KL directions (nats) after ``duration_ms``; energy per sample (J, the
+        chip's energy model on a chip backend, CPU time x a core's power elsewhere; see :attr:`energy`)."""
         return {"dkl_sampled_target": self.dkl_sampled_target, "dkl_target_sampled": self.dkl_target_sampled,
                 "n_neurons": self.bm.n_units, "backend": self.config.backend,
-                "duration_ms": self.config.duration_ms, "simulation_time_s": self.simulation_time_s}
+                "duration_ms": self.config.duration_ms, "simulation_time_s": self.simulation_time_s,
+                "energy_j_per_sample": self.energy.get("j_per_sample"), "energy_model": self.energy.get("model")}
 
     def to_dict(self) -> dict:
         """Everything, as ``results.json`` holds it."""
@@ -149,6 +153,7 @@ class SamplingResult:
             "cv_isi": self.cv_isi,
             "wall_time_s": self.wall_time_s,
             "simulation_time_s": self.simulation_time_s,
+            "energy": self.energy,
             "versions": library_versions(),
             "machine": machine_info(),
             "files": self.files,
@@ -205,10 +210,12 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
     sim = load_backend(config.backend)
     sim.setup(timestep=config.dt_ms, seed=config.seed)
     network = build_sampling_network(sim, bm, fit, config.neuron, config.noise, config.synapses)
-    sim_start = time.perf_counter()
+    sim_start, cpu_start = time.perf_counter(), time.process_time()
     run_with_progress(sim, config.duration_ms, enabled=progress, label=f"sampling on {config.backend}")
-    simulation_time = time.perf_counter() - sim_start
+    simulation_time, simulation_cpu = time.perf_counter() - sim_start, time.process_time() - cpu_start
     spiketrains = network.spiketrains()
+    hardware = HardwareTime()
+    hardware.add(sim)
     sim.end()
 
     tau_ref = config.neuron.tau_refrac
@@ -227,6 +234,8 @@ def sample(config: SamplingConfig, bm: BoltzmannMachine | None = None, fit: Acti
         checkpoints_ms=checkpoints, dkl_curves={k: np.asarray(v) for k, v in curves.items()},
         rates_hz=firing_rates_hz(spiketrains, 0.0, config.duration_ms), cv_isi=cv_isi(spiketrains),
         wall_time_s=0.0, simulation_time_s=simulation_time, spiketrains=spiketrains)
+    # J per sample: one sample = one network state per tau_ref (the discrete samples above)
+    result.energy = experiment_energy(hardware, simulation_cpu, max(int(samples.shape[0]), 1), "sample")
     if out_dir is not None:
         with Phase(f"writing figures and data to {out_dir}", enabled=progress):
             _write_outputs(result, Path(out_dir))

@@ -47,6 +47,10 @@ def test_cli_writes_results_with_all_dkl_summaries_and_figures(tmp_path, monkeyp
         assert 0 <= background["inputs"]["mean_abs_correlation"] < 1
         assert background["free_membrane"]["std_mv"] > 0
     assert results["activation_fit"]["ensemble"]["alpha"] > 0
+    for mode in ("poisson", "ensemble"):     # J per CD iteration (NEST: CPU time x power, per iteration)
+        energy = results["training_energy"][mode]
+        assert energy["model"] == "software" and energy["units"] == 10
+        assert energy["j_per_iteration"] == pytest.approx(energy["energy_j"] / 10) and energy["energy_j"] > 0
     for name in results["files"].values():
         assert (tmp_path / name).stat().st_size > 1000
     assert "dkl_ensemble_trained: " in capsys.readouterr().out

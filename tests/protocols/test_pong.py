@@ -106,6 +106,19 @@ def test_short_run_writes_results_and_figures(tmp_path, backend):
         assert np.issubdtype(np.array(data["weights_final"]).dtype, np.integer)
 
 
+def test_run_uses_the_given_route_parameters_and_refuses_the_other_routes():
+    from dataclasses import replace
+
+    from cortexsim.protocols.pong import ChipPongParameters, NestPongParameters
+
+    config = PongConfig(seed=3, backend="nest", iterations=4, n_rows=4, probe_repeats=0, eval_repeats=1)
+    frozen = run(config, parameters=replace(NestPongParameters(), learning_rate_nA=0.0))
+    assert frozen.parameters["learning_rate_nA"] == 0.0
+    np.testing.assert_array_equal(frozen.weights_final, frozen.weights_initial)        # no learning at rate 0
+    with pytest.raises(TypeError, match="NestPongParameters"):
+        run(config, parameters=ChipPongParameters())
+
+
 def test_cli_runs_the_nest_route_and_names_bad_input(tmp_path, capsys):
     from cortexsim.cli import main
 

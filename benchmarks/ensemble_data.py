@@ -1,0 +1,102 @@
+"""Benchmark of issue 22: noise-free ensembles that learn from data, against the same networks under Poisson noise.
+
+M networks (RBMs: image + 10 label visible units, hidden units), each the others' only background
+after the kick, are trained by spiking CD from random initial weights and scored on the test set
+(classification, pattern completion with half / quarter / random-30 % occlusion, every network and the
+ensemble's vote); the same networks are trained and scored identically under Poisson noise
+(``cortexsim ensemble --task digits``, :mod:`cortexsim.protocols.ensemble_data`).
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/ensemble_data.py --size small   # ~30 min, shared
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/ensemble_data.py                           # acceptance
+
+Tasks: ``digits`` (scikit-learn's 8x8 digits, full test split of 359 images). ``mnist`` (14x14,
+binarised) is not implemented yet (the ensemble protocol has only the digits task so far): asking for
+it stops with a message. Background synapses: ``--background-synapses depressing,static`` runs both
+(the paper's setting is static).
+
+Not yet chosen: the acceptance size's training schedule. With the protocol's defaults (eta0 0.05,
+inverse schedule tau 100, batch 10) exact-Gibbs CD of the 100-hidden digits RBM from random weights
+reaches only ~20 % test accuracy after 200 updates and ~66 % after 2000 (development seed 7, not a
+benchmark seed), so the "full" size below cannot meet the issue's figures as it stands; choose the
+schedule and length on development seeds first (the exact baseline is cheap: pure numpy).
+
+Writes ``benchmarks/results/ensemble_data.json`` (acceptance size) or ``ensemble_data_small.json``
+(``--size small``, NOT the acceptance figure); figures to ``benchmarks/figures/ensemble_data[_small]/``.
+The ``summary`` holds, per task and background synapse, ``ensemble_test_accuracy``,
+``poisson_test_accuracy``, ``ensemble_completion_error``, ``poisson_completion_error`` (medians over
+networks), the votes, the untrained ensemble's figures and the exact-Gibbs baseline; the issue's
+un-prefixed keys are the MNIST ones (absent until MNIST runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from cortexsim.protocols.ensemble_data import EnsembleDataConfig, run_ensemble_data
+from cortexsim.results import library_versions, machine_info, write_json_atomic
+
+ROOT = Path(__file__).resolve().parent
+
+#: Settings per run size (digits). "small" (100 test images) fits a shared 2-core machine in about half an hour.
+SIZES = {
+    "small": dict(n_networks=10, n_hidden=20, train_iterations=30, n_test_images=100, n_completion_images=20,
+                  eval_read_ms=80.0, calibration_ms=3000.0, calibration_groups=3, checkpoint_every=15),
+    "full": dict(n_networks=10, n_hidden=100, train_iterations=200, n_completion_images=100, eval_read_ms=200.0,
+                 calibration_ms=20000.0, calibration_groups=10, checkpoint_every=25),
+}
+SUMMARY_KEYS = ("ensemble_test_accuracy", "poisson_test_accuracy", "ensemble_completion_error",
+                "poisson_completion_error", "ensemble_vote_test_accuracy", "poisson_vote_test_accuracy",
+                "ensemble_untrained_test_accuracy", "ensemble_untrained_completion_error",
+                "poisson_untrained_test_accuracy", "exact_baseline_test_accuracy", "exact_baseline_completion_error",
+                "accuracy_gap_points", "completion_error_ratio")
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--size", choices=sorted(SIZES), default="full")
+    parser.add_argument("--tasks", default="digits", help="comma-separated: digits (mnist: not implemented yet)")
+    parser.add_argument("--background-synapses", default="depressing", help="comma-separated: depressing,static")
+    parser.add_argument("--backend", default="nest")
+    args = parser.parse_args(argv)
+    tasks = [t for t in args.tasks.split(",") if t]
+    if "mnist" in tasks:
+        parser.error("--tasks mnist: MNIST ensembles are not implemented yet (issue 22); run --tasks digits")
+    if set(tasks) - {"digits"}:
+        parser.error(f"--tasks: unknown task(s) {sorted(set(tasks) - {'digits'})}; known: digits")
+    synapses = [s for s in args.background_synapses.split(",") if s]
+    name = "ensemble_data" + ("" if args.size == "full" else f"_{args.size}")
+    runs, summary = {}, {"run_size": args.size, "acceptance_run": args.size == "full"}
+    tic = time.perf_counter()
+    for task in tasks:
+        for synapse in synapses:
+            config = EnsembleDataConfig(seed=args.seed, backend=args.backend, background_synapse=synapse,
+                                        **SIZES[args.size])
+            out = ROOT / "figures" / name / f"{task}_{synapse}"
+            results = run_ensemble_data(config, out_dir=out, progress=True)
+            for leftover in ("results.json", "config.json", "checkpoint.json"):
+                (out / leftover).unlink(missing_ok=True)   # the benchmark's JSON is the one in results/
+            results["figures_folder"] = str(out.relative_to(ROOT.parent))
+            runs[f"{task}_{synapse}"] = results
+            for key in SUMMARY_KEYS:
+                summary[f"{task}_{synapse}_{key}"] = results["summary"][key]
+            for mode in ("poisson", "ensemble"):
+                timing = results["timing"]["training"][mode]
+                summary[f"{task}_{synapse}_{mode}_wall_s_per_iteration"] = timing["wall_s_per_iteration"]
+                summary[f"{task}_{synapse}_{mode}_share_outside_simulator"] = timing["overhead_fraction"]
+            print(f"{task}, {synapse} background: " + ", ".join(
+                f"{key} {results['summary'][key]:.4g}" for key in SUMMARY_KEYS))
+    summary["wall_time_s"] = time.perf_counter() - tic
+    write_json_atomic(ROOT / "results" / f"{name}.json", {
+        "benchmark": "ensemble_data", "summary": summary, "runs": runs,
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "load_average_at_end": list(os.getloadavg()), "versions": library_versions(), "machine": machine_info()})
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

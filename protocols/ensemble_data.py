@@ -1,0 +1,689 @@
+"""Ensembles that learn from data: M digit RBMs that are each other's noise, against Poisson noise.
+
+``run_ensemble_data(config)`` (CLI ``cortexsim ensemble --task digits``) builds M networks, each the
+RBM of the digits task (:mod:`cortexsim.protocols.cd_digits`: 64 pixel + 10 label visible units and
+``n_hidden`` hidden units, weights only between the groups), as ONE ensemble
+(:func:`cortexsim.models.ensemble.build_ensemble`), and runs everything twice with the same settings:
+
+``ensemble`` mode
+    every neuron's only background is K excitatory and K inhibitory synapses from neurons of the
+    OTHER networks (depressing by default, ``background_synapse``); after the seeded kick no random
+    source exists;
+``poisson`` mode
+    the same networks, each neuron with its own Poisson background.
+
+Steps (per mode, after the background measurement of :func:`cortexsim.protocols.ensemble.measure_background`,
+which gives the activation function under the ensemble background and the equivalent noise of the
+translation):
+
+1. evaluation of the untrained networks (random initial weights, or exact pre-training if
+   ``pretrain_iterations`` > 0, reported separately as ``pretrained_exact``);
+2. spiking CD training of all M networks at once with the CD engine
+   (:func:`cortexsim.protocols.cd_engine.train_cd` with
+   :class:`~cortexsim.protocols.cd_engine.ClampedStatistics`): per iteration every network is
+   clamped to ``batch_size`` training images one after the other (network m draws its images
+   through its own permutation of the training set, so the networks see different images at the
+   same time, and a network's background never shows its own input), then all run free for
+   ``model_ms``; the update is the digits task's, with a block-diagonal bipartite mask;
+3. evaluation of the trained networks.
+
+Evaluation (:func:`evaluate_networks`): the networks are clamped to test images through the digits
+task's :func:`~cortexsim.protocols.cd_digits.clamped_readout`; network m sees test image
+``(i + offset_m) mod n`` in step i (``offset_m = m n // M``), so all networks see every image, in
+different steps, as in training. Classification: pixels clamped, the most active label unit wins;
+completion: the pixels that ``occlusions`` leave visible clamped (``half``: bottom half hidden,
+``quarter``: bottom-right quadrant, ``random30``: 30 % of the pixels per image), a hidden pixel is
+on if its unit was on for more than half the read-out time
+(:mod:`cortexsim.models.rbm_readout`). Every network is scored, and the ensemble's vote
+(:func:`~cortexsim.models.rbm_readout.majority_vote`, :func:`~cortexsim.models.rbm_readout.vote_completion`).
+An exact-Gibbs baseline trains each network's starting RBM with the same update, number of updates
+and schedule (:func:`cortexsim.protocols.cd_digits.train_exact`) and scores it with exact block Gibbs.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from cortexsim.checks import check_choice
+from cortexsim.config import config_to_dict
+from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.results import library_versions, machine_info, output_dir, write_results
+from cortexsim.seeds import derive_rng, derive_seed
+from cortexsim.timegrid import check_duration
+
+from ..analysis.background import plot_background
+from ..analysis.data_plots import (confusion_matrix, plot_completion_examples, plot_confusion_matrix,
+                                   plot_receptive_fields)
+from ..analysis.plots import plot_learning_curve
+from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
+from ..models.boltzmann import BoltzmannMachine, block_diagonal
+from ..models.cd_learning import SCHEDULE_KINDS, bipartite_mask
+from ..models.ensemble import check_ensemble_size, equivalent_noise
+from ..models.rbm_readout import (OCCLUSIONS, accuracy, completion_error, majority_vote, occlusion_mask,
+                                  predicted_labels, vote_completion)
+from ..models.sampling_network import SYNAPSE_KINDS
+from .calibration import CalibrationConfig, calibrate
+from .cd_digits import (N_LABELS, N_PIXELS, N_VISIBLE, DigitsTrainingConfig, clamped_readout, evaluate_exact,
+                        exact_completion, free_energy_accuracy, load_digits_split, pretrain_exact,
+                        train_exact)
+from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, load_checkpoint,
+                        save_checkpoint, train_cd)
+from .ensemble import background_run_settings, build, measure_background, quartiles
+
+__all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
+           "evaluate_networks", "train_networks", "ensemble_training_data", "image_rotation", "score_networks",
+           "IMAGE_SIDE"]
+
+logger = logging.getLogger(__name__)
+
+#: Side of the digits images (pixels).
+IMAGE_SIDE = 8
+MODES = ("poisson", "ensemble")
+
+
+@dataclass(frozen=True)
+class EnsembleDataConfig:
+    """Settings of ``cortexsim ensemble --task digits`` (times in ms, rates in Hz).
+
+    Attributes
+    ----------
+    seed : int
+        Seed of everything (required): data split, initial weights, image orders, connectivity, kick,
+        simulator seeds.
+    backend : str
+        Registered backend of both modes (a seedable one for deterministic ensembles, e.g. nest).
+    n_networks : int
+        M networks, >= 2.
+    n_hidden : int
+        Hidden units per network (>= 1); a network has 74 + n_hidden neurons.
+    in_degree, source_sharing, background_synapse, tau_rec_ms, design_rate_hz, delay_max_ms
+        Ensemble background, as in ``cortexsim ensemble`` (:class:`cortexsim.protocols.ensemble.EnsembleConfig`).
+    binarize_threshold, test_fraction
+        Digits binarisation threshold in (0, 1) and share of held-out images (0.2: 359 test images).
+    pretrain_iterations : int
+        Exact-sampler pre-training updates per network before the spiking runs (0: random initial
+        weights, the spiking figure then owes nothing to exact sampling).
+    pretrain_learning_rate, pretrain_schedule_tau, pretrain_batch_size
+        Exact pre-training optimizer.
+    train_iterations : int
+        Spiking CD updates per mode; the exact baseline makes as many.
+    batch_size : int
+        Training images clamped per iteration and network.
+    learning_rate, schedule, schedule_tau, momentum, weight_decay
+        CD optimizer (eta0; "constant" or "inverse"; tau in iterations; momentum in [0, 1); L2 penalty).
+    gibbs_chains : int
+        Persistent chains of the exact baseline's model phase.
+    clamp_ms, settle_ms, model_ms : float
+        Clamp time per training image, its discarded start, free-running time per iteration (ms).
+    clamp_bias : float
+        Bias magnitude that clamps a unit (BM units, > 0).
+    readout_dt_ms : float
+        Grid on which spiking states are read (ms).
+    eval_settle_ms, eval_read_ms : float
+        Per test image: settling and read-out time of the spiking inference (ms).
+    eval_gibbs_sweeps, eval_gibbs_burn_in : int
+        Exact inference: sweeps and discarded sweeps per test image.
+    n_test_images : int
+        Test images classified (the first of the test split); 0: all.
+    n_completion_images : int
+        Test images completed per occlusion kind (the first of the test split), >= 1.
+    occlusions : tuple of str
+        Occlusion kinds of pattern completion (half, quarter, random30).
+    checkpoint_every : int
+        CD iterations per training segment (fresh simulation from the seeded initial conditions,
+        checkpoint at its end).
+    calibration_ms, calibration_points, calibration_groups, membrane_probes
+        Background measurement (as in ``cortexsim ensemble``).
+    burn_in_ms : float
+        Discarded start of every simulation (ms), includes the kick.
+    dt_ms, synapses, neuron, noise
+        Integration step (ms), recurrent synapse kind, neuron parameters, Poisson background.
+    """
+
+    seed: int
+    backend: str = "nest"
+    n_networks: int = 10
+    n_hidden: int = 100
+    in_degree: int = 30
+    source_sharing: str = "random"
+    background_synapse: str = "depressing"
+    tau_rec_ms: float = 40.0
+    design_rate_hz: float = 50.0
+    delay_max_ms: float = 10.0
+    binarize_threshold: float = 0.5
+    test_fraction: float = 0.2
+    pretrain_iterations: int = 0
+    pretrain_learning_rate: float = 0.05
+    pretrain_schedule_tau: float = 1000.0
+    pretrain_batch_size: int = 20
+    train_iterations: int = 200
+    batch_size: int = 10
+    learning_rate: float = 0.05
+    schedule: str = "inverse"
+    schedule_tau: float = 100.0
+    momentum: float = 0.5
+    weight_decay: float = 0.001
+    gibbs_chains: int = 20
+    clamp_ms: float = 60.0
+    settle_ms: float = 20.0
+    model_ms: float = 400.0
+    clamp_bias: float = 40.0
+    readout_dt_ms: float = 1.0
+    eval_settle_ms: float = 20.0
+    eval_read_ms: float = 200.0
+    eval_gibbs_sweeps: int = 50
+    eval_gibbs_burn_in: int = 5
+    n_test_images: int = 0
+    n_completion_images: int = 100
+    occlusions: tuple = OCCLUSIONS
+    checkpoint_every: int = 25
+    calibration_ms: float = 20000.0
+    calibration_points: int = 25
+    calibration_groups: int = 10
+    membrane_probes: int = 5
+    burn_in_ms: float = 200.0
+    dt_ms: float = 0.1
+    synapses: str = "renewing"
+    neuron: NeuronParameters = DEFAULT_NEURON
+    noise: NoiseParameters = DEFAULT_NOISE
+
+    def __post_init__(self):
+        backend_info(self.backend)
+        check_backend_seed(self.backend, self.seed)
+        check_dt(self.backend, self.dt_ms)
+        check_choice(self.synapses, "synapses", SYNAPSE_KINDS)
+        check_choice(self.schedule, "schedule", SCHEDULE_KINDS)
+        for name in ("n_networks", "n_hidden", "in_degree", "train_iterations", "batch_size", "n_completion_images",
+                     "calibration_points", "calibration_groups", "membrane_probes", "checkpoint_every",
+                     "gibbs_chains", "pretrain_batch_size", "eval_gibbs_sweeps"):
+            minimum = {"n_networks": 2, "calibration_points": 5}.get(name, 1)
+            value = getattr(self, name)
+            if isinstance(value, bool) or int(value) != value or value < minimum:
+                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+        for name in ("n_test_images", "pretrain_iterations"):
+            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        check_ensemble_size(self.n_networks, N_VISIBLE + self.n_hidden, self.in_degree, "ensemble",
+                            self.source_sharing)
+        occlusions = tuple(self.occlusions) if not isinstance(self.occlusions, str) else (self.occlusions,)
+        object.__setattr__(self, "occlusions", occlusions)
+        if not occlusions or len(set(occlusions)) != len(occlusions):
+            raise ValueError(f"occlusions must name each kind of {OCCLUSIONS} at most once, got {occlusions!r}")
+        for kind in occlusions:
+            check_choice(kind, "occlusions", OCCLUSIONS)
+        for name in ("clamp_ms", "model_ms", "eval_read_ms", "calibration_ms"):
+            check_duration(getattr(self, name), self.dt_ms, name)
+        if not 0 <= self.settle_ms < self.clamp_ms:
+            raise ValueError(f"settle_ms must lie in [0, clamp_ms) ms, got {self.settle_ms!r}")
+        if not 0 <= self.eval_gibbs_burn_in < self.eval_gibbs_sweeps:
+            raise ValueError(f"eval_gibbs_burn_in must lie in [0, eval_gibbs_sweeps), got {self.eval_gibbs_burn_in}")
+        for name in ("eval_settle_ms", "burn_in_ms"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ValueError(f"{name} must be a finite number >= 0 (ms), got {getattr(self, name)!r}")
+        for name in ("clamp_bias", "readout_dt_ms", "design_rate_hz", "tau_rec_ms"):
+            if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
+                raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
+        self.cd_settings()              # learning rate, momentum, schedule_tau, weight_decay
+        self.network_config(0)          # the digits task's own checks (threshold, test fraction, pre-training)
+        background_run_settings(self, self.backend)   # background synapse kind, delays
+
+    def cd_settings(self) -> CDSettings:
+        """How the CD engine trains both modes (one iteration: batch_size clamped images, then model_ms free)."""
+        return CDSettings(iterations=self.train_iterations, sampling_ms=self.model_ms, learning_rate=self.learning_rate,
+                          schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
+                          weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every,
+                          burn_in_ms=self.burn_in_ms)
+
+    def network_config(self, m: int) -> DigitsTrainingConfig:
+        """The digits-task settings of network ``m`` (its own seed: initial weights, pre-training, baseline)."""
+        return DigitsTrainingConfig(
+            seed=derive_seed(self.seed, 20, m), backend=self.backend, n_hidden=self.n_hidden,
+            binarize_threshold=self.binarize_threshold, test_fraction=self.test_fraction,
+            pretrain_iterations=self.pretrain_iterations, pretrain_learning_rate=self.pretrain_learning_rate,
+            pretrain_schedule_tau=self.pretrain_schedule_tau, pretrain_batch_size=self.pretrain_batch_size,
+            iterations=self.train_iterations, batch_size=self.batch_size, learning_rate=self.learning_rate,
+            schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
+            weight_decay=self.weight_decay, gibbs_chains=self.gibbs_chains, clamp_ms=self.clamp_ms,
+            settle_ms=self.settle_ms, model_ms=self.model_ms, clamp_bias=self.clamp_bias,
+            readout_dt_ms=self.readout_dt_ms, eval_settle_ms=self.eval_settle_ms, eval_read_ms=self.eval_read_ms,
+            eval_gibbs_sweeps=self.eval_gibbs_sweeps, eval_gibbs_burn_in=self.eval_gibbs_burn_in,
+            n_completion_images=self.n_completion_images, checkpoint_every=self.checkpoint_every,
+            dt_ms=self.dt_ms, synapses=self.synapses, neuron=self.neuron, noise=self.noise)
+
+    @property
+    def n_units(self) -> int:
+        """Neurons per network."""
+        return N_VISIBLE + self.n_hidden
+
+
+@dataclass
+class EnsembleDataResult:
+    """Outcome of :func:`run`: the ``results.json`` content (see :func:`run_ensemble_data`)."""
+
+    data: dict
+
+    def summary(self) -> dict:
+        """Headline figures (medians over networks; vote = the ensemble's vote)."""
+        return dict(self.data["summary"])
+
+    def to_dict(self) -> dict:
+        return self.data
+
+
+def ensemble_training_data(train_visible: np.ndarray, n_networks: int, seed: int) -> np.ndarray:
+    """Training rows of the whole ensemble (n, M * 74): row i gives network m the image ``perm_m[i]``.
+
+    ``perm_m`` is network m's own permutation of the training set (``derive_rng(seed, 21, m)``), so
+    the networks see different images at the same time while :class:`ClampedStatistics` draws rows.
+    """
+    n = train_visible.shape[0]
+    orders = [derive_rng(seed, 21, m).permutation(n) for m in range(int(n_networks))]
+    return np.hstack([train_visible[order] for order in orders])
+
+
+def image_rotation(n_images: int, n_networks: int) -> np.ndarray:
+    """(M, n) image index network m sees in evaluation step i: ``(i + m n // M) mod n``."""
+    steps = np.arange(int(n_images))
+    return np.stack([(steps + (m * n_images) // n_networks) % n_images for m in range(int(n_networks))])
+
+
+def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, translation_noise,
+                    sim_seed: int):
+    """The CD engine's network factory for ``mode``: ``factory(sim, W, b, first_iteration) -> Ensemble``.
+
+    The block-diagonal (W, b) of all networks becomes M networks of one ensemble
+    (:func:`cortexsim.protocols.ensemble.build`; in ``"ensemble"`` mode no Poisson source, only the kick);
+    segment k > 0 uses the simulator seed ``derive_seed(sim_seed, first_iteration)``.
+    """
+    settings = background_run_settings(config, config.backend)
+    n = config.n_units
+    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+
+    def factory(sim, W, b, first_iteration):
+        seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
+        bms = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([n] * config.n_networks)]
+        return build(sim, settings, bms, fit, mode, translation_noise, seed, connectivity=mask)
+
+    return factory
+
+
+def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray,
+                      test_x: np.ndarray, completion: dict, progress: bool = False, label: str = "") -> dict:
+    """On-fractions of every network's units for the test images (classification and completion).
+
+    ``completion`` maps an occlusion kind to ``(pixels (c, 64), occluded (c, 64) bool)``. Builds the
+    ensemble through ``factory`` (first iteration 0), burns in, and clamps image by image with the
+    rotation of :func:`image_rotation`. Returns ``{"classify": (M, n, n_units), kind: (M, c, n_units)}``
+    with rows in test-image order, and ``run_wall_s``.
+    """
+    M, n_units = config.n_networks, config.n_units
+    offsets = np.arange(M) * n_units
+    network = factory(sim, W, b, 0)
+    timed = TimedSimulator(sim, config.dt_ms)
+    if config.burn_in_ms > 0:
+        timed.run(config.burn_in_ms)
+        network.spiketrains(clear=True)
+
+    def readout(pixels, visible, name):
+        order = image_rotation(pixels.shape[0], M)
+        clamps = []
+        for i in range(pixels.shape[0]):
+            units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in range(M)])
+            values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in range(M)])
+            clamps.append((units, values))
+        out = clamped_readout(network, timed, clamps, config, progress=progress, label=f"{name} {label}".strip())
+        per_network = np.empty((M, pixels.shape[0], n_units))
+        for m in range(M):   # step i showed image order[m, i] to network m
+            per_network[m, order[m]] = out[:, offsets[m]:offsets[m] + n_units]
+        return per_network
+
+    result = {"classify": readout(test_x, np.ones(test_x.shape, dtype=bool), "classification")}
+    for kind, (pixels, occluded) in completion.items():
+        result[kind] = readout(pixels, ~occluded, f"completion ({kind})")
+    sim.end()
+    result["run_wall_s"] = timed.run_wall_s
+    return result
+
+
+def score_networks(readouts: dict, test_y: np.ndarray, completion: dict) -> dict:
+    """Scores of every network and of the ensemble's vote from :func:`evaluate_networks`' read-outs.
+
+    Returns ``accuracy`` (per network), ``vote_accuracy``, ``completion_error`` (kind -> per network),
+    ``vote_completion_error`` (kind -> value), ``mean_completion_error`` (per network, mean over the
+    kinds), ``vote_mean_completion_error``, ``predicted`` (per network) and ``vote_predicted``
+    (labels per test image).
+    """
+    labels = readouts["classify"][:, :, N_PIXELS:N_VISIBLE]
+    predicted = predicted_labels(labels)
+    vote = majority_vote(labels)
+    scores = {"accuracy": [accuracy(p, test_y) for p in predicted], "vote_accuracy": accuracy(vote, test_y),
+              "predicted": predicted.tolist(), "vote_predicted": vote.tolist(), "completion_error": {},
+              "vote_completion_error": {}}
+    for kind, (pixels, occluded) in completion.items():
+        on = readouts[kind][:, :, :N_PIXELS]
+        scores["completion_error"][kind] = [completion_error(o, pixels, occluded) for o in on]
+        scores["vote_completion_error"][kind] = completion_error(vote_completion(on), pixels, occluded)
+    kinds = list(completion)
+    scores["mean_completion_error"] = np.mean([scores["completion_error"][k] for k in kinds], axis=0).tolist()
+    scores["vote_mean_completion_error"] = float(np.mean([scores["vote_completion_error"][k] for k in kinds]))
+    return scores
+
+
+def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray,
+                   training_data: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, state: CDState | None = None,
+                   save=None, progress: bool = False, mode: str = "", stop_after_iteration: int | None = None
+                   ) -> CDState | None:
+    """Spiking CD of all networks at once: the CD engine with ``factory`` and the clamped statistics.
+
+    ``training_data`` (n, M * 74) from :func:`ensemble_training_data` is clamped onto the visible units
+    of all networks; the update is masked to each network's visible-hidden weights. Starts from the
+    block-diagonal (W, b) or continues ``state``; returns the engine state (None if interrupted by
+    ``stop_after_iteration``). Per segment, the history records each network's exact free-energy test
+    accuracy (``segment_exact_accuracy``).
+    """
+    M, n_units = config.n_networks, config.n_units
+    blocks = block_slices([n_units] * M)
+    settings, mask = config.cd_settings(), _mask(config)
+    if state is None:
+        state = CDState.fresh(W, b, settings, mask, rng=np.random.default_rng(derive_seed(config.seed, 13)))
+    visible = np.concatenate([m * n_units + np.arange(N_VISIBLE) for m in range(M)])
+
+    def on_segment(W, b):
+        return {"segment_exact_accuracy": [free_energy_accuracy(W[s, s], b[s], test_x, test_y) for s in blocks]}
+
+    statistics = ClampedStatistics(training_data, visible, config.batch_size, config.clamp_ms, config.settle_ms,
+                                   config.readout_dt_ms, config.clamp_bias, on_segment=on_segment)
+    done = train_cd(factory, statistics, settings, state, sim, mask, save=save, progress=progress,
+                    label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration)
+    return state if done else None
+
+
+def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion: dict) -> dict:
+    """Per network: the starting RBM (random or exact pre-trained), and the exact-Gibbs baseline trained
+    from it with the same update, number of updates and schedule (pure numpy)."""
+    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    out = {"W": [], "b": [], "pretrained_exact": [], "baseline": [], "baseline_curve": []}
+    for m in range(config.n_networks):
+        net = config.network_config(m)
+        W, b, chains, rng, _ = pretrain_exact(net, data, test_x, test_y)
+        out["W"].append(W.tolist())
+        out["b"].append(b.tolist())
+        eval_rng = np.random.default_rng(derive_seed(net.seed, 12))
+        half = completion.get("half", next(iter(completion.values())))
+        if config.pretrain_iterations:
+            out["pretrained_exact"].append(evaluate_exact(W, b, test_x, test_y, config.eval_gibbs_sweeps,
+                                                          config.eval_gibbs_burn_in, eval_rng, *half))
+        base_W, base_b, _, curve = train_exact(W, b, config.cd_settings().update(mask, W.shape[0]), data,
+                                               config.train_iterations, config.batch_size, chains, rng,
+                                               curve_every=config.checkpoint_every, curve_data=(test_x, test_y))
+        score = evaluate_exact(base_W, base_b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
+                               eval_rng, *half)
+        score["completion_error_by_occlusion"] = {
+            kind: completion_error(exact_completion(base_W, base_b, pixels, occluded, config.eval_gibbs_sweeps,
+                                                    config.eval_gibbs_burn_in, eval_rng), pixels, occluded)
+            for kind, (pixels, occluded) in completion.items()}
+        score["mean_completion_error"] = float(np.mean(list(score["completion_error_by_occlusion"].values())))
+        out["baseline"].append(score)
+        out["baseline_curve"].append(curve)
+    return out
+
+
+def _state_template(config: EnsembleDataConfig) -> dict:
+    n = config.n_networks * config.n_units
+    cd = CDState.fresh(np.zeros((n, n)), np.zeros(n), config.cd_settings(), _mask(config),
+                       rng=np.random.default_rng(0))
+    return {"task": "ensemble_data", "config": None, "prepared": None, "background": None, "scores": {},
+            "training": {mode: cd.to_dict() for mode in MODES}, "trained": {}}
+
+
+def _mask(config: EnsembleDataConfig) -> np.ndarray:
+    n = config.n_units
+    block = bipartite_mask(N_VISIBLE, config.n_hidden)
+    mask = np.zeros((config.n_networks * n,) * 2)
+    for s in block_slices([n] * config.n_networks):
+        mask[s, s] = block
+    return mask
+
+
+def run(config: EnsembleDataConfig, out_dir=None, progress: bool = False, resume: bool = False):
+    """The protocol behind ``cortexsim ensemble --task digits`` (:func:`run_ensemble_data`)."""
+    data = run_ensemble_data(config, out_dir=out_dir, progress=progress, resume=resume)
+    return None if data is None else EnsembleDataResult(data)
+
+
+def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool = False,
+                      poisson_fit: ActivationFit | None = None, resume: bool = False,
+                      stop_after_iteration: int | None = None) -> dict | None:
+    """Run the protocol (module docstring); returns the ``results.json`` content (None if interrupted).
+
+    ``poisson_fit`` (activation function under Poisson noise) is calibrated (cached) if not given. With
+    ``out_dir`` a checkpoint is written after every phase and training segment; ``resume`` continues it.
+    """
+    if resume and out_dir is None:
+        raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
+    tic_total = time.perf_counter()
+    say = logger.info if progress else (lambda *a, **k: None)
+    fresh = {"task": "ensemble_data", "config": config_to_dict(config), "prepared": None, "background": None,
+             "scores": {}, "training": {}, "trained": {}}
+    state = (load_checkpoint(out_dir, "ensemble_data", fresh["config"], None) if resume else fresh)
+
+    def save() -> None:
+        if out_dir is not None:
+            save_checkpoint(output_dir(out_dir), state)
+
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    if config.n_test_images:
+        test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
+    pixels = test_x[:config.n_completion_images]
+    completion = {kind: (pixels, occlusion_mask(kind, pixels.shape[0], IMAGE_SIDE, derive_rng(config.seed, 22, k)))
+                  for k, kind in enumerate(config.occlusions)}
+    sim = load_backend(config.backend)
+    poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=config.backend,
+                                                             neuron=config.neuron, noise=config.noise,
+                                                             dt_ms=config.dt_ms), progress=progress).fit
+    if state["prepared"] is None:
+        say(f"exact sampler (numpy): start of {config.n_networks} networks and their exact-Gibbs baselines")
+        state["prepared"] = _exact_baseline(config, data, test_x, test_y, completion)
+        save()
+    prepared = state["prepared"]
+    start_W = block_diagonal([BoltzmannMachine(np.asarray(W), np.asarray(b))
+                              for W, b in zip(prepared["W"], prepared["b"])])
+    settings = background_run_settings(config, config.backend)
+    tic = time.perf_counter()
+    starts = [BoltzmannMachine(np.asarray(W), np.asarray(b)) for W, b in zip(prepared["W"], prepared["b"])]
+    backgrounds = {mode: measure_background(sim, config, settings, starts, poisson_fit, mode) for mode in MODES}
+    background_s = time.perf_counter() - tic
+    ensemble_fit = backgrounds["ensemble"]["fit"]
+    source_rate = float(np.mean(backgrounds["ensemble"]["rates_hz"]))
+    say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
+        f"mean rate {source_rate:.1f} Hz")
+    modes = {"poisson": (poisson_fit, config.noise),
+             "ensemble": (ensemble_fit, equivalent_noise(settings.background, "ensemble", config.noise, source_rate))}
+    training_data = ensemble_training_data(data, config.n_networks, config.seed)
+    M, n_units = config.n_networks, config.n_units
+    mask, cd_settings = _mask(config), config.cd_settings()
+    timings = {"background_s": background_s}
+    generators = {}
+    for index, (mode, (fit, noise)) in enumerate(modes.items()):
+        tic = time.perf_counter()
+        factory = network_factory(sim, config, mode, fit, noise, derive_seed(config.seed, 6, index))
+        if f"{mode}_untrained" not in state["scores"]:
+            readouts = evaluate_networks(sim, config, network_factory(sim, config, mode, fit, noise,
+                                                                      derive_seed(config.seed, 5, index)),
+                                         start_W.W, start_W.b, test_x, completion, progress, f"{mode} untrained")
+            state["scores"][f"{mode}_untrained"] = score_networks(readouts, test_y, completion)
+            save()
+        if mode not in state["trained"]:
+            cd = (CDState.from_dict(state["training"][mode]) if mode in state["training"] else None)
+
+            def save_training(cd: CDState, mode=mode) -> None:
+                state["training"][mode] = cd.to_dict()
+                save()
+
+            cd = train_networks(sim, config, _recording_factory(factory, generators, mode), start_W.W, start_W.b,
+                                training_data, test_x, test_y, cd, save_training, progress, mode,
+                                stop_after_iteration)
+            if cd is None:
+                return None
+            W, b = cd.trained(cd_settings, mask)
+            # the engine state holds full (M n)^2 matrices: keep only its history and timing from now on
+            state["training"][mode] = {"history": cd.history, "timing": cd.timing}
+            state["trained"][mode] = {"W_blocks": [W[s, s][:N_VISIBLE, N_VISIBLE:].tolist()
+                                                   for s in block_slices([n_units] * M)],
+                                      "b": b.tolist()}
+            save()
+        W, b = _trained_parameters(state["trained"][mode], config)
+        if f"{mode}_trained" not in state["scores"]:
+            readouts = evaluate_networks(sim, config, network_factory(sim, config, mode, fit, noise,
+                                                                      derive_seed(config.seed, 7, index)),
+                                         W, b, test_x, completion, progress, f"{mode} trained")
+            state["scores"][f"{mode}_trained"] = score_networks(readouts, test_y, completion)
+            state["scores"][f"{mode}_trained"]["examples"] = _examples(readouts, completion)
+            save()
+        s = state["scores"][f"{mode}_trained"]
+        say(f"{mode} trained: median accuracy {np.median(s['accuracy']):.3f}, vote {s['vote_accuracy']:.3f}")
+        timings[f"{mode}_s"] = time.perf_counter() - tic
+    timings["total_s"] = time.perf_counter() - tic_total
+    results = _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rate, settings, test_y,
+                         timings, generators)
+    if out_dir is not None:
+        _write_outputs(results, output_dir(out_dir), backgrounds, chip_booking(sim))
+    return results
+
+
+def _recording_factory(factory, store: dict, mode: str):
+    """``factory`` that also records the backend objects each built ensemble created as noise sources."""
+    def build_and_record(sim, W, b, first_iteration):
+        network = factory(sim, W, b, first_iteration)
+        store[mode] = network.generator_models()
+        return network
+    return build_and_record
+
+
+def _trained_parameters(trained: dict, config: EnsembleDataConfig) -> tuple[np.ndarray, np.ndarray]:
+    n = config.n_units
+    W = np.zeros((config.n_networks * n,) * 2)
+    for s, W_vh in zip(block_slices([n] * config.n_networks), trained["W_blocks"]):
+        block = np.zeros((n, n))
+        block[:N_VISIBLE, N_VISIBLE:] = W_vh
+        block[N_VISIBLE:, :N_VISIBLE] = np.asarray(W_vh).T
+        W[s, s] = block
+    return W, np.asarray(trained["b"], dtype=float)
+
+
+def _examples(readouts: dict, completion: dict, n_examples: int = 4) -> dict:
+    """Completion examples of network 0 (truth, occluded, completed on-fractions) per occlusion kind."""
+    out = {}
+    for kind, (pixels, occluded) in completion.items():
+        out[kind] = [{"truth": pixels[i].tolist(), "occluded": occluded[i].tolist(),
+                      "completed": readouts[kind][0, i, :N_PIXELS].tolist()}
+                     for i in range(min(n_examples, pixels.shape[0]))]
+    return out
+
+
+def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rate, settings, test_y, timings,
+               generators) -> dict:
+    scores = state["scores"]
+    baseline = state["prepared"]["baseline"]
+
+    def median(key, condition):
+        return float(np.median(scores[condition][key]))
+
+    summary = {
+        "ensemble_test_accuracy": median("accuracy", "ensemble_trained"),
+        "poisson_test_accuracy": median("accuracy", "poisson_trained"),
+        "ensemble_completion_error": median("mean_completion_error", "ensemble_trained"),
+        "poisson_completion_error": median("mean_completion_error", "poisson_trained"),
+        "ensemble_vote_test_accuracy": scores["ensemble_trained"]["vote_accuracy"],
+        "poisson_vote_test_accuracy": scores["poisson_trained"]["vote_accuracy"],
+        "ensemble_untrained_test_accuracy": median("accuracy", "ensemble_untrained"),
+        "ensemble_untrained_completion_error": median("mean_completion_error", "ensemble_untrained"),
+        "poisson_untrained_test_accuracy": median("accuracy", "poisson_untrained"),
+        "exact_baseline_test_accuracy": float(np.median([b["accuracy"] for b in baseline])),
+        "exact_baseline_completion_error": float(np.median([b["mean_completion_error"] for b in baseline])),
+        "n_networks": config.n_networks, "n_hidden": config.n_hidden, "train_iterations": config.train_iterations,
+        "n_test_images": len(test_y), "background_synapse": config.background_synapse,
+    }
+    summary["accuracy_gap_points"] = 100 * (summary["poisson_test_accuracy"] - summary["ensemble_test_accuracy"])
+    summary["completion_error_ratio"] = (summary["ensemble_completion_error"]
+                                         / max(summary["poisson_completion_error"], 1e-12))
+    timing = {mode: dict(state["training"][mode]["timing"]) for mode in MODES}
+    for mode in MODES:
+        t = timing[mode]
+        t["wall_s_per_iteration"] = t["training_wall_s"] / max(t["iterations_timed"], 1)
+    return {
+        "task": "ensemble_digits",
+        "summary": summary,
+        "criteria": {"accuracy_within_2_points_of_poisson": bool(summary["accuracy_gap_points"] <= 2.0),
+                     "completion_error_within_1.2x_of_poisson": bool(summary["completion_error_ratio"] <= 1.2),
+                     "at_least_10_networks": bool(config.n_networks >= 10)},
+        "definitions": {
+            "test_accuracy": "median over networks of the share of test images whose most active label unit "
+                             "(pixels clamped) is the true label",
+            "completion_error": "median over networks of the mean over occlusion kinds of the share of hidden "
+                                "pixels predicted wrongly (on if on for > 1/2 of the read-out time)",
+            "vote": "plurality of the networks' labels (ties: summed label activity); completion: a pixel is on "
+                    "where more than half of the networks predict it on",
+            "exact_baseline": "each network's starting RBM trained with exact block-Gibbs CD, same update, "
+                              "number of updates and schedule; scored with exact block Gibbs"},
+        "scores": {key: {k: v for k, v in value.items() if k != "examples"} for key, value in scores.items()},
+        "quartiles_over_networks": {key: {"accuracy": quartiles(value["accuracy"]),
+                                          "completion_error": quartiles(value["mean_completion_error"])}
+                                    for key, value in scores.items()},
+        "exact": {"baseline": baseline, "pretrained_exact": state["prepared"]["pretrained_exact"],
+                  "baseline_curve": state["prepared"]["baseline_curve"]},
+        "confusion_matrix": {mode: confusion_matrix(test_y, scores[f"{mode}_trained"]["vote_predicted"],
+                                                    N_LABELS).tolist() for mode in MODES},
+        "examples": {mode: scores[f"{mode}_trained"]["examples"] for mode in MODES},
+        "training_history": {mode: state["training"][mode]["history"] for mode in MODES},
+        "timing": {"training": timing, **timings},
+        "noise_sources": {mode: generators.get(mode) for mode in MODES},
+        "background": {mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),
+                              "network_mean_rate_hz": float(np.mean(bg["rates_hz"]))}
+                       for mode, bg in backgrounds.items()},
+        "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict()},
+        "ensemble_source_rate_hz": source_rate,
+        "ensemble_background": settings.background.to_dict(),
+        "trained_parameters": state["trained"],
+        "config": config_to_dict(config),
+        "versions": library_versions(),
+        "machine": machine_info(),
+    }
+
+
+def _write_outputs(results: dict, out, backgrounds: dict, chip: dict | None = None) -> None:
+    config = results["config"]
+    files = {}
+    curves = {}
+    for mode in MODES:
+        history = results["training_history"][mode]
+        if history.get("segment_end"):
+            curves[f"{mode} noise (median over networks)"] = np.median(history["segment_exact_accuracy"], axis=1)
+    if curves:
+        segment_end = results["training_history"]["ensemble"]["segment_end"]
+        files["accuracy_over_training"] = plot_learning_curve(
+            segment_end, curves, out / "accuracy_over_training.png",
+            ylabel="test accuracy (exact free-energy read-out of the current weights)",
+            title=f"{config['n_networks']} networks x {N_VISIBLE} + {config['n_hidden']} units")
+    for mode in MODES:
+        files[f"confusion_{mode}"] = plot_confusion_matrix(
+            np.asarray(results["confusion_matrix"][mode]), out / f"confusion_{mode}.png",
+            title=f"vote of {config['n_networks']} networks, {mode} noise, trained "
+                  f"(spiking, {config['eval_read_ms']:g} ms read-out per image)")
+        files[f"completion_{mode}"] = plot_completion_examples(
+            results["examples"][mode], IMAGE_SIDE, out / f"completion_{mode}.png",
+            title=f"network 0, {mode} noise, trained: completed = time on / read-out time "
+                  f"({config['eval_read_ms']:g} ms)")
+        W_vh = np.asarray(results["trained_parameters"][mode]["W_blocks"][0])
+        files[f"receptive_fields_{mode}"] = plot_receptive_fields(
+            W_vh[:N_PIXELS], IMAGE_SIDE, out / f"receptive_fields_{mode}.png",
+            title=f"network 0, {mode} noise: pixel -> hidden weights (BM units)")
+    files["background"] = plot_background({m: bg["inputs"] for m, bg in backgrounds.items()},
+                                          {m: bg["membrane"] for m, bg in backgrounds.items()},
+                                          out / "background.png", title="background: Poisson vs ensemble")
+    results["files"] = {name: str(path.name) for name, path in files.items()}
+    write_results(out, results, results["config"], chip)

@@ -1,0 +1,168 @@
+"""Ensembles that learn from data (``cortexsim ensemble --task digits``) on NEST, at a tiny size.
+
+The activation function is the measured default-set fit of references §1 (no calibration runs here).
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from cortexsim.parameters import ActivationFit
+
+pytest.importorskip("nest")
+pytest.importorskip("pyNN")
+
+from cortexsim.models.rbm_readout import occlusion_mask  # noqa: E402
+from cortexsim.protocols import ensemble_data as protocol  # noqa: E402
+from cortexsim.protocols.cd_digits import load_digits_split  # noqa: E402
+
+FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
+TINY = dict(seed=4, n_networks=3, n_hidden=8, in_degree=10, batch_size=10, clamp_ms=60.0, settle_ms=20.0,
+            model_ms=400.0, eval_settle_ms=10.0, eval_read_ms=30.0, eval_gibbs_sweeps=5, eval_gibbs_burn_in=1,
+            calibration_ms=2000.0, calibration_points=25, calibration_groups=1, membrane_probes=1)
+
+
+def _spikes(network, sim, duration_ms):
+    sim.run(duration_ms)
+    trains = [np.asarray(st.magnitude) for st in network.spiketrains()]
+    sim.end()
+    return trains
+
+
+def test_ensemble_mode_has_no_random_source_after_the_kick():
+    """In ensemble mode the only sources are the other networks and the kick: two simulator seeds give
+    the SAME spikes (no random process), the built network holds no Poisson generator, and the kick's
+    spike times end within kick_ms. Poisson mode, built by the same factory, differs between seeds."""
+    import nest
+
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.protocols.ensemble import background_run_settings
+
+    config = protocol.EnsembleDataConfig(**TINY)
+    sim = load_backend("nest")
+    n = config.n_networks * config.n_units
+    rng = np.random.default_rng(0)
+    W = np.zeros((n, n))
+    mask = protocol._mask(config)
+    W[mask > 0] = 0.0
+    upper = np.triu(mask) > 0
+    W[upper] = rng.normal(0.0, 0.5, upper.sum())
+    W = W + W.T
+    b = rng.normal(-0.5, 0.5, n)
+    kick_ms = background_run_settings(config, "nest").background.kick_ms
+    spikes = {}
+    for mode in ("ensemble", "poisson"):
+        for sim_seed in (11, 12):
+            network = protocol.network_factory(sim, config, mode, FIT, config.noise, sim_seed)(sim, W, b, 0)
+            models = set(nest.GetNodes().get("model"))
+            if mode == "ensemble":
+                # every stimulating device: only the kick's spike_generator (recorders and PyNN's parrot relay
+                # of the kick are not sources)
+                assert {m for m in models if m.endswith("generator")} == {"spike_generator"}, models
+                kick_times = np.concatenate([np.atleast_1d(t) for t in
+                                             nest.GetNodes({"model": "spike_generator"}).get("spike_times")])
+                # kick times lie on [1 ms + dt, 1 ms + kick_ms] (kick_spike_times), as NEST holds them
+                assert kick_times.size > 0 and kick_times.max() <= kick_ms + 1.0 + 1e-9
+            else:
+                assert "poisson_generator" in models
+            spikes[mode, sim_seed] = _spikes(network, sim, 600.0)
+    total = sum(t.size for t in spikes["ensemble", 11])
+    assert total > 100   # the ensemble is active, not silent
+    assert all(np.array_equal(a, c) for a, c in zip(spikes["ensemble", 11], spikes["ensemble", 12]))
+    assert not all(np.array_equal(a, c) for a, c in zip(spikes["poisson", 11], spikes["poisson", 12]))
+
+
+def _exact_log_likelihood(W_vh, b_v, b_h, data):
+    """Mean exact log-likelihood (nats) of binary visible rows under an RBM; log Z by enumerating the
+    2**n_hidden hidden states (scipy; independent of the package's code)."""
+    from scipy.special import logsumexp
+
+    free = data @ b_v + np.sum(np.logaddexp(0.0, b_h + data @ W_vh), axis=1)
+    hidden = ((np.arange(2 ** len(b_h))[:, None] >> np.arange(len(b_h))[::-1]) & 1).astype(float)
+    log_z = logsumexp(hidden @ b_h + np.sum(np.logaddexp(0.0, b_v + hidden @ W_vh.T), axis=1))
+    return float(np.mean(free) - log_z)
+
+
+def test_noise_free_ensemble_learns_digits_and_reads_out_every_network():
+    """Spiking CD in ensemble mode (no Poisson source) from a near-zero start: 8 updates must raise
+    the exact log-likelihood of the training images in EVERY network. Size of the effect, as for the
+    digits task: the first updates move the label biases from p = 0.5 towards 0.1 and the pixel biases
+    towards the pixel means, worth several nats per network; the spiking model statistics (400 ms
+    free per update) scatter each step but cannot reverse the visible-bias part. A CD sign error,
+    data clamped onto the wrong units or one network's statistics given to another fail it.
+    Then the evaluation's bookkeeping: with the rotation of images over networks, the clamped pixel
+    units of network m must show exactly the pixels of the image scored for it."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import N_VISIBLE, initial_rbm
+    from cortexsim.protocols.cd_engine import block_slices
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=8)
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    state = protocol.train_networks(sim, config, factory, start.W, start.b,
+                                    protocol.ensemble_training_data(data, 3, config.seed), test_x[:20], test_y[:20])
+    W, b = state.trained(config.cd_settings(), protocol._mask(config))
+    for s in block_slices([config.n_units] * 3):
+        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
+                 ((start.W, start.b), (W, b))]
+        before, after = (_exact_log_likelihood(*p, data) for p in parts)
+        assert after - before > 2.0, (before, after)
+    assert len(state.history["segment_exact_accuracy"][0]) == 3
+    pixels = test_x[:5]
+    completion = {"random30": (pixels, occlusion_mask("random30", 5, 8, np.random.default_rng(3)))}
+    readouts = protocol.evaluate_networks(sim, config, factory, W, b, test_x[:5], completion)
+    for m in range(3):
+        assert np.array_equal(readouts["classify"][m, :, :64] > 0.5, test_x[:5] > 0.5)
+        shown = ~completion["random30"][1]
+        assert np.array_equal((readouts["random30"][m, :, :64] > 0.5)[shown], (pixels > 0.5)[shown])
+    scores = protocol.score_networks(readouts, test_y[:5], completion)
+    assert len(scores["accuracy"]) == 3 and 0 <= scores["vote_accuracy"] <= 1
+
+
+def test_cli_digits_ensemble_writes_summary_and_figures(tmp_path, monkeypatch, capsys):
+    """``cortexsim ensemble --task digits`` at a tiny size: the issue's summary keys, both noise modes
+    trained and scored (every network and the vote), the figures written."""
+    from cortexsim.cli import main
+
+    original = protocol.run_ensemble_data
+    monkeypatch.setattr(protocol, "run_ensemble_data", lambda config, **kw: original(config, poisson_fit=FIT, **kw))
+    assert main(["ensemble", "--task", "digits", "--networks", "3", "--hidden", "8", "--in-degree", "10",
+                 "--train-iterations", "2", "--batch-size", "2", "--model-ms", "60", "--test-images", "6",
+                 "--completion-images", "3", "--eval-read", "30", "--calibration-duration", "2000",
+                 "--calibration-groups", "1", "--membrane-probes", "1", "--checkpoint-every", "1",
+                 "--seed", "3", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    for key in ("ensemble_test_accuracy", "poisson_test_accuracy", "ensemble_completion_error",
+                "poisson_completion_error", "ensemble_vote_test_accuracy", "ensemble_untrained_test_accuracy",
+                "exact_baseline_test_accuracy"):
+        assert 0.0 <= results["summary"][key] <= 1.0, key
+    for condition in ("poisson_untrained", "poisson_trained", "ensemble_untrained", "ensemble_trained"):
+        assert len(results["scores"][condition]["accuracy"]) == 3
+        assert set(results["scores"][condition]["completion_error"]) == {"half", "quarter", "random30"}
+    assert results["noise_sources"]["ensemble"] == ["background_exc", "background_inh", "kick"]
+    assert len(results["training_history"]["ensemble"]["segment_exact_accuracy"]) == 2
+    for name in results["files"].values():
+        assert (tmp_path / name).stat().st_size > 1000
+    assert "ensemble_test_accuracy: " in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--networks", "1"], "n_networks"),
+    (["--occlusions", "half,third"], "occlusions"),
+    (["--hidden", "0"], "n_hidden"),
+    (["--neurons", "5"], "--neurons applies to --task target"),
+    (["--eval-read", "-5"], "eval_read_ms"),
+])
+def test_cli_refuses_bad_digits_ensemble_settings_before_running(args, needle, tmp_path, capsys):
+    from cortexsim.cli import main
+
+    assert main(["ensemble", "--task", "digits", *args, "--out", str(tmp_path / "o")]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
