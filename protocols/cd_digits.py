@@ -32,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.checks import check_choice
+from cortexsim.checks import check_choice, check_int
 from cortexsim.config import config_to_dict
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from cortexsim.results import library_versions, machine_info, output_dir, write_results
@@ -43,8 +43,8 @@ from ..analysis import plots
 from ..analysis.states import states_on_grid
 from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine
-from ..models.cd_learning import (CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask, block_gibbs,
-                                  check_binary_data, moments_from_states)
+from ..models.cd_learning import (SCHEDULE_KINDS, CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask,
+                                  block_gibbs, check_binary_data, moments_from_states)
 from ..models.datasets import digits, one_hot, train_test_split
 from ..models.rbm_readout import accuracy, completion_error, occlusion_mask, predicted_labels
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
@@ -52,8 +52,8 @@ from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
                         train_cd, training_energy)
 
-__all__ = ["DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS", "N_LABELS",
-           "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
+__all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
+           "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
            "pretrain_exact"]
 
@@ -241,8 +241,12 @@ def initial_rbm(n_hidden: int, rng: np.random.Generator, scale: float = 0.01) ->
 
 
 @dataclass(frozen=True)
-class DigitsTrainingConfig:
-    """Settings of the digits task (times in ms; learning rates dimensionless).
+class DigitsRBMSettings:
+    """Settings every task shares that trains digit RBMs by spiking CD (times in ms; rates dimensionless).
+
+    The digits task (:class:`DigitsTrainingConfig`) and the ensembles on data
+    (:class:`cortexsim.protocols.ensemble_data.EnsembleDataConfig`) extend it with their own settings;
+    :meth:`check_rbm_settings` holds the checks they share (each error names the parameter and its range).
 
     Attributes
     ----------
@@ -251,39 +255,44 @@ class DigitsTrainingConfig:
     backend : str
         Registered backend name.
     n_hidden : int
-        Hidden units (>= 1); the network has 74 + n_hidden neurons.
+        Hidden units (>= 1); a network has 74 + n_hidden neurons.
     binarize_threshold : float
         Pixel threshold in (0, 1) (pixels are scaled to [0, 1]).
     test_fraction : float
-        Share of held-out images, in (0, 1).
+        Share of held-out images, in (0, 1) (0.2: 359 test images).
     pretrain_iterations, pretrain_learning_rate, pretrain_schedule_tau, pretrain_batch_size : int, float, float, int
-        Exact-sampler pre-training (0 iterations: the spiking network starts from small random weights).
-    iterations : int
-        Spiking fine-tuning updates; the exact baseline makes as many further updates.
+        Exact-sampler pre-training (0 iterations: the spiking network starts from small random weights,
+        and the spiking figure owes nothing to exact sampling).
     batch_size : int
-        Training images clamped per iteration (spiking and baseline fine-tuning).
+        Training images clamped per iteration (spiking and exact baseline).
     learning_rate, schedule, schedule_tau, momentum, weight_decay
-        Optimizer of the fine-tuning (and of pre-training, except rate and tau).
+        CD optimizer (eta0; "constant" or "inverse"; tau in iterations; momentum in [0, 1); L2 penalty);
+        pre-training uses the same except rate and tau.
     gibbs_chains : int
         Persistent chains of the exact sampler's model phase.
     clamp_ms, settle_ms, model_ms : float
-        Clamp time per image, discarded start of each clamp, free-running time per iteration.
+        Clamp time per training image, its discarded start, free-running time per iteration (ms).
     clamp_bias : float
         Bias magnitude that clamps a unit (BM units, > 0).
     readout_dt_ms : float
         Grid on which spiking states are read (ms).
     eval_settle_ms, eval_read_ms : float
-        Per test image: settling time and read-out time of the spiking inference.
+        Per test image: settling time and read-out time of the spiking inference (ms).
     eval_gibbs_sweeps, eval_gibbs_burn_in : int
         Exact inference: sweeps and discarded sweeps per test image.
     n_test_images : int
-        Test images used for classification (the first ones of the test split); 0: all.
+        Test images classified (the first ones of the test split); 0: all.
     n_completion_images : int
-        Test images used for pattern completion (the first ones of the test split).
+        Test images used for pattern completion (the first ones of the test split), >= 1.
     checkpoint_every : int
-        Iterations per segment (fresh simulation, checkpoint at its end).
+        CD iterations per training segment (fresh simulation, checkpoint at its end).
     dt_ms, synapses, neuron, noise
-        Simulation step (ms), recurrent synapse kind, neuron and noise parameters.
+        Simulation step (ms), recurrent synapse kind, neuron and noise parameters (PyNN units).
+
+    Examples
+    --------
+    >>> DigitsTrainingConfig(seed=1, n_hidden=20).model_ms
+    400.0
     """
 
     seed: int
@@ -295,7 +304,6 @@ class DigitsTrainingConfig:
     pretrain_learning_rate: float = 0.05
     pretrain_schedule_tau: float = 1000.0
     pretrain_batch_size: int = 20
-    iterations: int = 200
     batch_size: int = 10
     learning_rate: float = 0.005
     schedule: str = "inverse"
@@ -320,24 +328,22 @@ class DigitsTrainingConfig:
     neuron: NeuronParameters = DEFAULT_NEURON
     noise: NoiseParameters = DEFAULT_NOISE
 
-    def __post_init__(self):
+    def check_rbm_settings(self) -> None:
+        """The checks of the shared settings (before anything runs); raises ValueError naming the parameter."""
         backend_info(self.backend)
         check_backend_seed(self.backend, self.seed)
         check_dt(self.backend, self.dt_ms)
         check_choice(self.synapses, "synapses", SYNAPSE_KINDS)
-        self.cd_settings()  # iterations, optimizer, checkpoint_every
+        check_choice(self.schedule, "schedule", SCHEDULE_KINDS)
         LearningRateSchedule(self.pretrain_learning_rate, self.schedule, self.pretrain_schedule_tau)
-        if int(self.n_hidden) < 1:
-            raise ValueError(f"n_hidden must be >= 1, got {self.n_hidden}")
-        if not 0.0 < self.binarize_threshold < 1.0:
-            raise ValueError(f"binarize_threshold must lie in (0, 1), got {self.binarize_threshold}")
-        if int(self.pretrain_iterations) < 0:
-            raise ValueError(f"pretrain_iterations must be >= 0, got {self.pretrain_iterations}")
-        for name in ("batch_size", "pretrain_batch_size", "gibbs_chains", "eval_gibbs_sweeps", "n_completion_images"):
-            if int(getattr(self, name)) < 1:
-                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}")
-        if int(self.n_test_images) < 0:
-            raise ValueError(f"n_test_images must be >= 0 (0: all), got {self.n_test_images}")
+        for name in ("n_hidden", "batch_size", "pretrain_batch_size", "gibbs_chains", "eval_gibbs_sweeps",
+                     "n_completion_images", "checkpoint_every"):
+            check_int(getattr(self, name), name, minimum=1)
+        for name in ("n_test_images", "pretrain_iterations"):
+            check_int(getattr(self, name), name, minimum=0)
+        for name in ("binarize_threshold", "test_fraction"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"{name} must lie in (0, 1), got {getattr(self, name)!r}")
         if not 0 <= self.eval_gibbs_burn_in < self.eval_gibbs_sweeps:
             raise ValueError(f"eval_gibbs_burn_in must lie in [0, eval_gibbs_sweeps), got {self.eval_gibbs_burn_in}")
         for name in ("clamp_ms", "model_ms", "eval_read_ms"):      # whole steps of dt: every valid duration runs
@@ -346,13 +352,35 @@ class DigitsTrainingConfig:
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         if not 0 <= self.settle_ms < self.clamp_ms:
-            raise ValueError(f"settle_ms must lie in [0, clamp_ms) ms, got {self.settle_ms}")
+            raise ValueError(f"settle_ms must lie in [0, clamp_ms) ms, got {self.settle_ms!r}")
         if not np.isfinite(self.eval_settle_ms) or self.eval_settle_ms < 0:
-            raise ValueError(f"eval_settle_ms must be >= 0 ms, got {self.eval_settle_ms}")
+            raise ValueError(f"eval_settle_ms must be a finite number >= 0 (ms), got {self.eval_settle_ms!r}")
 
     def calibration(self) -> CalibrationConfig:
         return CalibrationConfig(seed=self.seed, backend=self.backend, neuron=self.neuron,
                                  noise=self.noise, dt_ms=self.dt_ms)
+
+
+@dataclass(frozen=True)
+class DigitsTrainingConfig(DigitsRBMSettings):
+    """Settings of the digits task: the shared digit-RBM settings (:class:`DigitsRBMSettings`) plus its length.
+
+    Attributes
+    ----------
+    iterations : int
+        Spiking fine-tuning updates; the exact baseline makes as many further updates.
+
+    Examples
+    --------
+    >>> DigitsTrainingConfig(seed=1, iterations=50).cd_settings().iterations
+    50
+    """
+
+    iterations: int = 200
+
+    def __post_init__(self):
+        self.check_rbm_settings()
+        self.cd_settings()  # iterations, optimizer, checkpoint_every
 
     def cd_settings(self) -> CDSettings:
         """How the CD engine fine-tunes (one iteration: batch_size clamped images, then model_ms free)."""

@@ -44,13 +44,13 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 
 import numpy as np
 
-from cortexsim.checks import check_choice
+from cortexsim.checks import check_choice, check_int
 from cortexsim.config import config_to_dict
-from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
+from cortexsim.parameters import ActivationFit
 from cortexsim.results import library_versions, machine_info, output_dir, write_results
 from cortexsim.seeds import derive_rng, derive_seed
 from cortexsim.timegrid import check_duration
@@ -59,16 +59,15 @@ from ..analysis.background import plot_background
 from ..analysis.data_plots import (confusion_matrix, plot_completion_examples, plot_confusion_matrix,
                                    plot_receptive_fields)
 from ..analysis.plots import plot_learning_curve
-from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
+from ..backends.registry import chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine, block_diagonal
-from ..models.cd_learning import SCHEDULE_KINDS, bipartite_mask
+from ..models.cd_learning import bipartite_mask
 from ..models.ensemble import check_ensemble_size, equivalent_noise
 from ..models.rbm_readout import (OCCLUSIONS, accuracy, completion_error, majority_vote, occlusion_mask,
                                   predicted_labels, vote_completion)
-from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
-from .cd_digits import (N_LABELS, N_PIXELS, N_VISIBLE, DigitsTrainingConfig, clamped_readout, evaluate_exact,
-                        exact_completion, free_energy_accuracy, load_digits_split, pretrain_exact,
+from .cd_digits import (N_LABELS, N_PIXELS, N_VISIBLE, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
+                        evaluate_exact, exact_completion, free_energy_accuracy, load_digits_split, pretrain_exact,
                         train_exact)
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, load_checkpoint,
                         save_checkpoint, train_cd)
@@ -86,127 +85,60 @@ MODES = ("poisson", "ensemble")
 
 
 @dataclass(frozen=True)
-class EnsembleDataConfig:
+class EnsembleDataConfig(DigitsRBMSettings):
     """Settings of ``cortexsim ensemble --task digits`` (times in ms, rates in Hz).
+
+    The digit-RBM settings (data, exact pre-training, CD optimizer, clamped and free phases, read-out,
+    evaluation, simulation) are those of the digits task, :class:`~cortexsim.protocols.cd_digits.DigitsRBMSettings`,
+    with two other defaults: no exact pre-training (``pretrain_iterations`` 0: random initial weights,
+    the spiking figure then owes nothing to exact sampling) and ``learning_rate`` 0.05. The seed seeds
+    everything: data split, initial weights, image orders, connectivity, kick, simulator seeds; the
+    backend runs both modes (a seedable one for deterministic ensembles, e.g. nest).
 
     Attributes
     ----------
-    seed : int
-        Seed of everything (required): data split, initial weights, image orders, connectivity, kick,
-        simulator seeds.
-    backend : str
-        Registered backend of both modes (a seedable one for deterministic ensembles, e.g. nest).
     n_networks : int
         M networks, >= 2.
-    n_hidden : int
-        Hidden units per network (>= 1); a network has 74 + n_hidden neurons.
     in_degree, source_sharing, background_synapse, tau_rec_ms, design_rate_hz, delay_max_ms
         Ensemble background, as in ``cortexsim ensemble`` (:class:`cortexsim.protocols.ensemble.EnsembleConfig`).
-    binarize_threshold, test_fraction
-        Digits binarisation threshold in (0, 1) and share of held-out images (0.2: 359 test images).
-    pretrain_iterations : int
-        Exact-sampler pre-training updates per network before the spiking runs (0: random initial
-        weights, the spiking figure then owes nothing to exact sampling).
-    pretrain_learning_rate, pretrain_schedule_tau, pretrain_batch_size
-        Exact pre-training optimizer.
     train_iterations : int
         Spiking CD updates per mode; the exact baseline makes as many.
-    batch_size : int
-        Training images clamped per iteration and network.
-    learning_rate, schedule, schedule_tau, momentum, weight_decay
-        CD optimizer (eta0; "constant" or "inverse"; tau in iterations; momentum in [0, 1); L2 penalty).
-    gibbs_chains : int
-        Persistent chains of the exact baseline's model phase.
-    clamp_ms, settle_ms, model_ms : float
-        Clamp time per training image, its discarded start, free-running time per iteration (ms).
-    clamp_bias : float
-        Bias magnitude that clamps a unit (BM units, > 0).
-    readout_dt_ms : float
-        Grid on which spiking states are read (ms).
-    eval_settle_ms, eval_read_ms : float
-        Per test image: settling and read-out time of the spiking inference (ms).
-    eval_gibbs_sweeps, eval_gibbs_burn_in : int
-        Exact inference: sweeps and discarded sweeps per test image.
-    n_test_images : int
-        Test images classified (the first of the test split); 0: all.
-    n_completion_images : int
-        Test images completed per occlusion kind (the first of the test split), >= 1.
     occlusions : tuple of str
-        Occlusion kinds of pattern completion (half, quarter, random30).
-    checkpoint_every : int
-        CD iterations per training segment (fresh simulation from the seeded initial conditions,
-        checkpoint at its end).
+        Occlusion kinds of pattern completion (half, quarter, random30); ``n_completion_images`` test
+        images are completed per kind.
     calibration_ms, calibration_points, calibration_groups, membrane_probes
         Background measurement (as in ``cortexsim ensemble``).
     burn_in_ms : float
         Discarded start of every simulation (ms), includes the kick.
-    dt_ms, synapses, neuron, noise
-        Integration step (ms), recurrent synapse kind, neuron parameters, Poisson background.
+
+    Examples
+    --------
+    >>> EnsembleDataConfig(seed=1, n_networks=4, n_hidden=20, in_degree=10).n_units
+    94
     """
 
-    seed: int
-    backend: str = "nest"
+    pretrain_iterations: int = 0
+    learning_rate: float = 0.05
     n_networks: int = 10
-    n_hidden: int = 100
     in_degree: int = 30
     source_sharing: str = "random"
     background_synapse: str = "depressing"
     tau_rec_ms: float = 40.0
     design_rate_hz: float = 50.0
     delay_max_ms: float = 10.0
-    binarize_threshold: float = 0.5
-    test_fraction: float = 0.2
-    pretrain_iterations: int = 0
-    pretrain_learning_rate: float = 0.05
-    pretrain_schedule_tau: float = 1000.0
-    pretrain_batch_size: int = 20
     train_iterations: int = 200
-    batch_size: int = 10
-    learning_rate: float = 0.05
-    schedule: str = "inverse"
-    schedule_tau: float = 100.0
-    momentum: float = 0.5
-    weight_decay: float = 0.001
-    gibbs_chains: int = 20
-    clamp_ms: float = 60.0
-    settle_ms: float = 20.0
-    model_ms: float = 400.0
-    clamp_bias: float = 40.0
-    readout_dt_ms: float = 1.0
-    eval_settle_ms: float = 20.0
-    eval_read_ms: float = 200.0
-    eval_gibbs_sweeps: int = 50
-    eval_gibbs_burn_in: int = 5
-    n_test_images: int = 0
-    n_completion_images: int = 100
     occlusions: tuple = OCCLUSIONS
-    checkpoint_every: int = 25
     calibration_ms: float = 20000.0
     calibration_points: int = 25
     calibration_groups: int = 10
     membrane_probes: int = 5
     burn_in_ms: float = 200.0
-    dt_ms: float = 0.1
-    synapses: str = "renewing"
-    neuron: NeuronParameters = DEFAULT_NEURON
-    noise: NoiseParameters = DEFAULT_NOISE
 
     def __post_init__(self):
-        backend_info(self.backend)
-        check_backend_seed(self.backend, self.seed)
-        check_dt(self.backend, self.dt_ms)
-        check_choice(self.synapses, "synapses", SYNAPSE_KINDS)
-        check_choice(self.schedule, "schedule", SCHEDULE_KINDS)
-        for name in ("n_networks", "n_hidden", "in_degree", "train_iterations", "batch_size", "n_completion_images",
-                     "calibration_points", "calibration_groups", "membrane_probes", "checkpoint_every",
-                     "gibbs_chains", "pretrain_batch_size", "eval_gibbs_sweeps"):
-            minimum = {"n_networks": 2, "calibration_points": 5}.get(name, 1)
-            value = getattr(self, name)
-            if isinstance(value, bool) or int(value) != value or value < minimum:
-                raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
-        for name in ("n_test_images", "pretrain_iterations"):
-            if int(getattr(self, name)) != getattr(self, name) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be an integer >= 0, got {getattr(self, name)!r}")
+        self.check_rbm_settings()
+        for name, minimum in (("n_networks", 2), ("in_degree", 1), ("train_iterations", 1),
+                              ("calibration_points", 5), ("calibration_groups", 1), ("membrane_probes", 1)):
+            check_int(getattr(self, name), name, minimum=minimum)
         check_ensemble_size(self.n_networks, N_VISIBLE + self.n_hidden, self.in_degree, "ensemble",
                             self.source_sharing)
         occlusions = tuple(self.occlusions) if not isinstance(self.occlusions, str) else (self.occlusions,)
@@ -215,20 +147,13 @@ class EnsembleDataConfig:
             raise ValueError(f"occlusions must name each kind of {OCCLUSIONS} at most once, got {occlusions!r}")
         for kind in occlusions:
             check_choice(kind, "occlusions", OCCLUSIONS)
-        for name in ("clamp_ms", "model_ms", "eval_read_ms", "calibration_ms"):
-            check_duration(getattr(self, name), self.dt_ms, name)
-        if not 0 <= self.settle_ms < self.clamp_ms:
-            raise ValueError(f"settle_ms must lie in [0, clamp_ms) ms, got {self.settle_ms!r}")
-        if not 0 <= self.eval_gibbs_burn_in < self.eval_gibbs_sweeps:
-            raise ValueError(f"eval_gibbs_burn_in must lie in [0, eval_gibbs_sweeps), got {self.eval_gibbs_burn_in}")
-        for name in ("eval_settle_ms", "burn_in_ms"):
-            if not np.isfinite(getattr(self, name)) or getattr(self, name) < 0:
-                raise ValueError(f"{name} must be a finite number >= 0 (ms), got {getattr(self, name)!r}")
-        for name in ("clamp_bias", "readout_dt_ms", "design_rate_hz", "tau_rec_ms"):
+        check_duration(self.calibration_ms, self.dt_ms, "calibration_ms")
+        if not np.isfinite(self.burn_in_ms) or self.burn_in_ms < 0:
+            raise ValueError(f"burn_in_ms must be a finite number >= 0 (ms), got {self.burn_in_ms!r}")
+        for name in ("design_rate_hz", "tau_rec_ms"):
             if not np.isfinite(getattr(self, name)) or getattr(self, name) <= 0:
                 raise ValueError(f"{name} must be a finite number > 0, got {getattr(self, name)!r}")
         self.cd_settings()              # learning rate, momentum, schedule_tau, weight_decay
-        self.network_config(0)          # the digits task's own checks (threshold, test fraction, pre-training)
         background_run_settings(self, self.backend)   # background synapse kind, delays
 
     def cd_settings(self) -> CDSettings:
@@ -239,20 +164,11 @@ class EnsembleDataConfig:
                           burn_in_ms=self.burn_in_ms)
 
     def network_config(self, m: int) -> DigitsTrainingConfig:
-        """The digits-task settings of network ``m`` (its own seed: initial weights, pre-training, baseline)."""
-        return DigitsTrainingConfig(
-            seed=derive_seed(self.seed, 20, m), backend=self.backend, n_hidden=self.n_hidden,
-            binarize_threshold=self.binarize_threshold, test_fraction=self.test_fraction,
-            pretrain_iterations=self.pretrain_iterations, pretrain_learning_rate=self.pretrain_learning_rate,
-            pretrain_schedule_tau=self.pretrain_schedule_tau, pretrain_batch_size=self.pretrain_batch_size,
-            iterations=self.train_iterations, batch_size=self.batch_size, learning_rate=self.learning_rate,
-            schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
-            weight_decay=self.weight_decay, gibbs_chains=self.gibbs_chains, clamp_ms=self.clamp_ms,
-            settle_ms=self.settle_ms, model_ms=self.model_ms, clamp_bias=self.clamp_bias,
-            readout_dt_ms=self.readout_dt_ms, eval_settle_ms=self.eval_settle_ms, eval_read_ms=self.eval_read_ms,
-            eval_gibbs_sweeps=self.eval_gibbs_sweeps, eval_gibbs_burn_in=self.eval_gibbs_burn_in,
-            n_completion_images=self.n_completion_images, checkpoint_every=self.checkpoint_every,
-            dt_ms=self.dt_ms, synapses=self.synapses, neuron=self.neuron, noise=self.noise)
+        """The digits-task settings of network ``m``: the shared digit-RBM settings, its own seed (initial
+        weights, pre-training, baseline) and ``train_iterations`` updates."""
+        shared = {f.name: getattr(self, f.name) for f in fields(DigitsRBMSettings)}
+        shared.update(seed=derive_seed(self.seed, 20, m))
+        return DigitsTrainingConfig(**shared, iterations=self.train_iterations)
 
     @property
     def n_units(self) -> int:
