@@ -27,6 +27,7 @@ updates).
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -39,20 +40,24 @@ from cortexsim.results import library_versions, machine_info, output_dir, write_
 from cortexsim.seeds import derive_seed
 from cortexsim.timegrid import check_duration
 
-from ..analysis import plots
-from ..analysis.states import states_on_grid
+from ..analysis import data_plots, plots
+from ..analysis.states import states_on_grid, states_on_grid_from_arrays
+from ..backends.spikes import spike_arrays
 from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import (SCHEDULE_KINDS, CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask,
                                   block_gibbs, check_binary_data, moments_from_states)
-from ..models.datasets import digits, one_hot, train_test_split
-from ..models.rbm_readout import accuracy, completion_error, occlusion_mask, predicted_labels
+from ..models.datasets import digits, downsample, mnist, one_hot, train_test_split
+from ..models.rbm_readout import OCCLUSIONS, accuracy, completion_error, occlusion_mask, predicted_labels
 from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
                         train_cd, training_energy)
 
-__all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
+__all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "DATASETS", "load_split",
+           "exact_classification", "free_energy_labels", "exact_baseline", "image_side", "completion_masks",
+           "per_iteration_wall_s",
+           "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
            "pretrain_exact"]
@@ -73,9 +78,12 @@ def load_digits_split(threshold: float, test_fraction: float, seed: int):
     return visible, train.y, test.x, test.y
 
 
-def rbm_parts(W: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(W_vh (74, n_hidden), b_v (74,), b_h (n_hidden,)) of the full (n, n) parameters."""
-    return W[:N_VISIBLE, N_VISIBLE:], b[:N_VISIBLE], b[N_VISIBLE:]
+def rbm_parts(W: np.ndarray, b: np.ndarray, n_visible: int = N_VISIBLE) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(W_vh (n_visible, n_hidden), b_v (n_visible,), b_h (n_hidden,)) of the full (n, n) parameters.
+
+    ``n_visible``: pixels + labels (74 for 8x8 digits, 206 for 14x14 MNIST).
+    """
+    return W[:n_visible, n_visible:], b[:n_visible], b[n_visible:]
 
 
 def _sigmoid(x):
@@ -88,19 +96,19 @@ def _full_states(visible: np.ndarray, hidden: np.ndarray) -> np.ndarray:
 
 def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray, iterations: int,
                 batch_size: int, chains: np.ndarray, rng: np.random.Generator, first_iteration: int = 0,
-                curve_every: int = 0, curve_data: tuple | None = None):
+                curve_every: int = 0, curve_data: tuple | None = None, n_visible: int = N_VISIBLE):
     """Exact-sampler CD (persistent chains) on an RBM; returns (W, b, chains, curve).
 
-    Data phase: ``p(h | v)`` of a mini-batch of ``batch_size`` rows of ``data`` (n, 74); model
+    Data phase: ``p(h | v)`` of a mini-batch of ``batch_size`` rows of ``data`` (n, pixels + 10); model
     phase: one block-Gibbs sweep of the persistent ``chains`` (c, 74). The update is ``update``
     (:class:`cortexsim.models.cd_learning.CDUpdate` with the bipartite mask), the same as the spiking
     engine's. ``curve`` lists (iteration, exact test accuracy) every ``curve_every`` iterations when
-    ``curve_data = (test_pixels, test_labels)`` is given.
+    ``curve_data = (test_pixels, test_labels)`` is given. ``n_visible``: pixels + labels (74 for 8x8 digits).
     """
-    data = check_binary_data(data, N_VISIBLE, "training data")
+    data = check_binary_data(data, n_visible, "training data")
     curve = []
     for iteration in range(first_iteration, first_iteration + iterations):
-        W_vh, b_v, b_h = rbm_parts(W, b)
+        W_vh, b_v, b_h = rbm_parts(W, b, n_visible)
         batch = data[rng.integers(0, data.shape[0], batch_size)]
         data_moments = moments_from_states(_full_states(batch, _sigmoid(b_h + batch @ W_vh)))
         chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
@@ -113,12 +121,24 @@ def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray
 
 def free_energy_accuracy(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray) -> float:
     """Exact classification accuracy: argmax over one-hot labels y of ``-F(pixels, y)`` (free energy)."""
-    W_vh, b_v, b_h = rbm_parts(W, b)
+    return float(np.mean(free_energy_labels(W, b, pixels) == labels))
+
+
+def free_energy_labels(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Exact classification: per image (rows of ``pixels``, (m, P)) the label y maximising ``-F(pixels, y)``.
+
+    Examples
+    --------
+    >>> W = np.zeros((12, 12)); b = np.zeros(12); b[2 + 1] = 1.0    # 2 pixels, 10 labels; label 1 favoured
+    >>> free_energy_labels(W, b, np.zeros((3, 2))).tolist()
+    [1, 1, 1]
+    """
+    W_vh, b_v, b_h = rbm_parts(W, b, pixels.shape[1] + N_LABELS)
     scores = []
     for k in range(N_LABELS):
         v = np.hstack([pixels, np.tile(one_hot(np.array([k]), N_LABELS), (pixels.shape[0], 1))])
         scores.append(v @ b_v + np.logaddexp(0.0, b_h + v @ W_vh).sum(axis=1))
-    return float(np.mean(np.argmax(scores, axis=0) == labels))
+    return np.argmax(scores, axis=0)
 
 
 def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray, n_sweeps: int,
@@ -129,32 +149,57 @@ def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.
     Classification: pixels clamped, labels start at 0; the label with the highest mean sampled state
     over sweeps ``burn_in ..`` wins. Completion: the pixels not ``occluded`` (bool (m, 64); default the
     bottom half, :func:`cortexsim.models.rbm_readout.occlusion_mask` ``"half"``) clamped, the rest starts
-    random; a pixel is predicted on if its mean sampled state exceeds 1/2.
+    random; a pixel is predicted on if its mean sampled state exceeds 1/2. Images of any size P
+    (``pixels`` (m, P), P a square; 64 for 8x8 digits).
     """
-    W_vh, b_v, b_h = rbm_parts(W, b)
-    clamp = np.zeros(N_VISIBLE, dtype=bool)
-    clamp[:N_PIXELS] = True
+    accuracy = float(np.mean(exact_classification(W, b, pixels, n_sweeps, burn_in, rng) == labels))
+    hidden = _occluded(occluded, *completion_pixels.shape)
+    completed = exact_completion(W, b, completion_pixels, hidden, n_sweeps, burn_in, rng)
+    return {"accuracy": accuracy, "completion_error": completion_error(completed, completion_pixels, hidden)}
+
+
+def exact_classification(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, n_sweeps: int, burn_in: int,
+                         rng: np.random.Generator) -> np.ndarray:
+    """Predicted labels by exact block Gibbs: ``pixels`` (m, P) clamped, labels start at 0, the label unit
+    with the highest mean sampled state over sweeps ``burn_in ..`` wins (ties: the lowest label).
+
+    Examples
+    --------
+    >>> W = np.zeros((12, 12)); b = np.zeros(12); b[2:] = -20.0; b[2 + 7] = 20.0   # 2 pixels: label 7 always on
+    >>> exact_classification(W, b, np.zeros((2, 2)), 10, 2, np.random.default_rng(0)).tolist()
+    [7, 7]
+    """
+    n_pixels = pixels.shape[1]
+    W_vh, b_v, b_h = rbm_parts(W, b, n_pixels + N_LABELS)
+    clamp = np.zeros(n_pixels + N_LABELS, dtype=bool)
+    clamp[:n_pixels] = True
     start = np.hstack([pixels, np.zeros((pixels.shape[0], N_LABELS))])
     _, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, n_sweeps, rng, clamp, record_from=burn_in)
-    accuracy = float(np.mean(predicted_labels(v_mean[:, N_PIXELS:]) == labels))
-    completed = exact_completion(W, b, completion_pixels, _occluded(occluded, completion_pixels.shape[0]),
-                                 n_sweeps, burn_in, rng)
-    return {"accuracy": accuracy, "completion_error": completion_error(
-        completed, completion_pixels, _occluded(occluded, completion_pixels.shape[0]))}
+    return predicted_labels(v_mean[:, n_pixels:])
 
 
-def _occluded(occluded: np.ndarray | None, n_images: int) -> np.ndarray:
+def image_side(n_pixels: int) -> int:
+    """Side of a square image of ``n_pixels`` pixels (ValueError if not a square)."""
+    side = int(round(np.sqrt(n_pixels)))
+    if side * side != n_pixels:
+        raise ValueError(f"images must be square; got {n_pixels} pixels per image")
+    return side
+
+
+def _occluded(occluded: np.ndarray | None, n_images: int, n_pixels: int = N_PIXELS) -> np.ndarray:
     """The given occlusion mask, or the bottom half of every image."""
-    return occlusion_mask("half", n_images, 8) if occluded is None else np.asarray(occluded, dtype=bool)
+    return (occlusion_mask("half", n_images, image_side(n_pixels)) if occluded is None
+            else np.asarray(occluded, dtype=bool))
 
 
 def exact_completion(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, occluded: np.ndarray, n_sweeps: int,
                      burn_in: int, rng: np.random.Generator) -> np.ndarray:
-    """Mean block-Gibbs pixel states (m, 64) with the pixels not ``occluded`` (bool (m, 64)) clamped.
+    """Mean block-Gibbs pixel states (m, P) with the pixels not ``occluded`` (bool (m, P)) clamped.
 
     The hidden pixels and the labels start random (uniform 0/1); means over sweeps ``burn_in ..``.
     """
-    W_vh, b_v, b_h = rbm_parts(W, b)
+    n_pixels = pixels.shape[1]
+    W_vh, b_v, b_h = rbm_parts(W, b, n_pixels + N_LABELS)
     occluded = np.asarray(occluded, dtype=bool)
     clamp = np.hstack([~occluded, np.zeros((occluded.shape[0], N_LABELS), dtype=bool)])
     start = np.hstack([pixels, np.zeros((pixels.shape[0], N_LABELS))])
@@ -164,11 +209,11 @@ def exact_completion(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, occluded:
     else:
         start = np.where(clamp, start, rng.integers(0, 2, size=start.shape))
     _, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, n_sweeps, rng, clamp, record_from=burn_in)
-    return v_mean[:, :N_PIXELS]
+    return v_mean[:, :n_pixels]
 
 
 def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int = 50, progress: bool = False,
-                    label: str = "evaluation") -> np.ndarray:
+                    label: str = "evaluation", schedule: bool = False) -> np.ndarray:
     """Fraction of read-out time every neuron of ``network`` is on, per clamp of ``clamps``.
 
     ``clamps`` is a sequence of ``(units, values)`` (indices into the network's population and their
@@ -176,7 +221,15 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
     network's ``clamp``); the read-out window is the last ``eval_read_ms``, read on a grid of
     ``config.readout_dt_ms``. Returns (len(clamps), population size) on-fractions; the network's leak
     potentials are restored after. With ``progress``, a progress bar counts the clamps.
+
+    With ``schedule``, each chunk of ``chunk`` clamps runs as ONE parameter schedule of leak potentials
+    (:meth:`TimedSimulator.run_schedule`: one launch of the compiled binary on ``brian2_standalone``,
+    ``population.set`` + ``run`` per clamp elsewhere) and spikes are read as arrays; the last chunk is
+    padded with repeats of its last clamp (read-outs discarded) so that every launch has one shape and
+    the project compiles once.
     """
+    if schedule:
+        return _scheduled_readout(network, timed, list(clamps), config, chunk, progress, label)
     tau_ref = network.neuron.tau_refrac
     dt = config.readout_dt_ms
     clamps = list(clamps)
@@ -204,8 +257,39 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
     return out
 
 
+def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chunk: int, progress: bool,
+                       label: str) -> np.ndarray:
+    """:func:`clamped_readout` with one parameter schedule per chunk of clamps."""
+    dt, tau_ref = config.readout_dt_ms, network.neuron.tau_refrac
+    per_clamp = config.eval_settle_ms + config.eval_read_ms
+    out = np.empty((len(clamps), network.population.size))
+    bar = None
+    if progress:
+        from tqdm import tqdm
+        bar = tqdm(total=len(clamps), desc=label, unit="image")
+    for start in range(0, len(clamps), chunk):
+        block = clamps[start:start + chunk]
+        padded = block + [block[-1]] * (chunk - len(block))
+        leaks = np.vstack([network.clamp_schedule(units, [values], config.clamp_bias)[0] for units, values in padded])
+        t_begin = timed.t_ms
+        phases = timed.run_schedule(network.population, "v_rest", leaks, [per_clamp] * len(padded))
+        times, indices = spike_arrays(network.population, clear=True)
+        states = states_on_grid_from_arrays(times, indices, network.population.size, tau_ref, t_begin, timed.t_ms, dt)
+        for k, (t0, t1) in enumerate(phases[:len(block)]):
+            first = int(round((t0 + config.eval_settle_ms - t_begin) / dt))
+            last = int(round((t1 - t_begin) / dt))
+            out[start + k] = states[first:last].mean(axis=0)
+        if bar is not None:
+            bar.update(len(block))
+    if bar is not None:
+        bar.close()
+    network.release()
+    return out
+
+
 def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_pixels: np.ndarray,
-                     config, chunk: int = 50, progress: bool = False, label: str = "evaluation") -> np.ndarray:
+                     config, chunk: int = 50, progress: bool = False, label: str = "evaluation",
+                     schedule: bool = False) -> np.ndarray:
     """Fraction of read-out time each unit is on, per image, with ``clamp_pixels`` clamped.
 
     ``clamp_pixels``: pixel indices clamped in every image, or a bool array (m, 64) of the pixels
@@ -217,25 +301,27 @@ def evaluate_spiking(network, timed: TimedSimulator, pixels: np.ndarray, clamp_p
         clamps = [(np.flatnonzero(row), image[row]) for image, row in zip(pixels, clamp)]
     else:
         clamps = [(clamp, image[clamp]) for image in pixels]
-    return clamped_readout(network, timed, clamps, config, chunk, progress, label)
+    return clamped_readout(network, timed, clamps, config, chunk, progress, label, schedule)
 
 
 def spiking_scores(on_fraction_classify: np.ndarray, labels: np.ndarray, on_fraction_complete: np.ndarray,
                    completion_pixels: np.ndarray, occluded: np.ndarray | None = None) -> dict:
     """Accuracy and completion error from the spiking read-outs of :func:`evaluate_spiking`
     (``occluded``: the hidden pixels, bool (m, 64); default the bottom half)."""
-    occluded = _occluded(occluded, completion_pixels.shape[0])
-    return {"accuracy": accuracy(predicted_labels(on_fraction_classify[:, N_PIXELS:N_VISIBLE]), labels),
-            "completion_error": completion_error(on_fraction_complete[:, :N_PIXELS], completion_pixels, occluded)}
+    n_pixels = completion_pixels.shape[1]
+    occluded = _occluded(occluded, *completion_pixels.shape)
+    return {"accuracy": accuracy(predicted_labels(on_fraction_classify[:, n_pixels:n_pixels + N_LABELS]), labels),
+            "completion_error": completion_error(on_fraction_complete[:, :n_pixels], completion_pixels, occluded)}
 
 
-def initial_rbm(n_hidden: int, rng: np.random.Generator, scale: float = 0.01) -> BoltzmannMachine:
-    """Small random visible-hidden weights (N(0, scale^2)), zero biases."""
-    n = N_VISIBLE + n_hidden
+def initial_rbm(n_hidden: int, rng: np.random.Generator, scale: float = 0.01,
+                n_visible: int = N_VISIBLE) -> BoltzmannMachine:
+    """Small random visible-hidden weights (N(0, scale^2)), zero biases (``n_visible``: pixels + labels)."""
+    n = n_visible + n_hidden
     W = np.zeros((n, n))
-    W_vh = rng.normal(0.0, scale, size=(N_VISIBLE, n_hidden))
-    W[:N_VISIBLE, N_VISIBLE:] = W_vh
-    W[N_VISIBLE:, :N_VISIBLE] = W_vh.T
+    W_vh = rng.normal(0.0, scale, size=(n_visible, n_hidden))
+    W[:n_visible, n_visible:] = W_vh
+    W[n_visible:, :n_visible] = W_vh.T
     return BoltzmannMachine(W, np.zeros(n))
 
 
@@ -361,14 +447,34 @@ class DigitsRBMSettings:
                                  noise=self.noise, dt_ms=self.dt_ms)
 
 
+#: Data sets of the task: scikit-learn's 8x8 digits, MNIST (downsampled to ``image_side``).
+DATASETS = ("digits", "mnist")
+
+
 @dataclass(frozen=True)
 class DigitsTrainingConfig(DigitsRBMSettings):
-    """Settings of the digits task: the shared digit-RBM settings (:class:`DigitsRBMSettings`) plus its length.
+    """Settings of the digits task: the shared digit-RBM settings (:class:`DigitsRBMSettings`) plus its
+    length, the data set and the evaluation.
 
     Attributes
     ----------
     iterations : int
-        Spiking fine-tuning updates; the exact baseline makes as many further updates.
+        Spiking CD updates (fine-tuning after any pre-training); the exact baseline makes as many.
+    dataset : str
+        "digits" (scikit-learn 8x8, split by ``test_fraction``) or "mnist" (60,000 training / 10,000
+        test images, downsampled to ``image_side`` and binarised at ``binarize_threshold``).
+    image_side : int
+        MNIST only: side of the downsampled images, in [2, 28] (14: 196 pixels).
+    n_train_images : int
+        Training images used (a seeded subset of the training split); 0: all.
+    validation_images : int
+        >= 1: hold out this many training images and evaluate on them instead of the test set (for
+        choosing hyper-parameters); 0: evaluate on the test set.
+    occlusions : tuple of str
+        Pattern-completion occlusions, each of "half", "quarter", "random30" at most once
+        (:func:`cortexsim.models.rbm_readout.occlusion_mask`).
+    eval_chunk : int
+        Test images per launch of the spiking evaluation (one parameter schedule), >= 1.
 
     Examples
     --------
@@ -377,16 +483,93 @@ class DigitsTrainingConfig(DigitsRBMSettings):
     """
 
     iterations: int = 200
+    dataset: str = "digits"
+    image_side: int = 14
+    n_train_images: int = 0
+    validation_images: int = 0
+    occlusions: tuple = OCCLUSIONS
+    eval_chunk: int = 50
 
     def __post_init__(self):
         self.check_rbm_settings()
+        check_choice(self.dataset, "dataset", DATASETS)
+        check_int(self.image_side, "image_side", minimum=2)
+        if self.image_side > 28:
+            raise ValueError(f"image_side must lie in [2, 28] (MNIST is 28x28), got {self.image_side}")
+        check_int(self.n_train_images, "n_train_images", minimum=0)
+        check_int(self.validation_images, "validation_images", minimum=0)
+        check_int(self.eval_chunk, "eval_chunk", minimum=1)
+        occlusions = (self.occlusions,) if isinstance(self.occlusions, str) else tuple(self.occlusions)
+        object.__setattr__(self, "occlusions", occlusions)
+        if not occlusions or len(set(occlusions)) != len(occlusions) or not set(occlusions) <= set(OCCLUSIONS):
+            raise ValueError(f"occlusions must name each kind of {OCCLUSIONS} at most once, got {occlusions!r}")
         self.cd_settings()  # iterations, optimizer, checkpoint_every
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels per image (64 for digits, ``image_side**2`` for MNIST)."""
+        return N_PIXELS if self.dataset == "digits" else self.image_side ** 2
 
     def cd_settings(self) -> CDSettings:
         """How the CD engine fine-tunes (one iteration: batch_size clamped images, then model_ms free)."""
         return CDSettings(iterations=self.iterations, sampling_ms=self.model_ms, learning_rate=self.learning_rate,
                           schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
                           weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every)
+
+
+@dataclass(frozen=True)
+class MnistTrainingConfig(DigitsTrainingConfig):
+    """The MNIST task (``cortexsim train-cd --task mnist``): :class:`DigitsTrainingConfig` with MNIST defaults.
+
+    14x14 binarised MNIST (196 pixels) + 10 label units, 500 hidden units, trained by spiking CD from
+    small random weights (no exact pre-training); schedule chosen with the exact model on a validation
+    split (``benchmarks/spiking_rbm_data.py``). Evaluation: the whole 10,000-image test set.
+
+    Examples
+    --------
+    >>> config = MnistTrainingConfig(seed=1, n_hidden=20, n_train_images=100, n_test_images=10, iterations=5)
+    >>> config.n_pixels, config.pretrain_iterations
+    (196, 0)
+    """
+
+    dataset: str = "mnist"
+    n_hidden: int = 500
+    pretrain_iterations: int = 0
+    iterations: int = 10000
+    learning_rate: float = 0.1
+    schedule_tau: float = 2000.0
+    eval_read_ms: float = 100.0
+    checkpoint_every: int = 100
+
+
+def load_split(config: DigitsTrainingConfig):
+    """Training rows and evaluation images of ``config``'s data set.
+
+    Returns ``(train_visible (n, P + 10), train_labels, eval_pixels (m, P), eval_labels)``: binarised
+    pixels and one-hot labels; the evaluation images are the test split (its first ``n_test_images``,
+    0: all) or, with ``validation_images``, that many held-out training images.
+    """
+    if config.dataset == "digits":
+        train, test = train_test_split(digits(binarize=True, threshold=config.binarize_threshold),
+                                       config.test_fraction, config.seed)
+        train_x, train_y, test_x, test_y = train.x, train.y, test.x, test.y
+    else:
+        train, test = (downsample(mnist(split), config.image_side) for split in ("train", "test"))
+        order = np.random.default_rng(derive_seed(config.seed, 17)).permutation(len(train.y))
+        train_x = (train.x[order] > config.binarize_threshold).astype(float)
+        train_y = train.y[order]
+        test_x, test_y = (test.x > config.binarize_threshold).astype(float), test.y
+    if config.validation_images:
+        if config.validation_images >= len(train_y):
+            raise ValueError(f"validation_images must be < the {len(train_y)} training images, "
+                             f"got {config.validation_images}")
+        test_x, test_y = train_x[:config.validation_images], train_y[:config.validation_images]
+        train_x, train_y = train_x[config.validation_images:], train_y[config.validation_images:]
+    if config.n_train_images:
+        train_x, train_y = train_x[:config.n_train_images], train_y[:config.n_train_images]
+    if config.n_test_images:
+        test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
+    return np.hstack([train_x, one_hot(train_y, N_LABELS)]), train_y, test_x, test_y
 
 
 @dataclass
@@ -404,32 +587,55 @@ class DigitsTrainingResult:
 
     def summary(self) -> dict:
         """Headline figures: test accuracy and completion error, spiking (before/after fine-tuning) and
-        the exact-Gibbs baseline; energy per training iteration (J,
-        :func:`cortexsim.protocols.cd_engine.training_energy`)."""
+        the exact-Gibbs baseline; wall time per CD iteration and its share outside the simulator; energy
+        per training iteration (J, :func:`cortexsim.protocols.cd_engine.training_energy`)."""
         s = self.scores
         return {"test_accuracy": s["spiking_after"]["accuracy"],
-                "test_accuracy_before_finetuning": s["spiking_before"]["accuracy"],
+                "test_accuracy_before_finetuning": s["spiking_before"].get("accuracy"),
                 "baseline_test_accuracy": s["baseline"]["accuracy"],
                 "completion_error": s["spiking_after"]["completion_error"],
                 "baseline_completion_error": s["baseline"]["completion_error"],
-                "iterations": self.config.iterations, "backend": self.config.backend,
+                "completion_errors": s["spiking_after"].get("completion_errors"),
+                "baseline_completion_errors": s["baseline"].get("completion_errors"),
+                "iteration_wall_s": per_iteration_wall_s(self.timing),
+                "outside_simulator_fraction": self.timing.get("overhead_fraction"),
+                "iterations": self.config.iterations, "backend": self.config.backend, "dataset": self.config.dataset,
                 "energy_j_per_iteration": self.energy.get("j_per_iteration"), "energy_model": self.energy.get("model")}
 
     def to_dict(self) -> dict:
         """Everything, as ``results.json`` holds it."""
         s = self.scores
-        return {"task": "digits",
+        return {"task": self.config.dataset,
                 "test_accuracy": s["spiking_after"]["accuracy"],
                 "completion_error": s["spiking_after"]["completion_error"],
-                "test_accuracy_before_finetuning": s["spiking_before"]["accuracy"],
-                "completion_error_before_finetuning": s["spiking_before"]["completion_error"],
+                "completion_errors": s["spiking_after"].get("completion_errors"),
+                "test_accuracy_before_finetuning": s["spiking_before"].get("accuracy"),
+                "completion_error_before_finetuning": s["spiking_before"].get("completion_error"),
                 "baseline_test_accuracy": s["baseline"]["accuracy"],
+                "baseline_free_energy_accuracy": s["baseline"].get("free_energy_accuracy"),
+                "spiking_free_energy_accuracy": s["spiking_after"].get("free_energy_accuracy"),
                 "baseline_completion_error": s["baseline"]["completion_error"],
+                "baseline_completion_errors": s["baseline"].get("completion_errors"),
                 "pretrained_exact": s["pretrained_exact"],
-                "completion_error_definition": "fraction of wrong pixels in the bottom half, top half clamped",
+                "n_test_images": len(s["spiking_after"].get("predicted", [])) or None,
+                "completion_error_definition": "fraction of wrong hidden pixels, the visible ones clamped "
+                                               "(completion_error: the first of config.occlusions)",
+                "iteration_wall_s": per_iteration_wall_s(self.timing),
                 "config": config_to_dict(self.config), "activation_fit": self.fit.to_dict(),
                 "history": self.history, "timing": self.timing, "energy": self.energy, "versions": library_versions(),
                 "machine": machine_info(), "files": self.files}
+
+
+def per_iteration_wall_s(timing: dict) -> float | None:
+    """Wall time of the training loop per CD iteration (s; network builds and compilation included).
+
+    Examples
+    --------
+    >>> per_iteration_wall_s({"training_wall_s": 30.0, "iterations_timed": 20})
+    1.5
+    """
+    n = timing.get("iterations_timed", 0)
+    return float(timing["training_wall_s"]) / n if n else None
 
 
 def pretrain_exact(config: DigitsTrainingConfig, data, test_x, test_y):
@@ -437,13 +643,15 @@ def pretrain_exact(config: DigitsTrainingConfig, data, test_x, test_y):
 
     Returns ``(W, b, chains, rng, curve)``: the pre-trained parameters, the persistent chains and the
     generator (the baseline continues with both), and (iteration, exact test accuracy) pairs. Also used
-    by :mod:`cortexsim.protocols.mixing` (the digits RBM it runs free).
+    by :mod:`cortexsim.protocols.mixing` (the digits RBM it runs free). The visible layer has as many
+    units as ``data`` has columns (pixels + 10 labels).
     """
+    n_visible = np.shape(data)[1]
     rng = np.random.default_rng(derive_seed(config.seed, 11))
-    start = initial_rbm(config.n_hidden, rng)
+    start = initial_rbm(config.n_hidden, rng, n_visible=n_visible)
     W, b = np.array(start.W), np.array(start.b)
     chains = data[rng.integers(0, data.shape[0], config.gibbs_chains)].copy()
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    mask = bipartite_mask(n_visible, config.n_hidden)
     pretrain = CDUpdate(LearningRateSchedule(config.pretrain_learning_rate, config.schedule,
                                              config.pretrain_schedule_tau),
                         MomentumOptimizer.create(W.shape[0], config.momentum, config.weight_decay), mask)
@@ -452,78 +660,143 @@ def pretrain_exact(config: DigitsTrainingConfig, data, test_x, test_y):
         W, b, chains, curve = train_exact(W, b, pretrain, data, config.pretrain_iterations,
                                           config.pretrain_batch_size, chains, rng,
                                           curve_every=max(1, config.pretrain_iterations // 20),
-                                          curve_data=(test_x, test_y))
+                                          curve_data=(test_x, test_y), n_visible=n_visible)
     return W, b, chains, rng, curve
+
+
+def completion_masks(config: DigitsTrainingConfig, completion_pixels: np.ndarray) -> dict:
+    """Occlusion mask (bool (m, P)) per kind of ``config.occlusions``; random30 drawn from the seed."""
+    rng = np.random.default_rng(derive_seed(config.seed, 16))
+    side = image_side(completion_pixels.shape[1])
+    return {kind: occlusion_mask(kind, completion_pixels.shape[0], side, rng) for kind in config.occlusions}
+
+
+def _scores(predicted, labels, completed: dict, truth, masks: dict, n_examples: int = 4, **extra) -> dict:
+    """Accuracy, completion error per occlusion (the first one also as ``completion_error``), predicted
+    labels and a few completion examples."""
+    errors = {kind: completion_error(completed[kind], truth, masks[kind]) for kind in masks}
+    examples = {kind: [{"truth": truth[i].tolist(), "occluded": masks[kind][i].tolist(),
+                        "completed": np.asarray(completed[kind][i], dtype=float).round(3).tolist()}
+                       for i in range(min(n_examples, len(truth)))] for kind in masks}
+    return {"accuracy": accuracy(np.asarray(predicted), labels), "completion_error": errors[next(iter(masks))],
+            "completion_errors": errors, "predicted": np.asarray(predicted).tolist(), "examples": examples, **extra}
+
+
+def _exact_scores(config: DigitsTrainingConfig, W, b, test_x, test_y, rng: np.random.Generator) -> dict:
+    """Exact block-Gibbs classification (label read-out) and completion per occlusion, plus the
+    free-energy accuracy."""
+    predicted = exact_classification(W, b, test_x, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in, rng)
+    truth = test_x[:config.n_completion_images]
+    masks = completion_masks(config, truth)
+    completed = {kind: exact_completion(W, b, truth, mask, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in, rng)
+                 for kind, mask in masks.items()}
+    return _scores(predicted, test_y, completed, truth, masks,
+                   free_energy_accuracy=free_energy_accuracy(W, b, test_x, test_y))
 
 
 def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
     """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
     W, b, chains, rng, curve = pretrain_exact(config, data, test_x, test_y)
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    mask = bipartite_mask(data.shape[1], config.n_hidden)
     pre_W, pre_b = W.copy(), b.copy()
     eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
-    completion = test_x[:config.n_completion_images]
-    pretrained = evaluate_exact(W, b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
-                                eval_rng, completion)
+    pretrained = _exact_scores(config, W, b, test_x, test_y, eval_rng) if config.pretrain_iterations else None
+    tic = time.perf_counter()
     base_W, base_b, _, base_curve = train_exact(W, b, config.cd_settings().update(mask, W.shape[0]), data,
                                                 config.iterations,
                                                 config.batch_size, chains, rng,
-                                                curve_every=config.checkpoint_every, curve_data=(test_x, test_y))
-    baseline = evaluate_exact(base_W, base_b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
-                              eval_rng, completion)
+                                                curve_every=config.checkpoint_every, curve_data=(test_x, test_y),
+                                                n_visible=data.shape[1])
+    baseline = _exact_scores(config, base_W, base_b, test_x, test_y, eval_rng)
+    baseline["wall_s"] = time.perf_counter() - tic
     return {"W": pre_W.tolist(), "b": pre_b.tolist(), "pretrained_exact": pretrained, "baseline": baseline,
-            "pretrain_curve": curve, "baseline_curve": base_curve}
+            "pretrain_curve": curve, "baseline_curve": base_curve, "baseline_W_vh": rbm_parts(
+                base_W, base_b, data.shape[1])[0].round(4).tolist()}
+
+
+def exact_baseline(config: DigitsTrainingConfig) -> dict:
+    """The exact part of :func:`train_digits` alone (pure numpy): optional pre-training, then the exact-Gibbs CD
+    baseline (same architecture, number of updates and schedule as the spiking run), scored on the evaluation
+    images (test set, or ``validation_images`` held-out training images). Returns the ``prepared`` dict of the
+    checkpoint: ``baseline`` (``accuracy`` (label read-out), ``free_energy_accuracy``, ``completion_errors``
+    per occlusion, ``wall_s``), ``baseline_curve`` ((iteration, free-energy accuracy) per ``checkpoint_every``).
+
+    Examples
+    --------
+    >>> config = DigitsTrainingConfig(seed=1, n_hidden=10, pretrain_iterations=0, iterations=20,
+    ...                               n_completion_images=5, checkpoint_every=10)
+    >>> 0.0 <= exact_baseline(config)["baseline"]["accuracy"] <= 1.0     # doctest: +SKIP
+    True
+    """
+    data, _, test_x, test_y = load_split(config)
+    return _prepare(config, data, test_x, test_y)
 
 
 def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, label="") -> dict:
+    """Spiking classification (label read-out, test images clamped) and completion per occlusion."""
+    truth = test_x[:config.n_completion_images]
+    masks = completion_masks(config, truth)
     if progress:
         per_image = config.eval_settle_ms + config.eval_read_ms
         logger.info(f"spiking evaluation {label}: {len(test_x)} images (classification) + "
-              f"{min(len(test_x), config.n_completion_images)} (completion), {per_image:g} ms each")
+                    f"{len(truth)} x {len(masks)} (completion), {per_image:g} ms each")
+    tic = time.perf_counter()
+    n_pixels = test_x.shape[1]
     sim.setup(timestep=config.dt_ms, seed=seed)
-    network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses)
+    network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
+                                     connectivity=bipartite_mask(n_pixels + N_LABELS, config.n_hidden))
     timed = TimedSimulator(sim)
-    classify = evaluate_spiking(network, timed, test_x, np.arange(N_PIXELS), config, progress=progress,
-                                label=f"classification {label}".strip())
-    completion = test_x[:config.n_completion_images]
-    complete = evaluate_spiking(network, timed, completion, TOP_HALF, config, progress=progress,
-                                label=f"completion {label}".strip())
+    classify = evaluate_spiking(network, timed, test_x, np.arange(n_pixels), config,
+                                min(config.eval_chunk, len(test_x)), progress, f"classification {label}".strip(),
+                                schedule=True)
+    completed = {kind: evaluate_spiking(network, timed, truth, ~mask, config, min(config.eval_chunk, len(truth)),
+                                        progress, f"completion {kind} {label}".strip(), schedule=True)[:, :n_pixels]
+                 for kind, mask in masks.items()}
     sim.end()
-    return spiking_scores(classify, test_y, complete, completion)
+    predicted = predicted_labels(classify[:, n_pixels:n_pixels + N_LABELS])
+    return _scores(predicted, test_y, completed, truth, masks, free_energy_accuracy=free_energy_accuracy(
+        W, b, test_x, test_y), wall_s=time.perf_counter() - tic, simulated_ms=timed.t_ms)
 
 
 def _state_template(config: DigitsTrainingConfig) -> dict:
     """What every checkpoint of ``config`` holds (kinds and sizes of the values; None: not checked)."""
-    n = N_VISIBLE + config.n_hidden
+    n_visible = config.n_pixels + N_LABELS
+    n = n_visible + config.n_hidden
     zeros = np.zeros((n, n))
-    cd = CDState.fresh(zeros, np.zeros(n), config.cd_settings(), bipartite_mask(N_VISIBLE, config.n_hidden),
+    cd = CDState.fresh(zeros, np.zeros(n), config.cd_settings(), bipartite_mask(n_visible, config.n_hidden),
                        rng=np.random.default_rng(0))
-    return {"task": "digits", "config": None, "spiking_before": None, "cd": cd.to_dict(),
+    return {"task": config.dataset, "config": None, "spiking_before": None, "cd": cd.to_dict(),
             "prepared": {"W": zeros.tolist(), "b": [0.0] * n, "pretrained_exact": None, "baseline": None,
-                         "pretrain_curve": None, "baseline_curve": None}}
+                         "pretrain_curve": None, "baseline_curve": None, "baseline_W_vh": None}}
 
 
 def run(config: DigitsTrainingConfig, out_dir: str | Path | None = None, progress: bool = False,
         resume: bool = False) -> DigitsTrainingResult:
-    """The protocol behind ``cortexsim train-cd --task digits`` (:func:`train_digits`)."""
+    """The protocol behind ``cortexsim train-cd --task digits|mnist`` (:func:`train_digits`)."""
     return train_digits(config, out_dir=out_dir, resume=resume, progress=progress)
 
 
 def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None, out_dir: str | Path | None = None,
                  resume: bool = False, progress: bool = False,
                  stop_after_iteration: int | None = None) -> DigitsTrainingResult | None:
-    """Run the digits task (see module docstring); returns None if stopped early by ``stop_after_iteration``."""
+    """Run the digits or MNIST task (see module docstring); returns None if stopped early by ``stop_after_iteration``.
+
+    Resumable: with ``out_dir``, a checkpoint is written after the exact part, after each training
+    segment of ``checkpoint_every`` iterations, and after the spiking evaluation; ``resume`` continues
+    from it (same settings required).
+    """
     if resume and out_dir is None:
         raise ValueError("resume needs out_dir (the folder holding checkpoint.json)")
     settings = config.cd_settings()
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
-    state = load_checkpoint(out_dir, "digits", config_to_dict(config), _state_template(config)) if resume else None
+    n_visible = config.n_pixels + N_LABELS
+    mask = bipartite_mask(n_visible, config.n_hidden)
+    state = load_checkpoint(out_dir, config.dataset, config_to_dict(config), _state_template(config)) if resume \
+        else None
+    data, _, test_x, test_y = load_split(config)
     if fit is None:     # after the checkpoint is checked: the calibration may simulate
         fit = calibrate(config.calibration(), progress=progress).fit
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    if config.n_test_images:
-        test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
     sim = load_backend(config.backend)
+    save_state = (lambda: save_checkpoint(output_dir(out_dir), state)) if out_dir else (lambda: None)
     if state is None:
         if progress:
             logger.info(f"exact sampler (numpy): {config.pretrain_iterations} pre-training and {config.iterations} "
@@ -531,15 +804,17 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         prepared = _prepare(config, data, test_x, test_y)
         cd = CDState.fresh(prepared["W"], prepared["b"], settings, mask,
                            rng=np.random.default_rng(derive_seed(config.seed, 13)))
-        state = {"task": "digits", "config": config_to_dict(config), "prepared": prepared, "spiking_before": None,
-                 "cd": cd.to_dict()}
-    save = (lambda cd: save_checkpoint(output_dir(out_dir), {**state, "cd": cd.to_dict()})) if out_dir else None
+        state = {"task": config.dataset, "config": config_to_dict(config), "prepared": prepared,
+                 "spiking_before": None, "cd": cd.to_dict()}
+        save_state()
     if state["spiking_before"] is None:
-        state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["prepared"]["W"]),
-                                                np.asarray(state["prepared"]["b"]), test_x, test_y,
-                                                derive_seed(config.seed, 14), progress, "before fine-tuning")
-        if out_dir is not None:
-            save_checkpoint(output_dir(out_dir), state)
+        if config.pretrain_iterations:
+            state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["prepared"]["W"]),
+                                                    np.asarray(state["prepared"]["b"]), test_x, test_y,
+                                                    derive_seed(config.seed, 14), progress, "before fine-tuning")
+        else:   # random initial weights: nothing to evaluate
+            state["spiking_before"] = {"skipped": "no exact pre-training: spiking CD starts from random weights"}
+        save_state()
     cd = CDState.from_dict(state["cd"])
 
     def build(sim, W, b, first_iteration):
@@ -547,29 +822,41 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
                                       connectivity=mask)  # both receptors where a trained weight may change sign
 
-    statistics = ClampedStatistics(data, np.arange(N_VISIBLE), config.batch_size, config.clamp_ms, config.settle_ms,
+    def save(cd):
+        state["cd"] = cd.to_dict()
+        save_state()
+
+    statistics = ClampedStatistics(data, np.arange(n_visible), config.batch_size, config.clamp_ms, config.settle_ms,
                                    config.readout_dt_ms, config.clamp_bias,
                                    on_segment=lambda W, b: {"segment_exact_accuracy":
                                                             free_energy_accuracy(W, b, test_x, test_y)})
-    if not train_cd(build, statistics, settings, cd, sim, mask, save=save, progress=progress,
-                    label=f"CD digits on {config.backend}", stop_after_iteration=stop_after_iteration):
+    if not train_cd(build, statistics, settings, cd, sim, mask, save=save if out_dir else None, progress=progress,
+                    label=f"CD {config.dataset} on {config.backend}", stop_after_iteration=stop_after_iteration):
         return None
     W, b = cd.trained(settings, mask)
-    after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
-                          "after fine-tuning")
+    after = state.get("spiking_after")
+    if after is None:
+        after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
+                              "after training")
+        state["spiking_after"] = after
+        save_state()
     prepared = state["prepared"]
     scores = {"spiking_before": state["spiking_before"], "spiking_after": after,
               "baseline": prepared["baseline"], "pretrained_exact": prepared["pretrained_exact"]}
     history = dict(cd.history, pretrain_curve=prepared["pretrain_curve"], baseline_curve=prepared["baseline_curve"])
-    result = DigitsTrainingResult(config, scores, history, dict(cd.timing), fit, BoltzmannMachine(W, b),
+    timing = dict(cd.timing, evaluation_wall_s=after.get("wall_s"), baseline_wall_s=prepared["baseline"].get("wall_s"))
+    result = DigitsTrainingResult(config, scores, history, timing, fit, BoltzmannMachine(W, b),
                                   energy=training_energy(cd.timing) or {})
     if out_dir is not None:
-        _write_outputs(result, output_dir(out_dir), chip_booking(sim))
+        _write_outputs(result, output_dir(out_dir), np.asarray(prepared["baseline_W_vh"]), chip_booking(sim))
     return result
 
 
-def _write_outputs(result: DigitsTrainingResult, out: Path, chip: dict | None = None) -> None:
-    h = result.history
+def _write_outputs(result: DigitsTrainingResult, out: Path, baseline_W_vh: np.ndarray | None = None,
+                   chip: dict | None = None) -> None:
+    h, config, scores = result.history, result.config, result.scores
+    n_pixels = config.n_pixels
+    side = image_side(n_pixels)
     files = {"gradient_norm": plots.plot_learning_curve(
         h["iteration"], {"|CD update direction| (spiking)": np.asarray(h["gradient_norm"])},
         out / "gradient_norm.png", ylabel="norm of <.>_data - <.>_model", logy=True)}
@@ -579,9 +866,32 @@ def _write_outputs(result: DigitsTrainingResult, out: Path, chip: dict | None = 
             curve[:, 0], {"exact free-energy test accuracy": curve[:, 1]}, out / "pretrain_accuracy.png",
             ylabel="test accuracy", title="exact-sampler pre-training")
     if h["segment_end"]:
-        files["finetune_accuracy"] = plots.plot_learning_curve(
-            h["segment_end"],
-            {"spiking fine-tuning (exact free-energy read-out)": np.asarray(h["segment_exact_accuracy"])},
-            out / "finetune_accuracy.png", ylabel="test accuracy")
+        curves = {"spiking CD (exact free-energy read-out)": np.asarray(h["segment_exact_accuracy"])}
+        base = np.asarray(h["baseline_curve"], dtype=float).reshape(-1, 2)
+        if len(base) == len(h["segment_end"]):
+            curves["exact-Gibbs CD baseline"] = base[:, 1]
+        files["accuracy_over_training"] = plots.plot_learning_curve(
+            h["segment_end"], curves, out / "accuracy_over_training.png", ylabel="accuracy (evaluation images)")
+    W_vh = rbm_parts(np.asarray(result.final.W), np.asarray(result.final.b), n_pixels + N_LABELS)[0]
+    files["receptive_fields"] = data_plots.plot_receptive_fields(
+        W_vh[:n_pixels], side, out / "receptive_fields.png", title="spiking CD: pixel -> hidden weights")
+    if baseline_W_vh is not None and baseline_W_vh.ndim == 2:
+        files["receptive_fields_baseline"] = data_plots.plot_receptive_fields(
+            baseline_W_vh[:n_pixels], side, out / "receptive_fields_baseline.png",
+            title="exact-Gibbs CD: pixel -> hidden weights")
+    for name, block in (("spiking", scores["spiking_after"]), ("baseline", scores["baseline"])):
+        if block.get("predicted"):
+            labels = _evaluation_labels(config, len(block["predicted"]))
+            counts = data_plots.confusion_matrix(labels, np.asarray(block["predicted"]), N_LABELS)
+            files[f"confusion_{name}"] = data_plots.plot_confusion_matrix(
+                counts, out / f"confusion_{name}.png", title=f"{name}: accuracy {block['accuracy']:.3f}")
+        if block.get("examples"):
+            files[f"completion_{name}"] = data_plots.plot_completion_examples(
+                block["examples"], side, out / f"completion_{name}.png", title=f"pattern completion ({name})")
     result.files = {name: Path(path).name for name, path in files.items()}
     write_results(out, result.to_dict(), result.config, chip)
+
+
+def _evaluation_labels(config: DigitsTrainingConfig, n: int) -> np.ndarray:
+    """Labels of the first ``n`` evaluation images of ``config`` (for the confusion matrices)."""
+    return load_split(config)[3][:n]

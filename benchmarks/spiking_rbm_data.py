@@ -1,0 +1,208 @@
+"""Benchmark: spiking RBMs on MNIST (14x14, binarised, + 10 label units), trained by spiking CD from random weights.
+
+Issue 22 part 1. An RBM of 196 pixel + 10 label visible units and 500 hidden units is trained by spiking
+contrastive divergence (the CD engine, ``cortexsim train-cd --task mnist``) on ``brian2_standalone``
+(compiled once per run) from small random weights (no exact pre-training), and scored on the full
+10,000-image MNIST test set: classification = label units' activity with the image clamped; pattern
+completion = occluded pixels (bottom half, bottom-right quarter, random 30 %) filled in by sampling. The
+exact-Gibbs CD baseline has the same architecture, number of updates and schedule (numpy).
+
+Stages (each resumable; all write into ``--out``; ``report`` assembles the JSON from what exists):
+
+``select``
+    The schedule (learning rate, decay tau, number of updates) chosen with the EXACT model on a validation
+    split (5,000 held-out training images, dev seed 101; the test set is not touched); ``--grid`` JSON list.
+``spiking``
+    The reported run (seed 1) on ``--backend`` with the chosen schedule; checkpointed every 100 updates
+    (``--resume`` continues). Its checkpoint also holds the exact baseline (computed first).
+``nest-timing``
+    The same network on NEST for ``--nest-iterations`` updates (per-iteration wall time and the share
+    outside the simulator; no evaluation).
+``report``
+    Writes ``benchmarks/results/spiking_rbm_data.json``; a spiking run that has not finished is
+    reported as ``partial`` (updates done, free-energy read-out of its current weights, time needed).
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/spiking_rbm_data.py --stage select
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/spiking_rbm_data.py --stage spiking [--resume]
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/spiking_rbm_data.py --stage report
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import time
+from pathlib import Path
+
+
+from cortexsim.config import config_to_dict
+from cortexsim.protocols.cd_digits import MnistTrainingConfig, exact_baseline, per_iteration_wall_s, train_digits
+from cortexsim.results import library_versions, machine_info, read_json, write_json_atomic
+
+RESULTS = Path(__file__).resolve().parent / "results" / "spiking_rbm_data.json"
+DEV_SEED, SEED = 101, 1
+VALIDATION_IMAGES = 5000
+#: Exact-model schedule candidates (learning rate, inverse-decay tau in updates, updates), batch 10.
+#: The inverse schedule does not depend on the number of updates, so one run of the longest budget gives the
+#: free-energy accuracy after every 100 updates (``curve``): shorter budgets are read off it.
+DEFAULT_GRID = [{"learning_rate": 0.1, "schedule_tau": 2000.0, "iterations": 10000},
+                {"learning_rate": 0.2, "schedule_tau": 1000.0, "iterations": 10000}]
+#: The schedule chosen on the validation split (see ``selection`` in the JSON).
+CHOSEN = {"learning_rate": 0.1, "schedule_tau": 2000.0, "iterations": 10000}
+
+
+def reported_config(backend: str, **overrides) -> MnistTrainingConfig:
+    """The reported run's settings (seed 1, the chosen schedule)."""
+    return MnistTrainingConfig(seed=SEED, backend=backend, **{**CHOSEN, **overrides})
+
+
+def stage_select(args) -> None:
+    grid = json.loads(args.grid) if args.grid else DEFAULT_GRID
+    path = args.out / "selection.json"
+    done = read_json(path) if path.is_file() else []
+    for point in grid:
+        if any(entry["point"] == point for entry in done):
+            continue
+        config = MnistTrainingConfig(seed=DEV_SEED, validation_images=VALIDATION_IMAGES, n_completion_images=100,
+                                     **point)
+        tic = time.perf_counter()
+        prepared = exact_baseline(config)
+        base = prepared["baseline"]
+        entry = {"point": point, "validation_accuracy": base["accuracy"],
+                 "validation_free_energy_accuracy": base["free_energy_accuracy"],
+                 "validation_completion_errors": base["completion_errors"], "curve": prepared["baseline_curve"],
+                 "wall_s": time.perf_counter() - tic}
+        logging.info("selection %s: validation accuracy %.4f (free energy %.4f)", point, base["accuracy"],
+                     base["free_energy_accuracy"])
+        done.append(entry)
+        write_json_atomic(path, done)
+
+
+def stage_spiking(args) -> None:
+    config = reported_config(args.backend)
+    folder = args.out / args.backend
+    resume = (folder / "checkpoint.json").is_file()
+    result = train_digits(config, out_dir=folder, resume=resume, progress=True)
+    write_json_atomic(folder / "summary.json", result.summary())
+
+
+def stage_nest_timing(args) -> None:
+    config = reported_config("nest", checkpoint_every=args.nest_iterations)
+    folder = args.out / "nest_timing"
+    resume = (folder / "checkpoint.json").is_file()
+    train_digits(config, out_dir=folder, resume=resume, progress=True, stop_after_iteration=args.nest_iterations)
+
+
+def _spiking_block(folder: Path) -> dict | None:
+    """What a spiking run folder holds: final results, or the checkpoint of a run not finished (partial)."""
+    if (folder / "results.json").is_file():
+        r = read_json(folder / "results.json")
+        return {"status": "complete", "test_accuracy": r["test_accuracy"], "completion_errors": r["completion_errors"],
+                "free_energy_accuracy": r["spiking_free_energy_accuracy"], "iterations_done": r["config"]["iterations"],
+                "timing": r["timing"], "iteration_wall_s": r["iteration_wall_s"],
+                "outside_simulator_fraction": r["timing"].get("overhead_fraction"),
+                "accuracy_over_training": list(zip(r["history"]["segment_end"],
+                                                   r["history"]["segment_exact_accuracy"])),
+                "baseline": r, "files": r["files"]}
+    if not (folder / "checkpoint.json").is_file():
+        return None
+    state = read_json(folder / "checkpoint.json")
+    cd, config = state["cd"], state["config"]
+    timing = cd["timing"]
+    per_it = per_iteration_wall_s(timing)
+    run_s = timing.get("run_wall_s", 0.0)
+    left = config["iterations"] - cd["iteration"]
+    return {"status": "partial", "iterations_done": cd["iteration"], "iterations_planned": config["iterations"],
+            "accuracy_over_training": list(zip(cd["history"]["segment_end"],
+                                               cd["history"].get("segment_exact_accuracy", []))),
+            "timing": timing, "iteration_wall_s": per_it,
+            "outside_simulator_fraction": (1.0 - run_s / timing["training_wall_s"]) if timing.get("training_wall_s")
+            else None,
+            "remaining_training_s_estimate": None if per_it is None else left * per_it,
+            "prepared_baseline": state["prepared"]["baseline"], "baseline_curve": state["prepared"]["baseline_curve"]}
+
+
+def stage_report(args) -> None:
+    selection_path = args.out / "selection.json"
+    selection = read_json(selection_path) if selection_path.is_file() else []
+    spiking = _spiking_block(args.out / "brian2_standalone")
+    nest = _spiking_block(args.out / "nest_timing")
+    baseline = None
+    if spiking is not None:
+        baseline = spiking["baseline"] if spiking["status"] == "complete" else spiking["prepared_baseline"]
+    exact_acc = None if baseline is None else (baseline.get("baseline_test_accuracy") or baseline.get("accuracy"))
+    spiking_acc = spiking.get("test_accuracy") if spiking else None
+    if spiking and spiking["status"] == "complete":
+        b = spiking.pop("baseline")
+        exact = {"accuracy": b["baseline_test_accuracy"], "free_energy_accuracy": b["baseline_free_energy_accuracy"],
+                 "completion_errors": b["baseline_completion_errors"]}
+    else:
+        exact = None if baseline is None else {k: baseline[k] for k in ("accuracy", "free_energy_accuracy",
+                                                                        "completion_errors", "wall_s")}
+        if spiking:
+            spiking.pop("prepared_baseline")
+    summary = {
+        "exact_test_accuracy": exact_acc,
+        "exact_test_free_energy_accuracy": None if exact is None else exact["free_energy_accuracy"],
+        "spiking_test_accuracy": spiking_acc,
+        "spiking_status": None if spiking is None else spiking["status"],
+        "spiking_iterations_done": None if spiking is None else spiking["iterations_done"],
+        "spiking_free_energy_accuracy_of_current_weights": (spiking["accuracy_over_training"][-1][1]
+                                                            if spiking and spiking["accuracy_over_training"] else None),
+        "exact_completion_errors": None if exact is None else exact["completion_errors"],
+        "spiking_completion_errors": spiking.get("completion_errors") if spiking else None,
+        "iteration_wall_s_brian2_standalone": spiking["iteration_wall_s"] if spiking else None,
+        "outside_simulator_fraction_brian2_standalone": spiking["outside_simulator_fraction"] if spiking else None,
+        "iteration_wall_s_nest": nest["iteration_wall_s"] if nest else None,
+        "outside_simulator_fraction_nest": nest["outside_simulator_fraction"] if nest else None,
+        "spiking_training_wall_s": spiking["timing"]["training_wall_s"] if spiking else None,
+        "full_run_training_s_estimate": (spiking["iteration_wall_s"] * CHOSEN["iterations"]
+                                         if spiking and spiking["iteration_wall_s"] else None),
+        "n_test_images": 10000,
+    }
+    acceptance = {"exact_baseline_at_least_90_percent": None if exact_acc is None else bool(exact_acc >= 0.90),
+                  "spiking_within_3_points_of_exact": (None if spiking_acc is None or exact_acc is None
+                                                       else bool(exact_acc - spiking_acc <= 0.03))}
+    report = {
+        "benchmark": "spiking_rbm_data",
+        "status": "complete" if spiking and spiking["status"] == "complete" else "partial",
+        "summary": summary,
+        "acceptance": acceptance,
+        "description": "RBM 196 pixels (MNIST 14x14, binarised at 0.5) + 10 labels visible x 500 hidden; spiking CD "
+                       "from random weights (no pre-training) on brian2_standalone vs exact-Gibbs CD (numpy) with the "
+                       "same architecture, updates and schedule; classification = label units' activity with the "
+                       "image clamped, on the full 10,000-image test set; completion = fraction of wrong hidden "
+                       "pixels (100 test images per occlusion)",
+        "selection": {"description": f"exact model, dev seed {DEV_SEED}, {VALIDATION_IMAGES} held-out training "
+                                     "images as validation, batch 10, momentum 0.5, weight decay 0.001",
+                      "grid": selection, "chosen": CHOSEN},
+        "exact_baseline": exact,
+        "spiking_brian2_standalone": spiking,
+        "nest_timing": nest,
+        "config": config_to_dict(reported_config("brian2_standalone")),
+        "seeds": {"reported": SEED, "selection": DEV_SEED},
+        "versions": library_versions(),
+        "machine": machine_info(),
+    }
+    write_json_atomic(RESULTS, report)
+    logging.info("wrote %s: exact %s, spiking %s (%s)", RESULTS, exact_acc, spiking_acc, report["status"])
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--stage", choices=("select", "spiking", "nest-timing", "report"), required=True)
+    parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
+    parser.add_argument("--backend", default="brian2_standalone")
+    parser.add_argument("--nest-iterations", type=int, default=20)
+    parser.add_argument("--out", type=Path, default=Path("out/spiking_rbm_data"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    args.out.mkdir(parents=True, exist_ok=True)
+    {"select": stage_select, "spiking": stage_spiking, "nest-timing": stage_nest_timing,
+     "report": stage_report}[args.stage](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
