@@ -133,11 +133,12 @@ def free_energy_labels(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.n
     >>> free_energy_labels(W, b, np.zeros((3, 2))).tolist()
     [1, 1, 1]
     """
-    W_vh, b_v, b_h = rbm_parts(W, b, pixels.shape[1] + N_LABELS)
-    scores = []
-    for k in range(N_LABELS):
-        v = np.hstack([pixels, np.tile(one_hot(np.array([k]), N_LABELS), (pixels.shape[0], 1))])
-        scores.append(v @ b_v + np.logaddexp(0.0, b_h + v @ W_vh).sum(axis=1))
+    n_pixels = pixels.shape[1]
+    W_vh, b_v, b_h = rbm_parts(W, b, n_pixels + N_LABELS)
+    pixel_input = b_h + pixels @ W_vh[:n_pixels]          # shared by all labels: one matrix product
+    pixel_bias = pixels @ b_v[:n_pixels]
+    scores = [pixel_bias + b_v[n_pixels + k] + np.logaddexp(0.0, pixel_input + W_vh[n_pixels + k]).sum(axis=1)
+              for k in range(N_LABELS)]
     return np.argmax(scores, axis=0)
 
 
