@@ -1,8 +1,12 @@
-"""Digits task: an RBM of visible (64 pixels + 10 labels) and hidden units on scikit-learn's 8x8 digits.
+"""Digits and MNIST tasks: an RBM of visible (pixels + 10 labels) and hidden units on labelled images.
 
-Units are ordered [pixels (64) | labels (10) | hidden (n_hidden)]; weights exist only between the
+``dataset="digits"`` (:class:`DigitsTrainingConfig`): scikit-learn's 8x8 digits (64 pixels), split into
+training and test images with the seed. ``dataset="mnist"`` (:class:`MnistTrainingConfig`, ``train-cd
+--task mnist``): MNIST downsampled to ``image_side`` x ``image_side`` (14: 196 pixels), 60,000 training
+and the 10,000 test images, spiking CD from small random weights by default (no pre-training).
+Units are ordered [pixels (P) | labels (10) | hidden (n_hidden)]; weights exist only between the
 visible group (pixels and labels) and the hidden group. The data are binarised at
-``binarize_threshold`` and split into training and test images with the seed.
+``binarize_threshold``. ``validation_images`` holds out training images to choose hyper-parameters on.
 
 1. Pre-training (optional) with the exact sampler in numpy (:func:`train_exact`): data phase
    ``p(h | v)`` exactly, model phase persistent block-Gibbs chains.
@@ -15,13 +19,16 @@ visible group (pixels and labels) and the hidden group. The data are binarised a
    ``settle_ms``), then lets the network run free for ``model_ms`` (model phase); (W, b) move by the
    difference of the two phases' statistics.
 4. Inference by clamping: classification (clamp the image, read the label units' time on; the most
-   active label wins) and pattern completion (clamp the top half, read the bottom half; a pixel is on if
-   on for more than half the read-out time), with the spiking network and with exact Gibbs sampling.
+   active label wins) and pattern completion (clamp the pixels an occlusion of ``occlusions`` leaves
+   visible -- half, quarter, random 30 % -- and read the hidden ones; a pixel is on if on for more than
+   half the read-out time), with the spiking network and with exact Gibbs sampling.
 
 The driver (:func:`train_digits`, :func:`run`) writes ``results.json`` with ``test_accuracy`` and
 ``completion_error`` (spiking network after fine-tuning), the same before fine-tuning, and
 ``baseline_test_accuracy`` / ``baseline_completion_error`` (exact Gibbs, same sizes, same number of
-updates).
+updates), ``completion_errors`` per occlusion for both, the exact free-energy accuracies, and the wall time
+per CD iteration with its share outside the simulator; figures: receptive fields, confusion matrices,
+completion examples, accuracy over training.
 """
 
 from __future__ import annotations
