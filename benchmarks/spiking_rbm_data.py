@@ -18,6 +18,9 @@ Stages (each resumable; all write into ``--out``; ``report`` assembles the JSON 
 ``nest-timing``
     The same network on NEST for ``--nest-iterations`` updates (per-iteration wall time and the share
     outside the simulator; no evaluation).
+``evaluate-partial``
+    The spiking evaluation (full test set) of the current weights of a run that has not finished, with figures
+    in ``benchmarks/results/spiking_rbm_data/``.
 ``report``
     Writes ``benchmarks/results/spiking_rbm_data.json``; a spiking run that has not finished is
     reported as ``partial`` (updates done, free-energy read-out of its current weights, time needed).
@@ -35,12 +38,23 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
+
 
 from cortexsim.config import config_to_dict
-from cortexsim.protocols.cd_digits import MnistTrainingConfig, exact_baseline, per_iteration_wall_s, train_digits
+from cortexsim.analysis import data_plots
+from cortexsim.analysis.plots import plot_learning_curve
+from cortexsim.backends.registry import load_backend
+from cortexsim.models.cd_learning import bipartite_mask
+from cortexsim.protocols.calibration import calibrate
+from cortexsim.protocols.cd_digits import (N_LABELS, MnistTrainingConfig, exact_baseline, load_split,
+                                           per_iteration_wall_s, rbm_parts, spiking_evaluation, train_digits)
+from cortexsim.protocols.cd_engine import CDState
 from cortexsim.results import library_versions, machine_info, read_json, write_json_atomic
+from cortexsim.seeds import derive_seed
 
 RESULTS = Path(__file__).resolve().parent / "results" / "spiking_rbm_data.json"
+FIGURES = RESULTS.parent / "spiking_rbm_data"
 DEV_SEED, SEED = 101, 1
 VALIDATION_IMAGES = 5000
 #: Exact-model schedule candidates (learning rate, inverse-decay tau in updates, updates), batch 10.
@@ -96,6 +110,46 @@ def stage_nest_timing(args) -> None:
     train_digits(config, out_dir=folder, resume=resume, progress=True, stop_after_iteration=args.nest_iterations)
 
 
+def stage_evaluate_partial(args) -> None:
+    """Spiking evaluation (full test set) of the weights in the checkpoint of a run that has not finished."""
+    config = reported_config(args.backend)
+    folder = args.out / args.backend
+    state = read_json(folder / "checkpoint.json")
+    n_visible = config.n_pixels + N_LABELS
+    cd = CDState.from_dict(state["cd"])
+    W, b = cd.trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
+    _, _, test_x, test_y = load_split(config)
+    fit = calibrate(config.calibration()).fit
+    scores = spiking_evaluation(config, load_backend(args.backend), fit, W, b, test_x, test_y,
+                                derive_seed(config.seed, 15), progress=True, label=f"after {cd.iteration} updates")
+    write_json_atomic(folder / "partial_evaluation.json", {"iterations_done": cd.iteration, **scores})
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    side = config.image_side
+    data_plots.plot_receptive_fields(rbm_parts(W, b, n_visible)[0][:config.n_pixels], side,
+                                     FIGURES / "receptive_fields_spiking.png",
+                                     title=f"spiking CD after {cd.iteration} updates: pixel -> hidden weights")
+    counts = data_plots.confusion_matrix(test_y, np.asarray(scores["predicted"]), N_LABELS)
+    data_plots.plot_confusion_matrix(counts, FIGURES / "confusion_spiking.png",
+                                     title=f"spiking, {cd.iteration} updates: accuracy {scores['accuracy']:.3f}")
+    data_plots.plot_completion_examples(scores["examples"], side, FIGURES / "completion_spiking.png",
+                                        title=f"pattern completion (spiking, {cd.iteration} updates)")
+    baseline = state["prepared"]
+    data_plots.plot_receptive_fields(np.asarray(baseline["baseline_W_vh"])[:config.n_pixels], side,
+                                     FIGURES / "receptive_fields_exact.png",
+                                     title="exact-Gibbs CD (10,000 updates): pixel -> hidden weights")
+    exact = baseline["baseline"]
+    data_plots.plot_confusion_matrix(data_plots.confusion_matrix(test_y, np.asarray(exact["predicted"]), N_LABELS),
+                                     FIGURES / "confusion_exact.png", title=f"exact: accuracy {exact['accuracy']:.3f}")
+    data_plots.plot_completion_examples(exact["examples"], side, FIGURES / "completion_exact.png",
+                                        title="pattern completion (exact Gibbs)")
+    history = cd.history
+    curves = {"spiking CD": np.asarray(history["segment_exact_accuracy"])}
+    base = np.asarray(baseline["baseline_curve"], dtype=float)[:len(history["segment_end"])]
+    curves["exact-Gibbs CD"] = base[:, 1]
+    plot_learning_curve(history["segment_end"], curves, FIGURES / "accuracy_over_training.png",
+                        ylabel="test accuracy (exact free-energy read-out)")
+
+
 def _spiking_block(folder: Path) -> dict | None:
     """What a spiking run folder holds: final results, or the checkpoint of a run not finished (partial)."""
     if (folder / "results.json").is_file():
@@ -115,7 +169,13 @@ def _spiking_block(folder: Path) -> dict | None:
     per_it = per_iteration_wall_s(timing)
     run_s = timing.get("run_wall_s", 0.0)
     left = config["iterations"] - cd["iteration"]
+    evaluation = read_json(folder / "partial_evaluation.json") if (folder / "partial_evaluation.json").is_file() \
+        else {}
     return {"status": "partial", "iterations_done": cd["iteration"], "iterations_planned": config["iterations"],
+            "evaluated_at_iteration": evaluation.get("iterations_done"),
+            "test_accuracy": evaluation.get("accuracy"), "completion_errors": evaluation.get("completion_errors"),
+            "free_energy_accuracy": evaluation.get("free_energy_accuracy"),
+            "evaluation_wall_s": evaluation.get("wall_s"),
             "accuracy_over_training": list(zip(cd["history"]["segment_end"],
                                                cd["history"].get("segment_exact_accuracy", []))),
             "timing": timing, "iteration_wall_s": per_it,
@@ -228,7 +288,8 @@ def stage_report(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("select", "spiking", "nest-timing", "report"), required=True)
+    parser.add_argument("--stage", choices=("select", "spiking", "nest-timing", "evaluate-partial", "report"),
+                        required=True)
     parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
     parser.add_argument("--backend", default="brian2_standalone")
     parser.add_argument("--nest-iterations", type=int, default=20)
@@ -237,7 +298,7 @@ def main() -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     {"select": stage_select, "spiking": stage_spiking, "nest-timing": stage_nest_timing,
-     "report": stage_report}[args.stage](args)
+     "evaluate-partial": stage_evaluate_partial, "report": stage_report}[args.stage](args)
     return 0
 
 

@@ -63,7 +63,7 @@ from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, 
 
 __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "DATASETS", "load_split",
            "exact_classification", "free_energy_labels", "exact_baseline", "image_side", "completion_masks",
-           "per_iteration_wall_s",
+           "per_iteration_wall_s", "spiking_evaluation",
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
@@ -740,8 +740,20 @@ def exact_baseline(config: DigitsTrainingConfig) -> dict:
     return _prepare(config, data, test_x, test_y)
 
 
-def _spiking_eval(config, sim, fit, W, b, test_x, test_y, seed, progress=False, label="") -> dict:
-    """Spiking classification (label read-out, test images clamped) and completion per occlusion."""
+def spiking_evaluation(config: DigitsTrainingConfig, sim, fit: ActivationFit, W: np.ndarray, b: np.ndarray,
+                       test_x: np.ndarray, test_y: np.ndarray, seed: int, progress: bool = False,
+                       label: str = "") -> dict:
+    """Spiking classification (label read-out, test images clamped) and completion per occlusion of the RBM
+    (W, b) on backend module ``sim`` (a fresh network, set up with ``seed``).
+
+    Returns ``accuracy``, ``predicted`` labels, ``completion_error`` (first occlusion), ``completion_errors``,
+    ``examples``, ``free_energy_accuracy`` (exact read-out of the same weights), ``wall_s``, ``simulated_ms``.
+
+    Examples
+    --------
+    >>> scores = spiking_evaluation(config, sim, fit, W, b, test_x, test_y, seed=15)   # doctest: +SKIP
+    >>> scores["accuracy"], scores["completion_errors"]["half"]                        # doctest: +SKIP
+    """
     truth = test_x[:config.n_completion_images]
     masks = completion_masks(config, truth)
     if progress:
@@ -817,7 +829,7 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         save_state()
     if state["spiking_before"] is None:
         if config.pretrain_iterations:
-            state["spiking_before"] = _spiking_eval(config, sim, fit, np.asarray(state["prepared"]["W"]),
+            state["spiking_before"] = spiking_evaluation(config, sim, fit, np.asarray(state["prepared"]["W"]),
                                                     np.asarray(state["prepared"]["b"]), test_x, test_y,
                                                     derive_seed(config.seed, 14), progress, "before fine-tuning")
         else:   # random initial weights: nothing to evaluate
@@ -844,7 +856,7 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
     W, b = cd.trained(settings, mask)
     after = state.get("spiking_after")
     if after is None:
-        after = _spiking_eval(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
+        after = spiking_evaluation(config, sim, fit, W, b, test_x, test_y, derive_seed(config.seed, 15), progress,
                               "after training")
         state["spiking_after"] = after
         save_state()
