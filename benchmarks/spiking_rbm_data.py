@@ -216,6 +216,10 @@ def stage_report(args) -> None:
     exploratory = read_json(exploratory_path) if exploratory_path.is_file() else []
     spiking = _spiking_block(args.out / "brian2_standalone")
     nest = _spiking_block(args.out / "nest_timing")
+    if nest is not None:    # timing only: no evaluation, and its baseline is a 2 x nest_iterations-update one
+        nest = {"description": "the reported network on NEST, one timed segment (builds included), no evaluation",
+                **{k: nest[k] for k in ("iterations_done", "timing", "iteration_wall_s",
+                                        "outside_simulator_fraction")}}
     baseline = None
     if spiking is not None:
         baseline = spiking["baseline"] if spiking["status"] == "complete" else spiking["prepared_baseline"]
@@ -230,6 +234,7 @@ def stage_report(args) -> None:
                                                                         "completion_errors", "wall_s")}
         if spiking:
             spiking.pop("prepared_baseline")
+    baseline_curve = spiking.get("baseline_curve") if spiking else None
     summary = {
         "exact_test_accuracy": exact_acc,
         "exact_test_free_energy_accuracy": None if exact is None else exact["free_energy_accuracy"],
@@ -254,9 +259,18 @@ def stage_report(args) -> None:
         "full_run_evaluation_s_estimate": _evaluation_estimate(spiking),
         "n_test_images": 10000,
     }
+    complete = bool(spiking and spiking["status"] == "complete")
+    matched = None
+    if spiking and spiking["accuracy_over_training"] and baseline_curve:
+        done = spiking["accuracy_over_training"][-1][0]
+        matched = {"updates": done, "spiking_free_energy_accuracy": spiking["accuracy_over_training"][-1][1],
+                   "exact_free_energy_accuracy": dict((int(i), a) for i, a in baseline_curve).get(done)}
+    summary["free_energy_accuracy_at_matched_updates"] = matched
     acceptance = {"exact_baseline_at_least_90_percent": None if exact_acc is None else bool(exact_acc >= 0.90),
-                  "spiking_within_3_points_of_exact": (None if spiking_acc is None or exact_acc is None
-                                                       else bool(exact_acc - spiking_acc <= 0.03))}
+                  "spiking_within_3_points_of_exact": (bool(exact_acc - spiking_acc <= 0.03) if complete and
+                                                       spiking_acc is not None and exact_acc is not None else None),
+                  "note": None if complete else "spiking run partial: its criterion is not decided (the spiking "
+                                                "accuracy is of the weights after spiking_iterations_done updates)"}
     report = {
         "benchmark": "spiking_rbm_data",
         "status": "complete" if spiking and spiking["status"] == "complete" else "partial",
