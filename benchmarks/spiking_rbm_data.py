@@ -286,8 +286,9 @@ def stage_report(args) -> None:
                       "grid": selection, "exploratory": exploratory, "chosen": CHOSEN,
                       "reason": "the one finished validation run (lr 0.1, tau 2000) reached 89.4 % (label read-out) / "
                                 "89.4 % (free energy) after 5,000 updates and was still rising (+0.75 points over "
-                                "the last 1,000): 10,000 updates chosen to clear 90 %; an extrapolation, not a "
-                                "measured validation point (the select stage measures it: --stage select)"},
+                                "the last 1,000): 10,000 updates chosen to clear 90 %, an extrapolation made before "
+                                "the spiking run; the select stage measured the point afterwards (grid): it stays "
+                                "below 90 % on validation too"},
         "exact_baseline": exact,
         "spiking_brian2_standalone": spiking,
         "nest_timing": nest,
