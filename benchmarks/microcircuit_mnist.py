@@ -13,10 +13,11 @@ own results.json with ``test_accuracy`` under benchmarks/results/microcircuit_mn
 * ``mnist_steady``: Sacramento et al.'s 784-500-500-10 variants in the steady state: fixed random
   top-down weights with learned interneurons (SPS start; W_IP learns on the nudged fixed point with
   rates that follow the forward rates, W_PI fixed at -W_down: the protocol's MNIST defaults, chosen on
-  the validation split with seed 100), frozen hidden-hidden weights, 784-1000-10 with learned top-down
-  weights, the one-layer network, and plain backprop of 784-500-500-10; angles between forward and
-  top-down weights in every curve row. ``--only mnist/fixed_random --epochs 3`` runs the headline
-  variant alone.
+  the validation split with seed 100, see ``microcircuit_mnist_tuning.md``) for each of ``--seeds``
+  (their mean is the headline), frozen hidden-hidden weights, 784-1000-10 with learned top-down
+  weights (W_PI learning), the one-layer network, and plain backprop of 784-500-500-10 (``--seed``);
+  angles between forward and top-down weights in every curve row. ``--only mnist/fixed_random/seed1
+  --epochs 3`` runs one headline run alone.
 * ``mnist_full``: the full dynamics on MNIST for ``--full-epochs`` epochs next to the steady state with
   the same settings and epochs.
 * ``fashion``: the fixed-random steady state, the full dynamics and backprop on Fashion-MNIST.
@@ -27,10 +28,11 @@ own results.json with ``test_accuracy`` under benchmarks/results/microcircuit_mn
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import time
-from dataclasses import replace
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
@@ -58,7 +60,8 @@ def configs(group: str, args) -> dict:
         base = MicrocircuitConfig(seed=args.seed, task="mnist", epochs=args.epochs)
         n3 = len(base.resolved().eta_up)
         frozen = tuple(0.0 if l == 1 else e for l, e in enumerate(base.resolved().eta_up))
-        return {"mnist/fixed_random": base,
+        seeds = {f"mnist/fixed_random/seed{seed}": replace(base, seed=seed) for seed in args.seeds}
+        return {**seeds,
                 "mnist/frozen_hidden_hidden": replace(base, eta_up=frozen) if n3 == 3 else base,
                 "mnist/784-1000-10_learned_topdown": replace(base, sizes=(784, 1000, 10), topdown="learned"),
                 "mnist/one_layer": replace(base, sizes=(784, 10)),
@@ -76,7 +79,9 @@ def main(argv=None) -> int:
     parser.add_argument("--group", choices=GROUPS, action="append")
     parser.add_argument("--epochs", type=int, default=20, help="epochs of the steady-state MNIST runs")
     parser.add_argument("--full-epochs", type=int, default=1, help="epochs of the full-dynamics MNIST runs")
-    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1, help="seed of every run but the fixed-random MNIST ones")
+    parser.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3],
+                        help="seeds of the fixed-random MNIST steady-state runs (reported as their mean)")
     parser.add_argument("--only", action="append", metavar="RUN",
                         help="run only these runs of the groups (e.g. mnist/fixed_random); repeatable")
     args = parser.parse_args(argv)
@@ -92,7 +97,7 @@ def main(argv=None) -> int:
                 continue
             resolved = cfg.resolved()
             done = report["runs"].get(name)
-            if done and done["config"]["epochs"] == resolved.epochs and done.get("complete"):
+            if done and done.get("complete") and same_config(done["config"], resolved):
                 continue
             load = os.getloadavg()
             result = run_microcircuit(replace(cfg, resume=True), RUNS / name, progress=True)
@@ -109,6 +114,13 @@ def main(argv=None) -> int:
     return 0
 
 
+def same_config(saved: dict, cfg: MicrocircuitConfig) -> bool:
+    """Whether a stored run used ``cfg`` (all fields but ``resume`` and ``checkpoint_s``)."""
+    want = json.loads(json.dumps(asdict(cfg), default=str))
+    have = json.loads(json.dumps(saved, default=str))
+    return all(have.get(k) == v for k, v in want.items() if k not in ("resume", "checkpoint_s"))
+
+
 def summarize(runs: dict) -> dict:
     def acc(name):
         run = runs.get(name)
@@ -119,8 +131,16 @@ def summarize(runs: dict) -> dict:
            "yinyang_full_dynamics_mean": float(np.mean(yy)) if yy else None,
            "yinyang_full_dynamics_std": float(np.std(yy, ddof=1)) if len(yy) > 1 else None,
            "yinyang_full_dynamics_n_seeds": len(yy)}
-    for name, key in (("mnist/fixed_random", "test_error_fixed_random"),
-                      ("mnist/frozen_hidden_hidden", "test_error_frozen_hidden_hidden"),
+    fixed = {k: 1 - r["test_accuracy"] for k, r in runs.items() if k.startswith("mnist/fixed_random/")}
+    out["test_error_fixed_random_per_seed"] = fixed
+    out["test_error_fixed_random"] = float(np.mean(list(fixed.values()))) if fixed else None
+    out["test_error_fixed_random_std"] = float(np.std(list(fixed.values()), ddof=1)) if len(fixed) > 1 else None
+    out["fixed_random_n_seeds"] = len(fixed)
+    out["epochs_fixed_random"] = sorted({runs[k]["epochs"] for k in fixed})
+    out["wall_time_s_fixed_random"] = {k: runs[k]["wall_time_s"] for k in fixed}
+    angles = {k: runs[k]["final"].get("topdown_angle_deg") for k in fixed}
+    out["topdown_angle_deg_fixed_random"] = angles
+    for name, key in (("mnist/frozen_hidden_hidden", "test_error_frozen_hidden_hidden"),
                       ("mnist/784-1000-10_learned_topdown", "test_error_784_1000_10_learned_topdown"),
                       ("mnist/one_layer", "test_error_one_layer"), ("mnist/backprop", "test_error_backprop"),
                       ("mnist_full/full", "test_error_full_dynamics"),
