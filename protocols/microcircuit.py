@@ -310,7 +310,8 @@ class MicrocircuitConfig:
                                          "input_range", "weight_scale", "bias_scale", "decay_after", "batch_size",
                                          "backprop_lr", "n_train", "n_test")})
         if out.eta_down is None:
-            out = replace(out, eta_down=d.get("eta_down", out.eta_pi))
+            out = replace(out, eta_down=(d.get("eta_down") or out.eta_pi) if out.topdown == "learned"
+                          else (0.0,) * len(out.eta_pi))
         if out.eta_ip is None:
             eta_ip = (sps_tracking_rates(MicrocircuitParams(g_som=out.g_som), out.eta_up)
                       if out.interneuron_phase == "nudged" else d["eta_ip"])
