@@ -17,7 +17,8 @@ own results.json with ``test_accuracy`` under benchmarks/results/microcircuit_mn
   (their mean is the headline), frozen hidden-hidden weights, 784-1000-10 with learned top-down
   weights (W_PI learning), the one-layer network, and plain backprop of 784-500-500-10 (``--seed``);
   angles between forward and top-down weights in every curve row. ``--only mnist/fixed_random/seed1
-  --epochs 3`` runs one headline run alone.
+  --epochs 3`` runs one headline run alone. ``mnist/fixed_random_extended/*``: longer single runs with
+  the same defaults (``cortexsim microcircuit --task mnist --epochs N``), added by hand, reported apart.
 * ``mnist_full``: the full dynamics on MNIST for ``--full-epochs`` epochs next to the steady state with
   the same settings and epochs (the MNIST defaults: batch 8 = 8 copies sharing the synapses, the same
   rates per pattern, no annealing within one epoch), with the Yin-Yang recipe above. Chosen on the
@@ -161,6 +162,9 @@ def summarize(runs: dict) -> dict:
     out["wall_time_s_fixed_random"] = {k: runs[k]["wall_time_s"] for k in fixed}
     angles = {k: runs[k]["final"].get("topdown_angle_deg") for k in fixed}
     out["topdown_angle_deg_fixed_random"] = angles
+    # longer single runs with the same defaults (added by hand from a CLI run, not in the mean above)
+    out["fixed_random_extended"] = {k: {"epochs": r["epochs"], "test_error": 1 - r["test_accuracy"]}
+                                    for k, r in runs.items() if k.startswith("mnist/fixed_random_extended/")}
     for name, key in (("mnist/frozen_hidden_hidden", "test_error_frozen_hidden_hidden"),
                       ("mnist/784-1000-10_learned_topdown", "test_error_784_1000_10_learned_topdown"),
                       ("mnist/one_layer", "test_error_one_layer"), ("mnist/backprop", "test_error_backprop"),
