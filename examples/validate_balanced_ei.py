@@ -5,7 +5,10 @@ connectivity with fixed in-degrees (80 excitatory and 20 inhibitory inputs per n
 independent Poisson background on every neuron. Strong inhibition balances the suprathreshold
 background, so the network fires irregularly (measured 2026-11-30, R = 5 seeds, 600 ms after a 200 ms
 transient: NEST 10.4 Hz / 11.5 Hz and CV of ISIs 1.13 / 1.20 for E / I; Brian2 10.3 Hz / 11.7 Hz, CV
-1.19 / 1.24; all 14 statistics agree). Spikes of both populations and the membrane potential of 20
+1.19 / 1.24; all 14 statistics agree). With R = 10 repeats of 400 ms (benchmarks/validation_dt.py,
+results/validation_dt.json) the test has more power: at dt 0.1 ms one of 14 statistics differs (mean
+excitatory membrane potential, -68.63 vs -67.93 mV, Hedges' g 1.5), at dt 0.01 ms all 14 agree (0.17 mV
+apart): a time-step effect, not a model difference. Spikes of both populations and the membrane potential of 20
 neurons per population are recorded.
 
 The network runs in a high-conductance state: the recurrent inhibitory conductance (~20 inputs x
