@@ -214,6 +214,7 @@ COMMANDS: tuple[Command, ...] = (
              Option("--n-train", "n_train"), Option("--n-test", "n_test"), Option("--topdown", "topdown"),
              Option("--sizes", "sizes", metavar="784,1000,10"), Option("--eta-up", "eta_up", metavar="RATES"),
              Option("--eta-ip", "eta_ip", metavar="RATES"), Option("--eta-pi", "eta_pi", metavar="RATES"),
+             Option("--eta-down", "eta_down", metavar="RATES"),
              Option("--batch-size", "batch_size"), Option("--learning", "learning"),
              Option("--backprop-lr", "backprop_lr", metavar="RATES"), Option("--shallow", "shallow"),
              Option("--interneuron-plasticity", "interneuron_plasticity"), Option("--readout", "readout"),

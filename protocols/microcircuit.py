@@ -41,18 +41,30 @@ LEARNING = ("microcircuit", "backprop")
 N_VALIDATION = 10_000
 #: MNIST-scale learning rates (1/ms) by number of weight layers: (eta_up, eta_ip, eta_pi), the same for
 #: Fashion-MNIST; eta_ip None = derived from eta_up (interneurons learning on the nudged fixed point, see
-#: ``sps_tracking_rates``). Chosen on the validation split (seed 100, 2,000-10,000 images, batch 8; see
-#: the README's MNIST section for the diagnosis). Why these values: the apical error signal reaching a hidden
-#: layer is a fixed fraction of the feedback-alignment gradient (measured at 784-500-500-10: 0.026, 0.105
-#: and 0.43 for the three weight layers, angle 1-2 degrees), so the hidden rates are 10^2-10^3 x the
-#: output rate; each rate whose layer has interneurons stays below the stability bound of the
-#: delta rules, eta T batch sum(r^2) 0.38 < 2 with non-centred logistic rates (sum(r^2) ~ 125 for 500 units):
-#: output 2e-5 and second layer 1e-4 (its interneurons' rate 1.4e-4 against a bound of ~2e-4). The old
-#: rates (2e-4, 1e-4, 2e-5 / 2e-5 / 2e-5, batch 32) broke those bounds (W_PI's by 4x): NaN within 10 batches.
+#: ``sps_tracking_rates``). Chosen on the validation split (seed 100, batch 8; the trials are listed in
+#: benchmarks/microcircuit_mnist_tuning.md). Every rate whose presynaptic rates are logistic (non-centred)
+#: sits under the stability bound of its delta rule, eta T batch sum(r^2) c < 2 (sum(r^2) ~ 125 for 500
+#: units, ~250 for 1000): at 784-500-500-10 the output rate 2e-5 and the second-layer rate 1e-4 (its
+#: interneurons' tracking rate is the binding one) diverge at twice their value; at 784-1000-10 the output
+#: rate must be 4x lower (5e-6; 1e-5 diverges). The first layer (pixels in, ~0.026 of the
+#: feedback-alignment gradient) learns faster early with 4-16x its rate, but 4x (0.1) and 8x (0.2) made
+#: the network collapse within one epoch on one of three training orders (2.5e-2: 87.7 % on that order),
+#: so it stays at 2.5e-2. One layer (784-10): 4e-5 (2 epochs on all 50,000: 2e-5 80.0 %, 4e-5 82.3 %,
+#: 8e-5 79.8 %; 1.6e-4 unstable).
 MNIST_ETA = {
-    1: ((2e-5,), (), ()),
-    2: ((2.5e-2, 2e-5), None, (0.0,)),
+    1: ((4e-5,), (), ()),
+    2: ((2.5e-2, 5e-6), None, (0.0,)),
     3: ((2.5e-2, 1e-4, 2e-5), None, (0.0, 0.0)),
+}
+#: With ``topdown="learned"``: (eta_pi, eta_down) by number of weight layers, one rate per hidden layer
+#: (chosen on the validation split for 784-1000-10 only; deeper networks need them given). The top-down
+#: weights learn to reconstruct the layer below (see
+#: :func:`~cortexsim.models.microcircuit.steady_state.plasticity_signals`) and W_PI follows -W_down on the
+#: free fixed point; W_PI must be ~100x faster than W_down or the free apical potential lags by about
+#: (eta_down / eta_pi) x the reconstruction error and drowns the error signal (eta_pi = eta_down = 1e-3:
+#: chance accuracy; 5e-4 / 5e-6: 85.4 % after 4,000 images, fixed top-down 84.7 %).
+MNIST_ETA_DOWN = {
+    2: ((5e-4,), (5e-6,)),
 }
 #: Backprop reference: learning rates per sample and weight layer (summed over the batch), by number of
 #: weight layers; chosen on the validation split (batch 8).
@@ -120,9 +132,13 @@ class MicrocircuitConfig:
         (a free phase, then a nudged phase).
     eta_up, eta_ip, eta_pi : tuple of float or None
         Learning rates (1/ms) of forward, interneuron and interneuron-to-pyramidal weights.
+    eta_down : tuple of float or None
+        Learning rates (1/ms) of the top-down weights, one per hidden layer; only with
+        ``topdown="learned"``. None: MNIST / Fashion-MNIST take ``MNIST_ETA_DOWN``, the other tasks
+        ``eta_pi``.
     topdown : {"fixed", "fixed-random", "transposed", "learned"}
         Top-down weights: fixed random ("fixed-random" is the same as "fixed"), the transpose of the
-        forward weights, or learned (with ``eta_pi`` as its rate); None: the task's default.
+        forward weights, or learned (with ``eta_down`` as its rate); None: the task's default.
     g_som : float
         Output nudging conductance (1/ms).
     noise : float
@@ -200,6 +216,7 @@ class MicrocircuitConfig:
     eta_up: tuple | None = None
     eta_ip: tuple | None = None
     eta_pi: tuple | None = None
+    eta_down: tuple | None = None
     topdown: str | None = None
     g_som: float = 0.8
     noise: float = 0.0
@@ -246,6 +263,10 @@ class MicrocircuitConfig:
             raise ValueError("free_ms and nudge_ms must be given together (or neither)")
         if self.free_ms is not None:
             FullSchedule(self.free_ms, self.nudge_ms, self.settle_ms)      # checks the phase lengths
+        if self.eta_down is not None and not (isinstance(self.eta_down, tuple) and all(v >= 0 for v in self.eta_down)):
+            raise ValueError(f"eta_down must be a tuple of rates >= 0 (one per hidden layer), got {self.eta_down}")
+        if self.eta_down is not None and any(self.eta_down) and self.topdown not in (None, "learned"):
+            raise ValueError(f"eta_down needs topdown='learned', got topdown={self.topdown!r}")
         if self.backprop_lr is not None and not (isinstance(self.backprop_lr, tuple)
                                                  and all(v > 0 for v in self.backprop_lr)):
             raise ValueError(f"backprop_lr must be a tuple of rates > 0 (one per weight layer), got {self.backprop_lr}")
@@ -275,6 +296,11 @@ class MicrocircuitConfig:
                                  f"got sizes {self.sizes}; give eta_up, eta_ip and eta_pi")
             d.update(zip(("eta_up", "eta_ip", "eta_pi"), MNIST_ETA[depth]))
             d["backprop_lr"] = MNIST_BACKPROP_LR[depth]
+            if (self.topdown or d["topdown"]) == "learned":
+                if depth not in MNIST_ETA_DOWN and (self.eta_pi is None or self.eta_down is None):
+                    raise ValueError(f"{self.task}: topdown='learned' has default eta_pi / eta_down for "
+                                     f"{sorted(MNIST_ETA_DOWN)} weight layers only; give eta_pi and eta_down")
+                d["eta_pi"], d["eta_down"] = MNIST_ETA_DOWN.get(depth, (None, None))
             d["n_train"], d["n_test"] = None, None
         else:
             d["backprop_lr"] = (1e-2,) * (len(self.sizes if self.sizes is not None else d["sizes"]) - 1)
@@ -284,6 +310,9 @@ class MicrocircuitConfig:
                                for k in ("sizes", "epochs", "eta_up", "eta_pi", "topdown", "interneuron_phase",
                                          "input_range", "weight_scale", "bias_scale", "decay_after", "batch_size",
                                          "backprop_lr", "n_train", "n_test")})
+        if out.eta_down is None:
+            out = replace(out, eta_down=(d.get("eta_down") or out.eta_pi) if out.topdown == "learned"
+                          else (0.0,) * len(out.eta_pi))
         if out.eta_ip is None:
             eta_ip = (sps_tracking_rates(MicrocircuitParams(g_som=out.g_som), out.eta_up)
                       if out.interneuron_phase == "nudged" else d["eta_ip"])
@@ -307,7 +336,7 @@ class MicrocircuitConfig:
         c = self.resolved()
         n = len(c.sizes) - 1
         eta_up = tuple(0.0 if (c.shallow and l < n - 1) else e for l, e in enumerate(c.eta_up))
-        eta_ip, eta_pi = c.eta_ip, c.eta_pi
+        eta_ip, eta_pi, eta_down = c.eta_ip, c.eta_pi, c.eta_down
         if c.dynamics == "full" and c.free_ms is not None:      # same weight change per pattern as the steady state
             sch = c.schedule()
             eta_up = tuple(e * c.pattern_duration / (sch.nudge_ms - sch.settle_ms) for e in eta_up)
@@ -315,9 +344,10 @@ class MicrocircuitConfig:
                 (sch.nudge_ms - sch.settle_ms) + max(sch.free_ms - sch.settle_ms, 0.0)
             eta_ip = tuple(e * c.pattern_duration / lateral_ms for e in eta_ip)
             eta_pi = tuple(e * c.pattern_duration / lateral_ms for e in eta_pi)
+            eta_down = tuple(e * c.pattern_duration / lateral_ms for e in eta_down)
         return MicrocircuitParams(g_som=c.g_som, noise=c.noise, topdown=c.topdown, eta_up=eta_up,
                                   eta_ip=eta_ip, eta_pi=eta_pi,
-                                  eta_down=eta_pi if c.topdown == "learned" else (),
+                                  eta_down=eta_down if c.topdown == "learned" else (),
                                   interneuron_plasticity=c.interneuron_plasticity, dt=c.dt, tau_w=c.tau_w)
 
 

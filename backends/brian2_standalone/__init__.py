@@ -20,10 +20,11 @@ the numpy target, so building compiles nothing and every value stays readable an
 Seeds: ``setup(seed=s)``; run number k of a setup uses the seed derived from (s, k), so the same
 sequence of calls reproduces the same spikes.
 
-Unsupported (raise :class:`StandaloneUnsupported` at ``run``): ``SpikeSourcePoisson``,
-``SpikeSourceArray``, current sources, projections from/to PopulationViews or Assemblies, custom
-Brian2 objects, run callbacks. Spikes in flight across the boundary between two ``run`` calls are
-dropped (see :mod:`.runner`).
+Unsupported (raise :class:`StandaloneUnsupported` at ``run``): ``SpikeSourcePoisson``, current
+sources, projections from/to PopulationViews or Assemblies, custom Brian2 objects, run callbacks.
+``SpikeSourceArray`` is compiled as a spike table (its spike times are part of the structure: other
+times compile another project; made for sources that repeat in every run, such as an ensemble's seeded
+kick). Spikes in flight across the boundary between two ``run`` calls are dropped (see :mod:`.runner`).
 
 Example
 -------

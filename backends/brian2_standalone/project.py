@@ -108,6 +108,34 @@ class _GroupCarrier:
         pass
 
 
+def _spike_table_steps(obj) -> tuple[np.ndarray, np.ndarray]:
+    """(time steps, neuron indices) of a ``SpikeGeneratorGroup``'s spikes, binned as Brian2 bins them."""
+    dt = float(obj.clock.dt_)
+    times = np.asarray(obj.variables["spike_time"].get_value(), dtype=float)
+    indices = np.asarray(obj.variables["neuron_index"].get_value(), dtype=np.int64)
+    steps = np.asarray((times + 1e-3 * dt) / dt, dtype=np.int64)  # SpikeGeneratorGroup.before_run's binning
+    return steps, indices
+
+
+def _describe_spike_table(obj) -> dict:
+    """A PyNN ``SpikeSourceArray`` (Brian2 ``SpikeGeneratorGroup``) compiled as a spike table.
+
+    The spikes become a (steps, N) 0/1 ``TimedArray`` compiled into the project and a neuron group
+    without state that fires where the table holds 1: the same spikes at the same time steps as the
+    generator, from any start time of a run (nothing to carry between runs). Its spike times are part
+    of the signature (other spike times compile another project), so it suits spike sources that are
+    the same in every run, such as the seeded kick of an ensemble.
+    """
+    if float(np.asarray(obj.variables["period"].get_value()).reshape(-1)[0]) != 0.0:
+        raise StandaloneUnsupported(f"{obj.name}: periodic spike generators are not supported on brian2_standalone")
+    steps, indices = _spike_table_steps(obj)
+    if np.unique(steps * int(obj.N) + indices).size != steps.size:
+        raise StandaloneUnsupported(f"{obj.name}: two spikes of one source in the same time step")
+    return {"kind": "SpikeTable", "object": _GroupCarrier(obj, []), "N": int(obj.N), "dt": float(obj.clock.dt_),
+            "n_steps": int(steps.max()) + 1 if steps.size else 0, "spikes": _hash_array(np.stack([steps, indices])),
+            "state": []}
+
+
 def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) -> list[dict]:
     """Describe the objects of a PyNN Brian2 ``Network`` in build order (groups first).
 
@@ -121,7 +149,7 @@ def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) ->
     """
     groups, synapses, inputs, monitors = [], [], [], []
     for obj in network.objects:
-        if isinstance(obj, brian2.NeuronGroup):
+        if isinstance(obj, (brian2.NeuronGroup, brian2.SpikeGeneratorGroup)):
             groups.append(obj)
         elif isinstance(obj, brian2.Synapses):
             synapses.append(obj)
@@ -134,8 +162,8 @@ def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) ->
         else:
             raise StandaloneUnsupported(
                 f"{type(obj).__name__} ({obj.name}) is not supported on brian2_standalone (PyNN's "
-                "SpikeSourcePoisson/SpikeSourceArray, current sources and custom Brian2 objects need "
-                "the 'brian2' backend); use add_poisson_background for Poisson input")
+                "SpikeSourcePoisson, current sources and custom Brian2 objects need the 'brian2' backend); "
+                "use add_poisson_background for Poisson input")
     # Network.objects has no reliable order: sort by creation (tags set by this backend's
     # Population and Projection) and, for inputs and monitors, by content.
     for obj in groups + synapses:
@@ -151,6 +179,9 @@ def describe_network(network, t_start_ms: float = 0.0, schedules: tuple = ()) ->
     by_group = {s.group: s for s in schedules}
     described = []
     for obj in groups:
+        if isinstance(obj, brian2.SpikeGeneratorGroup):
+            described.append(_describe_spike_table(obj))
+            continue
         extra_events = set(obj.events) - {"spike"}
         if extra_events or len(obj.contained_objects) > 3:
             raise StandaloneUnsupported(f"neuron group {obj.name}: custom events or run_regularly "
@@ -278,7 +309,14 @@ def _mirror(description: list[dict], clock) -> tuple[list, dict]:
         name = f"cs{k}"
         kind = item["kind"]
         obj = item["object"]
-        if kind == "NeuronGroup":
+        if kind == "SpikeTable":
+            steps, indices = _spike_table_steps(obj.obj)
+            values = np.zeros((item["n_steps"] + 1, item["N"]))  # last row 0: the table holds it after the end
+            values[steps, indices] = 1.0
+            table = brian2.TimedArray(values, dt=item["dt"] * brian2.second, name=f"cortexsim_spikes_{k}")
+            mirror = brian2.NeuronGroup(item["N"], "", threshold=f"{table.name}(t, i) > 0.5", reset="", clock=clock,
+                                        name=name, namespace={table.name: table})
+        elif kind == "NeuronGroup":
             group = obj.obj
             # NeuronGroup adds lastspike/not_refractory itself when refractory is set
             model = brian2.Equations([eq for eq in group.equations.ordered

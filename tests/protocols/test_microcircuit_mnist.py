@@ -66,3 +66,35 @@ def test_steady_state_default_784_500_500_10_learns_a_subset_and_keeps_the_sps()
     assert result.final["fixed_point_converged"]
     assert result.final["apical_norm"] < 1e-3                # mean over images of the summed |v_A| norms
     assert result.final["test_accuracy"] > 0.2               # chance 0.1
+
+
+def test_learned_topdown_learns_with_eta_down():
+    # 784-20-10 on 200 images: the top-down weights change by exactly eta_down T sum(signal), so their
+    # change is proportional to eta_down (ratio 3 between two runs that differ only there, first batch);
+    # with eta_down = 0 they stay fixed, and fixed-random top-down with eta_down > 0 is refused.
+    from cortexsim.protocols.microcircuit import _data, _initial_weights
+    from cortexsim.models.microcircuit.steady_state import steady_state, plasticity_signals, apply_signals
+    import numpy as np
+    changes = []
+    for eta_down in (1e-5, 3e-5, 0.0):
+        cfg = MicrocircuitConfig(seed=3, task="mnist", sizes=(784, 20, 10), topdown="learned", n_train=8, n_test=8,
+                                 validation=True, eta_pi=(1e-4,), eta_down=(eta_down,)).resolved()
+        params = cfg.params()
+        assert params.eta_down == (eta_down,) and params.eta_pi == (1e-4,)
+        train, _ = _data(cfg)
+        w = _initial_weights(cfg, params)
+        before = w.W_down[0].copy()
+        free = steady_state(w, params, train.x, None, 1e-6)
+        nudged = steady_state(w, params, train.x, train.targets, 1e-6, start=free)
+        apply_signals(w, params, plasticity_signals(w, params, free, nudged, "nudged"), cfg.pattern_duration)
+        changes.append(w.W_down[0] - before)
+    assert np.abs(changes[0]).max() > 0 and np.all(changes[2] == 0)
+    np.testing.assert_allclose(changes[1], 3 * changes[0], rtol=1e-4, atol=3e-7)   # float32 weights (~0.5): rounding 6e-8
+    with pytest.raises(ValueError, match="eta_down needs topdown='learned'"):
+        MicrocircuitConfig(seed=0, task="mnist", topdown="fixed-random", eta_down=(1e-5,))
+    with pytest.raises(ValueError, match="eta_down must be a tuple"):
+        MicrocircuitConfig(seed=0, task="mnist", topdown="learned", eta_down=(-1e-5,))
+    with pytest.raises(ValueError, match="give eta_pi and eta_down"):
+        MicrocircuitConfig(seed=0, task="mnist", topdown="learned").resolved()       # 3 layers: no default
+    # 784-1000-10 (2 weight layers) has validated defaults
+    assert MicrocircuitConfig(seed=0, task="mnist", sizes=(784, 1000, 10), topdown="learned").resolved().eta_down == (5e-6,)

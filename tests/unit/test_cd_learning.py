@@ -100,6 +100,28 @@ def test_moments_of_binary_states_are_exact_counts_over_m():
     np.testing.assert_allclose(second_soft, soft.T @ soft / 40, rtol=1e-13)
 
 
+def test_block_moments_equal_the_full_counts_inside_and_zero_outside():
+    """Second moments per block (independent networks of unequal size) against integer counting of the
+    full product: equal inside every block, zero outside; the means unchanged; non-binary states or
+    weights with blocks refused. Catches a block placed at the wrong offset or a wrong normalisation."""
+    rng = np.random.default_rng(11)
+    z = (rng.random((257, 9)) < np.linspace(0.15, 0.85, 9)).astype(np.uint8)
+    blocks = [slice(0, 4), slice(4, 5), slice(5, 9)]
+    mean, second = moments_from_states(z, blocks=blocks)
+    counts = z.astype(np.int64)
+    full = (counts.T @ counts) / 257
+    inside = np.zeros((9, 9), dtype=bool)
+    for block in blocks:
+        inside[block, block] = True
+    np.testing.assert_array_equal(second[inside], full[inside])
+    assert np.all(second[~inside] == 0.0) and np.all(full[~inside] > 0.0)
+    np.testing.assert_array_equal(mean, counts.sum(axis=0) / 257)
+    with pytest.raises(ValueError, match="blocks"):
+        moments_from_states(rng.random((5, 9)), blocks=blocks)
+    with pytest.raises(ValueError, match="blocks"):
+        moments_from_states(z, weights=np.ones(257), blocks=blocks)
+
+
 def test_learning_rate_schedules():
     inverse = LearningRateSchedule(0.5, "inverse", tau=100)
     assert inverse.rate(0) == 0.5

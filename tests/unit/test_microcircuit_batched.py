@@ -157,3 +157,37 @@ def test_saved_state_continues_exactly():
     resumed.present(x, t, 15)
     for a, b in zip(resumed.weights().W_down + resumed.u, whole.weights().W_down + whole.u):
         np.testing.assert_array_equal(a, b)
+
+
+def test_gates_scale_the_signal_and_a_closed_gate_only_decays_the_filters():
+    # hand computation of one Euler step of the plasticity: W += dt eta Delta (old Delta), then
+    # Delta = (1 - dt / tau_w) Delta + dt / tau_w * gate * signal
+    params = MicrocircuitParams(**rates("learned"))
+    rng = np.random.default_rng(14)
+    x, t = rng.uniform(0, 1, (2, SIZES[0])), rng.uniform(-0.5, 0.5, (2, SIZES[-1]))
+    model = BatchedMicrocircuit(make_weights(), params, copies=2)
+    model.present(x, t, 5)                          # nonzero filters
+    before_w, before_f = model.weights(), model.filters()
+    model.set_gates(0.0, 0.0)
+    model.step(x, t)
+    keep, dt = 1 - params.dt / params.tau_w, params.dt
+    for name, eta in (("W_up", params.eta_up), ("W_IP", params.eta_ip), ("W_PI", params.eta_pi),
+                      ("W_down", params.eta_down)):
+        for l, (f_old, f_new) in enumerate(zip(before_f[name], model.filters()[name])):
+            np.testing.assert_allclose(f_new, keep * f_old, rtol=1e-12, err_msg=name)
+            np.testing.assert_allclose(getattr(model.weights(), name)[l],
+                                       getattr(before_w, name)[l] + dt * eta[l] * f_old, rtol=1e-12, atol=1e-15)
+    # from zero filters a partly open gate puts that fraction of the open gate's signal into the filters
+    half, full = (BatchedMicrocircuit(make_weights(), params, copies=2) for _ in range(2))
+    for model in (half, full):
+        model.set_gates(0.0, 0.0)
+        model.present(x, t, 5)                      # potentials move away from 0, filters stay 0
+        model.set_gates(1.0, 1.0)
+    half.set_gates(0.5, 0.25)
+    half.step(x, t)
+    full.step(x, t)
+    for name, factor in (("W_up", 0.5), ("b_up", 0.5), ("W_IP", 0.25), ("b_IP", 0.25), ("W_PI", 0.25),
+                         ("W_down", 0.25)):
+        for a, b in zip(half.filters()[name], full.filters()[name]):
+            assert np.max(np.abs(b)) > 1e-6
+            np.testing.assert_allclose(a, factor * b, rtol=1e-10, atol=1e-16, err_msg=name)
