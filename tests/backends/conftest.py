@@ -28,11 +28,18 @@ SETUP_OPTIONS = {"brainscales": {"chip": "bss2", "fixed_pattern_noise": False, "
 
 #: (scenario, backend) -> why the backend cannot run it (it must raise its "unsupported" error).
 UNSUPPORTED = {
-    ("spike_response", "brian2_standalone"): "SpikeSourceArray is not compiled by brian2_standalone",
-    ("renewing_synapse", "brian2_standalone"): "SpikeSourceArray is not compiled by brian2_standalone",
     ("renewing_synapse", "brainscales"): "synaptic conductances cannot be read out on the chip",
     ("delayed_transmission", "brainscales"): "bss2 has no configurable synaptic delays",
     ("poisson_sources_seeded", "brian2_standalone"): "SpikeSourcePoisson is not compiled by brian2_standalone",
+}
+
+#: (scenario, backend) -> a measured deviation from PyNN's own module that is not yet fixed. The test is
+#: marked strict-xfail: it must still fail, so a fix (or a change of the deviation) shows up at once.
+KNOWN_DEVIATIONS = {
+    ("spike_response", "brian2_standalone"):
+        "SpikeSourceArray compiled as a spike table: at dt 0.01 ms its spikes reach the cells one 0.1 ms later "
+        "than pyNN.brian2's (first EPSP onset 5.21 vs 5.11 ms for a spike at 5.0 ms, delay 0.1 ms; largest "
+        "membrane difference 0.56 mV against the 0.05 mV tolerance); see the README's brian2_standalone row",
 }
 
 #: The error class each backend raises for what it does not support.
@@ -60,6 +67,10 @@ class Backend:
         if reason is None:
             return _NoCheck()
         return pytest.raises(UNSUPPORTED_ERRORS[self.name])
+
+    def known_deviation(self, scenario: str) -> str | None:
+        """The reason of a measured, not yet fixed deviation from PyNN's module (:data:`KNOWN_DEVIATIONS`)."""
+        return KNOWN_DEVIATIONS.get((scenario, self.name))
 
     def supports(self, scenario: str) -> bool:
         return (scenario, self.name) not in UNSUPPORTED
