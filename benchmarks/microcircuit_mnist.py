@@ -181,6 +181,9 @@ def summarize(runs: dict) -> dict:
     full, steady = out["fashion_test_error_full_dynamics"], out["fashion_test_error_steady_same_epochs_as_full"]
     out["fashion_full_minus_steady_accuracy_pp"] = None if full is None or steady is None else 100 * (steady - full)
     out["full_dynamics_epochs"] = runs["mnist_full/full"]["epochs"] if "mnist_full/full" in runs else None
+    # epochs of every MNIST / Fashion-MNIST run (variants were run for fewer epochs than the headline)
+    out["epochs_per_run"] = {k: r.get("epochs_done", r["epochs"]) for k, r in runs.items()
+                             if not k.startswith("yinyang_full/")}
     out["criterion_fixed_random_error_le_2p5pct"] = (None if out["test_error_fixed_random"] is None
                                                      else out["test_error_fixed_random"] <= 0.025)
     out["criterion_yinyang_full_mean_ge_95pct"] = (None if len(yy) < 10 else out["yinyang_full_dynamics_mean"] >= 0.95)
