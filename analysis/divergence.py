@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["NORMALISATION_TOLERANCE", "dkl", "dkl_both", "dkl_over_time"]
+__all__ = ["NORMALISATION_TOLERANCE", "dkl", "dkl_both", "dkl_over_time", "sampling_error_fit"]
 
 NORMALISATION_TOLERANCE = 1e-6
 """A distribution must sum to 1 within this absolute tolerance."""
@@ -100,3 +100,57 @@ def dkl_over_time(distributions, target, epsilon: float = 1e-10) -> dict[str, np
         forward[row] = result["dkl_sampled_target"]
         backward[row] = result["dkl_target_sampled"]
     return {"dkl_sampled_target": forward, "dkl_target_sampled": backward}
+
+
+def sampling_error_fit(spiketrains, target, tau_ref: float, t_start: float, duration: float,
+                       splits: tuple = (4, 2, 1)) -> dict:
+    """Expected ``D_KL(sampled || target)`` after ``duration / n`` ms of sampling and its fit ``D_inf + B / T``.
+
+    One run of ``duration`` ms from ``t_start`` is cut into ``n`` consecutive windows for each ``n`` of
+    ``splits`` (:func:`cortexsim.analysis.states.joint_distribution_in_windows`); the mean D_KL over the
+    windows estimates the error after ``T = duration / n`` ms. A least-squares line over ``1 / T`` gives
+    the floor ``D_inf`` (infinite sampling time: what the weights and the background leave) and ``B`` (ms:
+    the sampling-error coefficient, which grows with the mixing time).
+
+    Parameters
+    ----------
+    spiketrains : list of neo.SpikeTrain or arrays (ms)
+        Spikes of the network's ``n`` neurons.
+    target : array (2**n,)
+        Target distribution.
+    tau_ref : float
+        Refractory time (ms): z = 1 for ``tau_ref`` after a spike.
+    t_start, duration : float
+        Start (ms) and length (ms, > 0) of the evaluated span.
+    splits : tuple of int
+        Window counts (at least two different ones, each >= 1).
+
+    Returns
+    -------
+    dict with ``window_ms`` (one per split), ``dkl_mean`` (mean D_KL over that split's windows),
+    ``dkl_inf`` (floor) and ``bias_B_ms`` (slope of D over 1/T, ms).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> trains = [np.arange(5.0, 4000.0, 23.0), np.arange(11.0, 4000.0, 31.0)]
+    >>> fit = sampling_error_fit(trains, np.full(4, 0.25), tau_ref=10.0, t_start=0.0, duration=4000.0)
+    >>> fit["window_ms"]
+    [1000.0, 2000.0, 4000.0]
+    """
+    from cortexsim.analysis.states import joint_distribution_in_windows
+
+    splits = tuple(int(n) for n in splits)
+    if len(set(splits)) < 2 or min(splits) < 1:
+        raise ValueError(f"splits must hold at least two different window counts >= 1, got {splits}")
+    if not np.isfinite(duration) or duration <= 0:
+        raise ValueError(f"duration must be a finite time > 0 ms, got {duration}")
+    target = _check_distribution(target, "target")
+    values = []
+    for n_windows in splits:
+        rows = joint_distribution_in_windows(spiketrains, tau_ref, t_start, duration / n_windows, n_windows)
+        values.append(float(np.mean([dkl(row, target) for row in rows])))
+    inverse_T = np.array(splits, dtype=float) / duration
+    slope, intercept = np.polyfit(inverse_T, values, 1)
+    return {"window_ms": [duration / n for n in splits], "dkl_mean": values, "dkl_inf": float(intercept),
+            "bias_B_ms": float(slope)}

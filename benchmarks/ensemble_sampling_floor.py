@@ -22,8 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.analysis.divergence import dkl_both
-from cortexsim.analysis.states import joint_distribution_in_windows
+from cortexsim.analysis.divergence import sampling_error_fit
 from cortexsim.backends.registry import load_backend
 from cortexsim.config import config_from_dict
 from cortexsim.models.boltzmann import BoltzmannMachine, joint
@@ -59,14 +58,9 @@ def main() -> int:
         sim.end()
         per_network = {"dkl_T": [], "dkl_half_mean": [], "dkl_quarter_mean": [], "dkl_inf": [], "bias_B_ms": []}
         for s, target in zip(ensemble.blocks, targets):
-            p_target = joint(target)
-            values = []
-            for n_windows in (4, 2, 1):
-                rows = joint_distribution_in_windows(spiketrains[s], config.neuron.tau_refrac, t0, T / n_windows, n_windows)
-                values.append(float(np.mean([dkl_both(row, p_target)["dkl_sampled_target"] for row in rows])))
-            slope, intercept = np.polyfit(inverse_T, values, 1)
+            error_fit = sampling_error_fit(spiketrains[s], joint(target), config.neuron.tau_refrac, t0, T, splits=(4, 2, 1))
             for key, value in zip(("dkl_quarter_mean", "dkl_half_mean", "dkl_T", "dkl_inf", "bias_B_ms"),
-                                  (*values, intercept, slope)):
+                                  (*error_fit["dkl_mean"], error_fit["dkl_inf"], error_fit["bias_B_ms"])):
                 per_network[key].append(float(value))
         results[mode] = {"summary": {key: quartiles(v) for key, v in per_network.items()},
                          "per_network": per_network, "wall_s": time.perf_counter() - tic}

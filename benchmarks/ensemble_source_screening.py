@@ -34,8 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.analysis.background import net_input_correlations
-from cortexsim.analysis.divergence import dkl_both
-from cortexsim.analysis.states import joint_distribution_in_windows
+from cortexsim.analysis.divergence import sampling_error_fit
 from cortexsim.backends.registry import load_backend
 from cortexsim.config import config_to_dict
 from cortexsim.models.boltzmann import joint, random_bm
@@ -69,16 +68,11 @@ def evaluate_with_background(sim, config, settings, bms, targets, fit, noise, si
     sim.run(t0 + T)
     spiketrains = ensemble.spiketrains()
     sim.end()
-    inverse_T = np.array([4.0, 2.0, 1.0]) / T
     dkl_T, dkl_inf = [], []
     for s, target in list(zip(ensemble.blocks, targets))[:BENCHMARK_NETWORKS]:
-        p_target = joint(target)
-        values = []
-        for n_windows in (4, 2, 1):
-            rows = joint_distribution_in_windows(spiketrains[s], config.neuron.tau_refrac, t0, T / n_windows, n_windows)
-            values.append(float(np.mean([dkl_both(row, p_target)["dkl_sampled_target"] for row in rows])))
-        dkl_T.append(values[-1])
-        dkl_inf.append(float(np.polyfit(inverse_T, values, 1)[1]))
+        error_fit = sampling_error_fit(spiketrains[s], joint(target), config.neuron.tau_refrac, t0, T, splits=(4, 2, 1))
+        dkl_T.append(error_fit["dkl_mean"][-1])
+        dkl_inf.append(error_fit["dkl_inf"])
     correlation = net_input_correlations(spiketrains, ensemble.sources_exc, ensemble.sources_inh, config.n_neurons,
                                          t0, t0 + T)
     rates = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3

@@ -46,8 +46,7 @@ sys.path.insert(0, str(HERE))
 from ensemble_source_screening import screening_config  # noqa: E402
 
 from cortexsim.analysis.background import net_input_correlations  # noqa: E402
-from cortexsim.analysis.divergence import dkl_both  # noqa: E402
-from cortexsim.analysis.states import joint_distribution_in_windows  # noqa: E402
+from cortexsim.analysis.divergence import sampling_error_fit  # noqa: E402
 from cortexsim.backends.registry import load_backend  # noqa: E402
 from cortexsim.config import config_to_dict  # noqa: E402
 from cortexsim.models.boltzmann import joint, random_bm  # noqa: E402
@@ -77,18 +76,12 @@ def evaluate(sim, config, settings, bms, targets, fit, mode, noise, sim_seed) ->
     sim.run(t0 + T)
     spiketrains = network.spiketrains()
     sim.end()
-    inverse_T = np.array([4.0, 2.0, 1.0]) / T
     dkl_T, dkl_inf, bias = [], [], []
     for s, target in zip(network.blocks, targets):
-        p_target = joint(target)
-        values = []
-        for n_windows in (4, 2, 1):
-            rows = joint_distribution_in_windows(spiketrains[s], config.neuron.tau_refrac, t0, T / n_windows, n_windows)
-            values.append(float(np.mean([dkl_both(row, p_target)["dkl_sampled_target"] for row in rows])))
-        slope, intercept = np.polyfit(inverse_T, values, 1)
-        dkl_T.append(values[-1])
-        dkl_inf.append(float(intercept))
-        bias.append(float(slope))
+        error_fit = sampling_error_fit(spiketrains[s], joint(target), config.neuron.tau_refrac, t0, T, splits=(4, 2, 1))
+        dkl_T.append(error_fit["dkl_mean"][-1])
+        dkl_inf.append(error_fit["dkl_inf"])
+        bias.append(error_fit["bias_B_ms"])
     out = {"dkl_median": float(np.median(dkl_T)), "dkl_inf_median": float(np.median(dkl_inf)),
            "bias_B_ms_median": float(np.median(bias)), "dkl_per_network": dkl_T, "dkl_inf_per_network": dkl_inf,
            "bias_B_ms_per_network": bias}
