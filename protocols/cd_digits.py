@@ -254,15 +254,19 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
             t0, t1 = timed.run(config.eval_settle_ms + config.eval_read_ms)
             windows.append((t0 + config.eval_settle_ms, t1))
         states = states_on_grid(network.spiketrains(clear=True), tau_ref, t_begin, timed.t_ms, dt)
-        for k, (t0, t1) in enumerate(windows):
-            first, last = int(round((t0 - t_begin) / dt)), int(round((t1 - t_begin) / dt))
-            out[start + k] = states[first:last].mean(axis=0)
+        out[start:start + len(windows)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:
             bar.update(len(windows))
     if bar is not None:
         bar.close()
     network.release()
     return out
+
+
+def _window_means(states: np.ndarray, windows: list, t_begin: float, dt: float) -> np.ndarray:
+    """Mean of the state rows (a grid of ``dt`` ms from ``t_begin``) in each ``(t0, t1)`` window (ms)."""
+    return np.array([states[int(round((t0 - t_begin) / dt)):int(round((t1 - t_begin) / dt))].mean(axis=0)
+                     for t0, t1 in windows])
 
 
 def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chunk: int, progress: bool,
@@ -283,10 +287,8 @@ def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chu
         phases = timed.run_schedule(network.population, "v_rest", leaks, [per_clamp] * len(padded))
         times, indices = spike_arrays(network.population, clear=True)
         states = states_on_grid_from_arrays(times, indices, network.population.size, tau_ref, t_begin, timed.t_ms, dt)
-        for k, (t0, t1) in enumerate(phases[:len(block)]):
-            first = int(round((t0 + config.eval_settle_ms - t_begin) / dt))
-            last = int(round((t1 - t_begin) / dt))
-            out[start + k] = states[first:last].mean(axis=0)
+        windows = [(t0 + config.eval_settle_ms, t1) for t0, t1 in phases[:len(block)]]
+        out[start:start + len(block)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:
             bar.update(len(block))
     if bar is not None:
