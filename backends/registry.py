@@ -26,7 +26,7 @@ from .chips import DEFAULT_CHIP, ChipSpec, chip_spec
 
 __all__ = ["Capabilities", "BackendInfo", "BACKENDS", "backend_info", "load_backend",
            "known_backends", "installed_backends", "register_backend", "chip_booking", "check_dt",
-           "check_backend_seed"]
+           "check_backend_seed", "backend_of_module"]
 
 
 @dataclass(frozen=True)
@@ -67,6 +67,10 @@ class Capabilities:
         dt = 0.1 ms: NEST 1, every interval 10.1 ms for tau_refrac 10 ms; the emulated chip (NEST
         underneath) 1; Brian2 0). Protocols that read
         z = 1 for the dead time use it (:mod:`cortexsim.protocols.mixing`); 0 where not measured.
+    poisson_sources : bool
+        Whether PyNN's ``SpikeSourcePoisson`` can be built and its spikes recorded (False on
+        ``brian2_standalone``, whose Poisson background is Brian2's unrecordable ``PoissonInput``);
+        protocols that need sample Poisson trains then draw them with numpy from the same parameters.
     """
 
     dt_range_ms: tuple = (0.001, 1.0)
@@ -81,6 +85,7 @@ class Capabilities:
     seed_range: tuple = (0, 2**32 - 2)
     reference_backend: str | None = None
     dead_time_steps: int = 0
+    poisson_sources: bool = True
 
     @classmethod
     def from_chip(cls, spec: ChipSpec, **overrides) -> "Capabilities":
@@ -183,6 +188,27 @@ def backend_info(name: str) -> BackendInfo:
     return BACKENDS[name]
 
 
+def backend_of_module(sim: ModuleType) -> BackendInfo:
+    """The registry entry whose ``module`` is ``sim`` (a module :func:`load_backend` returned).
+
+    Raises
+    ------
+    ValueError
+        If no registered backend has this module.
+
+    Examples
+    --------
+    >>> backend_of_module(load_backend("nest")).name
+    'nest'
+    """
+    name = getattr(sim, "__name__", None)
+    for info in BACKENDS.values():
+        if info.module == name:
+            return info
+    raise ValueError(f"{name!r} is not the module of a registered backend; known backends: "
+                     f"{', '.join(known_backends())}")
+
+
 def load_backend(name: str) -> ModuleType:
     """Import and return the PyNN ``sim`` module of backend ``name`` (imported lazily, on first use).
 
@@ -244,6 +270,6 @@ register_backend(BackendInfo(
     requires=("brian2", "pyNN"),
     description="Brian2 C++ standalone mode for PyNN-built networks (brian2 cell types and noise): compiled "
                 "once per network structure, weights/biases/states passed as run arguments, seeded",
-    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True),
+    capabilities=Capabilities(dt_range_ms=(0.001, 1.0), seedable=True, poisson_sources=False),
     pynn_reference="pyNN.brian2",
 ))

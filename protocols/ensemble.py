@@ -56,6 +56,7 @@ from types import ModuleType
 
 import numpy as np
 
+from cortexsim.checks import check_int, check_positive
 from cortexsim.config import config_to_dict
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from cortexsim.results import library_versions, machine_info, output_dir, write_results
@@ -65,12 +66,15 @@ from cortexsim.timegrid import check_duration
 from ..analysis.background import input_statistics, membrane_statistics, plot_background
 from ..analysis.divergence import dkl_both
 from ..analysis.plots import plot_activation_function, plot_learning_curve, plot_value_distributions
+from ..analysis.spike_statistics import to_spiketrains
 from ..analysis.states import joint_distribution
-from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
+from ..backends.registry import (backend_info, backend_of_module, check_backend_seed, check_dt, chip_booking,
+                                load_backend)
 from ..models.boltzmann import MAX_EXACT_UNITS, BoltzmannMachine, block_diagonal, joint, random_bm
 from ..models.cd_learning import SCHEDULE_KINDS, block_diagonal_mask
 from ..models.ensemble import (Ensemble, EnsembleBackground, build_ensemble, check_ensemble_size, equivalent_noise,
                                matched_background)
+from ..models.ensemble_background import kick_spike_times
 from ..models.lif_translation import fit_activation
 from ..models.sampling_network import SYNAPSE_KINDS
 from .calibration import CalibrationConfig, calibrate
@@ -79,6 +83,7 @@ from .cd_engine import (CDSettings, CDState, TargetStatistics, block_slices, loa
 from .progress import run_on_grid
 
 __all__ = ["EnsembleConfig", "EnsembleResult", "run", "run_ensemble", "quartiles", "RunSettings", "build",
+           "poisson_reference_trains",
            "network_distributions", "evaluate", "train", "fresh_training", "measure_background",
            "background_run_settings"]
 
@@ -240,8 +245,9 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
     ensemble = build(sim, settings, targets, fit, mode, translation,
                      derive_seed(config.seed, 4, int(mode == "ensemble")), **probes)
     poisson_sources = None
-    if mode == "poisson":  # the Poisson background as K independent trains per receptor (rate R / K)
-        K = settings.background.in_degree
+    K = settings.background.in_degree
+    recorded_poisson = backend_of_module(sim).capabilities.poisson_sources
+    if mode == "poisson" and recorded_poisson:  # the Poisson background as K independent trains per receptor
         poisson_sources = sim.Population(2 * K * 10, sim.SpikeSourcePoisson(rate=config.noise.rate_exc / K),
                                          label="poisson_inputs")
         poisson_sources.record("spikes")
@@ -280,11 +286,40 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
         result.update(sweep=sweep, p_on=p_on, fit=fit_ensemble, group_v_p05=v_p05s, group_alpha=alphas)
         sources = np.hstack([ensemble.sources_exc, ensemble.sources_inh])
         result["inputs"] = input_statistics(spiketrains, sources, t0, t1)
-    else:
+        result["inputs_source"] = "recorded spikes of the ensemble's neurons (each target's background sources)"
+    elif recorded_poisson:
         trains = list(poisson_sources.get_data("spikes").segments[-1].spiketrains)
         result["inputs"] = input_statistics(trains, np.arange(len(trains)).reshape(10, -1), t0, t1)
+        result["inputs_source"] = "recorded SpikeSourcePoisson trains of the simulator"
+    else:  # the backend cannot record Poisson sources: the same trains drawn with numpy on the dt grid
+        trains = poisson_reference_trains(2 * K * 10, config.noise.rate_exc / K, t1, config.dt_ms,
+                                          derive_seed(config.seed, 4, 2))
+        result["inputs"] = input_statistics(trains, np.arange(len(trains)).reshape(10, -1), t0, t1)
+        result["inputs_source"] = ("Poisson trains drawn with numpy on the dt grid (rate and number as the "
+                                   "simulator's SpikeSourcePoisson, which this backend cannot record)")
     sim.end()
     return result
+
+
+def poisson_reference_trains(n_trains: int, rate_hz: float, t_stop_ms: float, dt_ms: float, seed: int) -> list:
+    """``n_trains`` independent Poisson spike trains (neo, ms) of ``rate_hz`` on the dt grid over (0, t_stop].
+
+    Each grid step carries a spike with probability ``rate * dt`` (as a simulator's Poisson generator on
+    its time grid; :func:`cortexsim.models.ensemble_background.kick_spike_times`, train by train). The
+    Poisson reference of :func:`measure_background` on backends that cannot record ``SpikeSourcePoisson``.
+
+    Examples
+    --------
+    >>> trains = poisson_reference_trains(3, 50.0, 1000.0, 0.1, seed=1)
+    >>> len(trains), float(trains[0].t_stop)
+    (3, 1000.0)
+    """
+    check_int(n_trains, "n_trains", minimum=1)
+    check_positive(rate_hz, "rate_hz", "Hz")
+    check_positive(t_stop_ms, "t_stop_ms", "ms")
+    times = [kick_spike_times(1, t_stop_ms, rate_hz, dt_ms, derive_seed(seed, k), start_ms=0.0)[0]
+             for k in range(int(n_trains))]
+    return to_spiketrains(times, t_stop_ms)
 
 
 
@@ -604,7 +639,7 @@ def _summarise(config, settings, poisson_fit, ensemble_fit, source_rate, bg_pois
         "dkl_target_sampled_per_network": {key: e["dkl_target_sampled"] for key, e in evaluations.items()},
         "background": {
             mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),
-                   "network_mean_rate_hz": float(np.mean(bg["rates_hz"]))}
+                   "network_mean_rate_hz": float(np.mean(bg["rates_hz"])), "inputs_source": bg["inputs_source"]}
             for mode, bg in (("poisson", bg_poisson), ("ensemble", bg_ensemble))},
         "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict(),
                            "ensemble_per_source_set": {"v_p05": bg_ensemble["group_v_p05"],

@@ -559,7 +559,8 @@ def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rat
         "timing": {"training": timing, **timings},
         "noise_sources": {mode: generators.get(mode) for mode in MODES},
         "background": {mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),
-                              "network_mean_rate_hz": float(np.mean(bg["rates_hz"]))}
+                              "network_mean_rate_hz": float(np.mean(bg["rates_hz"])),
+                              "inputs_source": bg["inputs_source"]}
                        for mode, bg in backgrounds.items()},
         "activation_fit": {"poisson": poisson_fit.to_dict(), "ensemble": ensemble_fit.to_dict()},
         "ensemble_source_rate_hz": source_rate,

@@ -3,6 +3,7 @@
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
 from cortexsim.backends import registry
@@ -56,3 +57,14 @@ def test_capabilities_are_data():
     info = backend_info("nest")
     assert info.capabilities.seedable and info.capabilities.speedup == 1.0
     assert info.to_dict()["name"] == "nest"
+
+
+def test_backend_of_module_finds_the_entry_and_poisson_capability():
+    from cortexsim.backends.registry import backend_of_module
+
+    for name in ("nest", "brian2_standalone"):
+        assert backend_of_module(load_backend(name)).name == name
+    assert backend_info("nest").capabilities.poisson_sources
+    assert not backend_info("brian2_standalone").capabilities.poisson_sources   # PoissonInput only
+    with pytest.raises(ValueError, match="registered backend"):
+        backend_of_module(np)

@@ -122,3 +122,35 @@ def test_autocorrelation_of_ar1_and_white_noise():
         autocorrelation(x[:, :100], 200)
     with pytest.raises(ValueError, match="constant"):
         autocorrelation(np.ones((2, 100)), 10)
+
+
+def test_poisson_reference_trains_are_grid_poisson_trains_of_the_asked_rate():
+    """The numpy Poisson reference of measure_background (backends that cannot record SpikeSourcePoisson):
+    rate as asked, CV of a Bernoulli process on the dt grid (sqrt(1 - rate dt) = 0.9975 here), no
+    correlation, spike times on the grid, reproducible per seed and different between seeds."""
+    from cortexsim.protocols.ensemble import poisson_reference_trains
+
+    trains = poisson_reference_trains(20, 50.0, T_MS, 0.1, seed=5)
+    assert len(trains) == 20 and all(float(st.t_stop) == T_MS for st in trains)
+    stats = input_statistics(trains, np.arange(20).reshape(2, 10), 0.0, T_MS, bin_size_ms=5.0)
+    # as test_poisson_inputs_have_cv_one_rate_as_drawn_and_no_correlation (same sizes): 5 sigma
+    assert np.allclose(stats.rate_hz, 50.0, rtol=0.05)
+    assert np.allclose(stats.cv, np.sqrt(1 - 50.0 * 1e-4), atol=0.05)
+    assert np.all(stats.abs_correlation < 0.025)
+    times = np.concatenate([np.asarray(st.magnitude) for st in trains])
+    assert np.allclose(times / 0.1, np.round(times / 0.1), atol=1e-6) and times.min() > 0
+    again = poisson_reference_trains(20, 50.0, T_MS, 0.1, seed=5)
+    other = poisson_reference_trains(20, 50.0, T_MS, 0.1, seed=6)
+    assert all(np.array_equal(a.magnitude, c.magnitude) for a, c in zip(trains, again))
+    assert not np.array_equal(trains[0].magnitude, other[0].magnitude)
+    assert not np.array_equal(trains[0].magnitude, trains[1].magnitude)   # independent trains, not copies
+
+
+@pytest.mark.parametrize("kwargs, needle", [(dict(n_trains=0), "n_trains"), (dict(rate_hz=-1.0), "rate_hz"),
+                                            (dict(t_stop_ms=0.0), "t_stop_ms")])
+def test_poisson_reference_trains_refuse_bad_input(kwargs, needle):
+    from cortexsim.protocols.ensemble import poisson_reference_trains
+
+    args = dict(n_trains=2, rate_hz=10.0, t_stop_ms=100.0, dt_ms=0.1, seed=1)
+    with pytest.raises(ValueError, match=needle):
+        poisson_reference_trains(**{**args, **kwargs})
