@@ -46,11 +46,11 @@ import numpy as np
 from cortexsim.seeds import derive_rng
 
 from ..backends.noise import add_poisson_background
-from .boltzmann import BoltzmannMachine, block_diagonal
+from .boltzmann import BoltzmannMachine
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
                                   equivalent_noise, kick_spike_times, matched_background)
-from .lif_translation import LIFNetworkParameters, bm_to_lif
+from .lif_translation import bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, signed_pairs
 from .sampling_network import clamped_leak, write_lif
@@ -110,9 +110,9 @@ class Ensemble:
         Through :func:`cortexsim.models.sampling_network.write_lif`, the update path of every network kind.
         """
         bms = _check_bms(bms, self.n_networks)
-        lif = _translate(bms, self.neuron, self.translation_noise, self.fit)
-        write_lif(self.population, self.recurrent, lif)
-        self.bms, self.e_leak = bms, np.asarray(lif.e_leak, dtype=float)
+        lifs = [bm_to_lif(bm, self.neuron, self.translation_noise, self.fit) for bm in bms]   # network by network
+        write_lif(self.population, self.recurrent, lifs)
+        self.bms, self.e_leak = bms, np.concatenate([np.asarray(lif.e_leak, dtype=float) for lif in lifs])
 
     def clamp(self, units, values, clamp_bias: float) -> None:
         """Clamp ``units`` (indices into all M * N neurons) to ``values`` (0/1) through their leak
@@ -139,10 +139,7 @@ class Ensemble:
             raise ValueError(f"W must be ({n}, {n}) and b ({n},) for {self.n_networks} networks of "
                              f"{self.n_neurons} neurons, got {W.shape} and {b.shape}")
         blocks = self.blocks
-        outside = W.copy()
-        for s in blocks:
-            outside[s, s] = 0.0
-        if np.any(outside != 0):
+        if np.count_nonzero(W) != sum(np.count_nonzero(W[s, s]) for s in blocks):
             raise ValueError("W couples different networks of the ensemble (non-zero entries outside the "
                              "diagonal blocks)")
         self.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in blocks])
@@ -166,10 +163,6 @@ def _check_bms(bms, n_networks: int | None = None) -> list:
     if n_networks is not None and len(bms) != n_networks:
         raise ValueError(f"expected {n_networks} BMs (one per network), got {len(bms)}")
     return bms
-
-
-def _translate(bms: list, neuron, noise, fit) -> LIFNetworkParameters:
-    return bm_to_lif(block_diagonal(bms), neuron, noise, fit)
 
 
 def _block_rows(bms: list, neuron, noise, fit, connectivity):

@@ -44,7 +44,7 @@ from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, N
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif",
            "clamped_leak"]
 
-def write_lif(population, recurrent: RecurrentSynapses, lif: LIFNetworkParameters) -> None:
+def write_lif(population, recurrent: RecurrentSynapses, lif) -> None:
     """Write translated LIF parameters into a built network, in place: the one update path of every network.
 
     Leak potentials (mV) with one ``population.set(v_rest=...)``; the excitatory and inhibitory weight
@@ -52,9 +52,31 @@ def write_lif(population, recurrent: RecurrentSynapses, lif: LIFNetworkParameter
     (through :func:`~cortexsim.backends.projection_weights.set_projection_weights`, the backend's fast
     route, NEST: one ``SynapseCollection.set`` per projection, or PyNN's ``Projection.set``; synapses a
     weight needs but that do not exist are grown first, see :mod:`cortexsim.models.recurrent`).
+
+    ``lif`` is one :class:`~cortexsim.models.lif_translation.LIFNetworkParameters`, or a list of them:
+    independent networks of the population in consecutive blocks (an ensemble), translated network by
+    network; their weights go into the diagonal blocks, zero elsewhere (the same values as the
+    translation of the block-diagonal BM, without its full-size arithmetic).
+
+    Examples
+    --------
+    >>> # after a CD update of a built network:
+    >>> # write_lif(network.population, network.recurrent, bm_to_lif(bm, neuron, noise, fit))
     """
-    population.set(v_rest=np.asarray(lif.e_leak, dtype=float))
-    recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
+    if isinstance(lif, LIFNetworkParameters):
+        population.set(v_rest=np.asarray(lif.e_leak, dtype=float))
+        recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
+        return
+    lifs = list(lif)
+    n = sum(part.n_neurons for part in lifs)
+    excitatory, inhibitory = np.zeros((n, n)), np.zeros((n, n))
+    start = 0
+    for part in lifs:
+        s = slice(start, start + part.n_neurons)
+        excitatory[s, s], inhibitory[s, s] = part.excitatory_weights, part.inhibitory_weights
+        start = s.stop
+    population.set(v_rest=np.concatenate([np.asarray(part.e_leak, dtype=float) for part in lifs]))
+    recurrent.write(excitatory, inhibitory)
 
 
 def clamped_leak(e_leak: np.ndarray, fit: ActivationFit, units, values, clamp_bias: float) -> np.ndarray:

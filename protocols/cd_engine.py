@@ -138,11 +138,12 @@ class CDSettings:
         """Sampling time of every iteration (ms), on the dt grid."""
         return sampling_durations(self.sampling_ms, self.sampling_end_ms, self.iterations, self.dt_ms)
 
-    def update(self, mask: np.ndarray | None, n_units: int) -> CDUpdate:
-        """A fresh :class:`~cortexsim.models.cd_learning.CDUpdate` for these settings."""
+    def update(self, mask: np.ndarray | None, n_units: int, blocks: list | None = None) -> CDUpdate:
+        """A fresh :class:`~cortexsim.models.cd_learning.CDUpdate` for these settings (``blocks``: update
+        independent networks block by block, see there)."""
         return CDUpdate(LearningRateSchedule(self.learning_rate, self.schedule, self.schedule_tau),
                         MomentumOptimizer.create(n_units, self.momentum, self.weight_decay), mask,
-                        IterateAverage(self.iterations, self.average_fraction))
+                        IterateAverage(self.iterations, self.average_fraction), blocks)
 
 
 @dataclass
@@ -396,7 +397,8 @@ class ClampedStatistics:
 
 def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state: CDState, sim: ModuleType,
              mask: np.ndarray | None = None, save: Callable[[CDState], None] | None = None,
-             progress: bool = False, label: str = "CD", stop_after_iteration: int | None = None) -> bool:
+             progress: bool = False, label: str = "CD", stop_after_iteration: int | None = None,
+             blocks: list | None = None) -> bool:
     """Run the remaining iterations of ``state`` (updated in place); True when all are done.
 
     Parameters
@@ -422,8 +424,11 @@ def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state:
     stop_after_iteration : int, optional
         Stop after the first segment that ends at or after this iteration and return False (an
         interruption, for tests of resumption).
+    blocks : list of slice, optional
+        Independent networks of a block-diagonal ``mask``: the update works block by block
+        (:class:`~cortexsim.models.cd_learning.CDUpdate`; the same parameters, M times less work).
     """
-    update = settings.update(mask, state.b.shape[0]).load(state.update)
+    update = settings.update(mask, state.b.shape[0], blocks).load(state.update)
     durations = settings.durations()
     rng = state.generator()
     W, b = state.W, state.b

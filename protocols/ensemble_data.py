@@ -314,7 +314,7 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
     statistics = ClampedStatistics(training_data, visible, config.batch_size, config.clamp_ms, config.settle_ms,
                                    config.readout_dt_ms, config.clamp_bias, on_segment=on_segment, blocks=blocks)
     done = train_cd(factory, statistics, settings, state, sim, mask, save=save, progress=progress,
-                    label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration)
+                    label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration, blocks=blocks)
     return state if done else None
 
 

@@ -55,15 +55,22 @@ def test_poisson_and_mixture_modes_use_poisson_generators():
     assert "poisson_generator" in mixture_models and mixture.sources_exc is not None
 
 
-def test_set_bms_updates_weights_and_leaks_in_place():
+@pytest.mark.parametrize("path", ["set_bms", "set_parameters"])
+def test_set_bms_updates_weights_and_leaks_in_place(path):
+    """The per-network (block) translation and write of set_bms / set_parameters against the translation of
+    the whole block-diagonal BM (the dense path it replaced), read back from the simulator."""
     sim = load_backend("nest")
     sim.setup(timestep=0.1, seed=1)
     bms = [random_bm(N, seed=m) for m in range(M)]
     ensemble = build_ensemble(sim, bms, FIT, background=BACKGROUND, seed=1)
     new = [random_bm(N, seed=100 + m) for m in range(M)]
-    ensemble.set_bms(new)
+    if path == "set_bms":
+        ensemble.set_bms(new)
+    else:
+        ensemble.set_parameters(block_diagonal(new).W, block_diagonal(new).b)
     from cortexsim.models.lif_translation import bm_to_lif
     expected = bm_to_lif(block_diagonal(new), ensemble.neuron, ensemble.translation_noise, FIT)
+    assert np.array_equal(ensemble.e_leak, expected.e_leak)
     blocks = block_diagonal([BoltzmannMachine(np.ones((N, N)) - np.eye(N), np.zeros(N))] * M).W > 0
     for receptor, magnitudes in (("excitatory", expected.excitatory_weights),
                                  ("inhibitory", expected.inhibitory_weights)):

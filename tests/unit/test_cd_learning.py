@@ -204,3 +204,43 @@ def test_block_gibbs_samples_the_rbm_distribution_and_keeps_clamps():
     start = np.column_stack([np.ones(chains), np.zeros(chains)])
     v_last, v_mean, _ = block_gibbs(W_vh, b_v, b_h, start, 5, rng, clamp)
     assert np.all(v_last[:, 0] == 1) and np.all(v_mean[:, 0] == 1)
+
+
+def test_block_update_equals_the_full_update_of_a_block_diagonal_mask():
+    """CDUpdate(blocks=...) (the ensembles' per-network path) against the full-matrix update: three networks
+    of different sizes, bipartite masks inside the blocks, momentum, weight decay, several iterations and
+    moments that are NOT zero outside the blocks (the mask must ignore them on both paths). Parameters
+    and velocities bit for bit, the gradient norm to float precision; a step on the wrong block, a
+    missing transpose or the velocity kept outside the blocks fail it."""
+    from cortexsim.models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule, MomentumOptimizer,
+                                              bipartite_mask)
+
+    sizes, rng = [5, 7, 4], np.random.default_rng(3)
+    n = sum(sizes)
+    edges = np.cumsum([0] + sizes)
+    blocks = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    mask = np.zeros((n, n))
+    for s, size in zip(blocks, sizes):
+        mask[s, s] = bipartite_mask(2, size - 2)
+    updates = [CDUpdate(LearningRateSchedule(0.3, "inverse", 5.0), MomentumOptimizer.create(n, 0.6, 0.02), mask,
+                        IterateAverage(6, 0.5), blocks=b) for b in (None, blocks)]
+    W0 = rng.normal(0, 0.3, (n, n)) * mask
+    W0 = W0 + W0.T
+    params = [(W0.copy(), rng.normal(0, 0.5, n))] * 2
+    for iteration in range(6):
+        moments = []
+        for _ in range(2):
+            second = rng.random((n, n))
+            moments.append((rng.random(n), second + second.T))
+        params = [update(iteration, W, b, *moments) for update, (W, b) in zip(updates, params)]
+        (W_full, b_full), (W_block, b_block) = params
+        assert np.array_equal(W_full, W_block) and np.array_equal(b_full, b_block)
+        assert np.array_equal(updates[0].optimizer.velocity_W, updates[1].optimizer.velocity_W)
+        assert updates[1].last_gradient_norm == pytest.approx(updates[0].last_gradient_norm, rel=1e-12)
+    assert np.any(W_full != W0) and np.array_equal(W_full[mask == 0], W0[mask == 0])
+    assert all(np.array_equal(a, c) for a, c in zip(updates[0].result(), updates[1].result()))
+    with pytest.raises(ValueError, match="zero outside the blocks"):
+        CDUpdate(LearningRateSchedule(0.3, "constant"), MomentumOptimizer.create(n), np.ones((n, n)),
+                 blocks=blocks)
+    with pytest.raises(ValueError, match="blocks need a mask"):
+        CDUpdate(LearningRateSchedule(0.3, "constant"), MomentumOptimizer.create(n), None, blocks=blocks)
