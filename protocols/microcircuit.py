@@ -49,7 +49,8 @@ N_VALIDATION = 10_000
 #: rate must be 4x lower (5e-6; 1e-5 diverges). The first layer (pixels in, ~0.026 of the
 #: feedback-alignment gradient) learns faster early with 4-16x its rate, but 4x (0.1) and 8x (0.2) from the
 #: start made the network collapse within one epoch on one of three training orders (2.5e-2: 87.7 % on that
-#: order); so it learns at 2.5e-2 in a warm-up epoch and at 0.1 from epoch 2 on (``MNIST_WARMUP``). One layer (784-10): 4e-5 (2 epochs on all 50,000: 2e-5 80.0 %, 4e-5 82.3 %,
+#: order); so it learns at 2.5e-2 in a warm-up epoch and at 0.1 from epoch 2 on (``MNIST_WARMUP``).
+#: One layer (784-10): 4e-5 (2 epochs on all 50,000: 2e-5 80.0 %, 4e-5 82.3 %,
 #: 8e-5 79.8 %; 1.6e-4 unstable).
 MNIST_ETA = {
     1: ((4e-5,), (), ()),
