@@ -162,6 +162,13 @@ def summarize(runs: dict) -> dict:
     out["wall_time_s_fixed_random"] = {k: runs[k]["wall_time_s"] for k in fixed}
     angles = {k: runs[k]["final"].get("topdown_angle_deg") for k in fixed}
     out["topdown_angle_deg_fixed_random"] = angles
+    # the same three seeds with the previous default (eta_up (2.5e-2, 1e-4, 2e-5), no warm-up; kept by hand)
+    prev = {k: 1 - r["test_accuracy"] for k, r in runs.items()
+            if k.startswith("mnist/fixed_random_previous_default/")}
+    out["test_error_fixed_random_previous_default_per_seed"] = prev
+    out["test_error_fixed_random_previous_default"] = float(np.mean(list(prev.values()))) if prev else None
+    out["test_error_fixed_random_previous_default_std"] = (float(np.std(list(prev.values()), ddof=1))
+                                                           if len(prev) > 1 else None)
     # longer single runs with the same defaults (added by hand from a CLI run, not in the mean above)
     out["fixed_random_extended"] = {k: {"epochs": r["epochs"], "test_error": 1 - r["test_accuracy"]}
                                     for k, r in runs.items() if k.startswith("mnist/fixed_random_extended/")}

@@ -26,7 +26,8 @@ from pathlib import Path
 import numpy as np
 
 from cortexsim.models.microcircuit.parameters import basal_attenuation, effective_network
-from cortexsim.protocols.microcircuit import MicrocircuitConfig, _data, _initial_weights, run_microcircuit
+from cortexsim.protocols.microcircuit import (MicrocircuitConfig, _data, _initial_weights, forward_rate_factors,
+                                              run_microcircuit)
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "microcircuit_tasks.json"
@@ -75,9 +76,8 @@ def backprop_reference(cfg: MicrocircuitConfig) -> float:
     lam_h, lam_n = basal_attenuation(p, hidden=True), basal_attenuation(p, hidden=False)
     lr_h = lam_h * cfg.eta_up[0] * cfg.pattern_duration * c_a * b_int * a_n / lam_n
     lr_o = lam_n * cfg.eta_up[1] * cfg.pattern_duration * a_n
-    decay_from = int(np.ceil(cfg.decay_after * cfg.epochs)) + 1
     for epoch in range(1, cfg.epochs + 1):
-        factor = cfg.decay_factor if epoch >= decay_from else 1.0
+        f_h, f_o = forward_rate_factors(cfg, epoch)
         order = np.random.default_rng(cfg.seed * 1000 + epoch).permutation(len(train))
         for start in range(0, len(order), cfg.batch_size):
             idx = order[start:start + cfg.batch_size]
@@ -85,10 +85,10 @@ def backprop_reference(cfg: MicrocircuitConfig) -> float:
             hidden = net.hidden.phi(x @ w_h.T + b_h)
             err_o = target - (hidden @ w_o.T + b_o)
             err_h = (err_o @ w_o) * hidden * (1.0 - hidden)                 # logistic derivative
-            w_o += factor * lr_o * err_o.T @ hidden
-            b_o += factor * lr_o * err_o.sum(axis=0)
-            w_h += factor * lr_h * err_h.T @ x
-            b_h += factor * lr_h * err_h.sum(axis=0)
+            w_o += f_o * lr_o * err_o.T @ hidden
+            b_o += f_o * lr_o * err_o.sum(axis=0)
+            w_h += f_h * lr_h * err_h.T @ x
+            b_h += f_h * lr_h * err_h.sum(axis=0)
     output = net.hidden.phi(test.x @ w_h.T + b_h) @ w_o.T + b_o
     return float(np.mean(np.argmax(output, axis=1) == test.y))
 

@@ -98,3 +98,44 @@ def test_learned_topdown_learns_with_eta_down():
         MicrocircuitConfig(seed=0, task="mnist", topdown="learned").resolved()       # 3 layers: no default
     # 784-1000-10 (2 weight layers) has validated defaults
     assert MicrocircuitConfig(seed=0, task="mnist", sizes=(784, 1000, 10), topdown="learned").resolved().eta_down == (5e-6,)
+
+
+def test_forward_rate_factors_warm_up_then_anneal_per_layer():
+    # 20 epochs, decay_after 0.75: x0.1 from epoch 16; warm-up of 2 epochs with factors for layers 0 / 1 / 2
+    from cortexsim.protocols.microcircuit import forward_rate_factors
+    cfg = MicrocircuitConfig(seed=1, task="mnist", epochs=20, warmup_epochs=2, warmup_factors=(0.25, 0.5, 1.0))
+    got = {e: forward_rate_factors(cfg, e) for e in (1, 2, 3, 15, 16, 20)}
+    assert got[1] == got[2] == (0.25, 0.5, 1.0)             # off by one epoch -> epoch 3 or epoch 2 differs
+    assert got[3] == got[15] == (1.0, 1.0, 1.0)
+    assert got[16] == got[20] == (0.1, 0.1, 0.1)
+    overlap = MicrocircuitConfig(seed=1, task="mnist", epochs=4, decay_after=0.25, warmup_epochs=3,
+                                 warmup_factors=(0.5, 1.0, 1.0))
+    assert forward_rate_factors(overlap, 1) == (0.5, 1.0, 1.0) and forward_rate_factors(overlap, 2) == (0.05, 0.1, 0.1)
+    assert forward_rate_factors(MicrocircuitConfig(seed=1, task="yinyang"), 1) == (1.0, 1.0)   # no warm-up
+    with pytest.raises(ValueError, match="warmup_factors"):
+        MicrocircuitConfig(seed=1, task="mnist", warmup_factors=(2.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="one factor per weight layer"):
+        MicrocircuitConfig(seed=1, task="mnist", warmup_factors=(1.0, 1.0)).resolved()
+    with pytest.raises(ValueError, match="epoch must be >= 1"):
+        forward_rate_factors(cfg, 0)
+
+
+def test_warm_up_factors_reach_the_right_layers_in_the_right_epochs(tmp_path):
+    # 784-20-20-10 on 16 images: with warm-up factors (0, 1, 0) for one epoch, epoch 1 leaves the first and the
+    # output layer's forward weights and the output interneurons' W_IP[1] (they follow the output layer)
+    # unchanged, while layer 2 and W_IP[0] learn; in epoch 2 all of them change.
+    import numpy as np
+    from cortexsim.protocols.microcircuit import _initial_weights
+    from cortexsim.protocols.microcircuit_training import load_checkpoint
+    common = dict(seed=4, task="mnist", sizes=(784, 20, 20, 10), n_train=16, n_test=16, batch_size=8,
+                  warmup_epochs=1, warmup_factors=(0.0, 1.0, 0.0), eta_up=(0.1, 1e-3, 1e-3), decay_after=1.0)
+    cfg = MicrocircuitConfig(epochs=1, **common).resolved()
+    start = _initial_weights(cfg, cfg.params())
+    changed = {}
+    for epochs in (1, 2):
+        run_microcircuit(MicrocircuitConfig(epochs=epochs, **common), tmp_path / str(epochs))
+        arrays, _ = load_checkpoint(tmp_path / str(epochs) / "checkpoint.npz")
+        changed[epochs] = {name: not np.array_equal(arrays[name], getattr(start, name.split(".")[0])[int(name[-1])])
+                           for name in ("W_up.0", "W_up.1", "W_up.2", "W_IP.0", "W_IP.1")}
+    assert changed[1] == {"W_up.0": False, "W_up.1": True, "W_up.2": False, "W_IP.0": True, "W_IP.1": False}
+    assert all(changed[2].values())
