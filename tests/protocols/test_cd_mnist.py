@@ -191,13 +191,15 @@ def test_cli_mnist_options_reach_the_config_and_bad_values_are_refused(tmp_path,
 
     monkeypatch.setattr(digits, "train_digits", train_digits)
     main(["train-cd", "--task", "mnist", "--n-hidden", "30", "--n-train", "100", "--n-test", "20",
-          "--iterations", "3", "--occlusions", "half,random30", "--out", str(tmp_path / "m")])
+          "--iterations", "3", "--occlusions", "half,random30", "--average-fraction", "0.4",
+          "--out", str(tmp_path / "m")])
     c = seen["config"]
     assert (c.dataset, c.n_hidden, c.n_train_images, c.n_test_images, c.iterations, c.occlusions) == \
         ("mnist", 30, 100, 20, 3, ("half", "random30"))
+    assert c.average_fraction == 0.4 and c.cd_settings().average_fraction == 0.4
     assert c.pretrain_iterations == 0          # MNIST default: spiking CD from random weights
     for argv, needle in ((["--n-train", "-3"], "n_train_images"), (["--n-hidden", "0"], "n_hidden"),
-                         (["--occlusions", "half,top"], "occlusions")):
+                         (["--occlusions", "half,top"], "occlusions"), (["--average-fraction", "1"], "average_fraction")):
         code = main(["train-cd", "--task", "mnist", *argv, "--out", str(tmp_path / "bad")])
         assert code == 2 and needle in capsys.readouterr().err
 
