@@ -294,6 +294,26 @@ def _selection_reason(selection: list) -> str:
             "stopped unfinished (its spiking run would not fit in 6 h with the longer free phase).")
 
 
+def _tracking(spiking: dict | None, baseline_curve, earlier: dict | None) -> dict | None:
+    """How closely the spiking run follows the exact one: the gap (exact - spiking) of the free-energy test
+    accuracy of the weights after every checkpoint, for this run and for the earlier setting over the same
+    updates (both runs have seed 1, so the exact curve is the same)."""
+    if not spiking or not spiking["accuracy_over_training"] or not baseline_curve:
+        return None
+    exact = {int(i): a for i, a in baseline_curve}
+    now = {int(i): a for i, a in spiking["accuracy_over_training"]}
+    before = ({int(i): a for i, a in earlier["spiking_brian2_standalone"]["accuracy_over_training"]}
+              if earlier else {})
+    common = sorted(set(now) & set(before)) if before else sorted(now)
+    gap = lambda curve, keys: float(np.mean([exact[k] - curve[k] for k in keys])) if keys else None  # noqa: E731
+    last = [k for k in common if k > max(common) // 2] or common
+    return {"updates": common, "description": "mean over checkpoints of (exact - spiking) free-energy test accuracy "
+                                              "of the iterates; all checkpoints and the second half of them",
+            "mean_gap_this_run": gap(now, common), "mean_gap_earlier_setting": gap(before, common) if before else None,
+            "mean_gap_this_run_second_half": gap(now, last),
+            "mean_gap_earlier_setting_second_half": gap(before, last) if before else None}
+
+
 def _diagnosis(out: Path) -> dict | None:
     """The diagnose stage's entries (spiking vs exact CD statistics at fixed weights), with what they mean."""
     path = out / "diagnosis.json"
@@ -438,6 +458,7 @@ def stage_report(args) -> None:
         matched = {"updates": done, "spiking_free_energy_accuracy": spiking["accuracy_over_training"][-1][1],
                    "exact_free_energy_accuracy": dict((int(i), a) for i, a in baseline_curve).get(done)}
     summary["free_energy_accuracy_at_matched_updates"] = matched
+    summary["tracking_against_exact"] = _tracking(spiking, baseline_curve, earlier)
     acceptance = {"exact_baseline_at_least_90_percent": None if exact_acc is None else bool(exact_acc >= 0.90),
                   "spiking_within_3_points_of_exact": (bool(exact_acc - spiking_acc <= 0.03) if complete and
                                                        spiking_acc is not None and exact_acc is not None else None),
