@@ -37,7 +37,7 @@ __all__ = ["StandaloneUnsupported", "CompiledProject", "Schedule", "describe_net
 #: Name of the control group (start time, duration and seed of each run).
 CONTROL_NAME = "cortexsim_control"
 #: Version of the project layout; bump to invalidate cached projects.
-PROJECT_FORMAT = 3
+PROJECT_FORMAT = 5
 
 _STATISTICS = {"compilations": 0, "compile_wall_s": 0.0, "loaded_from_disk": 0, "reused_in_memory": 0}
 _PROJECTS: dict = {}
@@ -299,6 +299,40 @@ class CompiledProject:
                    data["compile_wall_s"], data.get("schedules", {}))
 
 
+def simulation_dt(description: list[dict]) -> float:
+    """The time step (s) of the compiled network: that of its neuron groups and synapses.
+
+    A spike table keeps the step of its generator (:func:`_steps_per_generator_step`); monitors keep theirs.
+    """
+    steps = [item["dt"] for item in description if item["kind"] in ("NeuronGroup", "Synapses")]
+    if not steps:
+        steps = [item["dt"] for item in description] or [1e-4]
+    return min(steps)
+
+
+def _steps_per_generator_step(generator_dt: float, clock_dt: float, name: str) -> int:
+    """How many network steps one step of a spike generator spans (an integer, else unsupported)."""
+    ratio = generator_dt / clock_dt
+    if ratio < 1 - 1e-9 or abs(ratio - round(ratio)) > 1e-6 * ratio:
+        raise StandaloneUnsupported(f"{name}: the spike generator's time step ({generator_dt * 1e3:g} ms) is not a "
+                                    f"whole multiple of the network's ({clock_dt * 1e3:g} ms); use the 'brian2' "
+                                    "backend or a time step that divides it")
+    return int(round(ratio))
+
+
+def _pathway_delays(delays_s, source_dt: float | None):
+    """Delays (s) as a pathway on a source clock of step ``source_dt`` (s) applies them (None: unchanged).
+
+    Examples
+    --------
+    >>> float(_pathway_delays(0.15e-3, 1e-4)), float(_pathway_delays(0.04e-3, 1e-4))
+    (0.0002, 0.0)
+    """
+    if source_dt is None:
+        return delays_s
+    return np.floor(np.asarray(delays_s, dtype=float) / source_dt + 0.5) * source_dt
+
+
 def _mirror(description: list[dict], clock) -> tuple[list, dict]:
     """Create standalone copies of the described objects (deterministic names cs<k>).
 
@@ -314,7 +348,13 @@ def _mirror(description: list[dict], clock) -> tuple[list, dict]:
             values = np.zeros((item["n_steps"] + 1, item["N"]))  # last row 0: the table holds it after the end
             values[steps, indices] = 1.0
             table = brian2.TimedArray(values, dt=item["dt"] * brian2.second, name=f"cortexsim_spikes_{k}")
-            mirror = brian2.NeuronGroup(item["N"], "", threshold=f"{table.name}(t, i) > 0.5", reset="", clock=clock,
+            # The generator's own clock (Brian2's default clock, 0.1 ms, in pyNN.brian2) may be coarser than
+            # the network's: a spike binned to generator step s fires once, at time s * generator dt.
+            per_step = _steps_per_generator_step(item["dt"], float(clock.dt_), obj.obj.name)
+            threshold = f"{table.name}(t, i) > 0.5"
+            if per_step > 1:
+                threshold += f" and (timestep(t, dt) % {per_step}) == 0"
+            mirror = brian2.NeuronGroup(item["N"], "", threshold=threshold, reset="", clock=clock,
                                         name=name, namespace={table.name: table})
         elif kind == "NeuronGroup":
             group = obj.obj
@@ -343,8 +383,12 @@ def _mirror(description: list[dict], clock) -> tuple[list, dict]:
             extra = {}
             if unit.form == "general":
                 extra["multisynaptic_index"] = unit.members[0].obj._cortexsim_spec.get("multisynaptic_index")
+            # Brian2 runs a pathway on its source's clock: from a spike generator on a coarser clock (see the
+            # spike tables above) the delays are rounded to whole generator steps, half up, as its spike queue does.
+            source = description[item["source"]]
+            delay_step = source["dt"] if source["kind"] == "SpikeTable" and source["dt"] > float(clock.dt_) else None
             if unit.delay is not None:
-                extra["delay"] = unit.delay * brian2.second
+                extra["delay"] = _pathway_delays(unit.delay, delay_step) * brian2.second
             if REUSED_EXP in unit.on_pre:
                 extra["namespace"] = {REUSED_EXP: reused_exp_function()}
             mirror = brian2.Synapses(mirrors[item["source"]], mirrors[item["target"]], model=unit.model,
@@ -352,7 +396,7 @@ def _mirror(description: list[dict], clock) -> tuple[list, dict]:
             if unit.n_synapses:
                 mirror.connect(i=unit.i, j=unit.j)  # source order (see synapse_forms)
                 if unit.delay is None:
-                    mirror.delay = unit.delays * brian2.second
+                    mirror.delay = _pathway_delays(unit.delays, delay_step) * brian2.second
         elif kind == "PoissonInput":
             source = obj.obj
             mirror = brian2.PoissonInput(mirrors[item["target"]], item["target_var"], item["N"],
@@ -376,7 +420,7 @@ def _compile(description: list[dict], sig: str, directory: Path) -> CompiledProj
     device = brian2.get_device()
     try:
         brian2.prefs.devices.cpp_standalone.extra_make_args_unix = ["-j2"]
-        dt = description[0]["dt"] if description else 1e-4
+        dt = simulation_dt(description)
         clock = brian2.Clock(dt * brian2.second, name="cortexsim_clock")
         control = brian2.NeuronGroup(1, "t_start : second\nduration : second\nseed : integer",
                                      clock=clock, name=CONTROL_NAME)

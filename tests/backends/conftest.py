@@ -35,12 +35,7 @@ UNSUPPORTED = {
 
 #: (scenario, backend) -> a measured deviation from PyNN's own module that is not yet fixed. The test is
 #: marked strict-xfail: it must still fail, so a fix (or a change of the deviation) shows up at once.
-KNOWN_DEVIATIONS = {
-    ("spike_response", "brian2_standalone"):
-        "SpikeSourceArray compiled as a spike table: at dt 0.01 ms its spikes reach the cells one 0.1 ms later "
-        "than pyNN.brian2's (first EPSP onset 5.21 vs 5.11 ms for a spike at 5.0 ms, delay 0.1 ms; largest "
-        "membrane difference 0.56 mV against the 0.05 mV tolerance); see the README's brian2_standalone row",
-}
+KNOWN_DEVIATIONS: dict = {}
 
 #: The error class each backend raises for what it does not support.
 UNSUPPORTED_ERRORS = {"brian2_standalone": NotImplementedError, "brainscales": ValueError}
