@@ -485,6 +485,9 @@ class DigitsTrainingConfig(DigitsRBMSettings):
         (:func:`cortexsim.models.rbm_readout.occlusion_mask`).
     eval_chunk : int
         Test images per launch of the spiking evaluation (one parameter schedule), >= 1.
+    average_fraction : float
+        In [0, 1): the trained parameters (spiking run and exact baseline alike) are the mean of the
+        iterates over this last fraction of the updates (Polyak-Ruppert averaging); 0: the last iterate.
 
     Examples
     --------
@@ -499,6 +502,7 @@ class DigitsTrainingConfig(DigitsRBMSettings):
     validation_images: int = 0
     occlusions: tuple = OCCLUSIONS
     eval_chunk: int = 50
+    average_fraction: float = 0.0
 
     def __post_init__(self):
         self.check_rbm_settings()
@@ -524,7 +528,8 @@ class DigitsTrainingConfig(DigitsRBMSettings):
         """How the CD engine fine-tunes (one iteration: batch_size clamped images, then model_ms free)."""
         return CDSettings(iterations=self.iterations, sampling_ms=self.model_ms, learning_rate=self.learning_rate,
                           schedule=self.schedule, schedule_tau=self.schedule_tau, momentum=self.momentum,
-                          weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every)
+                          weight_decay=self.weight_decay, dt_ms=self.dt_ms, checkpoint_every=self.checkpoint_every,
+                          average_fraction=self.average_fraction)
 
 
 @dataclass(frozen=True)
@@ -712,11 +717,11 @@ def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
     eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
     pretrained = _exact_scores(config, W, b, test_x, test_y, eval_rng) if config.pretrain_iterations else None
     tic = time.perf_counter()
-    base_W, base_b, _, base_curve = train_exact(W, b, config.cd_settings().update(mask, W.shape[0]), data,
-                                                config.iterations,
-                                                config.batch_size, chains, rng,
-                                                curve_every=config.checkpoint_every, curve_data=(test_x, test_y),
-                                                n_visible=data.shape[1])
+    update = config.cd_settings().update(mask, W.shape[0])
+    _, _, _, base_curve = train_exact(W, b, update, data, config.iterations, config.batch_size, chains, rng,
+                                      curve_every=config.checkpoint_every, curve_data=(test_x, test_y),
+                                      n_visible=data.shape[1])
+    base_W, base_b = update.result()    # the iterate average (config.average_fraction) or the last iterate
     baseline = _exact_scores(config, base_W, base_b, test_x, test_y, eval_rng)
     baseline["wall_s"] = time.perf_counter() - tic
     return {"W": pre_W.tolist(), "b": pre_b.tolist(), "pretrained_exact": pretrained, "baseline": baseline,

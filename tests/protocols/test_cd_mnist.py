@@ -191,13 +191,15 @@ def test_cli_mnist_options_reach_the_config_and_bad_values_are_refused(tmp_path,
 
     monkeypatch.setattr(digits, "train_digits", train_digits)
     main(["train-cd", "--task", "mnist", "--n-hidden", "30", "--n-train", "100", "--n-test", "20",
-          "--iterations", "3", "--occlusions", "half,random30", "--out", str(tmp_path / "m")])
+          "--iterations", "3", "--occlusions", "half,random30", "--average-fraction", "0.4",
+          "--out", str(tmp_path / "m")])
     c = seen["config"]
     assert (c.dataset, c.n_hidden, c.n_train_images, c.n_test_images, c.iterations, c.occlusions) == \
         ("mnist", 30, 100, 20, 3, ("half", "random30"))
+    assert c.average_fraction == 0.4 and c.cd_settings().average_fraction == 0.4
     assert c.pretrain_iterations == 0          # MNIST default: spiking CD from random weights
     for argv, needle in ((["--n-train", "-3"], "n_train_images"), (["--n-hidden", "0"], "n_hidden"),
-                         (["--occlusions", "half,top"], "occlusions")):
+                         (["--occlusions", "half,top"], "occlusions"), (["--average-fraction", "1"], "average_fraction")):
         code = main(["train-cd", "--task", "mnist", *argv, "--out", str(tmp_path / "bad")])
         assert code == 2 and needle in capsys.readouterr().err
 
@@ -223,3 +225,31 @@ def test_tiny_mnist_run_end_to_end_on_nest(tmp_path):
     assert 0.0 <= summary["outside_simulator_fraction"] < 1.0
     for name in ("receptive_fields", "confusion_spiking", "completion_spiking", "accuracy_over_training"):
         assert (tmp_path / result.files[name]).is_file()
+
+
+def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
+    """With ``average_fraction`` 0.5 the baseline's weights are the mean of the last half of the iterates,
+    recomputed here update by update with an optimizer that keeps no average (fails if the baseline keeps
+    the last iterate, or averages another window)."""
+    from cortexsim.models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask
+    from cortexsim.protocols.cd_digits import exact_baseline, pretrain_exact, rbm_parts, train_exact
+
+    config = DigitsTrainingConfig(seed=3, n_hidden=6, pretrain_iterations=0, iterations=6, average_fraction=0.5,
+                                  learning_rate=0.5, schedule="constant", momentum=0.3, checkpoint_every=3,
+                                  n_test_images=20, n_completion_images=3, eval_gibbs_sweeps=3, eval_gibbs_burn_in=1)
+    prepared = exact_baseline(config)
+    data, _, test_x, test_y = load_split(config)
+    W, b, chains, rng, _ = pretrain_exact(config, data, test_x, test_y)
+    n_v = data.shape[1]
+    update = CDUpdate(LearningRateSchedule(0.5, "constant", 100.0),
+                      MomentumOptimizer.create(W.shape[0], 0.3, config.weight_decay), bipartite_mask(n_v, 6))
+    iterates = []
+    for i in range(6):
+        W, b, chains, _ = train_exact(W, b, update, data, 1, config.batch_size, chains, rng, first_iteration=i,
+                                      n_visible=n_v)
+        iterates.append(rbm_parts(W, b, n_v)[0])
+    expected = np.mean(iterates[3:], axis=0)
+    got = np.asarray(prepared["baseline_W_vh"])
+    np.testing.assert_allclose(got, expected, atol=6e-5)          # baseline_W_vh is rounded to 4 decimals
+    assert np.abs(iterates[-1] - expected).max() > 1e-2            # the average is not the last iterate
+    assert np.abs(np.mean(iterates[2:], axis=0) - expected).max() > 1e-3     # nor another window's mean
