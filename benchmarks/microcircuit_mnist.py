@@ -169,6 +169,10 @@ def summarize(runs: dict) -> dict:
     out["test_error_fixed_random_previous_default"] = float(np.mean(list(prev.values()))) if prev else None
     out["test_error_fixed_random_previous_default_std"] = (float(np.std(list(prev.values()), ddof=1))
                                                            if len(prev) > 1 else None)
+    # the same default (first-layer warm-up) and seeds for 6 epochs (x0.1 in epoch 6), the first runs of it
+    short = {k: 1 - r["test_accuracy"] for k, r in runs.items() if k.startswith("mnist/fixed_random_6_epochs/")}
+    out["test_error_fixed_random_6_epochs_per_seed"] = short
+    out["test_error_fixed_random_6_epochs"] = float(np.mean(list(short.values()))) if short else None
     # longer single runs with the same defaults (added by hand from a CLI run, not in the mean above)
     out["fixed_random_extended"] = {k: {"epochs": r["epochs"], "test_error": 1 - r["test_accuracy"]}
                                     for k, r in runs.items() if k.startswith("mnist/fixed_random_extended/")}
