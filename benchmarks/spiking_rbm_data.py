@@ -186,10 +186,8 @@ def stage_diagnose(args) -> None:
     (spiking vs reference, and the exact baseline's own estimator -- 20 chains one sweep -- vs reference),
     the bias (error of the mean over iterations), and the data-phase hidden activity against p(h | v).
     """
-    from cortexsim.protocols.cd_digits import pretrain_exact
-    from cortexsim.protocols.cd_engine import ClampedStatistics, TimedSimulator
-    from cortexsim.models.boltzmann import BoltzmannMachine
-    from cortexsim.models.sampling_network import build_sampling_network
+    from cortexsim.protocols.cd_digits import build_training_network, pretrain_exact, training_statistics
+    from cortexsim.protocols.cd_engine import TimedSimulator
 
     path = args.out / "diagnosis.json"
     done = read_json(path) if path.is_file() else []
@@ -227,11 +225,9 @@ def stage_diagnose(args) -> None:
         config = dataclasses.replace(base, **overrides)
         tic = time.perf_counter()
         sim.setup(timestep=config.dt_ms, seed=derive_seed(DEV_SEED, 32))
-        network = build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise,
-                                         config.synapses, connectivity=bipartite_mask(n_visible, config.n_hidden))
+        network = build_training_network(sim, config, fit, W, b)     # the training run's network and statistics
         timed = TimedSimulator(sim, config.dt_ms)
-        statistics = ClampedStatistics(data, np.arange(n_visible), config.batch_size, config.clamp_ms,
-                                       config.settle_ms, config.readout_dt_ms, config.clamp_bias)
+        statistics = training_statistics(config, data)
         batch_rng = np.random.default_rng(derive_seed(DEV_SEED, 33))
         errors = {"spiking": [], "exact_estimator": [], "data_phase": [], "model_phase": []}
         g_s_sum, g_ref_sum, hidden_pairs, means = 0.0, 0.0, [], []

@@ -42,7 +42,7 @@ from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, recurrent_synapse_type
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 
 __all__ = ["SYNAPSE_KINDS", "SamplingNetwork", "build_sampling_network", "recurrent_synapse_type", "write_lif",
-           "clamped_leak"]
+           "clamped_leak", "ReplicatedNetwork", "build_replicated_network"]
 
 def write_lif(population, recurrent: RecurrentSynapses, lif) -> None:
     """Write translated LIF parameters into a built network, in place: the one update path of every network.
@@ -246,3 +246,98 @@ def build_sampling_network(sim: ModuleType, bm: BoltzmannMachine, fit: Activatio
     if background:
         network.background = add_poisson_background(sim, population, noise)
     return network
+
+
+@dataclass
+class ReplicatedNetwork:
+    """``copies`` identical copies of one BM in ONE population (independent noise, one simulation).
+
+    Copy ``c`` holds neurons ``c * n .. (c + 1) * n - 1`` (``n = bm.n_units``). All copies represent the
+    same BM; :meth:`set_parameters` takes the single BM's ``(W (n, n), b (n,))``, translates it once and
+    writes it into every diagonal block through :func:`write_lif` (the ensemble's block path). Clamps take
+    indices into the whole population (any copy). Built by :func:`build_replicated_network`.
+
+    Attributes
+    ----------
+    network : SamplingNetwork
+        The block-diagonal network of all copies (its ``lif`` is the one of the build).
+    copies : int
+        Number of copies, >= 1.
+    bm : BoltzmannMachine
+        The single BM every copy represents.
+    e_leak : array (copies * n,)
+        Current leak potentials of all neurons (mV), what :meth:`release` restores.
+    """
+
+    network: SamplingNetwork
+    copies: int
+    bm: BoltzmannMachine
+    e_leak: np.ndarray
+
+    @property
+    def population(self):
+        return self.network.population
+
+    @property
+    def neuron(self) -> NeuronParameters:
+        return self.network.neuron
+
+    @property
+    def n_units(self) -> int:
+        """Units of one copy."""
+        return self.bm.n_units
+
+    def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
+        """Represent the BM ``(W (n, n), b (n,))`` in every copy (leak potentials and weights in place)."""
+        bm = BoltzmannMachine(W=W, b=b)
+        if bm.n_units != self.n_units:
+            raise ValueError(f"W must be ({self.n_units}, {self.n_units}) for copies of {self.n_units} units, "
+                             f"got {np.shape(W)}")
+        lif = bm_to_lif(bm, self.network.neuron, self.network.noise, self.network.fit)
+        write_lif(self.population, self.network.recurrent, [lif] * self.copies)
+        self.bm, self.e_leak = bm, np.tile(np.asarray(lif.e_leak, dtype=float), self.copies)
+
+    def clamp(self, units, values, clamp_bias: float) -> None:
+        """Clamp ``units`` (indices into all copies' neurons) to ``values`` (0/1), as :meth:`SamplingNetwork.clamp`."""
+        self.population.set(v_rest=clamped_leak(self.e_leak, self.network.fit, units, values, clamp_bias))
+
+    def release(self) -> None:
+        """Undo :meth:`clamp`."""
+        self.population.set(v_rest=self.e_leak)
+
+    def clamp_schedule(self, units, rows, clamp_bias: float) -> np.ndarray:
+        """Leak potentials (mV) of phases: ``units`` clamped to each row of ``rows``, then released
+        (as :meth:`SamplingNetwork.clamp_schedule`)."""
+        fit = self.network.fit
+        return np.vstack([clamped_leak(self.e_leak, fit, units, row, clamp_bias) for row in rows] + [self.e_leak])
+
+    def spiketrains(self, clear: bool = False) -> list:
+        """Recorded spike trains of all copies' neurons (current segment)."""
+        return self.network.spiketrains(clear=clear)
+
+
+def build_replicated_network(sim: ModuleType, bm: BoltzmannMachine, fit: ActivationFit, copies: int,
+                             neuron: NeuronParameters = DEFAULT_NEURON, noise: NoiseParameters = DEFAULT_NOISE,
+                             synapses: str = "renewing", connectivity: np.ndarray | None = None,
+                             label: str = "replicas") -> ReplicatedNetwork:
+    """Build ``copies`` copies of ``bm`` as one block-diagonal sampling network (``setup`` already called).
+
+    The block-diagonal BM (``bm`` on every diagonal block, no coupling) goes through
+    :func:`build_sampling_network`, so each copy is the network ``bm`` alone would give, with its own
+    Poisson background: the copies sample independently. ``connectivity`` (bool (n, n)) is one copy's
+    training mask (repeated on the blocks).
+
+    Examples
+    --------
+    >>> # net = build_replicated_network(sim, bm, fit, copies=4, connectivity=bipartite_mask(6, 4))
+    >>> # net.set_parameters(W, b)        # W (10, 10): written into all four copies
+    """
+    if not isinstance(bm, BoltzmannMachine):
+        raise TypeError(f"bm must be a BoltzmannMachine, got {type(bm).__name__}")
+    if isinstance(copies, bool) or not isinstance(copies, (int, np.integer)) or copies < 1:
+        raise ValueError(f"copies must be an integer >= 1, got {copies!r}")
+    eye = np.eye(int(copies))
+    blocks = BoltzmannMachine(W=np.kron(eye, bm.W), b=np.tile(bm.b, copies))
+    mask = None if connectivity is None else np.kron(eye, np.asarray(connectivity, dtype=float)).astype(bool)
+    network = build_sampling_network(sim, blocks, fit, neuron, noise, synapses, label=label, connectivity=mask)
+    return ReplicatedNetwork(network, int(copies), bm, np.asarray(network.lif.e_leak, dtype=float).copy())

@@ -56,7 +56,7 @@ from ..models.cd_learning import (SCHEDULE_KINDS, CDUpdate, LearningRateSchedule
                                   block_gibbs, check_binary_data, moments_from_states)
 from ..models.datasets import digits, downsample, mnist, one_hot, train_test_split
 from ..models.rbm_readout import OCCLUSIONS, accuracy, completion_error, occlusion_mask, predicted_labels
-from ..models.sampling_network import SYNAPSE_KINDS, build_sampling_network
+from ..models.sampling_network import SYNAPSE_KINDS, build_replicated_network, build_sampling_network
 from .calibration import CalibrationConfig, calibrate
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, load_checkpoint, save_checkpoint,
                         train_cd, training_energy)
@@ -67,7 +67,7 @@ __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
-           "pretrain_exact"]
+           "pretrain_exact", "build_training_network", "training_network_factory", "training_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -488,6 +488,15 @@ class DigitsTrainingConfig(DigitsRBMSettings):
     average_fraction : float
         In [0, 1): the trained parameters (spiking run and exact baseline alike) are the mean of the
         iterates over this last fraction of the updates (Polyak-Ruppert averaging); 0: the last iterate.
+    data_copies : int
+        Spiking CD: copies of the RBM clamped in the data phase, >= 1, dividing ``batch_size`` (the batch is
+        split among them: the data phase takes ``batch_size / data_copies`` clamps of ``clamp_ms``).
+    free_chains : int
+        Spiking CD: persistent free-running copies of the RBM in the same simulation (same weights,
+        independent noise, never clamped), >= 0, whose states over the whole iteration give the model
+        moments (pooled over the chains). 0 (default): today's route, the model moments from the clamped
+        network's free run of ``model_ms`` after the data phase. See
+        :class:`~cortexsim.protocols.cd_engine.ClampedStatistics`.
 
     Examples
     --------
@@ -503,9 +512,15 @@ class DigitsTrainingConfig(DigitsRBMSettings):
     occlusions: tuple = OCCLUSIONS
     eval_chunk: int = 50
     average_fraction: float = 0.0
+    data_copies: int = 1
+    free_chains: int = 0
 
     def __post_init__(self):
         self.check_rbm_settings()
+        check_int(self.data_copies, "data_copies", minimum=1)
+        check_int(self.free_chains, "free_chains", minimum=0)
+        if self.batch_size % self.data_copies:
+            raise ValueError(f"data_copies must divide batch_size ({self.batch_size}), got {self.data_copies}")
         check_choice(self.dataset, "dataset", DATASETS)
         check_int(self.image_side, "image_side", minimum=2)
         if self.image_side > 28:
@@ -523,6 +538,11 @@ class DigitsTrainingConfig(DigitsRBMSettings):
     def n_pixels(self) -> int:
         """Pixels per image (64 for digits, ``image_side**2`` for MNIST)."""
         return N_PIXELS if self.dataset == "digits" else self.image_side ** 2
+
+    @property
+    def copies(self) -> int:
+        """Copies of the RBM in a training simulation (``data_copies + free_chains``)."""
+        return self.data_copies + self.free_chains
 
     def cd_settings(self) -> CDSettings:
         """How the CD engine fine-tunes (one iteration: batch_size clamped images, then model_ms free)."""
@@ -785,6 +805,42 @@ def spiking_evaluation(config: DigitsTrainingConfig, sim, fit: ActivationFit, W:
         W, b, test_x, test_y), wall_s=time.perf_counter() - tic, simulated_ms=timed.t_ms)
 
 
+def build_training_network(sim, config: DigitsTrainingConfig, fit: ActivationFit, W: np.ndarray, b: np.ndarray):
+    """The spiking network of one training segment (``sim.setup`` already called): the RBM (W, b) as one
+    sampling network, or ``config.copies`` copies of it in one simulation
+    (:func:`cortexsim.models.sampling_network.build_replicated_network`); both receptors on every
+    visible-hidden pair (trained weights may change sign)."""
+    n_visible = config.n_pixels + N_LABELS
+    mask = bipartite_mask(n_visible, config.n_hidden)
+    if config.copies == 1:
+        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
+                                      connectivity=mask)
+    return build_replicated_network(sim, BoltzmannMachine(W, b), fit, config.copies, config.neuron, config.noise,
+                                    config.synapses, connectivity=mask)
+
+
+def training_network_factory(config: DigitsTrainingConfig, fit: ActivationFit):
+    """The CD engine's network factory of the digits/MNIST task: ``build(sim, W, b, first_iteration)``
+    sets up the simulator with a seed derived from ``config.seed`` and ``first_iteration`` and calls
+    :func:`build_training_network`."""
+
+    def build(sim, W, b, first_iteration):
+        sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
+        return build_training_network(sim, config, fit, W, b)
+
+    return build
+
+
+def training_statistics(config: DigitsTrainingConfig, data: np.ndarray, on_segment=None) -> ClampedStatistics:
+    """The CD engine's statistics function of the digits/MNIST task (clamped data phase, free model phase;
+    ``config.data_copies`` and ``config.free_chains``, see :class:`ClampedStatistics`)."""
+    n_visible = config.n_pixels + N_LABELS
+    return ClampedStatistics(data, np.arange(n_visible), config.batch_size, config.clamp_ms, config.settle_ms,
+                             config.readout_dt_ms, config.clamp_bias, on_segment=on_segment,
+                             n_units=None if config.copies == 1 else n_visible + config.n_hidden,
+                             data_copies=config.data_copies, free_chains=config.free_chains)
+
+
 def _state_template(config: DigitsTrainingConfig) -> dict:
     """What every checkpoint of ``config`` holds (kinds and sizes of the values; None: not checked)."""
     n_visible = config.n_pixels + N_LABELS
@@ -844,19 +900,14 @@ def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None,
         save_state()
     cd = CDState.from_dict(state["cd"])
 
-    def build(sim, W, b, first_iteration):
-        sim.setup(timestep=config.dt_ms, seed=derive_seed(config.seed, 0, first_iteration))
-        return build_sampling_network(sim, BoltzmannMachine(W, b), fit, config.neuron, config.noise, config.synapses,
-                                      connectivity=mask)  # both receptors where a trained weight may change sign
+    build = training_network_factory(config, fit)
 
     def save(cd):
         state["cd"] = cd.to_dict()
         save_state()
 
-    statistics = ClampedStatistics(data, np.arange(n_visible), config.batch_size, config.clamp_ms, config.settle_ms,
-                                   config.readout_dt_ms, config.clamp_bias,
-                                   on_segment=lambda W, b: {"segment_exact_accuracy":
-                                                            free_energy_accuracy(W, b, test_x, test_y)})
+    statistics = training_statistics(config, data, on_segment=lambda W, b: {"segment_exact_accuracy":
+                                                                           free_energy_accuracy(W, b, test_x, test_y)})
     if not train_cd(build, statistics, settings, cd, sim, mask, save=save if out_dir else None, progress=progress,
                     label=f"CD {config.dataset} on {config.backend}", stop_after_iteration=stop_after_iteration):
         return None

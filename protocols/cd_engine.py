@@ -341,11 +341,26 @@ class ClampedStatistics:
         Independent networks (units of each): second moments only within them, zero elsewhere
         (:func:`cortexsim.models.cd_learning.moments_from_states`); for a block-diagonal mask, whose
         update ignores the rest, the same training with M times less work on the moments.
+    n_units : int, optional
+        Units of ONE copy of the trained BM when the network holds several identical copies
+        (:class:`cortexsim.models.sampling_network.ReplicatedNetwork`: copy c = units ``c * n_units ..``);
+        ``visible`` then indexes one copy. None: the network is one copy.
+    data_copies : int
+        Copies clamped in the data phase (the first ones), >= 1, dividing ``batch_size``: copy d clamps rows
+        ``d * P .. (d + 1) * P - 1`` of the batch (P = batch_size / data_copies) one after the other, all
+        copies in parallel, so the data phase takes P clamps. Data moments pool the copies' clamp windows.
+    free_chains : int
+        Persistent free chains, >= 0: the copies after the data copies, never clamped. With
+        free_chains = 0 (and one data copy: today's route) the model moments are the data copies' free
+        run after the release (``duration_ms``); with free_chains >= 1 they are the free chains' states
+        over the WHOLE iteration (data phase and ``duration_ms``), pooled over the chains, and the data
+        copies' free run is not used (no bias towards the last clamped image).
     """
 
     def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
                  readout_dt_ms: float, clamp_bias: float, on_segment: Callable | None = None,
-                 blocks: list | None = None):
+                 blocks: list | None = None, n_units: int | None = None, data_copies: int = 1,
+                 free_chains: int = 0):
         self.visible = np.asarray(visible, dtype=int)
         self.data = check_binary_data(data, self.visible.size, "training data")
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -355,39 +370,68 @@ class ClampedStatistics:
         self.clamp_bias = check_positive(clamp_bias, "clamp_bias")
         self.on_segment = on_segment
         self.blocks = None if blocks is None else list(blocks)
+        self.data_copies = check_int(data_copies, "data_copies", minimum=1)
+        self.free_chains = check_int(free_chains, "free_chains", minimum=0)
+        if self.batch_size % self.data_copies:
+            raise ValueError(f"data_copies must divide batch_size ({self.batch_size}), got {self.data_copies}")
+        self.n_units = None if n_units is None else check_int(n_units, "n_units", minimum=1)
+        copies = self.data_copies + self.free_chains
+        if copies > 1:
+            if self.n_units is None:
+                raise ValueError("n_units (units of one copy) is needed with data_copies > 1 or free_chains > 0")
+            if self.blocks is not None:
+                raise ValueError("blocks (independent networks) and copies (data_copies, free_chains) exclude "
+                                 "each other")
+            if self.visible.size and (self.visible.min() < 0 or self.visible.max() >= self.n_units):
+                raise ValueError(f"visible must index one copy of n_units = {self.n_units} units")
+
+    def _pooled(self, states: np.ndarray, copies: range) -> np.ndarray:
+        """Rows of ``states`` (T, all neurons) of the given copies stacked: (T * len(copies), n_units)."""
+        if self.n_units is None:
+            return states
+        return np.vstack([states[:, c * self.n_units:(c + 1) * self.n_units] for c in copies])
 
     def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
                  rng: np.random.Generator) -> Statistics:
         batch = self.data[rng.integers(0, self.data.shape[0], self.batch_size)]
+        D, n = self.data_copies, self.n_units
+        per_copy = self.batch_size // D
+        # phase j clamps row d * per_copy + j onto data copy d (all data copies at once)
+        units = self.visible if n is None else np.concatenate([d * n + self.visible for d in range(D)])
+        phase_rows = [np.concatenate([batch[d * per_copy + j] for d in range(D)]) for j in range(per_copy)]
         t_begin = timed.t_ms
         dt = self.readout_dt_ms
         schedule = getattr(network, "clamp_schedule", None)
         if schedule is not None:
             # the whole iteration as one parameter schedule (one launch on brian2_standalone), spikes as arrays
-            leaks = schedule(self.visible, batch, self.clamp_bias)
+            leaks = schedule(units, phase_rows, self.clamp_bias)
             phases = timed.run_schedule(network.population, "v_rest", leaks,
-                                        [self.clamp_ms] * len(batch) + [duration_ms])
+                                        [self.clamp_ms] * per_copy + [duration_ms])
             windows, model_window = phases[:-1], phases[-1]
             times, indices = spike_arrays(network.population, clear=True)
             states = states_on_grid_from_arrays(times, indices, network.population.size, network.neuron.tau_refrac,
                                                 t_begin, timed.t_ms, dt)
         else:
             windows = []
-            for row in batch:
-                network.clamp(self.visible, row, self.clamp_bias)
+            for row in phase_rows:
+                network.clamp(units, row, self.clamp_bias)
                 windows.append(timed.run(self.clamp_ms))
             network.release()
             model_window = timed.run(duration_ms)
             spiketrains = network.spiketrains(clear=True)
             states = states_on_grid(spiketrains, network.neuron.tau_refrac, t_begin, timed.t_ms, dt)
         data_rows = []
-        for row, (t0, t1) in zip(batch, windows):
+        for j, (t0, t1) in enumerate(windows):
             first, last = int(round((t0 + self.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
-            block = states[first:last].astype(float)
-            block[:, self.visible] = row  # the data: clamped units take their clamped values
-            data_rows.append(block)
-        first = int(round((model_window[0] - t_begin) / dt))
-        model = moments_from_states(states[first:], blocks=self.blocks)
+            for d in range(D):
+                block = self._pooled(states[first:last], range(d, d + 1)).astype(float)
+                block[:, self.visible] = batch[d * per_copy + j]  # the data: clamped units at their clamped values
+                data_rows.append(block)
+        if self.free_chains:    # the persistent chains over the whole iteration
+            model = moments_from_states(self._pooled(states, range(D, D + self.free_chains)))
+        else:
+            first = int(round((model_window[0] - t_begin) / dt))
+            model = moments_from_states(self._pooled(states[first:], range(D)), blocks=self.blocks)
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks), model,
                           {"model_mean_activity": float(np.mean(model[0]))})
 
