@@ -78,6 +78,8 @@ CHOSEN = {"learning_rate": 0.1, "schedule_tau": 2000.0, "iterations": 10000, "av
 #: model statistics biased towards the last clamped image (see ``diagnosis`` in the JSON); 1,600 ms removes most
 #: of that bias. The exact baseline does not depend on them.
 SPIKING = {"model_ms": 1600.0}
+SPIKING_REASON = ("diagnose stage at fixed weights (dev seed, validation held out): the 400 ms free phase left the model "
+                  "statistics biased towards the last clamped image, 1,600 ms removed most of that bias")
 
 
 def reported_config(backend: str, **overrides) -> MnistTrainingConfig:
@@ -107,9 +109,35 @@ def stage_select(args) -> None:
         write_json_atomic(path, done)
 
 
+#: Settings that only the spiking part uses: runs that differ in nothing else have the same exact part.
+SPIKING_ONLY = ("backend", "model_ms", "data_copies", "free_chains", "clamp_ms", "settle_ms", "clamp_bias",
+                "readout_dt_ms", "eval_settle_ms", "eval_read_ms", "eval_chunk")
+
+
+def seed_checkpoint(config: MnistTrainingConfig, folder: Path, source: Path) -> None:
+    """Start the run ``config`` in ``folder`` from the exact part (pre-training, exact baseline) of the checkpoint
+    ``source`` instead of recomputing it: the first checkpoint :func:`train_digits` would write, with the prepared
+    part copied. ValueError if the two runs differ in a setting the exact part uses."""
+    state = read_json(source)
+    mine, theirs = config_to_dict(config), state["config"]
+    differ = sorted(k for k in set(mine) | set(theirs) if k not in SPIKING_ONLY and mine.get(k) != theirs.get(k))
+    if differ or state["task"] != config.dataset:
+        raise ValueError(f"{source}: its exact part belongs to other settings ({differ})")
+    n_visible = config.n_pixels + N_LABELS
+    cd = CDState.fresh(state["prepared"]["W"], state["prepared"]["b"], config.cd_settings(),
+                       bipartite_mask(n_visible, config.n_hidden),
+                       rng=np.random.default_rng(derive_seed(config.seed, 13)))
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json_atomic(folder / "checkpoint.json", {"task": config.dataset, "config": mine,
+                                                   "prepared": state["prepared"],
+                                                   "spiking_before": state["spiking_before"], "cd": cd.to_dict()})
+
+
 def stage_spiking(args) -> None:
     config = reported_config(args.backend)
     folder = args.out / args.backend
+    if args.reuse_prepared and not (folder / "checkpoint.json").is_file():
+        seed_checkpoint(config, folder, args.reuse_prepared)
     resume = (folder / "checkpoint.json").is_file()
     result = train_digits(config, out_dir=folder, resume=resume, progress=True)
     write_json_atomic(folder / "summary.json", result.summary())
@@ -122,6 +150,52 @@ def stage_nest_timing(args) -> None:
     folder = args.out / "nest_timing"
     resume = (folder / "checkpoint.json").is_file()
     train_digits(config, out_dir=folder, resume=resume, progress=True, stop_after_iteration=args.nest_iterations)
+
+
+def dev_name(overrides: dict) -> str:
+    """Folder name of a dev run: its overrides, sorted (``today`` for none)."""
+    return "_".join(f"{k}{v:g}" if isinstance(v, float) else f"{k}{v}" for k, v in sorted(overrides.items())) or "today"
+
+
+def stage_dev(args) -> None:
+    """Short spiking runs on the validation split (dev seed): the free-energy accuracy of the iterates every
+    100 updates against the exact run's (same seed, same schedule: its first updates are those of the
+    selection run), per setting ``--dev-overrides`` (JSON config overrides); stops after ``--dev-updates``
+    (no spiking evaluation). Resumable."""
+    overrides = json.loads(args.dev_overrides)
+    config = MnistTrainingConfig(seed=DEV_SEED, validation_images=VALIDATION_IMAGES, backend=args.backend,
+                                 n_completion_images=100, **{**CHOSEN, **overrides,
+                                                             "iterations": args.dev_updates + 100})
+    folder = args.out / "dev" / dev_name(overrides)
+    if args.reuse_prepared and not (folder / "checkpoint.json").is_file():
+        seed_checkpoint(config, folder, args.reuse_prepared)
+    resume = (folder / "checkpoint.json").is_file()
+    train_digits(config, out_dir=folder, resume=resume, progress=True, stop_after_iteration=args.dev_updates)
+
+
+def _dev_runs(out: Path) -> list:
+    """What each dev run did: the gap (exact - spiking) of the validation free-energy accuracy of the iterates
+    at every checkpoint, and the per-iteration wall time and share outside the simulator."""
+    runs = []
+    for path in sorted((out / "dev").glob("*/checkpoint.json")):
+        state = read_json(path)
+        cd, config = state["cd"], state["config"]
+        spiking = dict(zip(cd["history"]["segment_end"], cd["history"].get("segment_exact_accuracy", [])))
+        exact = {int(i): a for i, a in state["prepared"]["baseline_curve"]}
+        common = sorted(k for k in spiking if k in exact)
+        gaps = [exact[k] - spiking[k] for k in common]
+        t = cd["timing"]
+        loop = t["training_wall_s"] - t["build_wall_s"]
+        runs.append({"setting": {k: config[k] for k in ("model_ms", "data_copies", "free_chains", "clamp_ms",
+                                                        "batch_size", "learning_rate") if k in config},
+                     "updates": common, "spiking_validation_free_energy_accuracy": [spiking[k] for k in common],
+                     "exact_validation_free_energy_accuracy": [exact[k] for k in common],
+                     "mean_gap": float(np.mean(gaps)) if gaps else None,
+                     "mean_gap_second_half": float(np.mean(gaps[len(gaps) // 2:])) if gaps else None,
+                     "iteration_wall_s_excluding_builds": loop / t["iterations_timed"] if t["iterations_timed"] else None,
+                     "outside_simulator_fraction_excluding_builds": (1.0 - t["run_wall_s"] / loop) if loop > 0 else None,
+                     "iteration_wall_s": per_iteration_wall_s(t)})
+    return runs
 
 
 def stage_evaluate_partial(args) -> None:
@@ -220,6 +294,8 @@ def stage_diagnose(args) -> None:
     sim = load_backend(args.backend)
     for overrides in json.loads(args.diag_variants):
         key = {"updates": args.diag_updates, "iterations": args.diag_iterations, **overrides}
+        if args.diag_burn_in_ms:
+            key["burn_in_ms"] = args.diag_burn_in_ms
         if any(entry["variant"] == key for entry in done):
             continue
         config = dataclasses.replace(base, **overrides)
@@ -227,15 +303,22 @@ def stage_diagnose(args) -> None:
         sim.setup(timestep=config.dt_ms, seed=derive_seed(DEV_SEED, 32))
         network = build_training_network(sim, config, fit, W, b)     # the training run's network and statistics
         timed = TimedSimulator(sim, config.dt_ms)
+        if args.diag_burn_in_ms:    # free chains start from rest: let them settle first (discarded)
+            timed.run(args.diag_burn_in_ms)
+            network.spiketrains(clear=True)
         statistics = training_statistics(config, data)
         batch_rng = np.random.default_rng(derive_seed(DEV_SEED, 33))
         errors = {"spiking": [], "exact_estimator": [], "data_phase": [], "model_phase": []}
-        g_s_sum, g_ref_sum, hidden_pairs, means = 0.0, 0.0, [], []
+        g_s_sum, g_ref_sum, hidden_pairs, means, iteration_s, run_s = 0.0, 0.0, [], [], [], []
         for i in range(args.diag_iterations):
             draw = np.random.Generator(np.random.PCG64())
             draw.bit_generator.state = batch_rng.bit_generator.state
             batch = data[draw.integers(0, data.shape[0], config.batch_size)]
+            run_before, tic_iteration = timed.run_wall_s, time.perf_counter()
             stats = statistics(network, timed, i, config.model_ms, batch_rng)
+            network.set_parameters(W, b)     # what a training iteration also does (same weights: no change)
+            iteration_s.append(time.perf_counter() - tic_iteration)
+            run_s.append(timed.run_wall_s - run_before)
             p_h = sig(b_h + batch @ W_vh)
             d_exact = _rbm_moments(batch, p_h)
             pcd = pool[rng.integers(0, pool.shape[0], base.gibbs_chains)]
@@ -274,7 +357,11 @@ def stage_diagnose(args) -> None:
                  "model_mean_pixels_hidden_labels_reference": [float(ref[0][:base.n_pixels].mean()),
                                                                float(ref[0][n_visible:].mean()),
                                                                float(ref[0][base.n_pixels:n_visible].mean())],
-                 "max_abs_weight": float(np.abs(W_vh).max()), "wall_s": time.perf_counter() - tic}
+                 "max_abs_weight": float(np.abs(W_vh).max()), "wall_s": time.perf_counter() - tic,
+                 "simulated_ms_per_iteration": (timed.t_ms - args.diag_burn_in_ms) / args.diag_iterations,
+                 "iteration_wall_s_median": float(np.median(iteration_s)),
+                 "outside_simulator_fraction_median": float(np.median(1.0 - np.asarray(run_s)
+                                                                      / np.asarray(iteration_s)))}
         logging.info("diagnose %s: %s", key, {k: v for k, v in entry.items() if k != "variant"})
         done.append(entry)
         write_json_atomic(path, done)
@@ -290,24 +377,25 @@ def _selection_reason(selection: list) -> str:
             "stopped unfinished (its spiking run would not fit in 6 h with the longer free phase).")
 
 
-def _tracking(spiking: dict | None, baseline_curve, earlier: dict | None) -> dict | None:
+def _tracking(spiking: dict | None, baseline_curve, earlier: dict) -> dict | None:
     """How closely the spiking run follows the exact one: the gap (exact - spiking) of the free-energy test
-    accuracy of the weights after every checkpoint, for this run and for the earlier setting over the same
-    updates (both runs have seed 1, so the exact curve is the same)."""
+    accuracy of the weights after every checkpoint, for this run and for each earlier setting (``earlier``:
+    name -> accuracy_over_training) over the updates both have (all runs have seed 1, so the exact curve is the
+    same)."""
     if not spiking or not spiking["accuracy_over_training"] or not baseline_curve:
         return None
     exact = {int(i): a for i, a in baseline_curve}
     now = {int(i): a for i, a in spiking["accuracy_over_training"]}
-    before = ({int(i): a for i, a in earlier["spiking_brian2_standalone"]["accuracy_over_training"]}
-              if earlier else {})
-    common = sorted(set(now) & set(before)) if before else sorted(now)
     gap = lambda curve, keys: float(np.mean([exact[k] - curve[k] for k in keys])) if keys else None  # noqa: E731
-    last = [k for k in common if k > max(common) // 2] or common
-    return {"updates": common, "description": "mean over checkpoints of (exact - spiking) free-energy test accuracy "
-                                              "of the iterates; all checkpoints and the second half of them",
-            "mean_gap_this_run": gap(now, common), "mean_gap_earlier_setting": gap(before, common) if before else None,
-            "mean_gap_this_run_second_half": gap(now, last),
-            "mean_gap_earlier_setting_second_half": gap(before, last) if before else None}
+    out = {"description": "mean over checkpoints of (exact - spiking) free-energy test accuracy of the iterates, "
+                          "over the updates this run and the earlier setting both have",
+           "updates_this_run": sorted(now), "mean_gap_this_run": gap(now, sorted(now)), "earlier_settings": {}}
+    for name, curve in earlier.items():
+        before = {int(i): a for i, a in curve}
+        common = sorted(set(now) & set(before))
+        out["earlier_settings"][name] = {"updates": common, "mean_gap_this_run": gap(now, common),
+                                         "mean_gap_earlier_setting": gap(before, common)}
+    return out
 
 
 def _diagnosis(out: Path) -> dict | None:
@@ -384,7 +472,8 @@ def _evaluation_estimate(spiking: dict | None) -> float | None:
         return None
     config = reported_config("brian2_standalone")
     timing = spiking["timing"]
-    simulated_s = timing["iterations_timed"] * (config.batch_size * config.clamp_ms + config.model_ms) / 1000.0
+    per_copy = config.batch_size // config.data_copies * config.clamp_ms + config.model_ms    # one copy, ms
+    simulated_s = timing["iterations_timed"] * config.copies * per_copy / 1000.0    # neuron-weighted: copies
     per_clamp_s = (config.eval_settle_ms + config.eval_read_ms) / 1000.0
     clamps = 10000 + len(config.occlusions) * config.n_completion_images
     return clamps * per_clamp_s * timing["run_wall_s"] / simulated_s
@@ -399,6 +488,16 @@ def stage_report(args) -> None:
     nest = _spiking_block(args.out / "nest_timing")
     earlier_path = args.out / "earlier_runs.json"
     earlier = read_json(earlier_path) if earlier_path.is_file() else None
+    previous = _spiking_block(args.out / "brian2_standalone_model1600")     # the setting before free chains
+    if previous is not None and earlier is not None:
+        previous.pop("prepared_baseline", None)
+        previous.pop("baseline_curve", None)
+        earlier = {**earlier, "model_ms_1600": {
+            "description": "spiking run seed 1 with the previous setting (model_ms 1,600, one network, no free "
+                           "chains, iterate averaging 0.5), stopped after iterations_done updates; checkpoint in "
+                           "out/spiking_rbm_data/brian2_standalone_model1600/",
+            **{k: previous[k] for k in ("iterations_done", "accuracy_over_training", "iteration_wall_s", "timing",
+                                        "outside_simulator_fraction")}}}
     if nest is None and earlier is not None:     # not re-run: the code on the NEST path did not change
         nest = {**earlier["nest_timing"], "note": "measured with the earlier setting (model_ms 400), not re-run"}
         nest_timing_earlier = True
@@ -454,7 +553,12 @@ def stage_report(args) -> None:
         matched = {"updates": done, "spiking_free_energy_accuracy": spiking["accuracy_over_training"][-1][1],
                    "exact_free_energy_accuracy": dict((int(i), a) for i, a in baseline_curve).get(done)}
     summary["free_energy_accuracy_at_matched_updates"] = matched
-    summary["tracking_against_exact"] = _tracking(spiking, baseline_curve, earlier)
+    curves = {}
+    if earlier is not None:
+        curves["model_ms_400"] = earlier["spiking_brian2_standalone"]["accuracy_over_training"]
+        if "model_ms_1600" in earlier:
+            curves["model_ms_1600"] = earlier["model_ms_1600"]["accuracy_over_training"]
+    summary["tracking_against_exact"] = _tracking(spiking, baseline_curve, curves)
     acceptance = {"exact_baseline_at_least_90_percent": None if exact_acc is None else bool(exact_acc >= 0.90),
                   "spiking_within_3_points_of_exact": (bool(exact_acc - spiking_acc <= 0.03) if complete and
                                                        spiking_acc is not None and exact_acc is not None else None),
@@ -473,7 +577,13 @@ def stage_report(args) -> None:
         "selection": {"description": f"exact model, dev seed {DEV_SEED}, {VALIDATION_IMAGES} held-out training "
                                      "images as validation, batch 10, momentum 0.5, weight decay 0.001",
                       "grid": selection, "exploratory": exploratory, "chosen": CHOSEN,
-                      "reason": _selection_reason(selection)},
+                      "reason": _selection_reason(selection),
+                      "spiking_settings": {"chosen": SPIKING, "reason": SPIKING_REASON,
+                                           "dev_runs_description": "spiking CD on the validation split (dev seed "
+                                           f"{DEV_SEED}, {VALIDATION_IMAGES} held-out images), the chosen schedule, "
+                                           "stopped after `updates`; gap = exact - spiking validation free-energy "
+                                           "accuracy of the iterates at the same updates",
+                                           "dev_runs": _dev_runs(args.out)}},
         "exact_baseline": exact,
         "diagnosis": _diagnosis(args.out),
         "earlier_runs": earlier,
@@ -490,8 +600,12 @@ def stage_report(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("select", "spiking", "nest-timing", "evaluate-partial", "diagnose", "report"),
-                        required=True)
+    parser.add_argument("--stage", choices=("select", "spiking", "nest-timing", "evaluate-partial", "diagnose", "dev",
+                                            "report"), required=True)
+    parser.add_argument("--dev-overrides", default="{}", help="dev: JSON config overrides of the spiking settings")
+    parser.add_argument("--dev-updates", type=int, default=500, help="dev: updates before the run stops")
+    parser.add_argument("--reuse-prepared", type=Path, default=None,
+                        help="spiking/dev: take the exact part from this checkpoint.json (same exact settings)")
     parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
     parser.add_argument("--backend", default="brian2_standalone")
     parser.add_argument("--nest-iterations", type=int, default=20)
@@ -501,11 +615,14 @@ def main() -> int:
     parser.add_argument("--diag-chains", type=int, default=100, help="diagnose: reference Gibbs chains")
     parser.add_argument("--diag-sweeps", type=int, default=1000, help="diagnose: reference Gibbs sweeps")
     parser.add_argument("--diag-variants", default='[{}]', help="diagnose: JSON list of config overrides")
+    parser.add_argument("--diag-burn-in-ms", type=float, default=0.0,
+                        help="diagnose: simulated time discarded before the first iteration (ms)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     {"select": stage_select, "spiking": stage_spiking, "nest-timing": stage_nest_timing,
-     "evaluate-partial": stage_evaluate_partial, "diagnose": stage_diagnose, "report": stage_report}[args.stage](args)
+     "evaluate-partial": stage_evaluate_partial, "diagnose": stage_diagnose, "dev": stage_dev,
+     "report": stage_report}[args.stage](args)
     return 0
 
 

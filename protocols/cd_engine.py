@@ -354,7 +354,12 @@ class ClampedStatistics:
         free_chains = 0 (and one data copy: today's route) the model moments are the data copies' free
         run after the release (``duration_ms``); with free_chains >= 1 they are the free chains' states
         over the WHOLE iteration (data phase and ``duration_ms``), pooled over the chains, and the data
-        copies' free run is not used (no bias towards the last clamped image).
+        copies' free run is not used (no bias towards the last clamped image). In the first iteration of a
+        segment (a network not seen before) the free chains are started like today's route: clamped with
+        the data copies (chain k with data copy k mod data_copies) during the data phase, their model
+        moments from the free run after the release only. (A LIF network of MNIST size started from rest can
+        stay in a state with silent hidden units that the RBM does not have; started from an image, it does
+        not.) Records ``model_hidden_mean_activity`` (units outside ``visible``) per iteration.
     """
 
     def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
@@ -384,6 +389,7 @@ class ClampedStatistics:
                                  "each other")
             if self.visible.size and (self.visible.min() < 0 or self.visible.max() >= self.n_units):
                 raise ValueError(f"visible must index one copy of n_units = {self.n_units} units")
+        self._network = None     # the network of the current segment (a new one: the free chains start clamped)
 
     def _pooled(self, states: np.ndarray, copies: range) -> np.ndarray:
         """Rows of ``states`` (T, all neurons) of the given copies stacked: (T * len(copies), n_units)."""
@@ -397,8 +403,13 @@ class ClampedStatistics:
         D, n = self.data_copies, self.n_units
         per_copy = self.batch_size // D
         # phase j clamps row d * per_copy + j onto data copy d (all data copies at once)
-        units = self.visible if n is None else np.concatenate([d * n + self.visible for d in range(D)])
-        phase_rows = [np.concatenate([batch[d * per_copy + j] for d in range(D)]) for j in range(per_copy)]
+        clamped = list(range(D))
+        start_chains = self.free_chains > 0 and network is not self._network
+        if start_chains:    # a new segment: the free chains start from images, clamped with the data copies
+            clamped += [D + k for k in range(self.free_chains)]
+            self._network = network
+        units = self.visible if n is None else np.concatenate([c * n + self.visible for c in clamped])
+        phase_rows = [np.concatenate([batch[(c % D) * per_copy + j] for c in clamped]) for j in range(per_copy)]
         t_begin = timed.t_ms
         dt = self.readout_dt_ms
         schedule = getattr(network, "clamp_schedule", None)
@@ -427,13 +438,17 @@ class ClampedStatistics:
                 block = self._pooled(states[first:last], range(d, d + 1)).astype(float)
                 block[:, self.visible] = batch[d * per_copy + j]  # the data: clamped units at their clamped values
                 data_rows.append(block)
-        if self.free_chains:    # the persistent chains over the whole iteration
-            model = moments_from_states(self._pooled(states, range(D, D + self.free_chains)))
+        first = int(round((model_window[0] - t_begin) / dt))
+        if self.free_chains:    # the persistent chains over the whole iteration (after the release when started)
+            model = moments_from_states(self._pooled(states[first if start_chains else 0:],
+                                                     range(D, D + self.free_chains)))
         else:
-            first = int(round((model_window[0] - t_begin) / dt))
             model = moments_from_states(self._pooled(states[first:], range(D)), blocks=self.blocks)
+        hidden = np.ones(model[0].shape[0], dtype=bool)
+        hidden[self.visible] = False
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks), model,
-                          {"model_mean_activity": float(np.mean(model[0]))})
+                          {"model_mean_activity": float(np.mean(model[0])),
+                           "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None})
 
     def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
         return {} if self.on_segment is None else self.on_segment(W, b)

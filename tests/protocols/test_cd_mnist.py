@@ -15,6 +15,7 @@ import pytest
 
 from cortexsim.cli import main
 from cortexsim.parameters import ActivationFit
+from cortexsim.results import read_json
 from cortexsim.protocols.cd_digits import (N_LABELS, DigitsTrainingConfig, MnistTrainingConfig, completion_masks,
                                            exact_classification, free_energy_labels, load_split)
 
@@ -192,14 +193,16 @@ def test_cli_mnist_options_reach_the_config_and_bad_values_are_refused(tmp_path,
     monkeypatch.setattr(digits, "train_digits", train_digits)
     main(["train-cd", "--task", "mnist", "--n-hidden", "30", "--n-train", "100", "--n-test", "20",
           "--iterations", "3", "--occlusions", "half,random30", "--average-fraction", "0.4",
-          "--out", str(tmp_path / "m")])
+          "--free-chains", "4", "--data-copies", "2", "--model-ms", "100", "--out", str(tmp_path / "m")])
     c = seen["config"]
+    assert (c.free_chains, c.data_copies, c.copies, c.model_ms) == (4, 2, 6, 100.0)
     assert (c.dataset, c.n_hidden, c.n_train_images, c.n_test_images, c.iterations, c.occlusions) == \
         ("mnist", 30, 100, 20, 3, ("half", "random30"))
     assert c.average_fraction == 0.4 and c.cd_settings().average_fraction == 0.4
     assert c.pretrain_iterations == 0          # MNIST default: spiking CD from random weights
     for argv, needle in ((["--n-train", "-3"], "n_train_images"), (["--n-hidden", "0"], "n_hidden"),
-                         (["--occlusions", "half,top"], "occlusions"), (["--average-fraction", "1"], "average_fraction")):
+                         (["--occlusions", "half,top"], "occlusions"), (["--average-fraction", "1"], "average_fraction"),
+                         (["--free-chains", "-1"], "free_chains"), (["--data-copies", "3"], "data_copies")):
         code = main(["train-cd", "--task", "mnist", *argv, "--out", str(tmp_path / "bad")])
         assert code == 2 and needle in capsys.readouterr().err
 
@@ -225,6 +228,28 @@ def test_tiny_mnist_run_end_to_end_on_nest(tmp_path):
     assert 0.0 <= summary["outside_simulator_fraction"] < 1.0
     for name in ("receptive_fields", "confusion_spiking", "completion_spiking", "accuracy_over_training"):
         assert (tmp_path / result.files[name]).is_file()
+
+
+def test_free_chains_train_and_resume_bit_identically_on_nest(tmp_path):
+    """Digits RBM, two data copies and two free chains (four copies in one simulation): a run interrupted after one
+    segment and resumed reaches the same weights after two segments as the uninterrupted one (the copies'
+    network is rebuilt per segment from the seed); the weights moved, and the recorded model activity is
+    the chains' (not 0 or 1)."""
+    pytest.importorskip("nest")
+    from cortexsim.protocols.cd_digits import train_digits
+
+    config = DigitsTrainingConfig(seed=2, n_hidden=8, pretrain_iterations=0, n_test_images=10, iterations=6,
+                                  checkpoint_every=2, n_completion_images=2, batch_size=4, data_copies=2,
+                                  free_chains=2, model_ms=50.0, occlusions=("half",))
+    assert train_digits(config, fit=FIT, out_dir=tmp_path / "whole", stop_after_iteration=4) is None
+    assert train_digits(config, fit=FIT, out_dir=tmp_path / "cut", stop_after_iteration=2) is None
+    assert train_digits(config, fit=FIT, out_dir=tmp_path / "cut", resume=True, stop_after_iteration=4) is None
+    whole, cut = (read_json(tmp_path / name / "checkpoint.json") for name in ("whole", "cut"))
+    assert whole["cd"]["iteration"] == cut["cd"]["iteration"] == 4
+    np.testing.assert_array_equal(np.asarray(cut["cd"]["W"]), np.asarray(whole["cd"]["W"]))
+    assert not np.array_equal(np.asarray(whole["cd"]["W"]), np.asarray(whole["prepared"]["W"]))
+    activity = whole["cd"]["history"]["model_mean_activity"]
+    assert len(activity) == 4 and all(0.02 < a < 0.98 for a in activity)
 
 
 def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
