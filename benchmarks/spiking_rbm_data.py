@@ -78,6 +78,9 @@ CHOSEN = {"learning_rate": 0.1, "schedule_tau": 2000.0, "iterations": 10000, "av
 #: model statistics biased towards the last clamped image (see ``diagnosis`` in the JSON); 1,600 ms removes most
 #: of that bias. The exact baseline does not depend on them.
 SPIKING = {"model_ms": 1600.0}
+#: The candidate for the next spiking run (diagnose stage, dev seed): three persistent free chains beside the
+#: clamped network, 100 ms after the data phase; to be confirmed by the dev runs (``--stage dev``) first.
+CANDIDATE = {"free_chains": 3, "model_ms": 100.0}
 SPIKING_REASON = ("diagnose stage at fixed weights (dev seed, validation held out): the 400 ms free phase left the model "
                   "statistics biased towards the last clamped image, 1,600 ms removed most of that bias")
 
@@ -398,6 +401,25 @@ def _tracking(spiking: dict | None, baseline_curve, earlier: dict) -> dict | Non
     return out
 
 
+def _variant_figures(out: Path) -> list:
+    """Per diagnose variant: total / model-phase / systematic error of the spiking CD direction (relative to the
+    reference direction), the exact estimator's error, simulated ms per iteration (per copy) and copies."""
+    path = out / "diagnosis.json"
+    if not path.is_file():
+        return []
+    rows = []
+    for entry in read_json(path):
+        v = entry["variant"]
+        copies = v.get("data_copies", 1) + v.get("free_chains", 0)
+        rows.append({"variant": v, "gradient_error": entry["gradient_relative_error_spiking"],
+                     "model_phase_error": entry["model_phase_relative_error"],
+                     "systematic_error": entry["bias_relative_error_of_mean_gradient"],
+                     "exact_estimator_error": entry["gradient_relative_error_exact_estimator"],
+                     "copies": copies, "simulated_copy_ms_per_iteration":
+                     copies * entry.get("simulated_ms_per_iteration", (v.get("model_ms", 400.0) + 600.0))})
+    return rows
+
+
 def _diagnosis(out: Path) -> dict | None:
     """The diagnose stage's entries (spiking vs exact CD statistics at fixed weights), with what they mean."""
     path = out / "diagnosis.json"
@@ -484,11 +506,15 @@ def stage_report(args) -> None:
     selection = read_json(selection_path) if selection_path.is_file() else []
     exploratory_path = args.out / "selection_exploratory.json"
     exploratory = read_json(exploratory_path) if exploratory_path.is_file() else []
-    spiking = _spiking_block(args.out / "brian2_standalone")
+    # the run of the chosen setting; before it exists, the latest run (the 1,600 ms setting) stands in
+    current = args.out / "brian2_standalone"
+    spiking = _spiking_block(current if (current / "checkpoint.json").is_file()
+                             else args.out / "brian2_standalone_model1600")
     nest = _spiking_block(args.out / "nest_timing")
     earlier_path = args.out / "earlier_runs.json"
     earlier = read_json(earlier_path) if earlier_path.is_file() else None
-    previous = _spiking_block(args.out / "brian2_standalone_model1600")     # the setting before free chains
+    previous = (_spiking_block(args.out / "brian2_standalone_model1600")   # the setting before free chains
+                if (current / "checkpoint.json").is_file() else None)
     if previous is not None and earlier is not None:
         previous.pop("prepared_baseline", None)
         previous.pop("baseline_curve", None)
@@ -578,7 +604,8 @@ def stage_report(args) -> None:
                                      "images as validation, batch 10, momentum 0.5, weight decay 0.001",
                       "grid": selection, "exploratory": exploratory, "chosen": CHOSEN,
                       "reason": _selection_reason(selection),
-                      "spiking_settings": {"chosen": SPIKING, "reason": SPIKING_REASON,
+                      "spiking_settings": {"chosen": SPIKING, "reason": SPIKING_REASON, "candidate": CANDIDATE,
+                                           "candidate_at_fixed_weights": _variant_figures(args.out),
                                            "dev_runs_description": "spiking CD on the validation split (dev seed "
                                            f"{DEV_SEED}, {VALIDATION_IMAGES} held-out images), the chosen schedule, "
                                            "stopped after `updates`; gap = exact - spiking validation free-energy "
