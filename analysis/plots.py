@@ -205,8 +205,12 @@ def plot_activation_function(e_l, p_on, fit, path: str | Path, p_min: float = 0.
 
 
 def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str | Path, ylabel: str,
-                        logy: bool = False, title: str | None = None, xlabel: str = "iteration") -> Path:
-    """One line per entry of ``values`` (label -> array, same length as ``iterations``)."""
+                        logy: bool = False, title: str | None = None, xlabel: str = "iteration",
+                        ylim: tuple[float, float] | None = None) -> Path:
+    """One line per entry of ``values`` (label -> array, same length as ``iterations``).
+
+    ``ylim`` (in the units of ``values``) zooms the vertical axis; say so in the title or label.
+    """
     iterations = np.asarray(iterations, dtype=float)
     fig = _new_figure()
     ax = fig.add_subplot()
@@ -217,11 +221,13 @@ def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str 
         ax.plot(iterations, curve, label=str(label))
     if logy:
         ax.set_yscale("log")
+    if ylim is not None:
+        ax.set_ylim(*ylim)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(True, alpha=0.3)
     if values:
-        ax.legend()
+        ax.legend(fontsize="small" if len(values) > 6 else None)
     if title:
         ax.set_title(title)
     return _save(fig, path)

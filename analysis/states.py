@@ -113,9 +113,12 @@ def states_on_grid_from_arrays(times_ms: np.ndarray, indices: np.ndarray, n: int
     on = np.searchsorted(grid, times_ms, side="left")  # first t with s <= t
     off = np.searchsorted(grid - tau_ref, times_ms, side="left")  # first t with t - tau_ref >= s
     size = (n_steps + 1) * int(n)
-    changes = (np.bincount(on * n + indices, minlength=size) - np.bincount(off * n + indices, minlength=size))
-    active = np.cumsum(changes.reshape(n_steps + 1, int(n))[:-1], axis=0, dtype=np.int32)  # counts < 2**31
-    return (active > 0).view(np.uint8)
+    # on-minus-off counts per (step, neuron) in int32 (counts < 2**31), summed over the steps in place
+    changes = np.bincount(on * n + indices, minlength=size).astype(np.int32)
+    changes -= np.bincount(off * n + indices, minlength=size).astype(np.int32)
+    active = changes.reshape(n_steps + 1, int(n))
+    np.cumsum(active, axis=0, out=active)
+    return (active[:-1] > 0).view(np.uint8)
 
 
 def _on_segments(s: np.ndarray, tau_ref: float) -> tuple[np.ndarray, np.ndarray]:

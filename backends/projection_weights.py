@@ -9,6 +9,11 @@ iteration, so they use :func:`set_projection_weights`:
 * a backend module may provide its own ``set_projection_weights(projection, weights)``;
 * otherwise a fast route registered in :data:`FAST_ROUTES` under the backend module's name is used;
 * otherwise PyNN's portable ``projection.set(weight=weights)``.
+
+Independent networks in one population (an ensemble) have block-diagonal weights:
+:func:`set_projection_block_weights` takes only the diagonal blocks (a backend module may provide
+``set_projection_block_weights(projection, starts, blocks)``; otherwise the full matrix is assembled
+and set as above), so an update of M networks never builds the (M N, M N) matrix.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from types import ModuleType
 
 import numpy as np
 
-__all__ = ["set_projection_weights", "FAST_ROUTES"]
+__all__ = ["set_projection_weights", "set_projection_block_weights", "FAST_ROUTES"]
 
 
 #: Connections per NEST status call: NEST returns every connection's full status dictionary, so reading the
@@ -108,3 +113,63 @@ def set_projection_weights(sim: ModuleType, projection, weights) -> None:
         projection.set(weight=np.where(np.eye(shape[0], dtype=bool), np.nan, weights))
     else:
         projection.set(weight=weights)
+
+
+def _check_magnitudes(weights: np.ndarray, square: bool) -> None:
+    if not (np.all(weights >= 0) and np.all(weights < np.inf)):  # fast path: every entry valid (NaN fails >= 0)
+        off_diagonal = weights[~np.eye(*weights.shape, dtype=bool)] if square else weights
+        if not np.all(np.isfinite(off_diagonal)) or np.any(off_diagonal < 0):
+            raise ValueError("weights must be finite and >= 0 (uS; inhibitory weights as magnitudes)")
+
+
+def set_projection_block_weights(sim: ModuleType, projection, starts, blocks) -> None:
+    """Set all weights of a projection of a population onto itself from its diagonal blocks (uS, >= 0).
+
+    The same as :func:`set_projection_weights` with the (n, n) matrix that holds ``blocks[k]`` at rows and
+    columns ``starts[k] .. starts[k] + len(blocks[k]) - 1`` and zero elsewhere (connections between
+    blocks get weight 0), without building that matrix where the backend has a block route.
+
+    Parameters
+    ----------
+    sim : module
+        The PyNN backend module of ``projection``.
+    projection : Projection
+        Pre- and postsynaptic population of the same size n.
+    starts : sequence of int
+        First neuron of each block, increasing; blocks must not overlap.
+    blocks : sequence of array (size_k, size_k)
+        Weight magnitudes of each block, (pre, post) within the block.
+
+    Raises
+    ------
+    ValueError
+        If the projection is not square, blocks overlap or leave the population, or a weight is
+        negative or not finite (diagonal entries are ignored, as there).
+
+    Examples
+    --------
+    >>> set_projection_block_weights(sim, network.recurrent.projection_exc, [0, 174], [w_first, w_second])
+    """
+    n = projection.pre.size
+    if projection.post.size != n:
+        raise ValueError(f"block weights need a projection of a population onto one of the same size, got "
+                         f"{projection.pre.size} -> {projection.post.size}")
+    starts = [int(x) for x in starts]
+    blocks = [np.asarray(block, dtype=float) for block in blocks]
+    if len(starts) != len(blocks):
+        raise ValueError(f"one start per block: got {len(starts)} starts and {len(blocks)} blocks")
+    stop = 0
+    for start, block in zip(starts, blocks):
+        if block.ndim != 2 or block.shape[0] != block.shape[1] or start < stop or start + block.shape[0] > n:
+            raise ValueError(f"blocks must be square, increasing and non-overlapping within 0 .. {n}; block at "
+                             f"{start} has shape {block.shape}")
+        _check_magnitudes(block, True)
+        stop = start + block.shape[0]
+    native = getattr(sim, "set_projection_block_weights", None)
+    if native is not None:
+        native(projection, starts, blocks)
+        return
+    full = np.zeros((n, n))
+    for start, block in zip(starts, blocks):
+        full[start:start + block.shape[0], start:start + block.shape[0]] = block
+    set_projection_weights(sim, projection, full)

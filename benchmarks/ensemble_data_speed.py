@@ -9,7 +9,9 @@ the design source rate (speed does not depend on it; the learning figures of ben
 use the measured ones). Per backend and mode: wall time per iteration after the first segment's build
 (on brian2_standalone: after the one compilation), its parts (in the simulator, statistics, update and
 parameter setting), and the share outside the simulator, ``1 - run / iteration``. ``--profile`` adds
-the top functions by cumulative time (cProfile) of the timed iterations.
+the top functions by cumulative time (cProfile) of the timed iterations. ``--evaluation`` adds the wall time
+of one evaluation of the acceptance size (659 clamps: 359 test images classified, 100 completed per occlusion
+kind, 20 + 200 ms each, ``EVAL_CHUNK`` clamps per launch of the binary).
 
     OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/ensemble_data_speed.py \
         [--backends nest,brian2_standalone] [--networks 10] [--hidden 100] [--iterations 6]
@@ -41,8 +43,9 @@ from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.protocols.cd_digits import initial_rbm, load_digits_split
 from cortexsim.protocols.ensemble import background_run_settings
-from cortexsim.protocols.ensemble_data import (EnsembleDataConfig, ensemble_training_data, network_factory,
-                                               train_networks)
+from cortexsim.models.rbm_readout import occlusion_mask
+from cortexsim.protocols.ensemble_data import (EVAL_CHUNK, IMAGE_SIDE, EnsembleDataConfig, ensemble_training_data,
+                                               evaluate_networks, network_factory, train_networks)
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 from cortexsim.seeds import derive_rng, derive_seed
 
@@ -50,8 +53,24 @@ ROOT = Path(__file__).resolve().parent
 OUT = ROOT / "results" / "ensemble_data_speed.json"
 
 
+def measure_evaluation(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray) -> dict:
+    """Wall time of one evaluation as in the acceptance run (full test split classified, 100 images completed
+    per occlusion kind: 659 clamps of eval_settle_ms + eval_read_ms), scores not computed."""
+    _, _, test_x, _ = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    pixels = test_x[:100]
+    completion = {kind: (pixels, occlusion_mask(kind, pixels.shape[0], IMAGE_SIDE, derive_rng(config.seed, 22, k)))
+                  for k, kind in enumerate(config.occlusions)}
+    clamps = test_x.shape[0] + sum(p.shape[0] for p, _ in completion.values())
+    tic = time.perf_counter()
+    readouts = evaluate_networks(sim, config, factory, W, b, test_x, completion)
+    wall = time.perf_counter() - tic
+    return {"evaluation_wall_s": wall, "evaluation_run_wall_s": readouts["run_wall_s"], "clamps": clamps,
+            "biological_ms": clamps * (config.eval_settle_ms + config.eval_read_ms),
+            "eval_chunk": EVAL_CHUNK, "eval_read_ms": config.eval_read_ms}
+
+
 def measure(backend: str, mode: str, networks: int, hidden: int, iterations: int, profile: bool,
-            synapse: str = "depressing") -> dict:
+            synapse: str = "depressing", evaluation: bool = False) -> dict:
     """Two segments: the first (build, compile, one iteration) untimed, the second ``iterations`` timed."""
     config = EnsembleDataConfig(seed=1, backend=backend, n_networks=networks, n_hidden=hidden,
                                 train_iterations=2, checkpoint_every=1, background_synapse=synapse)
@@ -107,6 +126,9 @@ def measure(backend: str, mode: str, networks: int, hidden: int, iterations: int
         out["binary_cpu_s_per_iteration"] = binary_cpu / iterations
         out["cpu_share_outside_simulator"] = python_cpu / max(python_cpu + binary_cpu, 1e-12)
     out["engine_overhead_fraction (segment incl. build and burn-in)"] = t["overhead_fraction"]
+    if evaluation:  # the acceptance run's read-out length (benchmarks/ensemble_data.py, size "full")
+        out["evaluation"] = measure_evaluation(sim, replace(config, eval_read_ms=200.0), factory,
+                                               np.array(start.W), np.array(start.b))
     if profiler is not None:
         stream = io.StringIO()
         pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(30)
@@ -122,10 +144,13 @@ def main(argv=None) -> int:
     parser.add_argument("--hidden", type=int, default=100)
     parser.add_argument("--iterations", type=int, default=6)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--evaluation", action="store_true",
+                        help="also time one evaluation of the acceptance size (659 clamps, 200 ms read-out)")
     args = parser.parse_args(argv)
     for backend in [b for b in args.backends.split(",") if b]:
         for mode in [m for m in args.modes.split(",") if m]:
-            result = measure(backend, mode, args.networks, args.hidden, args.iterations, args.profile)
+            result = measure(backend, mode, args.networks, args.hidden, args.iterations, args.profile,
+                             evaluation=args.evaluation)
             result["load_average_at_end"] = list(os.getloadavg())
             print(f"{backend} {mode}: {result['wall_s_per_iteration']:.2f} s per iteration "
                   f"({result['biological_ms_per_iteration']:g} ms biological), outside the simulator "
@@ -139,6 +164,8 @@ def main(argv=None) -> int:
                 saved["summary"][f"{key}_wall_s_per_iteration"] = run["wall_s_per_iteration"]
                 saved["summary"][f"{key}_share_outside_simulator"] = run["share_outside_simulator"]
                 saved["summary"][f"{key}_process_cpu_s_per_iteration"] = run["cpu_s_per_iteration_incl_build"]
+                if "evaluation" in run:
+                    saved["summary"][f"{key}_evaluation_wall_s"] = run["evaluation"]["evaluation_wall_s"]
                 if "cpu_share_outside_simulator" in run:
                     saved["summary"][f"{key}_cpu_share_outside_simulator"] = run["cpu_share_outside_simulator"]
                     saved["summary"][f"{key}_cpu_s_per_iteration"] = (run["binary_cpu_s_per_iteration"]

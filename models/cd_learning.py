@@ -34,6 +34,7 @@ __all__ = [
     "MomentumOptimizer",
     "check_binary_data",
     "moments_from_states",
+    "DiagonalBlocks",
     "moments_from_distribution",
     "cd_gradient",
     "exact_cd_gradient",
@@ -92,6 +93,64 @@ def _symmetrise(matrix: np.ndarray) -> np.ndarray:
     return out
 
 
+class DiagonalBlocks:
+    """A block-diagonal (n, n) matrix held as its diagonal blocks only (zero elsewhere).
+
+    The second moments and CD gradients of M independent networks trained with a block-diagonal mask
+    are only ever read block by block (``matrix[s, s]`` for each network's slice ``s``): this holds
+    those blocks without the full (n, n) array (for 10 networks of 174 units, 3 MB of blocks instead
+    of a 24 MB matrix to allocate and fill every iteration). ``matrix[s, s]`` of one of its blocks
+    returns that block (no copy); ``np.asarray(matrix)`` gives the full array, so any consumer of
+    dense matrices still works.
+
+    Parameters
+    ----------
+    blocks : list of slice
+        Consecutive, non-overlapping slices of the units (steps of 1), in increasing order.
+    parts : list of array
+        The block of each slice, ``(s.stop - s.start,) * 2``.
+    n : int
+        Size of the full matrix (>= the last slice's stop).
+
+    Examples
+    --------
+    >>> m = DiagonalBlocks([slice(0, 1), slice(1, 3)], [np.ones((1, 1)), 2 * np.ones((2, 2))], 3)
+    >>> m[1:3, 1:3].tolist(), np.asarray(m)[0].tolist(), m.shape
+    ([[2.0, 2.0], [2.0, 2.0]], [1.0, 0.0, 0.0], (3, 3))
+    """
+
+    def __init__(self, blocks: list, parts: list, n: int):
+        self.blocks, self.parts, self.n = list(blocks), list(parts), int(n)
+        if len(self.blocks) != len(self.parts):
+            raise ValueError(f"one part per block: got {len(self.blocks)} blocks and {len(self.parts)} parts")
+        stop = 0
+        for s, part in zip(self.blocks, self.parts):
+            size = s.stop - s.start
+            if s.step not in (None, 1) or s.start < stop or size < 1 or s.stop > self.n:
+                raise ValueError(f"blocks must be increasing, non-overlapping slices within 0 .. {self.n}, got {s}")
+            if np.shape(part) != (size, size):
+                raise ValueError(f"the part of block {s} must have shape ({size}, {size}), got {np.shape(part)}")
+            stop = s.stop
+        self._index = {(s.start, s.stop): k for k, s in enumerate(self.blocks)}
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.n, self.n)
+
+    def __getitem__(self, key):
+        if (isinstance(key, tuple) and len(key) == 2 and all(isinstance(k, slice) for k in key)
+                and key[0] == key[1] and key[0].step in (None, 1)
+                and (key[0].start, key[0].stop) in self._index):
+            return self.parts[self._index[(key[0].start, key[0].stop)]]
+        return np.asarray(self)[key]
+
+    def __array__(self, dtype=None, copy=None):
+        out = np.zeros(self.shape, dtype=dtype if dtype is not None else np.result_type(*self.parts))
+        for s, part in zip(self.blocks, self.parts):
+            out[s, s] = part
+        return out
+
+
 @dataclass
 class MomentumOptimizer:
     """Gradient ascent with momentum on (W, b); its state (velocities) can be saved and restored.
@@ -144,8 +203,11 @@ class MomentumOptimizer:
             raise ValueError(f"W and grad_W must have shape {self.velocity_W.shape}, got {W.shape}, {grad_W.shape}")
         if b.shape != self.velocity_b.shape or grad_b.shape != b.shape:
             raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, {grad_b.shape}")
-        grad_W = np.asarray(grad_W, dtype=float)
+        if not isinstance(grad_W, DiagonalBlocks):   # a DiagonalBlocks gradient is read block by block below
+            grad_W = np.asarray(grad_W, dtype=float)
         self.velocity_b = self.momentum * self.velocity_b + learning_rate * np.asarray(grad_b, dtype=float)
+        if isinstance(grad_W, DiagonalBlocks) and blocks is None:
+            grad_W = np.asarray(grad_W, dtype=float)
         if blocks is not None:
             if mask is None:
                 raise ValueError("blocks need a mask that is zero outside them")
@@ -201,13 +263,17 @@ def check_binary_data(data, n_columns: int, name: str = "data") -> np.ndarray:
     return array
 
 
-def moments_from_states(states, weights=None, blocks=None) -> tuple[np.ndarray, np.ndarray]:
+def moments_from_states(states, weights=None, blocks=None, dense: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """First and second moments ``<z>`` (n,) and ``<z z^T>`` (n, n) of binary states (m, n).
 
     ``weights`` (m,), >= 0, weight each state (e.g. time spent in it); equal weights by default.
     ``blocks`` (list of slices of the units, binary states with equal weights only): the second moment
     only within each block, zero elsewhere (for M independent networks trained with a block-diagonal
     mask: M times less work; the entries within the blocks are exactly those of the full product).
+    With ``blocks`` and ``dense=False`` the second moment is a :class:`DiagonalBlocks` (the blocks
+    only, no full (n, n) array; :class:`CDUpdate` with the same blocks reads nothing else).
+    Integer or bool states (e.g. the uint8 grids of :func:`cortexsim.analysis.states.states_on_grid`)
+    are used as they are, without a float64 copy.
 
     Examples
     --------
@@ -217,23 +283,33 @@ def moments_from_states(states, weights=None, blocks=None) -> tuple[np.ndarray, 
            [0.5, 0.5, 0. ],
            [0. , 0. , 0.5]])
     """
-    z = np.asarray(states, dtype=float)
+    z = np.asarray(states)
+    if z.dtype.kind not in "biu":
+        z = np.asarray(z, dtype=float)
     if z.ndim != 2 or z.shape[0] == 0:
         raise ValueError(f"states must be a non-empty (m, n) array, got shape {z.shape}")
-    binary = weights is None and z.shape[0] < 2**24 and np.all((z == 0.0) | (z == 1.0))
+    if weights is not None or z.shape[0] >= 2**24:
+        binary = False
+    elif z.dtype.kind in "biu":   # no float copy: 0/1 integers (or bools) are binary
+        binary = bool(z.size == 0 or (z.min() >= 0 and z.max() <= 1))
+    else:
+        binary = bool(np.all((z == 0.0) | (z == 1.0)))
     if blocks is not None and not binary:
         raise ValueError("blocks need binary states with equal weights (fewer than 2**24 of them)")
     if binary:
         # binary states, equal weights: co-activation counts are integers below 2**24, exact in
         # float32 whatever the summation order (twice as fast as float64), then divided by m once
         z32 = z.astype(np.float32)
+        mean = z32.sum(axis=0, dtype=np.float64) / z.shape[0]
         if blocks is None:
-            return z32.sum(axis=0, dtype=np.float64) / z.shape[0], (z32.T @ z32).astype(float) / z.shape[0]
-        second = np.zeros((z.shape[1], z.shape[1]))
+            return mean, (z32.T @ z32).astype(float) / z.shape[0]
+        parts = []
         for block in blocks:
             part = z32[:, block]
-            second[block, block] = (part.T @ part).astype(float) / z.shape[0]
-        return z32.sum(axis=0, dtype=np.float64) / z.shape[0], second
+            parts.append((part.T @ part).astype(float) / z.shape[0])
+        second = DiagonalBlocks(blocks, parts, z.shape[1])
+        return mean, (np.asarray(second) if dense else second)
+    z = np.asarray(z, dtype=float)
     if weights is None:
         w = np.full(z.shape[0], 1.0 / z.shape[0])
     else:
@@ -558,10 +634,9 @@ class CDUpdate:
             norm = gradient_norm(grad_W, grad_b)
         else:  # the gradient of each block (zero outside: the mask), the same numbers as the full one there
             (mean_data, second_data), (mean_model, second_model) = data_moments, model_moments
-            grad_W = np.zeros(self.mask.shape)
-            for s in self.blocks:
-                grad_W[s, s] = cd_gradient((mean_data[s], second_data[s, s]), (mean_model[s], second_model[s, s]),
-                                           self.mask[s, s])[0]
+            grad_W = DiagonalBlocks(self.blocks, [cd_gradient((mean_data[s], second_data[s, s]),
+                                                              (mean_model[s], second_model[s, s]), self.mask[s, s])[0]
+                                                  for s in self.blocks], self.mask.shape[0])
             grad_b = np.asarray(mean_data, dtype=float) - np.asarray(mean_model, dtype=float)
             norm = float(np.sqrt(sum(np.sum(grad_W[s, s] ** 2) for s in self.blocks) / 2 + np.sum(grad_b ** 2)))
         W, b = self.optimizer.step(W, b, grad_W, grad_b, eta, self.mask, self.blocks)

@@ -238,6 +238,66 @@ class RecurrentSynapses:
         exists[self._existing[receptor]] = True
         return exists.reshape(self.n, self.n)
 
+    def write_blocks(self, starts, excitatory: list, inhibitory: list) -> None:
+        """:meth:`write` for block-diagonal weights given as their diagonal blocks (independent networks).
+
+        Block k (``excitatory[k]``, ``inhibitory[k]``: magnitudes, uS, square, >= 0) covers neurons
+        ``starts[k] ..`` of the population; every weight outside the blocks is 0. The same synapses are
+        grown and the same weights set as by ``write`` of the full matrices, without building them
+        (:func:`~cortexsim.backends.projection_weights.set_projection_block_weights`).
+
+        Examples
+        --------
+        >>> # two networks of 5 neurons in one population:
+        >>> # recurrent.write_blocks([0, 5], [exc_0, exc_1], [inh_0, inh_1])
+        """
+        from ..backends.projection_weights import set_projection_block_weights
+
+        starts = [int(x) for x in starts]
+        magnitudes = {"excitatory": [np.asarray(x, dtype=float) for x in excitatory],
+                      "inhibitory": [np.asarray(x, dtype=float) for x in inhibitory]}
+        missing = {}
+        for receptor, blocks in magnitudes.items():
+            if len(blocks) != len(starts):
+                raise ValueError(f"one {receptor} block per start: got {len(blocks)} blocks and {len(starts)} starts")
+            covered = self._covered(receptor)
+            keys = []
+            for start, block in zip(starts, blocks):
+                size = block.shape[0] if block.ndim == 2 else -1
+                if block.ndim != 2 or block.shape[1] != size or start < 0 or start + size > self.n:
+                    raise ValueError(f"{receptor} block at {start} must be square and lie within the {self.n} "
+                                     f"neurons, got shape {block.shape}")
+                s = slice(start, start + size)
+                if covered is not None:
+                    pre, post = np.nonzero((block != 0) & ~covered[s, s])
+                else:
+                    pre, post = np.nonzero(block)
+                    off = pre != post
+                    pre, post = pre[off], post[off]
+                local = (pre + start) * self.n + (post + start)
+                keys.append(local if covered is not None else local[~self._member(local, self._existing[receptor])])
+            missing[receptor] = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+        if self.allowed is not None:
+            for receptor, keys in missing.items():
+                keys = keys[~self._member(keys, self.allowed)]
+                if keys.size:
+                    raise ValueError(f"{keys.size} nonzero {receptor} weights lie outside the network's "
+                                     f"connectivity (first: pre {keys[0] // self.n}, post {keys[0] % self.n})")
+        for receptor, keys in missing.items():
+            if keys.size:
+                logger.info("%s: growing %d %s synapses for weights that were zero or changed sign",
+                            self.label, keys.size, receptor)
+                pre, post = keys // self.n, keys % self.n
+                values = np.zeros(keys.size)
+                for start, block in zip(starts, magnitudes[receptor]):
+                    inside = (pre >= start) & (pre < start + block.shape[0])
+                    values[inside] = block[pre[inside] - start, post[inside] - start]
+                self._connect(receptor, pre, post, values)
+        for receptor, blocks in magnitudes.items():
+            for projection, size in zip(self.projections[receptor], self._sizes[receptor]):
+                if size:
+                    set_projection_block_weights(self.sim, projection, starts, blocks)
+
     #: Largest n * n for which :meth:`write` keeps a dense bool mask per receptor (bytes of memory).
     DENSE_MASK_LIMIT = 64_000_000
 

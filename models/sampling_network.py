@@ -56,7 +56,8 @@ def write_lif(population, recurrent: RecurrentSynapses, lif) -> None:
     ``lif`` is one :class:`~cortexsim.models.lif_translation.LIFNetworkParameters`, or a list of them:
     independent networks of the population in consecutive blocks (an ensemble), translated network by
     network; their weights go into the diagonal blocks, zero elsewhere (the same values as the
-    translation of the block-diagonal BM, without its full-size arithmetic).
+    translation of the block-diagonal BM, without its full-size arithmetic), through
+    :meth:`~cortexsim.models.recurrent.RecurrentSynapses.write_blocks` (no (n, n) matrices).
 
     Examples
     --------
@@ -68,15 +69,10 @@ def write_lif(population, recurrent: RecurrentSynapses, lif) -> None:
         recurrent.write(lif.excitatory_weights, lif.inhibitory_weights)
         return
     lifs = list(lif)
-    n = sum(part.n_neurons for part in lifs)
-    excitatory, inhibitory = np.zeros((n, n)), np.zeros((n, n))
-    start = 0
-    for part in lifs:
-        s = slice(start, start + part.n_neurons)
-        excitatory[s, s], inhibitory[s, s] = part.excitatory_weights, part.inhibitory_weights
-        start = s.stop
+    starts = np.concatenate([[0], np.cumsum([part.n_neurons for part in lifs])[:-1]]).astype(int)
     population.set(v_rest=np.concatenate([np.asarray(part.e_leak, dtype=float) for part in lifs]))
-    recurrent.write(excitatory, inhibitory)
+    recurrent.write_blocks(starts, [part.excitatory_weights for part in lifs],
+                           [part.inhibitory_weights for part in lifs])
 
 
 def clamped_leak(e_leak: np.ndarray, fit: ActivationFit, units, values, clamp_bias: float) -> np.ndarray:

@@ -69,8 +69,8 @@ from .calibration import CalibrationConfig, calibrate
 from .cd_digits import (N_LABELS, N_PIXELS, N_VISIBLE, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
                         evaluate_exact, exact_completion, free_energy_accuracy, load_digits_split, pretrain_exact,
                         train_exact)
-from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, load_checkpoint,
-                        save_checkpoint, train_cd)
+from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, discard_spikes,
+                        load_checkpoint, save_checkpoint, train_cd)
 from .ensemble import background_run_settings, build, measure_background, quartiles
 
 __all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
@@ -82,6 +82,9 @@ logger = logging.getLogger(__name__)
 #: Side of the digits images (pixels).
 IMAGE_SIDE = 8
 MODES = ("poisson", "ensemble")
+#: Test images per parameter schedule in the evaluation (one launch of the compiled binary on brian2_standalone;
+#: the last chunk is padded, so every launch has one shape and the project compiles once).
+EVAL_CHUNK = 50
 
 
 @dataclass(frozen=True)
@@ -233,8 +236,9 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
 
     ``completion`` maps an occlusion kind to ``(pixels (c, 64), occluded (c, 64) bool)``. Builds the
     ensemble through ``factory`` (first iteration 0), burns in, and clamps image by image with the
-    rotation of :func:`image_rotation`. Returns ``{"classify": (M, n, n_units), kind: (M, c, n_units)}``
-    with rows in test-image order, and ``run_wall_s``.
+    rotation of :func:`image_rotation`, :data:`EVAL_CHUNK` images per parameter schedule
+    (:func:`~cortexsim.protocols.cd_digits.clamped_readout` with ``schedule=True``). Returns
+    ``{"classify": (M, n, n_units), kind: (M, c, n_units)}`` with rows in test-image order, and ``run_wall_s``.
     """
     M, n_units = config.n_networks, config.n_units
     offsets = np.arange(M) * n_units
@@ -242,7 +246,7 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
     timed = TimedSimulator(sim, config.dt_ms)
     if config.burn_in_ms > 0:
         timed.run(config.burn_in_ms)
-        network.spiketrains(clear=True)
+        discard_spikes(network)
 
     def readout(pixels, visible, name):
         order = image_rotation(pixels.shape[0], M)
@@ -251,7 +255,10 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
             units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in range(M)])
             values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in range(M)])
             clamps.append((units, values))
-        out = clamped_readout(network, timed, clamps, config, progress=progress, label=f"{name} {label}".strip())
+        # one parameter schedule per chunk of clamps: on brian2_standalone one launch of the binary per chunk
+        # (was one per image: the evaluation then dominated the acceptance run's wall time)
+        out = clamped_readout(network, timed, clamps, config, chunk=min(EVAL_CHUNK, len(clamps)), progress=progress,
+                              label=f"{name} {label}".strip(), schedule=True)
         per_network = np.empty((M, pixels.shape[0], n_units))
         for m in range(M):   # step i showed image order[m, i] to network m
             per_network[m, order[m]] = out[:, offsets[m]:offsets[m] + n_units]

@@ -371,3 +371,32 @@ def set_projection_weights(projection, weights: np.ndarray) -> None:
         syn._cortexsim_flat_index = cache
     scale = 1e-6 if projection.post.celltype.conductance_based else 1e-9  # uS -> S, nA -> A
     syn.variables["weight"].set_value(np.take(weights, cache[1]) * scale)
+
+
+def set_projection_block_weights(projection, starts, blocks) -> None:
+    """All weights of a projection of a population onto itself from its diagonal blocks (uS or nA; the
+    connections between blocks get 0).
+
+    Used by :func:`cortexsim.backends.projection_weights.set_projection_block_weights` (which checks
+    the blocks): one gather from the concatenated blocks, no (n, n) matrix.
+    """
+    syn = projection._brian2_synapses[0][0]
+    sizes = tuple(int(np.shape(block)[0]) for block in blocks)
+    key = (len(syn), tuple(int(x) for x in starts), sizes)
+    cache = getattr(syn, "_cortexsim_block_index", None)
+    if cache is None or cache[0] != key:  # synapses are only ever added
+        i, j = np.asarray(syn.i[:], dtype=np.int64), np.asarray(syn.j[:], dtype=np.int64)
+        starts_arr, sizes_arr = np.asarray(key[1], dtype=np.int64), np.asarray(sizes, dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(sizes_arr ** 2)])
+        block_i = np.searchsorted(starts_arr, i, side="right") - 1
+        block_j = np.searchsorted(starts_arr, j, side="right") - 1
+        inside = (block_i >= 0) & (block_i == block_j)
+        inside &= i < starts_arr[np.maximum(block_i, 0)] + sizes_arr[np.maximum(block_i, 0)]
+        b = np.maximum(block_i, 0)
+        local = offsets[b] + (i - starts_arr[b]) * sizes_arr[b] + (j - starts_arr[b])
+        index = np.where(inside, local, offsets[-1])   # outside every block: the appended 0
+        cache = (key, index)
+        syn._cortexsim_block_index = cache
+    flat = np.concatenate([np.asarray(block, dtype=float).reshape(-1) for block in blocks] + [np.zeros(1)])
+    scale = 1e-6 if projection.post.celltype.conductance_based else 1e-9  # uS -> S, nA -> A
+    syn.variables["weight"].set_value(np.take(flat, cache[1]) * scale)

@@ -91,6 +91,37 @@ def test_weights_are_set_in_one_call(sim):
     np.testing.assert_allclose(got[mask], weights[mask], rtol=1e-12)
 
 
+def test_block_weights_equal_the_full_matrix_route(sim):
+    """set_projection_block_weights (the ensembles' per-network route: a gather from the concatenated blocks)
+    against set_projection_weights of the assembled block-diagonal matrix, on an all-to-all projection of
+    three unequal blocks: equal weights on every synapse, 0 on the synapses between blocks (no run, no
+    compilation). A block at the wrong offset, a transposed block or a stale cache fail it."""
+    from cortexsim.backends.projection_weights import set_projection_block_weights
+
+    sim.setup(timestep=0.1, seed=3)
+    n, starts, sizes = 9, [0, 2, 6], [2, 4, 3]
+    network = build_sampling_network(sim, random_bm(n, seed=4), FIT, connectivity=~np.eye(n, dtype=bool))
+    projection = network.projection_exc
+    rng = np.random.default_rng(8)
+    for _ in range(2):  # the second round reuses the cached index with new values
+        blocks = [rng.uniform(0.0, 1e-3, (size, size)) for size in sizes]
+        full = np.zeros((n, n))
+        for start, block in zip(starts, blocks):
+            full[start:start + block.shape[0], start:start + block.shape[0]] = block
+        sim.set_projection_weights(projection, full)
+        expected = projection.get("weight", format="array")
+        sim.set_projection_weights(projection, np.ones((n, n)))        # something else in between
+        set_projection_block_weights(sim, projection, starts, blocks)
+        got = projection.get("weight", format="array")
+        off = ~np.eye(n, dtype=bool)
+        np.testing.assert_array_equal(got[off], expected[off])
+        assert np.any(got[off] > 0) and got[0, 5] == 0.0 and got[6, 3] == 0.0
+    with pytest.raises(ValueError, match="non-overlapping"):
+        set_projection_block_weights(sim, projection, [0, 1], [np.zeros((2, 2)), np.zeros((2, 2))])
+    with pytest.raises(ValueError, match=">= 0"):
+        set_projection_block_weights(sim, projection, [0], [-np.ones((2, 2))])
+
+
 def test_unsupported_features_raise_a_clear_error(sim):
     sim.setup(timestep=0.1, seed=1)
     population = sim.Population(3, sim.IF_cond_exp())

@@ -122,6 +122,54 @@ def test_block_moments_equal_the_full_counts_inside_and_zero_outside():
         moments_from_states(z, weights=np.ones(257), blocks=blocks)
 
 
+def test_diagonal_blocks_moments_and_update_equal_the_dense_path():
+    """moments_from_states(blocks, dense=False) (DiagonalBlocks, what ClampedStatistics hands the block
+    update) against the dense block moments and the full integer counts; uint8 states against the same
+    states as floats; CDUpdate(blocks) fed DiagonalBlocks moments against the same update fed dense
+    moments: parameters and velocities bit for bit. A block read at the wrong offset or a gradient
+    densified with wrong entries fail it."""
+    from cortexsim.models.cd_learning import CDUpdate, DiagonalBlocks
+
+    rng = np.random.default_rng(12)
+    sizes = [4, 1, 5]
+    n = sum(sizes)
+    edges = np.cumsum([0] + sizes)
+    blocks = [slice(int(a), int(b)) for a, b in zip(edges[:-1], edges[1:])]
+    z = (rng.random((300, n)) < np.linspace(0.1, 0.9, n)).astype(np.uint8)
+    mean_dense, dense = moments_from_states(z, blocks=blocks)
+    mean_float, dense_float = moments_from_states(z.astype(float), blocks=blocks)
+    mean_lazy, lazy = moments_from_states(z, blocks=blocks, dense=False)
+    assert isinstance(lazy, DiagonalBlocks) and lazy.shape == (n, n)
+    np.testing.assert_array_equal(np.asarray(lazy), dense)
+    np.testing.assert_array_equal(dense, dense_float)
+    np.testing.assert_array_equal(mean_lazy, mean_dense)
+    np.testing.assert_array_equal(mean_dense, mean_float)
+    counts = z.astype(np.int64)
+    for s in blocks:
+        np.testing.assert_array_equal(lazy[s, s], (counts[:, s].T @ counts[:, s]) / 300)
+    np.testing.assert_array_equal(lazy[0:2, 5:7], dense[0:2, 5:7])   # any other index: the dense matrix
+    mask = np.zeros((n, n))
+    for s, size in zip(blocks, sizes):
+        mask[s, s] = 1.0 - np.eye(size)
+    updates = [CDUpdate(LearningRateSchedule(0.4, "constant"), MomentumOptimizer.create(n, 0.5, 0.01), mask,
+                        blocks=blocks) for _ in range(2)]
+    params = [(np.zeros((n, n)), np.zeros(n))] * 2
+    for iteration in range(3):
+        data = moments_from_states(z[rng.integers(0, 300, 40)], blocks=blocks, dense=False)
+        model = moments_from_states(z[rng.integers(0, 300, 40)], blocks=blocks, dense=False)
+        dense_args = [(m, np.asarray(second)) for m, second in (data, model)]
+        params = [updates[0](iteration, *params[0], data, model), updates[1](iteration, *params[1], *dense_args)]
+        assert np.array_equal(params[0][0], params[1][0]) and np.array_equal(params[0][1], params[1][1])
+        assert np.array_equal(updates[0].optimizer.velocity_W, updates[1].optimizer.velocity_W)
+    assert np.any(params[0][0] != 0)
+    with pytest.raises(ValueError, match="non-overlapping"):
+        DiagonalBlocks([slice(0, 3), slice(2, 4)], [np.zeros((3, 3)), np.zeros((2, 2))], 4)
+    with pytest.raises(ValueError, match="shape"):
+        DiagonalBlocks([slice(0, 3)], [np.zeros((2, 2))], 4)
+    with pytest.raises(ValueError, match="blocks"):
+        moments_from_states(np.full((5, n), 2, dtype=np.uint8), blocks=blocks)
+
+
 def test_learning_rate_schedules():
     inverse = LearningRateSchedule(0.5, "inverse", tau=100)
     assert inverse.rate(0) == 0.5
