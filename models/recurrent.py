@@ -277,6 +277,26 @@ class RecurrentSynapses:
                 local = (pre + start) * self.n + (post + start)
                 keys.append(local if covered is not None else local[~self._member(local, self._existing[receptor])])
             missing[receptor] = np.concatenate(keys) if keys else np.zeros(0, dtype=np.int64)
+
+        def block_values(receptor: str, pre: np.ndarray, post: np.ndarray) -> np.ndarray:
+            values = np.zeros(pre.size)
+            for start, block in zip(starts, magnitudes[receptor]):
+                inside = (pre >= start) & (pre < start + block.shape[0])
+                values[inside] = block[pre[inside] - start, post[inside] - start]
+            return values
+
+        self._grow_missing(missing, block_values)
+        for receptor, blocks in magnitudes.items():
+            for projection, size in zip(self.projections[receptor], self._sizes[receptor]):
+                if size:
+                    set_projection_block_weights(self.sim, projection, starts, blocks)
+
+    #: Largest n * n for which :meth:`write` keeps a dense bool mask per receptor (bytes of memory).
+    DENSE_MASK_LIMIT = 64_000_000
+
+    def _grow_missing(self, missing: dict, values_at) -> None:
+        """Create the synapses ``missing`` (receptor -> flat keys pre * n + post) with the magnitudes
+        ``values_at(receptor, pre, post)``; refuse, before creating any, keys outside ``allowed``."""
         if self.allowed is not None:
             for receptor, keys in missing.items():
                 keys = keys[~self._member(keys, self.allowed)]
@@ -288,18 +308,7 @@ class RecurrentSynapses:
                 logger.info("%s: growing %d %s synapses for weights that were zero or changed sign",
                             self.label, keys.size, receptor)
                 pre, post = keys // self.n, keys % self.n
-                values = np.zeros(keys.size)
-                for start, block in zip(starts, magnitudes[receptor]):
-                    inside = (pre >= start) & (pre < start + block.shape[0])
-                    values[inside] = block[pre[inside] - start, post[inside] - start]
-                self._connect(receptor, pre, post, values)
-        for receptor, blocks in magnitudes.items():
-            for projection, size in zip(self.projections[receptor], self._sizes[receptor]):
-                if size:
-                    set_projection_block_weights(self.sim, projection, starts, blocks)
-
-    #: Largest n * n for which :meth:`write` keeps a dense bool mask per receptor (bytes of memory).
-    DENSE_MASK_LIMIT = 64_000_000
+                self._connect(receptor, pre, post, values_at(receptor, pre, post))
 
     def _covered(self, receptor: str) -> np.ndarray | None:
         """Bool (n, n): a synapse onto ``receptor`` exists, or the pair is on the diagonal (never
@@ -343,18 +352,7 @@ class RecurrentSynapses:
             needed = np.flatnonzero(values)
             needed = needed[needed // self.n != needed % self.n]  # the diagonal is never connected (ignored)
             missing[receptor] = needed[~self._member(needed, self._existing[receptor])]
-        if self.allowed is not None:
-            for receptor, keys in missing.items():
-                keys = keys[~self._member(keys, self.allowed)]
-                if keys.size:
-                    raise ValueError(f"{keys.size} nonzero {receptor} weights lie outside the network's "
-                                     f"connectivity (first: pre {keys[0] // self.n}, post {keys[0] % self.n})")
-        for receptor, keys in missing.items():
-            if keys.size:
-                logger.info("%s: growing %d %s synapses for weights that were zero or changed sign",
-                            self.label, keys.size, receptor)
-                pre, post = keys // self.n, keys % self.n
-                self._connect(receptor, pre, post, magnitudes[receptor][pre, post])
+        self._grow_missing(missing, lambda receptor, pre, post: magnitudes[receptor][pre, post])
         for receptor, values in magnitudes.items():
             for projection, size in zip(self.projections[receptor], self._sizes[receptor]):
                 if size:
