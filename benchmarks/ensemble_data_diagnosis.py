@@ -48,7 +48,8 @@ from cortexsim.models.cd_learning import bipartite_mask, block_gibbs
 from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.parameters import ActivationFit
 from cortexsim.protocols.cd_digits import N_PIXELS, N_VISIBLE, initial_rbm, load_digits_split, rbm_parts, train_exact
-from cortexsim.protocols.cd_engine import TimedSimulator, discard_spikes
+from cortexsim.models.ensemble_background import tracking_weight_scale
+from cortexsim.protocols.cd_engine import ClampedStatistics, TimedSimulator, block_slices, discard_spikes
 from cortexsim.protocols.ensemble import background_run_settings
 from cortexsim.protocols.ensemble_data import EnsembleDataConfig, network_factory
 from cortexsim.results import library_versions, machine_info, write_json_atomic
@@ -111,8 +112,16 @@ def _cosine(a, b) -> float:
 
 
 def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, noise, weights: list, data: np.ndarray,
-            references: list, iterations: int, seed: int) -> dict:
-    """Statistics of ``iterations`` CD iterations at fixed ``weights`` (see the module docstring)."""
+            references: list, iterations: int, seed: int, stagger_groups: int = 1,
+            tracking: dict | None = None) -> dict:
+    """Statistics of ``iterations`` CD iterations at fixed ``weights`` (see the module docstring).
+
+    ``stagger_groups`` > 1: the networks' phases staggered as in training with that setting
+    (:meth:`ClampedStatistics.staggered_states`); every network is read in its own clamp and free windows,
+    and the rates "clamped" / "free" are those of all neurons during the networks' own clamp (after
+    ``settle_ms``) / free windows (from the 0/1 states), pooled over the networks. ``tracking``: keywords of
+    the network factory (``background_scale`` or ``source_rate_hz``, as training's ``background_tracking``
+    sets them per segment)."""
     M, n_units, H = config.n_networks, config.n_units, config.n_hidden
     W = np.zeros((M * n_units,) * 2)
     b = np.zeros(M * n_units)
@@ -121,7 +130,7 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
         W[s, s], b[s] = W_m, b_m
     factory = network_factory(sim, config, mode, fit, noise, seed)
     tic = time.perf_counter()
-    network = factory(sim, W, b, 0)
+    network = factory(sim, W, b, 0, **(tracking or {}))
     timed = TimedSimulator(sim, config.dt_ms)
     timed.run(config.burn_in_ms)
     discard_spikes(network)
@@ -132,15 +141,56 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
     clamped_spikes, clamped_ms, free_spikes, free_ms = np.zeros(M * n_units), 0.0, np.zeros(M * n_units), 0.0
     free_on = np.zeros(M * n_units)
     grads_spiking, grads_exact, cosines = [], [], []
+    blocks = block_slices([n_units] * M)
+    staggered = ClampedStatistics(np.zeros((1, M * N_VISIBLE)), visible, config.batch_size, config.clamp_ms,
+                                  config.settle_ms, dt, config.clamp_bias, blocks=blocks,
+                                  stagger_groups=stagger_groups)
+    total_on, total_steps = 0.0, 0
+    clamped_on, clamped_steps, free_on_all, free_steps = np.zeros(M * n_units), 0, np.zeros(M * n_units), 0
     for _ in range(iterations):
         # network m gets its own image per clamp (different images at the same time, as in training)
         rows = data[rng.integers(0, data.shape[0], (config.batch_size, M))]          # (B, M, 74)
+        if stagger_groups > 1:
+            states, groups = staggered.staggered_states(network, timed, config.model_ms,
+                                                        rows.reshape(config.batch_size, -1))
+            total_on, total_steps = total_on + states.sum(axis=0, dtype=float), total_steps + states.shape[0]
+            data_vh_s, data_vh_e = np.zeros((M, N_VISIBLE, H)), np.zeros((M, N_VISIBLE, H))
+            free_blocks = []
+            for m, (W_m, b_m) in enumerate(weights):
+                s = blocks[m]
+                W_vh, _, b_h = rbm_parts(W_m, b_m)
+                free = []
+                for a, b_, row in groups[m % stagger_groups]:
+                    if row >= 0:
+                        window = states[int(round((a + config.settle_ms) / dt)):int(round(b_ / dt))]
+                        clamped_on += window.sum(axis=0, dtype=float)
+                        clamped_steps += window.shape[0]
+                        h_on = window[:, s].mean(axis=0)[N_VISIBLE:]
+                        p_h = _sigmoid(b_h + rows[row, m] @ W_vh)
+                        exact_h.append(p_h)
+                        spiking_h.append(h_on)
+                        data_vh_e[m] += np.outer(rows[row, m], p_h) / config.batch_size
+                        data_vh_s[m] += np.outer(rows[row, m], h_on) / config.batch_size
+                    else:
+                        window = states[int(round(a / dt)):int(round(b_ / dt))]
+                        free_on_all += window.sum(axis=0, dtype=float)
+                        free_steps += window.shape[0]
+                        free.append(window[:, s].astype(np.float32))
+                free_blocks.append(np.vstack(free))
+            free_on += np.concatenate([f.mean(axis=0) for f in free_blocks])
+            model_vh_s = np.stack([f[:, :N_VISIBLE].T @ f[:, N_VISIBLE:] / f.shape[0] for f in free_blocks])
+            model_vh_e = np.stack([ref["vh"] for ref in references])
+            grads_spiking.append(data_vh_s - model_vh_s)
+            grads_exact.append(data_vh_e - model_vh_e)
+            cosines.append(_cosine(grads_spiking[-1], grads_exact[-1]))
+            continue
         leaks = network.clamp_schedule(visible, rows.reshape(config.batch_size, -1), config.clamp_bias)
         t_begin = timed.t_ms
         phases = timed.run_schedule(network.population, "v_rest", leaks,
                                     [config.clamp_ms] * config.batch_size + [config.model_ms])
         times, indices = spike_arrays(network.population, clear=True)
         states = states_on_grid_from_arrays(times, indices, M * n_units, tau_ref, t_begin, timed.t_ms, dt)
+        total_on, total_steps = total_on + states.sum(axis=0, dtype=float), total_steps + states.shape[0]
         data_vh_s, data_vh_e = np.zeros((M, N_VISIBLE, H)), np.zeros((M, N_VISIBLE, H))
         for k, (t0, t1) in enumerate(phases[:-1]):
             first, last = int(round((t0 + config.settle_ms - t_begin) / dt)), int(round((t1 - t_begin) / dt))
@@ -173,8 +223,12 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
         cosines.append(_cosine(grads_spiking[-1], grads_exact[-1]))
     sim.end()
     free_on /= iterations
-    rates_clamped = clamped_spikes / (clamped_ms * 1e-3)
-    rates_free = free_spikes / (free_ms * 1e-3)
+    if stagger_groups > 1:    # from the states: on-fraction / tau_ref
+        rates_clamped = clamped_on / clamped_steps / tau_ref * 1e3
+        rates_free = free_on_all / free_steps / tau_ref * 1e3
+    else:
+        rates_clamped = clamped_spikes / (clamped_ms * 1e-3)
+        rates_free = free_spikes / (free_ms * 1e-3)
     marginal = {"v": [], "h": []}
     spiking = {"v": [], "h": []}
     for m, ref in enumerate(references):
@@ -199,6 +253,8 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
                         "norm_ratio_spiking_to_exact": float(np.linalg.norm(grad_s) / max(np.linalg.norm(grad_e), 1e-300)),
                         "mean_cosine_per_iteration": float(np.mean(cosines)),
                         "projection_on_exact": float(np.sum(grad_s * grad_e) / max(np.sum(grad_e ** 2), 1e-300))},
+        "rate_whole_iteration_hz": float(np.mean(total_on) / total_steps / tau_ref * 1e3),
+        "stagger_groups": int(stagger_groups), "tracking": dict(tracking or {}),
         "iterations": iterations, "wall_s": time.perf_counter() - tic,
     }
 
@@ -224,6 +280,14 @@ def main(argv=None) -> int:
     parser.add_argument("--iterations", type=int, default=20)
     parser.add_argument("--weights", default="untrained,exact")
     parser.add_argument("--modes", default="poisson,ensemble")
+    parser.add_argument("--stagger-groups", type=int, default=1, help="stagger the phases in G groups (1: off)")
+    parser.add_argument("--tracking", default="off", choices=("off", "translation", "weights"),
+                        help="follow the source rate as training's background_tracking does: the run without it "
+                             "(same weights, mode and stagger; measured first if not saved) gives the rate for "
+                             "step 0, each further step (--tracking-steps) the previous step's rate")
+    parser.add_argument("--tracking-steps", type=int, default=2)
+    parser.add_argument("--tag", default="", help="suffix of the run names in the JSON (default: stagger<G> when "
+                                                   "staggered; tracked runs add _<tracking>_step<k>)")
     args = parser.parse_args(argv)
     tic = time.perf_counter()
     config = EnsembleDataConfig(seed=1, backend="brian2_standalone", **FULL)
@@ -241,34 +305,63 @@ def main(argv=None) -> int:
         weights = starting_weights(config, data, kind)
         references = [gibbs_reference(W, b, derive_rng(DEV_SEED, 60, m)) for m, (W, b) in enumerate(weights)]
         for index, mode in enumerate([m for m in args.modes.split(",") if m]):
-            result = measure(sim, config, mode, fits[mode], noises[mode], weights, data, references, args.iterations,
-                             derive_seed(DEV_SEED, 30, index))
-            saved["runs"][f"{kind}_{mode}"] = result
-            print(f"{kind} weights, {mode}: " + json.dumps({k: v for k, v in result.items()
-                                                           if k in ("clamped_hidden_vs_exact_p_h_given_v",
-                                                                    "rates_hz", "gradient_vh")}), flush=True)
-            saved["summary"] = {}
-            for key, run in saved["runs"].items():
-                saved["summary"][f"{key}_clamped_hidden_slope"] = run["clamped_hidden_vs_exact_p_h_given_v"]["slope"]
-                saved["summary"][f"{key}_clamped_hidden_mean_difference"] = \
-                    run["clamped_hidden_vs_exact_p_h_given_v"]["mean_difference"]
-                saved["summary"][f"{key}_free_hidden_mean_difference"] = run["free_hidden_vs_gibbs"]["mean_difference"]
-                saved["summary"][f"{key}_rate_clamped_hz"] = run["rates_hz"]["clamped"]["all"]
-                saved["summary"][f"{key}_rate_free_hz"] = run["rates_hz"]["free"]["all"]
-                saved["summary"][f"{key}_gradient_cosine"] = run["gradient_vh"]["cosine_of_the_averages"]
-                saved["summary"][f"{key}_gradient_projection_on_exact"] = run["gradient_vh"]["projection_on_exact"]
-            saved.update(description=__doc__.split("\n\n")[1].replace("\n", " "), time_budget_of_acceptance_run=time_budget(),
-                         translation={"fits": {m: {"v_p05": f.v_p05, "alpha": f.alpha} for m, f in fits.items()},
-                                      "ensemble_source_rate_hz": source_rate, "source": str(ACCEPTANCE.name)},
-                         settings={**FULL, "batch_size": config.batch_size, "clamp_ms": config.clamp_ms,
-                                   "settle_ms": config.settle_ms, "model_ms": config.model_ms,
-                                   "readout_dt_ms": config.readout_dt_ms, "dev_seed": DEV_SEED,
-                                   "structure_seed": config.seed, "backend": config.backend},
-                         versions=library_versions(), machine=machine_info(), wall_s=time.perf_counter() - tic,
-                         load_average_at_end=list(os.getloadavg()),
-                         command=" ".join([Path(sys.executable).name, *sys.argv]))
-            write_json_atomic(OUT, saved)
+            tag = args.tag or (f"stagger{args.stagger_groups}" if args.stagger_groups > 1 else "")
+            key = f"{kind}_{mode}" + (f"_{tag}" if tag else "")
+            if args.tracking == "off":
+                plan = [(key, False)]
+            else:   # True: tracked, from the previous run's rate
+                plan = [(f"{key}_{args.tracking}_step{k}", True) for k in range(args.tracking_steps)]
+                if "rate_whole_iteration_hz" not in saved["runs"].get(key, {}):
+                    plan.insert(0, (key, False))
+            previous_rate = saved["runs"].get(key, {}).get("rate_whole_iteration_hz")
+            for name, tracked in plan:
+                used_rate, tracking = None, {}
+                if tracked:
+                    used_rate = previous_rate
+                    tracking = ({"source_rate_hz": used_rate} if args.tracking == "translation" else
+                                {"background_scale": tracking_weight_scale(settings.background, source_rate, used_rate,
+                                                                           config.max_background_scale)})
+                result = measure(sim, config, mode, fits[mode], noises[mode], weights, data, references,
+                                 args.iterations, derive_seed(DEV_SEED, 30, index), args.stagger_groups, tracking)
+                result["rate_used_for_the_tracking_hz"] = used_rate
+                previous_rate = result["rate_whole_iteration_hz"]
+                saved["runs"][name] = result
+                _report_and_save(saved, name, result, fits, source_rate, config, tic)
     return 0
+
+
+def _report_and_save(saved: dict, key_done: str, result: dict, fits: dict, source_rate: float,
+                     config: EnsembleDataConfig, tic: float) -> None:
+    """Print one run's headline numbers, rebuild the summary over all saved runs, write the JSON."""
+    print(f"{key_done}: " + json.dumps({k: v for k, v in result.items()
+                                        if k in ("clamped_hidden_vs_exact_p_h_given_v", "rates_hz",
+                                                 "gradient_vh", "rate_whole_iteration_hz",
+                                                 "tracking")}), flush=True)
+    saved["summary"] = {}
+    for key, run in saved["runs"].items():
+        saved["summary"][f"{key}_clamped_hidden_slope"] = run["clamped_hidden_vs_exact_p_h_given_v"]["slope"]
+        saved["summary"][f"{key}_clamped_hidden_mean_difference"] = \
+            run["clamped_hidden_vs_exact_p_h_given_v"]["mean_difference"]
+        saved["summary"][f"{key}_free_hidden_mean_difference"] = run["free_hidden_vs_gibbs"]["mean_difference"]
+        saved["summary"][f"{key}_rate_clamped_hz"] = run["rates_hz"]["clamped"]["all"]
+        saved["summary"][f"{key}_rate_free_hz"] = run["rates_hz"]["free"]["all"]
+        saved["summary"][f"{key}_gradient_cosine"] = run["gradient_vh"]["cosine_of_the_averages"]
+        saved["summary"][f"{key}_gradient_projection_on_exact"] = run["gradient_vh"]["projection_on_exact"]
+        if "rate_whole_iteration_hz" in run:
+            saved["summary"][f"{key}_rate_whole_iteration_hz"] = run["rate_whole_iteration_hz"]
+        for name, value in (run.get("tracking") or {}).items():
+            saved["summary"][f"{key}_{name}"] = value
+    saved.update(description=__doc__.split("\n\n")[1].replace("\n", " "), time_budget_of_acceptance_run=time_budget(),
+                 translation={"fits": {m: {"v_p05": f.v_p05, "alpha": f.alpha} for m, f in fits.items()},
+                              "ensemble_source_rate_hz": source_rate, "source": str(ACCEPTANCE.name)},
+                 settings={**FULL, "batch_size": config.batch_size, "clamp_ms": config.clamp_ms,
+                           "settle_ms": config.settle_ms, "model_ms": config.model_ms,
+                           "readout_dt_ms": config.readout_dt_ms, "dev_seed": DEV_SEED,
+                           "structure_seed": config.seed, "backend": config.backend},
+                 versions=library_versions(), machine=machine_info(), wall_s=time.perf_counter() - tic,
+                 load_average_at_end=list(os.getloadavg()),
+                 command=" ".join([Path(sys.executable).name, *sys.argv]))
+    write_json_atomic(OUT, saved)
 
 
 if __name__ == "__main__":

@@ -42,6 +42,7 @@ __all__ = [
     "block_diagonal_mask",
     "block_gibbs",
     "sampling_durations",
+    "staggered_phases",
     "IterateAverage",
     "CDUpdate",
     "gradient_norm",
@@ -511,6 +512,67 @@ def sampling_durations(first_ms: float, last_ms: float | None, iterations: int, 
             raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
     raw = np.linspace(first_ms, last_ms, int(iterations))
     return np.maximum(np.round(raw / dt_ms), 1.0) * dt_ms
+
+
+def staggered_phases(n_clamps: int, clamp_ms: float, free_ms: float, groups: int) -> list[list[tuple]]:
+    """Phases of one CD iteration for ``groups`` groups of networks whose data and model phases are staggered.
+
+    Unstaggered, an iteration of length ``P = n_clamps * clamp_ms + free_ms`` clamps ``n_clamps`` rows
+    one after the other (row j in ``[j clamp_ms, (j + 1) clamp_ms)``) and then runs free for ``free_ms``.
+    Group g runs the same sequence rotated cyclically by ``o_g``: ``g P / groups`` rounded to a whole
+    number of ``clamp_ms`` (so no clamp is cut in two), i.e. at time t of the iteration group g does what
+    the unstaggered sequence does at ``(t + o_g) mod P``. Every group keeps ``n_clamps`` whole clamps
+    and ``free_ms`` of free running (in at most two pieces, the one at the start continuing the free run
+    that ended the previous iteration). At any moment about the fraction ``n_clamps clamp_ms / P`` of
+    the groups is clamped (exactly, when ``P / groups`` is a multiple of ``clamp_ms`` that divides
+    ``n_clamps clamp_ms``; e.g. 10 clamps of 60 ms, 400 ms free, 10 groups: 5 to 7 of 10 groups, and
+    the mean share during each group's clamps 0.600-0.607 against 0.590-0.600 while it runs free), so
+    the share of clamped background sources is about the same in the data and in the model phase of
+    every network (all networks clamped at once: 1 and 0).
+
+    Parameters
+    ----------
+    n_clamps : int
+        Rows clamped per iteration, >= 1.
+    clamp_ms, free_ms : float
+        Clamp time per row and free (model-phase) time (ms), > 0.
+    groups : int
+        Groups, >= 1 (1: the unstaggered sequence).
+
+    Returns
+    -------
+    list (one per group) of lists of ``(start_ms, stop_ms, row)`` in time order covering ``[0, P)``;
+    ``row`` is the clamped row index, or -1 when free.
+
+    Examples
+    --------
+    >>> staggered_phases(2, 50.0, 100.0, 2)[1]
+    [(0.0, 100.0, -1), (100.0, 150.0, 0), (150.0, 200.0, 1)]
+    """
+    n_clamps, groups = int(n_clamps), int(groups)
+    if n_clamps < 1 or groups < 1:
+        raise ValueError(f"n_clamps and groups must be integers >= 1, got {n_clamps!r} and {groups!r}")
+    for name, value in (("clamp_ms", clamp_ms), ("free_ms", free_ms)):
+        if not np.isfinite(value) or value <= 0:
+            raise ValueError(f"{name} must be a finite number > 0 (ms), got {value!r}")
+    data_ms = n_clamps * float(clamp_ms)
+    period = data_ms + float(free_ms)
+    base = [(j * float(clamp_ms), (j + 1) * float(clamp_ms), j) for j in range(n_clamps)] + [(data_ms, period, -1)]
+    out = []
+    for g in range(groups):
+        offset = float(np.round(g * period / groups / clamp_ms)) * float(clamp_ms)
+        offset = offset if offset < period else offset - float(clamp_ms)
+        phases = []
+        for a, b, row in base:      # each phase of the base sequence moves to (a - offset) mod P
+            a, b = a - offset, b - offset
+            if b <= 0:
+                a, b = a + period, b + period
+            if a < 0:               # cut by the rotation (only the free phase can be): two pieces
+                phases += [(a + period, period, row), (0.0, b, row)]
+            else:
+                phases.append((a, b, row))
+        out.append(sorted((float(a), float(b), int(r)) for a, b, r in phases if b > a))
+    return out
 
 
 class IterateAverage:

@@ -14,7 +14,7 @@ from cortexsim.parameters import DEFAULT_NOISE, NoiseParameters
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
            "draw_background_sources",
-           "kick_spike_times", "matched_background", "equivalent_noise", "check_ensemble_size",
+           "kick_spike_times", "matched_background", "equivalent_noise", "tracking_weight_scale", "check_ensemble_size",
            "background_delays"]
 
 #: Noise-source modes of an ensemble.
@@ -207,6 +207,32 @@ def equivalent_noise(background: EnsembleBackground, mode: str, poisson: NoisePa
     w_inh = poisson.weight_inh if poisson.weight_inh > 0 else background.weight_inh
     return NoiseParameters(rate_exc=g_exc / w_exc if w_exc > 0 else 0.0,
                            rate_inh=g_inh / w_inh if w_inh > 0 else 0.0, weight_exc=w_exc, weight_inh=w_inh)
+
+
+def tracking_weight_scale(background: EnsembleBackground, calibrated_rate_hz: float, current_rate_hz: float,
+                          max_scale: float = 4.0) -> float:
+    """Factor on the background weights that restores the calibrated mean conductance at another source rate.
+
+    The mean conductance of K sources firing as Poisson trains at rate nu is proportional to
+    ``w nu f(nu)`` (:meth:`EnsembleBackground.release_fraction` f: 1 static, ``1 / (1 + nu tau_rec)``
+    depressing, U = 1). When the networks that are the background fire at ``current_rate_hz`` instead of the
+    ``calibrated_rate_hz`` at which the activation function and the translation were measured, weights
+    times ``calibrated_rate_hz f(calibrated) / (current_rate_hz f(current))`` give the calibrated mean
+    conductance again (the fluctuations are not restored: fewer, larger events). The factor is clipped
+    to ``[1 / max_scale, max_scale]``.
+
+    Examples
+    --------
+    >>> b = EnsembleBackground(synapse="depressing", tau_rec_ms=40.0)
+    >>> round(tracking_weight_scale(b, 64.6, 15.0), 3)        # (64.6 / 3.584) / (15 / 1.6)
+    1.923
+    """
+    for name, value in (("calibrated_rate_hz", calibrated_rate_hz), ("current_rate_hz", current_rate_hz)):
+        _positive(name, value)
+    if not np.isfinite(max_scale) or max_scale < 1:
+        raise ValueError(f"max_scale must be a finite number >= 1, got {max_scale!r}")
+    conductance = [nu * background.release_fraction(nu) for nu in (float(calibrated_rate_hz), float(current_rate_hz))]
+    return float(np.clip(conductance[0] / conductance[1], 1.0 / max_scale, max_scale))
 
 
 def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: str,

@@ -24,6 +24,7 @@ from cortexsim.parameters import ActivationFit, NeuronParameters, NoiseParameter
 __all__ = [
     "LIFNetworkParameters",
     "free_membrane",
+    "transferred_fit",
     "fit_activation",
     "psp_integral_kernel",
     "weight_factors",
@@ -63,6 +64,33 @@ def free_membrane(neuron: NeuronParameters, noise: NoiseParameters, e_l: np.ndar
     if e_l_arr.ndim == 0:
         return float(mu), float(g_tot), float(tau_eff)
     return mu, np.full(e_l_arr.shape, g_tot), np.full(e_l_arr.shape, tau_eff)
+
+
+def transferred_fit(fit: ActivationFit, neuron: NeuronParameters, measured_under: NoiseParameters,
+                    now: NoiseParameters) -> ActivationFit:
+    """The activation function measured under the background ``measured_under``, moved to the background ``now``.
+
+    Assumes the neuron's firing depends on its free-membrane mean ``mu`` (:func:`free_membrane`) in the same
+    way under both backgrounds: the leak potential of ``p_on = 1/2`` becomes the one giving the same
+    ``mu`` under ``now``, and the slope ``alpha`` (mV of leak potential per logistic unit) scales with
+    ``g_tot(now) / g_tot(measured_under)`` (``d mu / d E_l = g_l / g_tot``). Used when the background
+    conductance changes after the calibration (an ensemble whose networks fire less once trained); the
+    fluctuations' size is not followed.
+
+    Examples
+    --------
+    >>> from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE
+    >>> weaker = NoiseParameters(rate_exc=1500.0, rate_inh=1500.0, weight_exc=DEFAULT_NOISE.weight_exc,
+    ...                          weight_inh=DEFAULT_NOISE.weight_inh)
+    >>> moved = transferred_fit(ActivationFit(v_p05=-50.6, alpha=0.8), DEFAULT_NEURON, DEFAULT_NOISE, weaker)
+    >>> moved.alpha < 0.8
+    True
+    """
+    mu, g_before, _ = free_membrane(neuron, measured_under, fit.v_p05)
+    _, g_now, _ = free_membrane(neuron, now, 0.0)
+    mu_at_zero, _, _ = free_membrane(neuron, now, 0.0)    # mu = mu_at_zero + E_l g_l / g_now
+    v_p05 = (mu - mu_at_zero) * g_now / neuron.g_l
+    return ActivationFit(v_p05=float(v_p05), alpha=float(fit.alpha * g_now / g_before))
 
 
 def _logistic(e_l, v_p05, alpha):

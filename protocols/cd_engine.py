@@ -59,7 +59,7 @@ from ..backends.spikes import spike_arrays
 from ..models.boltzmann import BoltzmannMachine, exact_moments, joint
 from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule, MomentumOptimizer,
                                   check_binary_data, moments_from_distribution, moments_from_states,
-                                  sampling_durations)
+                                  sampling_durations, staggered_phases)
 
 __all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
            "discard_spikes",
@@ -373,12 +373,25 @@ class ClampedStatistics:
         moments from the free run after the release only. (A LIF network of MNIST size started from rest can
         stay in a state with silent hidden units that the RBM does not have; started from an image, it does
         not.) Records ``model_hidden_mean_activity`` (units outside ``visible``) per iteration.
+    stagger_groups : int
+        >= 1; with ``blocks`` (independent networks) and G > 1, block m belongs to group ``m mod G`` and the
+        groups' data and model phases are staggered in time
+        (:func:`cortexsim.models.cd_learning.staggered_phases`): each network still gets ``batch_size``
+        whole clamps of ``clamp_ms`` and ``duration_ms`` of free running per iteration, but at any moment
+        about the same share of networks is clamped (in an ensemble whose networks are each other's
+        background, the background then no longer changes between a network's data and model phases).
+        The free run may come in two pieces, the first continuing the previous iteration's. 1: all
+        networks clamped at once (the unstaggered route, unchanged). Needs ``blocks``, one data copy and no
+        free chains.
+
+    Every iteration also records ``mean_rate_hz``: the mean firing rate of all neurons over the whole
+    iteration (on-fraction of the states / refractory time).
     """
 
     def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
                  readout_dt_ms: float, clamp_bias: float, on_segment: Callable | None = None,
                  blocks: list | None = None, n_units: int | None = None, data_copies: int = 1,
-                 free_chains: int = 0):
+                 free_chains: int = 0, stagger_groups: int = 1):
         self.visible = np.asarray(visible, dtype=int)
         self.data = check_binary_data(data, self.visible.size, "training data")
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
@@ -402,6 +415,15 @@ class ClampedStatistics:
                                  "each other")
             if self.visible.size and (self.visible.min() < 0 or self.visible.max() >= self.n_units):
                 raise ValueError(f"visible must index one copy of n_units = {self.n_units} units")
+        self.stagger_groups = check_int(stagger_groups, "stagger_groups", minimum=1)
+        if self.stagger_groups > 1:
+            if self.blocks is None:
+                raise ValueError("stagger_groups > 1 needs blocks (the independent networks to stagger)")
+            if copies > 1:
+                raise ValueError("stagger_groups > 1 excludes data_copies > 1 and free_chains > 0")
+            if self.stagger_groups > len(self.blocks):
+                raise ValueError(f"stagger_groups must be at most the number of networks ({len(self.blocks)}), "
+                                 f"got {self.stagger_groups}")
         self._network = None     # the network of the current segment (a new one: the free chains start clamped)
 
     def _pooled(self, states: np.ndarray, copies: range) -> np.ndarray:
@@ -413,6 +435,8 @@ class ClampedStatistics:
     def __call__(self, network, timed: TimedSimulator, iteration: int, duration_ms: float,
                  rng: np.random.Generator) -> Statistics:
         batch = self.data[rng.integers(0, self.data.shape[0], self.batch_size)]
+        if self.stagger_groups > 1:
+            return self._staggered(network, timed, duration_ms, batch)
         D, n = self.data_copies, self.n_units
         per_copy = self.batch_size // D
         # phase j clamps row d * per_copy + j onto data copy d (all data copies at once)
@@ -464,10 +488,91 @@ class ClampedStatistics:
         hidden[self.visible] = False
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks, dense=dense), model,
                           {"model_mean_activity": float(np.mean(model[0])),
-                           "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None})
+                           "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None,
+                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
+
+    def staggered_states(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray
+                         ) -> tuple[np.ndarray, list]:
+        """Run one staggered iteration (``stagger_groups`` > 1) with the rows ``batch`` (batch_size, n_visible).
+
+        Returns the states of all neurons on the read-out grid from the iteration's start, (T, n) uint8, and
+        each group's phases (:func:`cortexsim.models.cd_learning.staggered_phases`, ms from the start;
+        network m is in group ``m mod stagger_groups``).
+        """
+        G, dt = self.stagger_groups, self.readout_dt_ms
+        groups = staggered_phases(self.batch_size, self.clamp_ms, duration_ms, G)
+        bounds = sorted({t for phases in groups for a, b, _ in phases for t in (a, b)})
+        # per block: the positions in ``visible`` of its units
+        owned = [(self.visible >= s.start) & (self.visible < s.stop) for s in self.blocks]
+        clamps = []                 # per merged interval: (units, values), all of every clamped block
+        for a in bounds[:-1]:
+            units, values = [], []
+            for m, sel in enumerate(owned):
+                row = next(r for start, stop, r in groups[m % G] if start <= a < stop)
+                if row >= 0:
+                    units.append(self.visible[sel])
+                    values.append(batch[row][sel])
+            clamps.append((np.concatenate(units).astype(int) if units else np.zeros(0, dtype=int),
+                           np.concatenate(values) if values else np.zeros(0)))
+        durations = np.diff(bounds)
+        t_begin = timed.t_ms
+        schedule = getattr(network, "clamp_schedule", None)
+        if schedule is not None:
+            leaks = np.vstack([schedule(u, [v], self.clamp_bias)[0] if u.size else schedule(u, [], self.clamp_bias)[0]
+                               for u, v in clamps])
+            timed.run_schedule(network.population, "v_rest", leaks, durations)
+            times, indices = spike_arrays(network.population, clear=True)
+            states = states_on_grid_from_arrays(times, indices, network.population.size, network.neuron.tau_refrac,
+                                                t_begin, timed.t_ms, dt)
+        else:
+            for (u, v), d in zip(clamps, durations):
+                if u.size:
+                    network.clamp(u, v, self.clamp_bias)
+                else:
+                    network.release()
+                timed.run(d)
+            network.release()
+            states = states_on_grid(network.spiketrains(clear=True), network.neuron.tau_refrac, t_begin,
+                                    timed.t_ms, dt)
+        return states, groups
+
+    def _staggered(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray) -> Statistics:
+        """One iteration with the groups' phases staggered (``stagger_groups`` > 1, see the class docstring)."""
+        G, dt = self.stagger_groups, self.readout_dt_ms
+        states, groups = self.staggered_states(network, timed, duration_ms, batch)
+
+        def index(t):
+            return int(round(t / dt))
+
+        per_clamp = index(self.clamp_ms) - index(self.settle_ms)
+        data = np.empty((self.batch_size * per_clamp, states.shape[1]), dtype=states.dtype)
+        model = np.empty((index(duration_ms), states.shape[1]), dtype=states.dtype)
+        for m, s in enumerate(self.blocks):
+            free = []
+            for a, b, row in groups[m % G]:
+                if row >= 0:
+                    data[row * per_clamp:(row + 1) * per_clamp, s] = states[index(a + self.settle_ms):index(b), s]
+                else:
+                    free.append(states[index(a):index(b), s])
+            model[:, s] = np.vstack(free)
+        for j in range(self.batch_size):  # the data: clamped units at their clamped values
+            data[j * per_clamp:(j + 1) * per_clamp, self.visible] = batch[j]
+        model_moments = moments_from_states(model, blocks=self.blocks, dense=False)
+        hidden = np.ones(model_moments[0].shape[0], dtype=bool)
+        hidden[self.visible] = False
+        return Statistics(moments_from_states(data, blocks=self.blocks, dense=False), model_moments,
+                          {"model_mean_activity": float(np.mean(model_moments[0])),
+                           "model_hidden_mean_activity": (float(np.mean(model_moments[0][hidden])) if hidden.any()
+                                                          else None),
+                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
 
     def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
         return {} if self.on_segment is None else self.on_segment(W, b)
+
+
+def _mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
+    """Mean firing rate (Hz) of all neurons from their 0/1 states (on for ``tau_ref_ms`` after each spike)."""
+    return float(np.mean(states, dtype=float) / tau_ref_ms * 1e3) if states.size else 0.0
 
 
 def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state: CDState, sim: ModuleType,

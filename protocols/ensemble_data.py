@@ -44,7 +44,8 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from functools import partial
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 
@@ -63,6 +64,8 @@ from ..backends.registry import chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine, block_diagonal
 from ..models.cd_learning import bipartite_mask
 from ..models.ensemble import check_ensemble_size, equivalent_noise
+from ..models.ensemble_background import tracking_weight_scale
+from ..models.lif_translation import transferred_fit
 from ..models.rbm_readout import (OCCLUSIONS, accuracy, completion_error, majority_vote, occlusion_mask,
                                   predicted_labels, vote_completion)
 from .calibration import CalibrationConfig, calibrate
@@ -74,6 +77,7 @@ from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, 
 from .ensemble import background_run_settings, build, measure_background, quartiles
 
 __all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
+           "tracking_for_segment", "BACKGROUND_TRACKING",
            "evaluate_networks", "train_networks", "ensemble_training_data", "image_rotation", "score_networks",
            "IMAGE_SIDE"]
 
@@ -82,6 +86,8 @@ logger = logging.getLogger(__name__)
 #: Side of the digits images (pixels).
 IMAGE_SIDE = 8
 MODES = ("poisson", "ensemble")
+#: Ways of following the ensemble background during training (``EnsembleDataConfig.background_tracking``).
+BACKGROUND_TRACKING = ("off", "translation", "weights")
 #: Test images per parameter schedule in the evaluation (one launch of the compiled binary on brian2_standalone;
 #: the last chunk is padded, so every launch has one shape and the project compiles once).
 EVAL_CHUNK = 50
@@ -113,6 +119,29 @@ class EnsembleDataConfig(DigitsRBMSettings):
         Background measurement (as in ``cortexsim ensemble``).
     burn_in_ms : float
         Discarded start of every simulation (ms), includes the kick.
+    stagger_groups : int
+        1 (default): in training all networks are clamped at the same time. G in 2 .. ``n_networks``: the
+        networks form G groups (network m in group ``m mod G``) whose data and model phases are staggered
+        (:func:`cortexsim.models.cd_learning.staggered_phases`; each network keeps ``batch_size`` clamps of
+        ``clamp_ms`` and ``model_ms`` of free running per iteration), so the share of clamped background
+        sources is about the same in every network's data and model phase. Applies to both modes (the
+        Poisson background does not depend on it; the two modes keep one protocol).
+    background_tracking : {"off", "translation", "weights"}
+        How training follows the ensemble background once the networks' firing rate departs from the
+        calibration's (:func:`tracking_for_segment`; each training segment after the first uses the mean
+        source rate measured in the previous segment; the trained networks are evaluated with the last
+        segment's setting; no effect in Poisson mode). ``"translation"``: the BM -> LIF translation uses
+        the equivalent noise at the measured rate and the activation function moved to it
+        (:func:`cortexsim.models.lif_translation.transferred_fit`, same free-membrane mean). ``"weights"``:
+        the background weights are multiplied by
+        :func:`cortexsim.models.ensemble_background.tracking_weight_scale` (the calibration's mean
+        conductance restored; at fixed trained weights this overshoots, see
+        benchmarks/ensemble_data_diagnosis.md). ``"off"``: nothing follows (default).
+    max_background_scale : float
+        Bound of the ``"weights"`` factor (>= 1): clipped to [1 / max, max].
+    validation_images : int
+        0 (default): scored on the test split. V > 0: the first V training images are held out and
+        scored instead of the test images (development runs; no test image is used), training uses the rest.
 
     Examples
     --------
@@ -136,12 +165,24 @@ class EnsembleDataConfig(DigitsRBMSettings):
     calibration_groups: int = 10
     membrane_probes: int = 5
     burn_in_ms: float = 200.0
+    stagger_groups: int = 1
+    background_tracking: str = "off"
+    max_background_scale: float = 4.0
+    validation_images: int = 0
 
     def __post_init__(self):
         self.check_rbm_settings()
         for name, minimum in (("n_networks", 2), ("in_degree", 1), ("train_iterations", 1),
                               ("calibration_points", 5), ("calibration_groups", 1), ("membrane_probes", 1)):
             check_int(getattr(self, name), name, minimum=minimum)
+        check_int(self.stagger_groups, "stagger_groups", minimum=1)
+        if self.stagger_groups > self.n_networks:
+            raise ValueError(f"stagger_groups must be in 1 .. n_networks ({self.n_networks}), "
+                             f"got {self.stagger_groups}")
+        check_choice(self.background_tracking, "background_tracking", BACKGROUND_TRACKING)
+        check_int(self.validation_images, "validation_images", minimum=0)
+        if not np.isfinite(self.max_background_scale) or self.max_background_scale < 1:
+            raise ValueError(f"max_background_scale must be a finite number >= 1, got {self.max_background_scale!r}")
         check_ensemble_size(self.n_networks, N_VISIBLE + self.n_hidden, self.in_degree, "ensemble",
                             self.source_sharing)
         occlusions = tuple(self.occlusions) if not isinstance(self.occlusions, str) else (self.occlusions,)
@@ -216,16 +257,28 @@ def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationF
 
     The block-diagonal (W, b) of all networks becomes M networks of one ensemble
     (:func:`cortexsim.protocols.ensemble.build`; in ``"ensemble"`` mode no Poisson source, only the kick);
-    segment k > 0 uses the simulator seed ``derive_seed(sim_seed, first_iteration)``.
+    segment k > 0 uses the simulator seed ``derive_seed(sim_seed, first_iteration)``. Optional
+    (``background_tracking``, :func:`tracking_for_segment`): ``background_scale`` multiplies the ensemble
+    background's weights; ``source_rate_hz`` translates with the equivalent noise of the ensemble background
+    at that source rate and ``fit`` moved there from ``translation_noise``
+    (:func:`cortexsim.models.lif_translation.transferred_fit`).
     """
     settings = background_run_settings(config, config.backend)
     n = config.n_units
     mask = bipartite_mask(N_VISIBLE, config.n_hidden)
 
-    def factory(sim, W, b, first_iteration):
+    def factory(sim, W, b, first_iteration, background_scale: float = 1.0, source_rate_hz: float | None = None):
         seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
         bms = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([n] * config.n_networks)]
-        return build(sim, settings, bms, fit, mode, translation_noise, seed, connectivity=mask)
+        run_settings, run_fit, run_noise = settings, fit, translation_noise
+        if background_scale != 1.0:
+            background = replace(settings.background, weight_exc=background_scale * settings.background.weight_exc,
+                                 weight_inh=background_scale * settings.background.weight_inh)
+            run_settings = replace(settings, background=background)
+        if source_rate_hz is not None:
+            run_noise = equivalent_noise(settings.background, mode, config.noise, source_rate_hz)
+            run_fit = transferred_fit(fit, settings.neuron, translation_noise, run_noise)
+        return build(sim, run_settings, bms, run_fit, mode, run_noise, seed, connectivity=mask)
 
     return factory
 
@@ -298,15 +351,18 @@ def score_networks(readouts: dict, test_y: np.ndarray, completion: dict) -> dict
 
 def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray,
                    training_data: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, state: CDState | None = None,
-                   save=None, progress: bool = False, mode: str = "", stop_after_iteration: int | None = None
-                   ) -> CDState | None:
+                   save=None, progress: bool = False, mode: str = "", stop_after_iteration: int | None = None,
+                   calibrated_rate_hz: float | None = None) -> CDState | None:
     """Spiking CD of all networks at once: the CD engine with ``factory`` and the clamped statistics.
 
     ``training_data`` (n, M * 74) from :func:`ensemble_training_data` is clamped onto the visible units
     of all networks; the update is masked to each network's visible-hidden weights. Starts from the
     block-diagonal (W, b) or continues ``state``; returns the engine state (None if interrupted by
     ``stop_after_iteration``). Per segment, the history records each network's exact free-energy test
-    accuracy (``segment_exact_accuracy``).
+    accuracy (``segment_exact_accuracy``). ``config.stagger_groups`` staggers the networks' phases
+    (:class:`ClampedStatistics`). With ``config.background_tracking`` on and ``mode == "ensemble"`` the
+    factory gets the keywords of :func:`tracking_for_segment` (from the history and ``calibrated_rate_hz``),
+    recorded per segment as ``segment_tracking``.
     """
     M, n_units = config.n_networks, config.n_units
     blocks = block_slices([n_units] * M)
@@ -314,15 +370,59 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
     if state is None:
         state = CDState.fresh(W, b, settings, mask, rng=np.random.default_rng(derive_seed(config.seed, 13)))
     visible = np.concatenate([m * n_units + np.arange(N_VISIBLE) for m in range(M)])
+    tracking = config.background_tracking != "off" and mode == "ensemble"
+    if tracking and calibrated_rate_hz is None:
+        raise ValueError("background_tracking in ensemble mode needs calibrated_rate_hz")
+    current = {"kwargs": {}}
 
     def on_segment(W, b):
-        return {"segment_exact_accuracy": [free_energy_accuracy(W[s, s], b[s], test_x, test_y) for s in blocks]}
+        out = {"segment_exact_accuracy": [free_energy_accuracy(W[s, s], b[s], test_x, test_y) for s in blocks]}
+        if tracking:
+            out["segment_tracking"] = dict(current["kwargs"])
+        return out
+
+    def build_network(sim, W, b, first_iteration):
+        if tracking:
+            current["kwargs"] = tracking_for_segment(config, state.history, first_iteration, calibrated_rate_hz)
+        return factory(sim, W, b, first_iteration, **current["kwargs"])
 
     statistics = ClampedStatistics(training_data, visible, config.batch_size, config.clamp_ms, config.settle_ms,
-                                   config.readout_dt_ms, config.clamp_bias, on_segment=on_segment, blocks=blocks)
-    done = train_cd(factory, statistics, settings, state, sim, mask, save=save, progress=progress,
+                                   config.readout_dt_ms, config.clamp_bias, on_segment=on_segment, blocks=blocks,
+                                   stagger_groups=config.stagger_groups)
+    done = train_cd(build_network, statistics, settings, state, sim, mask, save=save, progress=progress,
                     label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration, blocks=blocks)
     return state if done else None
+
+
+def tracking_for_segment(config: EnsembleDataConfig, history: dict, first_iteration: int,
+                         calibrated_rate_hz: float) -> dict:
+    """Factory keywords (:func:`network_factory`) of the training segment starting at ``first_iteration``.
+
+    ``{}`` for the first segment and with ``background_tracking`` "off". Otherwise, with nu the mean of
+    ``history["mean_rate_hz"]`` (per iteration, :class:`ClampedStatistics`) over the previous segment's
+    iterations: ``{"source_rate_hz": nu}`` ("translation") or ``{"background_scale":
+    tracking_weight_scale(background, calibrated_rate_hz, nu, max_background_scale)}`` ("weights").
+    Depends only on the history, so a resumed run uses the same settings.
+
+    Examples
+    --------
+    >>> c = EnsembleDataConfig(seed=1, n_networks=4, n_hidden=20, in_degree=10, checkpoint_every=2,
+    ...                        background_tracking="weights")
+    >>> {k: round(v, 3) for k, v in tracking_for_segment(c, {"mean_rate_hz": [20.0, 10.0]}, 2, 64.6).items()}
+    {'background_scale': 1.923}
+    """
+    if first_iteration <= 0 or config.background_tracking == "off":
+        return {}
+    length = config.cd_settings().segment_length
+    rates = history.get("mean_rate_hz", [])[max(0, first_iteration - length):first_iteration]
+    if not rates:
+        raise ValueError(f"background tracking: no recorded mean_rate_hz before iteration {first_iteration}")
+    rate = float(np.mean(rates))
+    if config.background_tracking == "translation":
+        return {"source_rate_hz": rate}
+    background = background_run_settings(config, config.backend).background
+    return {"background_scale": tracking_weight_scale(background, calibrated_rate_hz, rate,
+                                                      config.max_background_scale)}
 
 
 def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion: dict) -> dict:
@@ -398,7 +498,13 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
 
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    data, train_y, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    if config.validation_images:    # development: held-out training images instead of the test split
+        if config.validation_images >= len(train_y):
+            raise ValueError(f"validation_images must be < the {len(train_y)} training images, "
+                             f"got {config.validation_images}")
+        V = config.validation_images
+        test_x, test_y, data = data[:V, :N_PIXELS], train_y[:V], data[V:]
     if config.n_test_images:
         test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
     pixels = test_x[:config.n_completion_images]
@@ -449,7 +555,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
 
             cd = train_networks(sim, config, _recording_factory(factory, generators, mode), start_W.W, start_W.b,
                                 training_data, test_x, test_y, cd, save_training, progress, mode,
-                                stop_after_iteration)
+                                stop_after_iteration, calibrated_rate_hz=source_rate)
             if cd is None:
                 return None
             W, b = cd.trained(cd_settings, mask)
@@ -461,9 +567,12 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
             save()
         W, b = _trained_parameters(state["trained"][mode], config)
         if f"{mode}_trained" not in state["scores"]:
-            readouts = evaluate_networks(sim, config, network_factory(sim, config, mode, fit, noise,
-                                                                      derive_seed(config.seed, 7, index)),
-                                         W, b, test_x, completion, progress, f"{mode} trained")
+            trained_factory = network_factory(sim, config, mode, fit, noise, derive_seed(config.seed, 7, index))
+            tracked = state["training"][mode]["history"].get("segment_tracking")
+            if tracked:      # background tracking: evaluated with the last training segment's setting
+                trained_factory = partial(trained_factory, **tracked[-1])
+            readouts = evaluate_networks(sim, config, trained_factory, W, b, test_x, completion, progress,
+                                         f"{mode} trained")
             state["scores"][f"{mode}_trained"] = score_networks(readouts, test_y, completion)
             state["scores"][f"{mode}_trained"]["examples"] = _examples(readouts, completion)
             save()
@@ -480,8 +589,8 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
 
 def _recording_factory(factory, store: dict, mode: str):
     """``factory`` that also records the backend objects each built ensemble created as noise sources."""
-    def build_and_record(sim, W, b, first_iteration):
-        network = factory(sim, W, b, first_iteration)
+    def build_and_record(sim, W, b, first_iteration, **kwargs):
+        network = factory(sim, W, b, first_iteration, **kwargs)
         store[mode] = network.generator_models()
         return network
     return build_and_record

@@ -192,3 +192,64 @@ def test_poisson_background_measurement_runs_on_both_routes(backend, source):
     assert np.allclose(bg["inputs"].rate_hz, expected, rtol=0.05)
     assert np.all(bg["inputs"].abs_correlation < 0.1)
     assert np.isfinite(bg["membrane"].summary()["mean_mv"]) and np.mean(bg["rates_hz"]) > 0
+
+
+def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypatch):
+    """The fixes of session 3 on: 3 networks in 3 stagger groups, the translation following the measured
+    source rate, segments of 4 updates. As the unstaggered test above, 8 updates must raise every network's
+    exact log-likelihood by > 2 nats (networks read in the wrong windows, or a data phase without its clamp,
+    fail it); the second segment is built with the first segment's recorded mean rate (the first with the
+    calibration), and the factory then builds with the equivalent noise at that rate and the moved fit;
+    with a background factor ("weights"), with the base background weights times it."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import N_VISIBLE, initial_rbm
+    from cortexsim.protocols.cd_engine import block_slices
+    from cortexsim.models.ensemble import equivalent_noise
+    from cortexsim.models.lif_translation import transferred_fit
+    from cortexsim.protocols.ensemble import background_run_settings
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
+                                         background_tracking="translation")
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    built = []
+
+    def recording(sim, W, b, first_iteration, **kwargs):
+        built.append(kwargs)
+        return factory(sim, W, b, first_iteration, **kwargs)
+
+    state = protocol.train_networks(sim, config, recording, start.W, start.b,
+                                    protocol.ensemble_training_data(data, 3, config.seed), test_x[:20], test_y[:20],
+                                    mode="ensemble", calibrated_rate_hz=40.0)
+    W, b = state.trained(config.cd_settings(), protocol._mask(config))
+    for s in block_slices([config.n_units] * 3):
+        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
+                 ((start.W, start.b), (W, b))]
+        before, after = (_exact_log_likelihood(*p, data) for p in parts)
+        assert after - before > 2.0, (before, after)
+    rates = state.history["mean_rate_hz"]
+    assert len(rates) == 8 and all(r > 0 for r in rates)
+    expected = {"source_rate_hz": pytest.approx(float(np.mean(rates[:4])))}
+    assert built == [{}, expected] and state.history["segment_tracking"] == [{}, expected]
+    # what the factory builds: (background, fit, translation noise)
+    captured = []
+
+    def capture(sim, settings, bms, fit, mode, noise, *args, **kwargs):
+        captured.append((settings.background, fit, noise))
+        raise RuntimeError("captured")
+
+    monkeypatch.setattr(protocol, "build", capture)
+    for kwargs in ({}, {"source_rate_hz": 12.5}, {"background_scale": 1.7}):
+        with pytest.raises(RuntimeError, match="captured"):
+            factory(sim, W, b, 0, **kwargs)
+    base = background_run_settings(config, "nest").background
+    assert captured[0] == (base, FIT, config.noise)
+    moved_noise = equivalent_noise(base, "ensemble", config.noise, 12.5)
+    assert captured[1] == (base, transferred_fit(FIT, config.neuron, config.noise, moved_noise), moved_noise)
+    assert captured[2][1:] == (FIT, config.noise)
+    assert captured[2][0].weight_exc == pytest.approx(1.7 * base.weight_exc)
+    assert captured[2][0].weight_inh == pytest.approx(1.7 * base.weight_inh)
