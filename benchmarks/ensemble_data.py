@@ -24,8 +24,9 @@ after 400). Spiking CD under this schedule has not been checked on a development
 
 Fixes of the ensemble's gap (session 3, benchmarks/ensemble_data_diagnosis.md): ``--stagger-groups 10``
 staggers the networks' clamped and free phases (the share of clamped background sources no longer
-changes between a network's data and model phase), ``--background-tracking weights`` rescales the
-ensemble background's weights per training segment to the conductance of the calibration's source rate.
+changes between a network's data and model phase), ``--background-tracking translation`` translates the
+BM parameters per training segment at the ensemble's measured source rate (``weights``: rescales the
+background weights instead; overshoots at fixed weights, see the diagnosis).
 ``--size dev`` (with a development seed) scores held-out training images, never the test set.
 
 Writes ``benchmarks/results/ensemble_data.json`` (acceptance size) or ``ensemble_data_small.json``
@@ -46,7 +47,7 @@ import sys
 import time
 from pathlib import Path
 
-from cortexsim.protocols.ensemble_data import EnsembleDataConfig, run_ensemble_data
+from cortexsim.protocols.ensemble_data import BACKGROUND_TRACKING, EnsembleDataConfig, run_ensemble_data
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent
@@ -78,8 +79,9 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", default="nest")
     parser.add_argument("--stagger-groups", type=int, default=1,
                         help="stagger the networks' data and model phases in G groups (both modes; 1: off)")
-    parser.add_argument("--background-tracking", default="off", choices=("off", "weights"),
-                        help="weights: ensemble background weights follow the measured source rate per segment")
+    parser.add_argument("--background-tracking", default="off", choices=BACKGROUND_TRACKING,
+                        help="translation / weights: the translation / the background weights follow the ensemble's "
+                             "measured source rate per training segment (EnsembleDataConfig.background_tracking)")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     if "mnist" in tasks:
