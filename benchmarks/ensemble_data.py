@@ -29,6 +29,10 @@ BM parameters per training segment at the ensemble's measured source rate (``wei
 background weights instead; overshoots at fixed weights, see the diagnosis).
 ``--size dev`` (with a development seed) scores held-out training images, never the test set.
 
+Static background synapses at the acceptance size with the fixes (its own file, so the depressing run's
+JSON stays): ``... --background-synapses static --stagger-groups 10 --background-tracking translation
+--output ensemble_data_static``.
+
 Writes ``benchmarks/results/ensemble_data.json`` (acceptance size) or ``ensemble_data_small.json``
 (``--size small``, NOT the acceptance figure) / ``ensemble_data_dev.json``; earlier runs' summaries of
 the same file are kept under ``earlier_runs``; figures to ``benchmarks/figures/ensemble_data[_small]/``.
@@ -82,6 +86,8 @@ def main(argv=None) -> int:
     parser.add_argument("--background-tracking", default="off", choices=BACKGROUND_TRACKING,
                         help="translation / weights: the translation / the background weights follow the ensemble's "
                              "measured source rate per training segment (EnsembleDataConfig.background_tracking)")
+    parser.add_argument("--output", default=None,
+                        help="name of the results file and figures folder (default: ensemble_data[_<size>])")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     if "mnist" in tasks:
@@ -89,7 +95,7 @@ def main(argv=None) -> int:
     if set(tasks) - {"digits"}:
         parser.error(f"--tasks: unknown task(s) {sorted(set(tasks) - {'digits'})}; known: digits")
     synapses = [s for s in args.background_synapses.split(",") if s]
-    name = "ensemble_data" + ("" if args.size == "full" else f"_{args.size}")
+    name = args.output or "ensemble_data" + ("" if args.size == "full" else f"_{args.size}")
     fixes = {"stagger_groups": args.stagger_groups, "background_tracking": args.background_tracking}
     runs, summary = {}, {"run_size": args.size, "acceptance_run": args.size == "full" and args.seed == 1, **fixes}
     tic = time.perf_counter()
