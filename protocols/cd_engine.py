@@ -424,6 +424,8 @@ class ClampedStatistics:
             if self.stagger_groups > len(self.blocks):
                 raise ValueError(f"stagger_groups must be at most the number of networks ({len(self.blocks)}), "
                                  f"got {self.stagger_groups}")
+            for name in ("clamp_ms", "settle_ms"):
+                _check_on_grid(getattr(self, name), name, self.readout_dt_ms)
         self._network = None     # the network of the current segment (a new one: the free chains start clamped)
 
     def _pooled(self, states: np.ndarray, copies: range) -> np.ndarray:
@@ -539,6 +541,7 @@ class ClampedStatistics:
     def _staggered(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray) -> Statistics:
         """One iteration with the groups' phases staggered (``stagger_groups`` > 1, see the class docstring)."""
         G, dt = self.stagger_groups, self.readout_dt_ms
+        _check_on_grid(duration_ms, "duration_ms", dt)
         states, groups = self.staggered_states(network, timed, duration_ms, batch)
 
         def index(t):
@@ -568,6 +571,14 @@ class ClampedStatistics:
 
     def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
         return {} if self.on_segment is None else self.on_segment(W, b)
+
+
+def _check_on_grid(value: float, name: str, readout_dt_ms: float) -> None:
+    """Staggered phases are read by index: ``value`` must be a whole number of read-out steps."""
+    steps = value / readout_dt_ms
+    if abs(steps - round(steps)) > 1e-9 * max(1.0, abs(steps)):
+        raise ValueError(f"{name} must be a whole number of readout_dt_ms ({readout_dt_ms} ms) with stagger_groups "
+                         f"> 1, got {value!r}")
 
 
 def _mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:

@@ -171,10 +171,13 @@ def test_one_group_is_the_unstaggered_route():
                                             (dict(stagger_groups=2), "needs blocks"),
                                             (dict(stagger_groups=5, blocks=block_slices([3] * 4)), "at most"),
                                             (dict(stagger_groups=2, blocks=block_slices([3] * 4), free_chains=1,
-                                                  n_units=3), "exclude")])
+                                                  n_units=3), "exclude"),
+                                            (dict(stagger_groups=2, blocks=block_slices([3] * 4), settle_ms=4.5),
+                                             "settle_ms must be a whole number")])
 def test_clamped_statistics_refuses_bad_stagger(kwargs, needle):
+    args = dict(batch_size=3, clamp_ms=20.0, settle_ms=4.0, readout_dt_ms=1.0, clamp_bias=30.0) | kwargs
     with pytest.raises(ValueError, match=needle):
-        ClampedStatistics(np.zeros((3, 8)), np.arange(8), 3, 20.0, 4.0, 1.0, 30.0, **kwargs)
+        ClampedStatistics(np.zeros((3, 8)), np.arange(8), **args)
 
 
 def test_tracking_scale_restores_the_mean_conductance_of_poisson_trains_through_depressing_synapses():
