@@ -33,6 +33,7 @@ completion examples, accuracy over training.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
-           "pretrain_exact", "build_training_network", "training_network_factory", "training_statistics"]
+           "pretrain_exact", "rescheduled_checkpoint", "build_training_network", "training_network_factory",
+           "training_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -857,6 +859,63 @@ def run(config: DigitsTrainingConfig, out_dir: str | Path | None = None, progres
         resume: bool = False) -> DigitsTrainingResult:
     """The protocol behind ``cortexsim train-cd --task digits|mnist`` (:func:`train_digits`)."""
     return train_digits(config, out_dir=out_dir, resume=resume, progress=progress)
+
+
+def rescheduled_checkpoint(state: dict, config: DigitsTrainingConfig, prepared: dict) -> dict:
+    """The checkpoint ``state`` of an unfinished run, as the checkpoint of the same run with
+    ``config.iterations`` updates (resumed by :func:`train_digits` with ``resume=True``).
+
+    Allowed only where nothing done so far depends on the total number of updates: the settings differ in
+    ``iterations`` alone (a setting missing from the checkpoint's config is accepted at its default: it was
+    added to the code after the checkpoint was written, and its default is the behaviour before); the engine
+    checks the schedule, the segments and the averaging (:meth:`CDState.rescheduled`). The task's seeds do not
+    derive from the total (network of a segment: seed and first iteration; data draws: the engine's generator,
+    seed 13; data order: seed 17; evaluations: seeds 12, 14, 15, 16). The exact part depends on the total (the
+    baseline has as many updates as the spiking run): ``prepared`` is the one of ``config``
+    (:func:`exact_baseline`); it must start from the same weights and its accuracy curve must equal the
+    checkpoint's at the updates both have (the exact run's first updates do not depend on the total either).
+
+    Parameters
+    ----------
+    state : dict
+        The checkpoint (``checkpoint.json`` of :func:`train_digits`) of a run not finished.
+    config : DigitsTrainingConfig
+        The run to continue as.
+    prepared : dict
+        ``exact_baseline(config)``.
+
+    Returns
+    -------
+    dict
+        The new checkpoint (``rescheduled_from`` records the old total and the updates done); ValueError
+        naming the reason if the change is not allowed.
+
+    Examples
+    --------
+        state = read_json("out/run/checkpoint.json")
+        config = dataclasses.replace(old_config, iterations=5000)
+        write_json_atomic("out/run5000/checkpoint.json",
+                          rescheduled_checkpoint(state, config, exact_baseline(config)))
+    """
+    if state.get("task") != config.dataset:
+        raise ValueError(f"the checkpoint is of the {state.get('task')!r} task, not {config.dataset!r}")
+    if "spiking_after" in state:
+        raise ValueError("the checkpoint's run has finished (spiking_after): nothing to reschedule")
+    new, old = config_to_dict(config), state["config"]
+    defaults = config_to_dict(type(config)(seed=config.seed))
+    differ = sorted(k for k in set(new) | set(old) if k != "iterations" and old.get(k, defaults.get(k)) != new.get(k))
+    if differ:
+        raise ValueError(f"only iterations may change when a run is rescheduled; also changed: {differ}")
+    old_settings = dataclasses.replace(config, iterations=int(old["iterations"])).cd_settings()
+    cd = CDState.from_dict(state["cd"]).rescheduled(old_settings, config.cd_settings())
+    if not (np.array_equal(prepared["W"], state["prepared"]["W"]) and np.array_equal(prepared["b"],
+                                                                                      state["prepared"]["b"])):
+        raise ValueError("prepared starts from other weights than the checkpoint (not exact_baseline(config)?)")
+    mine, theirs = dict(map(tuple, prepared["baseline_curve"])), dict(map(tuple, state["prepared"]["baseline_curve"]))
+    if any(mine[k] != theirs[k] for k in set(mine) & set(theirs)):
+        raise ValueError("prepared's exact run differs from the checkpoint's at the updates both made")
+    return {"task": config.dataset, "config": new, "prepared": prepared, "spiking_before": state["spiking_before"],
+            "cd": cd.to_dict(), "rescheduled_from": {"iterations": int(old["iterations"]), "at_update": cd.iteration}}
 
 
 def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None, out_dir: str | Path | None = None,
