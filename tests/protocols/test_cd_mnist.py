@@ -257,7 +257,8 @@ def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
     recomputed here update by update with an optimizer that keeps no average (fails if the baseline keeps
     the last iterate, or averages another window)."""
     from cortexsim.models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask
-    from cortexsim.protocols.cd_digits import exact_baseline, pretrain_exact, rbm_parts, train_exact
+    from cortexsim.protocols.cd_digits import (exact_baseline, exact_baseline_weights, pretrain_exact, rbm_parts,
+                                               train_exact)
 
     config = DigitsTrainingConfig(seed=3, n_hidden=6, pretrain_iterations=0, iterations=6, average_fraction=0.5,
                                   learning_rate=0.5, schedule="constant", momentum=0.3, checkpoint_every=3,
@@ -276,6 +277,8 @@ def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
     expected = np.mean(iterates[3:], axis=0)
     got = np.asarray(prepared["baseline_W_vh"])
     np.testing.assert_allclose(got, expected, atol=6e-5)          # baseline_W_vh is rounded to 4 decimals
+    W_full, b_full = exact_baseline_weights(config)                  # the same weights, unrounded
+    np.testing.assert_allclose(rbm_parts(W_full, b_full, n_v)[0], expected, rtol=0, atol=1e-12)
     assert np.abs(iterates[-1] - expected).max() > 1e-2            # the average is not the last iterate
     assert np.abs(np.mean(iterates[2:], axis=0) - expected).max() > 1e-3     # nor another window's mean
 
