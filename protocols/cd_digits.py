@@ -916,6 +916,8 @@ def rescheduled_checkpoint(state: dict, config: DigitsTrainingConfig, prepared: 
 
     Examples
     --------
+    Continue a run stopped after 2,000 of 10,000 updates as a 5,000-update run::
+
         state = read_json("out/run/checkpoint.json")
         config = dataclasses.replace(old_config, iterations=5000)
         write_json_atomic("out/run5000/checkpoint.json",
