@@ -33,6 +33,7 @@ completion examples, accuracy over training.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -67,7 +68,8 @@ __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
            "evaluate_exact", "exact_completion", "clamped_readout", "evaluate_spiking", "spiking_scores", "initial_rbm",
-           "pretrain_exact", "build_training_network", "training_network_factory", "training_statistics"]
+           "pretrain_exact", "exact_baseline_weights", "rescheduled_checkpoint", "build_training_network",
+           "training_network_factory", "training_statistics"]
 
 logger = logging.getLogger(__name__)
 
@@ -729,24 +731,48 @@ def _exact_scores(config: DigitsTrainingConfig, W, b, test_x, test_y, rng: np.ra
                    free_energy_accuracy=free_energy_accuracy(W, b, test_x, test_y))
 
 
-def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
-    """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
+def _baseline_training(config: DigitsTrainingConfig, data, test_x, test_y):
+    """Exact pre-training and the exact baseline's CD (pure numpy, deterministic in the seed): the pre-trained
+    (W, b) and curve, the baseline's trained (W, b) (iterate average or last iterate) and curve, and the wall
+    time of the baseline's training (s)."""
     W, b, chains, rng, curve = pretrain_exact(config, data, test_x, test_y)
     mask = bipartite_mask(data.shape[1], config.n_hidden)
     pre_W, pre_b = W.copy(), b.copy()
-    eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
-    pretrained = _exact_scores(config, W, b, test_x, test_y, eval_rng) if config.pretrain_iterations else None
     tic = time.perf_counter()
     update = config.cd_settings().update(mask, W.shape[0])
     _, _, _, base_curve = train_exact(W, b, update, data, config.iterations, config.batch_size, chains, rng,
                                       curve_every=config.checkpoint_every, curve_data=(test_x, test_y),
                                       n_visible=data.shape[1])
     base_W, base_b = update.result()    # the iterate average (config.average_fraction) or the last iterate
+    return pre_W, pre_b, curve, base_W, base_b, base_curve, time.perf_counter() - tic
+
+
+def _prepare(config: DigitsTrainingConfig, data, test_x, test_y) -> dict:
+    """Exact pre-training and the exact baseline (pure numpy, deterministic in the seed)."""
+    pre_W, pre_b, curve, base_W, base_b, base_curve, train_s = _baseline_training(config, data, test_x, test_y)
+    eval_rng = np.random.default_rng(derive_seed(config.seed, 12))
+    pretrained = _exact_scores(config, pre_W, pre_b, test_x, test_y, eval_rng) if config.pretrain_iterations else None
+    tic = time.perf_counter()
     baseline = _exact_scores(config, base_W, base_b, test_x, test_y, eval_rng)
-    baseline["wall_s"] = time.perf_counter() - tic
+    baseline["wall_s"] = train_s + time.perf_counter() - tic
     return {"W": pre_W.tolist(), "b": pre_b.tolist(), "pretrained_exact": pretrained, "baseline": baseline,
             "pretrain_curve": curve, "baseline_curve": base_curve, "baseline_W_vh": rbm_parts(
                 base_W, base_b, data.shape[1])[0].round(4).tolist()}
+
+
+def exact_baseline_weights(config: DigitsTrainingConfig) -> tuple[np.ndarray, np.ndarray]:
+    """The trained (W, b) of :func:`exact_baseline` (its checkpoint keeps only the rounded visible-hidden
+    weights), recomputed: the same deterministic pre-training and CD, no scoring.
+
+    Examples
+    --------
+    >>> config = DigitsTrainingConfig(seed=1, n_hidden=4, pretrain_iterations=0, iterations=4, checkpoint_every=2,
+    ...                               n_test_images=5)
+    >>> exact_baseline_weights(config)[0].shape
+    (78, 78)
+    """
+    data, _, test_x, test_y = load_split(config)
+    return _baseline_training(config, data, test_x, test_y)[3:5]
 
 
 def exact_baseline(config: DigitsTrainingConfig) -> dict:
@@ -857,6 +883,65 @@ def run(config: DigitsTrainingConfig, out_dir: str | Path | None = None, progres
         resume: bool = False) -> DigitsTrainingResult:
     """The protocol behind ``cortexsim train-cd --task digits|mnist`` (:func:`train_digits`)."""
     return train_digits(config, out_dir=out_dir, resume=resume, progress=progress)
+
+
+def rescheduled_checkpoint(state: dict, config: DigitsTrainingConfig, prepared: dict) -> dict:
+    """The checkpoint ``state`` of an unfinished run, as the checkpoint of the same run with
+    ``config.iterations`` updates (resumed by :func:`train_digits` with ``resume=True``).
+
+    Allowed only where nothing done so far depends on the total number of updates: the settings differ in
+    ``iterations`` alone (a setting missing from the checkpoint's config is accepted at its default: it was
+    added to the code after the checkpoint was written, and its default is the behaviour before); the engine
+    checks the schedule, the segments and the averaging (:meth:`CDState.rescheduled`). The task's seeds do not
+    derive from the total (network of a segment: seed and first iteration; data draws: the engine's generator,
+    seed 13; data order: seed 17; evaluations: seeds 12, 14, 15, 16). The exact part depends on the total (the
+    baseline has as many updates as the spiking run): ``prepared`` is the one of ``config``
+    (:func:`exact_baseline`); it must start from the same weights and its accuracy curve must equal the
+    checkpoint's at the updates both have (the exact run's first updates do not depend on the total either).
+
+    Parameters
+    ----------
+    state : dict
+        The checkpoint (``checkpoint.json`` of :func:`train_digits`) of a run not finished.
+    config : DigitsTrainingConfig
+        The run to continue as.
+    prepared : dict
+        ``exact_baseline(config)``.
+
+    Returns
+    -------
+    dict
+        The new checkpoint (``rescheduled_from`` records the old total and the updates done); ValueError
+        naming the reason if the change is not allowed.
+
+    Examples
+    --------
+    Continue a run stopped after 2,000 of 10,000 updates as a 5,000-update run::
+
+        state = read_json("out/run/checkpoint.json")
+        config = dataclasses.replace(old_config, iterations=5000)
+        write_json_atomic("out/run5000/checkpoint.json",
+                          rescheduled_checkpoint(state, config, exact_baseline(config)))
+    """
+    if state.get("task") != config.dataset:
+        raise ValueError(f"the checkpoint is of the {state.get('task')!r} task, not {config.dataset!r}")
+    if "spiking_after" in state:
+        raise ValueError("the checkpoint's run has finished (spiking_after): nothing to reschedule")
+    new, old = config_to_dict(config), state["config"]
+    defaults = config_to_dict(type(config)(seed=config.seed))
+    differ = sorted(k for k in set(new) | set(old) if k != "iterations" and old.get(k, defaults.get(k)) != new.get(k))
+    if differ:
+        raise ValueError(f"only iterations may change when a run is rescheduled; also changed: {differ}")
+    old_settings = dataclasses.replace(config, iterations=int(old["iterations"])).cd_settings()
+    cd = CDState.from_dict(state["cd"]).rescheduled(old_settings, config.cd_settings())
+    if not (np.array_equal(prepared["W"], state["prepared"]["W"]) and np.array_equal(prepared["b"],
+                                                                                      state["prepared"]["b"])):
+        raise ValueError("prepared starts from other weights than the checkpoint (not exact_baseline(config)?)")
+    mine, theirs = dict(map(tuple, prepared["baseline_curve"])), dict(map(tuple, state["prepared"]["baseline_curve"]))
+    if any(mine[k] != theirs[k] for k in set(mine) & set(theirs)):
+        raise ValueError("prepared's exact run differs from the checkpoint's at the updates both made")
+    return {"task": config.dataset, "config": new, "prepared": prepared, "spiking_before": state["spiking_before"],
+            "cd": cd.to_dict(), "rescheduled_from": {"iterations": int(old["iterations"]), "at_update": cd.iteration}}
 
 
 def train_digits(config: DigitsTrainingConfig, fit: ActivationFit | None = None, out_dir: str | Path | None = None,

@@ -38,6 +38,7 @@ NEST's adaptive integrator steps, would differ.)
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 from dataclasses import dataclass, field
@@ -192,6 +193,59 @@ class CDState:
     def from_dict(cls, data: dict) -> "CDState":
         return cls(int(data["iteration"]), np.asarray(data["W"], dtype=float), np.asarray(data["b"], dtype=float),
                    data["update"], data.get("rng"), data["history"], data["timing"])
+
+    def rescheduled(self, old: CDSettings, new: CDSettings) -> "CDState":
+        """This state (of a run with settings ``old``) as the state of a run with ``new.iterations`` updates.
+
+        Allowed only where nothing done so far depends on the total number of updates: ``new`` equals ``old``
+        in every other setting; the learning-rate schedule (:class:`LearningRateSchedule`: constant or
+        inverse in the iteration) and the momentum optimizer do not read the total; the sampling time of the
+        updates done is the same under both (a growing ``sampling_end_ms`` spreads over the total: refused);
+        the segments start at the same iterations (``checkpoint_every`` set and this state at a segment
+        boundary); and no update done is in the iterate average of either schedule (``self.iteration`` <= the
+        first averaged iteration of ``new``). The averaging then starts where ``new`` says. The random
+        generator, the parameters, the optimizer state, the history and the timing are kept, so resuming the
+        result is the run of ``new`` from scratch (on a seedable backend, bit for bit: the task's seeds must not
+        derive from the total either, which the caller checks).
+
+        Parameters
+        ----------
+        old, new : CDSettings
+            The settings this state was trained with, and those to continue with.
+
+        Returns
+        -------
+        CDState
+            A new state; ValueError naming the reason if the change is not allowed.
+
+        Examples
+        --------
+        >>> old = CDSettings(iterations=10, sampling_ms=100.0, learning_rate=0.1, schedule="inverse",
+        ...                  schedule_tau=5.0, momentum=0.5, average_fraction=0.5, checkpoint_every=2)
+        >>> state = CDState.fresh(np.zeros((2, 2)), np.zeros(2), old)
+        >>> state.iteration = 2
+        >>> state.rescheduled(old, dataclasses.replace(old, iterations=6)).update["average"]["start"]
+        3
+        """
+        if dataclasses.replace(old, iterations=new.iterations) != new:
+            differ = [f.name for f in dataclasses.fields(CDSettings)
+                      if f.name != "iterations" and getattr(old, f.name) != getattr(new, f.name)]
+            raise ValueError(f"only iterations may change when a run is rescheduled; also changed: {differ}")
+        done = self.iteration
+        if done > new.iterations:
+            raise ValueError(f"iterations must be >= the {done} updates done, got {new.iterations}")
+        if not np.array_equal(old.durations()[:done], new.durations()[:done]):
+            raise ValueError("the sampling times of the updates done depend on iterations (sampling_end_ms): "
+                             "cannot reschedule")
+        if old.checkpoint_every is None or done % old.checkpoint_every:
+            raise ValueError(f"the segments depend on iterations (checkpoint_every {old.checkpoint_every}, "
+                             f"{done} updates done): cannot reschedule")
+        average = IterateAverage(new.iterations, new.average_fraction)
+        if self.update["average"]["count"] or done > average.start:
+            raise ValueError(f"updates already averaged: {done} updates done, the averaging of {new.iterations} "
+                             f"updates starts at {average.start}; cannot reschedule")
+        update = {**self.update, "average": {**self.update["average"], "start": average.start}}
+        return CDState(done, self.W.copy(), self.b.copy(), update, self.rng, self.history, self.timing)
 
     def trained(self, settings: CDSettings, mask: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """The trained parameters: the iterate average (``average_fraction``) or the last iterate."""

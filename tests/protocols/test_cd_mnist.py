@@ -257,7 +257,8 @@ def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
     recomputed here update by update with an optimizer that keeps no average (fails if the baseline keeps
     the last iterate, or averages another window)."""
     from cortexsim.models.cd_learning import CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask
-    from cortexsim.protocols.cd_digits import exact_baseline, pretrain_exact, rbm_parts, train_exact
+    from cortexsim.protocols.cd_digits import (exact_baseline, exact_baseline_weights, pretrain_exact, rbm_parts,
+                                               train_exact)
 
     config = DigitsTrainingConfig(seed=3, n_hidden=6, pretrain_iterations=0, iterations=6, average_fraction=0.5,
                                   learning_rate=0.5, schedule="constant", momentum=0.3, checkpoint_every=3,
@@ -276,5 +277,43 @@ def test_exact_baseline_is_the_iterate_average_of_its_last_updates():
     expected = np.mean(iterates[3:], axis=0)
     got = np.asarray(prepared["baseline_W_vh"])
     np.testing.assert_allclose(got, expected, atol=6e-5)          # baseline_W_vh is rounded to 4 decimals
+    W_full, b_full = exact_baseline_weights(config)                  # the same weights, unrounded
+    np.testing.assert_allclose(rbm_parts(W_full, b_full, n_v)[0], expected, rtol=0, atol=1e-12)
     assert np.abs(iterates[-1] - expected).max() > 1e-2            # the average is not the last iterate
     assert np.abs(np.mean(iterates[2:], axis=0) - expected).max() > 1e-3     # nor another window's mean
+
+
+def test_spiking_run_rescheduled_to_fewer_updates_equals_that_run_from_scratch_on_nest(tmp_path):
+    """Digits RBM on NEST: 2 updates of a 10-update run (averaging from 5), continued as a 6-update run
+    (averaging from 3), ends with the weights, iterate average and history of the 6-update run from scratch;
+    a 10-update run stopped after 4 updates (one already in the 6-update average) is refused, and so is a
+    changed setting besides iterations."""
+    pytest.importorskip("nest")
+    import dataclasses
+
+    from cortexsim.protocols.cd_digits import exact_baseline, rescheduled_checkpoint, train_digits
+    from cortexsim.results import write_json_atomic
+
+    short = DigitsTrainingConfig(seed=4, n_hidden=6, pretrain_iterations=0, n_test_images=10, iterations=6,
+                                 checkpoint_every=2, n_completion_images=2, batch_size=3, model_ms=40.0,
+                                 clamp_ms=30.0, average_fraction=0.5, occlusions=("half",), eval_read_ms=20.0,
+                                 eval_settle_ms=10.0)
+    long = dataclasses.replace(short, iterations=10)
+    train_digits(short, fit=FIT, out_dir=tmp_path / "scratch")
+    assert train_digits(long, fit=FIT, out_dir=tmp_path / "long", stop_after_iteration=2) is None
+    state = read_json(tmp_path / "long" / "checkpoint.json")
+    prepared = exact_baseline(short)
+    write_json_atomic(tmp_path / "moved" / "checkpoint.json", rescheduled_checkpoint(state, short, prepared))
+    train_digits(short, fit=FIT, out_dir=tmp_path / "moved", resume=True)
+    scratch, moved = (read_json(tmp_path / name / "checkpoint.json") for name in ("scratch", "moved"))
+    assert scratch["cd"]["iteration"] == moved["cd"]["iteration"] == 6
+    np.testing.assert_array_equal(np.asarray(moved["cd"]["W"]), np.asarray(scratch["cd"]["W"]))
+    assert moved["cd"]["update"] == scratch["cd"]["update"]          # optimizer and average (from update 3)
+    assert moved["cd"]["history"]["model_mean_activity"] == scratch["cd"]["history"]["model_mean_activity"]
+    assert moved["prepared"]["baseline"]["accuracy"] == scratch["prepared"]["baseline"]["accuracy"]
+    assert moved["spiking_after"]["predicted"] == scratch["spiking_after"]["predicted"]
+    assert train_digits(long, fit=FIT, out_dir=tmp_path / "long", resume=True, stop_after_iteration=4) is None
+    with pytest.raises(ValueError, match="averaged"):
+        rescheduled_checkpoint(read_json(tmp_path / "long" / "checkpoint.json"), short, prepared)
+    with pytest.raises(ValueError, match="model_ms"):
+        rescheduled_checkpoint(state, dataclasses.replace(short, model_ms=50.0), prepared)

@@ -167,3 +167,55 @@ def test_bad_settings_are_rejected_with_the_parameter_named(field, value, messag
                 momentum=0.0)
     with pytest.raises(ValueError, match=message):
         CDSettings(**{**base, field: value})
+
+
+def test_run_rescheduled_to_another_total_equals_the_run_of_that_total_from_scratch():
+    """Stopped after 4 updates of a 12-update run (averaging from 6), continued as an 8-update run (averaging
+    from 4): parameters, average and history equal the 8-update run's from scratch, bit for bit. Continuing
+    the checkpoint without rescheduling averages the wrong window (the check fails for a kept start)."""
+    import dataclasses
+
+    target = random_bm(4, seed=5)
+    long = CDSettings(iterations=12, sampling_ms=50.0, learning_rate=0.4, schedule="inverse", schedule_tau=3.0,
+                      momentum=0.6, weight_decay=0.02, average_fraction=0.5, checkpoint_every=2)
+    short = dataclasses.replace(long, iterations=8)
+
+    def fresh(settings):
+        return CDState.fresh(np.zeros((4, 4)), np.zeros(4), settings, rng=np.random.default_rng(3))
+
+    scratch = fresh(short)
+    assert train_cd(make_factory(FakeSim()), ExactStatistics(target, noise=0.02), short, scratch, FakeSim())
+    cut = fresh(long)
+    statistics = ExactStatistics(target, noise=0.02)
+    assert not train_cd(make_factory(FakeSim()), statistics, long, cut, FakeSim(), stop_after_iteration=4)
+    checkpoint = json.dumps(cut.to_dict())
+    resumed = CDState.from_dict(json.loads(checkpoint)).rescheduled(long, short)
+    assert train_cd(make_factory(FakeSim()), statistics, short, resumed, FakeSim())
+    assert np.array_equal(scratch.W, resumed.W) and scratch.history["draw"] == resumed.history["draw"]
+    W_scratch, _ = scratch.trained(short)
+    assert np.array_equal(W_scratch, resumed.trained(short)[0])
+    kept = CDState.from_dict(json.loads(checkpoint))      # the 12-update run's averaging start kept
+    assert train_cd(make_factory(FakeSim()), ExactStatistics(target, noise=0.02), short, kept, FakeSim())
+    assert np.array_equal(kept.W, scratch.W) and not np.allclose(kept.trained(short)[0], W_scratch)
+
+
+@pytest.mark.parametrize("base, change, done, needle", [
+    ({}, {"iterations": 8, "momentum": 0.5}, 4, "also changed: \\['momentum'\\]"),
+    ({}, {"iterations": 6}, 4, "averaged"),                  # the averaging of 6 updates starts at 3 < 4 done
+    ({}, {"iterations": 3}, 4, "iterations must be >="),
+    ({"sampling_end_ms": 90.0}, {"iterations": 8}, 4, "sampling times"),   # growth spread over the total
+    ({}, {"iterations": 8}, 3, "segments"),                  # not at a segment boundary
+    ({"checkpoint_every": None}, {"iterations": 8}, 4, "segments"),        # one segment: its end is the total
+])
+def test_rescheduling_is_refused_where_the_run_depends_on_the_total(base, change, done, needle):
+    import dataclasses
+
+    old = CDSettings(**{"iterations": 12, "sampling_ms": 50.0, "learning_rate": 0.4, "schedule": "inverse",
+                        "schedule_tau": 3.0, "momentum": 0.6, "average_fraction": 0.5, "checkpoint_every": 2, **base})
+    state = CDState.fresh(np.zeros((3, 3)), np.zeros(3), old)
+    state.iteration = done
+    with pytest.raises(ValueError, match=needle):
+        state.rescheduled(old, dataclasses.replace(old, **change))
+    state.iteration = 4 if done == 4 else 2
+    if not base and change == {"iterations": 8}:     # the allowed neighbour of the refused cases: accepted
+        assert state.rescheduled(old, dataclasses.replace(old, **change)).update["average"]["start"] == 4
