@@ -541,8 +541,9 @@ def staggered_phases(n_clamps: int, clamp_ms: float, free_ms: float, groups: int
 
     Returns
     -------
-    list (one per group) of lists of ``(start_ms, stop_ms, row)`` in time order covering ``[0, P)``;
-    ``row`` is the clamped row index, or -1 when free.
+    list of list of tuple
+        One list per group of ``(start_ms, stop_ms, row)`` in time order covering ``[0, P)``; ``row`` is
+        the clamped row index, or -1 when free.
 
     Examples
     --------
