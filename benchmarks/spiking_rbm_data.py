@@ -26,6 +26,11 @@ Stages (each resumable; all write into ``--out``; ``report`` assembles the JSON 
     settings (``--diag-variants``), the error of the spiking CD direction against a long-Gibbs reference, split
     into data and model phase, its systematic part, and the clamped hidden activity against ``p(h | v)``;
     chooses the spiking settings (``SPIKING``), ``diagnosis`` in the JSON.
+``readout-window``
+    The spiking read-out window (``eval_read_ms``, ``READ_WINDOWS_MS``) chosen WITHOUT the test set: 2,000 training
+    images of the reported run, both trained weight sets (spiking and exact), ``readout_window.json``.
+``readout-test``
+    The test set once with the chosen window, both weight sets (``--weights``), ``readout_window_test.json``.
 ``report``
     Writes ``benchmarks/results/spiking_rbm_data.json``; a spiking run that has not finished is
     reported as ``partial`` (updates done, free-energy read-out of its current weights, time needed).
@@ -235,6 +240,101 @@ def stage_exact_weights_spiking(args) -> None:
            "exact_gibbs_label_accuracy": exact["prepared"]["baseline"]["accuracy"], "wall_s": scores.get("wall_s")}
     logging.info("spiking read-outs of the exact weights: %s", out)
     write_json_atomic(args.out / "exact_weights_spiking_readout.json", out)
+
+
+#: Read-out windows compared by the readout-window stage (eval_read_ms, ms), shortest first.
+READ_WINDOWS_MS = (100.0, 300.0, 600.0)
+#: Training images (of the reported run, seed 1) on which the window is chosen; the test set is not touched.
+WINDOW_IMAGES = 2000
+#: A longer window must buy at least this much (mean accuracy of both weight sets) over the shortest within it.
+WINDOW_TOLERANCE = 0.005
+
+
+def _reported_weights(args, config: MnistTrainingConfig) -> dict:
+    """The two trained weight sets of the reported run: the finished spiking run's iterate average and the exact
+    baseline's (recomputed once, checked against the exact stage's rounded weights, cached in
+    ``exact_<N>_weights.npz``)."""
+    n_visible = config.n_pixels + N_LABELS
+    state = read_json(args.out / args.backend / "checkpoint.json")
+    if state["config"] != config_to_dict(config) or "spiking_after" not in state:
+        raise ValueError(f"{args.out / args.backend}: not a finished run of the reported settings")
+    spiking = CDState.from_dict(state["cd"]).trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
+    cache = args.out / f"exact_{config.iterations}_weights.npz"
+    if cache.is_file():
+        with np.load(cache) as f:
+            exact_w = (f["W"], f["b"])
+    else:
+        exact_w = exact_baseline_weights(config)
+        np.savez(cache, W=exact_w[0], b=exact_w[1])
+    exact = read_json(args.out / f"exact_{config.iterations}.json")
+    if not np.array_equal(rbm_parts(*exact_w, n_visible)[0].round(4), np.asarray(exact["prepared"]["baseline_W_vh"])):
+        raise ValueError("the recomputed exact weights differ from the exact stage's")
+    return {"spiking_weights": spiking, "exact_weights": exact_w}
+
+
+def stage_readout_window(args) -> None:
+    """Choose the spiking read-out window ``eval_read_ms`` (``READ_WINDOWS_MS``) WITHOUT the test set: spiking
+    label read-out of ``WINDOW_IMAGES`` training images of the reported run (seed 1; a fixed random subset; the
+    weights were trained on them, no choice used them before) with both trained weight sets (the read-out must
+    not favour one). Rule, fixed before the run: the shortest window whose mean accuracy over the two weight sets
+    is within ``WINDOW_TOLERANCE`` of the best. Writes ``readout_window.json``."""
+    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
+    weights = _reported_weights(args, config)
+    train, train_y, _, _ = load_split(config)
+    pick = np.random.default_rng(derive_seed(SEED, 40)).choice(len(train_y), WINDOW_IMAGES, replace=False)
+    images, labels = train[pick, :config.n_pixels], train_y[pick]
+    fit = calibrate(config.calibration()).fit
+    path = args.out / "readout_window.json"
+    out = read_json(path) if path.is_file() else {"windows_ms": list(READ_WINDOWS_MS), "accuracy": {}, "wall_s": {}}
+    for name, (W, b) in weights.items():
+        for window in READ_WINDOWS_MS:
+            key = f"{window:g}"
+            if key in out["accuracy"].get(name, {}):
+                continue
+            windowed = dataclasses.replace(config, eval_read_ms=window, n_completion_images=1)
+            scores = spiking_evaluation(windowed, load_backend(args.backend), fit, W, b, images, labels,
+                                        derive_seed(SEED, 41), progress=True, label=f"{name} {key} ms")
+            out["accuracy"].setdefault(name, {})[key] = scores["accuracy"]
+            out["wall_s"].setdefault(name, {})[key] = scores["wall_s"]
+            logging.info("read-out window %s ms, %s: training-image accuracy %.4f", key, name, scores["accuracy"])
+            write_json_atomic(path, out)
+    mean = {f"{w:g}": float(np.mean([out["accuracy"][n][f"{w:g}"] for n in weights])) for w in READ_WINDOWS_MS}
+    best = max(mean.values())
+    chosen = next(w for w in READ_WINDOWS_MS if mean[f"{w:g}"] >= best - WINDOW_TOLERANCE)
+    out.update({"description": f"spiking label read-out (eval_settle_ms {config.eval_settle_ms:g} ms, then "
+                               f"eval_read_ms) of {WINDOW_IMAGES} training images of the reported run (seed {SEED}, "
+                               "random subset, seed derive_seed(1, 40); the weights were trained on them; the test "
+                               "set not touched), both trained weight sets of the 5,000-update run",
+                "mean_accuracy": mean, "rule": f"shortest window with mean accuracy >= best - {WINDOW_TOLERANCE}",
+                "chosen_eval_read_ms": chosen, "images": WINDOW_IMAGES, "evaluation_seed": derive_seed(SEED, 41)})
+    logging.info("read-out window: mean accuracies %s -> %g ms", mean, chosen)
+    write_json_atomic(path, out)
+
+
+def stage_readout_test(args) -> None:
+    """The test set ONCE with the window chosen by ``readout-window``: spiking read-outs (classification,
+    completion; the reported evaluation seed) of both trained weight sets, ``--weights`` (both by default), in
+    ``readout_window_test.json``."""
+    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
+    chosen = read_json(args.out / "readout_window.json")["chosen_eval_read_ms"]
+    windowed = dataclasses.replace(config, eval_read_ms=float(chosen))
+    weights = _reported_weights(args, config)
+    _, _, test_x, test_y = load_split(config)
+    fit = calibrate(config.calibration()).fit
+    path = args.out / "readout_window_test.json"
+    out = read_json(path) if path.is_file() else {"eval_read_ms": chosen, "results": {}}
+    if out["eval_read_ms"] != chosen:
+        raise ValueError(f"{path} holds another window ({out['eval_read_ms']} ms, chosen now {chosen} ms)")
+    for name in args.weights.split(","):
+        if name in out["results"]:
+            continue
+        W, b = weights[name]
+        scores = spiking_evaluation(windowed, load_backend(args.backend), fit, W, b, test_x, test_y,
+                                    derive_seed(config.seed, 15), progress=True, label=f"{name} {chosen:g} ms")
+        out["results"][name] = {k: scores[k] for k in ("accuracy", "completion_errors", "free_energy_accuracy",
+                                                       "wall_s", "simulated_ms")}
+        logging.info("test set, read-out window %g ms, %s: %s", chosen, name, out["results"][name])
+        write_json_atomic(path, out)
 
 
 def stage_nest_timing(args) -> None:
@@ -632,6 +732,20 @@ def _gap_split(folder: Path, exact: dict | None, spiking: dict | None) -> dict |
             "free_energy_gap_points": 100 * (exact["free_energy_accuracy"] - r["free_energy_accuracy"])}
 
 
+def _readout_window(out: Path) -> dict | None:
+    """The read-out window choice (``readout-window``: training images, both weight sets) and the test-set figures
+    with the chosen window (``readout-test``), beside the reported 100 ms figures (which the criterion uses)."""
+    path = out / "readout_window.json"
+    if not path.is_file():
+        return None
+    choice = read_json(path)
+    test_path = out / "readout_window_test.json"
+    test = read_json(test_path) if test_path.is_file() else None
+    return {"choice": choice, "test": test,
+            "note": "spiking_test_accuracy stays the reported run's own evaluation (eval_read_ms of its config, "
+                    "100 ms): the criterion figure as documented; the chosen window's test figures are beside it"}
+
+
 #: Figures of the reported run (``files`` of its results.json) -> names in ``benchmarks/results/spiking_rbm_data/``.
 FIGURE_NAMES = {"accuracy_over_training": "accuracy_over_training", "receptive_fields": "receptive_fields_spiking",
                 "receptive_fields_baseline": "receptive_fields_exact", "confusion_spiking": "confusion_spiking",
@@ -737,6 +851,7 @@ def stage_report(args) -> None:
                                       spiking["status"] == "complete" else None),
         "this_session": _session_timing(spiking, previous),
         "spiking_weights_exact_readout": _gap_split(current, exact, spiking),
+        "readout_window": _readout_window(args.out),
         "reported_iterations": REPORTED_ITERATIONS,
         "exact_test_accuracy_10000_updates": None if exact_10000 is None else exact_10000["accuracy"],
         "n_test_images": 10000,
@@ -798,7 +913,7 @@ def stage_report(args) -> None:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", choices=("select", "exact", "spiking", "exact-readout", "exact-weights-spiking", "nest-timing", "evaluate-partial", "diagnose", "dev",
+    parser.add_argument("--stage", choices=("select", "exact", "spiking", "exact-readout", "exact-weights-spiking", "nest-timing", "evaluate-partial", "diagnose", "dev", "readout-window", "readout-test",
                                             "report"), required=True)
     parser.add_argument("--dev-overrides", default="{}", help="dev: JSON config overrides of the spiking settings")
     parser.add_argument("--dev-updates", type=int, default=500, help="dev: updates before the run stops")
@@ -806,6 +921,8 @@ def main() -> int:
                         help="spiking/dev: take the exact part from this checkpoint.json (same exact settings)")
     parser.add_argument("--reschedule-from", type=Path, default=None,
                         help="spiking: continue this checkpoint.json (same settings, another total of updates)")
+    parser.add_argument("--weights", default="spiking_weights,exact_weights",
+                        help="readout-test: which trained weight sets (comma-separated)")
     parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
     parser.add_argument("--backend", default="brian2_standalone")
     parser.add_argument("--nest-iterations", type=int, default=20)
@@ -825,6 +942,7 @@ def main() -> int:
     {"select": stage_select, "exact": stage_exact, "spiking": stage_spiking, "exact-readout": stage_exact_readout,
      "exact-weights-spiking": stage_exact_weights_spiking, "nest-timing": stage_nest_timing,
      "evaluate-partial": stage_evaluate_partial, "diagnose": stage_diagnose, "dev": stage_dev,
+     "readout-window": stage_readout_window, "readout-test": stage_readout_test,
      "report": stage_report}[args.stage](args)
     return 0
 
