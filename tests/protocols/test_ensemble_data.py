@@ -86,6 +86,18 @@ def _exact_log_likelihood(W_vh, b_v, b_h, data):
     return float(np.mean(free) - log_z)
 
 
+def _assert_every_network_learned(config, start, W, b, data, min_gain_nats=2.0):
+    """Each network's exact log-likelihood of the training rows rose by more than ``min_gain_nats``."""
+    from cortexsim.protocols.cd_digits import N_VISIBLE
+    from cortexsim.protocols.cd_engine import block_slices
+
+    for s in block_slices([config.n_units] * (len(b) // config.n_units)):
+        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
+                 ((start.W, start.b), (W, b))]
+        before, after = (_exact_log_likelihood(*p, data) for p in parts)
+        assert after - before > min_gain_nats, (before, after)
+
+
 def test_noise_free_ensemble_learns_digits_and_reads_out_every_network():
     """Spiking CD in ensemble mode (no Poisson source) from a near-zero start: 8 updates must raise
     the exact log-likelihood of the training images in EVERY network. Size of the effect, as for the
@@ -97,8 +109,7 @@ def test_noise_free_ensemble_learns_digits_and_reads_out_every_network():
     units of network m must show exactly the pixels of the image scored for it."""
     from cortexsim.backends.registry import load_backend
     from cortexsim.models.boltzmann import block_diagonal
-    from cortexsim.protocols.cd_digits import N_VISIBLE, initial_rbm
-    from cortexsim.protocols.cd_engine import block_slices
+    from cortexsim.protocols.cd_digits import initial_rbm
 
     config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
                                          momentum=0.0, weight_decay=0.0, checkpoint_every=8)
@@ -109,11 +120,7 @@ def test_noise_free_ensemble_learns_digits_and_reads_out_every_network():
     state = protocol.train_networks(sim, config, factory, start.W, start.b,
                                     protocol.ensemble_training_data(data, 3, config.seed), test_x[:20], test_y[:20])
     W, b = state.trained(config.cd_settings(), protocol._mask(config))
-    for s in block_slices([config.n_units] * 3):
-        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
-                 ((start.W, start.b), (W, b))]
-        before, after = (_exact_log_likelihood(*p, data) for p in parts)
-        assert after - before > 2.0, (before, after)
+    _assert_every_network_learned(config, start, W, b, data)
     assert len(state.history["segment_exact_accuracy"][0]) == 3
     pixels = test_x[:5]
     completion = {"random30": (pixels, occlusion_mask("random30", 5, 8, np.random.default_rng(3)))}
@@ -203,8 +210,7 @@ def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypat
     with a background factor ("weights"), with the base background weights times it."""
     from cortexsim.backends.registry import load_backend
     from cortexsim.models.boltzmann import block_diagonal
-    from cortexsim.protocols.cd_digits import N_VISIBLE, initial_rbm
-    from cortexsim.protocols.cd_engine import block_slices
+    from cortexsim.protocols.cd_digits import initial_rbm
     from cortexsim.models.ensemble import equivalent_noise
     from cortexsim.models.lif_translation import transferred_fit
     from cortexsim.protocols.ensemble import background_run_settings
@@ -226,11 +232,7 @@ def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypat
                                     protocol.ensemble_training_data(data, 3, config.seed), test_x[:20], test_y[:20],
                                     mode="ensemble", calibrated_rate_hz=40.0)
     W, b = state.trained(config.cd_settings(), protocol._mask(config))
-    for s in block_slices([config.n_units] * 3):
-        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
-                 ((start.W, start.b), (W, b))]
-        before, after = (_exact_log_likelihood(*p, data) for p in parts)
-        assert after - before > 2.0, (before, after)
+    _assert_every_network_learned(config, start, W, b, data)
     rates = state.history["mean_rate_hz"]
     assert len(rates) == 8 and all(r > 0 for r in rates)
     expected = {"source_rate_hz": pytest.approx(float(np.mean(rates[:4])))}
