@@ -6,11 +6,14 @@ weights (:data:`DEFAULT_BACKGROUND`).
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from cortexsim.parameters import DEFAULT_NOISE, NoiseParameters
+
+log = logging.getLogger(__name__)
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
            "draw_background_sources",
@@ -232,7 +235,11 @@ def tracking_weight_scale(background: EnsembleBackground, calibrated_rate_hz: fl
     if not np.isfinite(max_scale) or max_scale < 1:
         raise ValueError(f"max_scale must be a finite number >= 1, got {max_scale!r}")
     conductance = [nu * background.release_fraction(nu) for nu in (float(calibrated_rate_hz), float(current_rate_hz))]
-    return float(np.clip(conductance[0] / conductance[1], 1.0 / max_scale, max_scale))
+    scale = conductance[0] / conductance[1]
+    if not 1.0 / max_scale <= scale <= max_scale:
+        log.warning("background weight scale %.3g (calibrated %.3g Hz, now %.3g Hz) clipped to [1/%g, %g]",
+                    scale, calibrated_rate_hz, current_rate_hz, max_scale, max_scale)
+    return float(np.clip(scale, 1.0 / max_scale, max_scale))
 
 
 def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: str,

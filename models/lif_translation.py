@@ -87,8 +87,7 @@ def transferred_fit(fit: ActivationFit, neuron: NeuronParameters, measured_under
     True
     """
     mu, g_before, _ = free_membrane(neuron, measured_under, fit.v_p05)
-    _, g_now, _ = free_membrane(neuron, now, 0.0)
-    mu_at_zero, _, _ = free_membrane(neuron, now, 0.0)    # mu = mu_at_zero + E_l g_l / g_now
+    mu_at_zero, g_now, _ = free_membrane(neuron, now, 0.0)    # mu = mu_at_zero + E_l g_l / g_now
     v_p05 = (mu - mu_at_zero) * g_now / neuron.g_l
     return ActivationFit(v_p05=float(v_p05), alpha=float(fit.alpha * g_now / g_before))
 
