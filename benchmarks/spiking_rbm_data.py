@@ -799,6 +799,9 @@ def _selected_schedule(folder: Path) -> dict | None:
         "iteration_wall_s_excluding_builds": _steady(block)[0],
         "outside_simulator_fraction_excluding_builds": _steady(block)[1],
         "readout_window_test": read_json(test_path) if test_path.is_file() else None,
+        "spiking_weights_exact_readout": _gap_split(
+            folder / "brian2_standalone", {"accuracy": b["baseline_test_accuracy"],
+                                           "free_energy_accuracy": b["baseline_free_energy_accuracy"]}, block),
         "note": "the training of this run was done in three sessions on a machine shared with other jobs (0.56-1.25 s "
                 "per update depending on the load): its iteration_wall_s mixes those speeds"})
     return out
@@ -939,7 +942,12 @@ def stage_report(args) -> None:
                 selected["readout_window_test"]["results"].get("spiking_weights", {}).get("accuracy")
                 if selected["readout_window_test"] else None),
             "reported_run": "the selected schedule's own 10,000 updates (selected_schedule_run); the 5,000-update run "
-                            "(shortened for time in session 2) under run_5000_updates"})
+                            "(shortened for time in session 2) under run_5000_updates",
+            "spiking_weights_exact_readout": selected["spiking_weights_exact_readout"],
+            "readout_window": (None if summary["readout_window"] is None else {
+                "choice": summary["readout_window"]["choice"], "test": selected["readout_window_test"],
+                "note": "window chosen on 2,000 training images with both weight sets of the 5,000-update run (before "
+                        "this run's weights existed); the test set once with it for this run's spiking weights"})})
         exact_acc, spiking_acc = selected["exact_test_accuracy"], selected["spiking_test_accuracy"]
         acceptance = {"schedule": f"the chosen schedule with its {SELECTED_ITERATIONS} updates (selected_schedule_run)",
                       "exact_baseline_at_least_90_percent": bool(exact_acc >= 0.90),
