@@ -48,9 +48,10 @@ from cortexsim.models.cd_learning import bipartite_mask, block_gibbs
 from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.parameters import ActivationFit
 from cortexsim.protocols.cd_digits import N_PIXELS, N_VISIBLE, initial_rbm, load_digits_split, rbm_parts, train_exact
-from cortexsim.models.ensemble_background import tracking_weight_scale
+from cortexsim.models.ensemble_background import SourceEfficacy, tracking_weight_scale, unit_leak_offsets
 from cortexsim.protocols.cd_engine import ClampedStatistics, TimedSimulator, block_slices, discard_spikes
-from cortexsim.protocols.ensemble import background_run_settings
+from cortexsim.models.boltzmann import BoltzmannMachine
+from cortexsim.protocols.ensemble import background_run_settings, measure_background
 from cortexsim.protocols.ensemble_data import EnsembleDataConfig, network_factory
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 from cortexsim.seeds import derive_rng, derive_seed
@@ -111,10 +112,28 @@ def _cosine(a, b) -> float:
     return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-300))
 
 
+
+def _offsets(network, efficacy_hz: np.ndarray) -> np.ndarray:
+    """Per-neuron leak offsets (mV) of the network's own background sources (at its leaks before any offset)."""
+    base = network.e_leak - (0.0 if network.leak_offset_mv is None else network.leak_offset_mv)
+    return unit_leak_offsets(network.neuron, network.background, network.sources_exc, network.sources_inh, base,
+                             np.asarray(efficacy_hz, dtype=float))
+
+
+def _logit(p):
+    p = np.clip(np.asarray(p, dtype=float), 1e-3, 1 - 1e-3)
+    return np.log(p / (1 - p))
+
+
 def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, noise, weights: list, data: np.ndarray,
             references: list, iterations: int, seed: int, stagger_groups: int = 1,
-            tracking: dict | None = None) -> dict:
+            tracking: dict | None = None, efficacy_hz: np.ndarray | None = None) -> dict:
     """Statistics of ``iterations`` CD iterations at fixed ``weights`` (see the module docstring).
+
+    Staggered runs also measure each source's released weight per second (``efficacy_hz``, depressing
+    synapses) and compare every unit's free-phase deviation from Gibbs (logit) with the offset its own
+    background's mean conductance predicts (:func:`cortexsim.models.ensemble_background.unit_leak_offsets`). ``efficacy_hz`` given (from an
+    earlier run): each neuron's leak is moved by minus that offset before the run (per-neuron correction).
 
     ``stagger_groups`` > 1: the networks' phases staggered as in training with that setting
     (:meth:`ClampedStatistics.staggered_states`); every network is read in its own clamp and free windows,
@@ -131,6 +150,12 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
     factory = network_factory(sim, config, mode, fit, noise, seed)
     tic = time.perf_counter()
     network = factory(sim, W, b, 0, **(tracking or {}))
+    correction = None
+    if efficacy_hz is not None:
+        correction = _offsets(network, efficacy_hz)
+        network.set_leak_offsets(correction)
+    efficacy = (SourceEfficacy(M * n_units, config.neuron.tau_refrac, config.readout_dt_ms, config.tau_rec_ms)
+                if config.background_synapse == "depressing" else None)
     timed = TimedSimulator(sim, config.dt_ms)
     timed.run(config.burn_in_ms)
     discard_spikes(network)
@@ -154,6 +179,8 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
             states, groups = staggered.staggered_states(network, timed, config.model_ms,
                                                         rows.reshape(config.batch_size, -1))
             total_on, total_steps = total_on + states.sum(axis=0, dtype=float), total_steps + states.shape[0]
+            if efficacy is not None:
+                efficacy.add(states)
             data_vh_s, data_vh_e = np.zeros((M, N_VISIBLE, H)), np.zeros((M, N_VISIBLE, H))
             free_blocks = []
             for m, (W_m, b_m) in enumerate(weights):
@@ -238,7 +265,28 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
         spiking["h"].append(free_on[m * n_units + N_VISIBLE:(m + 1) * n_units])
     grad_s, grad_e = np.mean(grads_spiking, axis=0), np.mean(grads_exact, axis=0)
     unit_kind = np.tile(np.r_[np.zeros(N_PIXELS), np.ones(N_VISIBLE - N_PIXELS), 2 * np.ones(H)], M)
+    per_unit = {}
+    if efficacy is not None and efficacy.duration_ms > 0 and mode == "ensemble":
+        efficacy_now = efficacy.per_second()
+        offsets = _offsets(network, efficacy_now)
+        gibbs = np.concatenate([np.r_[ref["v"], ref["h"]] for ref in references])
+        deviation = _logit(free_on) - _logit(gibbs)
+        predicted = -offsets / fit.alpha      # logit units: a positive offset needed = the unit is too silent
+        usable = (gibbs > 0.02) & (gibbs < 0.98)
+        per_unit = {"efficacy_hz": efficacy_now.tolist(),
+                    "leak_offset_mv_rms": float(np.sqrt(np.mean(offsets ** 2))),
+                    "applied_correction_mv_rms": (None if correction is None
+                                                  else float(np.sqrt(np.mean(correction ** 2))))}
+        for name, kind in (("pixels", 0), ("labels", 1), ("hidden", 2)):
+            sel = usable & (unit_kind == kind)
+            if sel.sum() > 3:
+                per_unit[f"free_logit_deviation_vs_predicted_{name}"] = {
+                    "pearson_r": float(np.corrcoef(predicted[sel], deviation[sel])[0, 1]),
+                    "slope": float(np.polyfit(predicted[sel], deviation[sel], 1)[0]),
+                    "deviation_rms": float(np.sqrt(np.mean(deviation[sel] ** 2))),
+                    "predicted_rms": float(np.sqrt(np.mean(predicted[sel] ** 2))), "units": int(sel.sum())}
     return {
+        "per_unit_background": per_unit,
         "clamped_hidden_vs_exact_p_h_given_v": _fit_line(exact_h, spiking_h),
         "free_pixels_vs_gibbs": _fit_line(np.concatenate(marginal["v"]).reshape(M, -1)[:, :N_PIXELS],
                                           np.concatenate(spiking["v"]).reshape(M, -1)[:, :N_PIXELS]),
@@ -286,11 +334,26 @@ def main(argv=None) -> int:
                              "(same weights, mode and stagger; measured first if not saved) gives the rate for "
                              "step 0, each further step (--tracking-steps) the previous step's rate")
     parser.add_argument("--tracking-steps", type=int, default=2)
+    parser.add_argument("--alpha-scale", type=float, default=1.0,
+                        help="multiply the ensemble activation fit's alpha (logistic slope, mV) by this factor: tests "
+                             "whether the ensemble's units sample as if at another temperature than the translation "
+                             "assumes (tracked runs: the moved fit's alpha scales by the same factor)")
+    parser.add_argument("--model-ms", type=float, default=None,
+                        help="free (model) phase per iteration in ms (default: the acceptance run's, 400 ms): tests "
+                             "whether the free statistics are still biased towards the last clamped image")
+    parser.add_argument("--correct-from", default=None,
+                        help="name of a saved staggered ensemble run: move each neuron's leak by minus the offset its "
+                             "background's mean conductance predicts, from that run's per-source released weight")
+    parser.add_argument("--in-degree", type=int, default=30,
+                        help="background sources per neuron and type K (the acceptance run: 30); the background "
+                             "weights are matched to the same equivalent noise for any K, so the activation fits "
+                             "of the acceptance run are reused (tracked runs re-fit them to the measured rate)")
     parser.add_argument("--tag", default="", help="suffix of the run names in the JSON (default: stagger<G> when "
                                                    "staggered; tracked runs add _<tracking>_step<k>)")
     args = parser.parse_args(argv)
     tic = time.perf_counter()
-    config = EnsembleDataConfig(seed=1, backend="brian2_standalone", **FULL)
+    config = EnsembleDataConfig(seed=1, backend="brian2_standalone", in_degree=args.in_degree,
+                                **{**FULL, **({"model_ms": args.model_ms} if args.model_ms else {})})
     accepted = json.loads(ACCEPTANCE.read_text())["runs"]["digits_depressing"]
     fits = {mode: ActivationFit(**{k: v for k, v in accepted["activation_fit"][mode].items()
                                    if k in ("v_p05", "alpha")}) for mode in ("poisson", "ensemble")}
@@ -300,12 +363,26 @@ def main(argv=None) -> int:
               "ensemble": equivalent_noise(settings.background, "ensemble", config.noise, source_rate)}
     data, _, _, _ = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)  # training split
     sim = load_backend(config.backend)
+    recalibration = None
+    if args.alpha_scale != 1.0:
+        fits["ensemble"] = ActivationFit(v_p05=fits["ensemble"].v_p05, alpha=args.alpha_scale * fits["ensemble"].alpha)
+    if args.in_degree != 30:   # the acceptance run's ensemble translation was measured with K = 30: measure it anew
+        starts = [BoltzmannMachine(W, b) for W, b in starting_weights(config, data, "untrained")]
+        measured = measure_background(sim, config, settings, starts, fits["poisson"], "ensemble")
+        fits["ensemble"], source_rate = measured["fit"], float(np.mean(measured["rates_hz"]))
+        noises["ensemble"] = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
+        recalibration = {"in_degree": args.in_degree, "v_p05": fits["ensemble"].v_p05,
+                         "alpha": fits["ensemble"].alpha, "source_rate_hz": source_rate}
+        print(f"recalibrated ensemble translation for K = {args.in_degree}: {recalibration}", flush=True)
     saved = json.loads(OUT.read_text()) if OUT.exists() else {"runs": {}}
     for kind in [k for k in args.weights.split(",") if k]:
         weights = starting_weights(config, data, kind)
         references = [gibbs_reference(W, b, derive_rng(DEV_SEED, 60, m)) for m, (W, b) in enumerate(weights)]
         for index, mode in enumerate([m for m in args.modes.split(",") if m]):
-            tag = args.tag or (f"stagger{args.stagger_groups}" if args.stagger_groups > 1 else "")
+            tag = "_".join(([args.tag] if args.tag else []) + (["corrected"] if args.correct_from else [])) or "_".join(([f"stagger{args.stagger_groups}"] if args.stagger_groups > 1 else [])
+                                       + ([f"k{args.in_degree}"] if args.in_degree != 30 else [])
+                                       + ([f"alpha{args.alpha_scale:g}"] if args.alpha_scale != 1.0 else [])
+                                       + ([f"model{args.model_ms:g}"] if args.model_ms else []))
             key = f"{kind}_{mode}" + (f"_{tag}" if tag else "")
             if args.tracking == "off":
                 plan = [(key, False)]
@@ -321,9 +398,15 @@ def main(argv=None) -> int:
                     tracking = ({"source_rate_hz": used_rate} if args.tracking == "translation" else
                                 {"background_scale": tracking_weight_scale(settings.background, source_rate, used_rate,
                                                                            config.max_background_scale)})
+                efficacy = (np.asarray(saved["runs"][args.correct_from]["per_unit_background"]["efficacy_hz"])
+                            if args.correct_from and mode == "ensemble" else None)
                 result = measure(sim, config, mode, fits[mode], noises[mode], weights, data, references,
-                                 args.iterations, derive_seed(DEV_SEED, 30, index), args.stagger_groups, tracking)
+                                 args.iterations, derive_seed(DEV_SEED, 30, index), args.stagger_groups, tracking,
+                                 efficacy)
+                result["corrected_from"] = args.correct_from if efficacy is not None else None
                 result["rate_used_for_the_tracking_hz"] = used_rate
+                if recalibration is not None and mode == "ensemble":
+                    result["recalibrated_translation"] = recalibration
                 previous_rate = result["rate_whole_iteration_hz"]
                 saved["runs"][name] = result
                 _report_and_save(saved, name, result, fits, source_rate, config, tic)

@@ -88,6 +88,7 @@ class Ensemble:
     probe_sources: tuple | None = None
     recurrent: RecurrentSynapses | None = None
     e_leak: np.ndarray | None = None
+    leak_offset_mv: np.ndarray | None = None
 
     @property
     def n_networks(self) -> int:
@@ -111,8 +112,23 @@ class Ensemble:
         """
         bms = _check_bms(bms, self.n_networks)
         lifs = [bm_to_lif(bm, self.neuron, self.translation_noise, self.fit) for bm in bms]   # network by network
+        if self.leak_offset_mv is not None:
+            lifs = [replace(lif, e_leak=np.asarray(lif.e_leak, dtype=float) + self.leak_offset_mv[s])
+                    for lif, s in zip(lifs, self.blocks)]
         write_lif(self.population, self.recurrent, lifs)
         self.bms, self.e_leak = bms, np.concatenate([np.asarray(lif.e_leak, dtype=float) for lif in lifs])
+
+    def set_leak_offsets(self, offsets_mv) -> None:
+        """Add ``offsets_mv`` (mV, one per neuron) to the translated leak potentials, now and after every
+        :meth:`set_bms` (e.g. :func:`cortexsim.models.ensemble_background.unit_leak_offsets`); replaces earlier
+        offsets."""
+        offsets = np.asarray(offsets_mv, dtype=float)
+        if offsets.shape != (self.population.size,) or not np.all(np.isfinite(offsets)):
+            raise ValueError(f"offsets_mv must be {self.population.size} finite values (mV), got shape {offsets.shape}")
+        previous = 0.0 if self.leak_offset_mv is None else self.leak_offset_mv
+        self.leak_offset_mv = offsets
+        self.e_leak = np.asarray(self.e_leak, dtype=float) - previous + offsets
+        self.population.set(v_rest=self.e_leak)
 
     def clamp(self, units, values, clamp_bias: float) -> None:
         """Clamp ``units`` (indices into all M * N neurons) to ``values`` (0/1) through their leak

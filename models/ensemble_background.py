@@ -11,14 +11,14 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from cortexsim.parameters import DEFAULT_NOISE, NoiseParameters
+from cortexsim.parameters import DEFAULT_NOISE, NeuronParameters, NoiseParameters
 
 log = logging.getLogger(__name__)
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
            "draw_background_sources",
            "kick_spike_times", "matched_background", "equivalent_noise", "tracking_weight_scale", "check_ensemble_size",
-           "background_delays"]
+           "background_delays", "SourceEfficacy", "unit_leak_offsets"]
 
 #: Noise-source modes of an ensemble.
 NOISE_MODES = ("poisson", "ensemble", "mixture")
@@ -322,3 +322,110 @@ def background_delays(background: EnsembleBackground, shape, dt: float, min_dela
     high = max(background.delay_max_ms, low)
     steps = np.arange(np.ceil(low / dt - 1e-9), np.floor(high / dt + 1e-9) + 1) * dt
     return rng.choice(steps, size=shape)
+
+
+class SourceEfficacy:
+    """Per source neuron: the weight fraction its spikes release per second through the background synapses.
+
+    Accumulates 0/1 states on the read-out grid (a neuron is on for ``tau_refrac_ms`` after each spike;
+    :func:`cortexsim.analysis.states.states_on_grid_from_arrays`). Spikes are recovered from the states: an
+    on-step at least ``tau_refrac_ms`` after the previous spike is a spike (a new on-period, or the next
+    spike of a regular train at 1 / tau_ref). Static synapses (``tau_rec_ms`` None) release 1 per spike
+    (the efficacy is the rate); depressing ones (Tsodyks-Markram, U = 1) release the recovered fraction
+    ``R`` and then ``R = 0``, with ``1 - R`` decaying by ``exp(-dt / tau_rec)`` per step, so a spike
+    ``ISI`` after the previous one releases ``1 - exp(-ISI / tau_rec)`` (the first spike of a neuron 1).
+    Consecutive :meth:`add` calls continue the same trains.
+
+    Parameters
+    ----------
+    n_neurons : int
+    tau_refrac_ms, dt_ms : float
+        Refractory period and read-out step (ms); ``tau_refrac_ms`` a whole number of steps.
+    tau_rec_ms : float or None
+        Recovery time constant of depressing synapses (ms); None: static synapses.
+
+    Examples
+    --------
+    >>> states = np.zeros((40, 1), dtype=np.uint8)
+    >>> states[0:10] = states[20:30] = 1            # spikes at 0 and 20 ms (dt 1 ms, tau_ref 10 ms)
+    >>> e = SourceEfficacy(1, tau_refrac_ms=10.0, dt_ms=1.0, tau_rec_ms=20.0)
+    >>> e.add(states)
+    >>> round(float(e.per_second()[0]), 3)          # (1 + (1 - exp(-20 / 20))) / 0.04 s
+    40.803
+    """
+
+    def __init__(self, n_neurons: int, tau_refrac_ms: float, dt_ms: float, tau_rec_ms: float | None):
+        _positive("dt_ms", dt_ms)
+        _positive("tau_refrac_ms", tau_refrac_ms)
+        if tau_rec_ms is not None:
+            _positive("tau_rec_ms", tau_rec_ms)
+        steps = tau_refrac_ms / dt_ms
+        if abs(steps - round(steps)) > 1e-9 * steps:
+            raise ValueError(f"tau_refrac_ms ({tau_refrac_ms}) must be a whole number of dt_ms ({dt_ms})")
+        self.steps_refractory = int(round(steps))
+        self.dt_ms, self.tau_rec_ms = float(dt_ms), tau_rec_ms
+        self.recovered = np.ones(int(n_neurons))
+        self.steps_since_spike = np.full(int(n_neurons), np.iinfo(np.int64).max // 2, dtype=np.int64)
+        self.released = np.zeros(int(n_neurons))
+        self.duration_ms = 0.0
+
+    def add(self, states: np.ndarray) -> None:
+        """Continue the trains with ``states`` (steps, n_neurons) of 0/1."""
+        states = np.asarray(states)
+        if states.ndim != 2 or states.shape[1] != self.released.size:
+            raise ValueError(f"states must be (steps, {self.released.size}), got {states.shape}")
+        decay = 0.0 if self.tau_rec_ms is None else np.exp(-self.dt_ms / self.tau_rec_ms)
+        R, since, released = self.recovered, self.steps_since_spike, self.released
+        for row in states:
+            since += 1
+            R = 1.0 - (1.0 - R) * decay
+            spike = (row > 0) & (since >= self.steps_refractory)
+            released += np.where(spike, R, 0.0)
+            R = np.where(spike, 0.0, R)
+            since[spike] = 0
+        self.recovered, self.steps_since_spike, self.released = R, since, released
+        self.duration_ms += states.shape[0] * self.dt_ms
+
+    def per_second(self) -> np.ndarray:
+        """Released weight fraction per second (Hz) of every neuron since the start."""
+        if self.duration_ms <= 0:
+            raise ValueError("SourceEfficacy: no states added yet")
+        return self.released / (self.duration_ms * 1e-3)
+
+
+def unit_leak_offsets(neuron: NeuronParameters, background: EnsembleBackground, sources_exc: np.ndarray,
+                      sources_inh: np.ndarray, e_leak: np.ndarray, efficacy_hz: np.ndarray) -> np.ndarray:
+    """Leak shifts (mV) that give every neuron the free-membrane mean of the ensemble's average background.
+
+    Neuron i's own background has the mean conductances ``g_exc_i = w_exc tau_syn_E sum_{j in
+    sources_exc[i]} efficacy_j`` (and the same for inh; ``efficacy_hz`` from :class:`SourceEfficacy`: the
+    weight fraction source j releases per second), so its free membrane mean (references §1,
+    :func:`cortexsim.models.lif_translation.free_membrane`) differs from the one the translation assumes,
+    the mean over neurons ``g_exc``, ``g_inh``. The shift moves neuron i's leak from ``e_leak[i]`` to the
+    potential giving that mean: ``E_i = (mu_ref(e_leak[i]) g_tot_i - E_E g_exc_i - E_I g_inh_i) / g_l``.
+    Quenched per-neuron offsets (each neuron's fixed set of sources, some sparse, some saturated) are removed;
+    the sizes of the fluctuations are not followed. Units: uS, ms, mV, Hz.
+
+    Examples
+    --------
+    >>> from cortexsim.parameters import DEFAULT_NEURON
+    >>> exc, inh = np.array([[1], [2]]), np.array([[2], [1]])
+    >>> offsets = unit_leak_offsets(DEFAULT_NEURON, DEFAULT_BACKGROUND, exc, inh, np.full(2, -50.0),
+    ...                             np.array([0.0, 10.0, 30.0]))
+    >>> bool(offsets[1] < 0 < offsets[0])   # neuron 0: less excitation, more inhibition than average -> higher leak
+    True
+    """
+    sources_exc, sources_inh = np.asarray(sources_exc), np.asarray(sources_inh)
+    efficacy = np.asarray(efficacy_hz, dtype=float)
+    e_leak = np.asarray(e_leak, dtype=float)
+    if sources_exc.shape != sources_inh.shape or sources_exc.shape[0] != e_leak.size:
+        raise ValueError(f"sources_exc {sources_exc.shape} and sources_inh {sources_inh.shape} must be "
+                         f"(n_neurons, K) for {e_leak.size} leak potentials")
+    if efficacy.ndim != 1 or not np.all(np.isfinite(efficacy)) or np.any(efficacy < 0):
+        raise ValueError("efficacy_hz must be a 1-D array of finite values >= 0 (Hz)")
+    g_exc = background.weight_exc * neuron.tau_syn_E * 1e-3 * efficacy[sources_exc].sum(axis=1)
+    g_inh = background.weight_inh * neuron.tau_syn_I * 1e-3 * efficacy[sources_inh].sum(axis=1)
+    g_exc_ref, g_inh_ref, g_l = float(np.mean(g_exc)), float(np.mean(g_inh)), neuron.g_l
+    mu_ref = (neuron.e_rev_E * g_exc_ref + neuron.e_rev_I * g_inh_ref + e_leak * g_l) / (g_l + g_exc_ref + g_inh_ref)
+    wanted = (mu_ref * (g_l + g_exc + g_inh) - neuron.e_rev_E * g_exc - neuron.e_rev_I * g_inh) / g_l
+    return wanted - e_leak

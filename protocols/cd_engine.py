@@ -438,6 +438,12 @@ class ClampedStatistics:
         networks clamped at once (the unstaggered route, unchanged). Needs ``blocks``, one data copy and no
         free chains.
 
+    source_efficacy : callable, optional
+        ``source_efficacy(n_neurons)`` -> a fresh accumulator with ``add(states)`` and ``per_second()``
+        (:class:`cortexsim.models.ensemble_background.SourceEfficacy`): every iteration's states of all neurons
+        go into it, and each segment records ``segment_source_efficacy_hz`` (per neuron, the weight fraction
+        its spikes released per second through the background synapses in that segment).
+
     Every iteration also records ``mean_rate_hz``: the mean firing rate of all neurons over the whole
     iteration (on-fraction of the states / refractory time).
     """
@@ -445,8 +451,10 @@ class ClampedStatistics:
     def __init__(self, data: np.ndarray, visible, batch_size: int, clamp_ms: float, settle_ms: float,
                  readout_dt_ms: float, clamp_bias: float, on_segment: Callable | None = None,
                  blocks: list | None = None, n_units: int | None = None, data_copies: int = 1,
-                 free_chains: int = 0, stagger_groups: int = 1):
+                 free_chains: int = 0, stagger_groups: int = 1, source_efficacy: Callable | None = None):
         self.visible = np.asarray(visible, dtype=int)
+        self.source_efficacy = source_efficacy
+        self._efficacy = None    # the current segment's accumulator
         self.data = check_binary_data(data, self.visible.size, "training data")
         self.batch_size = check_int(batch_size, "batch_size", minimum=1)
         self.clamp_ms = check_positive(clamp_ms, "clamp_ms", "ms")
@@ -542,6 +550,7 @@ class ClampedStatistics:
             model = moments_from_states(self._pooled(states[first:], range(D)), blocks=self.blocks, dense=dense)
         hidden = np.ones(model[0].shape[0], dtype=bool)
         hidden[self.visible] = False
+        self._account(states)
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks, dense=dense), model,
                           {"model_mean_activity": float(np.mean(model[0])),
                            "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None,
@@ -597,6 +606,7 @@ class ClampedStatistics:
         G, dt = self.stagger_groups, self.readout_dt_ms
         _check_on_grid(duration_ms, "duration_ms", dt)
         states, groups = self.staggered_states(network, timed, duration_ms, batch)
+        self._account(states)
 
         def index(t):
             return int(round(t / dt))
@@ -623,8 +633,20 @@ class ClampedStatistics:
                                                           else None),
                            "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
 
+    def _account(self, states: np.ndarray) -> None:
+        """Feed one iteration's states (all neurons) to the segment's source-efficacy accumulator, if any."""
+        if self.source_efficacy is None:
+            return
+        if self._efficacy is None:
+            self._efficacy = self.source_efficacy(states.shape[1])
+        self._efficacy.add(states)
+
     def end_segment(self, W: np.ndarray, b: np.ndarray) -> dict:
-        return {} if self.on_segment is None else self.on_segment(W, b)
+        out = {} if self.on_segment is None else dict(self.on_segment(W, b))
+        if self._efficacy is not None:
+            out["segment_source_efficacy_hz"] = self._efficacy.per_second().tolist()
+            self._efficacy = None
+        return out
 
 
 def _check_on_grid(value: float, name: str, readout_dt_ms: float) -> None:

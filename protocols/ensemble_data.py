@@ -64,7 +64,7 @@ from ..backends.registry import chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine, block_diagonal
 from ..models.cd_learning import bipartite_mask
 from ..models.ensemble import check_ensemble_size, equivalent_noise
-from ..models.ensemble_background import tracking_weight_scale
+from ..models.ensemble_background import SourceEfficacy, tracking_weight_scale, unit_leak_offsets
 from ..models.lif_translation import transferred_fit
 from ..models.rbm_readout import (OCCLUSIONS, accuracy, completion_error, majority_vote, occlusion_mask,
                                   predicted_labels, vote_completion)
@@ -87,7 +87,7 @@ logger = logging.getLogger(__name__)
 IMAGE_SIDE = 8
 MODES = ("poisson", "ensemble")
 #: Ways of following the ensemble background during training (``EnsembleDataConfig.background_tracking``).
-BACKGROUND_TRACKING = ("off", "translation", "weights")
+BACKGROUND_TRACKING = ("off", "translation", "weights", "translation_units")
 #: Test images per parameter schedule in the evaluation (one launch of the compiled binary on brian2_standalone;
 #: the last chunk is padded, so every launch has one shape and the project compiles once).
 EVAL_CHUNK = 50
@@ -126,7 +126,7 @@ class EnsembleDataConfig(DigitsRBMSettings):
         ``clamp_ms`` and ``model_ms`` of free running per iteration), so the share of clamped background
         sources is about the same in every network's data and model phase. Applies to both modes (the
         Poisson background does not depend on it; the two modes keep one protocol).
-    background_tracking : {"off", "translation", "weights"}
+    background_tracking : {"off", "translation", "weights", "translation_units"}
         How training follows the ensemble background once the networks' firing rate departs from the
         calibration's (:func:`tracking_for_segment`; each training segment after the first uses the mean
         source rate measured in the previous segment; the trained networks are evaluated with the last
@@ -136,7 +136,13 @@ class EnsembleDataConfig(DigitsRBMSettings):
         the background weights are multiplied by
         :func:`cortexsim.models.ensemble_background.tracking_weight_scale` (the calibration's mean
         conductance restored; at fixed trained weights this overshoots, see
-        benchmarks/ensemble_data_diagnosis.md). ``"off"``: nothing follows (default).
+        benchmarks/ensemble_data_diagnosis.md). ``"translation_units"``: ``"translation"`` and, per neuron, its
+        leak moved by :func:`cortexsim.models.ensemble_background.unit_leak_offsets` from the weight every
+        source released per second in the previous segment
+        (:class:`~cortexsim.models.ensemble_background.SourceEfficacy`, recorded as
+        ``segment_source_efficacy_hz``): each neuron's fixed set of sources gives it its own mean
+        background conductance, an offset the common translation does not see (measured in
+        benchmarks/ensemble_data_diagnosis.md, session 4). ``"off"``: nothing follows (default).
     max_background_scale : float
         Bound of the ``"weights"`` factor (>= 1): clipped to [1 / max, max].
     validation_images : int
@@ -261,13 +267,15 @@ def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationF
     (``background_tracking``, :func:`tracking_for_segment`): ``background_scale`` multiplies the ensemble
     background's weights; ``source_rate_hz`` translates with the equivalent noise of the ensemble background
     at that source rate and ``fit`` moved there from ``translation_noise``
-    (:func:`cortexsim.models.lif_translation.transferred_fit`).
+    (:func:`cortexsim.models.lif_translation.transferred_fit`); ``source_efficacy_hz`` (per neuron, Hz; ensemble
+    mode) moves every neuron's leak by :func:`cortexsim.models.ensemble_background.unit_leak_offsets`.
     """
     settings = background_run_settings(config, config.backend)
     n = config.n_units
     mask = bipartite_mask(N_VISIBLE, config.n_hidden)
 
-    def factory(sim, W, b, first_iteration, background_scale: float = 1.0, source_rate_hz: float | None = None):
+    def factory(sim, W, b, first_iteration, background_scale: float = 1.0, source_rate_hz: float | None = None,
+                source_efficacy_hz=None):
         seed = sim_seed if first_iteration == 0 else derive_seed(sim_seed, first_iteration)
         bms = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([n] * config.n_networks)]
         run_settings, run_fit, run_noise = settings, fit, translation_noise
@@ -278,7 +286,14 @@ def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationF
         if source_rate_hz is not None:
             run_noise = equivalent_noise(settings.background, mode, config.noise, source_rate_hz)
             run_fit = transferred_fit(fit, settings.neuron, translation_noise, run_noise)
-        return build(sim, run_settings, bms, run_fit, mode, run_noise, seed, connectivity=mask)
+        network = build(sim, run_settings, bms, run_fit, mode, run_noise, seed, connectivity=mask)
+        if source_efficacy_hz is not None and mode == "ensemble":
+            offsets = unit_leak_offsets(network.neuron, network.background, network.sources_exc, network.sources_inh,
+                                        network.e_leak, np.asarray(source_efficacy_hz, dtype=float))
+            network.set_leak_offsets(offsets)
+            logger.info("per-neuron background offsets from iteration %d on: RMS %.3f mV, max %.3f mV",
+                        first_iteration, float(np.sqrt(np.mean(offsets ** 2))), float(np.max(np.abs(offsets))))
+        return network
 
     return factory
 
@@ -386,9 +401,13 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
             current["kwargs"] = tracking_for_segment(config, state.history, first_iteration, calibrated_rate_hz)
         return factory(sim, W, b, first_iteration, **current["kwargs"])
 
+    efficacy = None
+    if tracking and config.background_tracking == "translation_units":
+        efficacy = partial(SourceEfficacy, tau_refrac_ms=config.neuron.tau_refrac, dt_ms=config.readout_dt_ms,
+                           tau_rec_ms=config.tau_rec_ms if config.background_synapse == "depressing" else None)
     statistics = ClampedStatistics(training_data, visible, config.batch_size, config.clamp_ms, config.settle_ms,
                                    config.readout_dt_ms, config.clamp_bias, on_segment=on_segment, blocks=blocks,
-                                   stagger_groups=config.stagger_groups)
+                                   stagger_groups=config.stagger_groups, source_efficacy=efficacy)
     done = train_cd(build_network, statistics, settings, state, sim, mask, save=save, progress=progress,
                     label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration, blocks=blocks)
     return state if done else None
@@ -401,7 +420,8 @@ def tracking_for_segment(config: EnsembleDataConfig, history: dict, first_iterat
     ``{}`` for the first segment and with ``background_tracking`` "off". Otherwise, with nu the mean of
     ``history["mean_rate_hz"]`` (per iteration, :class:`ClampedStatistics`) over the previous segment's
     iterations: ``{"source_rate_hz": nu}`` ("translation") or ``{"background_scale":
-    tracking_weight_scale(background, calibrated_rate_hz, nu, max_background_scale)}`` ("weights").
+    tracking_weight_scale(background, calibrated_rate_hz, nu, max_background_scale)}`` ("weights");
+    "translation_units" adds ``source_efficacy_hz``, the previous segment's ``segment_source_efficacy_hz``.
     Depends only on the history, so a resumed run uses the same settings.
 
     Examples
@@ -420,6 +440,13 @@ def tracking_for_segment(config: EnsembleDataConfig, history: dict, first_iterat
     rate = float(np.mean(rates))
     if config.background_tracking == "translation":
         return {"source_rate_hz": rate}
+    if config.background_tracking == "translation_units":
+        ends = list(history.get("segment_end", []))
+        if first_iteration not in ends or len(history.get("segment_source_efficacy_hz", [])) != len(ends):
+            raise ValueError(f"background tracking: no recorded segment_source_efficacy_hz of the segment ending at "
+                             f"iteration {first_iteration}")
+        return {"source_rate_hz": rate,
+                "source_efficacy_hz": list(history["segment_source_efficacy_hz"][ends.index(first_iteration)])}
     background = background_run_settings(config, config.backend).background
     return {"background_scale": tracking_weight_scale(background, calibrated_rate_hz, rate,
                                                       config.max_background_scale)}
@@ -587,6 +614,23 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
     return results
 
 
+def _compact_history(history: dict) -> dict:
+    """The training history for the results: per-neuron source efficacies (``translation_units``) summarised
+    per segment (mean and coefficient of variation over neurons); the checkpoint keeps them whole."""
+    out = dict(history)
+    efficacies = out.pop("segment_source_efficacy_hz", None)
+    if efficacies:
+        arrays = [np.asarray(e, dtype=float) for e in efficacies]
+        out["segment_source_efficacy_mean_hz"] = [float(a.mean()) for a in arrays]
+        out["segment_source_efficacy_cv"] = [float(a.std() / a.mean()) if a.mean() > 0 else None for a in arrays]
+    if "segment_tracking" in out:
+        out["segment_tracking"] = [{k: v for k, v in entry.items() if k != "source_efficacy_hz"}
+                                   | ({"leak_offsets_from_previous_segment": True} if "source_efficacy_hz" in entry
+                                      else {})
+                                   for entry in out["segment_tracking"]]
+    return out
+
+
 def _recording_factory(factory, store: dict, mode: str):
     """``factory`` that also records the backend objects each built ensemble created as noise sources."""
     def build_and_record(sim, W, b, first_iteration, **kwargs):
@@ -671,7 +715,7 @@ def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rat
         "confusion_matrix": {mode: confusion_matrix(test_y, scores[f"{mode}_trained"]["vote_predicted"],
                                                     N_LABELS).tolist() for mode in MODES},
         "examples": {mode: scores[f"{mode}_trained"]["examples"] for mode in MODES},
-        "training_history": {mode: state["training"][mode]["history"] for mode in MODES},
+        "training_history": {mode: _compact_history(state["training"][mode]["history"]) for mode in MODES},
         "timing": {"training": timing, **timings},
         "noise_sources": {mode: generators.get(mode) for mode in MODES},
         "background": {mode: {"inputs": bg["inputs"].summary(), "free_membrane": bg["membrane"].summary(),

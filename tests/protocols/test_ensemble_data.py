@@ -255,3 +255,59 @@ def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypat
     assert captured[2][1:] == (FIT, config.noise)
     assert captured[2][0].weight_exc == pytest.approx(1.7 * base.weight_exc)
     assert captured[2][0].weight_inh == pytest.approx(1.7 * base.weight_inh)
+
+
+def test_per_neuron_tracking_moves_each_leak_by_its_own_background_and_keeps_it_through_updates():
+    """``background_tracking="translation_units"``: 3 networks in 3 stagger groups, segments of 4 updates. Every
+    segment records each neuron's released background weight per second; for depressing synapses (U = 1) a spike
+    releases at most 1 and, at an ISI >= tau_ref, at least 1 - exp(-tau_ref / tau_rec), so the mean efficacy lies
+    between those fractions of the measured mean rate (a wrong duration or a lost spike count fails). The second
+    segment's network gets the leak offsets of ``unit_leak_offsets`` from the FIRST segment's efficacies, and
+    keeps them after every CD update (the translated leak of its final parameters plus the offsets), which an
+    update that rewrites the leaks without them fails. Training still raises every network's log-likelihood."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.models.ensemble_background import unit_leak_offsets
+    from cortexsim.models.lif_translation import bm_to_lif
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
+                                         background_tracking="translation_units")
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    built, networks, leaks_at_build = [], [], []
+
+    def recording(sim, W, b, first_iteration, **kwargs):
+        built.append(kwargs)
+        networks.append(factory(sim, W, b, first_iteration, **kwargs))
+        leaks_at_build.append(np.array(networks[-1].e_leak))
+        return networks[-1]
+
+    state = protocol.train_networks(sim, config, recording, start.W, start.b,
+                                    protocol.ensemble_training_data(data, 3, config.seed), test_x[:20], test_y[:20],
+                                    mode="ensemble", calibrated_rate_hz=40.0)
+    W, b = state.trained(config.cd_settings(), protocol._mask(config))
+    _assert_every_network_learned(config, start, W, b, data)
+    efficacies = [np.asarray(e) for e in state.history["segment_source_efficacy_hz"]]
+    rates = state.history["mean_rate_hz"]
+    assert len(efficacies) == 2 and all(e.shape == (3 * config.n_units,) for e in efficacies)
+    least = 1.0 - np.exp(-config.neuron.tau_refrac / config.tau_rec_ms)
+    for e, segment_rates in zip(efficacies, (rates[:4], rates[4:])):
+        assert np.all(e >= 0) and least * np.mean(segment_rates) <= e.mean() <= np.mean(segment_rates)
+    assert built[0] == {}
+    assert built[1]["source_rate_hz"] == pytest.approx(float(np.mean(rates[:4])))
+    np.testing.assert_array_equal(built[1]["source_efficacy_hz"], efficacies[0])
+    first, second = networks
+    assert first.leak_offset_mv is None
+    translated = np.concatenate([bm_to_lif(bm, second.neuron, second.translation_noise, second.fit).e_leak
+                                 for bm in second.bms])
+    offsets = second.leak_offset_mv
+    assert np.std(offsets) > 0.05                                     # mV: something to keep
+    np.testing.assert_allclose(second.e_leak, translated + offsets, atol=1e-9)
+    # the offsets are those of the segment's start: its translated leaks and the first segment's efficacies
+    expected = unit_leak_offsets(second.neuron, second.background, second.sources_exc, second.sources_inh,
+                                 leaks_at_build[1] - offsets, efficacies[0])
+    np.testing.assert_allclose(offsets, expected, atol=1e-9)
