@@ -420,7 +420,7 @@ def test_cli_mnist_ensemble_writes_summary_trained_blocks_and_figures(tmp_path, 
                  "--train-iterations", "2", "--batch-size", "2", "--model-ms", "60", "--test-images", "6",
                  "--train-images", "200", "--completion-images", "3", "--eval-read", "30", "--occlusions", "half",
                  "--calibration-duration", "2000", "--calibration-groups", "1", "--membrane-probes", "1",
-                 "--checkpoint-every", "1", "--seed", "3", "--out", str(tmp_path)]) == 0
+                 "--checkpoint-every", "2", "--seed", "3", "--out", str(tmp_path)]) == 0
     results = json.loads((tmp_path / "results.json").read_text())
     assert results["task"] == "ensemble_mnist" and results["config"]["task"] == "mnist"
     for key in ("ensemble_test_accuracy", "poisson_test_accuracy", "ensemble_completion_error",
