@@ -201,6 +201,23 @@ def test_poisson_background_measurement_runs_on_both_routes(backend, source):
     assert np.isfinite(bg["membrane"].summary()["mean_mv"]) and np.mean(bg["rates_hz"]) > 0
 
 
+def _staggered_tracked_setup(tracking: str):
+    """3 networks in 3 stagger groups, 8 updates in segments of 4, ``background_tracking=tracking``, on NEST:
+    (config, training rows, test images, test labels, block-diagonal start, sim, ensemble-mode factory)."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
+                                         background_tracking=tracking)
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    sim = load_backend("nest")
+    return config, data, test_x, test_y, start, sim, protocol.network_factory(sim, config, "ensemble", FIT,
+                                                                              config.noise, 21)
+
+
 def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypatch):
     """The fixes of session 3 on: 3 networks in 3 stagger groups, the translation following the measured
     source rate, segments of 4 updates. As the unstaggered test above, 8 updates must raise every network's
@@ -208,20 +225,11 @@ def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypat
     fail it); the second segment is built with the first segment's recorded mean rate (the first with the
     calibration), and the factory then builds with the equivalent noise at that rate and the moved fit;
     with a background factor ("weights"), with the base background weights times it."""
-    from cortexsim.backends.registry import load_backend
-    from cortexsim.models.boltzmann import block_diagonal
-    from cortexsim.protocols.cd_digits import initial_rbm
     from cortexsim.models.ensemble import equivalent_noise
     from cortexsim.models.lif_translation import transferred_fit
     from cortexsim.protocols.ensemble import background_run_settings
 
-    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
-                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
-                                         background_tracking="translation")
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
-    sim = load_backend("nest")
-    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    config, data, test_x, test_y, start, sim, factory = _staggered_tracked_setup("translation")
     built = []
 
     def recording(sim, W, b, first_iteration, **kwargs):
@@ -265,19 +273,10 @@ def test_per_neuron_tracking_moves_each_leak_by_its_own_background_and_keeps_it_
     segment's network gets the leak offsets of ``unit_leak_offsets`` from the FIRST segment's efficacies, and
     keeps them after every CD update (the translated leak of its final parameters plus the offsets), which an
     update that rewrites the leaks without them fails. Training still raises every network's log-likelihood."""
-    from cortexsim.backends.registry import load_backend
-    from cortexsim.models.boltzmann import block_diagonal
     from cortexsim.models.ensemble_background import unit_leak_offsets
     from cortexsim.models.lif_translation import bm_to_lif
-    from cortexsim.protocols.cd_digits import initial_rbm
 
-    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
-                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
-                                         background_tracking="translation_units")
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
-    sim = load_backend("nest")
-    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    config, data, test_x, test_y, start, sim, factory = _staggered_tracked_setup("translation_units")
     built, networks, leaks_at_build = [], [], []
 
     def recording(sim, W, b, first_iteration, **kwargs):
