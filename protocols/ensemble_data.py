@@ -1,8 +1,11 @@
-"""Ensembles that learn from data: M digit RBMs that are each other's noise, against Poisson noise.
+"""Ensembles that learn from data: M image RBMs that are each other's noise, against Poisson noise.
 
-``run_ensemble_data(config)`` (CLI ``cortexsim ensemble --task digits``) builds M networks, each the
-RBM of the digits task (:mod:`cortexsim.protocols.cd_digits`: 64 pixel + 10 label visible units and
-``n_hidden`` hidden units, weights only between the groups), as ONE ensemble
+``run_ensemble_data(config)`` (CLI ``cortexsim ensemble --task digits|mnist``) builds M networks, each the
+RBM of the digits or MNIST task (:mod:`cortexsim.protocols.cd_digits`; ``task`` "digits": 64 pixel + 10 label
+visible units, scikit-learn's 8x8 digits split by the seed; "mnist": ``image_side**2`` pixels (14: 196)
++ 10 labels, MNIST's 60,000 training and 10,000 test images, binarised; both loaded by
+:func:`cortexsim.protocols.cd_digits.load_split`; and ``n_hidden`` hidden units, weights only between the
+groups), as ONE ensemble
 (:func:`cortexsim.models.ensemble.build_ensemble`), and runs everything twice with the same settings:
 
 ``ensemble`` mode
@@ -69,9 +72,8 @@ from ..models.lif_translation import transferred_fit
 from ..models.rbm_readout import (OCCLUSIONS, accuracy, completion_error, majority_vote, occlusion_mask,
                                   predicted_labels, vote_completion)
 from .calibration import CalibrationConfig, calibrate
-from .cd_digits import (N_LABELS, N_PIXELS, N_VISIBLE, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
-                        evaluate_exact, exact_completion, free_energy_accuracy, load_digits_split, pretrain_exact,
-                        train_exact)
+from .cd_digits import (DATASETS, N_LABELS, N_PIXELS, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
+                        evaluate_exact, exact_completion, free_energy_accuracy, load_split, pretrain_exact, train_exact)
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, discard_spikes,
                         load_checkpoint, save_checkpoint, train_cd)
 from .ensemble import background_run_settings, build, measure_background, quartiles
@@ -79,12 +81,16 @@ from .ensemble import background_run_settings, build, measure_background, quarti
 __all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
            "tracking_for_segment", "BACKGROUND_TRACKING",
            "evaluate_networks", "train_networks", "ensemble_training_data", "image_rotation", "score_networks",
-           "IMAGE_SIDE"]
+           "IMAGE_SIDE", "TASKS", "task_defaults", "load_task_split"]
 
 logger = logging.getLogger(__name__)
 
 #: Side of the digits images (pixels).
 IMAGE_SIDE = 8
+#: Data sets an ensemble learns (``EnsembleDataConfig.task``): scikit-learn's 8x8 digits, MNIST.
+TASKS = DATASETS
+#: MNIST's training images (the validation images are held out of them).
+MNIST_TRAIN_IMAGES = 60000
 MODES = ("poisson", "ensemble")
 #: Ways of following the ensemble background during training (``EnsembleDataConfig.background_tracking``).
 BACKGROUND_TRACKING = ("off", "translation", "weights", "translation_units")
@@ -95,7 +101,7 @@ EVAL_CHUNK = 50
 
 @dataclass(frozen=True)
 class EnsembleDataConfig(DigitsRBMSettings):
-    """Settings of ``cortexsim ensemble --task digits`` (times in ms, rates in Hz).
+    """Settings of ``cortexsim ensemble --task digits|mnist`` (times in ms, rates in Hz).
 
     The digit-RBM settings (data, exact pre-training, CD optimizer, clamped and free phases, read-out,
     evaluation, simulation) are those of the digits task, :class:`~cortexsim.protocols.cd_digits.DigitsRBMSettings`,
@@ -106,6 +112,16 @@ class EnsembleDataConfig(DigitsRBMSettings):
 
     Attributes
     ----------
+    task : {"digits", "mnist"}
+        The data: "digits" (default; scikit-learn's 8x8 digits, 64 pixels, split by ``test_fraction``) or
+        "mnist" (MNIST downsampled to ``image_side`` x ``image_side`` and binarised at ``binarize_threshold``;
+        60,000 training images, scored on MNIST's own 10,000 test images, ``n_test_images`` of them if > 0).
+        The task sets the pixels per network, the image side of the occlusion masks and figures, and the loader
+        (:func:`load_task_split`). The command line's ``--task mnist`` also applies :func:`task_defaults`.
+    image_side : int
+        MNIST only: side of the downsampled images, in [2, 28] (14: 196 pixels).
+    n_train_images : int
+        Training images used (the first ones of the task's training split; MNIST's is seeded), 0 (default): all.
     n_networks : int
         M networks, >= 2.
     in_degree, source_sharing, background_synapse, tau_rec_ms, design_rate_hz, delay_max_ms
@@ -153,8 +169,13 @@ class EnsembleDataConfig(DigitsRBMSettings):
     --------
     >>> EnsembleDataConfig(seed=1, n_networks=4, n_hidden=20, in_degree=10).n_units
     94
+    >>> EnsembleDataConfig(seed=1, task="mnist", n_networks=4, n_hidden=20, in_degree=10).n_units
+    226
     """
 
+    task: str = "digits"
+    image_side: int = 14
+    n_train_images: int = 0
     pretrain_iterations: int = 0
     learning_rate: float = 0.05
     n_networks: int = 10
@@ -178,6 +199,11 @@ class EnsembleDataConfig(DigitsRBMSettings):
 
     def __post_init__(self):
         self.check_rbm_settings()
+        check_choice(self.task, "task", TASKS)
+        self.data_config()              # image_side, n_train_images, validation_images (the task's loader's checks)
+        if self.task == "mnist" and self.validation_images >= MNIST_TRAIN_IMAGES:
+            raise ValueError(f"validation_images must be < the {MNIST_TRAIN_IMAGES} MNIST training images, "
+                             f"got {self.validation_images}")
         for name, minimum in (("n_networks", 2), ("in_degree", 1), ("train_iterations", 1),
                               ("calibration_points", 5), ("calibration_groups", 1), ("membrane_probes", 1)):
             check_int(getattr(self, name), name, minimum=minimum)
@@ -189,7 +215,7 @@ class EnsembleDataConfig(DigitsRBMSettings):
         check_int(self.validation_images, "validation_images", minimum=0)
         if not np.isfinite(self.max_background_scale) or self.max_background_scale < 1:
             raise ValueError(f"max_background_scale must be a finite number >= 1, got {self.max_background_scale!r}")
-        check_ensemble_size(self.n_networks, N_VISIBLE + self.n_hidden, self.in_degree, "ensemble",
+        check_ensemble_size(self.n_networks, self.n_visible + self.n_hidden, self.in_degree, "ensemble",
                             self.source_sharing)
         occlusions = tuple(self.occlusions) if not isinstance(self.occlusions, str) else (self.occlusions,)
         object.__setattr__(self, "occlusions", occlusions)
@@ -214,16 +240,39 @@ class EnsembleDataConfig(DigitsRBMSettings):
                           burn_in_ms=self.burn_in_ms)
 
     def network_config(self, m: int) -> DigitsTrainingConfig:
-        """The digits-task settings of network ``m``: the shared digit-RBM settings, its own seed (initial
-        weights, pre-training, baseline) and ``train_iterations`` updates."""
+        """The digits/MNIST-task settings of network ``m``: the shared digit-RBM settings, the data set, its
+        own seed (initial weights, pre-training, baseline) and ``train_iterations`` updates."""
+        return self.data_config(seed=derive_seed(self.seed, 20, m), iterations=self.train_iterations)
+
+    def data_config(self, **changes) -> DigitsTrainingConfig:
+        """The digits/MNIST-task config of this ensemble's data (the shared settings, the data set, image side,
+        training / validation / test image counts): what :func:`~cortexsim.protocols.cd_digits.load_split`
+        loads from (``changes`` replace fields, e.g. the seed)."""
         shared = {f.name: getattr(self, f.name) for f in fields(DigitsRBMSettings)}
-        shared.update(seed=derive_seed(self.seed, 20, m))
-        return DigitsTrainingConfig(**shared, iterations=self.train_iterations)
+        shared.update(dataset=self.task, image_side=self.image_side, n_train_images=self.n_train_images,
+                      validation_images=self.validation_images, occlusions=self.occlusions)
+        shared.update(changes)
+        return DigitsTrainingConfig(**shared)
+
+    @property
+    def n_pixels(self) -> int:
+        """Pixels per image (64 for digits, ``image_side**2`` for MNIST)."""
+        return N_PIXELS if self.task == "digits" else self.image_side ** 2
+
+    @property
+    def side(self) -> int:
+        """Side of the task's images (8 for digits, ``image_side`` for MNIST)."""
+        return IMAGE_SIDE if self.task == "digits" else self.image_side
+
+    @property
+    def n_visible(self) -> int:
+        """Visible units per network: pixels + 10 labels (74 digits, 206 MNIST 14x14)."""
+        return self.n_pixels + N_LABELS
 
     @property
     def n_units(self) -> int:
         """Neurons per network."""
-        return N_VISIBLE + self.n_hidden
+        return self.n_visible + self.n_hidden
 
 
 @dataclass
@@ -240,8 +289,44 @@ class EnsembleDataResult:
         return self.data
 
 
+def task_defaults(task: str) -> dict:
+    """Settings ``cortexsim ensemble --task`` applies where neither an option nor ``--config`` sets them.
+
+    "mnist": 200 hidden units (the issue's minimum), the schedule of the spiking MNIST RBM
+    (benchmarks/spiking_rbm_data.py: learning rate 0.1, inverse decay tau 2000 updates, chosen with the exact
+    model on held-out training images), a 100 ms read-out per test image and segments of 100 updates; the
+    digits task keeps the config's defaults.
+
+    Examples
+    --------
+    >>> task_defaults("mnist")["n_hidden"], task_defaults("digits")
+    (200, {})
+    """
+    if task == "mnist":
+        return {"n_hidden": 200, "learning_rate": 0.1, "schedule_tau": 2000.0, "eval_read_ms": 100.0,
+                "checkpoint_every": 100}
+    return {}
+
+
+def load_task_split(config: EnsembleDataConfig):
+    """The ensemble's data: ``(train_visible (n, P + 10), train_labels, eval_pixels (m, P), eval_labels)``.
+
+    :func:`cortexsim.protocols.cd_digits.load_split` of :meth:`EnsembleDataConfig.data_config`: binarised pixels
+    (P = 64 for digits, ``image_side**2`` for MNIST) and one-hot labels; the evaluation images are the test
+    split (MNIST: its own test set; the first ``n_test_images`` if > 0) or, with ``validation_images``, that many
+    held-out training images (then never trained on).
+
+    Examples
+    --------
+    >>> data, _, test_x, _ = load_task_split(EnsembleDataConfig(seed=1, n_test_images=20))
+    >>> data.shape[1], test_x.shape
+    (74, (20, 64))
+    """
+    return load_split(config.data_config())
+
+
 def ensemble_training_data(train_visible: np.ndarray, n_networks: int, seed: int) -> np.ndarray:
-    """Training rows of the whole ensemble (n, M * 74): row i gives network m the image ``perm_m[i]``.
+    """Training rows of the whole ensemble (n, M * V; V = 74 for digits): row i gives network m image ``perm_m[i]``.
 
     ``perm_m`` is network m's own permutation of the training set (``derive_rng(seed, 21, m)``), so
     the networks see different images at the same time while :class:`ClampedStatistics` draws rows.
@@ -272,7 +357,7 @@ def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationF
     """
     settings = background_run_settings(config, config.backend)
     n = config.n_units
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    mask = bipartite_mask(config.n_visible, config.n_hidden)
 
     def factory(sim, W, b, first_iteration, background_scale: float = 1.0, source_rate_hz: float | None = None,
                 source_efficacy_hz=None):
@@ -302,7 +387,7 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
                       test_x: np.ndarray, completion: dict, progress: bool = False, label: str = "") -> dict:
     """On-fractions of every network's units for the test images (classification and completion).
 
-    ``completion`` maps an occlusion kind to ``(pixels (c, 64), occluded (c, 64) bool)``. Builds the
+    ``completion`` maps an occlusion kind to ``(pixels (c, P), occluded (c, P) bool)`` (P pixels per image). Builds the
     ensemble through ``factory`` (first iteration 0), burns in, and clamps image by image with the
     rotation of :func:`image_rotation`, :data:`EVAL_CHUNK` images per parameter schedule
     (:func:`~cortexsim.protocols.cd_digits.clamped_readout` with ``schedule=True``). Returns
@@ -340,22 +425,25 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
     return result
 
 
-def score_networks(readouts: dict, test_y: np.ndarray, completion: dict) -> dict:
+def score_networks(readouts: dict, test_y: np.ndarray, completion: dict, n_pixels: int = N_PIXELS) -> dict:
     """Scores of every network and of the ensemble's vote from :func:`evaluate_networks`' read-outs.
+
+    ``n_pixels``: pixels per image (64 digits, 196 MNIST 14x14); a network's units are ordered [pixels |
+    10 labels | hidden], so the label units are ``n_pixels .. n_pixels + 9``.
 
     Returns ``accuracy`` (per network), ``vote_accuracy``, ``completion_error`` (kind -> per network),
     ``vote_completion_error`` (kind -> value), ``mean_completion_error`` (per network, mean over the
     kinds), ``vote_mean_completion_error``, ``predicted`` (per network) and ``vote_predicted``
     (labels per test image).
     """
-    labels = readouts["classify"][:, :, N_PIXELS:N_VISIBLE]
+    labels = readouts["classify"][:, :, n_pixels:n_pixels + N_LABELS]
     predicted = predicted_labels(labels)
     vote = majority_vote(labels)
     scores = {"accuracy": [accuracy(p, test_y) for p in predicted], "vote_accuracy": accuracy(vote, test_y),
               "predicted": predicted.tolist(), "vote_predicted": vote.tolist(), "completion_error": {},
               "vote_completion_error": {}}
     for kind, (pixels, occluded) in completion.items():
-        on = readouts[kind][:, :, :N_PIXELS]
+        on = readouts[kind][:, :, :n_pixels]
         scores["completion_error"][kind] = [completion_error(o, pixels, occluded) for o in on]
         scores["vote_completion_error"][kind] = completion_error(vote_completion(on), pixels, occluded)
     kinds = list(completion)
@@ -370,7 +458,7 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
                    calibrated_rate_hz: float | None = None) -> CDState | None:
     """Spiking CD of all networks at once: the CD engine with ``factory`` and the clamped statistics.
 
-    ``training_data`` (n, M * 74) from :func:`ensemble_training_data` is clamped onto the visible units
+    ``training_data`` (n, M * V; V = pixels + 10) from :func:`ensemble_training_data` is clamped onto the visible units
     of all networks; the update is masked to each network's visible-hidden weights. Starts from the
     block-diagonal (W, b) or continues ``state``; returns the engine state (None if interrupted by
     ``stop_after_iteration``). Per segment, the history records each network's exact free-energy test
@@ -384,7 +472,7 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
     settings, mask = config.cd_settings(), _mask(config)
     if state is None:
         state = CDState.fresh(W, b, settings, mask, rng=np.random.default_rng(derive_seed(config.seed, 13)))
-    visible = np.concatenate([m * n_units + np.arange(N_VISIBLE) for m in range(M)])
+    visible = np.concatenate([m * n_units + np.arange(config.n_visible) for m in range(M)])
     tracking = config.background_tracking != "off" and mode == "ensemble"
     if tracking and calibrated_rate_hz is None:
         raise ValueError("background_tracking in ensemble mode needs calibrated_rate_hz")
@@ -409,7 +497,7 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
                                    config.readout_dt_ms, config.clamp_bias, on_segment=on_segment, blocks=blocks,
                                    stagger_groups=config.stagger_groups, source_efficacy=efficacy)
     done = train_cd(build_network, statistics, settings, state, sim, mask, save=save, progress=progress,
-                    label=f"CD digits, {mode} noise", stop_after_iteration=stop_after_iteration, blocks=blocks)
+                    label=f"CD {config.task}, {mode} noise", stop_after_iteration=stop_after_iteration, blocks=blocks)
     return state if done else None
 
 
@@ -455,7 +543,7 @@ def tracking_for_segment(config: EnsembleDataConfig, history: dict, first_iterat
 def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion: dict) -> dict:
     """Per network: the starting RBM (random or exact pre-trained), and the exact-Gibbs baseline trained
     from it with the same update, number of updates and schedule (pure numpy)."""
-    mask = bipartite_mask(N_VISIBLE, config.n_hidden)
+    mask = bipartite_mask(config.n_visible, config.n_hidden)
     out = {"W": [], "b": [], "pretrained_exact": [], "baseline": [], "baseline_curve": []}
     for m in range(config.n_networks):
         net = config.network_config(m)
@@ -469,7 +557,8 @@ def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion
                                                           config.eval_gibbs_burn_in, eval_rng, *half))
         base_W, base_b, _, curve = train_exact(W, b, config.cd_settings().update(mask, W.shape[0]), data,
                                                config.train_iterations, config.batch_size, chains, rng,
-                                               curve_every=config.checkpoint_every, curve_data=(test_x, test_y))
+                                               curve_every=config.checkpoint_every, curve_data=(test_x, test_y),
+                                               n_visible=config.n_visible)
         score = evaluate_exact(base_W, base_b, test_x, test_y, config.eval_gibbs_sweeps, config.eval_gibbs_burn_in,
                                eval_rng, *half)
         score["completion_error_by_occlusion"] = {
@@ -492,7 +581,7 @@ def _state_template(config: EnsembleDataConfig) -> dict:
 
 def _mask(config: EnsembleDataConfig) -> np.ndarray:
     n = config.n_units
-    block = bipartite_mask(N_VISIBLE, config.n_hidden)
+    block = bipartite_mask(config.n_visible, config.n_hidden)
     mask = np.zeros((config.n_networks * n,) * 2)
     for s in block_slices([n] * config.n_networks):
         mask[s, s] = block
@@ -500,7 +589,7 @@ def _mask(config: EnsembleDataConfig) -> np.ndarray:
 
 
 def run(config: EnsembleDataConfig, out_dir=None, progress: bool = False, resume: bool = False):
-    """The protocol behind ``cortexsim ensemble --task digits`` (:func:`run_ensemble_data`)."""
+    """The protocol behind ``cortexsim ensemble --task digits|mnist`` (:func:`run_ensemble_data`)."""
     data = run_ensemble_data(config, out_dir=out_dir, progress=progress, resume=resume)
     return None if data is None else EnsembleDataResult(data)
 
@@ -525,17 +614,10 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
         if out_dir is not None:
             save_checkpoint(output_dir(out_dir), state)
 
-    data, train_y, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    if config.validation_images:    # development: held-out training images instead of the test split
-        if config.validation_images >= len(train_y):
-            raise ValueError(f"validation_images must be < the {len(train_y)} training images, "
-                             f"got {config.validation_images}")
-        V = config.validation_images
-        test_x, test_y, data = data[:V, :N_PIXELS], train_y[:V], data[V:]
-    if config.n_test_images:
-        test_x, test_y = test_x[:config.n_test_images], test_y[:config.n_test_images]
+    # validation_images > 0 (development): held-out training images instead of the test split
+    data, _, test_x, test_y = load_task_split(config)
     pixels = test_x[:config.n_completion_images]
-    completion = {kind: (pixels, occlusion_mask(kind, pixels.shape[0], IMAGE_SIDE, derive_rng(config.seed, 22, k)))
+    completion = {kind: (pixels, occlusion_mask(kind, pixels.shape[0], config.side, derive_rng(config.seed, 22, k)))
                   for k, kind in enumerate(config.occlusions)}
     sim = load_backend(config.backend)
     poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=config.backend,
@@ -571,7 +653,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
             readouts = evaluate_networks(sim, config, network_factory(sim, config, mode, fit, noise,
                                                                       derive_seed(config.seed, 5, index)),
                                          start_W.W, start_W.b, test_x, completion, progress, f"{mode} untrained")
-            state["scores"][f"{mode}_untrained"] = score_networks(readouts, test_y, completion)
+            state["scores"][f"{mode}_untrained"] = score_networks(readouts, test_y, completion, config.n_pixels)
             save()
         if mode not in state["trained"]:
             cd = (CDState.from_dict(state["training"][mode]) if mode in state["training"] else None)
@@ -588,7 +670,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
             W, b = cd.trained(cd_settings, mask)
             # the engine state holds full (M n)^2 matrices: keep only its history and timing from now on
             state["training"][mode] = {"history": cd.history, "timing": cd.timing}
-            state["trained"][mode] = {"W_blocks": [W[s, s][:N_VISIBLE, N_VISIBLE:].tolist()
+            state["trained"][mode] = {"W_blocks": [W[s, s][:config.n_visible, config.n_visible:].tolist()
                                                    for s in block_slices([n_units] * M)],
                                       "b": b.tolist()}
             save()
@@ -600,8 +682,8 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
                 trained_factory = partial(trained_factory, **tracked[-1])
             readouts = evaluate_networks(sim, config, trained_factory, W, b, test_x, completion, progress,
                                          f"{mode} trained")
-            state["scores"][f"{mode}_trained"] = score_networks(readouts, test_y, completion)
-            state["scores"][f"{mode}_trained"]["examples"] = _examples(readouts, completion)
+            state["scores"][f"{mode}_trained"] = score_networks(readouts, test_y, completion, config.n_pixels)
+            state["scores"][f"{mode}_trained"]["examples"] = _examples(readouts, completion, config.n_pixels)
             save()
         s = state["scores"][f"{mode}_trained"]
         say(f"{mode} trained: median accuracy {np.median(s['accuracy']):.3f}, vote {s['vote_accuracy']:.3f}")
@@ -610,7 +692,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
     results = _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rate, settings, test_y,
                          timings, generators)
     if out_dir is not None:
-        _write_outputs(results, output_dir(out_dir), backgrounds, chip_booking(sim))
+        _write_outputs(results, output_dir(out_dir), backgrounds, config, chip_booking(sim))
     return results
 
 
@@ -645,18 +727,19 @@ def _trained_parameters(trained: dict, config: EnsembleDataConfig) -> tuple[np.n
     W = np.zeros((config.n_networks * n,) * 2)
     for s, W_vh in zip(block_slices([n] * config.n_networks), trained["W_blocks"]):
         block = np.zeros((n, n))
-        block[:N_VISIBLE, N_VISIBLE:] = W_vh
-        block[N_VISIBLE:, :N_VISIBLE] = np.asarray(W_vh).T
+        v = config.n_visible
+        block[:v, v:] = W_vh
+        block[v:, :v] = np.asarray(W_vh).T
         W[s, s] = block
     return W, np.asarray(trained["b"], dtype=float)
 
 
-def _examples(readouts: dict, completion: dict, n_examples: int = 4) -> dict:
+def _examples(readouts: dict, completion: dict, n_pixels: int, n_examples: int = 4) -> dict:
     """Completion examples of network 0 (truth, occluded, completed on-fractions) per occlusion kind."""
     out = {}
     for kind, (pixels, occluded) in completion.items():
         out[kind] = [{"truth": pixels[i].tolist(), "occluded": occluded[i].tolist(),
-                      "completed": readouts[kind][0, i, :N_PIXELS].tolist()}
+                      "completed": readouts[kind][0, i, :n_pixels].tolist()}
                      for i in range(min(n_examples, pixels.shape[0]))]
     return out
 
@@ -682,7 +765,7 @@ def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rat
         "exact_baseline_test_accuracy": float(np.median([b["accuracy"] for b in baseline])),
         "exact_baseline_completion_error": float(np.median([b["mean_completion_error"] for b in baseline])),
         "n_networks": config.n_networks, "n_hidden": config.n_hidden, "train_iterations": config.train_iterations,
-        "n_test_images": len(test_y), "background_synapse": config.background_synapse,
+        "n_test_images": len(test_y), "background_synapse": config.background_synapse, "task": config.task,
     }
     summary["accuracy_gap_points"] = 100 * (summary["poisson_test_accuracy"] - summary["ensemble_test_accuracy"])
     summary["completion_error_ratio"] = (summary["ensemble_completion_error"]
@@ -692,7 +775,7 @@ def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rat
         t = timing[mode]
         t["wall_s_per_iteration"] = t["training_wall_s"] / max(t["iterations_timed"], 1)
     return {
-        "task": "ensemble_digits",
+        "task": f"ensemble_{config.task}",
         "summary": summary,
         "criteria": {"accuracy_within_2_points_of_poisson": bool(summary["accuracy_gap_points"] <= 2.0),
                      "completion_error_within_1.2x_of_poisson": bool(summary["completion_error_ratio"] <= 1.2),
@@ -732,8 +815,10 @@ def _summarise(config, state, backgrounds, poisson_fit, ensemble_fit, source_rat
     }
 
 
-def _write_outputs(results: dict, out, backgrounds: dict, chip: dict | None = None) -> None:
+def _write_outputs(results: dict, out, backgrounds: dict, task_config: EnsembleDataConfig,
+                   chip: dict | None = None) -> None:
     config = results["config"]
+    side, n_pixels = task_config.side, task_config.n_pixels
     files = {}
     curves = {}
     for mode in MODES:
@@ -745,19 +830,20 @@ def _write_outputs(results: dict, out, backgrounds: dict, chip: dict | None = No
         files["accuracy_over_training"] = plot_learning_curve(
             segment_end, curves, out / "accuracy_over_training.png",
             ylabel="test accuracy (exact free-energy read-out of the current weights)",
-            title=f"{config['n_networks']} networks x {N_VISIBLE} + {config['n_hidden']} units")
+            title=f"{config['n_networks']} networks x {task_config.n_visible} + {config['n_hidden']} units "
+                  f"({task_config.task})")
     for mode in MODES:
         files[f"confusion_{mode}"] = plot_confusion_matrix(
             np.asarray(results["confusion_matrix"][mode]), out / f"confusion_{mode}.png",
             title=f"vote of {config['n_networks']} networks, {mode} noise, trained "
                   f"(spiking, {config['eval_read_ms']:g} ms read-out per image)")
         files[f"completion_{mode}"] = plot_completion_examples(
-            results["examples"][mode], IMAGE_SIDE, out / f"completion_{mode}.png",
+            results["examples"][mode], side, out / f"completion_{mode}.png",
             title=f"network 0, {mode} noise, trained: completed = time on / read-out time "
                   f"({config['eval_read_ms']:g} ms)")
         W_vh = np.asarray(results["trained_parameters"][mode]["W_blocks"][0])
         files[f"receptive_fields_{mode}"] = plot_receptive_fields(
-            W_vh[:N_PIXELS], IMAGE_SIDE, out / f"receptive_fields_{mode}.png",
+            W_vh[:n_pixels], side, out / f"receptive_fields_{mode}.png",
             title=f"network 0, {mode} noise: pixel -> hidden weights (BM units)")
     files["background"] = plot_background({m: bg["inputs"] for m, bg in backgrounds.items()},
                                           {m: bg["membrane"] for m, bg in backgrounds.items()},

@@ -1,4 +1,4 @@
-"""Ensembles that learn from data (``cortexsim ensemble --task digits``) on NEST, at a tiny size.
+"""Ensembles that learn from data (``cortexsim ensemble --task digits|mnist``) on NEST, at a tiny size.
 
 The activation function is the measured default-set fit of references §1 (no calibration runs here).
 """
@@ -88,11 +88,11 @@ def _exact_log_likelihood(W_vh, b_v, b_h, data):
 
 def _assert_every_network_learned(config, start, W, b, data, min_gain_nats=2.0):
     """Each network's exact log-likelihood of the training rows rose by more than ``min_gain_nats``."""
-    from cortexsim.protocols.cd_digits import N_VISIBLE
     from cortexsim.protocols.cd_engine import block_slices
 
+    V = config.n_visible
     for s in block_slices([config.n_units] * (len(b) // config.n_units)):
-        parts = [(M[s, s][:N_VISIBLE, N_VISIBLE:], v[s][:N_VISIBLE], v[s][N_VISIBLE:]) for M, v in
+        parts = [(M[s, s][:V, V:], v[s][:V], v[s][V:]) for M, v in
                  ((start.W, start.b), (W, b))]
         before, after = (_exact_log_likelihood(*p, data) for p in parts)
         assert after - before > min_gain_nats, (before, after)
@@ -201,6 +201,23 @@ def test_poisson_background_measurement_runs_on_both_routes(backend, source):
     assert np.isfinite(bg["membrane"].summary()["mean_mv"]) and np.mean(bg["rates_hz"]) > 0
 
 
+def _staggered_tracked_setup(tracking: str):
+    """3 networks in 3 stagger groups, 8 updates in segments of 4, ``background_tracking=tracking``, on NEST:
+    (config, training rows, test images, test labels, block-diagonal start, sim, ensemble-mode factory)."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
+                                         background_tracking=tracking)
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    sim = load_backend("nest")
+    return config, data, test_x, test_y, start, sim, protocol.network_factory(sim, config, "ensemble", FIT,
+                                                                              config.noise, 21)
+
+
 def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypatch):
     """The fixes of session 3 on: 3 networks in 3 stagger groups, the translation following the measured
     source rate, segments of 4 updates. As the unstaggered test above, 8 updates must raise every network's
@@ -208,20 +225,11 @@ def test_staggered_tracked_training_learns_and_follows_the_source_rate(monkeypat
     fail it); the second segment is built with the first segment's recorded mean rate (the first with the
     calibration), and the factory then builds with the equivalent noise at that rate and the moved fit;
     with a background factor ("weights"), with the base background weights times it."""
-    from cortexsim.backends.registry import load_backend
-    from cortexsim.models.boltzmann import block_diagonal
-    from cortexsim.protocols.cd_digits import initial_rbm
     from cortexsim.models.ensemble import equivalent_noise
     from cortexsim.models.lif_translation import transferred_fit
     from cortexsim.protocols.ensemble import background_run_settings
 
-    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
-                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
-                                         background_tracking="translation")
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
-    sim = load_backend("nest")
-    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    config, data, test_x, test_y, start, sim, factory = _staggered_tracked_setup("translation")
     built = []
 
     def recording(sim, W, b, first_iteration, **kwargs):
@@ -265,19 +273,10 @@ def test_per_neuron_tracking_moves_each_leak_by_its_own_background_and_keeps_it_
     segment's network gets the leak offsets of ``unit_leak_offsets`` from the FIRST segment's efficacies, and
     keeps them after every CD update (the translated leak of its final parameters plus the offsets), which an
     update that rewrites the leaks without them fails. Training still raises every network's log-likelihood."""
-    from cortexsim.backends.registry import load_backend
-    from cortexsim.models.boltzmann import block_diagonal
     from cortexsim.models.ensemble_background import unit_leak_offsets
     from cortexsim.models.lif_translation import bm_to_lif
-    from cortexsim.protocols.cd_digits import initial_rbm
 
-    config = protocol.EnsembleDataConfig(**TINY, train_iterations=8, learning_rate=0.05, schedule="constant",
-                                         momentum=0.0, weight_decay=0.0, checkpoint_every=4, stagger_groups=3,
-                                         background_tracking="translation_units")
-    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
-    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
-    sim = load_backend("nest")
-    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    config, data, test_x, test_y, start, sim, factory = _staggered_tracked_setup("translation_units")
     built, networks, leaks_at_build = [], [], []
 
     def recording(sim, W, b, first_iteration, **kwargs):
@@ -311,3 +310,140 @@ def test_per_neuron_tracking_moves_each_leak_by_its_own_background_and_keeps_it_
     expected = unit_leak_offsets(second.neuron, second.background, second.sources_exc, second.sources_inh,
                                  leaks_at_build[1] - offsets, efficacies[0])
     np.testing.assert_allclose(offsets, expected, atol=1e-9)
+
+
+# --- MNIST (14x14: 196 pixels + 10 labels per network) -------------------------------------------------------
+
+MNIST_TINY = dict(TINY, task="mnist", n_train_images=300, n_test_images=20)
+
+
+def test_digits_task_loads_the_digits_split_as_before():
+    """``task="digits"`` (the default) loads exactly what the digits ensemble loaded before the task option
+    (the scikit-learn split of the seed, held-out training images with ``validation_images``): same arrays, same
+    dtypes; the network layout stays 64 + 10 visible units."""
+    for validation in (0, 287):
+        config = protocol.EnsembleDataConfig(**{**TINY, "validation_images": validation, "n_test_images": 30})
+        assert (config.task, config.n_pixels, config.n_visible, config.side) == ("digits", 64, 74, 8)
+        data, train_y, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+        if validation:
+            test_x, test_y, data = data[:validation, :64], train_y[:validation], data[validation:]
+        got = protocol.load_task_split(config)
+        for new, old in zip((got[0], got[2], got[3]), (data, test_x[:30], test_y[:30])):
+            assert new.dtype == old.dtype and np.array_equal(new, old)
+
+
+def test_mnist_config_lays_out_196_pixels_and_10_labels_from_mnist():
+    """MNIST networks: 196 pixel + 10 label visible units, MNIST's own test images (binarised 14x14, the first
+    ``n_test_images``), training rows of 206 columns whose label part is one-hot."""
+    from cortexsim.models.datasets import downsample, mnist
+
+    config = protocol.EnsembleDataConfig(**MNIST_TINY)
+    assert (config.n_pixels, config.n_visible, config.n_units, config.side) == (196, 206, 214, 14)
+    data, train_y, test_x, test_y = protocol.load_task_split(config)
+    assert data.shape == (300, 206) and test_x.shape == (20, 196)
+    np.testing.assert_array_equal(data[:, 196:], np.eye(10)[train_y])
+    reference = downsample(mnist("test"), 14)
+    np.testing.assert_array_equal(test_x, (reference.x[:20] > 0.5).astype(float))
+    np.testing.assert_array_equal(test_y, reference.y[:20])
+
+
+def test_noise_free_mnist_ensemble_learns_in_every_network():
+    """Spiking CD of 3 MNIST networks (206 + 8 units each) in ensemble mode, staggered, no Poisson source: 6
+    updates must raise every network's exact log-likelihood of its training rows (enumerating the 2^8 hidden
+    states) by > 2 nats. Size of the effect: from zero biases the pixel biases move towards the pixel means, and
+    most of the 196 pixels are off in most images (about 0.1 nat per such pixel after 6 updates of 0.05). Data
+    clamped onto the digits' 74 units, or the update masked with them, leaves the pixels 74..195 and the labels
+    unlearned and fails."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**MNIST_TINY, train_iterations=6, learning_rate=0.05, schedule="constant",
+                                         momentum=0.0, weight_decay=0.0, checkpoint_every=6, stagger_groups=3)
+    data, _, test_x, test_y = protocol.load_task_split(config)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m), n_visible=206) for m in range(3)])
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    state = protocol.train_networks(sim, config, factory, start.W, start.b,
+                                    protocol.ensemble_training_data(data, 3, config.seed), test_x, test_y)
+    W, b = state.trained(config.cd_settings(), protocol._mask(config))
+    _assert_every_network_learned(config, start, W, b, data)
+    for m in range(3):
+        # the label units 196..205 learned too: clamped one-hot (mean 0.1) in the data phase, freer (about 0.3-0.5)
+        # in the model phase, so their mean bias falls by ~0.05 * 6 * 0.3; unclamped (digits' slice) it would not
+        labels = b[m * config.n_units + 196:m * config.n_units + 206]
+        assert np.mean(labels) < -0.04, labels
+
+
+def test_mnist_readout_reads_label_units_196_to_205_and_clamps_196_pixels():
+    """Hand-built MNIST networks under Poisson noise whose label unit ``196 + k_m`` is strongly on (bias +6)
+    and the other label units strongly off (-6), k_m = 7, 2, 5 for networks 0, 1, 2: every network must
+    classify every image as its own k_m, and the clamped pixel units must show the image scored for that
+    network (classification and random-30 % completion). Reading the digits' label slice (units 64..73:
+    clamped pixels here) or the digits' 64 pixels fails it."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.rbm_readout import occlusion_mask
+
+    config = protocol.EnsembleDataConfig(**MNIST_TINY)
+    _, _, test_x, test_y = protocol.load_task_split(config)
+    n, M = config.n_units, 3
+    W = np.zeros((M * n, M * n))
+    b = np.full(M * n, -1.0)
+    chosen = (7, 2, 5)
+    for m, k in enumerate(chosen):
+        b[m * n + 196:m * n + 206] = -6.0
+        b[m * n + 196 + k] = 6.0
+    pixels = test_x[:6]
+    completion = {"random30": (pixels, occlusion_mask("random30", 6, 14, np.random.default_rng(3)))}
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "poisson", FIT, config.noise, 22)
+    readouts = protocol.evaluate_networks(sim, config, factory, W, b, test_x[:6], completion)
+    assert readouts["classify"].shape == (M, 6, n)
+    scores = protocol.score_networks(readouts, test_y[:6], completion, config.n_pixels)
+    assert scores["predicted"] == [[k] * 6 for k in chosen]
+    shown = ~completion["random30"][1]
+    for m in range(M):
+        assert np.array_equal(readouts["classify"][m, :, :196] > 0.5, pixels > 0.5)
+        assert np.array_equal((readouts["random30"][m, :, :196] > 0.5)[shown], (pixels > 0.5)[shown])
+
+
+def test_cli_mnist_ensemble_writes_summary_trained_blocks_and_figures(tmp_path, monkeypatch, capsys):
+    """``cortexsim ensemble --task mnist`` at a tiny size: the task's defaults (200 hidden) overridden by the
+    options, both noise modes trained and scored, trained visible-hidden blocks of 206 x 8, completion examples
+    of 196 pixels, the figures written."""
+    from cortexsim.cli import main
+
+    original = protocol.run_ensemble_data
+    monkeypatch.setattr(protocol, "run_ensemble_data", lambda config, **kw: original(config, poisson_fit=FIT, **kw))
+    assert main(["ensemble", "--task", "mnist", "--networks", "3", "--hidden", "8", "--in-degree", "10",
+                 "--train-iterations", "2", "--batch-size", "2", "--model-ms", "60", "--test-images", "6",
+                 "--train-images", "200", "--completion-images", "3", "--eval-read", "30", "--occlusions", "half",
+                 "--calibration-duration", "2000", "--calibration-groups", "1", "--membrane-probes", "1",
+                 "--checkpoint-every", "2", "--seed", "3", "--out", str(tmp_path)]) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["task"] == "ensemble_mnist" and results["config"]["task"] == "mnist"
+    for key in ("ensemble_test_accuracy", "poisson_test_accuracy", "ensemble_completion_error",
+                "poisson_completion_error", "ensemble_vote_test_accuracy", "exact_baseline_test_accuracy"):
+        assert 0.0 <= results["summary"][key] <= 1.0, key
+    for mode in ("poisson", "ensemble"):
+        assert len(results["scores"][f"{mode}_trained"]["accuracy"]) == 3
+        assert np.shape(results["trained_parameters"][mode]["W_blocks"]) == (3, 206, 8)
+        assert len(results["trained_parameters"][mode]["b"]) == 3 * 214
+        assert len(results["examples"][mode]["half"][0]["completed"]) == 196
+    assert results["config"]["learning_rate"] == 0.1       # the MNIST task's default (no option given)
+    for name in results["files"].values():
+        assert (tmp_path / name).stat().st_size > 1000
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--image-side", "30"], "image_side"),
+    (["--validation-images", "60000"], "validation_images"),
+    (["--networks", "2", "--in-degree", "300"], "(2 - 1) * 406"),     # 206 + 200 (the task's hidden units)
+    (["--train-images", "-1"], "n_train_images"),
+])
+def test_cli_refuses_bad_mnist_ensemble_settings_before_running(args, needle, tmp_path, capsys):
+    from cortexsim.cli import main
+
+    assert main(["ensemble", "--task", "mnist", *args, "--out", str(tmp_path / "o")]) == 2
+    assert needle in capsys.readouterr().err
+    assert not (tmp_path / "o" / "results.json").exists()
