@@ -40,6 +40,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from scipy.special import logit
 
 from cortexsim.backends.registry import load_backend
 from cortexsim.backends.spikes import spike_arrays
@@ -121,8 +122,8 @@ def _offsets(network, efficacy_hz: np.ndarray) -> np.ndarray:
 
 
 def _logit(p):
-    p = np.clip(np.asarray(p, dtype=float), 1e-3, 1 - 1e-3)
-    return np.log(p / (1 - p))
+    """scipy's logit of on-fractions kept away from 0 and 1 (a unit never or always on in the window)."""
+    return logit(np.clip(np.asarray(p, dtype=float), 1e-3, 1 - 1e-3))
 
 
 def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, noise, weights: list, data: np.ndarray,

@@ -36,7 +36,7 @@ import numpy as np
 from cortexsim.models.cd_learning import bipartite_mask
 from cortexsim.protocols.cd_digits import N_LABELS, N_PIXELS, N_VISIBLE, free_energy_accuracy, pretrain_exact, train_exact
 from cortexsim.protocols.cd_digits import load_digits_split
-from cortexsim.protocols.ensemble_data import EnsembleDataConfig, load_task_split
+from cortexsim.protocols.ensemble_data import TASKS, EnsembleDataConfig, load_task_split
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 from cortexsim.seeds import derive_rng
 
@@ -90,7 +90,7 @@ def score(seed: int, learning_rate: float, tau: float, updates: tuple, task: str
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--max-updates", type=int, default=400)
-    parser.add_argument("--task", choices=("digits", "mnist"), default="digits")
+    parser.add_argument("--task", choices=TASKS, default="digits")
     parser.add_argument("--dev-seeds", default=",".join(map(str, DEV_SEEDS)), help="comma-separated (never 1)")
     args = parser.parse_args(argv)
     dev_seeds = [int(s) for s in args.dev_seeds.split(",") if s]

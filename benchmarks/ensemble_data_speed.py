@@ -52,7 +52,7 @@ from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.protocols.cd_digits import initial_rbm
 from cortexsim.protocols.ensemble import background_run_settings
 from cortexsim.models.rbm_readout import occlusion_mask
-from cortexsim.protocols.ensemble_data import (BACKGROUND_TRACKING, EVAL_CHUNK, EnsembleDataConfig,
+from cortexsim.protocols.ensemble_data import (BACKGROUND_TRACKING, EVAL_CHUNK, TASKS, EnsembleDataConfig,
                                                ensemble_training_data, evaluate_networks, load_task_split,
                                                network_factory, train_networks)
 from cortexsim.results import library_versions, machine_info, write_json_atomic
@@ -171,7 +171,7 @@ def main(argv=None) -> int:
     parser.add_argument("--evaluation", action="store_true",
                         help="also time one evaluation of the acceptance size (digits: 659 clamps, 200 ms read-out; "
                              "mnist: 10,300 clamps, 100 ms read-out, extrapolated from --eval-images)")
-    parser.add_argument("--task", choices=("digits", "mnist"), default="digits")
+    parser.add_argument("--task", choices=TASKS, default="digits")
     parser.add_argument("--stagger-groups", type=int, default=1)
     parser.add_argument("--background-tracking", choices=BACKGROUND_TRACKING, default="off")
     parser.add_argument("--model-ms", type=float, default=400.0)

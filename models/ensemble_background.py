@@ -11,6 +11,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from cortexsim.models.lif_translation import membrane_mean
 from cortexsim.parameters import DEFAULT_NOISE, NeuronParameters, NoiseParameters
 
 log = logging.getLogger(__name__)
@@ -425,7 +426,7 @@ def unit_leak_offsets(neuron: NeuronParameters, background: EnsembleBackground, 
         raise ValueError("efficacy_hz must be a 1-D array of finite values >= 0 (Hz)")
     g_exc = background.weight_exc * neuron.tau_syn_E * 1e-3 * efficacy[sources_exc].sum(axis=1)
     g_inh = background.weight_inh * neuron.tau_syn_I * 1e-3 * efficacy[sources_inh].sum(axis=1)
-    g_exc_ref, g_inh_ref, g_l = float(np.mean(g_exc)), float(np.mean(g_inh)), neuron.g_l
-    mu_ref = (neuron.e_rev_E * g_exc_ref + neuron.e_rev_I * g_inh_ref + e_leak * g_l) / (g_l + g_exc_ref + g_inh_ref)
-    wanted = (mu_ref * (g_l + g_exc + g_inh) - neuron.e_rev_E * g_exc - neuron.e_rev_I * g_inh) / g_l
+    mu_ref = membrane_mean(neuron, float(np.mean(g_exc)), float(np.mean(g_inh)), e_leak)
+    # the leak that gives neuron i the mean mu_ref under its own conductances (membrane_mean solved for e_l)
+    wanted = (mu_ref * (neuron.g_l + g_exc + g_inh) - neuron.e_rev_E * g_exc - neuron.e_rev_I * g_inh) / neuron.g_l
     return wanted - e_leak

@@ -24,6 +24,7 @@ from cortexsim.parameters import ActivationFit, NeuronParameters, NoiseParameter
 __all__ = [
     "LIFNetworkParameters",
     "free_membrane",
+    "membrane_mean",
     "transferred_fit",
     "fit_activation",
     "psp_integral_kernel",
@@ -32,6 +33,23 @@ __all__ = [
     "lif_to_bm",
     "RENEWING_TSODYKS_MARKRAM",
 ]
+
+
+def membrane_mean(neuron: NeuronParameters, g_exc, g_inh, e_l):
+    """Free-membrane mean (mV) at the mean synaptic conductances ``g_exc``, ``g_inh`` (uS) and leak ``e_l`` (mV).
+
+    ``mu = (e_rev_E g_exc + e_rev_I g_inh + e_l g_l) / (g_l + g_exc + g_inh)`` (references §1); arrays broadcast.
+    The formula of :func:`free_membrane`, for conductances that differ per neuron.
+
+    Examples
+    --------
+    >>> from cortexsim.parameters import DEFAULT_NEURON
+    >>> float(membrane_mean(DEFAULT_NEURON, 0.0, 0.0, -50.0))    # no synaptic input: the leak potential
+    -50.0
+    """
+    g_l = neuron.g_l
+    return (neuron.e_rev_E * np.asarray(g_exc) + neuron.e_rev_I * np.asarray(g_inh) + np.asarray(e_l) * g_l) / (
+        g_l + np.asarray(g_exc) + np.asarray(g_inh))
 
 
 def free_membrane(neuron: NeuronParameters, noise: NoiseParameters, e_l: np.ndarray | float):
@@ -57,9 +75,8 @@ def free_membrane(neuron: NeuronParameters, noise: NoiseParameters, e_l: np.ndar
         raise ValueError("e_l must be finite (mV)")
     g_exc = noise.weight_exc * noise.rate_exc * 1e-3 * neuron.tau_syn_E
     g_inh = noise.weight_inh * noise.rate_inh * 1e-3 * neuron.tau_syn_I
-    g_l = neuron.g_l
-    g_tot = g_l + g_exc + g_inh
-    mu = (neuron.e_rev_E * g_exc + neuron.e_rev_I * g_inh + e_l_arr * g_l) / g_tot
+    g_tot = neuron.g_l + g_exc + g_inh
+    mu = membrane_mean(neuron, g_exc, g_inh, e_l_arr)
     tau_eff = neuron.cm / g_tot
     if e_l_arr.ndim == 0:
         return float(mu), float(g_tot), float(tau_eff)
