@@ -68,6 +68,7 @@ import sys
 import time
 from pathlib import Path
 
+from cortexsim.protocols.cd_engine import CHECKPOINT_FILE
 from cortexsim.protocols.ensemble_data import BACKGROUND_TRACKING, EnsembleDataConfig, run_ensemble_data
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
@@ -119,6 +120,10 @@ def main(argv=None) -> int:
                              "measured source rate per training segment (EnsembleDataConfig.background_tracking)")
     parser.add_argument("--output", default=None,
                         help="name of the results file and figures folder (default: ensemble_data[_<size>])")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue the runs from the checkpoints an interrupted invocation with the same options "
+                             "left in their figures folders (runs without one start afresh); without --resume an "
+                             "existing checkpoint is refused, so that it is never overwritten by a new run")
     args = parser.parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     if not tasks or set(tasks) - {"digits", "mnist"}:
@@ -132,13 +137,22 @@ def main(argv=None) -> int:
     configs = {(task, synapse): EnsembleDataConfig(seed=args.seed, backend=args.backend, background_synapse=synapse,
                                                    **(MNIST_SIZES if task == "mnist" else SIZES)[args.size], **fixes)
                for task in tasks for synapse in synapses}
+    outs = {key: ROOT / "figures" / name / f"{key[0]}_{key[1]}" for key in configs}
+    left = [str(out / CHECKPOINT_FILE) for out in outs.values() if (out / CHECKPOINT_FILE).exists()]
+    if left and not args.resume:
+        parser.error(f"checkpoints of an interrupted run exist: {', '.join(left)}; continue them with --resume "
+                     f"(same options), or delete them to start afresh")
     for task in tasks:
         for synapse in synapses:
-            config = configs[task, synapse]
-            out = ROOT / "figures" / name / f"{task}_{synapse}"
-            results = run_ensemble_data(config, out_dir=out, progress=True)
-            for leftover in ("results.json", "config.json", "checkpoint.json"):
-                (out / leftover).unlink(missing_ok=True)   # the benchmark's JSON is the one in results/
+            config, out = configs[task, synapse], outs[task, synapse]
+            resume = args.resume and (out / CHECKPOINT_FILE).exists()
+            print(f"{task}, {synapse} background: " + ("resuming from " + str(out / CHECKPOINT_FILE) if resume
+                                                       else "starting"), flush=True)
+            results = run_ensemble_data(config, out_dir=out, progress=True, resume=resume)
+            # the run finished: the benchmark's JSON is the one in results/ (an interrupted run never gets here and
+            # keeps its checkpoint for --resume)
+            for leftover in ("results.json", "config.json", CHECKPOINT_FILE):
+                (out / leftover).unlink(missing_ok=True)
             results["figures_folder"] = str(out.relative_to(ROOT.parent))
             runs[f"{task}_{synapse}"] = results
             for key in SUMMARY_KEYS:

@@ -6,6 +6,7 @@ either the previous file or the new one, never half a file.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import dataclasses
 import fcntl
@@ -16,6 +17,7 @@ import os
 import platform
 import tempfile
 import time
+import zlib
 from importlib import metadata
 from pathlib import Path
 
@@ -24,7 +26,7 @@ import numpy as np
 __all__ = ["to_jsonable", "write_json_atomic", "read_json", "output_dir", "write_results", "library_versions",
            "machine_info", "save_spiketrains", "save_arrays_atomic", "RESULTS_FILE", "CONFIG_FILE",
            "prepare_output_dir", "finish_output_dir", "file_lock", "readable_mode", "differences",
-           "describe_differences", "check_structure"]
+           "describe_differences", "check_structure", "encode_array", "decode_array"]
 
 #: File names every protocol writes into its output folder.
 RESULTS_FILE, CONFIG_FILE = "results.json", "config.json"
@@ -73,6 +75,37 @@ def write_json_atomic(path: str | os.PathLike, data) -> Path:
             os.unlink(tmp)
         raise
     return path
+
+
+def encode_array(array) -> dict:
+    """A float array as a compact, exact JSON value: its little-endian float64 bytes, zlib-compressed, base64.
+
+    For large state in JSON checkpoints (e.g. the CD engine's per-network weight blocks): about 8 bytes per
+    value (less for zeros) instead of ~20 characters, written and read without a per-number conversion, and
+    exact (:func:`decode_array` returns the same bits).
+
+    Examples
+    --------
+    >>> value = encode_array(np.array([[0.1, 0.0], [0.0, -2.5]]))
+    >>> value["shape"], decode_array(value).tolist()
+    ([2, 2], [[0.1, 0.0], [0.0, -2.5]])
+    """
+    data = np.ascontiguousarray(array, dtype="<f8")
+    return {"encoding": "float64-zlib-base64", "shape": list(data.shape),
+            "data": base64.b64encode(zlib.compress(data.tobytes(), 1)).decode("ascii")}
+
+
+def decode_array(value: dict) -> np.ndarray:
+    """The array written by :func:`encode_array`; ValueError naming the problem if ``value`` is not one."""
+    if not isinstance(value, dict) or value.get("encoding") != "float64-zlib-base64":
+        found = value.get("encoding") if isinstance(value, dict) else type(value).__name__
+        raise ValueError(f"not an array written by encode_array (encoding float64-zlib-base64), found {found!r}")
+    try:
+        raw = zlib.decompress(base64.b64decode(value["data"]))
+        shape = tuple(int(k) for k in value["shape"])
+        return np.frombuffer(raw, dtype="<f8").reshape(shape).astype(float)
+    except (KeyError, TypeError, ValueError, zlib.error) as exc:
+        raise ValueError(f"corrupt encoded array: {exc}") from None
 
 
 def readable_mode() -> int:

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from cortexsim.results import decode_array, encode_array
+
 from .boltzmann import BoltzmannMachine, all_states, exact_moments
 
 __all__ = [
@@ -35,6 +37,8 @@ __all__ = [
     "check_binary_data",
     "moments_from_states",
     "DiagonalBlocks",
+    "matrix_to_json",
+    "matrix_from_json",
     "moments_from_distribution",
     "cd_gradient",
     "exact_cd_gradient",
@@ -151,6 +155,76 @@ class DiagonalBlocks:
             out[s, s] = part
         return out
 
+    def copy(self) -> "DiagonalBlocks":
+        """A copy with copied parts."""
+        return DiagonalBlocks(self.blocks, [np.array(part, dtype=float) for part in self.parts], self.n)
+
+    @classmethod
+    def zeros(cls, blocks: list, n: int) -> "DiagonalBlocks":
+        """Zero blocks of the slices ``blocks`` of an (n, n) matrix."""
+        return cls(blocks, [np.zeros((s.stop - s.start,) * 2) for s in blocks], n)
+
+    @classmethod
+    def from_dense(cls, matrix, blocks: list, name: str = "matrix") -> "DiagonalBlocks":
+        """The diagonal blocks of a full (n, n) ``matrix`` (copied), which must be zero outside them.
+
+        Raises
+        ------
+        ValueError
+            Naming ``name`` if the matrix is not square or has non-zero entries outside the blocks.
+
+        Examples
+        --------
+        >>> DiagonalBlocks.from_dense(np.eye(3), [slice(0, 1), slice(1, 3)]).parts[1].tolist()
+        [[1.0, 0.0], [0.0, 1.0]]
+        """
+        if isinstance(matrix, DiagonalBlocks):
+            if [(s.start, s.stop) for s in matrix.blocks] != [(s.start, s.stop) for s in blocks]:
+                raise ValueError(f"{name} holds other blocks than the ones asked for")
+            return matrix.copy()
+        array = np.asarray(matrix, dtype=float)
+        if array.ndim != 2 or array.shape[0] != array.shape[1]:
+            raise ValueError(f"{name} must be a square (n, n) matrix, got shape {array.shape}")
+        out = cls(blocks, [np.array(array[s, s]) for s in blocks], array.shape[0])
+        inside = sum(np.count_nonzero(part) for part in out.parts)
+        if np.count_nonzero(array) != inside:
+            raise ValueError(f"{name} has non-zero entries outside the diagonal blocks of the independent networks "
+                             f"({np.count_nonzero(array) - inside} of them): it cannot be held block by block")
+        return out
+
+    def to_dict(self) -> dict:
+        """JSON-serialisable, exact and compact (each part through :func:`cortexsim.results.encode_array`)."""
+        return {"diagonal_blocks": [[s.start, s.stop] for s in self.blocks], "n": self.n,
+                "parts": [encode_array(part) for part in self.parts]}
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "DiagonalBlocks":
+        """Restore what :meth:`to_dict` wrote."""
+        return cls([slice(int(a), int(b)) for a, b in data["diagonal_blocks"]],
+                   [decode_array(part) for part in data["parts"]], int(data["n"]))
+
+
+def matrix_to_json(matrix):
+    """A full matrix as nested lists, a :class:`DiagonalBlocks` as its compact :meth:`~DiagonalBlocks.to_dict`
+    (None stays None): how optimizer, averaging and engine states write their matrices."""
+    if matrix is None:
+        return None
+    if isinstance(matrix, DiagonalBlocks):
+        return matrix.to_dict()
+    return np.asarray(matrix).tolist()
+
+
+def matrix_from_json(value):
+    """Inverse of :func:`matrix_to_json` (nested lists: a float array; a ``diagonal_blocks`` mapping: a
+    :class:`DiagonalBlocks`)."""
+    if value is None:
+        return None
+    if isinstance(value, dict):
+        if "diagonal_blocks" not in value:
+            raise ValueError(f"a stored matrix must be nested lists or diagonal blocks, got keys {sorted(value)}")
+        return DiagonalBlocks.from_dict(value)
+    return np.asarray(value, dtype=float)
+
 
 @dataclass
 class MomentumOptimizer:
@@ -174,13 +248,16 @@ class MomentumOptimizer:
     velocity_b: np.ndarray
 
     @classmethod
-    def create(cls, n_units: int, momentum: float = 0.0, weight_decay: float = 0.0) -> "MomentumOptimizer":
-        """A fresh optimizer for ``n_units`` units (velocities zero)."""
+    def create(cls, n_units: int, momentum: float = 0.0, weight_decay: float = 0.0,
+               blocks: list | None = None) -> "MomentumOptimizer":
+        """A fresh optimizer for ``n_units`` units (velocities zero; with ``blocks`` the weight velocity is held
+        as :class:`DiagonalBlocks`, for weights held that way)."""
         if not 0.0 <= momentum < 1.0:
             raise ValueError(f"momentum must lie in [0, 1), got {momentum!r}")
         if not np.isfinite(weight_decay) or weight_decay < 0:
             raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay!r}")
-        return cls(float(momentum), float(weight_decay), np.zeros((n_units, n_units)), np.zeros(n_units))
+        velocity = np.zeros((n_units, n_units)) if blocks is None else DiagonalBlocks.zeros(blocks, n_units)
+        return cls(float(momentum), float(weight_decay), velocity, np.zeros(n_units))
 
     def step(self, W: np.ndarray, b: np.ndarray, grad_W: np.ndarray, grad_b: np.ndarray,
              learning_rate: float, mask: np.ndarray | None = None, blocks: list | None = None
@@ -190,7 +267,10 @@ class MomentumOptimizer:
         ``blocks`` (list of slices; only with a ``mask`` that is zero outside the diagonal blocks, see
         :class:`CDUpdate`): the weight step is computed block by block, the rest of W and of the
         velocity is left as it is (what the full step does there: the mask zeroes it); the same
-        numbers with M times less work for M independent networks.
+        numbers with M times less work for M independent networks. The weights are then held block by
+        block (no (n, n) array at all): ``W`` a :class:`DiagonalBlocks` (a full W, zero outside the blocks,
+        is converted), the velocity likewise (a full one, e.g. from an older checkpoint, is converted once),
+        and the new W is a :class:`DiagonalBlocks`, with the same numbers as the full route.
 
         Raises
         ------
@@ -199,42 +279,58 @@ class MomentumOptimizer:
         """
         if not np.isfinite(learning_rate) or learning_rate <= 0:
             raise ValueError(f"learning_rate must be a finite number > 0, got {learning_rate!r}")
+        if blocks is not None or isinstance(W, DiagonalBlocks):
+            return self._step_blocks(W, b, grad_W, grad_b, learning_rate, mask, blocks)
         W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
         if W.shape != self.velocity_W.shape or grad_W.shape != W.shape:
             raise ValueError(f"W and grad_W must have shape {self.velocity_W.shape}, got {W.shape}, {grad_W.shape}")
         if b.shape != self.velocity_b.shape or grad_b.shape != b.shape:
             raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, {grad_b.shape}")
-        if not isinstance(grad_W, DiagonalBlocks):   # a DiagonalBlocks gradient is read block by block below
-            grad_W = np.asarray(grad_W, dtype=float)
+        grad_W = np.asarray(grad_W, dtype=float)
         self.velocity_b = self.momentum * self.velocity_b + learning_rate * np.asarray(grad_b, dtype=float)
-        if isinstance(grad_W, DiagonalBlocks) and blocks is None:
-            grad_W = np.asarray(grad_W, dtype=float)
-        if blocks is not None:
-            if mask is None:
-                raise ValueError("blocks need a mask that is zero outside them")
-            W_new = W.copy()
-            for s in blocks:
-                W_s, grad_s = W[s, s], grad_W[s, s]
-                step_W = _symmetrise(grad_s - self.weight_decay * W_s if self.weight_decay else grad_s) * mask[s, s]
-                self.velocity_W[s, s] = self.momentum * self.velocity_W[s, s] + learning_rate * step_W
-                W_new[s, s] = W_s + self.velocity_W[s, s]
-            return W_new, b + self.velocity_b
         step_W = _symmetrise(grad_W - self.weight_decay * W if self.weight_decay else grad_W)
         if mask is not None:
             step_W = step_W * mask
         self.velocity_W = self.momentum * self.velocity_W + learning_rate * step_W
         return W + self.velocity_W, b + self.velocity_b
 
+    def _step_blocks(self, W: "DiagonalBlocks", b, grad_W, grad_b, learning_rate: float, mask, blocks
+                     ) -> tuple["DiagonalBlocks", np.ndarray]:
+        """:meth:`step` of weights held as :class:`DiagonalBlocks` (the arithmetic of the ``blocks`` route)."""
+        if blocks is None or mask is None:
+            raise ValueError("weights held as diagonal blocks need the blocks and a mask that is zero outside them")
+        W = DiagonalBlocks.from_dense(W, blocks, "W") if not isinstance(W, DiagonalBlocks) else W
+        if [(s.start, s.stop) for s in W.blocks] != [(s.start, s.stop) for s in blocks]:
+            raise ValueError("W holds other blocks than the update's")
+        b = np.asarray(b, dtype=float)
+        if W.shape != tuple(np.shape(self.velocity_W)) or tuple(np.shape(grad_W)) != W.shape:
+            raise ValueError(f"W and grad_W must have shape {np.shape(self.velocity_W)}, got {W.shape}, "
+                             f"{np.shape(grad_W)}")
+        if b.shape != self.velocity_b.shape or np.shape(grad_b) != b.shape:
+            raise ValueError(f"b and grad_b must have shape {self.velocity_b.shape}, got {b.shape}, "
+                             f"{np.shape(grad_b)}")
+        if not isinstance(self.velocity_W, DiagonalBlocks):
+            self.velocity_W = DiagonalBlocks.from_dense(self.velocity_W, blocks, "the weight velocity")
+        self.velocity_b = self.momentum * self.velocity_b + learning_rate * np.asarray(grad_b, dtype=float)
+        parts = []
+        for k, s in enumerate(blocks):
+            W_s, grad_s = W.parts[k], grad_W[s, s]
+            step_W = _symmetrise(grad_s - self.weight_decay * W_s if self.weight_decay else grad_s) * mask[s, s]
+            self.velocity_W.parts[k] = self.momentum * self.velocity_W.parts[k] + learning_rate * step_W
+            parts.append(W_s + self.velocity_W.parts[k])
+        return DiagonalBlocks(W.blocks, parts, W.n), b + self.velocity_b
+
     def to_dict(self) -> dict:
-        """JSON-serialisable state (exact: floats are written with full precision by ``json``)."""
+        """JSON-serialisable state (exact: floats are written with full precision by ``json``; a
+        :class:`DiagonalBlocks` velocity compactly, :func:`matrix_to_json`)."""
         return {"momentum": self.momentum, "weight_decay": self.weight_decay,
-                "velocity_W": self.velocity_W.tolist(), "velocity_b": self.velocity_b.tolist()}
+                "velocity_W": matrix_to_json(self.velocity_W), "velocity_b": self.velocity_b.tolist()}
 
     @classmethod
     def from_dict(cls, data: dict) -> "MomentumOptimizer":
         """Restore a state written by :meth:`to_dict`."""
         return cls(float(data["momentum"]), float(data["weight_decay"]),
-                   np.asarray(data["velocity_W"], dtype=float), np.asarray(data["velocity_b"], dtype=float))
+                   matrix_from_json(data["velocity_W"]), np.asarray(data["velocity_b"], dtype=float))
 
 
 def check_binary_data(data, n_columns: int, name: str = "data") -> np.ndarray:
@@ -591,29 +687,43 @@ class IterateAverage:
         self._sum_W = self._sum_b = self._last = None
 
     def add(self, iteration: int, W: np.ndarray, b: np.ndarray) -> None:
-        """Record the parameters after update ``iteration`` (0-based)."""
-        self._last = (np.array(W, dtype=float), np.array(b, dtype=float))
+        """Record the parameters after update ``iteration`` (0-based). ``W`` may be a :class:`DiagonalBlocks`
+        (then the sum is held block by block too; a full sum restored from an older state is converted once)."""
+        blocks = isinstance(W, DiagonalBlocks)
+        self._last = (W.copy() if blocks else np.array(W, dtype=float), np.array(b, dtype=float))
         if iteration >= self.start:
             if self._sum_W is None:
-                self._sum_W, self._sum_b = np.zeros_like(self._last[0]), np.zeros_like(self._last[1])
-            self._sum_W += self._last[0]
+                self._sum_W = (DiagonalBlocks.zeros(W.blocks, W.n) if blocks else np.zeros_like(self._last[0]))
+                self._sum_b = np.zeros_like(self._last[1])
+            if blocks:
+                if not isinstance(self._sum_W, DiagonalBlocks):
+                    self._sum_W = DiagonalBlocks.from_dense(self._sum_W, W.blocks, "the averaged weights' sum")
+                for total, part in zip(self._sum_W.parts, W.parts):
+                    total += part
+            else:
+                self._sum_W += self._last[0]
             self._sum_b += self._last[1]
             self.count += 1
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """The averaged (W, b), or the last iterate when nothing was averaged."""
+        """The averaged (W, b), or the last iterate when nothing was averaged (W a :class:`DiagonalBlocks` when
+        the iterates were)."""
         if self._last is None:
             raise ValueError("no iterate was added")
         if self.count == 0:
             return self._last
+        if isinstance(self._sum_W, DiagonalBlocks):
+            return (DiagonalBlocks(self._sum_W.blocks, [part / self.count for part in self._sum_W.parts],
+                                   self._sum_W.n), self._sum_b / self.count)
         return self._sum_W / self.count, self._sum_b / self.count
 
     def to_dict(self) -> dict:
-        """JSON-serialisable state (exact: ``json`` writes floats with full precision)."""
+        """JSON-serialisable state (exact: ``json`` writes floats with full precision; :class:`DiagonalBlocks`
+        compactly, :func:`matrix_to_json`)."""
         as_list = lambda a: None if a is None else a.tolist()  # noqa: E731
-        return {"start": self.start, "count": self.count, "sum_W": as_list(self._sum_W),
+        return {"start": self.start, "count": self.count, "sum_W": matrix_to_json(self._sum_W),
                 "sum_b": as_list(self._sum_b),
-                "last_W": as_list(self._last[0]) if self._last else None,
+                "last_W": matrix_to_json(self._last[0]) if self._last else None,
                 "last_b": as_list(self._last[1]) if self._last else None}
 
     @classmethod
@@ -622,9 +732,9 @@ class IterateAverage:
         average = cls(0, 0.0)
         average.start, average.count = int(data["start"]), int(data["count"])
         as_array = lambda a: None if a is None else np.asarray(a, dtype=float)  # noqa: E731
-        average._sum_W, average._sum_b = as_array(data["sum_W"]), as_array(data["sum_b"])
+        average._sum_W, average._sum_b = matrix_from_json(data["sum_W"]), as_array(data["sum_b"])
         if data["last_W"] is not None:
-            average._last = (as_array(data["last_W"]), as_array(data["last_b"]))
+            average._last = (matrix_from_json(data["last_W"]), as_array(data["last_b"]))
         return average
 
 

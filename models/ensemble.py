@@ -47,6 +47,7 @@ from cortexsim.seeds import derive_rng
 
 from ..backends.noise import add_poisson_background
 from .boltzmann import BoltzmannMachine
+from .cd_learning import DiagonalBlocks
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
                                   equivalent_noise, kick_spike_times, matched_background)
@@ -147,17 +148,25 @@ class Ensemble:
     def set_parameters(self, W: np.ndarray, b: np.ndarray) -> None:
         """Represent the block-diagonal BM (W (M N, M N), b (M N,)): network m gets its diagonal block.
 
-        Entries outside the diagonal blocks must be zero (the networks are not coupled by W).
+        Entries outside the diagonal blocks must be zero (the networks are not coupled by W). ``W`` may be a
+        :class:`~cortexsim.models.cd_learning.DiagonalBlocks` of the networks' blocks (the CD engine's
+        per-network state): then no full matrix is formed or checked.
         """
-        W, b = np.asarray(W, dtype=float), np.asarray(b, dtype=float)
+        blocks = self.blocks
         n = self.n_networks * self.n_neurons
+        b = np.asarray(b, dtype=float)
+        if isinstance(W, DiagonalBlocks):
+            if [(s.start, s.stop) for s in W.blocks] != [(s.start, s.stop) for s in blocks] or W.n != n:
+                raise ValueError(f"W's diagonal blocks must be the {self.n_networks} networks' blocks of "
+                                 f"{self.n_neurons} neurons, got {[(s.start, s.stop) for s in W.blocks]} of {W.n}")
+        else:
+            W = np.asarray(W, dtype=float)
+            if W.shape == (n, n) and np.count_nonzero(W) != sum(np.count_nonzero(W[s, s]) for s in blocks):
+                raise ValueError("W couples different networks of the ensemble (non-zero entries outside the "
+                                 "diagonal blocks)")
         if W.shape != (n, n) or b.shape != (n,):
             raise ValueError(f"W must be ({n}, {n}) and b ({n},) for {self.n_networks} networks of "
                              f"{self.n_neurons} neurons, got {W.shape} and {b.shape}")
-        blocks = self.blocks
-        if np.count_nonzero(W) != sum(np.count_nonzero(W[s, s]) for s in blocks):
-            raise ValueError("W couples different networks of the ensemble (non-zero entries outside the "
-                             "diagonal blocks)")
         self.set_bms([BoltzmannMachine(W[s, s], b[s]) for s in blocks])
 
     def spiketrains(self, clear: bool = False) -> list:

@@ -471,7 +471,8 @@ def train_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: n
     blocks = block_slices([n_units] * M)
     settings, mask = config.cd_settings(), _mask(config)
     if state is None:
-        state = CDState.fresh(W, b, settings, mask, rng=np.random.default_rng(derive_seed(config.seed, 13)))
+        state = CDState.fresh(W, b, settings, mask, rng=np.random.default_rng(derive_seed(config.seed, 13)),
+                              blocks=blocks)
     visible = np.concatenate([m * n_units + np.arange(config.n_visible) for m in range(M)])
     tracking = config.background_tracking != "off" and mode == "ensemble"
     if tracking and calibrated_rate_hz is None:
@@ -569,14 +570,6 @@ def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion
         out["baseline"].append(score)
         out["baseline_curve"].append(curve)
     return out
-
-
-def _state_template(config: EnsembleDataConfig) -> dict:
-    n = config.n_networks * config.n_units
-    cd = CDState.fresh(np.zeros((n, n)), np.zeros(n), config.cd_settings(), _mask(config),
-                       rng=np.random.default_rng(0))
-    return {"task": "ensemble_data", "config": None, "prepared": None, "background": None, "scores": {},
-            "training": {mode: cd.to_dict() for mode in MODES}, "trained": {}}
 
 
 def _mask(config: EnsembleDataConfig) -> np.ndarray:

@@ -201,6 +201,58 @@ def test_poisson_background_measurement_runs_on_both_routes(backend, source):
     assert np.isfinite(bg["membrane"].summary()["mean_mv"]) and np.mean(bg["rates_hz"]) > 0
 
 
+def test_per_network_engine_state_trains_as_the_full_matrices_on_nest(tmp_path, monkeypatch):
+    """The engine state held per network (train_networks: blocks) against the same training with full (n, n)
+    matrices (train_cd without blocks, everything else equal), on NEST: 3 networks, momentum and weight decay,
+    4 updates in segments of 2. The block run also stops after the first segment and resumes from
+    its JSON checkpoint (compact: each block's bytes). Trained weights and biases equal to 1e-12, and the
+    checkpoint of the per-network state is a small fraction of the full one's."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols import cd_engine
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=4, learning_rate=0.05, schedule="constant",
+                                         momentum=0.5, weight_decay=0.001, checkpoint_every=2)
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    start = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m)) for m in range(3)])
+    training = protocol.ensemble_training_data(data, 3, config.seed)
+    sim = load_backend("nest")
+    factory = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    settings, mask = config.cd_settings(), protocol._mask(config)
+    saved = {}
+
+    def save(state, key):
+        path = tmp_path / f"{key}.json"
+        path.write_text(json.dumps(state.to_dict()))
+        saved[key] = path
+
+    # per-network state, stopped after the first segment and resumed from its checkpoint
+    assert protocol.train_networks(sim, config, factory, start.W, start.b, training, test_x[:5], test_y[:5],
+                                   save=lambda st: save(st, "blocks"), stop_after_iteration=2) is None
+    resumed = cd_engine.CDState.from_dict(json.loads(saved["blocks"].read_text()))
+    assert resumed.iteration == 2 and "diagonal_blocks" in json.loads(saved["blocks"].read_text())["W"]
+    blocks_state = protocol.train_networks(sim, config, factory, start.W, start.b, training, test_x[:5],
+                                           test_y[:5], state=resumed)
+    # full matrices: the engine without blocks (the statistics unchanged)
+    real_train_cd = cd_engine.train_cd
+
+    def dense_train_cd(*args, blocks=None, **kwargs):
+        return real_train_cd(*args, blocks=None, **kwargs)
+
+    monkeypatch.setattr(protocol, "train_cd", dense_train_cd)
+    dense = cd_engine.CDState.fresh(start.W, start.b, settings, mask,
+                                    rng=np.random.default_rng(protocol.derive_seed(config.seed, 13)))
+    dense_state = protocol.train_networks(sim, config, factory, start.W, start.b, training, test_x[:5], test_y[:5],
+                                          state=dense, save=lambda st: save(st, "dense"))
+    assert isinstance(dense_state.W, np.ndarray)
+    for got, want in zip(blocks_state.trained(settings, mask), dense_state.trained(settings, mask)):
+        np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-12)
+    np.testing.assert_allclose(np.asarray(blocks_state.W), dense_state.W, rtol=0, atol=1e-12)
+    assert not np.allclose(dense_state.W, start.W)        # it trained
+    assert saved["blocks"].stat().st_size < 0.5 * saved["dense"].stat().st_size
+
+
 def _staggered_tracked_setup(tracking: str):
     """3 networks in 3 stagger groups, 8 updates in segments of 4, ``background_tracking=tracking``, on NEST:
     (config, training rows, test images, test labels, block-diagonal start, sim, ensemble-mode factory)."""
@@ -447,3 +499,56 @@ def test_cli_refuses_bad_mnist_ensemble_settings_before_running(args, needle, tm
     assert main(["ensemble", "--task", "mnist", *args, "--out", str(tmp_path / "o")]) == 2
     assert needle in capsys.readouterr().err
     assert not (tmp_path / "o" / "results.json").exists()
+
+
+def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path, monkeypatch, capsys):
+    """benchmarks/ensemble_data.py at a tiny size: a run killed after its first training segment keeps its
+    checkpoint; a new invocation without --resume refuses to overwrite it; --resume continues it (the
+    protocol continues from the checkpoint, not from scratch) to the end, writes the results and only then deletes
+    the checkpoint."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ensemble_data.py"
+    spec = importlib.util.spec_from_file_location("ensemble_data_benchmark", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    monkeypatch.setattr(bench, "ROOT", tmp_path)
+    monkeypatch.setitem(bench.SIZES, "small", dict(
+        n_networks=3, n_hidden=8, in_degree=10, train_iterations=4, batch_size=2, model_ms=60.0, n_test_images=6,
+        n_completion_images=3, eval_read_ms=30.0, calibration_ms=2000.0, calibration_groups=1, membrane_probes=1,
+        checkpoint_every=2))
+    calls = []
+
+    class Killed(Exception):
+        pass
+
+    def run(config, **kwargs):
+        calls.append(kwargs)
+        stop = 2 if len(calls) == 1 else None
+        out = protocol.run_ensemble_data(config, poisson_fit=FIT, stop_after_iteration=stop, **kwargs)
+        if out is None:
+            raise Killed()          # as if the process were killed right after the checkpoint
+        return out
+
+    monkeypatch.setattr(bench, "run_ensemble_data", run)
+    args = ["--size", "small", "--seed", "3"]
+    with pytest.raises(Killed):
+        bench.main(args)
+    checkpoint = tmp_path / "figures" / "ensemble_data_small" / "digits_depressing" / "checkpoint.json"
+    saved = json.loads(checkpoint.read_text())
+    assert saved["training"]["poisson"]["iteration"] == 2
+    # a mark in the checkpoint's history (not read by Poisson training): a resumed run carries it, a restart not
+    saved["training"]["poisson"]["history"]["mean_rate_hz"][0] = -1.0
+    checkpoint.write_text(json.dumps(saved))
+    with pytest.raises(SystemExit):
+        bench.main(args)
+    assert "--resume" in capsys.readouterr().err and len(calls) == 1
+    assert bench.main(args + ["--resume"]) == 0
+    assert calls[-1]["resume"] is True and "resuming from" in capsys.readouterr().out
+    results = json.loads((tmp_path / "results" / "ensemble_data_small.json").read_text())
+    history = results["runs"]["digits_depressing"]["training_history"]
+    for mode in ("poisson", "ensemble"):
+        assert history[mode]["iteration"] == [0, 1, 2, 3]
+    assert history["poisson"]["mean_rate_hz"][0] == -1.0 and history["poisson"]["mean_rate_hz"][2] > 0
+    assert not checkpoint.exists()

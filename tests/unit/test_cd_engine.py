@@ -156,6 +156,67 @@ def test_stopped_and_resumed_run_is_bit_identical(tmp_path):
     assert np.all(W_avg[:2, 2:] == 0) and np.all(whole.W[:2, 2:] == 0)
 
 
+def test_per_network_state_trains_as_the_full_matrices_and_resumes_from_either_checkpoint(tmp_path):
+    """``blocks`` (independent networks): W, velocity and iterate average held per network
+    (DiagonalBlocks) and checkpointed compactly. Against the full-matrix run (no blocks) of the same settings
+    (momentum, weight decay, averaging, random draws, a start that is NOT zero inside the blocks): the same
+    parameters and averages to 1e-12, whether the block run goes through unstopped, stops and resumes from its
+    own JSON checkpoint, or resumes from the full run's checkpoint (the format written before per-network
+    states existed). A velocity or average not written, or written for the wrong block, fails it; a full W that
+    couples the networks is refused with a clear error."""
+    from cortexsim.models.cd_learning import DiagonalBlocks
+
+    target = random_bm(7, seed=5)
+    sizes = [3, 4]
+    blocks = [slice(0, 3), slice(3, 7)]
+    mask = block_diagonal_mask(sizes)
+    settings = CDSettings(iterations=9, sampling_ms=50.0, learning_rate=0.3, schedule="inverse",
+                          schedule_tau=5.0, momentum=0.7, weight_decay=0.01, average_fraction=0.4,
+                          checkpoint_every=3)
+    start = random_bm(7, seed=6).W * mask
+
+    def fresh(per_network):
+        return CDState.fresh(start, np.full(7, 0.1), settings, mask, rng=np.random.default_rng(11),
+                             blocks=blocks if per_network else None)
+
+    def run(state, use_blocks, **kwargs):
+        statistics = ExactStatistics(target, noise=0.01)
+        statistics.segments = state.iteration // 3
+        return train_cd(make_factory(FakeSim()), statistics, settings, state, FakeSim(), mask,
+                        blocks=blocks if use_blocks else None, **kwargs)
+
+    full = fresh(False)
+    assert run(full, False)
+    whole = fresh(True)
+    assert run(whole, True)
+    assert isinstance(whole.W, DiagonalBlocks)
+
+    def check(state):
+        np.testing.assert_allclose(np.asarray(state.W), full.W, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(state.b, full.b, rtol=0, atol=1e-12)
+        for got, want in zip(state.trained(settings, mask), full.trained(settings, mask)):
+            np.testing.assert_allclose(np.asarray(got), want, rtol=0, atol=1e-12)
+        assert state.history["draw"] == full.history["draw"]
+
+    check(whole)
+    assert not np.array_equal(full.trained(settings, mask)[0], full.W)     # the average is not the last iterate
+    # stopped after a segment, resumed from the block run's own checkpoint (compact: no list of lists for W)
+    for per_network_checkpoint in (True, False):
+        path = tmp_path / f"checkpoint_{per_network_checkpoint}.json"
+        cut = fresh(per_network_checkpoint)
+        assert not run(cut, per_network_checkpoint, stop_after_iteration=4,
+                       save=lambda s, path=path: path.write_text(json.dumps(s.to_dict())))
+        saved = json.loads(path.read_text())
+        assert ("diagonal_blocks" in saved["W"]) == per_network_checkpoint
+        resumed = CDState.from_dict(saved)
+        assert resumed.iteration == 6 and run(resumed, True)
+        check(resumed)
+    coupled = start.copy()
+    coupled[0, 5] = coupled[5, 0] = 0.2
+    with pytest.raises(ValueError, match="outside the diagonal blocks"):
+        CDState.fresh(coupled, np.zeros(7), settings, mask, blocks=blocks)
+
+
 @pytest.mark.parametrize("field, value, message", [("iterations", 0, "iterations"),
                                                    ("sampling_ms", -1.0, "sampling_ms"),
                                                    ("learning_rate", 0.0, "learning rate"),

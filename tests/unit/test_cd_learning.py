@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -292,3 +294,30 @@ def test_block_update_equals_the_full_update_of_a_block_diagonal_mask():
                  blocks=blocks)
     with pytest.raises(ValueError, match="blocks need a mask"):
         CDUpdate(LearningRateSchedule(0.3, "constant"), MomentumOptimizer.create(n), None, blocks=blocks)
+
+
+def test_encoded_arrays_and_diagonal_blocks_round_trip_exactly():
+    """encode_array / DiagonalBlocks.to_dict: the same bits back (values that are not short decimals, zeros,
+    negative zero, tiny and huge numbers); a corrupt or foreign value gives a clear error; from_dense refuses a
+    matrix with entries outside the blocks and keeps its blocks otherwise."""
+    from cortexsim.models.cd_learning import DiagonalBlocks, matrix_from_json, matrix_to_json
+    from cortexsim.results import decode_array, encode_array
+
+    rng = np.random.default_rng(2)
+    values = np.concatenate([rng.normal(0, 1, 20) / 3, [0.0, -0.0, 1e-300, -1e300, np.pi]]).reshape(5, 5)
+    back = decode_array(json.loads(json.dumps(encode_array(values))))
+    assert back.tobytes() == values.tobytes()
+    with pytest.raises(ValueError, match="encode_array"):
+        decode_array([[1.0]])
+    with pytest.raises(ValueError, match="corrupt"):
+        decode_array({**encode_array(values), "data": "abc"})
+    full = np.zeros((6, 6))
+    full[:2, :2], full[2:, 2:] = values[:2, :2], values[1:, 1:]
+    blocks = DiagonalBlocks.from_dense(full, [slice(0, 2), slice(2, 6)])
+    assert np.array_equal(np.asarray(blocks), full)
+    restored = matrix_from_json(json.loads(json.dumps(matrix_to_json(blocks))))
+    assert isinstance(restored, DiagonalBlocks) and np.asarray(restored).tobytes() == full.tobytes()
+    assert np.array_equal(matrix_from_json(matrix_to_json(full)), full)
+    full[0, 4] = 1.0
+    with pytest.raises(ValueError, match="outside the diagonal blocks"):
+        DiagonalBlocks.from_dense(full, [slice(0, 2), slice(2, 6)])
