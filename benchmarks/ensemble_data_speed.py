@@ -157,6 +157,9 @@ def measure(backend: str, mode: str, networks: int, hidden: int, iterations: int
         stream = io.StringIO()
         pstats.Stats(profiler, stream=stream).sort_stats("cumulative").print_stats(30)
         out["profile_top30_cumulative"] = stream.getvalue().splitlines()
+        stream = io.StringIO()
+        pstats.Stats(profiler, stream=stream).sort_stats("tottime").print_stats(30)
+        out["profile_top30_own_time"] = stream.getvalue().splitlines()
     return out
 
 

@@ -325,6 +325,17 @@ def background_delays(background: EnsembleBackground, shape, dt: float, min_dela
     return rng.choice(steps, size=shape)
 
 
+def _sparse_flatnonzero(mask: np.ndarray) -> np.ndarray:
+    """``np.flatnonzero`` of a sparse array of bytes (bool, int8, uint8), faster: the non-zero 8-byte words
+    first, then their bytes."""
+    flat = np.ascontiguousarray(mask).reshape(-1).view(np.uint8)
+    padded = np.zeros(-(-flat.size // 8) * 8, dtype=np.uint8)
+    padded[:flat.size] = flat
+    words = np.flatnonzero(padded.view(np.uint64))
+    candidates = (words[:, None] * 8 + np.arange(8)).reshape(-1)
+    return candidates[padded[candidates] != 0]
+
+
 class SourceEfficacy:
     """Per source neuron: the weight fraction its spikes release per second through the background synapses.
 
@@ -371,12 +382,85 @@ class SourceEfficacy:
         self.duration_ms = 0.0
 
     def add(self, states: np.ndarray) -> None:
-        """Continue the trains with ``states`` (steps, n_neurons) of 0/1."""
+        """Continue the trains with ``states`` (steps, n_neurons) of 0/1.
+
+        Vectorised over the on-periods: in an on-period ``[a, e]`` whose start is at least ``tau_refrac_ms`` after
+        the previous spike (always so for states made from spikes at least a refractory period apart), the spikes
+        are ``a, a + r, a + 2 r, ...`` (r the refractory steps); the first on-period of a call continues the
+        previous call's train. Neurons with an on-period that starts earlier (states not made that way) go
+        through the step-by-step rule. Released fractions use ``1 - exp(-ISI / tau_rec)`` in closed form (equal
+        to the step-by-step recursion to rounding).
+        """
         states = np.asarray(states)
         if states.ndim != 2 or states.shape[1] != self.released.size:
             raise ValueError(f"states must be (steps, {self.released.size}), got {states.shape}")
+        T, n, r = states.shape[0], states.shape[1], self.steps_refractory
+        if T == 0:
+            return
+        on = (states > 0).view(np.int8)
+        edges = np.diff(on, axis=0, prepend=np.zeros((1, n), np.int8), append=np.zeros((1, n), np.int8))
+        changes = _sparse_flatnonzero(edges)
+        up = edges.reshape(-1)[changes] > 0
+        start, neuron = np.divmod(changes[up], n)              # start of each on-period
+        stop, stop_neuron = np.divmod(changes[~up], n)         # one past its last on-step
+        key = np.int16 if n <= np.iinfo(np.int16).max else np.int64       # int16: a radix sort
+        order = np.argsort(neuron.astype(key), kind="stable")  # by neuron, in time order: k-th start <-> k-th stop
+        start, neuron = start[order], neuron[order]
+        stop = stop[np.argsort(stop_neuron.astype(key), kind="stable")]
+        first_of_neuron = np.ones(neuron.size, dtype=bool)
+        first_of_neuron[1:] = neuron[1:] != neuron[:-1]
+        # the first on-period of a neuron continues the previous call: its first spike where since reaches r
+        since_before = self.steps_since_spike[neuron]
+        first = np.where(first_of_neuron, np.maximum(start, r - since_before - 1), start)
+        count = np.where(first < stop, (stop - 1 - first) // r + 1, 0)
+        last = first + (count - 1) * r
+        # later on-periods: the previous spike must lie at least r steps before their start (else step by step)
+        previous_last = np.concatenate([[0], last[:-1]])
+        previous_count = np.concatenate([[0], count[:-1]])
+        close = ~first_of_neuron & (previous_count > 0) & (start < previous_last + r)
+        # a neuron whose earlier on-period had no spike (cut by the refractory rule) also goes step by step
+        close |= ~first_of_neuron & (previous_count == 0)
+        slow = np.unique(neuron[close])
+        fast = ~np.isin(neuron, slow)
+        spike_neuron = np.repeat(neuron[fast], count[fast])
+        offsets = np.arange(spike_neuron.size) - np.repeat(np.cumsum(count[fast]) - count[fast], count[fast])
+        spike_step = np.repeat(first[fast], count[fast]) + offsets * r
+        R0, S0 = self.recovered.copy(), self.steps_since_spike.copy()
+        spiked = np.zeros(n, dtype=bool)
+        if spike_step.size:
+            new_neuron = np.ones(spike_step.size, dtype=bool)
+            new_neuron[1:] = spike_neuron[1:] != spike_neuron[:-1]
+            if self.tau_rec_ms is None:
+                release = np.ones(spike_step.size)
+            else:
+                tau_steps = self.tau_rec_ms / self.dt_ms
+                gap = np.diff(spike_step, prepend=0).astype(float)
+                # first spike of a neuron in this call: recovered from R0 over (step + 1) steps
+                release = np.where(new_neuron,
+                                   1.0 - (1.0 - R0[spike_neuron]) * np.exp(-(spike_step + 1.0) / tau_steps),
+                                   -np.expm1(-gap / tau_steps))
+            self.released += np.bincount(spike_neuron, weights=release, minlength=n)
+            last_of_neuron = np.append(new_neuron[1:], True)
+            last_step = np.full(n, -1, dtype=np.int64)
+            last_step[spike_neuron[last_of_neuron]] = spike_step[last_of_neuron]
+            spiked = last_step >= 0
+        decay_T = 0.0 if self.tau_rec_ms is None else np.exp(-T * self.dt_ms / self.tau_rec_ms)
+        self.recovered = 1.0 - (1.0 - R0) * decay_T
+        self.steps_since_spike = S0 + T
+        if spiked.any():
+            since = (T - 1 - last_step[spiked]).astype(np.int64)
+            self.steps_since_spike[spiked] = since
+            self.recovered[spiked] = ((since > 0).astype(float) if self.tau_rec_ms is None
+                                      else -np.expm1(-since * self.dt_ms / self.tau_rec_ms))
+        if slow.size:
+            self._add_step_by_step(states[:, slow], slow, R0[slow], S0[slow])
+        self.duration_ms += T * self.dt_ms
+
+    def _add_step_by_step(self, states: np.ndarray, neurons: np.ndarray, R: np.ndarray, since: np.ndarray) -> None:
+        """The rule step by step (states of ``neurons`` from their state before the call)."""
         decay = 0.0 if self.tau_rec_ms is None else np.exp(-self.dt_ms / self.tau_rec_ms)
-        R, since, released = self.recovered, self.steps_since_spike, self.released
+        released = np.zeros(neurons.size)
+        since = since.copy()
         for row in states:
             since += 1
             R = 1.0 - (1.0 - R) * decay
@@ -384,8 +468,8 @@ class SourceEfficacy:
             released += np.where(spike, R, 0.0)
             R = np.where(spike, 0.0, R)
             since[spike] = 0
-        self.recovered, self.steps_since_spike, self.released = R, since, released
-        self.duration_ms += states.shape[0] * self.dt_ms
+        self.released[neurons] += released
+        self.recovered[neurons], self.steps_since_spike[neurons] = R, since
 
     def per_second(self) -> np.ndarray:
         """Released weight fraction per second (Hz) of every neuron since the start."""

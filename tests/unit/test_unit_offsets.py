@@ -93,3 +93,45 @@ def test_leak_offsets_give_every_neuron_the_average_free_membrane_mean():
         unit_leak_offsets(neuron, background, exc, inh, e_leak, -efficacy)
     with pytest.raises(ValueError, match="sources_exc"):
         unit_leak_offsets(neuron, background, exc[:, :3], inh, e_leak, efficacy)
+
+
+def _greedy_release(states, steps_refractory, dt, tau_rec, cuts):
+    """Reference: the rule neuron by neuron in plain Python (a spike at an on-step at least the refractory steps
+    after the previous spike; depressing release 1 - (1 - R) decayed per step, R = 0 after a spike)."""
+    T, n = states.shape
+    released = np.zeros(n)
+    for i in range(n):
+        since, R = 10 ** 9, 1.0
+        for t in range(T):
+            since += 1
+            R = 1.0 if tau_rec is None else 1.0 - (1.0 - R) * np.exp(-dt / tau_rec)
+            if states[t, i] and since >= steps_refractory:
+                released[i] += R
+                R, since = 0.0, 0
+    return released
+
+
+@pytest.mark.parametrize("tau_rec", [40.0, None])
+def test_source_efficacy_follows_the_step_rule_on_arbitrary_states(tau_rec):
+    """Vectorised over on-periods: against the rule step by step on states that are NOT all made from spikes a
+    refractory period apart (on-periods of random lengths and gaps, some shorter than the refractory period, some
+    longer, a few neurons always on or never on), added in several calls cut inside on-periods. Catches: a spike
+    missed at an on-period continuing the previous call, on-periods closer than the refractory period taken as
+    new spikes, the recovery restarted at a cut, long on-periods counted as one spike."""
+    rng = np.random.default_rng(8)
+    T, n, r = 3000, 40, 7
+    states = np.zeros((T, n), dtype=np.uint8)
+    for i in range(n - 2):
+        t = int(rng.integers(0, 30))
+        while t < T:
+            length = int(rng.integers(1, 3 * r)) if i % 3 else r * int(rng.integers(1, 4))
+            states[t:t + length, i] = 1
+            t += length + int(rng.integers(1, 2 * r if i % 2 else 40))
+    states[:, n - 2] = 1                                       # always on; neuron n - 1 never on
+    efficacy = SourceEfficacy(n, tau_refrac_ms=r * 0.5, dt_ms=0.5, tau_rec_ms=tau_rec)
+    cuts = [0, 1, 700, 703, 2100, T]
+    for a, b in zip(cuts[:-1], cuts[1:]):
+        efficacy.add(states[a:b])
+    expected = _greedy_release(states, r, 0.5, tau_rec, cuts)
+    np.testing.assert_allclose(efficacy.per_second() * T * 0.5e-3, expected, rtol=1e-12, atol=1e-12)
+    assert expected[n - 2] > 1 and expected[n - 1] == 0
