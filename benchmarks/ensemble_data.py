@@ -17,18 +17,19 @@ depressing,static`` runs both (the paper's setting is static).
 MNIST sizes: ``small`` (smoke: 10 networks x (206 + 20), 30 updates, 100 test images; NOT an acceptance figure),
 ``dev`` (the acceptance settings with 500 updates, scored on 1,000 held-out TRAINING images, 50 completions;
 with a development seed), ``full`` (acceptance: M = 10 networks x (206 + 200), 1,500 updates per mode, the first
-2,500 images of MNIST's test set, 100 completions per occlusion kind, segments of 250 updates). Schedule of
+2,500 images of MNIST's test set, 100 completions per occlusion kind, segments of 100 updates: a checkpoint, and
+with background tracking a new translation, every 100 updates, as ``cortexsim ensemble --task mnist``). Schedule of
 ``dev``/``full``: the spiking MNIST RBM's (benchmarks/spiking_rbm_data.py, chosen with the exact model on 5,000
 held-out training images: learning rate 0.1, inverse decay tau 2000, batch 10, momentum 0.5), checked for the
 ensemble's 200-hidden RBM with exact CD on development seed 7 (``benchmarks/ensemble_data_schedule.py --task
 mnist`` -> ensemble_data_schedule_mnist.json, 140 s: validation accuracy 0.804 after 1,500 updates, 0.828 after
 2,000, 0.867 after 3,000, 0.872 after 5,000; learning rate 0.2: 0.818 / 0.847 / 0.874 / 0.878); the 100 ms
 read-out of the spiking RBM's criterion figure; 400 ms free phase (the ensemble protocol's; the spiking RBM's
-1600 ms would make an update 2.2x longer). The number of updates, test images and segment length are set by the
-cost (benchmarks/results/ensemble_data_speed.json, ``..._M10_h200_mnist_stagger10_translation_units``, measured
-on a loaded machine: about 4 s per update, 0.33 s per evaluation clamp, and about 160 s per checkpoint write of
-the full (4060 x 4060) engine state): about 5 h on 2 cores; 3,000 updates and the whole test set would need
-about 11 h.
+1600 ms would make an update 2.2x longer). The number of updates and test images are set by the cost
+(benchmarks/results/ensemble_data_speed.json, ``..._M10_h200_mnist_stagger10_translation_units``: 0.33 s per
+evaluation clamp; per update 4.0 / 3.1 s (Poisson / ensemble) on a loaded machine while the CD engine held full
+4060 x 4060 matrices (~160 s per checkpoint write), 2.1 / 1.6 s since it holds them per network (session 5, a few
+seconds per checkpoint)).
 
 The acceptance size's schedule was chosen on development seeds 7, 8, 9 (never seed 1) with exact-Gibbs
 CD, which uses the protocol's update, optimizer, batch and random initial weights, scored on a
@@ -51,7 +52,14 @@ JSON stays): ``... --background-synapses static --stagger-groups 10 --background
 
 Writes ``benchmarks/results/ensemble_data.json`` (acceptance size) or ``ensemble_data_small.json``
 (``--size small``, NOT the acceptance figure) / ``ensemble_data_dev.json``; earlier runs' summaries of
-the same file are kept under ``earlier_runs``; figures to ``benchmarks/figures/ensemble_data[_small]/``.
+the same file are kept under ``earlier_runs``, and the runs of tasks / synapses this invocation did not repeat
+stay in ``runs`` with their summary keys (``runs_kept_from_an_earlier_invocation``); figures to
+``benchmarks/figures/ensemble_data[_small]/``.
+
+Interrupted runs: every run writes its checkpoint (``checkpoint.json`` in its figures folder: phases done,
+scores, the CD engine's per-network state after every training segment) atomically; a killed invocation keeps
+it, and the same command with ``--resume`` continues every run from its checkpoint (an invocation without
+``--resume`` refuses to start over an existing checkpoint). The checkpoint is deleted when its run finished.
 The ``summary`` holds, per task and background synapse, ``ensemble_test_accuracy``,
 ``poisson_test_accuracy``, ``ensemble_completion_error``, ``poisson_completion_error`` (medians over
 networks), the votes, the untrained ensemble's figures and the exact-Gibbs baseline, prefixed
@@ -95,7 +103,7 @@ MNIST_SIZES = {
                   calibration_groups=3, checkpoint_every=15),
     "full": dict(task="mnist", n_networks=10, n_hidden=200, train_iterations=MNIST_UPDATES, learning_rate=0.1,
                  schedule_tau=2000.0, model_ms=400.0, n_test_images=2500, n_completion_images=100,
-                 eval_read_ms=100.0, calibration_ms=20000.0, calibration_groups=10, checkpoint_every=250),
+                 eval_read_ms=100.0, calibration_ms=20000.0, calibration_groups=10, checkpoint_every=100),
 }
 MNIST_SIZES["dev"] = dict(MNIST_SIZES["full"], train_iterations=500, validation_images=1000, n_test_images=0,
                           n_completion_images=50)
@@ -174,6 +182,19 @@ def main(argv=None) -> int:
         old = json.loads(path.read_text())
         earlier = old.get("earlier_runs", []) + [{"summary": old.get("summary"), "command": old.get("command"),
                                                    "load_average_at_end": old.get("load_average_at_end")}]
+        # runs of tasks / synapses this invocation did not repeat stay (e.g. digits when only --tasks mnist ran),
+        # with their summary keys and, if their MNIST run is kept, the un-prefixed keys
+        kept = {key: run for key, run in old.get("runs", {}).items() if key not in runs}
+        if kept:
+            runs = {**kept, **runs}
+            old_summary = old.get("summary") or {}
+            for key in kept:
+                summary.update({k: v for k, v in old_summary.items() if k.startswith(f"{key}_")})
+            if "unprefixed_keys_from" not in summary and old_summary.get("unprefixed_keys_from") in kept:
+                summary.update({k: old_summary[k] for k in SUMMARY_KEYS if k in old_summary})
+                summary["unprefixed_keys_from"] = old_summary["unprefixed_keys_from"]
+            summary["runs_kept_from_an_earlier_invocation"] = {key: kept[key].get("config", {}).get("seed")
+                                                               for key in kept}
     write_json_atomic(path, {
         "benchmark": "ensemble_data", "summary": summary, "runs": runs, "earlier_runs": earlier,
         "command": " ".join([Path(sys.executable).name, *sys.argv]),

@@ -505,7 +505,7 @@ def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path,
     """benchmarks/ensemble_data.py at a tiny size: a run killed after its first training segment keeps its
     checkpoint; a new invocation without --resume refuses to overwrite it; --resume continues it (the
     protocol continues from the checkpoint, not from scratch) to the end, writes the results and only then deletes
-    the checkpoint."""
+    the checkpoint. An earlier invocation's run of another task in the results file is kept with its keys."""
     import importlib.util
     from pathlib import Path
 
@@ -544,6 +544,12 @@ def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path,
     with pytest.raises(SystemExit):
         bench.main(args)
     assert "--resume" in capsys.readouterr().err and len(calls) == 1
+    # an earlier invocation's MNIST run in the results file: kept beside the digits run of this one
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "ensemble_data_small.json").write_text(json.dumps({
+        "runs": {"mnist_depressing": {"config": {"seed": 1}}},
+        "summary": {"mnist_depressing_ensemble_test_accuracy": 0.5, "ensemble_test_accuracy": 0.5,
+                    "unprefixed_keys_from": "mnist_depressing"}}))
     assert bench.main(args + ["--resume"]) == 0
     assert calls[-1]["resume"] is True and "resuming from" in capsys.readouterr().out
     results = json.loads((tmp_path / "results" / "ensemble_data_small.json").read_text())
@@ -552,3 +558,7 @@ def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path,
         assert history[mode]["iteration"] == [0, 1, 2, 3]
     assert history["poisson"]["mean_rate_hz"][0] == -1.0 and history["poisson"]["mean_rate_hz"][2] > 0
     assert not checkpoint.exists()
+    assert set(results["runs"]) == {"mnist_depressing", "digits_depressing"}
+    summary = results["summary"]
+    assert summary["mnist_depressing_ensemble_test_accuracy"] == summary["ensemble_test_accuracy"] == 0.5
+    assert summary["unprefixed_keys_from"] == "mnist_depressing" and "digits_depressing_ensemble_test_accuracy" in summary
