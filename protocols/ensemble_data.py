@@ -661,7 +661,8 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
             if cd is None:
                 return None
             W, b = cd.trained(cd_settings, mask)
-            # the engine state holds full (M n)^2 matrices: keep only its history and timing from now on
+            # the trained blocks are kept below; of the engine state (weights, velocity, average) only its history and
+            # timing are needed from now on
             state["training"][mode] = {"history": cd.history, "timing": cd.timing}
             state["trained"][mode] = {"W_blocks": [W[s, s][:config.n_visible, config.n_visible:].tolist()
                                                    for s in block_slices([n_units] * M)],
