@@ -10,7 +10,7 @@ the design source rate (speed does not depend on it; the learning figures of ben
 use the measured ones). Per backend and mode: wall time per iteration after the first segment's build
 (on brian2_standalone: after the one compilation), its parts (in the simulator, statistics, update and
 parameter setting), and the share outside the simulator, ``1 - run / iteration``. ``--profile`` adds
-the top functions by cumulative time (cProfile) of the timed iterations. ``--evaluation`` adds the wall time
+the top functions by cumulative and by own time (cProfile) of the timed iterations. ``--evaluation`` adds the wall time
 of one evaluation of the acceptance size (digits: 659 clamps: 359 test images classified, 100 completed per
 occlusion kind, 20 + 200 ms each, ``EVAL_CHUNK`` clamps per launch of the binary; MNIST: 10,300 clamps of
 20 + 100 ms, timed on ``--eval-images`` test images + 100 completions per kind and extrapolated per clamp).
