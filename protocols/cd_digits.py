@@ -223,7 +223,7 @@ def exact_completion(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, occluded:
 
 
 def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int = 50, progress: bool = False,
-                    label: str = "evaluation", schedule: bool = False) -> np.ndarray:
+                    label: str = "evaluation", schedule: bool = False, on_states=None) -> np.ndarray:
     """Fraction of read-out time every neuron of ``network`` is on, per clamp of ``clamps``.
 
     ``clamps`` is a sequence of ``(units, values)`` (indices into the network's population and their
@@ -237,9 +237,13 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
     ``population.set`` + ``run`` per clamp elsewhere) and spikes are read as arrays; the last chunk is
     padded with repeats of its last clamp (read-outs discarded) so that every launch has one shape and
     the project compiles once.
+
+    ``on_states`` (optional) is called with every chunk's 0/1 states of all neurons on the read-out grid
+    (steps, population size), consecutive chunks continuing each other in time (padding of the last
+    scheduled chunk included): e.g. :class:`~cortexsim.models.ensemble_background.SourceEfficacy` ``.add``.
     """
     if schedule:
-        return _scheduled_readout(network, timed, list(clamps), config, chunk, progress, label)
+        return _scheduled_readout(network, timed, list(clamps), config, chunk, progress, label, on_states)
     tau_ref = network.neuron.tau_refrac
     dt = config.readout_dt_ms
     clamps = list(clamps)
@@ -256,6 +260,8 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
             t0, t1 = timed.run(config.eval_settle_ms + config.eval_read_ms)
             windows.append((t0 + config.eval_settle_ms, t1))
         states = states_on_grid(network.spiketrains(clear=True), tau_ref, t_begin, timed.t_ms, dt)
+        if on_states is not None:
+            on_states(states)
         out[start:start + len(windows)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:
             bar.update(len(windows))
@@ -272,7 +278,7 @@ def _window_means(states: np.ndarray, windows: list, t_begin: float, dt: float) 
 
 
 def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chunk: int, progress: bool,
-                       label: str) -> np.ndarray:
+                       label: str, on_states=None) -> np.ndarray:
     """:func:`clamped_readout` with one parameter schedule per chunk of clamps."""
     dt, tau_ref = config.readout_dt_ms, network.neuron.tau_refrac
     per_clamp = config.eval_settle_ms + config.eval_read_ms
@@ -289,6 +295,8 @@ def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chu
         phases = timed.run_schedule(network.population, "v_rest", leaks, [per_clamp] * len(padded))
         times, indices = spike_arrays(network.population, clear=True)
         states = states_on_grid_from_arrays(times, indices, network.population.size, tau_ref, t_begin, timed.t_ms, dt)
+        if on_states is not None:
+            on_states(states)
         windows = [(t0 + config.eval_settle_ms, t1) for t0, t1 in phases[:len(block)]]
         out[start:start + len(block)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:

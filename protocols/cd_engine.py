@@ -63,7 +63,7 @@ from ..models.cd_learning import (CDUpdate, IterateAverage, LearningRateSchedule
                                   sampling_durations, staggered_phases)
 
 __all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
-           "discard_spikes",
+           "discard_spikes", "mean_rate_hz",
            "training_energy", "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
 
 logger = logging.getLogger(__name__)
@@ -554,7 +554,7 @@ class ClampedStatistics:
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks, dense=dense), model,
                           {"model_mean_activity": float(np.mean(model[0])),
                            "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None,
-                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
 
     def staggered_states(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray
                          ) -> tuple[np.ndarray, list]:
@@ -631,7 +631,7 @@ class ClampedStatistics:
                           {"model_mean_activity": float(np.mean(model_moments[0])),
                            "model_hidden_mean_activity": (float(np.mean(model_moments[0][hidden])) if hidden.any()
                                                           else None),
-                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
 
     def _account(self, states: np.ndarray) -> None:
         """Feed one iteration's states (all neurons) to the segment's source-efficacy accumulator, if any."""
@@ -657,8 +657,16 @@ def _check_on_grid(value: float, name: str, readout_dt_ms: float) -> None:
                          f"> 1, got {value!r}")
 
 
-def _mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
-    """Mean firing rate (Hz) of all neurons from their 0/1 states (on for ``tau_ref_ms`` after each spike)."""
+def mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
+    """Mean firing rate (Hz) of all neurons from their 0/1 states (on for ``tau_ref_ms`` after each spike).
+
+    Examples
+    --------
+    >>> states = np.zeros((100, 2), dtype=np.uint8)   # 1 ms grid, 100 ms
+    >>> states[:10, 0] = states[50:60, 0] = 1          # neuron 0: two spikes (tau_ref 10 ms), neuron 1 silent
+    >>> mean_rate_hz(states, 10.0)                    # (20 Hz + 0 Hz) / 2
+    10.0
+    """
     return float(np.mean(states, dtype=float) / tau_ref_ms * 1e3) if states.size else 0.0
 
 
