@@ -41,6 +41,8 @@ def main(argv=None) -> int:
     parser.add_argument("--calibration-images", type=int, default=None,
                         help="training images per read-out kind (default: EnsembleDataConfig's)")
     parser.add_argument("--passes", type=int, default=None, help="measurements per kind (default: the config's)")
+    parser.add_argument("--eval-groups", type=int, default=None,
+                        help="read the networks in G groups, the others free (EnsembleDataConfig.eval_groups)")
     parser.add_argument("--eval-read", type=float, default=None, help="read-out window per image (ms; default: the run's)")
     parser.add_argument("--output", required=True, help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
@@ -62,6 +64,8 @@ def main(argv=None) -> int:
         changes["eval_calibration_images"] = args.calibration_images
     if args.passes is not None:
         changes["eval_calibration_passes"] = args.passes
+    if args.eval_groups is not None:
+        changes["eval_groups"] = args.eval_groups
     if args.eval_read is not None:
         changes["eval_read_ms"] = args.eval_read
     tic = time.perf_counter()

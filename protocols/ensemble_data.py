@@ -173,6 +173,10 @@ class EnsembleDataConfig(DigitsRBMSettings):
         background differs from the staggered training's); no test image is used for it.
     eval_calibration_images : int
         Training images per read-out kind for ``eval_background`` "measured" (>= 1).
+    eval_groups : int
+        1 (default): the evaluation clamps every network at once. G in 2 .. ``n_networks``: the networks are read
+        in G groups (network m in group ``m mod G``), one group clamped at a time while the others run free, so
+        that a network's background holds fewer clamped (image-fixed) sources; costs G times the evaluation.
     eval_calibration_passes : int
         Measurements per kind (>= 1): the first under the last training segment's source rate (no per-neuron
         offsets), each next one under the previous measurement's (the offsets change the neurons' own rates, so the
@@ -215,6 +219,7 @@ class EnsembleDataConfig(DigitsRBMSettings):
     eval_background: str = "training"
     eval_calibration_images: int = 50
     eval_calibration_passes: int = 2
+    eval_groups: int = 1
 
     def __post_init__(self):
         self.check_rbm_settings()
@@ -238,6 +243,9 @@ class EnsembleDataConfig(DigitsRBMSettings):
                              f"'translation_units' (what it measures), got {self.background_tracking!r}")
         check_int(self.eval_calibration_images, "eval_calibration_images", minimum=1)
         check_int(self.eval_calibration_passes, "eval_calibration_passes", minimum=1)
+        check_int(self.eval_groups, "eval_groups", minimum=1)
+        if self.eval_groups > self.n_networks:
+            raise ValueError(f"eval_groups must be in 1 .. n_networks ({self.n_networks}), got {self.eval_groups}")
         if not np.isfinite(self.max_background_scale) or self.max_background_scale < 1:
             raise ValueError(f"max_background_scale must be a finite number >= 1, got {self.max_background_scale!r}")
         check_ensemble_size(self.n_networks, self.n_visible + self.n_hidden, self.in_degree, "ensemble",
@@ -503,22 +511,27 @@ def _burnt_in(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.nda
 def _readout_networks(network, timed: TimedSimulator, config: EnsembleDataConfig, pixels: np.ndarray,
                       visible: np.ndarray, progress: bool, name: str, on_states=None) -> np.ndarray:
     """(M, n, n_units) on-fractions: step i clamps image ``image_rotation(n, M)[m, i]`` onto network m's pixels
-    where ``visible``, :data:`EVAL_CHUNK` clamps per parameter schedule; rows in image order."""
-    M, n_units = config.n_networks, config.n_units
+    where ``visible``, :data:`EVAL_CHUNK` clamps per parameter schedule; rows in image order. With
+    ``config.eval_groups`` G > 1 the networks are read group by group (network m in group ``m mod G``), the
+    others running free meanwhile (G times the steps)."""
+    M, n_units, G = config.n_networks, config.n_units, config.eval_groups
     offsets = np.arange(M) * n_units
     order = image_rotation(pixels.shape[0], M)
     clamps = []
-    for i in range(pixels.shape[0]):
-        units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in range(M)])
-        values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in range(M)])
-        clamps.append((units, values))
+    for group in range(G):
+        members = range(group, M, G)
+        for i in range(pixels.shape[0]):
+            units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in members])
+            values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in members])
+            clamps.append((units, values))
     # one parameter schedule per chunk of clamps: on brian2_standalone one launch of the binary per chunk
     # (was one per image: the evaluation then dominated the acceptance run's wall time)
     out = clamped_readout(network, timed, clamps, config, chunk=min(EVAL_CHUNK, len(clamps)), progress=progress,
                           label=name, schedule=True, on_states=on_states)
     per_network = np.empty((M, pixels.shape[0], n_units))
-    for m in range(M):   # step i showed image order[m, i] to network m
-        per_network[m, order[m]] = out[:, offsets[m]:offsets[m] + n_units]
+    for m in range(M):   # step i (of network m's group) showed image order[m, i] to network m
+        rows = out[(m % G) * pixels.shape[0]:(m % G + 1) * pixels.shape[0]]
+        per_network[m, order[m]] = rows[:, offsets[m]:offsets[m] + n_units]
     return per_network
 
 
@@ -528,15 +541,17 @@ def score_networks(readouts: dict, test_y: np.ndarray, completion: dict, n_pixel
     ``n_pixels``: pixels per image (64 digits, 196 MNIST 14x14); a network's units are ordered [pixels |
     10 labels | hidden], so the label units are ``n_pixels .. n_pixels + 9``.
 
-    Returns ``accuracy`` (per network), ``vote_accuracy``, ``completion_error`` (kind -> per network),
-    ``vote_completion_error`` (kind -> value), ``mean_completion_error`` (per network, mean over the
-    kinds), ``vote_mean_completion_error``, ``predicted`` (per network) and ``vote_predicted``
-    (labels per test image).
+    Returns ``accuracy`` (per network), ``label_activity`` (per network: the label units' summed on-fraction in
+    classification, mean over test images; 1 for a network that always holds one label on), ``vote_accuracy``,
+    ``completion_error`` (kind -> per network), ``vote_completion_error`` (kind -> value),
+    ``mean_completion_error`` (per network, mean over the kinds), ``vote_mean_completion_error``, ``predicted``
+    (per network) and ``vote_predicted`` (labels per test image).
     """
     labels = readouts["classify"][:, :, n_pixels:n_pixels + N_LABELS]
     predicted = predicted_labels(labels)
     vote = majority_vote(labels)
     scores = {"accuracy": [accuracy(p, test_y) for p in predicted], "vote_accuracy": accuracy(vote, test_y),
+              "label_activity": labels.sum(axis=2).mean(axis=1).tolist(),
               "predicted": predicted.tolist(), "vote_predicted": vote.tolist(), "completion_error": {},
               "vote_completion_error": {}}
     for kind, (pixels, occluded) in completion.items():
@@ -853,7 +868,7 @@ def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, **cha
     ValueError: reevaluate_trained changes only the evaluation settings [...], got ['learning_rate']
     """
     allowed = ("eval_background", "eval_calibration_images", "eval_calibration_passes", "eval_read_ms",
-               "eval_settle_ms")
+               "eval_settle_ms", "eval_groups")
     if set(changes) - set(allowed):
         raise ValueError(f"reevaluate_trained changes only the evaluation settings {list(allowed)}, "
                          f"got {sorted(set(changes) - set(allowed))}")

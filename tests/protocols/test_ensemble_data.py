@@ -478,6 +478,8 @@ def test_evaluation_calibration_draws_training_images_and_fresh_masks_per_kind()
     ({"eval_background": "later", "background_tracking": "translation"}, "eval_background"),
     ({"eval_calibration_images": 0}, "eval_calibration_images"),
     ({"eval_calibration_passes": 0}, "eval_calibration_passes"),
+    ({"eval_groups": 4}, r"eval_groups must be in 1 \.\. n_networks \(3\)"),
+    ({"eval_groups": 0}, "eval_groups"),
 ])
 def test_bad_evaluation_background_settings_are_refused(changes, needle):
     with pytest.raises(ValueError, match=needle):
@@ -566,3 +568,37 @@ def test_reevaluation_of_a_finished_run_reproduces_its_scores_from_the_results_a
     assert len(measured["accuracy"]) == 3 and set(measured["measured_background"]) == {"classify", *config.occlusions}
     with pytest.raises(ValueError, match="learning_rate"):
         protocol.reevaluate_trained(results, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_grouped_evaluation_clamps_one_group_at_a_time_and_maps_rows_back(monkeypatch, groups):
+    """``eval_groups`` G: G x n steps; the steps of group g clamp exactly network m's (m mod G == g) visible pixels
+    to its rotated image, nothing of the other networks (they run free); every network's rows come from its
+    group's steps, in image order (a row taken from another group's steps or the wrong rotation fails)."""
+    config = protocol.EnsembleDataConfig(**TINY, eval_groups=groups)
+    M, n_units, n = config.n_networks, config.n_units, 5
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((n, 64)) < 0.4).astype(float)
+    visible = rng.random((n, 64)) < 0.7
+    seen = []
+
+    def fake_readout(network, timed, clamps, config, chunk, progress, label, schedule, on_states):
+        seen.extend(clamps)
+        out = np.zeros((len(clamps), M * n_units))
+        out[:, :] = np.arange(len(clamps))[:, None]          # each row holds its step index
+        return out
+
+    monkeypatch.setattr(protocol, "clamped_readout", fake_readout)
+    per_network = protocol._readout_networks(None, None, config, pixels, visible, False, "t")
+    order = protocol.image_rotation(n, M)
+    assert len(seen) == groups * n
+    for step, (units, values) in enumerate(seen):
+        group, i = divmod(step, n)
+        expected_units = np.concatenate([m * n_units + np.flatnonzero(visible[order[m, i]])
+                                         for m in range(group, M, groups)])
+        np.testing.assert_array_equal(units, expected_units)
+        np.testing.assert_array_equal(values, np.concatenate([pixels[order[m, i]][visible[order[m, i]]]
+                                                              for m in range(group, M, groups)]))
+    for m in range(M):
+        for i in range(n):      # image order[m, i] was read at step i of m's group
+            assert np.all(per_network[m, order[m, i]] == (m % groups) * n + i)
