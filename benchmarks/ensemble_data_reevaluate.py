@@ -44,6 +44,8 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-groups", type=int, default=None,
                         help="read the networks in G groups, the others free (EnsembleDataConfig.eval_groups)")
     parser.add_argument("--eval-read", type=float, default=None, help="read-out window per image (ms; default: the run's)")
+    parser.add_argument("--keep-label-readout", action="store_true",
+                        help="also store the label units' on-fractions in classification (M x n x 10 per mode)")
     parser.add_argument("--output", required=True, help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
     path = Path(args.results)
@@ -69,7 +71,8 @@ def main(argv=None) -> int:
     if args.eval_read is not None:
         changes["eval_read_ms"] = args.eval_read
     tic = time.perf_counter()
-    scores = reevaluate_trained(run, modes=modes, progress=True, **changes)
+    scores = reevaluate_trained(run, modes=modes, progress=True, keep_label_readout=args.keep_label_readout,
+                                **changes)
     wall_s = time.perf_counter() - tic
     own = run["summary"]
     summary = {"results": str(path), "run": args.run, **changes}

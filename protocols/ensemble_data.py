@@ -829,9 +829,10 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
 
 def _score_trained(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, noise, index: int, trained: dict,
                    tracked: list | None, data: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, completion: dict,
-                   progress: bool) -> dict:
+                   progress: bool, keep_label_readout: bool = False) -> dict:
     """Scores (:func:`score_networks`, with ``examples``) of the trained networks of ``mode`` (``index`` in
-    :data:`MODES`; ``trained`` as stored by the run, ``tracked`` its ``segment_tracking`` history or None)."""
+    :data:`MODES`; ``trained`` as stored by the run, ``tracked`` its ``segment_tracking`` history or None);
+    ``keep_label_readout``: also the label units' on-fractions in classification (M, n, 10)."""
     W, b = _trained_parameters(trained, config)
     factory = network_factory(sim, config, mode, fit, noise, derive_seed(config.seed, 7, index))
     calibration = None
@@ -845,10 +846,13 @@ def _score_trained(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFi
     if "measured_background" in readouts:
         scores["measured_background"] = readouts["measured_background"]
     scores["examples"] = _examples(readouts, completion, config.n_pixels)
+    if keep_label_readout:
+        scores["label_on_fraction"] = readouts["classify"][:, :, config.n_pixels:config.n_pixels + N_LABELS].tolist()
     return scores
 
 
-def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, **changes) -> dict:
+def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, keep_label_readout: bool = False,
+                       **changes) -> dict:
     """Score the trained networks of a finished run again, with other evaluation settings.
 
     ``results``: one run's results (``results.json``, or a run of benchmarks/results/ensemble_data*.json) with
@@ -858,7 +862,8 @@ def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, **cha
     ``eval_read_ms``). The networks, test images, occlusions and simulator seeds are the run's, so with
     unchanged settings every mode scores as in the run (results of runs before the last tracking entry was
     kept whole lack the ``translation_units`` offsets: then only ``eval_background`` "measured"). Returns
-    ``{mode: scores}`` (:func:`score_networks`).
+    ``{mode: scores}`` (:func:`score_networks`; with ``keep_label_readout`` also ``label_on_fraction``, the label
+    units' on-fractions in classification, (M, n, 10)).
 
     Examples
     --------
@@ -895,7 +900,7 @@ def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, **cha
     sim = load_backend(config.backend)
     return {mode: _score_trained(sim, config, mode, fits[mode], noises[mode], MODES.index(mode),
                                  results["trained_parameters"][mode], tracked.get(mode), data, test_x, test_y,
-                                 completion, progress)
+                                 completion, progress, keep_label_readout)
             for mode in modes}
 
 
