@@ -63,7 +63,8 @@ from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, 
                         train_cd, training_energy)
 
 __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "DATASETS", "load_split",
-           "exact_classification", "free_energy_labels", "exact_baseline", "image_side", "completion_masks",
+           "exact_classification", "free_energy_labels", "free_energy_label_posterior", "exact_baseline",
+           "image_side", "completion_masks",
            "per_iteration_wall_s", "spiking_evaluation",
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
@@ -142,13 +143,34 @@ def free_energy_labels(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.n
     >>> free_energy_labels(W, b, np.zeros((3, 2))).tolist()
     [1, 1, 1]
     """
+    return np.argmax(_label_scores(W, b, pixels), axis=1)
+
+
+def free_energy_label_posterior(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Exact label posterior p(y | pixels) of the RBM (W, b) with one-hot labels, (m, 10): softmax of ``-F``.
+
+    Units ordered [pixels | 10 labels | hidden]; the hidden units are summed out (``F`` the free energy).
+
+    Examples
+    --------
+    >>> W = np.zeros((12, 12)); b = np.zeros(12); b[2 + 1] = np.log(2.0)    # label 1 twice as likely as each other
+    >>> round(float(free_energy_label_posterior(W, b, np.zeros((1, 2)))[0, 1]), 4)   # 2 / 11
+    0.1818
+    """
+    scores = _label_scores(W, b, pixels)
+    scores -= scores.max(axis=1, keepdims=True)
+    p = np.exp(scores)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _label_scores(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``-F(pixels, y)`` per image and label, (m, 10)."""
     n_pixels = pixels.shape[1]
     W_vh, b_v, b_h = rbm_parts(W, b, n_pixels + N_LABELS)
     pixel_input = b_h + pixels @ W_vh[:n_pixels]          # shared by all labels: one matrix product
     pixel_bias = pixels @ b_v[:n_pixels]
-    scores = [pixel_bias + b_v[n_pixels + k] + np.logaddexp(0.0, pixel_input + W_vh[n_pixels + k]).sum(axis=1)
-              for k in range(N_LABELS)]
-    return np.argmax(scores, axis=0)
+    return np.stack([pixel_bias + b_v[n_pixels + k] + np.logaddexp(0.0, pixel_input + W_vh[n_pixels + k]).sum(axis=1)
+                     for k in range(N_LABELS)], axis=1)
 
 
 def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray, n_sweeps: int,
