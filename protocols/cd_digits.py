@@ -63,7 +63,8 @@ from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, 
                         train_cd, training_energy)
 
 __all__ = ["DigitsRBMSettings", "DigitsTrainingConfig", "MnistTrainingConfig", "DATASETS", "load_split",
-           "exact_classification", "free_energy_labels", "exact_baseline", "image_side", "completion_masks",
+           "exact_classification", "free_energy_labels", "free_energy_label_posterior", "exact_baseline",
+           "image_side", "completion_masks",
            "per_iteration_wall_s", "spiking_evaluation",
            "DigitsTrainingResult", "run", "train_digits", "N_PIXELS",
            "N_LABELS", "N_VISIBLE", "TOP_HALF", "load_digits_split", "rbm_parts", "train_exact", "free_energy_accuracy",
@@ -142,13 +143,34 @@ def free_energy_labels(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.n
     >>> free_energy_labels(W, b, np.zeros((3, 2))).tolist()
     [1, 1, 1]
     """
+    return np.argmax(_label_scores(W, b, pixels), axis=1)
+
+
+def free_energy_label_posterior(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """Exact label posterior p(y | pixels) of the RBM (W, b) with one-hot labels, (m, 10): softmax of ``-F``.
+
+    Units ordered [pixels | 10 labels | hidden]; the hidden units are summed out (``F`` the free energy).
+
+    Examples
+    --------
+    >>> W = np.zeros((12, 12)); b = np.zeros(12); b[2 + 1] = np.log(2.0)    # label 1 twice as likely as each other
+    >>> round(float(free_energy_label_posterior(W, b, np.zeros((1, 2)))[0, 1]), 4)   # 2 / 11
+    0.1818
+    """
+    scores = _label_scores(W, b, pixels)
+    scores -= scores.max(axis=1, keepdims=True)
+    p = np.exp(scores)
+    return p / p.sum(axis=1, keepdims=True)
+
+
+def _label_scores(W: np.ndarray, b: np.ndarray, pixels: np.ndarray) -> np.ndarray:
+    """``-F(pixels, y)`` per image and label, (m, 10)."""
     n_pixels = pixels.shape[1]
     W_vh, b_v, b_h = rbm_parts(W, b, n_pixels + N_LABELS)
     pixel_input = b_h + pixels @ W_vh[:n_pixels]          # shared by all labels: one matrix product
     pixel_bias = pixels @ b_v[:n_pixels]
-    scores = [pixel_bias + b_v[n_pixels + k] + np.logaddexp(0.0, pixel_input + W_vh[n_pixels + k]).sum(axis=1)
-              for k in range(N_LABELS)]
-    return np.argmax(scores, axis=0)
+    return np.stack([pixel_bias + b_v[n_pixels + k] + np.logaddexp(0.0, pixel_input + W_vh[n_pixels + k]).sum(axis=1)
+                     for k in range(N_LABELS)], axis=1)
 
 
 def evaluate_exact(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, labels: np.ndarray, n_sweeps: int,
@@ -223,7 +245,7 @@ def exact_completion(W: np.ndarray, b: np.ndarray, pixels: np.ndarray, occluded:
 
 
 def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int = 50, progress: bool = False,
-                    label: str = "evaluation", schedule: bool = False) -> np.ndarray:
+                    label: str = "evaluation", schedule: bool = False, on_states=None) -> np.ndarray:
     """Fraction of read-out time every neuron of ``network`` is on, per clamp of ``clamps``.
 
     ``clamps`` is a sequence of ``(units, values)`` (indices into the network's population and their
@@ -237,9 +259,13 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
     ``population.set`` + ``run`` per clamp elsewhere) and spikes are read as arrays; the last chunk is
     padded with repeats of its last clamp (read-outs discarded) so that every launch has one shape and
     the project compiles once.
+
+    ``on_states`` (optional) is called with every chunk's 0/1 states of all neurons on the read-out grid
+    (steps, population size), consecutive chunks continuing each other in time (padding of the last
+    scheduled chunk included): e.g. :class:`~cortexsim.models.ensemble_background.SourceEfficacy` ``.add``.
     """
     if schedule:
-        return _scheduled_readout(network, timed, list(clamps), config, chunk, progress, label)
+        return _scheduled_readout(network, timed, list(clamps), config, chunk, progress, label, on_states)
     tau_ref = network.neuron.tau_refrac
     dt = config.readout_dt_ms
     clamps = list(clamps)
@@ -256,6 +282,8 @@ def clamped_readout(network, timed: TimedSimulator, clamps, config, chunk: int =
             t0, t1 = timed.run(config.eval_settle_ms + config.eval_read_ms)
             windows.append((t0 + config.eval_settle_ms, t1))
         states = states_on_grid(network.spiketrains(clear=True), tau_ref, t_begin, timed.t_ms, dt)
+        if on_states is not None:
+            on_states(states)
         out[start:start + len(windows)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:
             bar.update(len(windows))
@@ -272,7 +300,7 @@ def _window_means(states: np.ndarray, windows: list, t_begin: float, dt: float) 
 
 
 def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chunk: int, progress: bool,
-                       label: str) -> np.ndarray:
+                       label: str, on_states=None) -> np.ndarray:
     """:func:`clamped_readout` with one parameter schedule per chunk of clamps."""
     dt, tau_ref = config.readout_dt_ms, network.neuron.tau_refrac
     per_clamp = config.eval_settle_ms + config.eval_read_ms
@@ -289,6 +317,8 @@ def _scheduled_readout(network, timed: TimedSimulator, clamps: list, config, chu
         phases = timed.run_schedule(network.population, "v_rest", leaks, [per_clamp] * len(padded))
         times, indices = spike_arrays(network.population, clear=True)
         states = states_on_grid_from_arrays(times, indices, network.population.size, tau_ref, t_begin, timed.t_ms, dt)
+        if on_states is not None:
+            on_states(states)
         windows = [(t0 + config.eval_settle_ms, t1) for t0, t1 in phases[:len(block)]]
         out[start:start + len(block)] = _window_means(states, windows, t_begin, dt)
         if bar is not None:

@@ -63,7 +63,7 @@ from ..models.cd_learning import (CDUpdate, DiagonalBlocks, IterateAverage, Lear
                                   moments_from_states, sampling_durations, staggered_phases)
 
 __all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
-           "discard_spikes",
+           "discard_spikes", "mean_rate_hz",
            "training_energy", "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
 
 logger = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ class ClampedStatistics:
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks, dense=dense), model,
                           {"model_mean_activity": float(np.mean(model[0])),
                            "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None,
-                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
 
     def staggered_states(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray
                          ) -> tuple[np.ndarray, list]:
@@ -640,7 +640,7 @@ class ClampedStatistics:
                           {"model_mean_activity": float(np.mean(model_moments[0])),
                            "model_hidden_mean_activity": (float(np.mean(model_moments[0][hidden])) if hidden.any()
                                                           else None),
-                           "mean_rate_hz": _mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
 
     def _account(self, states: np.ndarray) -> None:
         """Feed one iteration's states (all neurons) to the segment's source-efficacy accumulator, if any."""
@@ -666,8 +666,16 @@ def _check_on_grid(value: float, name: str, readout_dt_ms: float) -> None:
                          f"> 1, got {value!r}")
 
 
-def _mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
-    """Mean firing rate (Hz) of all neurons from their 0/1 states (on for ``tau_ref_ms`` after each spike)."""
+def mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
+    """Mean firing rate (Hz) of all neurons from their 0/1 states (on for ``tau_ref_ms`` after each spike).
+
+    Examples
+    --------
+    >>> states = np.zeros((100, 2), dtype=np.uint8)   # 1 ms grid, 100 ms
+    >>> states[:10, 0] = states[50:60, 0] = 1          # neuron 0: two spikes (tau_ref 10 ms), neuron 1 silent
+    >>> mean_rate_hz(states, 10.0)                    # (20 Hz + 0 Hz) / 2
+    10.0
+    """
     return float(np.mean(states, dtype=float) / tau_ref_ms * 1e3) if states.size else 0.0
 
 
@@ -800,7 +808,8 @@ def save_checkpoint(folder, state: dict):
     return write_json_atomic(Path(folder) / CHECKPOINT_FILE, state)
 
 
-def load_checkpoint(folder, task: str, config: dict | None = None, template: dict | None = None) -> dict:
+def load_checkpoint(folder, task: str, config: dict | None = None, template: dict | None = None,
+                    added_defaults: dict | None = None) -> dict:
     """Read and check the checkpoint in ``folder``.
 
     Parameters
@@ -814,6 +823,16 @@ def load_checkpoint(folder, task: str, config: dict | None = None, template: dic
     template : dict, optional
         A fresh state of the same run: every key of it must be in the checkpoint with a value of
         the same kind and size (:func:`cortexsim.results.check_structure`).
+    added_defaults : dict, optional
+        Defaults of settings that may have been added to the task's config after the checkpoint was written
+        (their default being the behaviour before they existed): a key of ``config`` missing from the
+        checkpoint's config counts as this value there, so the run resumes if ``config`` has the default (and is
+        refused, naming the setting, otherwise); the returned state's ``config`` then holds it.
+
+    Examples
+    --------
+    >>> # a run started before EnsembleDataConfig.eval_groups existed resumes with eval_groups = 1:
+    >>> # load_checkpoint(out, "ensemble_data", config_to_dict(config), added_defaults={"eval_groups": 1})
 
     Raises
     ------
@@ -832,6 +851,9 @@ def load_checkpoint(folder, task: str, config: dict | None = None, template: dic
     if config is not None:
         if not isinstance(state.get("config"), dict):
             raise ValueError(f"{path}: key config is missing or not a mapping")
+        added = {key: value for key, value in (added_defaults or {}).items()
+                 if key in config and key not in state["config"]}
+        state["config"] = {**state["config"], **added}
         if state["config"] != config:
             raise ValueError(f"{path} was written with other settings (checkpoint -> now): "
                              f"{describe_differences(state['config'], config)}; resume with the checkpoint's "

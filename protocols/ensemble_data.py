@@ -48,14 +48,14 @@ from __future__ import annotations
 import logging
 import time
 from functools import partial
-from dataclasses import dataclass, fields, replace
+from dataclasses import MISSING, dataclass, fields, replace
 
 import numpy as np
 
 from cortexsim.checks import check_choice, check_int
-from cortexsim.config import config_to_dict
+from cortexsim.config import config_from_dict, config_to_dict
 from cortexsim.parameters import ActivationFit
-from cortexsim.results import library_versions, machine_info, output_dir, write_results
+from cortexsim.results import library_versions, machine_info, output_dir, to_jsonable, write_results
 from cortexsim.seeds import derive_rng, derive_seed
 from cortexsim.timegrid import check_duration
 
@@ -75,11 +75,12 @@ from .calibration import CalibrationConfig, calibrate
 from .cd_digits import (DATASETS, N_LABELS, N_PIXELS, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
                         evaluate_exact, exact_completion, free_energy_accuracy, load_split, pretrain_exact, train_exact)
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, discard_spikes,
-                        load_checkpoint, save_checkpoint, train_cd)
+                        load_checkpoint, mean_rate_hz, save_checkpoint, train_cd)
 from .ensemble import background_run_settings, build, measure_background, quartiles
 
 __all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
-           "tracking_for_segment", "BACKGROUND_TRACKING",
+           "tracking_for_segment", "BACKGROUND_TRACKING", "EVAL_BACKGROUNDS", "measured_background",
+           "evaluation_calibration", "reevaluate_trained",
            "evaluate_networks", "train_networks", "ensemble_training_data", "image_rotation", "score_networks",
            "IMAGE_SIDE", "TASKS", "task_defaults", "load_task_split"]
 
@@ -94,6 +95,8 @@ MNIST_TRAIN_IMAGES = 60000
 MODES = ("poisson", "ensemble")
 #: Ways of following the ensemble background during training (``EnsembleDataConfig.background_tracking``).
 BACKGROUND_TRACKING = ("off", "translation", "weights", "translation_units")
+#: How the trained ensemble's evaluation setting is found (:attr:`EnsembleDataConfig.eval_background`).
+EVAL_BACKGROUNDS = ("training", "measured")
 #: Test images per parameter schedule in the evaluation (one launch of the compiled binary on brian2_standalone;
 #: the last chunk is padded, so every launch has one shape and the project compiles once).
 EVAL_CHUNK = 50
@@ -161,6 +164,23 @@ class EnsembleDataConfig(DigitsRBMSettings):
         benchmarks/ensemble_data_diagnosis.md, session 4). ``"off"``: nothing follows (default).
     max_background_scale : float
         Bound of the ``"weights"`` factor (>= 1): clipped to [1 / max, max].
+    eval_background : {"training", "measured"}
+        With ``background_tracking`` "translation" / "translation_units", the setting the trained ensemble is
+        read out with. ``"training"`` (default): the last training segment's (its mean source rate and per-neuron
+        offsets). ``"measured"``: measured under the evaluation's own background, per read-out kind
+        (classification and each occlusion), by :func:`measured_background` on ``eval_calibration_images``
+        TRAINING images clamped as the test images will be (the evaluation clamps every network at once, so its
+        background differs from the staggered training's); no test image is used for it.
+    eval_calibration_images : int
+        Training images per read-out kind for ``eval_background`` "measured" (>= 1).
+    eval_groups : int
+        1 (default): the evaluation clamps every network at once. G in 2 .. ``n_networks``: the networks are read
+        in G groups (network m in group ``m mod G``), one group clamped at a time while the others run free, so
+        that a network's background holds fewer clamped (image-fixed) sources; costs G times the evaluation.
+    eval_calibration_passes : int
+        Measurements per kind (>= 1): the first under the last training segment's source rate (no per-neuron
+        offsets), each next one under the previous measurement's (the offsets change the neurons' own rates, so the
+        measurement is iterated).
     validation_images : int
         0 (default): scored on the test split. V > 0: the first V training images are held out and
         scored instead of the test images (development runs; no test image is used), training uses the rest.
@@ -196,6 +216,10 @@ class EnsembleDataConfig(DigitsRBMSettings):
     background_tracking: str = "off"
     max_background_scale: float = 4.0
     validation_images: int = 0
+    eval_background: str = "training"
+    eval_calibration_images: int = 50
+    eval_calibration_passes: int = 2
+    eval_groups: int = 1
 
     def __post_init__(self):
         self.check_rbm_settings()
@@ -213,6 +237,15 @@ class EnsembleDataConfig(DigitsRBMSettings):
                              f"got {self.stagger_groups}")
         check_choice(self.background_tracking, "background_tracking", BACKGROUND_TRACKING)
         check_int(self.validation_images, "validation_images", minimum=0)
+        check_choice(self.eval_background, "eval_background", EVAL_BACKGROUNDS)
+        if self.eval_background == "measured" and self.background_tracking not in ("translation", "translation_units"):
+            raise ValueError("eval_background 'measured' needs background_tracking 'translation' or "
+                             f"'translation_units' (what it measures), got {self.background_tracking!r}")
+        check_int(self.eval_calibration_images, "eval_calibration_images", minimum=1)
+        check_int(self.eval_calibration_passes, "eval_calibration_passes", minimum=1)
+        check_int(self.eval_groups, "eval_groups", minimum=1)
+        if self.eval_groups > self.n_networks:
+            raise ValueError(f"eval_groups must be in 1 .. n_networks ({self.n_networks}), got {self.eval_groups}")
         if not np.isfinite(self.max_background_scale) or self.max_background_scale < 1:
             raise ValueError(f"max_background_scale must be a finite number >= 1, got {self.max_background_scale!r}")
         check_ensemble_size(self.n_networks, self.n_visible + self.n_hidden, self.in_degree, "ensemble",
@@ -384,7 +417,8 @@ def network_factory(sim, config: EnsembleDataConfig, mode: str, fit: ActivationF
 
 
 def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray,
-                      test_x: np.ndarray, completion: dict, progress: bool = False, label: str = "") -> dict:
+                      test_x: np.ndarray, completion: dict, progress: bool = False, label: str = "",
+                      calibration: dict | None = None) -> dict:
     """On-fractions of every network's units for the test images (classification and completion).
 
     ``completion`` maps an occlusion kind to ``(pixels (c, P), occluded (c, P) bool)`` (P pixels per image). Builds the
@@ -392,37 +426,113 @@ def evaluate_networks(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b
     rotation of :func:`image_rotation`, :data:`EVAL_CHUNK` images per parameter schedule
     (:func:`~cortexsim.protocols.cd_digits.clamped_readout` with ``schedule=True``). Returns
     ``{"classify": (M, n, n_units), kind: (M, c, n_units)}`` with rows in test-image order, and ``run_wall_s``.
+
+    ``calibration`` (optional; ``eval_background`` "measured"): ``{"classify": (pixels, visible), kind: (pixels,
+    visible)}`` of TRAINING images per read-out kind (``visible``: the clamped pixels, bool). Each kind is then
+    read in its own simulation, built with the factory keywords :func:`measured_background` finds on that kind's
+    calibration images; the result also holds them, summarised, under ``"measured_background"``.
     """
-    M, n_units = config.n_networks, config.n_units
-    offsets = np.arange(M) * n_units
-    network = factory(sim, W, b, 0)
+    kinds = {"classify": (test_x, np.ones(test_x.shape, dtype=bool), "classification")}
+    kinds.update({kind: (pixels, ~occluded, f"completion ({kind})") for kind, (pixels, occluded) in completion.items()})
+    result, run_wall_s = {}, 0.0
+    if calibration is None:
+        network, timed = _burnt_in(sim, config, factory, W, b, {})
+        for key, (pixels, visible, name) in kinds.items():
+            name = f"{name} {label}".strip()
+            result[key] = _readout_networks(network, timed, config, pixels, visible, progress, name)
+        sim.end()
+        run_wall_s = timed.run_wall_s
+    else:
+        result["measured_background"] = {}
+        for key, (pixels, visible, name) in kinds.items():
+            name = f"{name} {label}".strip()
+            kwargs, calibration_wall_s = measured_background(sim, config, factory, W, b, *calibration[key],
+                                                             progress=progress, label=name)
+            network, timed = _burnt_in(sim, config, factory, W, b, kwargs)
+            result[key] = _readout_networks(network, timed, config, pixels, visible, progress, name)
+            sim.end()
+            run_wall_s += calibration_wall_s + timed.run_wall_s
+            efficacy = np.asarray(kwargs.get("source_efficacy_hz", [np.nan]), dtype=float)
+            result["measured_background"][key] = {
+                "source_rate_hz": kwargs["source_rate_hz"], "source_efficacy_mean_hz": float(np.mean(efficacy)),
+                "source_efficacy_cv": float(np.std(efficacy) / np.mean(efficacy)) if np.mean(efficacy) > 0 else None}
+    result["run_wall_s"] = run_wall_s
+    return result
+
+
+def measured_background(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray, pixels: np.ndarray,
+                        visible: np.ndarray, progress: bool = False, label: str = "") -> tuple[dict, float]:
+    """Factory keywords (:func:`network_factory`) of the ensemble's background under an evaluation's own clamps.
+
+    ``config.eval_calibration_passes`` passes; each builds the ensemble through ``factory`` (first iteration 0;
+    the first pass with the factory's own source rate, e.g. the last training segment's, and no per-neuron
+    offsets, each next one with the previous pass's result), burns in, clamps ``pixels`` (n, P) where
+    ``visible`` (n, P) with the rotation of the evaluation (:func:`image_rotation`) and measures over the
+    whole clamping time, as training measures its segments: the mean firing rate of all neurons
+    (``source_rate_hz``, :func:`~cortexsim.protocols.cd_engine.mean_rate_hz`) and, with ``background_tracking``
+    "translation_units", every neuron's released weight per second (``source_efficacy_hz``,
+    :class:`~cortexsim.models.ensemble_background.SourceEfficacy`). Returns the keywords and the wall time
+    spent in the simulator (s). Use TRAINING images: no test image enters the read-out setting.
+    """
+    kwargs, wall_s = {"source_efficacy_hz": None}, 0.0
+    units = config.background_tracking == "translation_units"
+    for _ in range(config.eval_calibration_passes):
+        network, timed = _burnt_in(sim, config, factory, W, b, kwargs)
+        efficacy = SourceEfficacy(network.population.size, tau_refrac_ms=network.neuron.tau_refrac,
+                                  dt_ms=config.readout_dt_ms,
+                                  tau_rec_ms=config.tau_rec_ms if config.background_synapse == "depressing" else None)
+        rates = []
+
+        def record(states, efficacy=efficacy, rates=rates, tau_ref=network.neuron.tau_refrac):
+            rates.append((mean_rate_hz(states, tau_ref), states.shape[0]))
+            if units:
+                efficacy.add(states)
+
+        _readout_networks(network, timed, config, pixels, visible, progress, f"background of {label}".strip(),
+                          on_states=record)
+        sim.end()
+        wall_s += timed.run_wall_s
+        rate = float(sum(r * n for r, n in rates) / sum(n for _, n in rates))
+        kwargs = {"source_rate_hz": rate} | ({"source_efficacy_hz": efficacy.per_second().tolist()} if units else {})
+        logger.info("measured background for %s: mean rate %.2f Hz", label, rate)
+    return kwargs, wall_s
+
+
+def _burnt_in(sim, config: EnsembleDataConfig, factory, W: np.ndarray, b: np.ndarray, kwargs: dict):
+    """The ensemble from ``factory(sim, W, b, 0, **kwargs)`` after ``burn_in_ms`` (spikes discarded), its timer."""
+    network = factory(sim, W, b, 0, **kwargs)
     timed = TimedSimulator(sim, config.dt_ms)
     if config.burn_in_ms > 0:
         timed.run(config.burn_in_ms)
         discard_spikes(network)
+    return network, timed
 
-    def readout(pixels, visible, name):
-        order = image_rotation(pixels.shape[0], M)
-        clamps = []
+
+def _readout_networks(network, timed: TimedSimulator, config: EnsembleDataConfig, pixels: np.ndarray,
+                      visible: np.ndarray, progress: bool, name: str, on_states=None) -> np.ndarray:
+    """(M, n, n_units) on-fractions: step i clamps image ``image_rotation(n, M)[m, i]`` onto network m's pixels
+    where ``visible``, :data:`EVAL_CHUNK` clamps per parameter schedule; rows in image order. With
+    ``config.eval_groups`` G > 1 the networks are read group by group (network m in group ``m mod G``), the
+    others running free meanwhile (G times the steps)."""
+    M, n_units, G = config.n_networks, config.n_units, config.eval_groups
+    offsets = np.arange(M) * n_units
+    order = image_rotation(pixels.shape[0], M)
+    clamps = []
+    for group in range(G):
+        members = range(group, M, G)
         for i in range(pixels.shape[0]):
-            units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in range(M)])
-            values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in range(M)])
+            units = np.concatenate([offsets[m] + np.flatnonzero(visible[order[m, i]]) for m in members])
+            values = np.concatenate([pixels[order[m, i]][visible[order[m, i]]] for m in members])
             clamps.append((units, values))
-        # one parameter schedule per chunk of clamps: on brian2_standalone one launch of the binary per chunk
-        # (was one per image: the evaluation then dominated the acceptance run's wall time)
-        out = clamped_readout(network, timed, clamps, config, chunk=min(EVAL_CHUNK, len(clamps)), progress=progress,
-                              label=f"{name} {label}".strip(), schedule=True)
-        per_network = np.empty((M, pixels.shape[0], n_units))
-        for m in range(M):   # step i showed image order[m, i] to network m
-            per_network[m, order[m]] = out[:, offsets[m]:offsets[m] + n_units]
-        return per_network
-
-    result = {"classify": readout(test_x, np.ones(test_x.shape, dtype=bool), "classification")}
-    for kind, (pixels, occluded) in completion.items():
-        result[kind] = readout(pixels, ~occluded, f"completion ({kind})")
-    sim.end()
-    result["run_wall_s"] = timed.run_wall_s
-    return result
+    # one parameter schedule per chunk of clamps: on brian2_standalone one launch of the binary per chunk
+    # (was one per image: the evaluation then dominated the acceptance run's wall time)
+    out = clamped_readout(network, timed, clamps, config, chunk=min(EVAL_CHUNK, len(clamps)), progress=progress,
+                          label=name, schedule=True, on_states=on_states)
+    per_network = np.empty((M, pixels.shape[0], n_units))
+    for m in range(M):   # step i (of network m's group) showed image order[m, i] to network m
+        rows = out[(m % G) * pixels.shape[0]:(m % G + 1) * pixels.shape[0]]
+        per_network[m, order[m]] = rows[:, offsets[m]:offsets[m] + n_units]
+    return per_network
 
 
 def score_networks(readouts: dict, test_y: np.ndarray, completion: dict, n_pixels: int = N_PIXELS) -> dict:
@@ -431,15 +541,17 @@ def score_networks(readouts: dict, test_y: np.ndarray, completion: dict, n_pixel
     ``n_pixels``: pixels per image (64 digits, 196 MNIST 14x14); a network's units are ordered [pixels |
     10 labels | hidden], so the label units are ``n_pixels .. n_pixels + 9``.
 
-    Returns ``accuracy`` (per network), ``vote_accuracy``, ``completion_error`` (kind -> per network),
-    ``vote_completion_error`` (kind -> value), ``mean_completion_error`` (per network, mean over the
-    kinds), ``vote_mean_completion_error``, ``predicted`` (per network) and ``vote_predicted``
-    (labels per test image).
+    Returns ``accuracy`` (per network), ``label_activity`` (per network: the label units' summed on-fraction in
+    classification, mean over test images; 1 for a network that always holds one label on), ``vote_accuracy``,
+    ``completion_error`` (kind -> per network), ``vote_completion_error`` (kind -> value),
+    ``mean_completion_error`` (per network, mean over the kinds), ``vote_mean_completion_error``, ``predicted``
+    (per network) and ``vote_predicted`` (labels per test image).
     """
     labels = readouts["classify"][:, :, n_pixels:n_pixels + N_LABELS]
     predicted = predicted_labels(labels)
     vote = majority_vote(labels)
     scores = {"accuracy": [accuracy(p, test_y) for p in predicted], "vote_accuracy": accuracy(vote, test_y),
+              "label_activity": labels.sum(axis=2).mean(axis=1).tolist(),
               "predicted": predicted.tolist(), "vote_predicted": vote.tolist(), "completion_error": {},
               "vote_completion_error": {}}
     for kind, (pixels, occluded) in completion.items():
@@ -541,6 +653,33 @@ def tracking_for_segment(config: EnsembleDataConfig, history: dict, first_iterat
                                                       config.max_background_scale)}
 
 
+def evaluation_calibration(config: EnsembleDataConfig, data: np.ndarray) -> dict:
+    """Training images for :func:`measured_background`, per read-out kind: ``{"classify": (pixels, visible),
+    kind: (pixels, visible)}``.
+
+    ``config.eval_calibration_images`` rows of ``data`` (training rows, pixels first), drawn without replacement
+    with the config's seed; classification clamps every pixel, each occlusion kind clamps what its own masks
+    (:func:`~cortexsim.models.rbm_readout.occlusion_mask`, fresh draws) leave visible.
+
+    Examples
+    --------
+    >>> c = EnsembleDataConfig(seed=1, n_networks=4, n_hidden=20, in_degree=10, background_tracking="translation",
+    ...                        eval_background="measured", eval_calibration_images=5)
+    >>> out = evaluation_calibration(c, np.ones((30, c.n_visible)))
+    >>> sorted(out), out["classify"][0].shape, bool(out["half"][1].all())
+    (['classify', 'half', 'quarter', 'random30'], (5, 64), False)
+    """
+    n = config.eval_calibration_images
+    if n > data.shape[0]:
+        raise ValueError(f"eval_calibration_images ({n}) exceeds the {data.shape[0]} training images")
+    rows = derive_rng(config.seed, 24).choice(data.shape[0], size=n, replace=False)
+    pixels = np.asarray(data[rows, :config.n_pixels])
+    out = {"classify": (pixels, np.ones(pixels.shape, dtype=bool))}
+    for k, kind in enumerate(config.occlusions):
+        out[kind] = (pixels, ~occlusion_mask(kind, n, config.side, derive_rng(config.seed, 25, k)))
+    return out
+
+
 def _exact_baseline(config: EnsembleDataConfig, data, test_x, test_y, completion: dict) -> dict:
     """Per network: the starting RBM (random or exact pre-trained), and the exact-Gibbs baseline trained
     from it with the same update, number of updates and schedule (pure numpy)."""
@@ -601,7 +740,11 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
     say = logger.info if progress else (lambda *a, **k: None)
     fresh = {"task": "ensemble_data", "config": config_to_dict(config), "prepared": None, "background": None,
              "scores": {}, "training": {}, "trained": {}}
-    state = (load_checkpoint(out_dir, "ensemble_data", fresh["config"], None) if resume else fresh)
+    # settings added to EnsembleDataConfig after a checkpoint was written resume at their defaults (the behaviour
+    # before them; e.g. the MNIST acceptance run started before the eval_* settings existed)
+    defaults = {f.name: to_jsonable(f.default) for f in fields(EnsembleDataConfig) if f.default is not MISSING}
+    state = (load_checkpoint(out_dir, "ensemble_data", fresh["config"], None, added_defaults=defaults) if resume
+             else fresh)
 
     def save() -> None:
         if out_dir is not None:
@@ -609,9 +752,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
 
     # validation_images > 0 (development): held-out training images instead of the test split
     data, _, test_x, test_y = load_task_split(config)
-    pixels = test_x[:config.n_completion_images]
-    completion = {kind: (pixels, occlusion_mask(kind, pixels.shape[0], config.side, derive_rng(config.seed, 22, k)))
-                  for k, kind in enumerate(config.occlusions)}
+    completion = _completion_sets(config, test_x)
     sim = load_backend(config.backend)
     poisson_fit = poisson_fit or calibrate(CalibrationConfig(seed=config.seed, backend=config.backend,
                                                              neuron=config.neuron, noise=config.noise,
@@ -668,16 +809,10 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
                                                    for s in block_slices([n_units] * M)],
                                       "b": b.tolist()}
             save()
-        W, b = _trained_parameters(state["trained"][mode], config)
         if f"{mode}_trained" not in state["scores"]:
-            trained_factory = network_factory(sim, config, mode, fit, noise, derive_seed(config.seed, 7, index))
-            tracked = state["training"][mode]["history"].get("segment_tracking")
-            if tracked:      # background tracking: evaluated with the last training segment's setting
-                trained_factory = partial(trained_factory, **tracked[-1])
-            readouts = evaluate_networks(sim, config, trained_factory, W, b, test_x, completion, progress,
-                                         f"{mode} trained")
-            state["scores"][f"{mode}_trained"] = score_networks(readouts, test_y, completion, config.n_pixels)
-            state["scores"][f"{mode}_trained"]["examples"] = _examples(readouts, completion, config.n_pixels)
+            state["scores"][f"{mode}_trained"] = _score_trained(
+                sim, config, mode, fit, noise, index, state["trained"][mode],
+                state["training"][mode]["history"].get("segment_tracking"), data, test_x, test_y, completion, progress)
             save()
         s = state["scores"][f"{mode}_trained"]
         say(f"{mode} trained: median accuracy {np.median(s['accuracy']):.3f}, vote {s['vote_accuracy']:.3f}")
@@ -690,20 +825,105 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
     return results
 
 
+def _score_trained(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, noise, index: int, trained: dict,
+                   tracked: list | None, data: np.ndarray, test_x: np.ndarray, test_y: np.ndarray, completion: dict,
+                   progress: bool, keep_label_readout: bool = False) -> dict:
+    """Scores (:func:`score_networks`, with ``examples``) of the trained networks of ``mode`` (``index`` in
+    :data:`MODES`; ``trained`` as stored by the run, ``tracked`` its ``segment_tracking`` history or None);
+    ``keep_label_readout``: also the label units' on-fractions in classification (M, n, 10)."""
+    W, b = _trained_parameters(trained, config)
+    factory = network_factory(sim, config, mode, fit, noise, derive_seed(config.seed, 7, index))
+    calibration = None
+    if tracked:      # background tracking: evaluated with the last training segment's setting ...
+        factory = partial(factory, **tracked[-1])
+        if config.eval_background == "measured":     # ... or one measured under the evaluation's own clamps
+            calibration = evaluation_calibration(config, data)
+    readouts = evaluate_networks(sim, config, factory, W, b, test_x, completion, progress, f"{mode} trained",
+                                 calibration)
+    scores = score_networks(readouts, test_y, completion, config.n_pixels)
+    if "measured_background" in readouts:
+        scores["measured_background"] = readouts["measured_background"]
+    scores["examples"] = _examples(readouts, completion, config.n_pixels)
+    if keep_label_readout:
+        scores["label_on_fraction"] = readouts["classify"][:, :, config.n_pixels:config.n_pixels + N_LABELS].tolist()
+    return scores
+
+
+def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, keep_label_readout: bool = False,
+                       **changes) -> dict:
+    """Score the trained networks of a finished run again, with other evaluation settings.
+
+    ``results``: one run's results (``results.json``, or a run of benchmarks/results/ensemble_data*.json) with
+    its ``config``, ``trained_parameters``, ``activation_fit``, ``ensemble_source_rate_hz`` and
+    ``training_history``. ``changes``: evaluation settings of :class:`EnsembleDataConfig` only
+    (``eval_background``, ``eval_calibration_images``, ``eval_calibration_passes``, ``eval_settle_ms``,
+    ``eval_read_ms``). The networks, test images, occlusions and simulator seeds are the run's, so with
+    unchanged settings every mode scores as in the run (results of runs before the last tracking entry was
+    kept whole lack the ``translation_units`` offsets: then only ``eval_background`` "measured"). Returns
+    ``{mode: scores}`` (:func:`score_networks`; with ``keep_label_readout`` also ``label_on_fraction``, the label
+    units' on-fractions in classification, (M, n, 10)).
+
+    Examples
+    --------
+    >>> reevaluate_trained({"config": {}}, learning_rate=0.1)   # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: reevaluate_trained changes only the evaluation settings [...], got ['learning_rate']
+    """
+    allowed = ("eval_background", "eval_calibration_images", "eval_calibration_passes", "eval_read_ms",
+               "eval_settle_ms", "eval_groups")
+    if set(changes) - set(allowed):
+        raise ValueError(f"reevaluate_trained changes only the evaluation settings {list(allowed)}, "
+                         f"got {sorted(set(changes) - set(allowed))}")
+    for mode in modes:
+        check_choice(mode, "modes", MODES)
+    config = config_from_dict(EnsembleDataConfig, {**results["config"], **changes})
+    data, _, test_x, test_y = load_task_split(config)
+    completion = _completion_sets(config, test_x)
+    settings = background_run_settings(config, config.backend)
+    source_rate = float(results["ensemble_source_rate_hz"])
+    fits = {mode: ActivationFit(**{key: float("nan") if value is None else value        # unknown stderr: None
+                                   for key, value in results["activation_fit"][mode].items()}) for mode in MODES}
+    noises = {"poisson": config.noise,
+              "ensemble": equivalent_noise(settings.background, "ensemble", config.noise, source_rate)}
+    tracked = {}
+    for mode in modes:
+        history = results["training_history"][mode].get("segment_tracking")
+        if history:        # results written before the last entry was kept whole lack its per-neuron offsets
+            last = dict(history[-1])
+            if last.pop("leak_offsets_from_previous_segment", False) and config.eval_background != "measured":
+                raise ValueError(f"the results do not store the {mode} run's per-neuron leak offsets "
+                                 "(translation_units); re-evaluate it with eval_background='measured'")
+            tracked[mode] = [last]
+    sim = load_backend(config.backend)
+    return {mode: _score_trained(sim, config, mode, fits[mode], noises[mode], MODES.index(mode),
+                                 results["trained_parameters"][mode], tracked.get(mode), data, test_x, test_y,
+                                 completion, progress, keep_label_readout)
+            for mode in modes}
+
+
+def _completion_sets(config: EnsembleDataConfig, test_x: np.ndarray) -> dict:
+    """Occlusion kind -> (the first ``n_completion_images`` test images, their occlusion masks)."""
+    pixels = test_x[:config.n_completion_images]
+    return {kind: (pixels, occlusion_mask(kind, pixels.shape[0], config.side, derive_rng(config.seed, 22, k)))
+            for k, kind in enumerate(config.occlusions)}
+
+
 def _compact_history(history: dict) -> dict:
     """The training history for the results: per-neuron source efficacies (``translation_units``) summarised
-    per segment (mean and coefficient of variation over neurons); the checkpoint keeps them whole."""
+    per segment (mean and coefficient of variation over neurons; the checkpoint keeps them whole), except in the
+    last ``segment_tracking`` entry, the setting the trained networks are read out with."""
     out = dict(history)
     efficacies = out.pop("segment_source_efficacy_hz", None)
     if efficacies:
         arrays = [np.asarray(e, dtype=float) for e in efficacies]
         out["segment_source_efficacy_mean_hz"] = [float(a.mean()) for a in arrays]
         out["segment_source_efficacy_cv"] = [float(a.std() / a.mean()) if a.mean() > 0 else None for a in arrays]
-    if "segment_tracking" in out:
+    if "segment_tracking" in out:      # the last entry whole: the trained networks' evaluation setting
         out["segment_tracking"] = [{k: v for k, v in entry.items() if k != "source_efficacy_hz"}
                                    | ({"leak_offsets_from_previous_segment": True} if "source_efficacy_hz" in entry
                                       else {})
-                                   for entry in out["segment_tracking"]]
+                                   for entry in out["segment_tracking"][:-1]] + out["segment_tracking"][-1:]
     return out
 
 

@@ -17,7 +17,8 @@ from cortexsim.cli import main
 from cortexsim.parameters import ActivationFit
 from cortexsim.results import read_json
 from cortexsim.protocols.cd_digits import (N_LABELS, DigitsTrainingConfig, MnistTrainingConfig, completion_masks,
-                                           exact_classification, free_energy_labels, load_split)
+                                           exact_classification, free_energy_label_posterior,
+                                           free_energy_labels, load_split)
 
 FIT = ActivationFit(v_p05=-50.61, alpha=0.82)
 N_PIX = 4      # 2x2 images
@@ -39,7 +40,8 @@ def _random_rbm(rng, n_hidden=3, scale=1.5):
 
 
 def test_free_energy_labels_match_enumeration_over_hidden_states():
-    """argmax_y sum_h exp(-E(pixels, y, h)), enumerating the 2^3 hidden states (no closed form used)."""
+    """argmax_y sum_h exp(-E(pixels, y, h)) and the normalised posterior, enumerating the 2^3 hidden states (no
+    closed form used)."""
     rng = np.random.default_rng(5)
     W, b = _random_rbm(rng)
     n_v = N_PIX + N_LABELS
@@ -52,8 +54,10 @@ def test_free_energy_labels_match_enumeration_over_hidden_states():
         for k in range(N_LABELS):
             v = np.concatenate([image, np.eye(N_LABELS)[k]])
             log_z.append(np.log(np.exp(v @ b_v + hidden @ b_h + hidden @ (v @ W_vh)).sum()))
-        expected.append(int(np.argmax(log_z)))
-    assert free_energy_labels(W, b, pixels).tolist() == expected
+        expected.append(np.exp(np.array(log_z) - np.logaddexp.reduce(log_z)))
+    assert free_energy_labels(W, b, pixels).tolist() == [int(np.argmax(p)) for p in expected]
+    # the posterior over one-hot labels itself (a missing hidden bias or label bias shifts it)
+    np.testing.assert_allclose(free_energy_label_posterior(W, b, pixels), np.array(expected), rtol=1e-10)
 
 
 def test_exact_label_readout_matches_enumerated_label_marginals():

@@ -6,6 +6,7 @@ The activation function is the measured default-set fit of references §1 (no ca
 from __future__ import annotations
 
 import json
+from functools import partial
 
 import numpy as np
 import pytest
@@ -562,3 +563,157 @@ def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path,
     summary = results["summary"]
     assert summary["mnist_depressing_ensemble_test_accuracy"] == summary["ensemble_test_accuracy"] == 0.5
     assert summary["unprefixed_keys_from"] == "mnist_depressing" and "digits_depressing_ensemble_test_accuracy" in summary
+
+
+# --- evaluation background measured under the evaluation's own clamps (eval_background="measured") ---------------
+
+def test_evaluation_calibration_draws_training_images_and_fresh_masks_per_kind():
+    """The images that set the evaluation's background are TRAINING rows (a draw from the test split fails), one
+    set per read-out kind, classification clamping every pixel and each occlusion kind its own masks."""
+    config = protocol.EnsembleDataConfig(**TINY, background_tracking="translation_units", eval_background="measured",
+                                         eval_calibration_images=7)
+    data, _, test_x, _ = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    out = protocol.evaluation_calibration(config, data)
+    training_rows = {row.tobytes() for row in data[:, :config.n_pixels].astype(np.uint8)}
+    assert list(out) == ["classify", *config.occlusions]
+    pixels, visible = out["classify"]
+    assert pixels.shape == (7, 64) and visible.all()
+    assert all(row.astype(np.uint8).tobytes() in training_rows for row in pixels)
+    assert len({row.tobytes() for row in pixels}) > 1
+    for kind in config.occlusions:
+        kind_pixels, kind_visible = out[kind]
+        np.testing.assert_array_equal(kind_pixels, pixels)
+        hidden = ~kind_visible
+        assert hidden.any() and kind_visible.any()
+        assert np.all(hidden.sum(axis=1) == occlusion_mask(kind, 7, 8, np.random.default_rng(0)).sum(axis=1))
+
+
+@pytest.mark.parametrize("changes, needle", [
+    ({"eval_background": "measured"}, "eval_background 'measured' needs background_tracking"),
+    ({"eval_background": "later", "background_tracking": "translation"}, "eval_background"),
+    ({"eval_calibration_images": 0}, "eval_calibration_images"),
+    ({"eval_calibration_passes": 0}, "eval_calibration_passes"),
+    ({"eval_groups": 4}, r"eval_groups must be in 1 \.\. n_networks \(3\)"),
+    ({"eval_groups": 0}, "eval_groups"),
+])
+def test_bad_evaluation_background_settings_are_refused(changes, needle):
+    with pytest.raises(ValueError, match=needle):
+        protocol.EnsembleDataConfig(**{**TINY, **changes})
+
+
+def test_measured_evaluation_background_is_measured_per_kind_in_chained_passes():
+    """``evaluate_networks`` with calibration images, on NEST (3 networks, translation_units): per read-out kind,
+    pass 1 is built with the factory's own source rate and NO per-neuron offsets (the training segment's are
+    dropped), pass 2 with pass 1's measurement, the read-out with pass 2's (recorded in the result), and the next
+    kind starts again from the factory's own rate. Each measurement is a rate of all neurons > 0 and per-neuron
+    efficacies of depressing synapses between (1 - exp(-tau_ref / tau_rec)) x that rate and the Jensen bound of
+    regular trains (a wrong duration, lost spikes or the static rule fail it); the read-out's networks carry
+    offsets."""
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.models.boltzmann import block_diagonal
+    from cortexsim.protocols.cd_digits import initial_rbm
+
+    config = protocol.EnsembleDataConfig(**{**TINY, "occlusions": ("half",)}, stagger_groups=3,
+                                         background_tracking="translation_units", eval_background="measured",
+                                         eval_calibration_images=4, eval_calibration_passes=2)
+    data, _, test_x, test_y = load_digits_split(config.binarize_threshold, config.test_fraction, config.seed)
+    bm = block_diagonal([initial_rbm(config.n_hidden, np.random.default_rng(m), scale=0.5) for m in range(3)])
+    sim = load_backend("nest")
+    base = protocol.network_factory(sim, config, "ensemble", FIT, config.noise, 21)
+    built, networks = [], []
+
+    def recording(sim, W, b, first_iteration, **kwargs):
+        built.append(dict(kwargs))
+        networks.append(base(sim, W, b, first_iteration, **kwargs))
+        return networks[-1]
+
+    training_offsets = list(np.full(3 * config.n_units, 25.0))
+    factory = partial(recording, source_rate_hz=30.0, source_efficacy_hz=training_offsets)
+    pixels = test_x[:3]
+    completion = {"half": (pixels, occlusion_mask("half", 3, 8, np.random.default_rng(1)))}
+    result = protocol.evaluate_networks(sim, config, factory, bm.W, bm.b, test_x[:5], completion,
+                                        calibration=protocol.evaluation_calibration(config, data))
+    assert result["classify"].shape == (3, 5, config.n_units) and result["half"].shape == (3, 3, config.n_units)
+    assert len(built) == 6                          # per kind: 2 passes + the read-out
+    least = 1.0 - np.exp(-config.neuron.tau_refrac / config.tau_rec_ms)
+    duration_s = config.eval_calibration_images * (config.eval_settle_ms + config.eval_read_ms) * 1e-3
+    for k, kind in enumerate(("classify", "half")):
+        first, second, readout = built[3 * k:3 * k + 3]
+        assert first == {"source_rate_hz": 30.0, "source_efficacy_hz": None}
+        for measured in (second, readout):
+            efficacy = np.asarray(measured["source_efficacy_hz"])
+            assert measured["source_rate_hz"] > 0 and efficacy.shape == (3 * config.n_units,)
+            rate = measured["source_rate_hz"]
+            assert least * rate <= efficacy.mean() <= rate
+            # depressing (U = 1): a spike after an ISI releases 1 - exp(-ISI / tau_rec), concave in the ISI, and
+            # r (1 - exp(-1 / (r tau_rec))) is concave in r, so by Jensen the mean efficacy is at most that of
+            # regular trains at the mean rate, plus the first spike's full release once per measurement (1 / T)
+            regular = rate * (1.0 - np.exp(-1e3 / (rate * config.tau_rec_ms)))
+            assert efficacy.mean() <= regular + 1.0 / duration_s       # static synapses (about the rate) fail
+        assert not np.array_equal(second["source_efficacy_hz"], readout["source_efficacy_hz"])
+        assert result["measured_background"][kind]["source_rate_hz"] == readout["source_rate_hz"]
+        assert networks[3 * k].leak_offset_mv is None
+        assert np.std(networks[3 * k + 2].leak_offset_mv) > 0.05      # mV
+    assert built[1]["source_rate_hz"] != built[4]["source_rate_hz"]   # each kind its own background
+
+
+def test_reevaluation_of_a_finished_run_reproduces_its_scores_from_the_results_alone(tmp_path):
+    """``reevaluate_trained`` rebuilds a finished run's trained networks from its results alone (config, trained
+    blocks, fits, source rate, the last tracking entry with its per-neuron offsets): both modes' re-scored
+    accuracies, predictions and completion errors equal the run's (a wrong seed, fit, noise, occlusion draw,
+    weight layout or lost offsets fail it). Results without the offsets (older files) are refused with the
+    "training" setting and re-scored with the measured one; training settings cannot be changed."""
+    config = protocol.EnsembleDataConfig(**TINY, train_iterations=2, checkpoint_every=1, n_test_images=6,
+                                         n_completion_images=3, stagger_groups=3,
+                                         background_tracking="translation_units")
+    results = json.loads(json.dumps(protocol.run_ensemble_data(config, out_dir=tmp_path, poisson_fit=FIT)))
+    again = protocol.reevaluate_trained(results)
+    for mode in protocol.MODES:
+        run = results["scores"][f"{mode}_trained"]
+        assert again[mode]["accuracy"] == run["accuracy"] and again[mode]["predicted"] == run["predicted"]
+        assert again[mode]["completion_error"] == run["completion_error"]
+    old = json.loads(json.dumps(results))
+    last = old["training_history"]["ensemble"]["segment_tracking"][-1]
+    assert len(last.pop("source_efficacy_hz")) == 3 * config.n_units
+    last["leak_offsets_from_previous_segment"] = True
+    with pytest.raises(ValueError, match="eval_background='measured'"):
+        protocol.reevaluate_trained(old, modes=("ensemble",))
+    measured = protocol.reevaluate_trained(old, modes=("ensemble",), eval_background="measured",
+                                           eval_calibration_images=3)["ensemble"]
+    assert len(measured["accuracy"]) == 3 and set(measured["measured_background"]) == {"classify", *config.occlusions}
+    with pytest.raises(ValueError, match="learning_rate"):
+        protocol.reevaluate_trained(results, learning_rate=0.1)
+
+
+@pytest.mark.parametrize("groups", [1, 2, 3])
+def test_grouped_evaluation_clamps_one_group_at_a_time_and_maps_rows_back(monkeypatch, groups):
+    """``eval_groups`` G: G x n steps; the steps of group g clamp exactly network m's (m mod G == g) visible pixels
+    to its rotated image, nothing of the other networks (they run free); every network's rows come from its
+    group's steps, in image order (a row taken from another group's steps or the wrong rotation fails)."""
+    config = protocol.EnsembleDataConfig(**TINY, eval_groups=groups)
+    M, n_units, n = config.n_networks, config.n_units, 5
+    rng = np.random.default_rng(3)
+    pixels = (rng.random((n, 64)) < 0.4).astype(float)
+    visible = rng.random((n, 64)) < 0.7
+    seen = []
+
+    def fake_readout(network, timed, clamps, config, chunk, progress, label, schedule, on_states):
+        seen.extend(clamps)
+        out = np.zeros((len(clamps), M * n_units))
+        out[:, :] = np.arange(len(clamps))[:, None]          # each row holds its step index
+        return out
+
+    monkeypatch.setattr(protocol, "clamped_readout", fake_readout)
+    per_network = protocol._readout_networks(None, None, config, pixels, visible, False, "t")
+    order = protocol.image_rotation(n, M)
+    assert len(seen) == groups * n
+    for step, (units, values) in enumerate(seen):
+        group, i = divmod(step, n)
+        expected_units = np.concatenate([m * n_units + np.flatnonzero(visible[order[m, i]])
+                                         for m in range(group, M, groups)])
+        np.testing.assert_array_equal(units, expected_units)
+        np.testing.assert_array_equal(values, np.concatenate([pixels[order[m, i]][visible[order[m, i]]]
+                                                              for m in range(group, M, groups)]))
+    for m in range(M):
+        for i in range(n):      # image order[m, i] was read at step i of m's group
+            assert np.all(per_network[m, order[m, i]] == (m % groups) * n + i)

@@ -280,3 +280,20 @@ def test_rescheduling_is_refused_where_the_run_depends_on_the_total(base, change
     state.iteration = 4 if done == 4 else 2
     if not base and change == {"iterations": 8}:     # the allowed neighbour of the refused cases: accepted
         assert state.rescheduled(old, dataclasses.replace(old, **change)).update["average"]["start"] == 4
+
+
+def test_a_checkpoint_written_before_a_setting_existed_resumes_at_its_default(tmp_path):
+    """load_checkpoint(added_defaults=): a setting missing from the checkpoint's config counts as its default (the
+    behaviour before it existed): the run resumes with the default and the state's config then holds it; with
+    another value it is refused, naming the setting; a setting that differs stays refused."""
+    from cortexsim.protocols.cd_engine import load_checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path, {"task": "t", "config": {"seed": 1, "iterations": 4}})
+    state = load_checkpoint(tmp_path, "t", {"seed": 1, "iterations": 4, "groups": 1}, added_defaults={"groups": 1})
+    assert state["config"] == {"seed": 1, "iterations": 4, "groups": 1}
+    with pytest.raises(ValueError, match="groups"):
+        load_checkpoint(tmp_path, "t", {"seed": 1, "iterations": 4, "groups": 2}, added_defaults={"groups": 1})
+    with pytest.raises(ValueError, match="groups"):
+        load_checkpoint(tmp_path, "t", {"seed": 1, "iterations": 4, "groups": 1})
+    with pytest.raises(ValueError, match="iterations"):
+        load_checkpoint(tmp_path, "t", {"seed": 1, "iterations": 5, "groups": 1}, added_defaults={"groups": 1})

@@ -1,0 +1,104 @@
+"""Re-score a finished data-ensemble run's trained networks with another evaluation setting (issue 22).
+
+The ensemble's evaluation clamps every network at once, so its background differs from the staggered
+training's; with ``--eval-background measured`` the trained ensemble's source rate and per-neuron leak offsets
+are measured under the evaluation's own clamps on TRAINING images
+(:func:`cortexsim.protocols.ensemble_data.measured_background`) instead of taken from the last training
+segment. The networks, test images, occlusions and simulator seeds are the run's
+(:func:`cortexsim.protocols.ensemble_data.reevaluate_trained`); training is not repeated.
+
+    OMP_NUM_THREADS=1 nice -n 10 .venv/bin/python benchmarks/ensemble_data_reevaluate.py \\
+        --results benchmarks/results/ensemble_data_dev.json --output ensemble_data_reevaluated_dev
+
+Writes ``benchmarks/results/<output>.json``: ``summary`` with the re-scored medians over networks
+(``<mode>_test_accuracy``, ``<mode>_completion_error``, the votes), the run's own figures
+(``run_<key>``), the gap to the Poisson networks (re-scored if ``poisson`` is among ``--modes``, else the run's)
+and the completion-error ratio; plus the scores, the measured backgrounds, settings, timing, versions, machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from cortexsim.protocols.ensemble_data import EVAL_BACKGROUNDS, MODES, reevaluate_trained
+from cortexsim.results import library_versions, machine_info, write_json_atomic
+
+ROOT = Path(__file__).resolve().parent
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--results", required=True, help="a benchmarks/results/ensemble_data*.json file")
+    parser.add_argument("--run", default="digits_depressing", help="which of its runs (default digits_depressing)")
+    parser.add_argument("--modes", default="ensemble", help="comma-separated: poisson,ensemble (default ensemble)")
+    parser.add_argument("--eval-background", default="measured", choices=EVAL_BACKGROUNDS)
+    parser.add_argument("--calibration-images", type=int, default=None,
+                        help="training images per read-out kind (default: EnsembleDataConfig's)")
+    parser.add_argument("--passes", type=int, default=None, help="measurements per kind (default: the config's)")
+    parser.add_argument("--eval-groups", type=int, default=None,
+                        help="read the networks in G groups, the others free (EnsembleDataConfig.eval_groups)")
+    parser.add_argument("--eval-read", type=float, default=None, help="read-out window per image (ms; default: the run's)")
+    parser.add_argument("--keep-label-readout", action="store_true",
+                        help="also store the label units' on-fractions in classification (M x n x 10 per mode)")
+    parser.add_argument("--output", required=True, help="name of the results file (benchmarks/results/NAME.json)")
+    args = parser.parse_args(argv)
+    path = Path(args.results)
+    if not path.is_file():
+        parser.error(f"--results: no file {path}")
+    runs = json.loads(path.read_text()).get("runs", {})
+    if args.run not in runs:
+        parser.error(f"--run: {path} has runs {sorted(runs)}, not {args.run!r}")
+    modes = [m for m in args.modes.split(",") if m]
+    if not modes or set(modes) - set(MODES):
+        parser.error(f"--modes: choose from {list(MODES)}, got {modes}")
+    out = ROOT / "results" / f"{args.output}.json"
+    if out.resolve() == path.resolve():
+        parser.error("--output must not overwrite the run's own results file")
+    run = runs[args.run]
+    changes = {"eval_background": args.eval_background}
+    if args.calibration_images is not None:
+        changes["eval_calibration_images"] = args.calibration_images
+    if args.passes is not None:
+        changes["eval_calibration_passes"] = args.passes
+    if args.eval_groups is not None:
+        changes["eval_groups"] = args.eval_groups
+    if args.eval_read is not None:
+        changes["eval_read_ms"] = args.eval_read
+    tic = time.perf_counter()
+    scores = reevaluate_trained(run, modes=modes, progress=True, keep_label_readout=args.keep_label_readout,
+                                **changes)
+    wall_s = time.perf_counter() - tic
+    own = run["summary"]
+    summary = {"results": str(path), "run": args.run, **changes}
+    for mode in MODES:
+        for key in ("test_accuracy", "completion_error", "vote_test_accuracy"):
+            summary[f"run_{mode}_{key}"] = own[f"{mode}_{key}"]
+    for mode, s in scores.items():
+        summary[f"{mode}_test_accuracy"] = float(np.median(s["accuracy"]))
+        summary[f"{mode}_completion_error"] = float(np.median(s["mean_completion_error"]))
+        summary[f"{mode}_vote_test_accuracy"] = float(s["vote_accuracy"])
+    poisson = "" if "poisson" in scores else "run_"
+    if "ensemble" in scores:
+        summary["accuracy_gap_points"] = 100 * (summary[f"{poisson}poisson_test_accuracy"]
+                                                - summary["ensemble_test_accuracy"])
+        summary["completion_error_ratio"] = (summary["ensemble_completion_error"]
+                                             / summary[f"{poisson}poisson_completion_error"])
+        summary["gap_against"] = f"{poisson}poisson_test_accuracy"
+    summary["wall_time_s"] = wall_s
+    write_json_atomic(out, {
+        "benchmark": "ensemble_data_reevaluate", "summary": summary,
+        "scores": {mode: {k: v for k, v in s.items() if k != "examples"} for mode, s in scores.items()},
+        "run_config": run["config"], "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "versions": library_versions(), "machine": machine_info()})
+    print(json.dumps(summary, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
