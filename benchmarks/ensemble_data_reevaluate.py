@@ -19,6 +19,7 @@ and the completion-error ratio; plus the scores, the measured backgrounds, setti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -29,7 +30,10 @@ import numpy as np
 from cortexsim.backends.registry import load_backend
 from cortexsim.config import config_from_dict
 from cortexsim.models.boltzmann import BoltzmannMachine
+from cortexsim.models.ensemble import equivalent_noise
+from cortexsim.models.lif_translation import transferred_fit
 from cortexsim.parameters import ActivationFit
+from cortexsim.protocols.calibration import CalibrationConfig, calibrate
 from cortexsim.protocols.cd_engine import block_slices
 from cortexsim.protocols.ensemble import background_run_settings, measure_background
 from cortexsim.protocols.ensemble_data import (EVAL_BACKGROUNDS, MODES, EnsembleDataConfig, _trained_parameters,
@@ -70,6 +74,32 @@ def refitted(run: dict) -> tuple[dict, dict]:
     return run, record
 
 
+def poisson_equivalent(run: dict) -> tuple[dict, dict]:
+    """``run`` whose "poisson" networks are the ENSEMBLE's trained ones under independent Poisson noise equal to
+    the ensemble background's equivalent noise at the last training segment's source rate
+    (:func:`cortexsim.models.ensemble_background.equivalent_noise`: same mean conductance, same event weight),
+    translated with the activation function calibrated under that noise
+    (:func:`cortexsim.protocols.calibration.calibrate`; the ensemble's fit moved there by
+    :func:`~cortexsim.models.lif_translation.transferred_fit` is recorded beside: it does not follow the
+    fluctuations' size), without per-neuron offsets (every neuron gets the same background); and a record."""
+    config = config_from_dict(EnsembleDataConfig, run["config"])
+    background = background_run_settings(config, config.backend).background
+    rate = float(run["training_history"]["ensemble"]["segment_tracking"][-1]["source_rate_hz"])
+    calibration_noise = equivalent_noise(background, "ensemble", config.noise, float(run["ensemble_source_rate_hz"]))
+    noise = equivalent_noise(background, "ensemble", config.noise, rate)
+    fit = ActivationFit(**{k: float("nan") if v is None else v for k, v in run["activation_fit"]["ensemble"].items()})
+    moved = transferred_fit(fit, config.neuron, calibration_noise, noise)
+    measured = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron, noise=noise,
+                                           dt_ms=config.dt_ms)).fit
+    run = json.loads(json.dumps(run))
+    run["config"]["noise"] = dataclasses.asdict(noise)
+    run["activation_fit"]["poisson"] = measured.to_dict()
+    run["trained_parameters"]["poisson"] = run["trained_parameters"]["ensemble"]
+    run["training_history"]["poisson"] = {}
+    return run, {"noise": dataclasses.asdict(noise), "ensemble_fit_moved": moved.to_dict(),
+                 "fit_calibrated_under_it": measured.to_dict(), "source_rate_hz": rate}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--results", required=True, help="a benchmarks/results/ensemble_data*.json file")
@@ -91,6 +121,14 @@ def main(argv=None) -> int:
                         help="diagnosis: measure the ensemble's activation function and source rate again under the "
                              "TRAINED networks' background (the run measured them with the initial weights) and "
                              "translate with them")
+    parser.add_argument("--in-degree", type=int, default=None,
+                        help="diagnosis (with --refit): K background sources per receptor instead of the run's, the "
+                             "background weights matched to the same mean conductance")
+    parser.add_argument("--poisson-equivalent", action="store_true",
+                        help="diagnosis: read the ENSEMBLE's trained networks under independent Poisson noise with "
+                             "the ensemble background's mean conductance and event size (its equivalent noise at the "
+                             "last training segment's rate), translated with a fit calibrated under it; scored as "
+                             "'poisson'")
     parser.add_argument("--output", required=True, help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
     path = Path(args.results)
@@ -111,8 +149,18 @@ def main(argv=None) -> int:
     if args.replicas > 1:
         run = replicated(run, args.replicas)
     refit_record = None
+    if args.in_degree is not None:
+        if not args.refit:
+            parser.error("--in-degree changes the background: the activation function must be measured again (--refit)")
+        run = json.loads(json.dumps(run))
+        run["config"]["in_degree"] = args.in_degree
+        config_from_dict(EnsembleDataConfig, run["config"])        # checked before anything runs
     if args.refit:
         run, refit_record = refitted(run)
+    if args.poisson_equivalent:
+        if modes != ["poisson"]:
+            parser.error("--poisson-equivalent scores the ensemble's networks as mode 'poisson': use --modes poisson")
+        run, refit_record = poisson_equivalent(run)
     changes = {"eval_background": args.eval_background}
     if args.calibration_images is not None:
         changes["eval_calibration_images"] = args.calibration_images
@@ -127,7 +175,9 @@ def main(argv=None) -> int:
                                 **changes)
     wall_s = time.perf_counter() - tic
     own = run["summary"]
-    summary = {"results": str(path), "run": args.run, "replicas": args.replicas, "refit": refit_record, **changes}
+    summary = {"results": str(path), "run": args.run, "replicas": args.replicas, "refit": refit_record,
+               "in_degree": run["config"]["in_degree"],
+               "poisson_equivalent": bool(args.poisson_equivalent), **changes}
     for mode in MODES:
         for key in ("test_accuracy", "completion_error", "vote_test_accuracy"):
             summary[f"run_{mode}_{key}"] = own[f"{mode}_{key}"]
