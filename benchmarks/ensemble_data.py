@@ -126,6 +126,9 @@ def main(argv=None) -> int:
     parser.add_argument("--background-tracking", default="off", choices=BACKGROUND_TRACKING,
                         help="translation / weights: the translation / the background weights follow the ensemble's "
                              "measured source rate per training segment (EnsembleDataConfig.background_tracking)")
+    parser.add_argument("--in-degree", type=int, default=None,
+                        help="background sources per receptor and neuron (default: EnsembleDataConfig's 30); the "
+                             "background weights are matched to the same mean conductance")
     parser.add_argument("--output", default=None,
                         help="name of the results file and figures folder (default: ensemble_data[_<size>])")
     parser.add_argument("--resume", action="store_true",
@@ -139,6 +142,8 @@ def main(argv=None) -> int:
     synapses = [s for s in args.background_synapses.split(",") if s]
     name = args.output or "ensemble_data" + ("" if args.size == "full" else f"_{args.size}")
     fixes = {"stagger_groups": args.stagger_groups, "background_tracking": args.background_tracking}
+    if args.in_degree is not None:
+        fixes["in_degree"] = args.in_degree
     runs, summary = {}, {"run_size": args.size, "acceptance_run": args.size == "full" and args.seed == 1, **fixes}
     tic = time.perf_counter()
     # every run's config is built (and checked) before the first one starts

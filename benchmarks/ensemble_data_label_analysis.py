@@ -62,6 +62,9 @@ def main(argv=None) -> int:
     parser.add_argument("--run", default="digits_depressing")
     parser.add_argument("--readouts", required=True, help="a re-evaluation made with --keep-label-readout")
     parser.add_argument("--compare", nargs="*", default=[], help="more re-evaluations to compare predictions with")
+    parser.add_argument("--weights", default=None, choices=("poisson", "ensemble"),
+                        help="whose trained weights every read-out is compared with (default: each mode its own; "
+                             "'ensemble' for a --poisson-equivalent re-evaluation)")
     parser.add_argument("--output", required=True)
     args = parser.parse_args(argv)
     run = json.loads(Path(args.results).read_text())["runs"][args.run]
@@ -69,11 +72,12 @@ def main(argv=None) -> int:
     config = config_from_dict(EnsembleDataConfig, run["config"])
     _, _, test_x, test_y = load_task_split(config)
     n = config.n_units
-    summary, per_network, predictions = {"results": args.results, "readouts": args.readouts}, {}, {}
+    summary, per_network, predictions = {"results": args.results, "readouts": args.readouts,
+                                         "weights": args.weights or "each mode its own"}, {}, {}
     for mode, scores in readouts["scores"].items():
         if "label_on_fraction" not in scores:
             parser.error(f"--readouts: {args.readouts} has no label_on_fraction for {mode} (--keep-label-readout)")
-        W, b = _trained_parameters(run["trained_parameters"][mode], config)
+        W, b = _trained_parameters(run["trained_parameters"][args.weights or mode], config)
         on = np.asarray(scores["label_on_fraction"])
         rows = []
         for m in range(config.n_networks):
@@ -84,7 +88,8 @@ def main(argv=None) -> int:
             summary[f"{mode}_{key}"] = float(np.median([r[key] for r in rows]))
         exact = np.stack([free_energy_label_posterior(W[m * n:(m + 1) * n, m * n:(m + 1) * n], b[m * n:(m + 1) * n],
                                                       test_x).argmax(1) for m in range(config.n_networks)])
-        predictions[mode] = {"exact": exact, "run": np.asarray(run["scores"][f"{mode}_trained"]["predicted"]),
+        predictions[mode] = {"exact": exact,
+                             "run": np.asarray(run["scores"][f"{args.weights or mode}_trained"]["predicted"]),
                              Path(args.readouts).stem: on.argmax(2)}
     for path in args.compare:
         other = json.loads(Path(path).read_text())

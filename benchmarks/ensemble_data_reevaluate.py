@@ -19,6 +19,7 @@ and the completion-error ratio; plus the scores, the measured backgrounds, setti
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 import time
@@ -26,10 +27,77 @@ from pathlib import Path
 
 import numpy as np
 
-from cortexsim.protocols.ensemble_data import EVAL_BACKGROUNDS, MODES, reevaluate_trained
+from cortexsim.backends.registry import load_backend
+from cortexsim.config import config_from_dict
+from cortexsim.models.boltzmann import BoltzmannMachine
+from cortexsim.models.ensemble import equivalent_noise
+from cortexsim.models.lif_translation import transferred_fit
+from cortexsim.parameters import ActivationFit
+from cortexsim.protocols.calibration import CalibrationConfig, calibrate
+from cortexsim.protocols.cd_engine import block_slices
+from cortexsim.protocols.ensemble import background_run_settings, measure_background
+from cortexsim.protocols.ensemble_data import (EVAL_BACKGROUNDS, MODES, EnsembleDataConfig, _trained_parameters,
+                                               reevaluate_trained)
 from cortexsim.results import library_versions, machine_info, write_json_atomic
 
 ROOT = Path(__file__).resolve().parent
+
+
+def replicated(run: dict, replicas: int) -> dict:
+    """``run`` with every trained network ``replicas`` times (network m of copy r at position r M + m): the
+    config's ``n_networks`` times ``replicas``, trained blocks and biases tiled, the rest unchanged. A diagnosis
+    of the ensemble's size at fixed weights: each network's background then comes from R M - 1 networks."""
+    run = json.loads(json.dumps(run))
+    run["config"]["n_networks"] *= replicas
+    for trained in run["trained_parameters"].values():
+        trained["W_blocks"] = trained["W_blocks"] * replicas
+        trained["b"] = trained["b"] * replicas
+    return run
+
+
+def refitted(run: dict) -> tuple[dict, dict]:
+    """``run`` with the ensemble's activation fit and mean source rate measured again, with the run's calibration
+    settings (:func:`cortexsim.protocols.ensemble.measure_background`, the BMs translated with the Poisson fit as
+    in the run), on the TRAINED ensemble networks instead of the initial ones; and a record of old and new."""
+    config = config_from_dict(EnsembleDataConfig, run["config"])
+    W, b = _trained_parameters(run["trained_parameters"]["ensemble"], config)
+    bms = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([config.n_units] * config.n_networks)]
+    poisson_fit = ActivationFit(**{k: float("nan") if v is None else v for k, v in run["activation_fit"]["poisson"].items()})
+    sim = load_backend(config.backend)
+    measured = measure_background(sim, config, background_run_settings(config, config.backend), bms, poisson_fit,
+                                  "ensemble")
+    run = json.loads(json.dumps(run))
+    record = {"initial_fit": run["activation_fit"]["ensemble"], "initial_source_rate_hz": run["ensemble_source_rate_hz"],
+              "trained_fit": measured["fit"].to_dict(), "trained_source_rate_hz": float(np.mean(measured["rates_hz"]))}
+    run["activation_fit"]["ensemble"] = record["trained_fit"]
+    run["ensemble_source_rate_hz"] = record["trained_source_rate_hz"]
+    return run, record
+
+
+def poisson_equivalent(run: dict) -> tuple[dict, dict]:
+    """``run`` whose "poisson" networks are the ENSEMBLE's trained ones under independent Poisson noise equal to
+    the ensemble background's equivalent noise at the last training segment's source rate
+    (:func:`cortexsim.models.ensemble_background.equivalent_noise`: same mean conductance, same event weight),
+    translated with the activation function calibrated under that noise
+    (:func:`cortexsim.protocols.calibration.calibrate`; the ensemble's fit moved there by
+    :func:`~cortexsim.models.lif_translation.transferred_fit` is recorded beside: it does not follow the
+    fluctuations' size), without per-neuron offsets (every neuron gets the same background); and a record."""
+    config = config_from_dict(EnsembleDataConfig, run["config"])
+    background = background_run_settings(config, config.backend).background
+    rate = float(run["training_history"]["ensemble"]["segment_tracking"][-1]["source_rate_hz"])
+    calibration_noise = equivalent_noise(background, "ensemble", config.noise, float(run["ensemble_source_rate_hz"]))
+    noise = equivalent_noise(background, "ensemble", config.noise, rate)
+    fit = ActivationFit(**{k: float("nan") if v is None else v for k, v in run["activation_fit"]["ensemble"].items()})
+    moved = transferred_fit(fit, config.neuron, calibration_noise, noise)
+    measured = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron, noise=noise,
+                                           dt_ms=config.dt_ms)).fit
+    run = json.loads(json.dumps(run))
+    run["config"]["noise"] = dataclasses.asdict(noise)
+    run["activation_fit"]["poisson"] = measured.to_dict()
+    run["trained_parameters"]["poisson"] = run["trained_parameters"]["ensemble"]
+    run["training_history"]["poisson"] = {}
+    return run, {"noise": dataclasses.asdict(noise), "ensemble_fit_moved": moved.to_dict(),
+                 "fit_calibrated_under_it": measured.to_dict(), "source_rate_hz": rate}
 
 
 def main(argv=None) -> int:
@@ -46,6 +114,21 @@ def main(argv=None) -> int:
     parser.add_argument("--eval-read", type=float, default=None, help="read-out window per image (ms; default: the run's)")
     parser.add_argument("--keep-label-readout", action="store_true",
                         help="also store the label units' on-fractions in classification (M x n x 10 per mode)")
+    parser.add_argument("--replicas", type=int, default=1,
+                        help="diagnosis: every trained network R times in one ensemble of R M networks (independent "
+                             "copies, each the others' background; default 1: the run's ensemble)")
+    parser.add_argument("--refit", action="store_true",
+                        help="diagnosis: measure the ensemble's activation function and source rate again under the "
+                             "TRAINED networks' background (the run measured them with the initial weights) and "
+                             "translate with them")
+    parser.add_argument("--in-degree", type=int, default=None,
+                        help="diagnosis (with --refit): K background sources per receptor instead of the run's, the "
+                             "background weights matched to the same mean conductance")
+    parser.add_argument("--poisson-equivalent", action="store_true",
+                        help="diagnosis: read the ENSEMBLE's trained networks under independent Poisson noise with "
+                             "the ensemble background's mean conductance and event size (its equivalent noise at the "
+                             "last training segment's rate), translated with a fit calibrated under it; scored as "
+                             "'poisson'")
     parser.add_argument("--output", required=True, help="name of the results file (benchmarks/results/NAME.json)")
     args = parser.parse_args(argv)
     path = Path(args.results)
@@ -61,6 +144,23 @@ def main(argv=None) -> int:
     if out.resolve() == path.resolve():
         parser.error("--output must not overwrite the run's own results file")
     run = runs[args.run]
+    if args.replicas < 1:
+        parser.error(f"--replicas must be >= 1, got {args.replicas}")
+    if args.replicas > 1:
+        run = replicated(run, args.replicas)
+    refit_record = None
+    if args.in_degree is not None:
+        if not args.refit:
+            parser.error("--in-degree changes the background: the activation function must be measured again (--refit)")
+        run = json.loads(json.dumps(run))
+        run["config"]["in_degree"] = args.in_degree
+        config_from_dict(EnsembleDataConfig, run["config"])        # checked before anything runs
+    if args.refit:
+        run, refit_record = refitted(run)
+    if args.poisson_equivalent:
+        if modes != ["poisson"]:
+            parser.error("--poisson-equivalent scores the ensemble's networks as mode 'poisson': use --modes poisson")
+        run, refit_record = poisson_equivalent(run)
     changes = {"eval_background": args.eval_background}
     if args.calibration_images is not None:
         changes["eval_calibration_images"] = args.calibration_images
@@ -75,7 +175,9 @@ def main(argv=None) -> int:
                                 **changes)
     wall_s = time.perf_counter() - tic
     own = run["summary"]
-    summary = {"results": str(path), "run": args.run, **changes}
+    summary = {"results": str(path), "run": args.run, "replicas": args.replicas, "refit": refit_record,
+               "in_degree": run["config"]["in_degree"],
+               "poisson_equivalent": bool(args.poisson_equivalent), **changes}
     for mode in MODES:
         for key in ("test_accuracy", "completion_error", "vote_test_accuracy"):
             summary[f"run_{mode}_{key}"] = own[f"{mode}_{key}"]

@@ -1,0 +1,51 @@
+"""benchmarks/ensemble_data_reevaluate.py: the replica layout of its size diagnosis and its refusals."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ensemble_data_reevaluate.py"
+
+
+def _script():
+    spec = importlib.util.spec_from_file_location("ensemble_data_reevaluate", SCRIPT)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_replicas_put_copy_r_of_network_m_at_r_m_plus_m_and_leave_the_run_alone():
+    """Network m's block and biases reappear at position r M + m of copy r (the protocol reads block k of
+    ``W_blocks`` and biases k n .. (k + 1) n for network k); a layout that interleaves copies or shares the
+    input's lists fails."""
+    script = _script()
+    n = 2
+    run = {"config": {"n_networks": 3}, "trained_parameters": {
+        mode: {"W_blocks": [[[m + 0.5]] for m in range(3)], "b": [float(10 * m + i) for m in range(3) for i in range(n)]}
+        for mode in ("poisson", "ensemble")}}
+    original = json.loads(json.dumps(run))
+    out = script.replicated(run, 2)
+    assert run == original and out["config"]["n_networks"] == 6
+    for trained in out["trained_parameters"].values():
+        for k in range(6):
+            m = k % 3
+            assert trained["W_blocks"][k] == [[m + 0.5]]
+            assert trained["b"][k * n:(k + 1) * n] == [10.0 * m, 10.0 * m + 1]
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["--results", "no/such/file.json", "--output", "x"], "--results: no file"),
+    (["--results", "{results}", "--run", "mnist_static", "--output", "x"], "--run"),
+    (["--results", "{results}", "--modes", "poisson,gibbs", "--output", "x"], "--modes"),
+    (["--results", "{results}", "--replicas", "0", "--output", "x"], "--replicas must be >= 1"),
+])
+def test_bad_arguments_are_refused_before_anything_runs(args, needle, tmp_path, capsys):
+    results = tmp_path / "r.json"
+    results.write_text(json.dumps({"runs": {"digits_depressing": {}}}))
+    with pytest.raises(SystemExit) as exit_info:
+        _script().main([a.format(results=results) for a in args])
+    assert exit_info.value.code == 2 and needle in capsys.readouterr().err
