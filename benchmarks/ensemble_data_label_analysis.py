@@ -79,15 +79,13 @@ def main(argv=None) -> int:
             parser.error(f"--readouts: {args.readouts} has no label_on_fraction for {mode} (--keep-label-readout)")
         W, b = _trained_parameters(run["trained_parameters"][args.weights or mode], config)
         on = np.asarray(scores["label_on_fraction"])
-        rows = []
-        for m in range(config.n_networks):
-            s = slice(m * n, (m + 1) * n)
-            rows.append(compare_network(free_energy_label_posterior(W[s, s], b[s], test_x), on[m], test_y))
+        posteriors = [free_energy_label_posterior(W[s, s], b[s], test_x)
+                      for s in (slice(m * n, (m + 1) * n) for m in range(config.n_networks))]
+        rows = [compare_network(p, on[m], test_y) for m, p in enumerate(posteriors)]
         per_network[mode] = rows
         for key in rows[0]:
             summary[f"{mode}_{key}"] = float(np.median([r[key] for r in rows]))
-        exact = np.stack([free_energy_label_posterior(W[m * n:(m + 1) * n, m * n:(m + 1) * n], b[m * n:(m + 1) * n],
-                                                      test_x).argmax(1) for m in range(config.n_networks)])
+        exact = np.stack([p.argmax(1) for p in posteriors])
         predictions[mode] = {"exact": exact,
                              "run": np.asarray(run["scores"][f"{args.weights or mode}_trained"]["predicted"]),
                              Path(args.readouts).stem: on.argmax(2)}

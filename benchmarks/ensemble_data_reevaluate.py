@@ -62,7 +62,7 @@ def refitted(run: dict) -> tuple[dict, dict]:
     config = config_from_dict(EnsembleDataConfig, run["config"])
     W, b = _trained_parameters(run["trained_parameters"]["ensemble"], config)
     bms = [BoltzmannMachine(W[s, s], b[s]) for s in block_slices([config.n_units] * config.n_networks)]
-    poisson_fit = ActivationFit(**{k: float("nan") if v is None else v for k, v in run["activation_fit"]["poisson"].items()})
+    poisson_fit = ActivationFit.from_dict(run["activation_fit"]["poisson"])
     sim = load_backend(config.backend)
     measured = measure_background(sim, config, background_run_settings(config, config.backend), bms, poisson_fit,
                                   "ensemble")
@@ -87,7 +87,7 @@ def poisson_equivalent(run: dict) -> tuple[dict, dict]:
     rate = float(run["training_history"]["ensemble"]["segment_tracking"][-1]["source_rate_hz"])
     calibration_noise = equivalent_noise(background, "ensemble", config.noise, float(run["ensemble_source_rate_hz"]))
     noise = equivalent_noise(background, "ensemble", config.noise, rate)
-    fit = ActivationFit(**{k: float("nan") if v is None else v for k, v in run["activation_fit"]["ensemble"].items()})
+    fit = ActivationFit.from_dict(run["activation_fit"]["ensemble"])
     moved = transferred_fit(fit, config.neuron, calibration_noise, noise)
     measured = calibrate(CalibrationConfig(seed=config.seed, backend=config.backend, neuron=config.neuron, noise=noise,
                                            dt_ms=config.dt_ms)).fit

@@ -189,12 +189,12 @@ class ActivationFit:
 
     @classmethod
     def from_dict(cls, data: dict) -> "ActivationFit":
-        """Inverse of :meth:`to_dict` (``v_p05`` and ``alpha`` required)."""
+        """Inverse of :meth:`to_dict` (``v_p05`` and ``alpha`` required; a stderr of None, JSON's NaN, is NaN)."""
         missing = [key for key in ("v_p05", "alpha") if key not in data]
         if missing:
             raise ValueError(f"activation fit data misses key(s) {missing}")
-        return cls(**{key: data[key] for key in ("v_p05", "alpha", "v_p05_stderr", "alpha_stderr", "n_points")
-                      if key in data})
+        return cls(**{key: float("nan") if key.endswith("_stderr") and data[key] is None else data[key]
+                      for key in ("v_p05", "alpha", "v_p05_stderr", "alpha_stderr", "n_points") if key in data})
 
 
 #: Named (neuron, noise) parameter sets of references §1: ``default`` and ``dold``.

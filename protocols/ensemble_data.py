@@ -882,8 +882,7 @@ def reevaluate_trained(results: dict, modes=MODES, progress: bool = False, keep_
     completion = _completion_sets(config, test_x)
     settings = background_run_settings(config, config.backend)
     source_rate = float(results["ensemble_source_rate_hz"])
-    fits = {mode: ActivationFit(**{key: float("nan") if value is None else value        # unknown stderr: None
-                                   for key, value in results["activation_fit"][mode].items()}) for mode in MODES}
+    fits = {mode: ActivationFit.from_dict(results["activation_fit"][mode]) for mode in MODES}
     noises = {"poisson": config.noise,
               "ensemble": equivalent_noise(settings.background, "ensemble", config.noise, source_rate)}
     tracked = {}
