@@ -129,6 +129,9 @@ def main(argv=None) -> int:
     parser.add_argument("--in-degree", type=int, default=None,
                         help="background sources per receptor and neuron (default: EnsembleDataConfig's 30); the "
                              "background weights are matched to the same mean conductance")
+    parser.add_argument("--source-units", default=None, choices=("all", "hidden"),
+                        help="which units of the other networks may be background sources (default: "
+                             "EnsembleDataConfig's 'all'; 'hidden': no clamped visible unit drives a background)")
     parser.add_argument("--output", default=None,
                         help="name of the results file and figures folder (default: ensemble_data[_<size>])")
     parser.add_argument("--resume", action="store_true",
@@ -144,6 +147,8 @@ def main(argv=None) -> int:
     fixes = {"stagger_groups": args.stagger_groups, "background_tracking": args.background_tracking}
     if args.in_degree is not None:
         fixes["in_degree"] = args.in_degree
+    if args.source_units is not None:
+        fixes["source_units"] = args.source_units
     runs, summary = {}, {"run_size": args.size, "acceptance_run": args.size == "full" and args.seed == 1, **fixes}
     tic = time.perf_counter()
     # every run's config is built (and checked) before the first one starts

@@ -370,7 +370,7 @@ def main(argv=None) -> int:
     if args.in_degree != 30:   # the acceptance run's ensemble translation was measured with K = 30: measure it anew
         starts = [BoltzmannMachine(W, b) for W, b in starting_weights(config, data, "untrained")]
         measured = measure_background(sim, config, settings, starts, fits["poisson"], "ensemble")
-        fits["ensemble"], source_rate = measured["fit"], float(np.mean(measured["rates_hz"]))
+        fits["ensemble"], source_rate = measured["fit"], measured["source_rate_hz"]
         noises["ensemble"] = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
         recalibration = {"in_degree": args.in_degree, "v_p05": fits["ensemble"].v_p05,
                          "alpha": fits["ensemble"].alpha, "source_rate_hz": source_rate}

@@ -68,7 +68,7 @@ def refitted(run: dict) -> tuple[dict, dict]:
                                   "ensemble")
     run = json.loads(json.dumps(run))
     record = {"initial_fit": run["activation_fit"]["ensemble"], "initial_source_rate_hz": run["ensemble_source_rate_hz"],
-              "trained_fit": measured["fit"].to_dict(), "trained_source_rate_hz": float(np.mean(measured["rates_hz"]))}
+              "trained_fit": measured["fit"].to_dict(), "trained_source_rate_hz": measured["source_rate_hz"]}
     run["activation_fit"]["ensemble"] = record["trained_fit"]
     run["ensemble_source_rate_hz"] = record["trained_source_rate_hz"]
     return run, record

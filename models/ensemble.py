@@ -9,7 +9,9 @@ background selected by ``mode``:
 ``"ensemble"``
     No random source at all. Each neuron receives ``K`` excitatory and ``K`` inhibitory static
     synapses from ``2 K`` distinct neurons of OTHER networks, drawn once from ``seed``
-    (:func:`draw_background_sources`). A short deterministic kick (a ``SpikeSourceArray`` with
+    (:func:`draw_background_sources`; with ``background.first_source_unit`` > 0 only units
+    ``first_source_unit .. N - 1`` of each network are sources, e.g. an RBM's hidden units). A short
+    deterministic kick (a ``SpikeSourceArray`` with
     seeded spike times, :func:`kick_spike_times`) and seeded initial membrane potentials set different
     initial conditions; afterwards the dynamics are deterministic.
 ``"mixture"``
@@ -50,7 +52,8 @@ from .boltzmann import BoltzmannMachine
 from .cd_learning import DiagonalBlocks
 from .ensemble_background import (BACKGROUND_SYNAPSES, DEFAULT_BACKGROUND, NOISE_MODES, SOURCE_SHARINGS,
                                   EnsembleBackground, background_delays, check_ensemble_size, draw_background_sources,
-                                  equivalent_noise, kick_spike_times, matched_background)
+                                  equivalent_noise, kick_spike_times, matched_background,
+                                  source_units)
 from .lif_translation import bm_to_lif
 from cortexsim.parameters import DEFAULT_NEURON, DEFAULT_NOISE, ActivationFit, NeuronParameters, NoiseParameters
 from .recurrent import SYNAPSE_KINDS, RecurrentSynapses, signed_pairs
@@ -99,6 +102,12 @@ class Ensemble:
     def n_neurons(self) -> int:
         """Neurons per network."""
         return self.bms[0].n_units
+
+    @property
+    def source_units(self) -> np.ndarray:
+        """Population indices of the units that may be background sources (all with
+        ``background.first_source_unit`` 0; :func:`cortexsim.models.ensemble_background.source_units`)."""
+        return source_units(self.n_networks, self.n_neurons, self.background.first_source_unit)
 
     @property
     def blocks(self) -> list[slice]:
@@ -263,7 +272,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         Recurrent synapse kind.
     activation_probes : array (p,) or (g, p), optional
         Leak potentials (mV) of uncoupled probe neurons that receive the same kind of background
-        (sources drawn from the whole ensemble) and record spikes: the activation function under it.
+        (sources drawn from the ensemble's source units) and record spikes: the activation function under it.
         A 2-D array makes g groups: the p probes of a group share one set of sources, so a group
         measures the activation function of ONE neuron's background (without the offsets between
         neurons that different source sets cause). Probes are numbered group by group.
@@ -285,7 +294,7 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     if synapses not in SYNAPSE_KINDS:
         raise ValueError(f"synapses must be one of {SYNAPSE_KINDS}, got {synapses!r}")
     M, N = len(bms), bms[0].n_units
-    check_ensemble_size(M, N, background.in_degree, mode, background.source_sharing)
+    check_ensemble_size(M, N, background.in_degree, mode, background.source_sharing, background.first_source_unit)
     if translation_noise is None:
         translation_noise = equivalent_noise(background, mode, noise)
     rng = derive_rng(seed, 1)
@@ -322,7 +331,8 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
     if mode in ("ensemble", "mixture"):
         scale = 1.0 if mode == "ensemble" else 1.0 - background.poisson_fraction
         w_exc, w_inh = scale * background.weight_exc, scale * background.weight_inh
-        exc, inh = draw_background_sources(M, N, background.in_degree, seed, background.source_sharing)
+        exc, inh = draw_background_sources(M, N, background.in_degree, seed, background.source_sharing,
+                                           background.first_source_unit)
         ensemble.sources_exc, ensemble.sources_inh = exc, inh
         dt = sim.get_time_step()
         for name, sources, weight, receptor in (("background_exc", exc, w_exc, "excitatory"),
@@ -334,7 +344,8 @@ def build_ensemble(sim: ModuleType, bms: list, fit: ActivationFit, mode: str = "
         if ensemble.probes is not None:
             K = background.in_degree
             n_sets = -(-n_act // group_size) + ensemble.probes.size - n_act  # one set per group / membrane probe
-            drawn = np.stack([rng.choice(M * N, 2 * K, replace=False) for _ in range(n_sets)])
+            pool = ensemble.source_units      # all M * N units unless first_source_unit > 0 (same draws then)
+            drawn = np.stack([pool[rng.choice(pool.size, 2 * K, replace=False)] for _ in range(n_sets)])
             set_of_probe = np.concatenate([np.arange(n_act) // group_size,
                                            -(-n_act // group_size) + np.arange(ensemble.probes.size - n_act)])
             probe_drawn = drawn[set_of_probe]

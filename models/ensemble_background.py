@@ -17,7 +17,7 @@ from cortexsim.parameters import DEFAULT_NOISE, NeuronParameters, NoiseParameter
 log = logging.getLogger(__name__)
 
 __all__ = ["NOISE_MODES", "SOURCE_SHARINGS", "BACKGROUND_SYNAPSES", "EnsembleBackground", "DEFAULT_BACKGROUND",
-           "draw_background_sources",
+           "draw_background_sources", "source_units",
            "kick_spike_times", "matched_background", "equivalent_noise", "tracking_weight_scale", "check_ensemble_size",
            "background_delays", "SourceEfficacy", "unit_leak_offsets"]
 
@@ -91,6 +91,11 @@ class EnsembleBackground:
         saturated) every probe stayed at or below 5 ms over six connectivity seeds.
     tau_rec_ms : float
         Recovery time constant of the depressing synapses (ms), > 0; ignored for static synapses.
+    first_source_unit : int
+        Units ``first_source_unit .. N - 1`` of every other network may be background sources, >= 0 (and < N,
+        checked where N is known). 0 (default): every unit. An RBM's ``n_visible`` (visible units first): hidden
+        units only, so that clamped visible units (firing every tau_ref or silent while an image is clamped) never
+        drive another network's background. See :func:`source_units`.
     """
 
     in_degree: int = 30
@@ -106,6 +111,7 @@ class EnsembleBackground:
     source_sharing: str = "random"
     synapse: str = "depressing"
     tau_rec_ms: float = 40.0
+    first_source_unit: int = 0
 
     def __post_init__(self) -> None:
         if self.synapse not in BACKGROUND_SYNAPSES:
@@ -115,6 +121,9 @@ class EnsembleBackground:
             raise ValueError(f"source_sharing must be one of {SOURCE_SHARINGS}, got {self.source_sharing!r}")
         if int(self.in_degree) != self.in_degree or self.in_degree < 1:
             raise ValueError(f"in_degree K must be a positive integer, got {self.in_degree!r}")
+        if isinstance(self.first_source_unit, bool) or int(self.first_source_unit) != self.first_source_unit \
+                or self.first_source_unit < 0:
+            raise ValueError(f"first_source_unit must be an integer >= 0, got {self.first_source_unit!r}")
         for name in ("weight_exc", "weight_inh", "kick_ms", "kick_rate_hz", "kick_weight"):
             _positive(name, getattr(self, name), allow_zero=True)
         _positive("delay_ms", self.delay_ms)
@@ -244,11 +253,12 @@ def tracking_weight_scale(background: EnsembleBackground, calibrated_rate_hz: fl
 
 
 def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: str,
-                        source_sharing: str = "random") -> None:
+                        source_sharing: str = "random", first_source_unit: int = 0) -> None:
     """ValueError unless the ensemble can provide 2 K distinct sources from other networks.
 
-    With ``source_sharing="disjoint"`` the N neurons of a network need N * 2 K distinct sources
-    together, i.e. 2 K <= M - 1.
+    Sources are units ``first_source_unit .. N - 1`` of the other networks (S = N - ``first_source_unit`` per
+    network, :func:`source_units`). With ``source_sharing="disjoint"`` the N neurons of a network need N * 2 K
+    distinct sources together, i.e. N * 2 K <= (M - 1) S.
     """
     if source_sharing not in SOURCE_SHARINGS:
         raise ValueError(f"source_sharing must be one of {SOURCE_SHARINGS}, got {source_sharing!r}")
@@ -261,42 +271,68 @@ def check_ensemble_size(n_networks: int, n_neurons: int, in_degree: int, mode: s
     if n_networks < 2:
         raise ValueError(f"mode {mode!r} needs at least M = 2 networks (each neuron's background comes from "
                          f"OTHER networks), got M = {n_networks}")
-    available = (int(n_networks) - 1) * int(n_neurons)
+    if not 0 <= int(first_source_unit) < int(n_neurons):
+        raise ValueError(f"first_source_unit must be in 0 .. N - 1 = {int(n_neurons) - 1} (units per network), "
+                         f"got {first_source_unit!r}")
+    per_network = int(n_neurons) - int(first_source_unit)
+    available = (int(n_networks) - 1) * per_network
     if 2 * int(in_degree) > available:
         raise ValueError(f"in_degree K = {in_degree} needs 2K = {2 * int(in_degree)} distinct source neurons in "
-                         f"other networks, but only (M - 1) * N = ({n_networks} - 1) * {n_neurons} = {available} "
-                         f"exist; use K <= {available // 2} or more networks")
+                         f"other networks, but only (M - 1) * S = ({n_networks} - 1) * {per_network} = {available} "
+                         f"exist (S: source units per network); use K <= {available // 2} or more networks")
     if source_sharing == "disjoint" and 2 * int(in_degree) * int(n_neurons) > available:
         raise ValueError(f"in_degree K = {in_degree} with source_sharing='disjoint' needs N * 2K = {n_neurons} * "
                          f"{2 * int(in_degree)} = {2 * int(in_degree) * int(n_neurons)} distinct source neurons per "
-                         f"network, but only (M - 1) * N = {available} exist; use K <= {(int(n_networks) - 1) // 2} "
-                         "(2K <= M - 1), more networks, or source_sharing='random'")
+                         f"network, but only (M - 1) * S = {available} exist (S: source units per network); use "
+                         f"K <= {available // (2 * int(n_neurons))}, more networks, or source_sharing='random'")
+
+
+def source_units(n_networks: int, n_neurons: int, first_source_unit: int = 0) -> np.ndarray:
+    """Population indices of the units that may be background sources: units ``first_source_unit .. N - 1`` of
+    every network (network m's unit k is ``m * N + k``).
+
+    Examples
+    --------
+    >>> source_units(3, 4, first_source_unit=2).tolist()    # the last two units of each of 3 networks of 4
+    [2, 3, 6, 7, 10, 11]
+    """
+    M, N, first = int(n_networks), int(n_neurons), int(first_source_unit)
+    return (np.arange(M)[:, None] * N + np.arange(first, N)[None, :]).reshape(-1)
 
 
 def draw_background_sources(n_networks: int, n_neurons: int, in_degree: int, seed: int,
-                            source_sharing: str = "random") -> tuple[np.ndarray, np.ndarray]:
+                            source_sharing: str = "random", first_source_unit: int = 0
+                            ) -> tuple[np.ndarray, np.ndarray]:
     """Random fixed background connectivity: source indices ``(exc, inh)``, each (M * N, K) int64.
 
-    ``"random"``: target neuron i of network ``m = i // N`` gets 2 K distinct sources drawn uniformly
-    without replacement from the (M - 1) N neurons of the other networks (targets in order).
-    ``"disjoint"``: the N * 2 K sources of network m's neurons are drawn together without replacement
-    from the other networks' neurons and dealt out 2 K per neuron, so neurons of one network share no
-    source. Either way ``numpy.random.default_rng(seed)``; the first K are excitatory, the last K inhibitory.
+    Candidates of a target in network ``m = i // N`` are the source units (:func:`source_units`, units
+    ``first_source_unit .. N - 1``) of the other networks, in ascending order. ``"random"``: target neuron i gets
+    2 K distinct sources drawn uniformly without replacement from its candidates (targets in order).
+    ``"disjoint"``: the N * 2 K sources of network m's neurons are drawn together without replacement from its
+    candidates and dealt out 2 K per neuron, so neurons of one network share no source. Either way
+    ``numpy.random.default_rng(seed)``; the first K are excitatory, the last K inhibitory.
+
+    Examples
+    --------
+    >>> exc, inh = draw_background_sources(3, 4, in_degree=1, seed=0, first_source_unit=2)
+    >>> sorted(set(exc.ravel()) | set(inh.ravel())) <= [2, 3, 6, 7, 10, 11]   # never a unit below 2
+    True
     """
-    check_ensemble_size(n_networks, n_neurons, in_degree, "ensemble", source_sharing)
+    check_ensemble_size(n_networks, n_neurons, in_degree, "ensemble", source_sharing, first_source_unit)
     M, N, K = int(n_networks), int(n_neurons), int(in_degree)
     rng = np.random.default_rng(seed)
-    n = M * N
-    drawn = np.empty((n, 2 * K), dtype=np.int64)
+    pool = source_units(M, N, first_source_unit)
+    network_of = pool // N
+    candidates = [pool[network_of != m] for m in range(M)]   # ascending; with all units: c -> c (+ N past block m)
+    drawn = np.empty((M * N, 2 * K), dtype=np.int64)
     if source_sharing == "disjoint":
         for m in range(M):
-            choice = rng.choice(n - N, size=N * 2 * K, replace=False)
-            drawn[m * N:(m + 1) * N] = np.where(choice >= m * N, choice + N, choice).reshape(N, 2 * K)
+            choice = rng.choice(candidates[m].size, size=N * 2 * K, replace=False)
+            drawn[m * N:(m + 1) * N] = candidates[m][choice].reshape(N, 2 * K)
         return drawn[:, :K].copy(), drawn[:, K:].copy()
-    for target in range(n):
-        start = (target // N) * N
-        choice = rng.choice(n - N, size=2 * K, replace=False)
-        drawn[target] = np.where(choice >= start, choice + N, choice)  # skip the own network's block
+    for target in range(M * N):
+        own = candidates[target // N]
+        drawn[target] = own[rng.choice(own.size, size=2 * K, replace=False)]
     return drawn[:, :K].copy(), drawn[:, K:].copy()
 
 

@@ -63,7 +63,7 @@ from ..models.cd_learning import (CDUpdate, DiagonalBlocks, IterateAverage, Lear
                                   moments_from_states, sampling_durations, staggered_phases)
 
 __all__ = ["CDSettings", "CDState", "Statistics", "TargetStatistics", "ClampedStatistics", "TimedSimulator", "train_cd",
-           "discard_spikes", "mean_rate_hz",
+           "discard_spikes", "mean_rate_hz", "source_rate_hz",
            "training_energy", "CHECKPOINT_FILE", "save_checkpoint", "load_checkpoint", "block_slices", "compose_blocks"]
 
 logger = logging.getLogger(__name__)
@@ -563,7 +563,7 @@ class ClampedStatistics:
         return Statistics(moments_from_states(np.vstack(data_rows), blocks=self.blocks, dense=dense), model,
                           {"model_mean_activity": float(np.mean(model[0])),
                            "model_hidden_mean_activity": float(np.mean(model[0][hidden])) if hidden.any() else None,
-                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": source_rate_hz(network, states)})
 
     def staggered_states(self, network, timed: TimedSimulator, duration_ms: float, batch: np.ndarray
                          ) -> tuple[np.ndarray, list]:
@@ -640,7 +640,7 @@ class ClampedStatistics:
                           {"model_mean_activity": float(np.mean(model_moments[0])),
                            "model_hidden_mean_activity": (float(np.mean(model_moments[0][hidden])) if hidden.any()
                                                           else None),
-                           "mean_rate_hz": mean_rate_hz(states, network.neuron.tau_refrac)})
+                           "mean_rate_hz": source_rate_hz(network, states)})
 
     def _account(self, states: np.ndarray) -> None:
         """Feed one iteration's states (all neurons) to the segment's source-efficacy accumulator, if any."""
@@ -677,6 +677,24 @@ def mean_rate_hz(states: np.ndarray, tau_ref_ms: float) -> float:
     10.0
     """
     return float(np.mean(states, dtype=float) / tau_ref_ms * 1e3) if states.size else 0.0
+
+
+def source_rate_hz(network, states: np.ndarray) -> float:
+    """Mean firing rate (Hz, :func:`mean_rate_hz`) of the units of ``network`` that may drive a background: its
+    ``source_units`` (population indices, :attr:`cortexsim.models.ensemble.Ensemble.source_units`) if it has them,
+    else all units; ``states`` (time, units) holds all of the network's units.
+
+    Examples
+    --------
+    >>> from types import SimpleNamespace
+    >>> states = np.zeros((100, 3), dtype=np.uint8)
+    >>> states[:10, 0] = 1                               # unit 0: one spike (tau_ref 10 ms) in 100 ms
+    >>> net = SimpleNamespace(neuron=SimpleNamespace(tau_refrac=10.0), source_units=np.array([1, 2]))
+    >>> source_rate_hz(net, states), round(source_rate_hz(SimpleNamespace(neuron=net.neuron), states), 3)
+    (0.0, 3.333)
+    """
+    units = getattr(network, "source_units", None)
+    return mean_rate_hz(states if units is None else states[:, units], network.neuron.tau_refrac)
 
 
 def train_cd(build: Callable, statistics: Callable, settings: CDSettings, state: CDState, sim: ModuleType,

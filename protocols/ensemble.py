@@ -118,15 +118,17 @@ def background_run_settings(config, backend: str) -> RunSettings:
 
     ``config`` has the ensemble fields of :class:`EnsembleConfig` (``seed``, ``noise``, ``in_degree``,
     ``design_rate_hz``, ``source_sharing``, ``background_synapse``, ``tau_rec_ms``, ``delay_max_ms``,
-    ``dt_ms``, ``burn_in_ms``, ``neuron``, ``synapses``). Without programmable delays on ``backend`` the
-    background synapses get the fixed minimal delay (one time step).
+    ``dt_ms``, ``burn_in_ms``, ``neuron``, ``synapses``) and, if it has one, ``first_source_unit`` (default 0:
+    every unit a source; :class:`~cortexsim.models.ensemble_background.EnsembleBackground`). Without programmable
+    delays on ``backend`` the background synapses get the fixed minimal delay (one time step).
     """
     delays = {"delay_max_ms": config.delay_max_ms}
     if not backend_info(backend).capabilities.delays_allowed:
         delays = {"delay_ms": config.dt_ms, "delay_max_ms": config.dt_ms}
     background = matched_background(config.noise, config.in_degree, config.design_rate_hz,
                                     source_sharing=config.source_sharing,
-                                    synapse=config.background_synapse, tau_rec_ms=config.tau_rec_ms, **delays)
+                                    synapse=config.background_synapse, tau_rec_ms=config.tau_rec_ms,
+                                    first_source_unit=int(getattr(config, "first_source_unit", 0)), **delays)
     return RunSettings(config.dt_ms, config.burn_in_ms, derive_seed(config.seed, 3), background, config.neuron,
                        config.noise, config.synapses)
 
@@ -232,7 +234,9 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
 
     ``config`` is a :class:`cortexsim.protocols.ensemble.EnsembleConfig` (its calibration, probe,
     burn-in and seed settings are used). Returns ``membrane`` (MembraneStatistics), ``rates_hz`` of
-    the networks' neurons, ``inputs`` (InputStatistics) and, in ensemble mode, the activation sweep
+    the networks' neurons, ``source_rate_hz`` (their mean over the units that may be background sources,
+    :attr:`~cortexsim.models.ensemble.Ensemble.source_units`: the rate the background translation uses),
+    ``inputs`` (InputStatistics) and, in ensemble mode, the activation sweep
     (``sweep``, ``p_on``), its fit ``fit`` and the per-source-set ``group_v_p05``/``group_alpha``.
     """
     T = config.calibration_ms
@@ -261,6 +265,7 @@ def measure_background(sim: ModuleType, config, settings: RunSettings, targets: 
     v = v[start:start + int(5000.0 / config.dt_ms):step]
     result = {"membrane": membrane_statistics(v, dt_ms=step * config.dt_ms),
               "rates_hz": np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in spiketrains]) / T * 1e3}
+    result["source_rate_hz"] = float(np.mean(result["rates_hz"][ensemble.source_units]))
     if mode == "ensemble":
         n_act = config.calibration_points * config.calibration_groups
         p_on = np.array([np.sum(np.asarray(st.magnitude) >= t0) for st in segment.spiketrains[:n_act]]) \
@@ -562,7 +567,7 @@ def run_ensemble(config: EnsembleConfig, out_dir=None, progress: bool = False,
     _record_hardware(hardware, "background", sims["ensemble"])
     timings["background_s"] = time.perf_counter() - tic
     ensemble_fit = bg_ensemble["fit"]
-    source_rate = float(np.mean(bg_ensemble["rates_hz"]))
+    source_rate = bg_ensemble["source_rate_hz"]
     ensemble_noise = equivalent_noise(settings.background, "ensemble", config.noise, source_rate)
     say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
         f"mean rate {source_rate:.1f} Hz")

@@ -75,11 +75,11 @@ from .calibration import CalibrationConfig, calibrate
 from .cd_digits import (DATASETS, N_LABELS, N_PIXELS, DigitsRBMSettings, DigitsTrainingConfig, clamped_readout,
                         evaluate_exact, exact_completion, free_energy_accuracy, load_split, pretrain_exact, train_exact)
 from .cd_engine import (CDSettings, CDState, ClampedStatistics, TimedSimulator, block_slices, discard_spikes,
-                        load_checkpoint, mean_rate_hz, save_checkpoint, train_cd)
+                        load_checkpoint, save_checkpoint, source_rate_hz, train_cd)
 from .ensemble import background_run_settings, build, measure_background, quartiles
 
 __all__ = ["EnsembleDataConfig", "EnsembleDataResult", "run", "run_ensemble_data", "network_factory",
-           "tracking_for_segment", "BACKGROUND_TRACKING", "EVAL_BACKGROUNDS", "measured_background",
+           "tracking_for_segment", "BACKGROUND_TRACKING", "EVAL_BACKGROUNDS", "SOURCE_UNITS", "measured_background",
            "evaluation_calibration", "reevaluate_trained",
            "evaluate_networks", "train_networks", "ensemble_training_data", "image_rotation", "score_networks",
            "IMAGE_SIDE", "TASKS", "task_defaults", "load_task_split"]
@@ -97,6 +97,8 @@ MODES = ("poisson", "ensemble")
 BACKGROUND_TRACKING = ("off", "translation", "weights", "translation_units")
 #: How the trained ensemble's evaluation setting is found (:attr:`EnsembleDataConfig.eval_background`).
 EVAL_BACKGROUNDS = ("training", "measured")
+#: Which units of the other networks may be background sources (:attr:`EnsembleDataConfig.source_units`).
+SOURCE_UNITS = ("all", "hidden")
 #: Test images per parameter schedule in the evaluation (one launch of the compiled binary on brian2_standalone;
 #: the last chunk is padded, so every launch has one shape and the project compiles once).
 EVAL_CHUNK = 50
@@ -129,6 +131,11 @@ class EnsembleDataConfig(DigitsRBMSettings):
         M networks, >= 2.
     in_degree, source_sharing, background_synapse, tau_rec_ms, design_rate_hz, delay_max_ms
         Ensemble background, as in ``cortexsim ensemble`` (:class:`cortexsim.protocols.ensemble.EnsembleConfig`).
+    source_units : {"all", "hidden"}
+        Units of the other networks that may be background sources. ``"all"`` (default): every unit. ``"hidden"``:
+        hidden units only (``first_source_unit`` = ``n_visible``), so that no clamped pixel or label unit (firing
+        every tau_ref or silent while its image is clamped) drives another network; the source rate the
+        translation follows is then the hidden units' (:func:`~cortexsim.protocols.cd_engine.source_rate_hz`).
     train_iterations : int
         Spiking CD updates per mode; the exact baseline makes as many.
     occlusions : tuple of str
@@ -201,6 +208,7 @@ class EnsembleDataConfig(DigitsRBMSettings):
     n_networks: int = 10
     in_degree: int = 30
     source_sharing: str = "random"
+    source_units: str = "all"
     background_synapse: str = "depressing"
     tau_rec_ms: float = 40.0
     design_rate_hz: float = 50.0
@@ -248,8 +256,9 @@ class EnsembleDataConfig(DigitsRBMSettings):
             raise ValueError(f"eval_groups must be in 1 .. n_networks ({self.n_networks}), got {self.eval_groups}")
         if not np.isfinite(self.max_background_scale) or self.max_background_scale < 1:
             raise ValueError(f"max_background_scale must be a finite number >= 1, got {self.max_background_scale!r}")
+        check_choice(self.source_units, "source_units", SOURCE_UNITS)
         check_ensemble_size(self.n_networks, self.n_visible + self.n_hidden, self.in_degree, "ensemble",
-                            self.source_sharing)
+                            self.source_sharing, self.first_source_unit)
         occlusions = tuple(self.occlusions) if not isinstance(self.occlusions, str) else (self.occlusions,)
         object.__setattr__(self, "occlusions", occlusions)
         if not occlusions or len(set(occlusions)) != len(occlusions):
@@ -306,6 +315,11 @@ class EnsembleDataConfig(DigitsRBMSettings):
     def n_units(self) -> int:
         """Neurons per network."""
         return self.n_visible + self.n_hidden
+
+    @property
+    def first_source_unit(self) -> int:
+        """First unit of a network that may be a background source (``source_units``; visible units come first)."""
+        return self.n_visible if self.source_units == "hidden" else 0
 
 
 @dataclass
@@ -468,8 +482,8 @@ def measured_background(sim, config: EnsembleDataConfig, factory, W: np.ndarray,
     the first pass with the factory's own source rate, e.g. the last training segment's, and no per-neuron
     offsets, each next one with the previous pass's result), burns in, clamps ``pixels`` (n, P) where
     ``visible`` (n, P) with the rotation of the evaluation (:func:`image_rotation`) and measures over the
-    whole clamping time, as training measures its segments: the mean firing rate of all neurons
-    (``source_rate_hz``, :func:`~cortexsim.protocols.cd_engine.mean_rate_hz`) and, with ``background_tracking``
+    whole clamping time, as training measures its segments: the mean firing rate of the source units
+    (``source_rate_hz``, :func:`~cortexsim.protocols.cd_engine.source_rate_hz`) and, with ``background_tracking``
     "translation_units", every neuron's released weight per second (``source_efficacy_hz``,
     :class:`~cortexsim.models.ensemble_background.SourceEfficacy`). Returns the keywords and the wall time
     spent in the simulator (s). Use TRAINING images: no test image enters the read-out setting.
@@ -483,8 +497,8 @@ def measured_background(sim, config: EnsembleDataConfig, factory, W: np.ndarray,
                                   tau_rec_ms=config.tau_rec_ms if config.background_synapse == "depressing" else None)
         rates = []
 
-        def record(states, efficacy=efficacy, rates=rates, tau_ref=network.neuron.tau_refrac):
-            rates.append((mean_rate_hz(states, tau_ref), states.shape[0]))
+        def record(states, efficacy=efficacy, rates=rates, network=network):
+            rates.append((source_rate_hz(network, states), states.shape[0]))
             if units:
                 efficacy.add(states)
 
@@ -770,7 +784,7 @@ def run_ensemble_data(config: EnsembleDataConfig, out_dir=None, progress: bool =
     backgrounds = {mode: measure_background(sim, config, settings, starts, poisson_fit, mode) for mode in MODES}
     background_s = time.perf_counter() - tic
     ensemble_fit = backgrounds["ensemble"]["fit"]
-    source_rate = float(np.mean(backgrounds["ensemble"]["rates_hz"]))
+    source_rate = backgrounds["ensemble"]["source_rate_hz"]
     say(f"ensemble activation function: v_p05 = {ensemble_fit.v_p05:.3f} mV, alpha = {ensemble_fit.alpha:.3f} mV; "
         f"mean rate {source_rate:.1f} Hz")
     modes = {"poisson": (poisson_fit, config.noise),

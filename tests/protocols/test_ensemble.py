@@ -1,5 +1,7 @@
 """Ensembles on NEST: determinism without Poisson sources, noise modes, in-place updates, bad input."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -106,7 +108,7 @@ def test_bad_input_raises_clear_errors():
         EnsembleConfig(seed=1, n_networks=1)
     with pytest.raises(ValueError, match="2K = 200"):
         EnsembleConfig(seed=1, n_networks=10, in_degree=100)
-    with pytest.raises(ValueError, match="2K <= M - 1"):
+    with pytest.raises(ValueError, match="source_sharing='disjoint'.*use K <= 24"):
         EnsembleConfig(seed=1, n_networks=50, in_degree=25, source_sharing="disjoint")
     with pytest.raises(ValueError, match="source_sharing must be one of"):
         EnsembleConfig(seed=1, source_sharing="overlapping")
@@ -259,3 +261,26 @@ def test_ensemble_clamps_and_releases_like_a_sampling_network():
     ensemble.release()
     np.testing.assert_allclose(ensemble.population.get("v_rest"), free)
     sim.end()
+
+
+def test_hidden_source_units_drive_every_background_and_probe_and_set_the_source_rate():
+    """``first_source_unit``: the built projections (read back from PyNN) connect only units past it, the probes
+    draw from the same pool, and the measured source rate is those units' mean rate, not all neurons'."""
+    from cortexsim.protocols.ensemble import background_run_settings, measure_background
+    config = EnsembleConfig(seed=3, n_networks=8, n_neurons=5, in_degree=4, calibration_ms=400.0,
+                            calibration_points=7, calibration_groups=2, membrane_probes=2)
+    settings = background_run_settings(config, "nest")
+    hidden = replace(settings, background=replace(settings.background, first_source_unit=2))
+    sim = load_backend("nest")
+    sim.setup(timestep=0.1, seed=1)
+    bms = [random_bm(5, seed=m) for m in range(8)]
+    ensemble = build_ensemble(sim, bms, FIT, background=hidden.background, seed=2,
+                              activation_probes=np.full((2, 3), FIT.v_p05))
+    for name in ("background_exc", "background_inh", "probe_exc", "probe_inh"):
+        pre = np.array([int(c[0]) for c in ensemble.created[name].get("weight", format="list")])
+        assert pre.size and np.all(pre % 5 >= 2), name       # pre-synaptic: units 2, 3, 4 of a network only
+    sim.end()
+    bg = measure_background(sim, config, hidden, bms, FIT, "ensemble")
+    rates = np.asarray(bg["rates_hz"]).reshape(8, 5)
+    assert bg["source_rate_hz"] == pytest.approx(rates[:, 2:].mean())
+    assert abs(rates[:, 2:].mean() - rates.mean()) > 1e-6    # the choice matters for these networks

@@ -6,6 +6,7 @@ import pytest
 from cortexsim.models.ensemble import (DEFAULT_BACKGROUND, EnsembleBackground, check_ensemble_size,
                                        draw_background_sources, equivalent_noise, kick_spike_times,
                                        matched_background)
+from cortexsim.models.ensemble_background import source_units
 from cortexsim.parameters import DEFAULT_NOISE
 
 
@@ -31,7 +32,7 @@ def test_sources_cover_all_other_networks():
 
 
 @pytest.mark.parametrize("M, N, K, message", [(1, 5, 1, "at least M = 2"), (3, 5, 6, "2K = 12"),
-                                             (2, 5, 3, "only \\(M - 1\\) \\* N")])
+                                             (2, 5, 3, "only \\(M - 1\\) \\* S")])
 def test_too_few_sources_raise(M, N, K, message):
     with pytest.raises(ValueError, match=message):
         check_ensemble_size(M, N, K, "ensemble")
@@ -114,7 +115,7 @@ def test_disjoint_sources_are_not_shared_within_a_network_and_are_seeded():
 
 
 def test_disjoint_sources_need_2k_at_most_m_minus_1():
-    with pytest.raises(ValueError, match="source_sharing='disjoint'.*2K <= M - 1"):
+    with pytest.raises(ValueError, match="source_sharing='disjoint'.*K <= 5"):
         check_ensemble_size(11, 3, 6, "ensemble", "disjoint")  # 2K = 12 > 10
     with pytest.raises(ValueError, match="source_sharing='disjoint'"):
         draw_background_sources(11, 3, 6, seed=0, source_sharing="disjoint")
@@ -123,3 +124,61 @@ def test_disjoint_sources_need_2k_at_most_m_minus_1():
         EnsembleBackground(source_sharing="shared")
     with pytest.raises(ValueError, match="source_sharing"):
         check_ensemble_size(11, 3, 2, "ensemble", "shared")
+
+
+def _previous_draw(M, N, K, seed, sharing):
+    """The connectivity rule before ``first_source_unit`` existed (index arithmetic, not a candidate list)."""
+    rng = np.random.default_rng(seed)
+    drawn = np.empty((M * N, 2 * K), dtype=np.int64)
+    if sharing == "disjoint":
+        for m in range(M):
+            c = rng.choice(M * N - N, size=N * 2 * K, replace=False)
+            drawn[m * N:(m + 1) * N] = np.where(c >= m * N, c + N, c).reshape(N, 2 * K)
+    else:
+        for target in range(M * N):
+            c = rng.choice(M * N - N, size=2 * K, replace=False)
+            drawn[target] = np.where(c >= (target // N) * N, c + N, c)
+    return drawn[:, :K], drawn[:, K:]
+
+
+@pytest.mark.parametrize("M, N, K, sharing", [(7, 4, 5, "random"), (11, 3, 5, "disjoint"), (10, 17, 6, "random")])
+def test_all_units_as_sources_draw_the_connectivity_of_earlier_runs(M, N, K, sharing):
+    # catches: a changed draw for first_source_unit 0 (finished runs would no longer be rebuilt identically)
+    for seed in (0, 5):
+        old, new = _previous_draw(M, N, K, seed, sharing), draw_background_sources(M, N, K, seed, sharing, 0)
+        assert np.array_equal(old[0], new[0]) and np.array_equal(old[1], new[1])
+
+
+def test_hidden_sources_only_come_from_units_past_the_first_source_unit_of_other_networks():
+    M, N, K, first = 6, 7, 4, 3       # 4 source units per network, 20 candidates per target
+    exc, inh = draw_background_sources(M, N, K, seed=1, first_source_unit=first)
+    both = np.hstack([exc, inh])
+    assert np.all(both % N >= first)                              # never a unit below first_source_unit
+    assert np.all(both // N != (np.arange(M * N) // N)[:, None])   # never the own network
+    assert all(len(set(row)) == 2 * K for row in both)
+    np.testing.assert_array_equal(source_units(M, N, first), [m * N + k for m in range(M) for k in range(first, N)])
+    # every candidate is used: 2K = 8 of 20 per target, 42 targets -> each candidate drawn ~ 8 * 42 * 6/5 / 24 times
+    counts = np.bincount(both.reshape(-1), minlength=M * N)
+    assert np.all(counts[source_units(M, N, first)] > 0) and counts.sum() == both.size
+    tight = np.hstack(draw_background_sources(3, 5, 2, seed=0, first_source_unit=3))   # 2K = 4 = all candidates
+    for target, row in enumerate(tight):
+        own = target // 5
+        assert set(row) == {m * 5 + k for m in range(3) if m != own for k in (3, 4)}
+    disjoint = np.hstack(draw_background_sources(9, 2, 2, seed=3, source_sharing="disjoint", first_source_unit=1))
+    for m in range(9):            # N * 2K = 8 = (M - 1) * 1 source per network: all of them, none twice
+        assert sorted(disjoint[2 * m:2 * m + 2].reshape(-1)) == [2 * j + 1 for j in range(9) if j != m]
+
+
+def test_too_few_source_units_or_a_bad_first_source_unit_raise():
+    with pytest.raises(ValueError, match="only \\(M - 1\\) \\* S = \\(3 - 1\\) \\* 2 = 4"):
+        check_ensemble_size(3, 5, 3, "ensemble", first_source_unit=3)          # 2K = 6 > 4
+    check_ensemble_size(3, 5, 2, "ensemble", first_source_unit=3)
+    check_ensemble_size(9, 2, 2, "ensemble", "disjoint", first_source_unit=1)     # N * 2K = 4 * 2 <= 8 * 1
+    with pytest.raises(ValueError, match="source_sharing='disjoint'.*only \\(M - 1\\) \\* S = 8"):
+        check_ensemble_size(9, 3, 2, "ensemble", "disjoint", first_source_unit=2)   # N * 2K = 12 > 8 * 1
+    for bad in (5, 7, -1):
+        with pytest.raises(ValueError, match="first_source_unit must be in 0 .. N - 1 = 4"):
+            check_ensemble_size(3, 5, 1, "ensemble", first_source_unit=bad)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="first_source_unit"):
+            EnsembleBackground(first_source_unit=bad)

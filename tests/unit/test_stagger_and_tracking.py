@@ -256,3 +256,19 @@ def test_ensemble_data_config_refuses_bad_fix_settings(kwargs, needle):
 def test_fixes_are_off_by_default():
     config = EnsembleDataConfig(seed=1, n_networks=4, n_hidden=20, in_degree=10)
     assert config.stagger_groups == 1 and config.background_tracking == "off"
+
+
+def test_hidden_source_units_reach_the_background_and_are_checked_against_the_hidden_pool():
+    """``source_units="hidden"``: the background starts its sources at the first hidden unit (74 for digits: 64
+    pixels + 10 labels come first), and the size check counts hidden units only (catches: the option not passed on,
+    or the check still counting all units)."""
+    from cortexsim.protocols.ensemble import background_run_settings
+    config = EnsembleDataConfig(seed=1, n_networks=3, n_hidden=20, in_degree=10, source_units="hidden")
+    assert config.first_source_unit == 74 and EnsembleDataConfig(seed=1, n_networks=3, n_hidden=20,
+                                                                 in_degree=10).first_source_unit == 0
+    assert background_run_settings(config, "nest").background.first_source_unit == 74
+    EnsembleDataConfig(seed=1, n_networks=3, n_hidden=20, in_degree=21)          # 42 <= 2 * 94 (all units)
+    with pytest.raises(ValueError, match="only \\(M - 1\\) \\* S = \\(3 - 1\\) \\* 20 = 40"):
+        EnsembleDataConfig(seed=1, n_networks=3, n_hidden=20, in_degree=21, source_units="hidden")
+    with pytest.raises(ValueError, match="source_units"):
+        EnsembleDataConfig(seed=1, n_networks=3, n_hidden=20, in_degree=10, source_units="visible")
