@@ -114,6 +114,12 @@ SUMMARY_KEYS = ("ensemble_test_accuracy", "poisson_test_accuracy", "ensemble_com
                 "accuracy_gap_points", "completion_error_ratio")
 
 
+def background_settings(config: dict) -> dict:
+    """The background settings of one run's config (``source_units`` "all" for runs from before the option)."""
+    keys = ("in_degree", "source_units", "stagger_groups", "background_tracking", "background_synapse")
+    return {key: config.get(key, "all" if key == "source_units" else None) for key in keys}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--seed", type=int, default=1)
@@ -173,6 +179,8 @@ def main(argv=None) -> int:
                 (out / leftover).unlink(missing_ok=True)
             results["figures_folder"] = str(out.relative_to(ROOT.parent))
             runs[f"{task}_{synapse}"] = results
+            # the background settings of this run (the invocation's keys above describe only this invocation)
+            summary[f"{task}_{synapse}_background_settings"] = background_settings(results["config"])
             for key in SUMMARY_KEYS:
                 summary[f"{task}_{synapse}_{key}"] = results["summary"][key]
                 if task == "mnist" and synapse == synapses[0]:     # the issue's keys: MNIST, un-prefixed
@@ -200,6 +208,7 @@ def main(argv=None) -> int:
             old_summary = old.get("summary") or {}
             for key in kept:
                 summary.update({k: v for k, v in old_summary.items() if k.startswith(f"{key}_")})
+                summary[f"{key}_background_settings"] = background_settings(kept[key].get("config", {}))
             if "unprefixed_keys_from" not in summary and old_summary.get("unprefixed_keys_from") in kept:
                 summary.update({k: old_summary[k] for k in SUMMARY_KEYS if k in old_summary})
                 summary["unprefixed_keys_from"] = old_summary["unprefixed_keys_from"]

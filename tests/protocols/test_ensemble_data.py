@@ -563,6 +563,11 @@ def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path,
     summary = results["summary"]
     assert summary["mnist_depressing_ensemble_test_accuracy"] == summary["ensemble_test_accuracy"] == 0.5
     assert summary["unprefixed_keys_from"] == "mnist_depressing" and "digits_depressing_ensemble_test_accuracy" in summary
+    # each run's own background settings (the kept run's from its config, "all" sources from before the option)
+    assert summary["digits_depressing_background_settings"] == {
+        "in_degree": 10, "source_units": "all", "stagger_groups": 1, "background_tracking": "off",
+        "background_synapse": "depressing"}
+    assert summary["mnist_depressing_background_settings"]["source_units"] == "all"
 
 
 # --- evaluation background measured under the evaluation's own clamps (eval_background="measured") ---------------
