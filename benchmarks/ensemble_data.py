@@ -96,6 +96,10 @@ SIZES = {
 #: Development run (choices of the fixes; run it with a development seed, e.g. --seed 7): the acceptance
 #: settings with 200 updates, scored on 287 held-out TRAINING images (20 %), 50 completion images.
 SIZES["dev"] = dict(SIZES["full"], train_iterations=200, validation_images=287, n_completion_images=50)
+#: Development run at the acceptance run's training length (400 updates; same held-out images as "dev"): the read-out
+#: limit shows once the networks are trained that far (session 6: a setting that closed the gap at 200 updates on a
+#: development seed left 2.5 points at 400 on the acceptance seed).
+SIZES["dev_full_length"] = dict(SIZES["full"], validation_images=287, n_completion_images=50)
 #: Settings per run size, MNIST 14x14 (module docstring). "small": 6,000 training images (30 updates use 300).
 MNIST_SIZES = {
     "small": dict(task="mnist", n_networks=10, n_hidden=20, train_iterations=30, n_train_images=6000,
@@ -148,6 +152,8 @@ def main(argv=None) -> int:
     tasks = [t for t in args.tasks.split(",") if t]
     if not tasks or set(tasks) - {"digits", "mnist"}:
         parser.error(f"--tasks: unknown task(s) {sorted(set(tasks) - {'digits', 'mnist'})}; known: digits, mnist")
+    if "mnist" in tasks and args.size not in MNIST_SIZES:
+        parser.error(f"--size {args.size} is a digits size; MNIST sizes: {', '.join(sorted(MNIST_SIZES))}")
     synapses = [s for s in args.background_synapses.split(",") if s]
     name = args.output or "ensemble_data" + ("" if args.size == "full" else f"_{args.size}")
     fixes = {"stagger_groups": args.stagger_groups, "background_tracking": args.background_tracking}
