@@ -43,8 +43,12 @@ Fixes of the ensemble's gap (session 3, benchmarks/ensemble_data_diagnosis.md): 
 staggers the networks' clamped and free phases (the share of clamped background sources no longer
 changes between a network's data and model phase), ``--background-tracking translation`` translates the
 BM parameters per training segment at the ensemble's measured source rate (``weights``: rescales the
-background weights instead; overshoots at fixed weights, see the diagnosis).
-``--size dev`` (with a development seed) scores held-out training images, never the test set.
+background weights instead; overshoots at fixed weights, see the diagnosis); ``translation_units`` also moves every
+neuron's leak by its own background's offset (session 4). ``--source-units hidden`` (session 6) draws the background
+sources from the other networks' hidden units only (no clamped pixel or label unit drives a background);
+``--in-degree K`` sets the sources per receptor (weights matched to the same mean conductance).
+``--size dev`` (200 updates) and ``--size dev_full_length`` (400, the acceptance length), with a development seed,
+score held-out training images, never the test set.
 
 Static background synapses at the acceptance size with the fixes (its own file, so the depressing run's
 JSON stays): ``... --background-synapses static --stagger-groups 10 --background-tracking translation
