@@ -49,3 +49,34 @@ def test_bad_arguments_are_refused_before_anything_runs(args, needle, tmp_path, 
     with pytest.raises(SystemExit) as exit_info:
         _script().main([a.format(results=results) for a in args])
     assert exit_info.value.code == 2 and needle in capsys.readouterr().err
+
+
+def _seeds_script():
+    spec = importlib.util.spec_from_file_location("ensemble_data_seeds", SCRIPT.parent / "ensemble_data_seeds.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_seed_collection_averages_the_gap_and_refuses_runs_of_different_settings():
+    """benchmarks/ensemble_data_seeds.py: mean and standard error of the per-seed figures (numpy's by hand here),
+    refusal of a run whose settings differ beyond the seed (e.g. a development run among test-set runs) or of a
+    repeated seed."""
+    seeds = _seeds_script()
+
+    def one(seed, gap, **config):
+        return {"runs": {"digits_depressing": {
+            "config": {"seed": seed, "in_degree": 15, **config},
+            "summary": {k: (gap if k == "accuracy_gap_points" else 0.7 + seed / 100) for k in seeds.KEYS}}}}
+
+    out = seeds.collect({"a": one(1, 3.5), "b": one(2, 1.5), "c": one(3, -0.5)})
+    assert out["mean"]["accuracy_gap_points"] == pytest.approx(1.5)
+    assert out["standard_error"]["accuracy_gap_points"] == pytest.approx(2.0 / 3 ** 0.5)   # sd 2 (ddof 1)
+    assert out["mean"]["poisson_test_accuracy"] == pytest.approx(0.72)
+    assert [row["seed"] for row in out["per_seed"]] == [1, 2, 3] and out["settings"] == {"in_degree": 15}
+    with pytest.raises(ValueError, match=r"settings differ .*\['in_degree'\]"):
+        seeds.collect({"a": one(1, 3.5), "b": one(2, 1.5, in_degree=30)})
+    with pytest.raises(ValueError, match="a seed repeats"):
+        seeds.collect({"a": one(1, 3.5), "b": one(1, 1.5)})
+    with pytest.raises(ValueError, match="no run 'digits_static'"):
+        seeds.collect({"a": one(1, 3.5)}, run="digits_static")
