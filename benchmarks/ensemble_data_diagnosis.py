@@ -45,7 +45,7 @@ from scipy.special import logit
 from cortexsim.backends.registry import load_backend
 from cortexsim.backends.spikes import spike_arrays
 from cortexsim.analysis.states import states_on_grid_from_arrays
-from cortexsim.models.cd_learning import bipartite_mask, block_gibbs
+from cortexsim.models.cd_learning import bipartite_mask, block_gibbs, unit_on_probability
 from cortexsim.models.ensemble import equivalent_noise
 from cortexsim.parameters import ActivationFit
 from cortexsim.protocols.cd_digits import N_PIXELS, N_VISIBLE, initial_rbm, load_digits_split, rbm_parts, train_exact
@@ -64,10 +64,6 @@ DEV_SEED = 7
 #: the acceptance run's settings (benchmarks/ensemble_data.py, size "full")
 FULL = dict(n_networks=10, n_hidden=100, train_iterations=400, learning_rate=0.4, schedule_tau=100.0,
             checkpoint_every=25)
-
-
-def _sigmoid(x):
-    return 1.0 / (1.0 + np.exp(-x))
 
 
 def starting_weights(config: EnsembleDataConfig, data: np.ndarray, kind: str) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -95,7 +91,7 @@ def gibbs_reference(W: np.ndarray, b: np.ndarray, rng: np.random.Generator, chai
     v_sum, h_sum, vh_sum, count = 0.0, 0.0, 0.0, 0
     for _ in range(sweeps // 20):
         v, _, _ = block_gibbs(W_vh, b_v, b_h, v, 20, rng)
-        p_h = _sigmoid(b_h + v @ W_vh)
+        p_h = unit_on_probability(b_h + v @ W_vh)
         v_sum, h_sum, vh_sum, count = v_sum + v.sum(0), h_sum + p_h.sum(0), vh_sum + v.T @ p_h, count + chains
     return {"v": v_sum / count, "h": h_sum / count, "vh": vh_sum / count}
 
@@ -194,7 +190,7 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
                         clamped_on += window.sum(axis=0, dtype=float)
                         clamped_steps += window.shape[0]
                         h_on = window[:, s].mean(axis=0)[N_VISIBLE:]
-                        p_h = _sigmoid(b_h + rows[row, m] @ W_vh)
+                        p_h = unit_on_probability(b_h + rows[row, m] @ W_vh)
                         exact_h.append(p_h)
                         spiking_h.append(h_on)
                         data_vh_e[m] += np.outer(rows[row, m], p_h) / config.batch_size
@@ -229,7 +225,7 @@ def measure(sim, config: EnsembleDataConfig, mode: str, fit: ActivationFit, nois
             for m, (W_m, b_m) in enumerate(weights):
                 W_vh, _, b_h = rbm_parts(W_m, b_m)
                 v = rows[k, m]
-                p_h = _sigmoid(b_h + v @ W_vh)
+                p_h = unit_on_probability(b_h + v @ W_vh)
                 h_on = on[m * n_units + N_VISIBLE:(m + 1) * n_units]
                 exact_h.append(p_h)
                 spiking_h.append(h_on)

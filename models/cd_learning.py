@@ -43,6 +43,7 @@ __all__ = [
     "cd_gradient",
     "exact_cd_gradient",
     "bipartite_mask",
+    "unit_on_probability",
     "block_diagonal_mask",
     "block_gibbs",
     "sampling_durations",
@@ -536,7 +537,15 @@ def block_diagonal_mask(block_sizes) -> np.ndarray:
     return mask
 
 
-def _sigmoid(x: np.ndarray) -> np.ndarray:
+def unit_on_probability(x: np.ndarray) -> np.ndarray:
+    """Logistic function 1 / (1 + exp(-x)) of a Boltzmann unit's input ``x`` (its on-probability given the others;
+    written with tanh, which does not overflow for large negative ``x``).
+
+    Examples
+    --------
+    >>> unit_on_probability(np.array([0.0, np.log(3.0)]))
+    array([0.5 , 0.75])
+    """
     return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
@@ -579,9 +588,9 @@ def block_gibbs(W_vh: np.ndarray, b_v: np.ndarray, b_h: np.ndarray, v_init: np.n
     v_sum = np.zeros_like(v)
     h_sum = np.zeros((v.shape[0], W_vh.shape[1]))
     for sweep in range(int(n_sweeps)):
-        p_h = _sigmoid(b_h + v @ W_vh)
+        p_h = unit_on_probability(b_h + v @ W_vh)
         h = (rng.random(p_h.shape) < p_h).astype(float)
-        p_v = _sigmoid(b_v + h @ W_vh.T)
+        p_v = unit_on_probability(b_v + h @ W_vh.T)
         v = (rng.random(p_v.shape) < p_v).astype(float)
         if clamp is not None:
             v = np.where(clamp, clamped_values, v)

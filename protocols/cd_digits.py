@@ -54,7 +54,8 @@ from ..backends.spikes import spike_arrays
 from ..backends.registry import backend_info, check_backend_seed, check_dt, chip_booking, load_backend
 from ..models.boltzmann import BoltzmannMachine
 from ..models.cd_learning import (SCHEDULE_KINDS, CDUpdate, LearningRateSchedule, MomentumOptimizer, bipartite_mask,
-                                  block_gibbs, check_binary_data, moments_from_states)
+                                  block_gibbs, check_binary_data, moments_from_states,
+                                  unit_on_probability)
 from ..models.datasets import digits, downsample, mnist, one_hot, train_test_split
 from ..models.rbm_readout import OCCLUSIONS, accuracy, completion_error, occlusion_mask, predicted_labels
 from ..models.sampling_network import SYNAPSE_KINDS, build_replicated_network, build_sampling_network
@@ -96,10 +97,6 @@ def rbm_parts(W: np.ndarray, b: np.ndarray, n_visible: int = N_VISIBLE) -> tuple
     return W[:n_visible, n_visible:], b[:n_visible], b[n_visible:]
 
 
-def _sigmoid(x):
-    return 0.5 * (1.0 + np.tanh(0.5 * x))
-
-
 def _full_states(visible: np.ndarray, hidden: np.ndarray) -> np.ndarray:
     return np.hstack([visible, hidden])
 
@@ -120,9 +117,9 @@ def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray
     for iteration in range(first_iteration, first_iteration + iterations):
         W_vh, b_v, b_h = rbm_parts(W, b, n_visible)
         batch = data[rng.integers(0, data.shape[0], batch_size)]
-        data_moments = moments_from_states(_full_states(batch, _sigmoid(b_h + batch @ W_vh)))
+        data_moments = moments_from_states(_full_states(batch, unit_on_probability(b_h + batch @ W_vh)))
         chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
-        model_moments = moments_from_states(_full_states(chains, _sigmoid(b_h + chains @ W_vh)))
+        model_moments = moments_from_states(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
         W, b = update(iteration, W, b, data_moments, model_moments)
         if curve_every and curve_data is not None and (iteration + 1) % curve_every == 0:
             curve.append((iteration + 1, free_energy_accuracy(W, b, *curve_data)))

@@ -321,3 +321,17 @@ def test_encoded_arrays_and_diagonal_blocks_round_trip_exactly():
     full[0, 4] = 1.0
     with pytest.raises(ValueError, match="outside the diagonal blocks"):
         DiagonalBlocks.from_dense(full, [slice(0, 2), slice(2, 6)])
+
+
+def test_unit_on_probability_is_scipys_logistic_without_overflow():
+    """Catches a sign error (1 - p), a missing factor 1/2 in the tanh form, and overflow warnings at large |x|."""
+    import warnings
+
+    from scipy.special import expit
+
+    from cortexsim.models.cd_learning import unit_on_probability
+    x = np.concatenate([np.linspace(-40.0, 40.0, 801), [-1000.0, 1000.0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        p = unit_on_probability(x)
+    np.testing.assert_allclose(p, expit(x), rtol=0, atol=1e-15)
