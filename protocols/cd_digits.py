@@ -103,7 +103,8 @@ def _full_states(visible: np.ndarray, hidden: np.ndarray) -> np.ndarray:
 
 def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray, iterations: int,
                 batch_size: int, chains: np.ndarray, rng: np.random.Generator, first_iteration: int = 0,
-                curve_every: int = 0, curve_data: tuple | None = None, n_visible: int = N_VISIBLE):
+                curve_every: int = 0, curve_data: tuple | None = None, n_visible: int = N_VISIBLE,
+                data_samples: int = 0, restart_sweeps: int = 0):
     """Exact-sampler CD (persistent chains) on an RBM; returns (W, b, chains, curve).
 
     Data phase: ``p(h | v)`` of a mini-batch of ``batch_size`` rows of ``data`` (n, pixels + 10); model
@@ -111,15 +112,36 @@ def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray
     (:class:`cortexsim.models.cd_learning.CDUpdate` with the bipartite mask), the same as the spiking
     engine's. ``curve`` lists (iteration, exact test accuracy) every ``curve_every`` iterations when
     ``curve_data = (test_pixels, test_labels)`` is given. ``n_visible``: pixels + labels (74 for 8x8 digits).
+
+    Two diagnosis options make the estimator behave like a spiking one (defaults 0: the exact estimator above,
+    bit for bit): ``data_samples`` k > 0 replaces ``p(h | v)`` in the data phase by the mean of k binary samples
+    of it per image (a clamped spiking network reads a few refractory periods per image); ``restart_sweeps``
+    s > 0 restarts the c chains every iteration from the mini-batch's LAST c images and averages the model
+    moments over s sweeps (CD-s started at the data, as a free phase that follows the last clamped image)
+    instead of one sweep of persistent chains.
     """
     data = check_binary_data(data, n_visible, "training data")
+    check_int(data_samples, "data_samples", minimum=0)
+    check_int(restart_sweeps, "restart_sweeps", minimum=0)
+    if restart_sweeps and len(chains) > batch_size:
+        raise ValueError(f"restart_sweeps needs at most batch_size ({batch_size}) chains, got {len(chains)}")
     curve = []
     for iteration in range(first_iteration, first_iteration + iterations):
         W_vh, b_v, b_h = rbm_parts(W, b, n_visible)
         batch = data[rng.integers(0, data.shape[0], batch_size)]
-        data_moments = moments_from_states(_full_states(batch, unit_on_probability(b_h + batch @ W_vh)))
-        chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
-        model_moments = moments_from_states(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
+        p_h = unit_on_probability(b_h + batch @ W_vh)
+        if data_samples:
+            p_h = (rng.random((data_samples,) + p_h.shape) < p_h).mean(axis=0)
+        data_moments = moments_from_states(_full_states(batch, p_h))
+        if restart_sweeps:
+            chains, sweeps = batch[len(batch) - len(chains):].copy(), []
+            for _ in range(restart_sweeps):
+                chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
+                sweeps.append(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
+            model_moments = moments_from_states(np.vstack(sweeps))
+        else:
+            chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
+            model_moments = moments_from_states(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
         W, b = update(iteration, W, b, data_moments, model_moments)
         if curve_every and curve_data is not None and (iteration + 1) % curve_every == 0:
             curve.append((iteration + 1, free_energy_accuracy(W, b, *curve_data)))
