@@ -3,7 +3,9 @@
 One acceptance-size run gives one gap figure whose seed-to-seed spread is about as large as the criterion itself
 (2 points on 359 test images); this collects the finished runs of one background setting on different seeds
 (``benchmarks/results/ensemble_data*.json``, each written by ``benchmarks/ensemble_data.py --seed S ...``), checks
-that they share every setting but the seed, and writes the gap per seed with its mean and standard error.
+that they share every setting but the seed, and writes the gap per seed with its mean and standard error. Files of
+``benchmarks/ensemble_data_reevaluate.py`` (both modes re-scored) count as their run with the re-evaluation's settings
+(``eval_read_ms``, ``eval_background`` and its diagnosis options), so one read-out setting can be compared over seeds.
 
     .venv/bin/python benchmarks/ensemble_data_seeds.py --results ensemble_data ensemble_data_seed2 ... \
         --output ensemble_data_seeds
@@ -28,11 +30,33 @@ KEYS = ("ensemble_test_accuracy", "poisson_test_accuracy", "accuracy_gap_points"
         "poisson_vote_test_accuracy")
 
 
+#: Re-evaluation settings (``ensemble_data_reevaluate`` summaries) that change what a re-scored figure means.
+REEVALUATION_KEYS = ("eval_read_ms", "eval_background", "replicas", "refit", "in_degree", "poisson_equivalent")
+
+
+def run_record(name: str, data: dict, run: str) -> tuple[dict, dict]:
+    """(settings incl. the seed, summary figures) of ``run`` in one results file: a benchmark run, or a
+    re-evaluation of one (its run's config with the re-evaluation's settings; both modes must be re-scored)."""
+    if data.get("benchmark") == "ensemble_data_reevaluate":
+        if data["summary"].get("run") != run:
+            raise ValueError(f"{name}: a re-evaluation of run {data['summary'].get('run')!r}, not {run!r}")
+        if not {"poisson", "ensemble"} <= set(data.get("scores", {})):
+            raise ValueError(f"{name}: a re-evaluation of only {sorted(data.get('scores', {}))}; the gap needs both "
+                             "modes re-scored (--modes poisson,ensemble)")
+        config = dict(data["run_config"])
+        config["reevaluation"] = {k: data["summary"].get(k) for k in REEVALUATION_KEYS}
+        config["eval_read_ms"] = data["summary"]["eval_read_ms"]
+        return config, data["summary"]
+    if run not in data.get("runs", {}):
+        raise ValueError(f"{name}: no run {run!r} (runs: {sorted(data.get('runs', {}))})")
+    return dict(data["runs"][run]["config"]), data["runs"][run]["summary"]
+
+
 def collect(results: dict[str, dict], run: str = "digits_depressing") -> dict:
     """Per-seed figures of ``run`` in each results file and their mean / standard error over seeds.
 
-    ``results`` maps a file name to its parsed JSON. Raises ValueError if a file lacks the run, two runs differ in a
-    setting other than the seed, or a seed repeats.
+    ``results`` maps a file name to its parsed JSON (a benchmark run or a re-evaluation of one, :func:`run_record`).
+    Raises ValueError if a file lacks the run, two runs differ in a setting other than the seed, or a seed repeats.
 
     Examples
     --------
@@ -45,16 +69,14 @@ def collect(results: dict[str, dict], run: str = "digits_depressing") -> dict:
     """
     per_seed, settings = [], None
     for name, data in results.items():
-        if run not in data.get("runs", {}):
-            raise ValueError(f"{name}: no run {run!r} (runs: {sorted(data.get('runs', {}))})")
-        config = dict(data["runs"][run]["config"])
+        config, figures = run_record(name, data, run)
         seed = config.pop("seed")
         if settings is None:
             settings = config
         elif config != settings:
             differing = sorted(k for k in set(config) | set(settings) if config.get(k) != settings.get(k))
             raise ValueError(f"{name}: settings differ from the first file's in {differing}")
-        per_seed.append({"file": name, "seed": seed, **{k: data["runs"][run]["summary"][k] for k in KEYS}})
+        per_seed.append({"file": name, "seed": seed, **{k: figures[k] for k in KEYS}})
     seeds = [row["seed"] for row in per_seed]
     if len(set(seeds)) != len(seeds):
         raise ValueError(f"a seed repeats: {seeds}")

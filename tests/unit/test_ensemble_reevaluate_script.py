@@ -80,3 +80,29 @@ def test_seed_collection_averages_the_gap_and_refuses_runs_of_different_settings
         seeds.collect({"a": one(1, 3.5), "b": one(1, 1.5)})
     with pytest.raises(ValueError, match="no run 'digits_static'"):
         seeds.collect({"a": one(1, 3.5)}, run="digits_static")
+
+
+def test_seed_collection_takes_reevaluations_with_their_read_out_settings():
+    """A re-evaluation file counts as its run with the re-evaluation's read-out window (its own figures, not the
+    run's); a re-evaluation is not mixed with a run at another window, nor accepted with only one mode re-scored."""
+    seeds = _seeds_script()
+
+    def reevaluated(seed, gap, read_ms=800.0, modes=("poisson", "ensemble")):
+        summary = {k: (gap if k == "accuracy_gap_points" else 0.6) for k in seeds.KEYS}
+        summary.update({"run": "digits_depressing", "eval_read_ms": read_ms, "eval_background": "training",
+                        "replicas": 1, "refit": None, "in_degree": 15, "poisson_equivalent": False,
+                        "run_accuracy_gap_points": 99.0})
+        return {"benchmark": "ensemble_data_reevaluate", "summary": summary, "scores": {m: {} for m in modes},
+                "run_config": {"seed": seed, "in_degree": 15, "eval_read_ms": 200.0}}
+
+    def run(seed, gap):
+        return {"runs": {"digits_depressing": {"config": {"seed": seed, "in_degree": 15, "eval_read_ms": 200.0},
+                                               "summary": {k: gap for k in seeds.KEYS}}}}
+
+    out = seeds.collect({"a": reevaluated(1, 6.0), "b": reevaluated(2, 2.0)})
+    assert out["mean"]["accuracy_gap_points"] == pytest.approx(4.0)
+    assert out["settings"]["eval_read_ms"] == 800.0
+    with pytest.raises(ValueError, match=r"settings differ .*eval_read_ms"):
+        seeds.collect({"a": reevaluated(1, 6.0), "b": run(2, 2.0)})
+    with pytest.raises(ValueError, match="both"):
+        seeds.collect({"a": reevaluated(1, 6.0, modes=("ensemble",))})
