@@ -157,7 +157,9 @@ def seed_checkpoint(config: MnistTrainingConfig, folder: Path, source: Path) -> 
 
 
 def stage_spiking(args) -> None:
-    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
+    settings = CANDIDATE if args.spiking_settings == "candidate" else {}
+    config = reported_config(args.backend, **settings,
+                             **({} if args.iterations is None else {"iterations": args.iterations}))
     folder = args.out / args.backend
     if args.reuse_prepared and not (folder / "checkpoint.json").is_file():
         seed_checkpoint(config, folder, args.reuse_prepared)
@@ -1005,6 +1007,9 @@ def main() -> int:
                         help="readout-test: which trained weight sets (comma-separated)")
     parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
     parser.add_argument("--backend", default="brian2_standalone")
+    parser.add_argument("--spiking-settings", choices=("chosen", "candidate"), default="chosen",
+                        help="spiking: the chosen spiking settings (SPIKING) or the candidate (CANDIDATE: three free "
+                             "chains, 100 ms; use its own --out)")
     parser.add_argument("--nest-iterations", type=int, default=20)
     parser.add_argument("--iterations", type=int, default=None,
                         help=f"exact/spiking: updates of the run (default {REPORTED_ITERATIONS}, the reported one)")
@@ -1019,6 +1024,8 @@ def main() -> int:
     parser.add_argument("--diag-burn-in-ms", type=float, default=0.0,
                         help="diagnose: simulated time discarded before the first iteration (ms)")
     args = parser.parse_args()
+    if args.spiking_settings != "chosen" and args.stage != "spiking":
+        parser.error("--spiking-settings applies to --stage spiking only")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     {"select": stage_select, "exact": stage_exact, "spiking": stage_spiking, "exact-readout": stage_exact_readout,
