@@ -134,14 +134,12 @@ def train_exact(W: np.ndarray, b: np.ndarray, update: CDUpdate, data: np.ndarray
             p_h = (rng.random((data_samples,) + p_h.shape) < p_h).mean(axis=0)
         data_moments = moments_from_states(_full_states(batch, p_h))
         if restart_sweeps:
-            chains, sweeps = batch[len(batch) - len(chains):].copy(), []
-            for _ in range(restart_sweeps):
-                chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
-                sweeps.append(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
-            model_moments = moments_from_states(np.vstack(sweeps))
-        else:
+            chains = batch[len(batch) - len(chains):].copy()
+        sweeps = []
+        for _ in range(max(restart_sweeps, 1)):
             chains, _, _ = block_gibbs(W_vh, b_v, b_h, chains, 1, rng)
-            model_moments = moments_from_states(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
+            sweeps.append(_full_states(chains, unit_on_probability(b_h + chains @ W_vh)))
+        model_moments = moments_from_states(np.vstack(sweeps))
         W, b = update(iteration, W, b, data_moments, model_moments)
         if curve_every and curve_data is not None and (iteration + 1) % curve_every == 0:
             curve.append((iteration + 1, free_energy_accuracy(W, b, *curve_data)))
