@@ -30,7 +30,8 @@ Stages (each resumable; all write into ``--out``; ``report`` assembles the JSON 
     The spiking read-out window (``eval_read_ms``, ``READ_WINDOWS_MS``) chosen WITHOUT the test set: 2,000 training
     images of the reported run, both trained weight sets (spiking and exact), ``readout_window.json``.
 ``readout-test``
-    The test set once with the chosen window, both weight sets (``--weights``), ``readout_window_test.json``.
+    The test set once with the chosen window, both weight sets (``--weights``), ``readout_window_test.json``;
+    ``--part K/N`` splits it into N slices run in parallel, ``--spiking-settings candidate`` for the candidate run.
 ``report``
     Writes ``benchmarks/results/spiking_rbm_data.json``; a spiking run that has not finished is
     reported as ``partial`` (updates done, free-energy read-out of its current weights, time needed).
@@ -157,8 +158,7 @@ def seed_checkpoint(config: MnistTrainingConfig, folder: Path, source: Path) -> 
 
 
 def stage_spiking(args) -> None:
-    settings = CANDIDATE if args.spiking_settings == "candidate" else {}
-    config = reported_config(args.backend, **settings,
+    config = reported_config(args.backend, **_settings(args),
                              **({} if args.iterations is None else {"iterations": args.iterations}))
     folder = args.out / args.backend
     if args.reuse_prepared and not (folder / "checkpoint.json").is_file():
@@ -315,28 +315,110 @@ def stage_readout_window(args) -> None:
     write_json_atomic(path, out)
 
 
+def _settings(args) -> dict:
+    """Config overrides of ``--spiking-settings`` (the chosen ones: none; the candidate: ``CANDIDATE``)."""
+    return CANDIDATE if args.spiking_settings == "candidate" else {}
+
+
+def parse_part(text: str | None) -> tuple[int, int] | None:
+    """``--part K/N`` as (K, N) with 0 <= K < N; None for None. ValueError naming ``--part`` otherwise.
+
+    Examples
+    --------
+    >>> parse_part("1/2")
+    (1, 2)
+    """
+    if text is None:
+        return None
+    try:
+        k, n = (int(x) for x in text.split("/"))
+    except ValueError:
+        raise ValueError(f"--part must be K/N with integers 0 <= K < N, got {text!r}") from None
+    if not 0 <= k < n:
+        raise ValueError(f"--part must be K/N with integers 0 <= K < N, got {text!r}")
+    return k, n
+
+
+def merge_parts(parts: list[dict], n_images: int) -> dict:
+    """The test-set figures of one weight set from its ``--part`` files (K = 0 .. N-1, contiguous image slices;
+    completion in part 0 only): accuracies weighted by the images of each part (the same as one run's per-image
+    mean), completion from part 0, wall time summed (CPU) and the longest part's (elapsed), simulated time summed.
+
+    Examples
+    --------
+    >>> a = {"part": [0, 2], "images": 3, "seed": 1, "accuracy": 1.0, "free_energy_accuracy": 2 / 3, "wall_s": 5.0,
+    ...      "simulated_ms": 30.0, "completion_errors": {"half": 0.1}}
+    >>> b = {"part": [1, 2], "images": 1, "seed": 2, "accuracy": 0.0, "free_energy_accuracy": 1.0, "wall_s": 2.0,
+    ...      "simulated_ms": 10.0}
+    >>> m = merge_parts([b, a], 4)
+    >>> m["accuracy"], m["free_energy_accuracy"], m["completion_errors"], m["wall_s"], m["elapsed_s"]
+    (0.75, 0.75, {'half': 0.1}, 7.0, 5.0)
+    """
+    parts = sorted(parts, key=lambda p: p["part"][0])
+    n = parts[0]["part"][1]
+    if [p["part"] for p in parts] != [[k, n] for k in range(n)] or sum(p["images"] for p in parts) != n_images:
+        raise ValueError(f"parts {[p['part'] for p in parts]} do not cover the {n_images} test images once")
+    weight = np.array([p["images"] for p in parts], dtype=float) / n_images
+    return {"accuracy": float(weight @ [p["accuracy"] for p in parts]),
+            "free_energy_accuracy": float(weight @ [p["free_energy_accuracy"] for p in parts]),
+            "completion_errors": parts[0]["completion_errors"],
+            "wall_s": float(sum(p["wall_s"] for p in parts)), "elapsed_s": float(max(p["wall_s"] for p in parts)),
+            "simulated_ms": float(sum(p["simulated_ms"] for p in parts)),
+            "parts": [{k: p[k] for k in ("part", "images", "seed", "accuracy", "wall_s")} for p in parts]}
+
+
 def stage_readout_test(args) -> None:
     """The test set ONCE with the window chosen by ``readout-window``: spiking read-outs (classification,
     completion; the reported evaluation seed) of both trained weight sets, ``--weights`` (both by default), in
-    ``readout_window_test.json``."""
-    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
-    chosen = read_json(args.out / "readout_window.json")["chosen_eval_read_ms"]
+    ``readout_window_test.json``. ``--window-file``: the choice made for another run folder (the candidate run
+    reads the one made before it existed). ``--part K/N``: only the K-th of N contiguous slices of the test set
+    (completion in part 0; part K > 0 with seed ``derive_seed(seed, 15, K)``), in ``readout_window_test_partK.json``;
+    the part that completes the set merges them (:func:`merge_parts`)."""
+    config = reported_config(args.backend, **_settings(args),
+                             **({} if args.iterations is None else {"iterations": args.iterations}))
+    window_file = args.window_file or args.out / "readout_window.json"
+    chosen = read_json(window_file)["chosen_eval_read_ms"]
     windowed = dataclasses.replace(config, eval_read_ms=float(chosen))
     weights = _reported_weights(args, config, tuple(args.weights.split(",")))
     _, _, test_x, test_y = load_split(config)
     fit = calibrate(config.calibration()).fit
     path = args.out / "readout_window_test.json"
-    out = read_json(path) if path.is_file() else {"eval_read_ms": chosen, "results": {}}
+    out = read_json(path) if path.is_file() else {"eval_read_ms": chosen, "window_file": str(window_file),
+                                                  "results": {}}
     if out["eval_read_ms"] != chosen:
         raise ValueError(f"{path} holds another window ({out['eval_read_ms']} ms, chosen now {chosen} ms)")
+    part = parse_part(args.part)
     for name in args.weights.split(","):
         if name in out["results"]:
             continue
         W, b = weights[name]
-        scores = spiking_evaluation(windowed, load_backend(args.backend), fit, W, b, test_x, test_y,
-                                    derive_seed(config.seed, 15), progress=True, label=f"{name} {chosen:g} ms")
-        out["results"][name] = {k: scores[k] for k in ("accuracy", "completion_errors", "free_energy_accuracy",
-                                                       "wall_s", "simulated_ms")}
+        if part is None:
+            scores = spiking_evaluation(windowed, load_backend(args.backend), fit, W, b, test_x, test_y,
+                                        derive_seed(config.seed, 15), progress=True, label=f"{name} {chosen:g} ms")
+            out["results"][name] = {k: scores[k] for k in ("accuracy", "completion_errors", "free_energy_accuracy",
+                                                           "wall_s", "simulated_ms")}
+        else:
+            k, n = part
+            edges = np.linspace(0, len(test_y), n + 1).round().astype(int)
+            seed = derive_seed(config.seed, 15) if k == 0 else derive_seed(config.seed, 15, k)
+            part_path = args.out / f"readout_window_test_{name}_part{k}of{n}.json"
+            if not part_path.is_file():
+                scores = spiking_evaluation(windowed, load_backend(args.backend), fit, W, b,
+                                            test_x[edges[k]:edges[k + 1]], test_y[edges[k]:edges[k + 1]], seed,
+                                            progress=True, label=f"{name} {chosen:g} ms part {k}/{n}",
+                                            complete=k == 0)
+                write_json_atomic(part_path, {"part": [k, n], "images": int(edges[k + 1] - edges[k]), "seed": seed,
+                                              **{key: scores[key] for key in (
+                                                  "accuracy", "completion_errors", "free_energy_accuracy", "wall_s",
+                                                  "simulated_ms") if key in scores}})
+            files = [args.out / f"readout_window_test_{name}_part{j}of{n}.json" for j in range(n)]
+            if not all(f.is_file() for f in files):
+                logging.info("test set part %d/%d of %s done; waiting for the other parts", k, n, name)
+                continue
+            out = read_json(path) if path.is_file() else out      # another part may have merged meanwhile
+            if name in out["results"]:
+                continue
+            out["results"][name] = merge_parts([read_json(f) for f in files], len(test_y))
         logging.info("test set, read-out window %g ms, %s: %s", chosen, name, out["results"][name])
         write_json_atomic(path, out)
 
@@ -775,10 +857,21 @@ def _copy_figures(folder: Path, files: dict, target_folder: Path = FIGURES) -> d
 SELECTED_ITERATIONS = CHOSEN["iterations"]
 
 
-def _selected_schedule(folder: Path) -> dict | None:
+#: How the selected schedule's own run was timed (its note in the report).
+SELECTED_NOTE = ("the training of this run was done in three sessions on a machine shared with other jobs (0.56-1.25 s "
+                 "per update depending on the load): its iteration_wall_s mixes those speeds")
+#: The candidate run (``CANDIDATE``, 10,000 updates, seed 1; spiking_rbm_data_diagnosis.md section 8).
+CANDIDATE_NOTE = ("pre-registered in session 7 (diagnosis section 8) before any figure of it, to be reported beside the "
+                  "selected schedule's run whatever its figures; trained in two sessions (0.86-0.95 s per update, "
+                  "partly on a machine shared with another job); same exact part (reused from the selected run's "
+                  "checkpoint)")
+
+
+def _selected_schedule(folder: Path, figure_folder: str = "selected_schedule", note: str = SELECTED_NOTE) -> dict | None:
     """The run of the selected schedule (``SELECTED_ITERATIONS`` updates, seed 1) in ``folder``: its spiking and
     exact figures (its checkpoint holds its own exact baseline of as many updates), timing, and the test set with
-    the chosen read-out window (``readout_window_test.json`` there, ``--stage readout-test``)."""
+    the chosen read-out window (``readout_window_test.json`` there, ``--stage readout-test``). Also for the
+    candidate run (its figures into ``figure_folder``, its ``note``)."""
     block = _spiking_block(folder / "brian2_standalone")
     if block is None:
         return None
@@ -795,7 +888,7 @@ def _selected_schedule(folder: Path) -> dict | None:
         "spiking_test_accuracy": block["test_accuracy"], "spiking_completion_errors": block["completion_errors"],
         "spiking_free_energy_accuracy": block["free_energy_accuracy"],
         "accuracy_over_training": block["accuracy_over_training"], "baseline_curve": block["baseline_curve"],
-        "figures": _copy_figures(folder / "brian2_standalone", block["files"], FIGURES / "selected_schedule"),
+        "figures": _copy_figures(folder / "brian2_standalone", block["files"], FIGURES / figure_folder),
         "timing": block["timing"], "iteration_wall_s": block["iteration_wall_s"],
         "outside_simulator_fraction": block["outside_simulator_fraction"],
         "iteration_wall_s_excluding_builds": _steady(block)[0],
@@ -804,9 +897,32 @@ def _selected_schedule(folder: Path) -> dict | None:
         "spiking_weights_exact_readout": _gap_split(
             folder / "brian2_standalone", {"accuracy": b["baseline_test_accuracy"],
                                            "free_energy_accuracy": b["baseline_free_energy_accuracy"]}, block),
-        "note": "the training of this run was done in three sessions on a machine shared with other jobs (0.56-1.25 s "
-                "per update depending on the load): its iteration_wall_s mixes those speeds"})
+        "note": note})
     return out
+
+
+def _candidate_summary(candidate: dict | None) -> dict | None:
+    """The candidate run's headline figures for the summary (beside the reported ones), with its own criterion at
+    the run's 100 ms read-out and at the chosen window (when measured)."""
+    if candidate is None or candidate["status"] != "complete":
+        return None if candidate is None else {"status": candidate["status"],
+                                               "iterations_done": candidate["iterations_done"]}
+    exact, spiking = candidate["exact_test_accuracy"], candidate["spiking_test_accuracy"]
+    window = (candidate["readout_window_test"] or {}).get("results", {}).get("spiking_weights")
+    return {"settings": CANDIDATE, "exact_test_accuracy": exact, "spiking_test_accuracy": spiking,
+            "gap_points": 100 * (exact - spiking),
+            "spiking_test_accuracy_chosen_readout_window": None if window is None else window["accuracy"],
+            "gap_points_chosen_readout_window": None if window is None else 100 * (exact - window["accuracy"]),
+            "spiking_completion_errors": candidate["spiking_completion_errors"],
+            "spiking_completion_errors_chosen_readout_window": None if window is None else window["completion_errors"],
+            "spiking_free_energy_accuracy": candidate["spiking_free_energy_accuracy"],
+            "iteration_wall_s": candidate["iteration_wall_s"],
+            "outside_simulator_fraction": candidate["outside_simulator_fraction"],
+            "iteration_wall_s_excluding_builds": candidate["iteration_wall_s_excluding_builds"],
+            "outside_simulator_fraction_excluding_builds": candidate["outside_simulator_fraction_excluding_builds"],
+            "training_wall_s": candidate["timing"]["training_wall_s"],
+            "within_3_points": bool(exact - spiking <= 0.03),
+            "within_3_points_chosen_readout_window": None if window is None else bool(exact - window["accuracy"] <= 0.03)}
 
 
 def stage_report(args) -> None:
@@ -956,6 +1072,8 @@ def stage_report(args) -> None:
                       "spiking_within_3_points_of_exact": bool(exact_acc - spiking_acc <= 0.03),
                       "note": "spiking_test_accuracy is the run's own evaluation (eval_read_ms 100 ms of its config); "
                               "the chosen 600 ms window's test figure is spiking_test_accuracy_chosen_readout_window"}
+    candidate = _selected_schedule(args.candidate_out, "candidate_run", CANDIDATE_NOTE)
+    summary["candidate_run"] = _candidate_summary(candidate)
     report = {
         "benchmark": "spiking_rbm_data",
         "status": "complete" if spiking and spiking["status"] == "complete" else "partial",
@@ -983,6 +1101,7 @@ def stage_report(args) -> None:
         "earlier_runs": earlier,
         "spiking_brian2_standalone": spiking,
         "selected_schedule_run": selected,
+        "candidate_run": candidate,
         "nest_timing": nest,
         "config": config_to_dict(reported_config("brian2_standalone")),
         "seeds": {"reported": SEED, "selection": DEV_SEED},
@@ -1005,6 +1124,11 @@ def main() -> int:
                         help="spiking: continue this checkpoint.json (same settings, another total of updates)")
     parser.add_argument("--weights", default="spiking_weights,exact_weights",
                         help="readout-test: which trained weight sets (comma-separated)")
+    parser.add_argument("--window-file", type=Path, default=None,
+                        help="readout-test: the read-out window choice to use (default: readout_window.json in --out)")
+    parser.add_argument("--part", default=None,
+                        help="readout-test: K/N, only the K-th of N contiguous slices of the test set (run the N "
+                             "parts in parallel; the last one to finish merges them)")
     parser.add_argument("--grid", default=None, help="selection grid as a JSON list of settings")
     parser.add_argument("--backend", default="brian2_standalone")
     parser.add_argument("--spiking-settings", choices=("chosen", "candidate"), default="chosen",
@@ -1016,6 +1140,8 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("out/spiking_rbm_data"))
     parser.add_argument("--selected-out", type=Path, default=Path("out/spiking_rbm_data_10000"),
                         help="report: folder of the selected schedule's own run (SELECTED_ITERATIONS updates)")
+    parser.add_argument("--candidate-out", type=Path, default=Path("out/spiking_rbm_data_candidate"),
+                        help="report: folder of the candidate run (--spiking-settings candidate)")
     parser.add_argument("--diag-updates", type=int, default=1000, help="diagnose: exact updates before the comparison")
     parser.add_argument("--diag-iterations", type=int, default=20, help="diagnose: spiking iterations per variant")
     parser.add_argument("--diag-chains", type=int, default=100, help="diagnose: reference Gibbs chains")
@@ -1024,8 +1150,14 @@ def main() -> int:
     parser.add_argument("--diag-burn-in-ms", type=float, default=0.0,
                         help="diagnose: simulated time discarded before the first iteration (ms)")
     args = parser.parse_args()
-    if args.spiking_settings != "chosen" and args.stage != "spiking":
-        parser.error("--spiking-settings applies to --stage spiking only")
+    if args.spiking_settings != "chosen" and args.stage not in ("spiking", "readout-test"):
+        parser.error("--spiking-settings applies to --stage spiking and readout-test only")
+    if args.part is not None and args.stage != "readout-test":
+        parser.error("--part applies to --stage readout-test only")
+    try:
+        parse_part(args.part)
+    except ValueError as error:
+        parser.error(str(error))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     args.out.mkdir(parents=True, exist_ok=True)
     {"select": stage_select, "exact": stage_exact, "spiking": stage_spiking, "exact-readout": stage_exact_readout,

@@ -842,20 +842,23 @@ def exact_baseline(config: DigitsTrainingConfig) -> dict:
 
 def spiking_evaluation(config: DigitsTrainingConfig, sim, fit: ActivationFit, W: np.ndarray, b: np.ndarray,
                        test_x: np.ndarray, test_y: np.ndarray, seed: int, progress: bool = False,
-                       label: str = "") -> dict:
+                       label: str = "", complete: bool = True) -> dict:
     """Spiking classification (label read-out, test images clamped) and completion per occlusion of the RBM
     (W, b) on backend module ``sim`` (a fresh network, set up with ``seed``).
 
     Returns ``accuracy``, ``predicted`` labels, ``completion_error`` (first occlusion), ``completion_errors``,
     ``examples``, ``free_energy_accuracy`` (exact read-out of the same weights), ``wall_s``, ``simulated_ms``.
+    With ``complete=False`` only the classification runs (no completion keys): a part of a test set whose
+    completion another part does. The classification comes first either way, so with the same ``seed`` its
+    predictions do not depend on ``complete``.
 
     Examples
     --------
     >>> scores = spiking_evaluation(config, sim, fit, W, b, test_x, test_y, seed=15)   # doctest: +SKIP
     >>> scores["accuracy"], scores["completion_errors"]["half"]                        # doctest: +SKIP
     """
-    truth = test_x[:config.n_completion_images]
-    masks = completion_masks(config, truth)
+    truth = test_x[:config.n_completion_images if complete else 0]
+    masks = completion_masks(config, truth) if complete else {}
     if progress:
         per_image = config.eval_settle_ms + config.eval_read_ms
         logger.info(f"spiking evaluation {label}: {len(test_x)} images (classification) + "
@@ -874,6 +877,10 @@ def spiking_evaluation(config: DigitsTrainingConfig, sim, fit: ActivationFit, W:
                  for kind, mask in masks.items()}
     sim.end()
     predicted = predicted_labels(classify[:, n_pixels:n_pixels + N_LABELS])
+    if not complete:
+        return {"accuracy": accuracy(predicted, test_y), "predicted": np.asarray(predicted).tolist(),
+                "free_energy_accuracy": free_energy_accuracy(W, b, test_x, test_y),
+                "wall_s": time.perf_counter() - tic, "simulated_ms": timed.t_ms}
     return _scores(predicted, test_y, completed, truth, masks, free_energy_accuracy=free_energy_accuracy(
         W, b, test_x, test_y), wall_s=time.perf_counter() - tic, simulated_ms=timed.t_ms)
 

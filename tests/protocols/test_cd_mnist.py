@@ -132,6 +132,37 @@ def test_spiking_label_readout_on_hand_built_weights(schedule):
     assert np.allclose(on[:, :N_PIX].round(), images)
 
 
+def test_spiking_evaluation_without_completion_classifies_as_the_whole_evaluation():
+    """``complete=False`` (one part of a split test set): the same predictions as the full evaluation with the
+    same seed (classification runs first), the hand-built labels (3, 7) read out, the free-energy accuracy of
+    the same images, and no completion figures. Fails if the flag changes which images are classified or how,
+    or if completion still runs (its keys, its simulated time)."""
+    pytest.importorskip("nest")
+    from cortexsim.backends.registry import load_backend
+    from cortexsim.protocols.cd_digits import spiking_evaluation
+
+    # pixel 0 -> hidden 0 -> label 3, pixel 1 -> hidden 1 -> label 7, with a weak label-hidden loop (a hidden
+    # unit needs its pixel: -8 + 4 < 0), so no label state outlives its image
+    n_v = N_PIX + N_LABELS
+    W_vh = np.zeros((n_v, 2))
+    W_vh[0, 0] = W_vh[1, 1] = 12.0
+    W_vh[N_PIX + 3, 0] = W_vh[N_PIX + 7, 1] = 4.0
+    W, b = _rbm(N_PIX, 2, W_vh, np.concatenate([np.zeros(N_PIX), np.full(N_LABELS, -2.0)]), np.full(2, -8.0))
+    config = DigitsTrainingConfig(seed=1, eval_settle_ms=20.0, eval_read_ms=150.0, n_completion_images=2,
+                                  occlusions=("half",), eval_chunk=2, n_hidden=2)
+    images = np.array([[1, 0, 0, 0], [0, 1, 0, 0], [1, 0, 0, 0], [0, 1, 0, 0]], dtype=float)
+    labels = np.array([3, 7, 3, 0])
+    sim = load_backend("nest")
+    whole = spiking_evaluation(config, sim, FIT, W, b, images, labels, seed=11)
+    part = spiking_evaluation(config, sim, FIT, W, b, images, labels, seed=11, complete=False)
+    assert part["predicted"] == whole["predicted"] == [3, 7, 3, 7]
+    assert part["accuracy"] == whole["accuracy"] == 0.75
+    assert part["free_energy_accuracy"] == whole["free_energy_accuracy"]
+    assert "completion_errors" not in part and "completion_errors" in whole
+    assert part["simulated_ms"] == pytest.approx(4 * 170.0)
+    assert whole["simulated_ms"] == pytest.approx((4 + 2) * 170.0)
+
+
 def test_mnist_split_is_binarised_14x14_with_disjoint_validation():
     pytest.importorskip("pyNN")
     from cortexsim.models.datasets import downsample, mnist
