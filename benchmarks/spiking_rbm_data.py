@@ -55,7 +55,7 @@ from pathlib import Path
 import numpy as np
 
 
-from cortexsim.config import config_to_dict
+from cortexsim.config import config_from_dict, config_to_dict
 from cortexsim.analysis import data_plots
 from cortexsim.analysis.plots import plot_learning_curve
 from cortexsim.backends.registry import load_backend
@@ -528,11 +528,24 @@ def _vh(moments: tuple, n_visible: int) -> np.ndarray:
     return np.asarray(moments[1])[:n_visible, n_visible:]
 
 
+def trained_weights(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
+    """The trained weights (W, b) of the FINISHED spiking run whose ``checkpoint.json`` is ``checkpoint``: its iterate
+    average under its own config. ValueError naming the file if the run has not finished."""
+    state = read_json(checkpoint)
+    if "spiking_after" not in state:
+        raise ValueError(f"{checkpoint}: not the checkpoint of a finished spiking run")
+    config = config_from_dict(MnistTrainingConfig, state["config"])
+    n_visible = config.n_pixels + N_LABELS
+    return CDState.from_dict(state["cd"]).trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
+
+
 def stage_diagnose(args) -> None:
     """Spiking vs exact CD statistics at fixed weights (no update): which phase makes the spiking gradient worse.
 
     Weights: the exact model after ``--diag-updates`` updates of the chosen schedule (dev seed, validation split
-    held out). Reference: model moments of long persistent block-Gibbs chains (``--diag-chains`` x
+    held out), or with ``--diag-weights CHECKPOINT`` a finished spiking run's trained weights (entries then in
+    ``diagnosis_trained_weights.json``: how far its free-running sampler is from long Gibbs chains at the weights
+    it learned). Reference: model moments of long persistent block-Gibbs chains (``--diag-chains`` x
     ``--diag-sweeps``, hidden units Rao-Blackwellised); exact data moments ``p(h | v)`` of the same batches the
     spiking data phase clamps. Per spiking variant (``--diag-variants``: JSON list of config overrides, e.g.
     ``model_ms``, ``clamp_bias``, ``settle_ms``), ``--diag-iterations`` iterations of the spiking statistics
@@ -543,7 +556,7 @@ def stage_diagnose(args) -> None:
     from cortexsim.protocols.cd_digits import build_training_network, pretrain_exact, training_statistics
     from cortexsim.protocols.cd_engine import TimedSimulator
 
-    path = args.out / "diagnosis.json"
+    path = args.out / ("diagnosis.json" if args.diag_weights is None else "diagnosis_trained_weights.json")
     done = read_json(path) if path.is_file() else []
     base = MnistTrainingConfig(seed=DEV_SEED, validation_images=VALIDATION_IMAGES, backend=args.backend,
                                pretrain_iterations=args.diag_updates, pretrain_learning_rate=CHOSEN["learning_rate"],
@@ -551,7 +564,12 @@ def stage_diagnose(args) -> None:
     data, _, val_x, val_y = load_split(base)
     n_visible = base.n_pixels + N_LABELS
     tic = time.perf_counter()
-    W, b, _, _, _ = pretrain_exact(base, data, val_x, val_y)
+    if args.diag_weights is None:
+        W, b, _, _, _ = pretrain_exact(base, data, val_x, val_y)
+        weights_label = {"updates": args.diag_updates}
+    else:
+        W, b = trained_weights(args.diag_weights)
+        weights_label = {"weights": str(args.diag_weights)}
     W_vh, b_v, b_h = rbm_parts(W, b, n_visible)
     sig = lambda x: 0.5 * (1.0 + np.tanh(0.5 * x))  # noqa: E731
     rng = np.random.default_rng(derive_seed(DEV_SEED, 31))
@@ -568,12 +586,12 @@ def stage_diagnose(args) -> None:
             pool.append(chains.copy())
     ref = (ref_sum[0] / args.diag_sweeps, ref_sum[1] / args.diag_sweeps)
     pool = np.vstack(pool)
-    logging.info("diagnose: weights after %d exact updates (validation free-energy accuracy %.4f), reference %.0f s",
-                 args.diag_updates, free_energy_accuracy(W, b, val_x, val_y), time.perf_counter() - tic)
+    logging.info("diagnose: weights %s (validation free-energy accuracy %.4f), reference %.0f s",
+                 weights_label, free_energy_accuracy(W, b, val_x, val_y), time.perf_counter() - tic)
     fit = calibrate(base.calibration()).fit
     sim = load_backend(args.backend)
     for overrides in json.loads(args.diag_variants):
-        key = {"updates": args.diag_updates, "iterations": args.diag_iterations, **overrides}
+        key = {**weights_label, "iterations": args.diag_iterations, **overrides}
         if args.diag_burn_in_ms:
             key["burn_in_ms"] = args.diag_burn_in_ms
         if any(entry["variant"] == key for entry in done):
@@ -715,6 +733,19 @@ def _diagnosis(out: Path) -> dict | None:
                            "iterations against the mean reference: the systematic part), data_hidden_fit (clamped "
                            "hidden on-fractions regressed on p(h|v): slope 1, intercept 0 if the weight and bias "
                            "translation is right), model mean activities of pixels, hidden, labels",
+            "entries": read_json(path)}
+
+
+def _diagnosis_trained(out: Path) -> dict | None:
+    """The diagnose stage at a finished spiking run's trained weights (``--diag-weights``)."""
+    path = out / "diagnosis_trained_weights.json"
+    if not path.is_file():
+        return None
+    return {"description": "the diagnose stage's comparison (see diagnosis) at the trained weights of a finished spiking "
+                           "run (variant.weights: its checkpoint; iterate average) instead of exact weights: how far "
+                           "the spiking CD statistics, free-running model phase above all, are from long block-Gibbs "
+                           "chains at the weights spiking CD converged to; the data batches from the dev seed's "
+                           "training split (which the reported run also trained on)",
             "entries": read_json(path)}
 
 
@@ -1098,6 +1129,7 @@ def stage_report(args) -> None:
                                            "dev_runs": _dev_runs(args.out)}},
         "exact_baseline": exact,
         "diagnosis": _diagnosis(args.out),
+        "diagnosis_trained_weights": _diagnosis_trained(args.out),
         "earlier_runs": earlier,
         "spiking_brian2_standalone": spiking,
         "selected_schedule_run": selected,
@@ -1147,6 +1179,8 @@ def main() -> int:
     parser.add_argument("--diag-chains", type=int, default=100, help="diagnose: reference Gibbs chains")
     parser.add_argument("--diag-sweeps", type=int, default=1000, help="diagnose: reference Gibbs sweeps")
     parser.add_argument("--diag-variants", default='[{}]', help="diagnose: JSON list of config overrides")
+    parser.add_argument("--diag-weights", type=Path, default=None,
+                        help="diagnose: a finished spiking run's checkpoint.json whose trained weights to use")
     parser.add_argument("--diag-burn-in-ms", type=float, default=0.0,
                         help="diagnose: simulated time discarded before the first iteration (ms)")
     args = parser.parse_args()
