@@ -253,16 +253,23 @@ WINDOW_TOLERANCE = 0.005
 
 
 def _reported_weights(args, config: MnistTrainingConfig, names=("spiking_weights", "exact_weights")) -> dict:
-    """The trained weight sets ``names`` of the reported run: the finished spiking run's iterate average and the
-    exact baseline's (recomputed once, checked against the exact stage's rounded weights, cached in
+    """The trained weight sets ``names`` of the reported run: the finished spiking run's iterate average
+    (``spiking_weights``), its last iterate (``spiking_last_iterate``) and the exact baseline's (``exact_weights``, (recomputed once, checked against the exact stage's rounded weights, cached in
     ``exact_<N>_weights.npz``; only computed when asked for)."""
+    unknown = set(names) - {"spiking_weights", "spiking_last_iterate", "exact_weights"}
+    if unknown:
+        raise ValueError(f"--weights: unknown weight sets {sorted(unknown)} (allowed: spiking_weights, "
+                         "spiking_last_iterate, exact_weights)")
     n_visible = config.n_pixels + N_LABELS
     state = read_json(args.out / args.backend / "checkpoint.json")
     if state["config"] != config_to_dict(config) or "spiking_after" not in state:
         raise ValueError(f"{args.out / args.backend}: not a finished run of the reported settings")
-    spiking = CDState.from_dict(state["cd"]).trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
+    cd = CDState.from_dict(state["cd"])
+    out = {"spiking_weights": cd.trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))}
+    if "spiking_last_iterate" in names:
+        out["spiking_last_iterate"] = (cd.W.copy(), cd.b.copy())
     if "exact_weights" not in names:
-        return {"spiking_weights": spiking}
+        return {name: out[name] for name in names}
     cache = args.out / f"exact_{config.iterations}_weights.npz"
     if cache.is_file():
         with np.load(cache) as f:
@@ -273,25 +280,21 @@ def _reported_weights(args, config: MnistTrainingConfig, names=("spiking_weights
     exact = read_json(args.out / f"exact_{config.iterations}.json")
     if not np.array_equal(rbm_parts(*exact_w, n_visible)[0].round(4), np.asarray(exact["prepared"]["baseline_W_vh"])):
         raise ValueError("the recomputed exact weights differ from the exact stage's")
-    return {"spiking_weights": spiking, "exact_weights": exact_w}
+    out["exact_weights"] = exact_w
+    return {name: out[name] for name in names}
 
 
-def stage_readout_window(args) -> None:
-    """Choose the spiking read-out window ``eval_read_ms`` (``READ_WINDOWS_MS``) WITHOUT the test set: spiking
-    label read-out of ``WINDOW_IMAGES`` training images of the reported run (seed 1; a fixed random subset; the
-    weights were trained on them, no choice used them before) with both trained weight sets (the read-out must
-    not favour one). Rule, fixed before the run: the shortest window whose mean accuracy over the two weight sets
-    is within ``WINDOW_TOLERANCE`` of the best. Writes ``readout_window.json``."""
-    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
-    weights = _reported_weights(args, config)
+def _training_image_readouts(args, config: MnistTrainingConfig, weights: dict, windows, path: Path) -> dict:
+    """Spiking label read-out of ``WINDOW_IMAGES`` training images of the reported run (seed 1, a fixed random subset,
+    seed ``derive_seed(1, 40)``; evaluation seed ``derive_seed(1, 41)``) per weight set and read-out window (ms),
+    resumable in ``path``: ``{"windows_ms", "accuracy": {name: {window: acc}}, "wall_s": ...}``."""
     train, train_y, _, _ = load_split(config)
     pick = np.random.default_rng(derive_seed(SEED, 40)).choice(len(train_y), WINDOW_IMAGES, replace=False)
     images, labels = train[pick, :config.n_pixels], train_y[pick]
     fit = calibrate(config.calibration()).fit
-    path = args.out / "readout_window.json"
-    out = read_json(path) if path.is_file() else {"windows_ms": list(READ_WINDOWS_MS), "accuracy": {}, "wall_s": {}}
+    out = read_json(path) if path.is_file() else {"windows_ms": list(windows), "accuracy": {}, "wall_s": {}}
     for name, (W, b) in weights.items():
-        for window in READ_WINDOWS_MS:
+        for window in windows:
             key = f"{window:g}"
             if key in out["accuracy"].get(name, {}):
                 continue
@@ -302,6 +305,51 @@ def stage_readout_window(args) -> None:
             out["wall_s"].setdefault(name, {})[key] = scores["wall_s"]
             logging.info("read-out window %s ms, %s: training-image accuracy %.4f", key, name, scores["accuracy"])
             write_json_atomic(path, out)
+    return out
+
+
+#: Windows (ms) of the averaging stage: the runs' own read-out and the chosen window.
+AVERAGING_WINDOWS_MS = (100.0, 600.0)
+#: The last iterate replaces the iterate average for the spiking read-out only if better by this much (mean accuracy
+#: over ``AVERAGING_WINDOWS_MS`` on the training images; a paired difference on 2,000 images has noise ~0.005).
+AVERAGING_MARGIN = 0.01
+
+
+def stage_averaging(args) -> None:
+    """Which trained weights the SPIKING network reads out, chosen without the test set: the finished run's iterate
+    average (the schedule's ``average_fraction``, chosen with the exact model) or its last iterate, by the spiking
+    label read-out of the readout-window stage's training images at ``AVERAGING_WINDOWS_MS``. Rule, fixed before the
+    run (session 8, after the diagnose stage found the free-running sampler much further from Gibbs chains at the
+    average than at the last iterate): the last iterate only if its mean accuracy is higher by ``AVERAGING_MARGIN``.
+    The exact baseline keeps its average. Writes ``averaging.json``."""
+    config = reported_config(args.backend, **_settings(args),
+                             **({} if args.iterations is None else {"iterations": args.iterations}))
+    weights = _reported_weights(args, config, ("spiking_weights", "spiking_last_iterate"))
+    path = args.out / "averaging.json"
+    out = _training_image_readouts(args, config, weights, AVERAGING_WINDOWS_MS, path)
+    mean = {name: float(np.mean([out["accuracy"][name][f"{w:g}"] for w in AVERAGING_WINDOWS_MS])) for name in weights}
+    chosen = ("spiking_last_iterate" if mean["spiking_last_iterate"] >= mean["spiking_weights"] + AVERAGING_MARGIN
+              else "spiking_weights")
+    out.update({"description": f"spiking label read-out (eval_settle_ms {config.eval_settle_ms:g} ms, then the window) "
+                               f"of {WINDOW_IMAGES} training images of the reported run (the readout-window stage's "
+                               "subset and seeds; the test set not touched): the run's iterate average "
+                               "(spiking_weights) and its last iterate",
+                "mean_accuracy": mean, "chosen": chosen, "images": WINDOW_IMAGES,
+                "rule": f"the last iterate only if its mean accuracy >= the average's + {AVERAGING_MARGIN}"})
+    logging.info("averaging: mean accuracies %s -> %s", mean, chosen)
+    write_json_atomic(path, out)
+
+
+def stage_readout_window(args) -> None:
+    """Choose the spiking read-out window ``eval_read_ms`` (``READ_WINDOWS_MS``) WITHOUT the test set: spiking
+    label read-out of ``WINDOW_IMAGES`` training images of the reported run (seed 1; a fixed random subset; the
+    weights were trained on them, no choice used them before) with both trained weight sets (the read-out must
+    not favour one). Rule, fixed before the run: the shortest window whose mean accuracy over the two weight sets
+    is within ``WINDOW_TOLERANCE`` of the best. Writes ``readout_window.json``."""
+    config = reported_config(args.backend, **({} if args.iterations is None else {"iterations": args.iterations}))
+    weights = _reported_weights(args, config)
+    path = args.out / "readout_window.json"
+    out = _training_image_readouts(args, config, weights, READ_WINDOWS_MS, path)
     mean = {f"{w:g}": float(np.mean([out["accuracy"][n][f"{w:g}"] for n in weights])) for w in READ_WINDOWS_MS}
     best = max(mean.values())
     chosen = next(w for w in READ_WINDOWS_MS if mean[f"{w:g}"] >= best - WINDOW_TOLERANCE)
@@ -528,15 +576,47 @@ def _vh(moments: tuple, n_visible: int) -> np.ndarray:
     return np.asarray(moments[1])[:n_visible, n_visible:]
 
 
-def trained_weights(checkpoint: Path) -> tuple[np.ndarray, np.ndarray]:
+#: Bins of the reference (long Gibbs) mean activity of a unit for :func:`_binned_means`.
+MEAN_BINS = (0.0, 0.01, 0.03, 0.1, 0.3, 0.7, 1.0)
+
+
+def _binned_means(spiking: np.ndarray, reference: np.ndarray, n_pixels: int, n_visible: int) -> dict:
+    """Per block (pixels, labels, hidden) and bin of the units' reference mean activity (``MEAN_BINS``): units,
+    mean spiking and mean reference activity. Shows where the free-running sampler departs from the Boltzmann
+    distribution (e.g. only for rarely active units: the activation function's tails).
+
+    Examples
+    --------
+    >>> _binned_means(np.array([0.002, 0.5, 0.1, 0.4]), np.array([0.005, 0.6, 0.1, 0.5]), 2, 3)["pixels"]
+    [[0.0, 0.01, 1, 0.002, 0.005], [0.3, 0.7, 1, 0.5, 0.6]]
+    """
+    blocks = {"pixels": slice(0, n_pixels), "labels": slice(n_pixels, n_visible), "hidden": slice(n_visible, None)}
+    out = {}
+    for name, block in blocks.items():
+        rows = []
+        for lo, hi in zip(MEAN_BINS[:-1], MEAN_BINS[1:]):
+            ref = reference[block]
+            inside = (ref >= lo) & ((ref < hi) if hi < 1.0 else (ref <= hi))
+            if inside.any():
+                rows.append([lo, hi, int(inside.sum()), round(float(spiking[block][inside].mean()), 6),
+                             round(float(ref[inside].mean()), 6)])
+        out[name] = rows
+    return out
+
+
+def trained_weights(checkpoint: Path, last_iterate: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The trained weights (W, b) of the FINISHED spiking run whose ``checkpoint.json`` is ``checkpoint``: its iterate
-    average under its own config. ValueError naming the file if the run has not finished."""
+    average under its own config (``last_iterate``: the weights of its last update instead). ValueError naming the
+    file if the run has not finished."""
     state = read_json(checkpoint)
     if "spiking_after" not in state:
         raise ValueError(f"{checkpoint}: not the checkpoint of a finished spiking run")
     config = config_from_dict(MnistTrainingConfig, state["config"])
     n_visible = config.n_pixels + N_LABELS
-    return CDState.from_dict(state["cd"]).trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
+    cd = CDState.from_dict(state["cd"])
+    if last_iterate:
+        return cd.W.copy(), cd.b.copy()
+    return cd.trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))
 
 
 def stage_diagnose(args) -> None:
@@ -568,8 +648,8 @@ def stage_diagnose(args) -> None:
         W, b, _, _, _ = pretrain_exact(base, data, val_x, val_y)
         weights_label = {"updates": args.diag_updates}
     else:
-        W, b = trained_weights(args.diag_weights)
-        weights_label = {"weights": str(args.diag_weights)}
+        W, b = trained_weights(args.diag_weights, args.diag_last_iterate)
+        weights_label = {"weights": str(args.diag_weights), **({"last_iterate": True} if args.diag_last_iterate else {})}
     W_vh, b_v, b_h = rbm_parts(W, b, n_visible)
     sig = lambda x: 0.5 * (1.0 + np.tanh(0.5 * x))  # noqa: E731
     rng = np.random.default_rng(derive_seed(DEV_SEED, 31))
@@ -608,6 +688,7 @@ def stage_diagnose(args) -> None:
         batch_rng = np.random.default_rng(derive_seed(DEV_SEED, 33))
         errors = {"spiking": [], "exact_estimator": [], "data_phase": [], "model_phase": []}
         g_s_sum, g_ref_sum, hidden_pairs, means, iteration_s, run_s = 0.0, 0.0, [], [], [], []
+        unit_means = np.zeros(W.shape[0])
         for i in range(args.diag_iterations):
             draw = np.random.Generator(np.random.PCG64())
             draw.bit_generator.state = batch_rng.bit_generator.state
@@ -632,6 +713,7 @@ def stage_diagnose(args) -> None:
             errors["model_phase"].append(np.linalg.norm(_vh(stats.model, n_visible) - _vh(ref, n_visible)) / norm)
             g_s_sum, g_ref_sum = g_s_sum + g_s, g_ref_sum + g_ref
             hidden_pairs.append((p_h.mean(axis=0), np.asarray(stats.data[0])[n_visible:]))
+            unit_means += np.asarray(stats.model[0]) / args.diag_iterations
             means.append((float(np.mean(stats.model[0][:base.n_pixels])), float(np.mean(stats.model[0][n_visible:])),
                           float(np.mean(stats.model[0][base.n_pixels:n_visible]))))
         sim.end()
@@ -655,6 +737,7 @@ def stage_diagnose(args) -> None:
                  "model_mean_pixels_hidden_labels_reference": [float(ref[0][:base.n_pixels].mean()),
                                                                float(ref[0][n_visible:].mean()),
                                                                float(ref[0][base.n_pixels:n_visible].mean())],
+                 "model_mean_by_reference_bin": _binned_means(unit_means, ref[0], base.n_pixels, n_visible),
                  "max_abs_weight": float(np.abs(W_vh).max()), "wall_s": time.perf_counter() - tic,
                  "simulated_ms_per_iteration": (timed.t_ms - args.diag_burn_in_ms) / args.diag_iterations,
                  "iteration_wall_s_median": float(np.median(iteration_s)),
@@ -1147,7 +1230,7 @@ def stage_report(args) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--stage", choices=("select", "exact", "spiking", "exact-readout", "exact-weights-spiking", "nest-timing", "evaluate-partial", "diagnose", "dev", "readout-window", "readout-test",
-                                            "report"), required=True)
+                                            "averaging", "report"), required=True)
     parser.add_argument("--dev-overrides", default="{}", help="dev: JSON config overrides of the spiking settings")
     parser.add_argument("--dev-updates", type=int, default=500, help="dev: updates before the run stops")
     parser.add_argument("--reuse-prepared", type=Path, default=None,
@@ -1181,11 +1264,13 @@ def main() -> int:
     parser.add_argument("--diag-variants", default='[{}]', help="diagnose: JSON list of config overrides")
     parser.add_argument("--diag-weights", type=Path, default=None,
                         help="diagnose: a finished spiking run's checkpoint.json whose trained weights to use")
+    parser.add_argument("--diag-last-iterate", action="store_true",
+                        help="diagnose: with --diag-weights, the run's last iterate instead of its iterate average")
     parser.add_argument("--diag-burn-in-ms", type=float, default=0.0,
                         help="diagnose: simulated time discarded before the first iteration (ms)")
     args = parser.parse_args()
-    if args.spiking_settings != "chosen" and args.stage not in ("spiking", "readout-test"):
-        parser.error("--spiking-settings applies to --stage spiking and readout-test only")
+    if args.spiking_settings != "chosen" and args.stage not in ("spiking", "readout-test", "averaging"):
+        parser.error("--spiking-settings applies to --stage spiking, readout-test and averaging only")
     if args.part is not None and args.stage != "readout-test":
         parser.error("--part applies to --stage readout-test only")
     try:
@@ -1197,7 +1282,7 @@ def main() -> int:
     {"select": stage_select, "exact": stage_exact, "spiking": stage_spiking, "exact-readout": stage_exact_readout,
      "exact-weights-spiking": stage_exact_weights_spiking, "nest-timing": stage_nest_timing,
      "evaluate-partial": stage_evaluate_partial, "diagnose": stage_diagnose, "dev": stage_dev,
-     "readout-window": stage_readout_window, "readout-test": stage_readout_test,
+     "readout-window": stage_readout_window, "readout-test": stage_readout_test, "averaging": stage_averaging,
      "report": stage_report}[args.stage](args)
     return 0
 
