@@ -995,7 +995,9 @@ def _selected_schedule(folder: Path, figure_folder: str = "selected_schedule", n
         return out
     b = block["baseline"]
     test_path = folder / "readout_window_test.json"
+    averaging_path = folder / "averaging.json"          # --stage averaging
     out.update({
+        "averaging": read_json(averaging_path) if averaging_path.is_file() else None,
         "exact_test_accuracy": b["baseline_test_accuracy"],
         "exact_test_free_energy_accuracy": b["baseline_free_energy_accuracy"],
         "exact_completion_errors": b["baseline_completion_errors"],
