@@ -1,7 +1,9 @@
 """Shared test set-up: a fresh calibration cache per test session (data sets shared), no GUI backend for
 matplotlib."""
 
+import importlib.util
 import os
+from pathlib import Path
 
 import matplotlib
 import pytest
@@ -28,3 +30,18 @@ def fresh_calibration_cache(tmp_path_factory):
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+
+
+@pytest.fixture
+def benchmark_script():
+    """Load a script of ``benchmarks/`` as a module: ``benchmark_script("spiking_rbm_data")`` (a fresh module per
+    call, so a test's monkeypatching stays in it)."""
+
+    def load(name: str):
+        path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+        spec = importlib.util.spec_from_file_location(f"{name}_under_test", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        return module
+
+    return load

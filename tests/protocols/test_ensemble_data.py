@@ -502,18 +502,12 @@ def test_cli_refuses_bad_mnist_ensemble_settings_before_running(args, needle, tm
     assert not (tmp_path / "o" / "results.json").exists()
 
 
-def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path, monkeypatch, capsys):
+def test_benchmark_keeps_an_interrupted_runs_checkpoint_and_resumes_it(tmp_path, monkeypatch, capsys, benchmark_script):
     """benchmarks/ensemble_data.py at a tiny size: a run killed after its first training segment keeps its
     checkpoint; a new invocation without --resume refuses to overwrite it; --resume continues it (the
     protocol continues from the checkpoint, not from scratch) to the end, writes the results and only then deletes
     the checkpoint. An earlier invocation's run of another task in the results file is kept with its keys."""
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "ensemble_data.py"
-    spec = importlib.util.spec_from_file_location("ensemble_data_benchmark", path)
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
+    bench = benchmark_script("ensemble_data")
     monkeypatch.setattr(bench, "ROOT", tmp_path)
     monkeypatch.setitem(bench.SIZES, "small", dict(
         n_networks=3, n_hidden=8, in_degree=10, train_iterations=4, batch_size=2, model_ms=60.0, n_test_images=6,

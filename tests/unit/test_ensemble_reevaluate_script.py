@@ -2,27 +2,25 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "ensemble_data_reevaluate.py"
+
+@pytest.fixture
+def script(benchmark_script):
+    return benchmark_script("ensemble_data_reevaluate")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("ensemble_data_reevaluate", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def seeds(benchmark_script):
+    return benchmark_script("ensemble_data_seeds")
 
 
-def test_replicas_put_copy_r_of_network_m_at_r_m_plus_m_and_leave_the_run_alone():
+def test_replicas_put_copy_r_of_network_m_at_r_m_plus_m_and_leave_the_run_alone(script):
     """Network m's block and biases reappear at position r M + m of copy r (the protocol reads block k of
     ``W_blocks`` and biases k n .. (k + 1) n for network k); a layout that interleaves copies or shares the
     input's lists fails."""
-    script = _script()
     n = 2
     run = {"config": {"n_networks": 3}, "trained_parameters": {
         mode: {"W_blocks": [[[m + 0.5]] for m in range(3)], "b": [float(10 * m + i) for m in range(3) for i in range(n)]}
@@ -43,26 +41,18 @@ def test_replicas_put_copy_r_of_network_m_at_r_m_plus_m_and_leave_the_run_alone(
     (["--results", "{results}", "--modes", "poisson,gibbs", "--output", "x"], "--modes"),
     (["--results", "{results}", "--replicas", "0", "--output", "x"], "--replicas must be >= 1"),
 ])
-def test_bad_arguments_are_refused_before_anything_runs(args, needle, tmp_path, capsys):
+def test_bad_arguments_are_refused_before_anything_runs(args, needle, tmp_path, capsys, script):
     results = tmp_path / "r.json"
     results.write_text(json.dumps({"runs": {"digits_depressing": {}}}))
     with pytest.raises(SystemExit) as exit_info:
-        _script().main([a.format(results=results) for a in args])
+        script.main([a.format(results=results) for a in args])
     assert exit_info.value.code == 2 and needle in capsys.readouterr().err
 
 
-def _seeds_script():
-    spec = importlib.util.spec_from_file_location("ensemble_data_seeds", SCRIPT.parent / "ensemble_data_seeds.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_seed_collection_averages_the_gap_and_refuses_runs_of_different_settings():
+def test_seed_collection_averages_the_gap_and_refuses_runs_of_different_settings(seeds):
     """benchmarks/ensemble_data_seeds.py: mean and standard error of the per-seed figures (numpy's by hand here),
     refusal of a run whose settings differ beyond the seed (e.g. a development run among test-set runs) or of a
     repeated seed."""
-    seeds = _seeds_script()
 
     def one(seed, gap, **config):
         return {"runs": {"digits_depressing": {
@@ -82,10 +72,9 @@ def test_seed_collection_averages_the_gap_and_refuses_runs_of_different_settings
         seeds.collect({"a": one(1, 3.5)}, run="digits_static")
 
 
-def test_seed_collection_takes_reevaluations_with_their_read_out_settings():
+def test_seed_collection_takes_reevaluations_with_their_read_out_settings(seeds):
     """A re-evaluation file counts as its run with the re-evaluation's read-out window (its own figures, not the
     run's); a re-evaluation is not mixed with a run at another window, nor accepted with only one mode re-scored."""
-    seeds = _seeds_script()
 
     def reevaluated(seed, gap, read_ms=800.0, modes=("poisson", "ensemble")):
         summary = {k: (gap if k == "accuracy_gap_points" else 0.6) for k in seeds.KEYS}

@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "benchmarks" / "spiking_rbm_data.py"
+
+@pytest.fixture
+def script(benchmark_script):
+    return benchmark_script("spiking_rbm_data")
 
 
-def _script():
-    spec = importlib.util.spec_from_file_location("spiking_rbm_data", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-def test_merged_parts_score_as_one_pass_over_the_images():
+def test_merged_parts_score_as_one_pass_over_the_images(script):
     """Three unequal slices (4, 3, 3 images) of per-image right/wrong marks: the merged accuracies equal the mean
     over all ten marks (an unweighted mean of the parts' figures, 0.583 here, fails), completion comes from part 0
     only, wall time adds up and the elapsed time is the longest part's."""
-    script = _script()
     correct = np.array([1, 1, 1, 0, 0, 0, 1, 1, 0, 1], dtype=float)
     energy = np.array([1, 0, 1, 1, 1, 1, 0, 1, 1, 1], dtype=float)
     edges = [0, 4, 7, 10]
@@ -39,8 +31,7 @@ def test_merged_parts_score_as_one_pass_over_the_images():
     assert [p["seed"] for p in merged["parts"]] == [100, 101, 102]
 
 
-def test_parts_that_miss_or_repeat_images_are_refused():
-    script = _script()
+def test_parts_that_miss_or_repeat_images_are_refused(script):
     part = {"images": 5, "seed": 1, "accuracy": 0.5, "free_energy_accuracy": 0.5, "wall_s": 1.0, "simulated_ms": 1.0,
             "completion_errors": {}}
     with pytest.raises(ValueError, match="do not cover"):
@@ -50,6 +41,6 @@ def test_parts_that_miss_or_repeat_images_are_refused():
 
 
 @pytest.mark.parametrize("text", ["2/2", "-1/2", "1", "a/b", "1/0"])
-def test_bad_part_is_refused_naming_the_option(text):
+def test_bad_part_is_refused_naming_the_option(text, script):
     with pytest.raises(ValueError, match="--part"):
-        _script().parse_part(text)
+        script.parse_part(text)
