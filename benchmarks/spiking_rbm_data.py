@@ -420,7 +420,8 @@ def stage_readout_test(args) -> None:
     completion; the reported evaluation seed) of both trained weight sets, ``--weights`` (both by default), in
     ``readout_window_test.json``. ``--window-file``: the choice made for another run folder (the candidate run
     reads the one made before it existed). ``--part K/N``: only the K-th of N contiguous slices of the test set
-    (completion in part 0; part K > 0 with seed ``derive_seed(seed, 15, K)``), in ``readout_window_test_partK.json``;
+    (completion in part 0; part K > 0 with seed ``derive_seed(seed, 15, K)``), in
+    ``readout_window_test_<weights>_part<K>of<N>.json``;
     the part that completes the set merges them (:func:`merge_parts`)."""
     config = reported_config(args.backend, **_settings(args),
                              **({} if args.iterations is None else {"iterations": args.iterations}))
