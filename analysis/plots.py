@@ -204,6 +204,42 @@ def plot_activation_function(e_l, p_on, fit, path: str | Path, p_min: float = 0.
     return _save(fig, path)
 
 
+def plot_activation_tails(e_l, p_on, p_err, fit, path: str | Path, title: str | None = None) -> Path:
+    """The activation function's tails on log axes: measured p_on (left) and 1 - p_on (right) against the leak
+    potential (mV), with error bars ``p_err`` (standard errors), beside the logistic ``fit`` (an ActivationFit).
+
+    Examples
+    --------
+    >>> from cortexsim.parameters import ActivationFit
+    >>> plot_activation_tails([-53.0, -47.0], [0.04, 0.99], [0.002, 0.001],
+    ...                       ActivationFit(-50.6, 0.82), "tails.png")          # doctest: +SKIP
+    """
+    e_l, p_on, p_err = (np.asarray(x, dtype=float) for x in (e_l, p_on, p_err))
+    if not e_l.shape == p_on.shape == p_err.shape or e_l.ndim != 1:
+        raise ValueError(f"e_l, p_on and p_err must be 1-D arrays of equal length, got {e_l.shape}, {p_on.shape}, "
+                         f"{p_err.shape}")
+    fig = _new_figure(9.0, 4.0)
+    grid = np.linspace(e_l.min() - 0.2, e_l.max() + 0.2, 400)
+    for k, (name, measured, model, side) in enumerate((
+            ("p_on", p_on, fit.p_on(grid), e_l < fit.v_p05),
+            ("1 - p_on", 1.0 - p_on, 1.0 - fit.p_on(grid), e_l > fit.v_p05))):
+        ax = fig.add_subplot(1, 2, k + 1)
+        shown = side & (measured > 0)
+        ax.errorbar(e_l[shown], measured[shown], yerr=p_err[shown], fmt="o", color="C0", markersize=4,
+                    label="measured (LIF, standard error)")
+        near = (grid < fit.v_p05) if k == 0 else (grid > fit.v_p05)
+        ax.plot(grid[near], model[near], "-", color="C1",
+                label=f"logistic fit: v_p05 = {fit.v_p05:.2f} mV, alpha = {fit.alpha:.3f} mV")
+        ax.set_yscale("log")
+        ax.set_xlabel("leak potential E_l (mV)")
+        ax.set_ylabel(name)
+        ax.grid(True, alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    if title:
+        fig.suptitle(title, fontsize=9)
+    return _save(fig, path)
+
+
 def plot_learning_curve(iterations, values: Mapping[str, np.ndarray], path: str | Path, ylabel: str,
                         logy: bool = False, title: str | None = None, xlabel: str = "iteration",
                         ylim: tuple[float, float] | None = None) -> Path:

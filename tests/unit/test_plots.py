@@ -9,6 +9,7 @@ import quantities as pq
 
 from cortexsim.analysis.plots import (
     plot_activation_function,
+    plot_activation_tails,
     plot_distributions,
     plot_dkl_over_time,
     plot_learning_curve,
@@ -56,6 +57,18 @@ def test_plot_activation_function(tmp_path):
     fit = ActivationFit(v_p05=-50.6, alpha=0.8)
     e_l = np.linspace(-55, -46, 30)
     assert_png(plot_activation_function(e_l, fit.p_on(e_l), fit, tmp_path / "act.png"))
+
+
+def test_plot_activation_tails(tmp_path):
+    """Both tails on log axes, points at p_on 0 or 1 (no spike / never off) left out of their panel, and a length
+    mismatch refused."""
+    fit = ActivationFit(v_p05=-50.6, alpha=0.8)
+    e_l = np.linspace(-55, -46, 12)
+    p_on = fit.p_on(e_l) ** 1.5
+    p_on[0], p_on[-1] = 0.0, 1.0
+    assert_png(plot_activation_tails(e_l, p_on, np.full(12, 1e-3), fit, tmp_path / "tails.png", title="t"))
+    with pytest.raises(ValueError, match="equal length"):
+        plot_activation_tails(e_l, p_on[:-1], np.full(12, 1e-3), fit, tmp_path / "bad.png")
 
 
 def test_plot_learning_curve(tmp_path):
