@@ -261,13 +261,12 @@ def _reported_weights(args, config: MnistTrainingConfig, names=("spiking_weights
         raise ValueError(f"--weights: unknown weight sets {sorted(unknown)} (allowed: spiking_weights, "
                          "spiking_last_iterate, exact_weights)")
     n_visible = config.n_pixels + N_LABELS
-    state = read_json(args.out / args.backend / "checkpoint.json")
-    if state["config"] != config_to_dict(config) or "spiking_after" not in state:
-        raise ValueError(f"{args.out / args.backend}: not a finished run of the reported settings")
-    cd = CDState.from_dict(state["cd"])
-    out = {"spiking_weights": cd.trained(config.cd_settings(), bipartite_mask(n_visible, config.n_hidden))}
+    checkpoint = args.out / args.backend / "checkpoint.json"
+    if read_json(checkpoint)["config"] != config_to_dict(config):
+        raise ValueError(f"{args.out / args.backend}: not a run of the reported settings")
+    out = {"spiking_weights": trained_weights(checkpoint)}          # refuses a run that has not finished
     if "spiking_last_iterate" in names:
-        out["spiking_last_iterate"] = (cd.W.copy(), cd.b.copy())
+        out["spiking_last_iterate"] = trained_weights(checkpoint, last_iterate=True)
     if "exact_weights" not in names:
         return {name: out[name] for name in names}
     cache = args.out / f"exact_{config.iterations}_weights.npz"
